@@ -1,0 +1,35 @@
+import type { ConversationId } from '../../src/conversation/id.js';
+import type { RuntimeToWorker, WorkerToRuntime } from '../../src/protocol/agent.js';
+import type { LineResult } from '../../src/protocol/lines.js';
+
+export interface SandboxInfo {
+  conversation: ConversationId;
+  containerId: string;
+  name: string;
+  /** Docker's state: created, running, exited, … */
+  state: string;
+  createdAt: string;
+}
+
+/** An attached protocol stream to one sandbox's agent runtime. */
+export interface SandboxSession {
+  readonly conversation: ConversationId;
+  send(message: WorkerToRuntime): void;
+  /** Every parsed line, or a protocol error (bad JSON, wrong shape, over the line cap). */
+  onMessage(listener: (result: LineResult<RuntimeToWorker>) => void): () => void;
+  /** The stream ended (container stopped, engine gone). */
+  onClose(listener: (reason: string) => void): () => void;
+  /** Detaches; the container keeps running. */
+  close(): Promise<void>;
+}
+
+/** Keeps one container per conversation on one container engine. */
+export interface SandboxDriver {
+  /** Creates (first message) or starts (after idle stop) the conversation's sandbox, then attaches. */
+  open(conversation: ConversationId): Promise<SandboxSession>;
+  list(): Promise<SandboxInfo[]>;
+  /** Stops the container; its volumes stay. False when there is none. */
+  stop(conversation: ConversationId): Promise<boolean>;
+  /** Removes the container, and with `wipe` its /workspace and /session volumes. */
+  remove(conversation: ConversationId, options?: { wipe?: boolean }): Promise<boolean>;
+}

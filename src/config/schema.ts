@@ -1,0 +1,83 @@
+import { z } from 'zod';
+
+/**
+ * Every setting sandbot reads, from the environment (and `.env`). This schema is the single source of
+ * truth: `.env.example` and the README's config table are checked against it by a test.
+ */
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const optionalSecret = z
+  .string()
+  .optional()
+  .transform((v) => (v === '' ? undefined : v));
+
+export const ConfigSchema = z.object({
+  SANDBOT_INSTANCE: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]{0,30}$/, 'lowercase letters, digits and "-", up to 31 characters')
+    .default('sandbot')
+    .describe('Name of this deployment: prefixes Redis keys, container names and labels.'),
+  SANDBOT_REDIS_URL: z
+    .string()
+    .url()
+    .default('redis://127.0.0.1:6379')
+    .describe('Redis server (queues, leases).'),
+  DOCKER_HOST: z
+    .string()
+    .optional()
+    .describe('Container engine endpoint (unix:///path or tcp://host:port); default: the local socket.'),
+  SANDBOX_IMAGE: z.string().min(1).default('sandbot-sandbox:latest').describe('Image each sandbox runs.'),
+  SANDBOX_RUNTIME: z
+    .string()
+    .optional()
+    .describe('OCI runtime registered with the engine (e.g. runsc); default: the engine default (runc).'),
+  SANDBOX_MEMORY_MB: int(32, 65_536).default(512).describe('Memory limit per sandbox, MiB.'),
+  SANDBOX_CPUS: z.coerce.number().min(0.05).max(64).default(1).describe('CPU limit per sandbox, in cores.'),
+  SANDBOX_PIDS: int(16, 65_536).default(256).describe('Process limit per sandbox.'),
+  SANDBOX_TMP_MB: int(1, 4096).default(64).describe('Size of the tmpfs mounted at /tmp, MiB.'),
+  SANDBOX_IDLE_SECONDS: int(10, 604_800)
+    .default(600)
+    .describe('Stop a sandbox after this long without a turn.'),
+  SANDBOX_TOOL_TIMEOUT_SECONDS: int(1, 3600).default(60).describe('Time limit of one tool call.'),
+  SANDBOX_TOOL_OUTPUT_BYTES: int(256, 1_048_576).default(16_384).describe('Output kept from one tool call.'),
+  SANDBOX_TURN_TIMEOUT_SECONDS: int(5, 86_400).default(600).describe('Wall time of one turn.'),
+  SANDBOT_PROTOCOL_MAX_LINE_BYTES: int(1024, 16_777_216)
+    .default(1_048_576)
+    .describe('Longest protocol line accepted from a sandbox.'),
+  OLLAMA_HOST: z
+    .string()
+    .url()
+    .default('http://127.0.0.1:11434')
+    .describe('Ollama server the model broker calls.'),
+  SANDBOT_MODEL: z.string().min(1).default('qwen2.5:7b').describe('Model used for every conversation.'),
+  SANDBOT_MODEL_TIMEOUT_SECONDS: int(1, 3600).default(120).describe('Time limit of one model request.'),
+  SANDBOT_MAX_MODEL_CALLS_PER_TURN: int(1, 1000).default(24).describe('Model requests allowed in one turn.'),
+  SANDBOT_WORKER_CONCURRENCY: int(1, 1000).default(4).describe('Conversations one worker runs at once.'),
+  SANDBOT_TURN_LEASE_SECONDS: int(2, 600)
+    .default(30)
+    .describe('A dead worker’s turn is taken over after this long without a lease renewal.'),
+  SANDBOT_MAX_MESSAGE_CHARS: int(1, 100_000).default(8000).describe('Longest message text accepted.'),
+  SANDBOT_HTTP_HOST: z
+    .string()
+    .min(1)
+    .default('127.0.0.1')
+    .describe('Address the gateway’s HTTP server binds.'),
+  SANDBOT_HTTP_PORT: int(0, 65_535)
+    .default(8787)
+    .describe('Port of the gateway’s HTTP server (web chat, API, health).'),
+  SANDBOT_API_TOKEN: optionalSecret.describe(
+    'When set, the web API requires "Authorization: Bearer <token>".',
+  ),
+  SANDBOT_WEB_CHAT: z
+    .enum(['auto', 'on', 'off'])
+    .default('auto')
+    .describe('Serve the web chat and API: auto = only when no Slack or Discord token is set.'),
+  SLACK_BOT_TOKEN: optionalSecret.describe('Slack bot token (xoxb-…); enables the Slack adapter.'),
+  DISCORD_TOKEN: optionalSecret.describe('Discord bot token; enables the Discord adapter.'),
+  SANDBOT_LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .default('info')
+    .describe('Log level.'),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+export const SETTING_NAMES = Object.keys(ConfigSchema.shape) as (keyof Config)[];

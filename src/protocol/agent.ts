@@ -1,0 +1,103 @@
+import { z } from 'zod';
+
+/**
+ * The JSON-lines protocol between the worker and the agent runtime inside a sandbox, one JSON object
+ * per line over the container's stdin/stdout. Both sides parse every line with these schemas.
+ * The worker treats everything the runtime says as untrusted: what the user reads comes from the model
+ * responses the worker brokered itself, never from a runtime `reply`.
+ */
+
+export const ToolCall = z.object({
+  function: z.object({ name: z.string().max(128), arguments: z.record(z.string(), z.unknown()) }),
+});
+export type ToolCall = z.infer<typeof ToolCall>;
+
+export const ChatMessage = z.object({
+  role: z.enum(['system', 'user', 'assistant', 'tool']),
+  content: z.string(),
+  tool_calls: z.array(ToolCall).optional(),
+  tool_name: z.string().max(128).optional(),
+});
+export type ChatMessage = z.infer<typeof ChatMessage>;
+
+const turnId = z.string().min(1).max(300);
+
+// worker → runtime
+export const TurnStart = z.object({
+  type: z.literal('turn'),
+  turnId,
+  messages: z.array(z.object({ user: z.string().max(256), text: z.string() })).min(1),
+  limits: z.object({
+    toolTimeoutMs: z.number().int().positive(),
+    toolOutputBytes: z.number().int().positive(),
+  }),
+});
+export const ModelResponse = z.object({
+  type: z.literal('model_response'),
+  turnId,
+  requestId: z.string().max(64),
+  message: ChatMessage,
+});
+export const ModelError = z.object({
+  type: z.literal('model_error'),
+  turnId,
+  requestId: z.string().max(64),
+  message: z.string(),
+});
+export const Cancel = z.object({ type: z.literal('cancel'), turnId });
+/** Asks the runtime to answer `ready`: a liveness check after (re)attaching. */
+export const Hello = z.object({ type: z.literal('hello') });
+
+export const WorkerToRuntime = z.discriminatedUnion('type', [
+  TurnStart,
+  ModelResponse,
+  ModelError,
+  Cancel,
+  Hello,
+]);
+export type WorkerToRuntime = z.infer<typeof WorkerToRuntime>;
+
+// runtime → worker
+export const Ready = z.object({ type: z.literal('ready'), version: z.string().max(64) });
+export const ModelRequest = z.object({
+  type: z.literal('model_request'),
+  turnId,
+  requestId: z.string().min(1).max(64),
+  messages: z.array(ChatMessage).max(2000),
+});
+export const ToolStarted = z.object({
+  type: z.literal('tool_started'),
+  turnId,
+  callId: z.string().max(64),
+  name: z.string().max(128),
+  args: z.record(z.string(), z.unknown()),
+});
+export const ToolFinished = z.object({
+  type: z.literal('tool_finished'),
+  turnId,
+  callId: z.string().max(64),
+  name: z.string().max(128),
+  ok: z.boolean(),
+  output: z.string(),
+  truncated: z.boolean(),
+});
+export const Progress = z.object({ type: z.literal('progress'), turnId, text: z.string().max(2000) });
+export const Reply = z.object({ type: z.literal('reply'), turnId, text: z.string() });
+export const TurnDone = z.object({ type: z.literal('turn_done'), turnId });
+export const RuntimeError = z.object({
+  type: z.literal('error'),
+  turnId: turnId.optional(),
+  message: z.string().max(4000),
+});
+
+export const RuntimeToWorker = z.discriminatedUnion('type', [
+  Ready,
+  ModelRequest,
+  ToolStarted,
+  ToolFinished,
+  Progress,
+  Reply,
+  TurnDone,
+  RuntimeError,
+]);
+export type RuntimeToWorker = z.infer<typeof RuntimeToWorker>;

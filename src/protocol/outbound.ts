@@ -1,0 +1,20 @@
+import { z } from 'zod';
+import { ConversationId } from '../conversation/id.js';
+import { ReplyRoute } from './inbound.js';
+
+const base = {
+  /** Idempotency key: a retried turn emits the same ids, and delivery skips ids already delivered. */
+  id: z.string().min(1).max(300),
+  conversation: ConversationId,
+  platform: z.enum(['web', 'slack', 'discord']),
+  route: ReplyRoute.default({}),
+  turnId: z.string().max(300).optional(),
+};
+
+/** What the worker sends back to the user, through the gateway's adapter for the platform. */
+export const OutboundEvent = z.discriminatedUnion('type', [
+  z.object({ ...base, type: z.literal('progress'), text: z.string() }),
+  z.object({ ...base, type: z.literal('reply'), text: z.string() }),
+  z.object({ ...base, type: z.literal('error'), message: z.string() }),
+]);
+export type OutboundEvent = z.infer<typeof OutboundEvent>;
