@@ -33,5 +33,10 @@ export function platformOf(id: ConversationId): 'web' | 'slack' | 'discord' {
 
 /** Short stable key for names that cannot hold the raw id (container, volume, Redis keys). */
 export function conversationKey(id: ConversationId): string {
-  return createHash('sha256').update(id).digest('hex').slice(0, 20);
+  return shortHash(id);
+}
+
+/** 80 bits of sha256, hex: collision-free in practice for names and keys. */
+export function shortHash(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 20);
 }

@@ -1,0 +1,76 @@
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { ConversationId, shortHash } from '../conversation/id.js';
+import { InboundMessage } from '../protocol/inbound.js';
+import type { ConversationStore } from './conversation-store.js';
+import { bullPrefix, INBOUND_QUEUE } from './keys.js';
+
+/**
+ * A job on the inbound queue says "this conversation has work"; the worker takes the messages from the
+ * conversation's store in order. `kick` is the recovery sweep's re-announcement.
+ */
+export const InboundJob = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('message'),
+    conversation: ConversationId,
+    seq: z.number().int(),
+    message: InboundMessage,
+  }),
+  z.object({ kind: z.literal('kick'), conversation: ConversationId }),
+]);
+export type InboundJob = z.infer<typeof InboundJob>;
+
+export type SubmitResult = { status: 'queued'; seq: number } | { status: 'duplicate' };
+
+/**
+ * The gateway's side of the inbound queue. A message is first recorded in its conversation's ordered
+ * store (atomically, with its sequence number), then announced with a job; a lost announcement is
+ * recovered by the workers' sweep, so an accepted message is never lost.
+ */
+export class InboundQueue {
+  readonly queue: Queue<InboundJob>;
+
+  constructor(
+    connection: Redis,
+    private readonly store: ConversationStore,
+    instance: string,
+  ) {
+    this.queue = new Queue<InboundJob>(INBOUND_QUEUE, { connection, prefix: bullPrefix(instance) });
+  }
+
+  async submit(input: InboundMessage): Promise<SubmitResult> {
+    const message = InboundMessage.parse(input);
+    const seq = await this.store.submit(message);
+    if (seq === null) return { status: 'duplicate' };
+    await this.queue.add(
+      'message',
+      { kind: 'message', conversation: message.conversation, seq, message },
+      {
+        jobId: `m-${shortHash(`${message.conversation}\n${message.id}`)}`,
+        removeOnComplete: { age: 3600, count: 10_000 },
+        removeOnFail: { age: 7 * 86_400 },
+        attempts: 5,
+        backoff: { type: 'exponential', delay: 500 },
+      },
+    );
+    return { status: 'queued', seq };
+  }
+
+  /** Re-announces a conversation whose worker died (the sweep); de-duplicated per period. */
+  async kick(conversation: ConversationId, period: number): Promise<void> {
+    await this.queue.add(
+      'kick',
+      { kind: 'kick', conversation },
+      {
+        jobId: `k-${shortHash(conversation)}-${period}`,
+        removeOnComplete: true,
+        removeOnFail: { age: 86_400 },
+      },
+    );
+  }
+
+  close(): Promise<void> {
+    return this.queue.close();
+  }
+}

@@ -1,0 +1,24 @@
+import { Redis } from 'ioredis';
+
+/**
+ * One ioredis connection. `maxRetriesPerRequest: null` is what BullMQ workers require, and it also
+ * makes every other command wait for a reconnect instead of failing, so a Redis restart is ridden out.
+ */
+export function createRedis(url: string, name: string): Redis {
+  return new Redis(url, {
+    maxRetriesPerRequest: null,
+    connectionName: name,
+    enableReadyCheck: true,
+    retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+  });
+}
+
+/** For request paths that must answer quickly (HTTP submit, health): fail fast instead of waiting. */
+export function createFailFastRedis(url: string, name: string): Redis {
+  return new Redis(url, {
+    maxRetriesPerRequest: 1,
+    connectionName: name,
+    enableOfflineQueue: false,
+    retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+  });
+}

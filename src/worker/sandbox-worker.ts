@@ -1,0 +1,141 @@
+import { randomUUID } from 'node:crypto';
+import { type Job, UnrecoverableError, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { SandboxDriver } from '../../sandbox/driver/types.js';
+import type { ConversationId } from '../conversation/id.js';
+import type { ConversationStore } from '../queue/conversation-store.js';
+import type { InboundQueue } from '../queue/inbound-queue.js';
+import { InboundJob } from '../queue/inbound-queue.js';
+import { bullPrefix, INBOUND_QUEUE, instanceKeys } from '../queue/keys.js';
+import { runTurn, type TurnRunnerDeps } from './turn-runner.js';
+
+export interface SandboxWorkerDeps extends TurnRunnerDeps {
+  connection: Redis;
+  store: ConversationStore;
+  inbound: InboundQueue;
+  driver: SandboxDriver;
+}
+
+/** Messages folded into one turn at most; the rest go to the next turn. */
+const MAX_BATCH = 50;
+
+/**
+ * Consumes the inbound queue. A job only says "this conversation has work": the worker that wins the
+ * conversation's lease runs its turns in order until nothing is pending, renewing the lease as it goes.
+ * A worker that dies stops renewing; the sweep re-announces the conversation and another worker reruns
+ * the unfinished turn under the same turn id.
+ */
+export class SandboxWorker {
+  readonly id = `w-${randomUUID().slice(0, 8)}`;
+  private worker?: Worker;
+  private timers: NodeJS.Timeout[] = [];
+  private readonly leaseMs: number;
+
+  constructor(
+    private readonly deps: SandboxWorkerDeps,
+    private readonly options: {
+      instance: string;
+      concurrency: number;
+      leaseSeconds: number;
+      idleSeconds: number;
+    },
+  ) {
+    this.leaseMs = options.leaseSeconds * 1000;
+  }
+
+  start(): void {
+    this.worker = new Worker(INBOUND_QUEUE, (job) => this.process(job), {
+      connection: this.deps.connection,
+      prefix: bullPrefix(this.options.instance),
+      concurrency: this.options.concurrency,
+    });
+    this.worker.on('failed', (job, error) =>
+      this.deps.logger.error({ jobId: job?.id, err: error }, 'inbound job failed'),
+    );
+    this.worker.on('error', (error) => this.deps.logger.warn({ err: error }, 'inbound worker error'));
+    this.every(Math.max(this.leaseMs, 2000), () => this.sweep());
+    this.every(Math.min(30_000, this.options.idleSeconds * 500), () => this.stopIdleSandboxes());
+  }
+
+  private every(ms: number, task: () => Promise<void>): void {
+    const timer = setInterval(() => {
+      task().catch((error) => this.deps.logger.warn({ err: error }, 'periodic task failed'));
+    }, ms);
+    timer.unref();
+    this.timers.push(timer);
+  }
+
+  async process(job: Job): Promise<string> {
+    const parsed = InboundJob.safeParse(job.data);
+    if (!parsed.success) {
+      throw new UnrecoverableError(`inbound job ${job.id} is malformed: ${parsed.error.issues[0]?.message}`);
+    }
+    const conversation = parsed.data.conversation;
+    const token = `${this.id}:${randomUUID()}`;
+    if (!(await this.deps.store.acquire(conversation, token, this.leaseMs))) {
+      // The holder drains everything pending before it lets go (see RELEASE), including this message.
+      return 'held elsewhere';
+    }
+    const abandon = new AbortController();
+    const renewal = setInterval(() => {
+      this.deps.store
+        .renew(conversation, token, this.leaseMs)
+        .then((held) => held || abandon.abort())
+        .catch((error) => this.deps.logger.warn({ err: error, conversation }, 'lease renewal failed'));
+    }, this.leaseMs / 3);
+    try {
+      return await this.drain(conversation, token, abandon.signal);
+    } finally {
+      clearInterval(renewal);
+    }
+  }
+
+  private async drain(conversation: ConversationId, token: string, abandon: AbortSignal): Promise<string> {
+    let turns = 0;
+    for (;;) {
+      if (abandon.aborted) return `lease lost after ${turns} turns`;
+      const turn = await this.deps.store.nextTurn(conversation, token, MAX_BATCH);
+      if (!turn) {
+        const released = await this.deps.store.release(conversation, token);
+        if (released === 'more') continue;
+        return `${turns} turns`;
+      }
+      const outcome = await runTurn(this.deps, turn, abandon);
+      if (outcome === 'abandoned') return `lease lost during ${turn.turnId}`;
+      await this.deps.store.complete(turn, token);
+      await this.deps.connection.zadd(instanceKeys(this.options.instance).lastUsed, Date.now(), conversation);
+      turns += 1;
+    }
+  }
+
+  /** Re-announces conversations with work but no live holder (a dead worker, a lost announcement). */
+  async sweep(): Promise<void> {
+    const period = Math.floor(Date.now() / this.leaseMs);
+    for (const conversation of await this.deps.store.activeConversations()) {
+      if (await this.deps.store.leaseHolder(conversation)) continue;
+      await this.deps.inbound.kick(conversation, period);
+    }
+  }
+
+  /** Stops sandboxes unused for the idle timeout; they start again on the next message. */
+  async stopIdleSandboxes(): Promise<void> {
+    const key = instanceKeys(this.options.instance).lastUsed;
+    const cutoff = Date.now() - this.options.idleSeconds * 1000;
+    for (const sandbox of await this.deps.driver.list()) {
+      if (sandbox.state !== 'running') continue;
+      const score = await this.deps.connection.zscore(key, sandbox.conversation);
+      if (score === null) {
+        await this.deps.connection.zadd(key, Date.now(), sandbox.conversation);
+        continue;
+      }
+      if (Number(score) > cutoff || (await this.deps.store.leaseHolder(sandbox.conversation))) continue;
+      await this.deps.driver.stop(sandbox.conversation);
+      this.deps.logger.info({ conversation: sandbox.conversation }, 'idle sandbox stopped');
+    }
+  }
+
+  async stop(): Promise<void> {
+    for (const timer of this.timers) clearInterval(timer);
+    await this.worker?.close();
+  }
+}
