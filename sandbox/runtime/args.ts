@@ -1,0 +1,47 @@
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+
+const RuntimeArgs = z.object({
+  workspace: z.string().min(1).default('/workspace'),
+  session: z.string().min(1).default('/session'),
+  maxLineBytes: z.coerce
+    .number()
+    .int()
+    .min(1024, '--max-line-bytes must be at least 1024')
+    .max(64 * 1024 * 1024, '--max-line-bytes must be at most 64 MiB')
+    .default(1024 * 1024),
+});
+export type RuntimeArgs = z.infer<typeof RuntimeArgs>;
+
+/** Parses the runtime's command line; throws an Error whose message says what to fix. */
+export function parseRuntimeArgs(argv: readonly string[]): RuntimeArgs {
+  let values: Record<string, string | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: {
+        workspace: { type: 'string' },
+        session: { type: 'string' },
+        'max-line-bytes': { type: 'string' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new Error(
+      `${(err as Error).message}. Usage: main.js [--workspace DIR] [--session DIR] [--max-line-bytes N]`,
+    );
+  }
+  const parsed = RuntimeArgs.safeParse({
+    workspace: values.workspace,
+    session: values.session,
+    maxLineBytes: values['max-line-bytes'],
+  });
+  if (!parsed.success) throw new Error(parsed.error.issues.map((i) => i.message).join('; '));
+  return {
+    ...parsed.data,
+    workspace: path.resolve(parsed.data.workspace),
+    session: path.resolve(parsed.data.session),
+  };
+}

@@ -1,0 +1,55 @@
+import { WorkerToRuntime } from '../../src/protocol/agent.js';
+import { encodeLine, LineDecoder } from '../../src/protocol/lines.js';
+import { parseRuntimeArgs } from './args.js';
+import { Runtime } from './runtime.js';
+import { findShell } from './tools/bash.js';
+
+/**
+ * The agent runtime's entry point inside a sandbox: JSON lines from the worker on stdin, JSON lines to
+ * it on stdout. Only protocol lines go to stdout; diagnostics go to stderr.
+ */
+function main(): void {
+  let args: ReturnType<typeof parseRuntimeArgs>;
+  try {
+    args = parseRuntimeArgs(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`sandbot runtime: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+
+  // The worker going away (EPIPE) leaves nobody to talk to.
+  process.stdout.on('error', () => process.exit(0));
+  const runtime = new Runtime({
+    workspace: args.workspace,
+    session: args.session,
+    maxLineBytes: args.maxLineBytes,
+    shell: findShell(),
+    write: (message) => process.stdout.write(encodeLine(message)),
+  });
+  const decoder = new LineDecoder(WorkerToRuntime, args.maxLineBytes);
+
+  process.stdin.setEncoding('utf8');
+  process.stdin.on('data', (chunk: string) => {
+    for (const result of decoder.push(chunk)) {
+      try {
+        runtime.receive(result);
+      } catch (err) {
+        process.stderr.write(`sandbot runtime: unexpected error: ${(err as Error).stack ?? err}\n`);
+      }
+    }
+  });
+  process.stdin.on('end', () => {
+    void runtime.shutdown().finally(() => {
+      process.exitCode = 0;
+      // Normally nothing is left and the process ends by itself; this only guards against a straggler.
+      setTimeout(() => process.exit(0), 2000).unref();
+    });
+  });
+  // A stopping container: take the running tool's process group down too (it is detached from ours).
+  process.on('SIGTERM', () => {
+    void runtime.shutdown().finally(() => process.exit(0));
+  });
+  runtime.start();
+}
+
+main();

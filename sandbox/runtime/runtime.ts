@@ -1,0 +1,187 @@
+import type { z } from 'zod';
+import {
+  type ChatMessage,
+  type ModelError,
+  type ModelResponse,
+  RuntimeToWorker,
+  type TurnStart,
+  type WorkerToRuntime,
+} from '../../src/protocol/agent.js';
+import type { LineResult } from '../../src/protocol/lines.js';
+import { type ModelAnswer, runTurn, type TurnLimits } from './agent-turn.js';
+
+export const RUNTIME_VERSION = 'sandbot-runtime/0.1.0';
+
+export interface RuntimeOptions {
+  workspace: string;
+  session: string;
+  /** The longest protocol line; outgoing lines are kept well below it too. */
+  maxLineBytes: number;
+  /** Writes one message as a line to the worker. */
+  write(message: RuntimeToWorker): void;
+  shell?: { file: string; args: string[] };
+}
+
+interface ActiveTurn {
+  turnId: string;
+  controller: AbortController;
+  done: Promise<void>;
+}
+
+/** What one runtime keeps apart from the turn it runs: bounds derived from the line size. */
+export function turnLimitsFor(maxLineBytes: number): TurnLimits {
+  const requestBytes = Math.floor(maxLineBytes * 0.75);
+  return {
+    request: { maxMessages: 400, maxBytes: requestBytes },
+    stored: { maxMessages: 2000, maxBytes: Math.max(8 * 1024 * 1024, 4 * requestBytes) },
+    messageBytes: Math.max(1024, Math.floor(maxLineBytes / 8)),
+    toolOutputBytes: Math.max(256, Math.floor(maxLineBytes / 4)),
+  };
+}
+
+/**
+ * The agent runtime's protocol side: takes the worker's messages, runs at most one turn at a time,
+ * and routes model answers to the turn waiting for them. Nothing the worker sends can make it throw.
+ */
+export class Runtime {
+  private active: ActiveTurn | undefined;
+  private readonly waiting = new Map<string, { turnId: string; settle: (answer: ModelAnswer) => void }>();
+  private readonly limits: TurnLimits;
+
+  constructor(private readonly options: RuntimeOptions) {
+    this.limits = turnLimitsFor(options.maxLineBytes);
+  }
+
+  start(): void {
+    this.emit({ type: 'ready', version: RUNTIME_VERSION });
+  }
+
+  receive(result: LineResult<WorkerToRuntime>): void {
+    if (!result.ok) {
+      const where = result.line === undefined ? '' : ` (line began: ${result.line})`;
+      this.protocolError(`${result.error}${where}; the line was ignored`);
+      return;
+    }
+    const message = result.value;
+    switch (message.type) {
+      case 'hello':
+        this.emit({ type: 'ready', version: RUNTIME_VERSION });
+        return;
+      case 'turn':
+        this.startTurn(message);
+        return;
+      case 'cancel':
+        if (this.active?.turnId === message.turnId) this.cancelActive();
+        else this.protocolError(`cancel for turn ${message.turnId} ignored: that turn is not running`);
+        return;
+      case 'model_response':
+      case 'model_error':
+        this.answer(message);
+        return;
+    }
+  }
+
+  /** Stops the running turn, if any, and waits until its tool processes are gone. */
+  async shutdown(): Promise<void> {
+    const active = this.active;
+    if (!active) return;
+    active.controller.abort();
+    await active.done;
+  }
+
+  private startTurn(turn: z.infer<typeof TurnStart>): void {
+    // One turn at a time: a new turn replaces the running one, which ends unsaved.
+    if (this.active) this.cancelActive();
+    const controller = new AbortController();
+    const { turnId } = turn;
+    const send = (message: RuntimeToWorker) => {
+      if (!controller.signal.aborted) this.emit(message);
+    };
+    const done = runTurn({
+      turn,
+      signal: controller.signal,
+      workspace: this.options.workspace,
+      session: this.options.session,
+      limits: this.limits,
+      shell: this.options.shell,
+      send,
+      askModel: (requestId, messages) => this.askModel(turnId, requestId, messages, controller.signal),
+    })
+      .catch((err: unknown) => {
+        send({ type: 'error', turnId, message: `the agent runtime failed: ${String(err)}`.slice(0, 4000) });
+        send({ type: 'turn_done', turnId });
+      })
+      .finally(() => {
+        if (this.active?.controller === controller) this.active = undefined;
+      });
+    this.active = { turnId, controller, done };
+  }
+
+  private cancelActive(): void {
+    const active = this.active;
+    if (!active) return;
+    this.active = undefined;
+    active.controller.abort();
+    this.emit({ type: 'turn_done', turnId: active.turnId });
+  }
+
+  private askModel(
+    turnId: string,
+    requestId: string,
+    messages: ChatMessage[],
+    signal: AbortSignal,
+  ): Promise<ModelAnswer> {
+    return new Promise((resolve) => {
+      if (signal.aborted) return resolve({ kind: 'aborted' });
+      const onAbort = () => {
+        this.waiting.delete(requestId);
+        resolve({ kind: 'aborted' });
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.waiting.set(requestId, {
+        turnId,
+        settle: (answer) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(answer);
+        },
+      });
+      this.emit({ type: 'model_request', turnId, requestId, messages });
+    });
+  }
+
+  private answer(message: z.infer<typeof ModelResponse> | z.infer<typeof ModelError>): void {
+    const waiter = this.waiting.get(message.requestId);
+    if (!waiter || waiter.turnId !== message.turnId) {
+      this.protocolError(
+        `${message.type} for request ${message.requestId} of turn ${message.turnId} ignored: no such request is waiting`,
+      );
+      return;
+    }
+    this.waiting.delete(message.requestId);
+    waiter.settle(
+      message.type === 'model_response'
+        ? { kind: 'response', message: message.message }
+        : { kind: 'error', message: message.message },
+    );
+  }
+
+  /** An error about the protocol itself, not about a turn (so it carries no turnId). */
+  private protocolError(text: string): void {
+    this.emit({ type: 'error', message: text.slice(0, 4000) });
+  }
+
+  /** Every line is checked against the protocol before it leaves, so a bug cannot emit garbage. */
+  private emit(message: RuntimeToWorker): void {
+    const checked = RuntimeToWorker.safeParse(message);
+    if (checked.success) {
+      this.options.write(checked.data);
+      return;
+    }
+    const issue = checked.error.issues[0];
+    const what = issue ? `${issue.path.join('.')}: ${issue.message}` : 'invalid';
+    this.options.write({
+      type: 'error',
+      message: `runtime bug: a ${message.type} line was invalid (${what})`,
+    });
+  }
+}

@@ -1,0 +1,115 @@
+import { spawn } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import path from 'node:path';
+import { OutputCap } from '../output-cap.js';
+import type { ToolContext, ToolResult } from './types.js';
+
+/** How long to wait for the pipes to close once the shell is gone before giving up on them. */
+const PIPE_GRACE_MS = 500;
+/** Room kept in the output budget for the status line. */
+const STATUS_RESERVE = 100;
+
+/** The shell to run commands with: bash when installed, otherwise sh (e.g. a busybox image). */
+export function findShell(searchPath = process.env.PATH ?? '/usr/bin:/bin'): {
+  file: string;
+  args: string[];
+} {
+  for (const dir of searchPath.split(path.delimiter)) {
+    if (!dir) continue;
+    try {
+      accessSync(path.join(dir, 'bash'), constants.X_OK);
+      return { file: path.join(dir, 'bash'), args: ['-lc'] };
+    } catch {
+      // not here; keep looking
+    }
+  }
+  return { file: 'sh', args: ['-c'] };
+}
+
+/**
+ * Runs one shell command in its own process group with stdin from /dev/null and stdout+stderr piped
+ * into a bounded buffer (never inherited: nothing a tool prints can reach the runtime's stdout). The
+ * whole group is SIGKILLed on timeout, on cancel, and when the shell exits, so no leftover process
+ * lingers between tool calls or holds the pipes open.
+ */
+export function runBash(command: string, ctx: ToolContext): Promise<ToolResult> {
+  const shell = ctx.shell ?? findShell();
+  const cap = new OutputCap(Math.max(16, ctx.outputBytes - STATUS_RESERVE));
+  return new Promise((resolve) => {
+    let child: ReturnType<typeof spawn>;
+    try {
+      child = spawn(shell.file, [...shell.args, command], {
+        cwd: ctx.workspace,
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+    } catch (err) {
+      resolve({
+        ok: false,
+        output: `could not start ${shell.file}: ${(err as Error).message}`,
+        truncated: false,
+      });
+      return;
+    }
+    let status: string | undefined;
+    let ok = false;
+    let settled = false;
+    const killGroup = () => {
+      if (child.pid === undefined) return;
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // the group is already gone
+      }
+    };
+    const finish = () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      clearTimeout(grace);
+      ctx.signal.removeEventListener('abort', onAbort);
+      child.stdout?.destroy();
+      child.stderr?.destroy();
+      const output = cap.text();
+      resolve({
+        ok,
+        output: `${status ?? 'finished'}\n${output === '' ? '(no output)' : output}`,
+        truncated: cap.truncated,
+      });
+    };
+    let grace: NodeJS.Timeout | undefined;
+    const end = (why: string, success: boolean) => {
+      if (status !== undefined) return;
+      status = why;
+      ok = success;
+      killGroup();
+      grace = setTimeout(finish, PIPE_GRACE_MS);
+    };
+    const onAbort = () => end('cancelled', false);
+    const timer = setTimeout(
+      () =>
+        end(
+          `timed out after ${formatSeconds(ctx.timeoutMs)}; the command and its children were killed`,
+          false,
+        ),
+      Math.min(ctx.timeoutMs, 2_147_483_647),
+    );
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    if (ctx.signal.aborted) onAbort();
+    child.stdout?.on('data', (chunk: Buffer) => cap.push(chunk));
+    child.stderr?.on('data', (chunk: Buffer) => cap.push(chunk));
+    child.on('error', (err) => {
+      end(`could not run ${shell.file}: ${err.message}`, false);
+      finish();
+    });
+    child.on('exit', (code, signal) => {
+      end(code !== null ? `exit code ${code}` : `killed by signal ${signal}`, code === 0);
+    });
+    child.on('close', finish);
+  });
+}
+
+function formatSeconds(ms: number): string {
+  const seconds = ms / 1000;
+  return `${Number.isInteger(seconds) ? seconds : seconds.toFixed(1)}s`;
+}
