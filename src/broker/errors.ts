@@ -100,7 +100,14 @@ export function classifyOllamaError(error: unknown, ctx: CallContext): ModelBrok
       opts,
     );
   }
-  if (name === 'SyntaxError' || /Did not receive done/i.test(message)) {
+  if (/Did not receive done/i.test(message)) {
+    return new ModelBrokerError(
+      'bad_response',
+      `Ollama at ${ctx.host} ended its answer before it was complete`,
+      opts,
+    );
+  }
+  if (name === 'SyntaxError') {
     return new ModelBrokerError(
       'bad_response',
       `Ollama at ${ctx.host} sent an answer that could not be read: ${message}`,

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { SandboxDriver, SandboxSession } from '../../sandbox/driver/types.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
@@ -80,6 +81,9 @@ function driveTurn(
   log: Logger,
 ): Promise<TurnResult> {
   const { config } = deps;
+  // Each run of a turn gets its own protocol id: a rerun after a takeover must not take the old run's
+  // lines (e.g. its turn_done) for its own. Outbound events keep the turn's id, for idempotency.
+  const runId = `${turn.turnId}@${randomUUID().slice(0, 8)}`;
   const modelAbort = new AbortController();
   let lastAnswer: ChatMessage | undefined;
   let modelFailure: string | undefined;
@@ -97,7 +101,7 @@ function driveTurn(
       finished = true;
       for (const cleanup of cleanups) cleanup();
       modelAbort.abort();
-      if (result.kind !== 'reply') session.send({ type: 'cancel', turnId: turn.turnId });
+      if (result.kind !== 'reply') session.send({ type: 'cancel', turnId: runId });
       resolve(result);
     };
     const timer = setTimeout(
@@ -133,7 +137,7 @@ function driveTurn(
           return;
         }
         const message: RuntimeToWorker = line.value;
-        if ('turnId' in message && message.turnId !== undefined && message.turnId !== turn.turnId) return;
+        if ('turnId' in message && message.turnId !== undefined && message.turnId !== runId) return;
         switch (message.type) {
           case 'model_request':
             chain = chain.then(() => answerModelRequest(message.requestId, message.messages));
@@ -167,7 +171,7 @@ function driveTurn(
     const answerModelRequest = async (requestId: string, messages: ChatMessage[]) => {
       if (modelCalls >= config.SANDBOT_MAX_MODEL_CALLS_PER_TURN) {
         modelFailure = `The agent reached its limit of ${config.SANDBOT_MAX_MODEL_CALLS_PER_TURN} model calls for one turn.`;
-        session.send({ type: 'model_error', turnId: turn.turnId, requestId, message: modelFailure });
+        session.send({ type: 'model_error', turnId: runId, requestId, message: modelFailure });
         return;
       }
       modelCalls += 1;
@@ -179,17 +183,17 @@ function driveTurn(
           signal: modelAbort.signal,
         });
         lastAnswer = message;
-        session.send({ type: 'model_response', turnId: turn.turnId, requestId, message });
+        session.send({ type: 'model_response', turnId: runId, requestId, message });
       } catch (error) {
         if (modelAbort.signal.aborted) return;
         modelFailure = messageOf(error);
-        session.send({ type: 'model_error', turnId: turn.turnId, requestId, message: modelFailure });
+        session.send({ type: 'model_error', turnId: runId, requestId, message: modelFailure });
       }
     };
 
     session.send({
       type: 'turn',
-      turnId: turn.turnId,
+      turnId: runId,
       messages: turn.messages.map((m) => ({ user: m.user.name ?? m.user.id, text: m.text })),
       limits: {
         toolTimeoutMs: config.SANDBOX_TOOL_TIMEOUT_SECONDS * 1000,

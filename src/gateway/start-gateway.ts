@@ -1,0 +1,90 @@
+import { WebEventStream } from '../../adapters/web/event-stream.js';
+import { webChatEnabled } from '../../adapters/web/enabled.js';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log/logger.js';
+import { ConversationStore } from '../queue/conversation-store.js';
+import { InboundQueue } from '../queue/inbound-queue.js';
+import { createFailFastRedis, createRedis } from '../queue/redis.js';
+import type { ChatAdapter, Platform } from './chat-adapter.js';
+import { createHttpServer } from './http-server.js';
+import { OutboundDispatcher } from './outbound-dispatcher.js';
+
+export interface RunningGateway {
+  /** The address the HTTP server listens on, e.g. http://127.0.0.1:8787. */
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Wires a gateway from config: the chat adapters, the HTTP server (web chat, API, health) and the
+ * delivery of outbound events.
+ */
+export async function startGateway(config: Config, logger: Logger): Promise<RunningGateway> {
+  const log = logger.child({ role: 'gateway' });
+  if (config.SLACK_BOT_TOKEN || config.DISCORD_TOKEN) {
+    // Refuse rather than run without the platform the operator configured.
+    throw new Error(
+      'SLACK_BOT_TOKEN / DISCORD_TOKEN are set, but the Slack and Discord adapters are not part of this build yet; unset them to use the web chat',
+    );
+  }
+  const connection = createRedis(config.SANDBOT_REDIS_URL, `${config.SANDBOT_INSTANCE}-gateway`);
+  // Submits from HTTP must fail fast (503) when Redis is down, not hang the request.
+  const submitConnection = createFailFastRedis(config.SANDBOT_REDIS_URL, `${config.SANDBOT_INSTANCE}-submit`);
+  const store = new ConversationStore(submitConnection, config.SANDBOT_INSTANCE);
+  const inbound = new InboundQueue(submitConnection, store, config.SANDBOT_INSTANCE);
+  const webEvents = new WebEventStream(connection, config.SANDBOT_INSTANCE);
+
+  const adapters = new Map<Platform, ChatAdapter>();
+  const web = webChatEnabled(config);
+  if (web) {
+    adapters.set('web', {
+      platform: 'web',
+      start: async () => undefined,
+      stop: async () => undefined,
+      deliver: async (event) => {
+        await webEvents.deliver(event);
+      },
+      health: () => ({ ok: true, detail: 'serving' }),
+    });
+  }
+  for (const adapter of adapters.values()) await adapter.start();
+  const dispatcher = new OutboundDispatcher(connection, config.SANDBOT_INSTANCE, adapters, log);
+  dispatcher.start();
+
+  const http = createHttpServer({
+    config,
+    logger: log,
+    web: web
+      ? {
+          submitter: {
+            submit: async (message) => {
+              await inbound.submit(message);
+            },
+          },
+          events: webEvents,
+        }
+      : undefined,
+    health: async () => {
+      const checks: Record<string, { ok: boolean; detail?: string }> = {};
+      checks.redis = await submitConnection.ping().then(
+        () => ({ ok: true }),
+        (error: unknown) => ({ ok: false, detail: String(error) }),
+      );
+      for (const adapter of adapters.values()) checks[adapter.platform] = adapter.health();
+      return { ok: Object.values(checks).every((c) => c.ok), checks };
+    },
+  });
+  const url = await http.listen({ host: config.SANDBOT_HTTP_HOST, port: config.SANDBOT_HTTP_PORT });
+  log.info({ url, web }, 'gateway listening');
+  return {
+    url,
+    async stop() {
+      await http.close();
+      await dispatcher.stop();
+      for (const adapter of adapters.values()) await adapter.stop();
+      await inbound.close();
+      connection.disconnect();
+      submitConnection.disconnect();
+    },
+  };
+}

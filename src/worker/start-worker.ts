@@ -1,0 +1,55 @@
+import { sandboxDriverFromConfig } from '../../sandbox/driver/from-config.js';
+import { ModelBroker } from '../broker/model-broker.js';
+import { defaultSystemPrompt } from '../broker/system-prompt.js';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log/logger.js';
+import { ConversationStore } from '../queue/conversation-store.js';
+import { InboundQueue } from '../queue/inbound-queue.js';
+import { OutboundQueue } from '../queue/outbound-queue.js';
+import { createRedis } from '../queue/redis.js';
+import { SandboxWorker } from './sandbox-worker.js';
+
+export interface RunningWorker {
+  worker: SandboxWorker;
+  stop(): Promise<void>;
+}
+
+/** Wires a worker from config: Redis, the Docker engine, the model broker. */
+export function startWorker(config: Config, logger: Logger): RunningWorker {
+  const log = logger.child({ role: 'worker' });
+  const connection = createRedis(config.SANDBOT_REDIS_URL, `${config.SANDBOT_INSTANCE}-worker`);
+  const store = new ConversationStore(connection, config.SANDBOT_INSTANCE);
+  const inbound = new InboundQueue(connection, store, config.SANDBOT_INSTANCE);
+  const outbound = new OutboundQueue(connection, config.SANDBOT_INSTANCE);
+  const driver = sandboxDriverFromConfig(config, log);
+  const broker = new ModelBroker({ host: config.OLLAMA_HOST, timeoutMs: config.SANDBOT_MODEL_TIMEOUT_SECONDS * 1000 });
+  const worker = new SandboxWorker(
+    {
+      connection,
+      store,
+      inbound,
+      driver,
+      broker,
+      publish: (event) => outbound.publish(event),
+      logger: log,
+      systemPrompt: defaultSystemPrompt(),
+      config,
+    },
+    {
+      instance: config.SANDBOT_INSTANCE,
+      concurrency: config.SANDBOT_WORKER_CONCURRENCY,
+      leaseSeconds: config.SANDBOT_TURN_LEASE_SECONDS,
+      idleSeconds: config.SANDBOX_IDLE_SECONDS,
+    },
+  );
+  worker.start();
+  log.info({ id: worker.id, concurrency: config.SANDBOT_WORKER_CONCURRENCY }, 'worker started');
+  return {
+    worker,
+    async stop() {
+      await worker.stop();
+      await Promise.all([inbound.close(), outbound.close()]);
+      connection.disconnect();
+    },
+  };
+}

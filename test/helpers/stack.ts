@@ -1,0 +1,47 @@
+import { sandboxDriverFromConfig } from '../../sandbox/driver/from-config.js';
+import { parseConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/schema.js';
+import { startGateway } from '../../src/gateway/start-gateway.js';
+import { createLogger } from '../../src/log/logger.js';
+import { startWorker } from '../../src/worker/start-worker.js';
+import { dropInstanceKeys, REDIS_URL } from './redis.js';
+
+export const SANDBOX_IMAGE = process.env.SANDBOX_IMAGE ?? 'sandbot-sandbox:latest';
+
+/** Settings for a test stack: its own instance, a random port, a short lease so takeovers are quick. */
+export function testConfig(instance: string, overrides: Record<string, string> = {}): Config {
+  return parseConfig({
+    SANDBOT_INSTANCE: instance,
+    SANDBOT_REDIS_URL: REDIS_URL,
+    SANDBOX_IMAGE,
+    SANDBOT_HTTP_PORT: '0',
+    SANDBOT_TURN_LEASE_SECONDS: '3',
+    SANDBOT_LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    SANDBOX_MEMORY_MB: '256',
+    SANDBOT_WEB_CHAT: 'on',
+    ...overrides,
+  });
+}
+
+/** The real gateway and worker, in this process, as `sandbot up` runs them. */
+export async function startStack(config: Config) {
+  const logger = createLogger(config);
+  const worker = startWorker(config, logger);
+  const gateway = await startGateway(config, logger);
+  return {
+    url: gateway.url,
+    worker,
+    gateway,
+    async stop() {
+      await gateway.stop();
+      await worker.stop();
+    },
+  };
+}
+
+/** Removes every sandbox (and its volumes) and every Redis key of a test instance. */
+export async function cleanInstance(config: Config): Promise<void> {
+  const driver = sandboxDriverFromConfig(config);
+  for (const sandbox of await driver.list()) await driver.remove(sandbox.conversation, { wipe: true });
+  await dropInstanceKeys(config.SANDBOT_INSTANCE);
+}

@@ -1,0 +1,176 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:net';
+import { Readable } from 'node:stream';
+import Docker from 'dockerode';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/load.js';
+import { CHECK_NAMES, type DoctorCheck } from '../../src/doctor/checks.js';
+import { doctorReport, formatDoctorReport } from '../../src/doctor/report.js';
+import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
+
+// Real Redis (127.0.0.1:6379), the real Docker engine, and the fake Ollama.
+const REDIS_URL = 'redis://127.0.0.1:6379';
+const MODEL = 'qwen2.5:7b';
+const docker = new Docker();
+const probeImage = `sandbot-doctor-probe:${randomBytes(4).toString('hex')}`;
+let fake: FakeOllama;
+
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+function byName(checks: DoctorCheck[], name: string): DoctorCheck {
+  const check = checks.find((c) => c.name === name);
+  if (!check) throw new Error(`no "${name}" check in ${JSON.stringify(checks)}`);
+  return check;
+}
+
+beforeAll(async () => {
+  fake = await startFakeOllama({ models: [MODEL] });
+  // The smallest image there is: an empty root filesystem (an empty tar is 1024 zero bytes).
+  const progress = await docker.importImage(Readable.from([Buffer.alloc(1024)]), {
+    repo: probeImage.split(':')[0],
+    tag: probeImage.split(':')[1],
+  });
+  await new Promise((resolve, reject) =>
+    docker.modem.followProgress(progress, (error) => (error ? reject(error) : resolve(undefined))),
+  );
+});
+
+afterAll(async () => {
+  await fake.close();
+  await docker
+    .getImage(probeImage)
+    .remove({ force: true })
+    .catch(() => {});
+});
+
+describe('sandbot doctor', () => {
+  it('passes when Redis, the engine, the image, the runtime, Ollama and the model are there', async () => {
+    const config = parseConfig({
+      SANDBOX_IMAGE: probeImage,
+      SANDBOX_RUNTIME: 'runc',
+      OLLAMA_HOST: fake.url,
+      SANDBOT_MODEL: MODEL,
+    });
+    const report = await doctorReport({ config, docker, redisUrl: REDIS_URL });
+
+    expect(report.checks.map((c) => [c.name, c.ok])).toEqual([
+      [CHECK_NAMES.redis, true],
+      [CHECK_NAMES.docker, true],
+      [CHECK_NAMES.image, true],
+      [CHECK_NAMES.runtime, true],
+      [CHECK_NAMES.ollama, true],
+      [CHECK_NAMES.model, true],
+    ]);
+    expect(report.ok).toBe(true);
+    expect(byName(report.checks, CHECK_NAMES.redis).detail).toMatch(/^PONG from redis:\/\/127\.0\.0\.1:6379/);
+    expect(byName(report.checks, CHECK_NAMES.image).detail).toContain(probeImage);
+    expect(report.text).toContain(`✓ ${CHECK_NAMES.model}: ${MODEL} is pulled`);
+    expect(report.text.endsWith('All checks passed.')).toBe(true);
+  });
+
+  it('says what is missing and how to fix it', async () => {
+    const redisPort = await closedPort();
+    const config = parseConfig({
+      SANDBOX_IMAGE: `sandbot-no-such-image:${randomBytes(4).toString('hex')}`,
+      SANDBOX_RUNTIME: 'runsc-not-installed',
+      OLLAMA_HOST: fake.url,
+      SANDBOT_MODEL: 'llama3.2:1b',
+    });
+    const report = await doctorReport({ config, docker, redisUrl: `redis://127.0.0.1:${redisPort}` });
+    expect(report.ok).toBe(false);
+
+    const redis = byName(report.checks, CHECK_NAMES.redis);
+    expect(redis).toMatchObject({
+      ok: false,
+      detail: `cannot reach Redis at redis://127.0.0.1:${redisPort}: connection refused`,
+    });
+    expect(redis.fix).toContain('SANDBOT_REDIS_URL');
+
+    expect(byName(report.checks, CHECK_NAMES.docker).ok).toBe(true);
+    const image = byName(report.checks, CHECK_NAMES.image);
+    expect(image).toMatchObject({ ok: false, detail: `${config.SANDBOX_IMAGE} is not in the engine` });
+    expect(image.fix).toContain('run `sandbot image build`');
+
+    const runtime = byName(report.checks, CHECK_NAMES.runtime);
+    expect(runtime.ok).toBe(false);
+    expect(runtime.detail).toContain('runc'); // lists what the engine does have
+    expect(runtime.fix).toContain('/etc/docker/daemon.json');
+
+    const model = byName(report.checks, CHECK_NAMES.model);
+    expect(model).toMatchObject({
+      ok: false,
+      detail: 'model llama3.2:1b is not pulled: run `ollama pull llama3.2:1b`',
+    });
+    expect(model.fix).toBe(`run \`ollama pull llama3.2:1b\`, or set SANDBOT_MODEL to one of: ${MODEL}`);
+
+    expect(report.text).toContain(
+      `✗ ${CHECK_NAMES.image}: ${config.SANDBOX_IMAGE} is not in the engine\n    fix: run`,
+    );
+    expect(report.text.endsWith('4 of 6 checks failed.')).toBe(true);
+  });
+
+  it('reports an unreachable engine and Ollama, and skips what depends on them', async () => {
+    const ollamaPort = await closedPort();
+    const config = parseConfig({
+      OLLAMA_HOST: `http://127.0.0.1:${ollamaPort}`,
+      DOCKER_HOST: 'unix:///tmp/none.sock',
+    });
+    const nowhere = new Docker({ socketPath: `/tmp/sandbot-doctor-${randomBytes(4).toString('hex')}.sock` });
+    const report = await doctorReport({ config, docker: nowhere, redisUrl: REDIS_URL });
+
+    expect(byName(report.checks, CHECK_NAMES.redis).ok).toBe(true);
+    const engine = byName(report.checks, CHECK_NAMES.docker);
+    expect(engine).toMatchObject({
+      ok: false,
+      detail: 'cannot reach the container engine at unix:///tmp/none.sock: no such socket',
+    });
+    expect(engine.fix).toContain('DOCKER_HOST');
+    expect(byName(report.checks, CHECK_NAMES.image).detail).toBe('not checked: the engine is unreachable');
+
+    const ollama = byName(report.checks, CHECK_NAMES.ollama);
+    expect(ollama.detail).toBe(`cannot reach Ollama at http://127.0.0.1:${ollamaPort}: connection refused`);
+    expect(ollama.fix).toContain('OLLAMA_HOST');
+    expect(byName(report.checks, CHECK_NAMES.model).detail).toMatch(/^not checked: Ollama is unreachable/);
+  });
+
+  it('does not hang on a server that never answers', async () => {
+    // Accepts TCP connections and never says a word: Redis and Ollama both wait on it.
+    const silent: Server = createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as { port: number };
+    try {
+      const config = parseConfig({ OLLAMA_HOST: `http://127.0.0.1:${port}`, SANDBOX_IMAGE: probeImage });
+      const report = await doctorReport({
+        config,
+        docker,
+        redisUrl: `redis://127.0.0.1:${port}`,
+        timeoutMs: 500,
+      });
+      expect(byName(report.checks, CHECK_NAMES.redis).ok).toBe(false);
+      expect(byName(report.checks, CHECK_NAMES.ollama)).toMatchObject({
+        ok: false,
+        detail: 'Ollama did not answer within 0.5 s',
+      });
+    } finally {
+      silent.close();
+    }
+  });
+});
+
+describe('formatDoctorReport', () => {
+  it('prints one line per check and the fix under each failure', () => {
+    const text = formatDoctorReport([
+      { name: 'Redis', ok: true, detail: 'PONG' },
+      { name: 'Model', ok: false, detail: 'not pulled', fix: 'run `ollama pull m`' },
+    ]);
+    expect(text).toBe(
+      '✓ Redis: PONG\n✗ Model: not pulled\n    fix: run `ollama pull m`\n\n1 of 2 checks failed.',
+    );
+  });
+});

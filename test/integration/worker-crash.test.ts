@@ -1,0 +1,77 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startGateway } from '../../src/gateway/start-gateway.js';
+import { createLogger } from '../../src/log/logger.js';
+import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
+import { testInstance } from '../helpers/redis.js';
+import { openSse, postMessage } from '../helpers/sse.js';
+import { cleanInstance, testConfig } from '../helpers/stack.js';
+
+/** A worker SIGKILLed mid-turn: another worker process completes the turn, and the user gets one reply. */
+
+const MODEL = 'qwen2.5:7b';
+const config = testConfig(testInstance('crash'));
+let ollama: FakeOllama;
+let gateway: Awaited<ReturnType<typeof startGateway>>;
+const children: ChildProcess[] = [];
+
+function spawnWorker(): ChildProcess {
+  const env: Record<string, string> = { ...(process.env as Record<string, string>) };
+  for (const [name, value] of Object.entries(config)) if (value !== undefined) env[name] = String(value);
+  const child = spawn(process.execPath, ['dist/src/cli/main.js', 'worker'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4000);
+  });
+  child.on('exit', (code, signal) => {
+    if (code && code !== 0) console.error(`worker exited ${code} ${signal}: ${stderr}`);
+  });
+  children.push(child);
+  return child;
+}
+
+beforeAll(async () => {
+  ollama = await startFakeOllama({ models: [MODEL] });
+  Object.assign(config, { OLLAMA_HOST: ollama.url, SANDBOT_MODEL: MODEL });
+  gateway = await startGateway(config, createLogger(config));
+});
+
+afterAll(async () => {
+  for (const child of children) child.kill('SIGKILL');
+  await gateway?.stop();
+  await ollama?.close();
+  await cleanInstance(config);
+});
+
+describe('a worker killed mid-turn', () => {
+  it('loses nothing: another worker completes the turn and the user receives exactly one reply', async () => {
+    let calls = 0;
+    ollama.setScript(() => {
+      calls += 1;
+      // The first model call is held until its worker is dead; the rerun answers at once.
+      return calls === 1 ? { hold: 'first', reply: 'never sent' } : { reply: 'finished after takeover' };
+    });
+    const sse = await openSse(`${gateway.url}/api/conversations/crash/events`);
+    try {
+      const first = spawnWorker();
+      await postMessage(gateway.url, 'crash', 'do the thing');
+      await ollama.waitForHold('first');
+      first.kill('SIGKILL');
+      await new Promise((resolve) => first.once('exit', resolve));
+      spawnWorker();
+      const reply = await sse.waitFor((e) => e.type === 'reply', 90_000);
+      expect(reply.type === 'reply' && reply.text).toBe('finished after takeover');
+      ollama.release('first');
+      // Give a duplicate every chance to show up: one more turn on the same conversation must come after.
+      await postMessage(gateway.url, 'crash', 'and again');
+      await sse.waitFor((e) => e.type === 'reply' && e.text === 'finished after takeover' && e.id !== reply.id);
+      const replies = sse.events.filter((e) => e.type === 'reply');
+      expect(replies).toHaveLength(2);
+      expect(replies[0]?.id).toBe(reply.id);
+      expect(replies[1]?.id).not.toBe(reply.id);
+      expect(sse.events.filter((e) => e.type === 'error')).toEqual([]);
+    } finally {
+      sse.close();
+    }
+  });
+});
