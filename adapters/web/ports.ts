@@ -1,0 +1,33 @@
+import type { ConversationId } from '../../src/conversation/id.js';
+import type { InboundMessage } from '../../src/protocol/inbound.js';
+import type { OutboundEvent } from '../../src/protocol/outbound.js';
+
+/** Hands a user's message to the inbound queue. Rejects when the queue cannot take it (Redis down). */
+export interface InboundSubmitter {
+  submit(message: InboundMessage): Promise<void>;
+}
+
+/** One outbound event as stored in a conversation's web event stream. */
+export interface WebStreamEntry {
+  /** The Redis stream id ("<ms>-<seq>"): the SSE event id a client resumes from. */
+  id: string;
+  event: OutboundEvent;
+}
+
+/** Reads a conversation's web events, live. Implemented by WebEventStream (event-stream.ts). */
+export interface WebEventSubscriber {
+  /** The id of the newest stored event ("0-0" if none): "now", fixed before a subscriber starts. */
+  position(conversation: ConversationId): Promise<string>;
+  /** Events after `afterId` (or after "now" if omitted), until `signal` aborts. */
+  subscribe(
+    conversation: ConversationId,
+    afterId: string | undefined,
+    signal: AbortSignal,
+  ): AsyncIterable<WebStreamEntry>;
+}
+
+/** What the HTTP server needs to serve the web chat and its API. */
+export interface WebAdapterDeps {
+  submitter: InboundSubmitter;
+  events: WebEventSubscriber;
+}
