@@ -1,14 +1,18 @@
+import { randomUUID } from 'node:crypto';
 import type { z } from 'zod';
 import {
   type ChatMessage,
   type ModelError,
   type ModelResponse,
+  type RunCommand,
   RuntimeToWorker,
   type TurnStart,
   type WorkerToRuntime,
 } from '../../src/protocol/agent.js';
 import type { LineResult } from '../../src/protocol/lines.js';
 import { type ModelAnswer, runTurn, type TurnLimits } from './agent-turn.js';
+import { clipArgs } from './history-bounds.js';
+import { runTool } from './tools/run-tool.js';
 
 export const RUNTIME_VERSION = 'sandbot-runtime/0.1.0';
 
@@ -70,6 +74,9 @@ export class Runtime {
       case 'turn':
         this.startTurn(message);
         return;
+      case 'run':
+        this.startRun(message);
+        return;
       case 'cancel':
         if (this.active?.turnId === message.turnId) this.cancelActive();
         else this.protocolError(`cancel for turn ${message.turnId} ignored: that turn is not running`);
@@ -90,23 +97,48 @@ export class Runtime {
   }
 
   private startTurn(turn: z.infer<typeof TurnStart>): void {
-    // One turn at a time: a new turn replaces the running one, which ends unsaved.
+    this.startJob(turn.turnId, (signal, send) =>
+      runTurn({
+        turn,
+        signal,
+        workspace: this.options.workspace,
+        session: this.options.session,
+        limits: this.limits,
+        shell: this.options.shell,
+        send,
+        askModel: (requestId, messages) => this.askModel(turn.turnId, requestId, messages, signal),
+      }),
+    );
+  }
+
+  private startRun(run: z.infer<typeof RunCommand>): void {
+    this.startJob(run.turnId, async (signal, send) => {
+      const callId = randomUUID();
+      const args = { command: run.command };
+      send({ type: 'tool_started', turnId: run.turnId, callId, name: 'bash', args: clipArgs(args, 2000) });
+      const result = await runTool('bash', args, {
+        workspace: this.options.workspace,
+        timeoutMs: run.limits.toolTimeoutMs,
+        outputBytes: Math.min(run.limits.toolOutputBytes, this.limits.toolOutputBytes),
+        signal,
+        shell: this.options.shell,
+      });
+      send({ type: 'tool_finished', turnId: run.turnId, callId, name: 'bash', ...result });
+      send({ type: 'turn_done', turnId: run.turnId });
+    });
+  }
+
+  /** One job (turn or run) at a time: a new one replaces the running one, which ends unsaved. */
+  private startJob(
+    turnId: string,
+    body: (signal: AbortSignal, send: (message: RuntimeToWorker) => void) => Promise<void>,
+  ): void {
     if (this.active) this.cancelActive();
     const controller = new AbortController();
-    const { turnId } = turn;
     const send = (message: RuntimeToWorker) => {
       if (!controller.signal.aborted) this.emit(message);
     };
-    const done = runTurn({
-      turn,
-      signal: controller.signal,
-      workspace: this.options.workspace,
-      session: this.options.session,
-      limits: this.limits,
-      shell: this.options.shell,
-      send,
-      askModel: (requestId, messages) => this.askModel(turnId, requestId, messages, controller.signal),
-    })
+    const done = body(controller.signal, send)
       .catch((err: unknown) => {
         send({ type: 'error', turnId, message: `the agent runtime failed: ${String(err)}`.slice(0, 4000) });
         send({ type: 'turn_done', turnId });

@@ -5,6 +5,16 @@ import { z } from 'zod';
  * truth: `.env.example` and the README's config table are checked against it by a test.
  */
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/** A comma-separated list; empty or unset means "no restriction" where the setting says so. */
+const list = z
+  .string()
+  .optional()
+  .transform((v) =>
+    (v ?? '')
+      .split(',')
+      .map((item) => item.trim())
+      .filter(Boolean),
+  );
 const optionalSecret = z
   .string()
   .optional()
@@ -71,8 +81,45 @@ export const ConfigSchema = z.object({
     .enum(['auto', 'on', 'off'])
     .default('auto')
     .describe('Serve the web chat and API: auto = only when no Slack or Discord token is set.'),
+  SANDBOT_FILE_MAX_BYTES: int(1024, 104_857_600)
+    .default(10_485_760)
+    .describe('Largest file taken from a chat attachment or handed back from /workspace/outbox.'),
   SLACK_BOT_TOKEN: optionalSecret.describe('Slack bot token (xoxb-…); enables the Slack adapter.'),
+  SLACK_APP_TOKEN: optionalSecret.describe(
+    'Slack app-level token (xapp-…): Socket Mode, no public URL needed.',
+  ),
+  SLACK_SIGNING_SECRET: optionalSecret.describe(
+    'Slack signing secret: HTTP Events API at POST /slack/events (used when SLACK_APP_TOKEN is unset).',
+  ),
+  SLACK_API_URL: z
+    .string()
+    .url()
+    .default('https://slack.com/api/')
+    .describe('Slack Web API base URL (point it at a local server for tests).'),
+  SLACK_ALLOWED_TEAMS: list.describe(
+    'Slack workspace ids allowed to use the bot, comma-separated (empty: all).',
+  ),
+  SLACK_ALLOWED_CHANNELS: list.describe(
+    'Slack channel ids allowed, comma-separated (empty: all; DMs count as channels).',
+  ),
+  SLACK_ALLOWED_USERS: list.describe('Slack user ids allowed, comma-separated (empty: all).'),
+  SLACK_ADMIN_USERS: list.describe('Slack user ids allowed admin commands (kill, network), comma-separated.'),
   DISCORD_TOKEN: optionalSecret.describe('Discord bot token; enables the Discord adapter.'),
+  DISCORD_APPLICATION_ID: optionalSecret.describe('Discord application id (needed with DISCORD_TOKEN).'),
+  DISCORD_API_URL: z
+    .string()
+    .url()
+    .default('https://discord.com/api')
+    .describe('Discord REST base URL; the gateway URL then comes from GET /gateway/bot.'),
+  DISCORD_GUILD_IDS: list.describe(
+    'Guilds to register slash commands in at once (empty: register globally).',
+  ),
+  DISCORD_ALLOWED_GUILDS: list.describe('Discord guild ids allowed, comma-separated (empty: all).'),
+  DISCORD_ALLOWED_CHANNELS: list.describe(
+    'Discord channel ids allowed (a thread counts as its parent), comma-separated (empty: all).',
+  ),
+  DISCORD_ALLOWED_ROLES: list.describe('Discord role ids allowed, comma-separated (empty: everyone).'),
+  DISCORD_ADMIN_ROLE: optionalSecret.describe('Discord role id for /kill, /network and /run.'),
   SANDBOT_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')

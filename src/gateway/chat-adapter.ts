@@ -16,3 +16,19 @@ export interface ChatAdapter {
   deliver(event: OutboundEvent): Promise<void>;
   health(): AdapterHealth;
 }
+
+/** What the gateway hands every chat adapter. */
+export interface AdapterDeps {
+  config: import('../config/schema.js').Config;
+  logger: import('../log/logger.js').Logger;
+  /** Enqueues a validated message (or a `reset` command) for its conversation. */
+  submit(
+    message: import('../protocol/inbound.js').InboundMessage,
+  ): Promise<import('../queue/inbound-queue.js').SubmitResult>;
+  /** `status` and `stop` of a conversation. */
+  control: import('../queue/conversation-control.js').ConversationControl;
+  /** File bytes in transit: put downloaded attachments, get reply files to upload. */
+  blobs: import('../files/blob-store.js').BlobStore;
+  /** A Redis connection the adapter may use for its own state (progress message ids, dedupe). */
+  redis: import('ioredis').Redis;
+}

@@ -27,7 +27,10 @@ export class OutboundDispatcher {
       concurrency: 1,
     });
     this.worker.on('failed', (job, error) =>
-      this.logger.warn({ jobId: job?.id, attempts: job?.attemptsMade, err: error }, 'outbound delivery failed'),
+      this.logger.warn(
+        { jobId: job?.id, attempts: job?.attemptsMade, err: error },
+        'outbound delivery failed',
+      ),
     );
     this.worker.on('error', (error) => this.logger.warn({ err: error }, 'outbound worker error'));
   }
@@ -35,11 +38,15 @@ export class OutboundDispatcher {
   async deliver(job: Job): Promise<void> {
     const parsed = OutboundEvent.safeParse(job.data);
     if (!parsed.success) {
-      throw new UnrecoverableError(`outbound event ${job.id} is malformed: ${parsed.error.issues[0]?.message}`);
+      throw new UnrecoverableError(
+        `outbound event ${job.id} is malformed: ${parsed.error.issues[0]?.message}`,
+      );
     }
     const adapter = this.adapters.get(parsed.data.platform);
     if (!adapter) {
-      throw new UnrecoverableError(`no ${parsed.data.platform} adapter runs on this gateway for event ${parsed.data.id}`);
+      throw new UnrecoverableError(
+        `no ${parsed.data.platform} adapter runs on this gateway for event ${parsed.data.id}`,
+      );
     }
     await adapter.deliver(parsed.data);
   }

@@ -1,11 +1,13 @@
-import { WebEventStream } from '../../adapters/web/event-stream.js';
 import { webChatEnabled } from '../../adapters/web/enabled.js';
+import { WebEventStream } from '../../adapters/web/event-stream.js';
 import type { Config } from '../config/schema.js';
+import { BlobStore } from '../files/blob-store.js';
 import type { Logger } from '../log/logger.js';
+import { ConversationControl } from '../queue/conversation-control.js';
 import { ConversationStore } from '../queue/conversation-store.js';
 import { InboundQueue } from '../queue/inbound-queue.js';
 import { createFailFastRedis, createRedis } from '../queue/redis.js';
-import type { ChatAdapter, Platform } from './chat-adapter.js';
+import type { AdapterDeps, ChatAdapter, Platform } from './chat-adapter.js';
 import { createHttpServer } from './http-server.js';
 import { OutboundDispatcher } from './outbound-dispatcher.js';
 
@@ -21,12 +23,6 @@ export interface RunningGateway {
  */
 export async function startGateway(config: Config, logger: Logger): Promise<RunningGateway> {
   const log = logger.child({ role: 'gateway' });
-  if (config.SLACK_BOT_TOKEN || config.DISCORD_TOKEN) {
-    // Refuse rather than run without the platform the operator configured.
-    throw new Error(
-      'SLACK_BOT_TOKEN / DISCORD_TOKEN are set, but the Slack and Discord adapters are not part of this build yet; unset them to use the web chat',
-    );
-  }
   const connection = createRedis(config.SANDBOT_REDIS_URL, `${config.SANDBOT_INSTANCE}-gateway`);
   // Submits from HTTP must fail fast (503) when Redis is down, not hang the request.
   const submitConnection = createFailFastRedis(config.SANDBOT_REDIS_URL, `${config.SANDBOT_INSTANCE}-submit`);
@@ -34,7 +30,18 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
   const inbound = new InboundQueue(submitConnection, store, config.SANDBOT_INSTANCE);
   const webEvents = new WebEventStream(connection, config.SANDBOT_INSTANCE);
 
+  const adapterDeps: AdapterDeps = {
+    config,
+    logger: log,
+    submit: (message) => inbound.submit(message),
+    control: new ConversationControl(submitConnection, store, config.SANDBOT_INSTANCE),
+    blobs: new BlobStore(connection, config.SANDBOT_INSTANCE),
+    redis: connection,
+  };
   const adapters = new Map<Platform, ChatAdapter>();
+  // Chat platforms: each adapter is enabled by its token.
+  // [slack-adapter]
+  // [discord-adapter]
   const web = webChatEnabled(config);
   if (web) {
     adapters.set('web', {

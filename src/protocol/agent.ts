@@ -32,6 +32,13 @@ export const TurnStart = z.object({
     toolOutputBytes: z.number().int().positive(),
   }),
 });
+/** Runs one shell command without the model (a chat `/run`): answered with tool_started/finished and turn_done. */
+export const RunCommand = z.object({
+  type: z.literal('run'),
+  turnId,
+  command: z.string().min(1).max(20_000),
+  limits: TurnStart.shape.limits,
+});
 export const ModelResponse = z.object({
   type: z.literal('model_response'),
   turnId,
@@ -50,6 +57,7 @@ export const Hello = z.object({ type: z.literal('hello') });
 
 export const WorkerToRuntime = z.discriminatedUnion('type', [
   TurnStart,
+  RunCommand,
   ModelResponse,
   ModelError,
   Cancel,

@@ -5,11 +5,21 @@ import { ConversationId } from '../conversation/id.js';
 export const ReplyRoute = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]));
 export type ReplyRoute = z.infer<typeof ReplyRoute>;
 
-export const InboundFile = z.object({
-  name: z.string().min(1).max(255),
-  url: z.string().url(),
+/**
+ * A file travelling with a message or a reply. Its bytes sit in the blob store (Redis, size-capped,
+ * expiring); the gateway downloads attachments with the platform's token, so the worker never needs it.
+ */
+export const FileRef = z.object({
+  name: z
+    .string()
+    .min(1)
+    .max(255)
+    .regex(/^[^/\\\0]+$/, 'a file name without slashes')
+    .refine((n) => n !== '.' && n !== '..', 'a file name, not . or ..'),
   size: z.number().int().nonnegative(),
+  blobKey: z.string().min(1).max(200),
 });
+export type FileRef = z.infer<typeof FileRef>;
 
 /** A user's message, as the gateway hands it to the queue. */
 export const InboundMessage = z.object({
@@ -20,6 +30,11 @@ export const InboundMessage = z.object({
   text: z.string().max(100_000),
   receivedAt: z.string().datetime(),
   route: ReplyRoute.default({}),
-  files: z.array(InboundFile).max(20).default([]),
+  files: z.array(FileRef).max(20).default([]),
+  /**
+   * A conversation command, run in order with the messages: `reset` wipes workspace and history; `run`
+   * runs `text` as a shell command in the sandbox, without the model.
+   */
+  command: z.enum(['reset', 'run']).optional(),
 });
 export type InboundMessage = z.infer<typeof InboundMessage>;

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ConversationId } from '../conversation/id.js';
-import { ReplyRoute } from './inbound.js';
+import { FileRef, ReplyRoute } from './inbound.js';
 
 const base = {
   /** Idempotency key: a retried turn emits the same ids, and delivery skips ids already delivered. */
@@ -14,7 +14,12 @@ const base = {
 /** What the worker sends back to the user, through the gateway's adapter for the platform. */
 export const OutboundEvent = z.discriminatedUnion('type', [
   z.object({ ...base, type: z.literal('progress'), text: z.string() }),
-  z.object({ ...base, type: z.literal('reply'), text: z.string() }),
+  z.object({
+    ...base,
+    type: z.literal('reply'),
+    text: z.string(),
+    files: z.array(FileRef).max(50).optional(),
+  }),
   z.object({ ...base, type: z.literal('error'), message: z.string() }),
 ]);
 export type OutboundEvent = z.infer<typeof OutboundEvent>;

@@ -3,11 +3,15 @@ import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { SandboxDriver } from '../../sandbox/driver/types.js';
 import type { ConversationId } from '../conversation/id.js';
-import type { ConversationStore } from '../queue/conversation-store.js';
+import { ControlMessage, controlChannel } from '../queue/conversation-control.js';
+import type { ConversationStore, Turn } from '../queue/conversation-store.js';
 import type { InboundQueue } from '../queue/inbound-queue.js';
 import { InboundJob } from '../queue/inbound-queue.js';
 import { bullPrefix, INBOUND_QUEUE, instanceKeys } from '../queue/keys.js';
-import { runTurn, type TurnRunnerDeps } from './turn-runner.js';
+import { runCommand } from './run-command.js';
+import { replyEvent } from './turn-events.js';
+import { planSegments } from './turn-plan.js';
+import { runTurn, type TurnOutcome, type TurnRunnerDeps } from './turn-runner.js';
 
 export interface SandboxWorkerDeps extends TurnRunnerDeps {
   connection: Redis;
@@ -29,6 +33,9 @@ export class SandboxWorker {
   readonly id = `w-${randomUUID().slice(0, 8)}`;
   private worker?: Worker;
   private timers: NodeJS.Timeout[] = [];
+  /** Conversations this worker is running, with the switch a `stop` command pulls. */
+  private readonly running = new Map<ConversationId, AbortController>();
+  private control?: Redis;
   private readonly leaseMs: number;
 
   constructor(
@@ -53,6 +60,9 @@ export class SandboxWorker {
       this.deps.logger.error({ jobId: job?.id, err: error }, 'inbound job failed'),
     );
     this.worker.on('error', (error) => this.deps.logger.warn({ err: error }, 'inbound worker error'));
+    this.control = this.deps.connection.duplicate();
+    this.control.on('message', (_channel: string, raw: string) => this.onControl(raw));
+    void this.control.subscribe(controlChannel(this.options.instance));
     this.every(Math.max(this.leaseMs, 2000), () => this.sweep());
     this.every(Math.min(30_000, this.options.idleSeconds * 500), () => this.stopIdleSandboxes());
   }
@@ -63,6 +73,18 @@ export class SandboxWorker {
     }, ms);
     timer.unref();
     this.timers.push(timer);
+  }
+
+  private onControl(raw: string): void {
+    let json: unknown;
+    try {
+      json = JSON.parse(raw);
+    } catch {
+      json = undefined;
+    }
+    const parsed = ControlMessage.safeParse(json);
+    if (!parsed.success) return void this.deps.logger.warn({ raw: raw.slice(0, 200) }, 'bad control message');
+    this.running.get(parsed.data.conversation)?.abort(parsed.data.by);
   }
 
   async process(job: Job): Promise<string> {
@@ -100,12 +122,36 @@ export class SandboxWorker {
         if (released === 'more') continue;
         return `${turns} turns`;
       }
-      const outcome = await runTurn(this.deps, turn, abandon);
+      const stop = new AbortController();
+      this.running.set(conversation, stop);
+      const outcome = await this.runWithCommands(turn, { abandon, stop: stop.signal }).finally(() =>
+        this.running.delete(conversation),
+      );
       if (outcome === 'abandoned') return `lease lost during ${turn.turnId}`;
       await this.deps.store.complete(turn, token);
       await this.deps.connection.zadd(instanceKeys(this.options.instance).lastUsed, Date.now(), conversation);
       turns += 1;
     }
+  }
+
+  /** Runs a batch's segments in order: model turns, `reset` (wipe) and `run` (a shell command). */
+  private async runWithCommands(turn: Turn, signals: { abandon: AbortSignal; stop: AbortSignal }) {
+    let outcome: TurnOutcome = 'replied';
+    for (const segment of planSegments(turn)) {
+      if (segment.kind === 'reset') {
+        await this.deps.driver.remove(turn.conversation, { wipe: true });
+        await this.deps.publish(
+          replyEvent(segment.turn, 'Conversation reset: its workspace and history are wiped.', [], 'reset'),
+        );
+        continue;
+      }
+      outcome =
+        segment.kind === 'run'
+          ? await runCommand(this.deps, segment.turn, segment.command, signals)
+          : await runTurn(this.deps, segment.turn, signals);
+      if (outcome === 'abandoned' || outcome === 'stopped') return outcome;
+    }
+    return outcome;
   }
 
   /** Re-announces conversations with work but no live holder (a dead worker, a lost announcement). */
@@ -136,6 +182,7 @@ export class SandboxWorker {
 
   async stop(): Promise<void> {
     for (const timer of this.timers) clearInterval(timer);
+    this.control?.disconnect();
     await this.worker?.close();
   }
 }

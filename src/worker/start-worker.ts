@@ -22,7 +22,10 @@ export function startWorker(config: Config, logger: Logger): RunningWorker {
   const inbound = new InboundQueue(connection, store, config.SANDBOT_INSTANCE);
   const outbound = new OutboundQueue(connection, config.SANDBOT_INSTANCE);
   const driver = sandboxDriverFromConfig(config, log);
-  const broker = new ModelBroker({ host: config.OLLAMA_HOST, timeoutMs: config.SANDBOT_MODEL_TIMEOUT_SECONDS * 1000 });
+  const broker = new ModelBroker({
+    host: config.OLLAMA_HOST,
+    timeoutMs: config.SANDBOT_MODEL_TIMEOUT_SECONDS * 1000,
+  });
   const worker = new SandboxWorker(
     {
       connection,

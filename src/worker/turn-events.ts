@@ -1,3 +1,4 @@
+import type { FileRef } from '../protocol/inbound.js';
 import type { OutboundEvent } from '../protocol/outbound.js';
 import type { Turn } from '../queue/conversation-store.js';
 
@@ -22,10 +23,16 @@ export const progressEvent = (turn: Turn, step: string, text: string): OutboundE
   text,
 });
 
-export const replyEvent = (turn: Turn, text: string): OutboundEvent => ({
-  ...base(turn, 'reply'),
+export const replyEvent = (
+  turn: Turn,
+  text: string,
+  files: FileRef[] = [],
+  step = 'reply',
+): OutboundEvent => ({
+  ...base(turn, step),
   type: 'reply',
   text,
+  files,
 });
 
 export const errorEvent = (turn: Turn, message: string): OutboundEvent => ({

@@ -33,7 +33,7 @@ export interface TurnRunnerDeps {
   >;
 }
 
-export type TurnOutcome = 'replied' | 'failed' | 'abandoned';
+export type TurnOutcome = 'replied' | 'failed' | 'stopped' | 'abandoned';
 
 /** Protocol errors tolerated in one turn before the sandbox is judged to be misbehaving. */
 const MAX_BAD_LINES = 50;
@@ -43,7 +43,11 @@ const MAX_BAD_LINES = 50;
  * the worker talks to the model: the reply the user reads is the model answer the worker received
  * itself, never text the sandbox claims.
  */
-export async function runTurn(deps: TurnRunnerDeps, turn: Turn, abandon: AbortSignal): Promise<TurnOutcome> {
+export async function runTurn(
+  deps: TurnRunnerDeps,
+  turn: Turn,
+  signals: { abandon: AbortSignal; stop: AbortSignal },
+): Promise<TurnOutcome> {
   const log = deps.logger.child({ conversation: turn.conversation, turnId: turn.turnId });
   await deps.publish(progressEvent(turn, 'start', 'working…'));
   let session: SandboxSession;
@@ -55,8 +59,14 @@ export async function runTurn(deps: TurnRunnerDeps, turn: Turn, abandon: AbortSi
     return 'failed';
   }
   try {
-    const result = await driveTurn(deps, turn, session, abandon, log);
+    const result = await driveTurn(deps, turn, session, signals, log);
     if (result.kind === 'abandoned') return 'abandoned';
+    if (result.kind === 'stopped') {
+      await deps.publish(
+        replyEvent(turn, `Stopped${result.by ? ` (asked by ${result.by})` : ''}.`, [], 'stopped'),
+      );
+      return 'stopped';
+    }
     if (result.kind === 'reply') {
       await deps.publish(replyEvent(turn, result.text));
       return 'replied';
@@ -71,13 +81,14 @@ export async function runTurn(deps: TurnRunnerDeps, turn: Turn, abandon: AbortSi
 type TurnResult =
   | { kind: 'reply'; text: string }
   | { kind: 'error'; message: string }
+  | { kind: 'stopped'; by: string }
   | { kind: 'abandoned' };
 
 function driveTurn(
   deps: TurnRunnerDeps,
   turn: Turn,
   session: SandboxSession,
-  abandon: AbortSignal,
+  { abandon, stop }: { abandon: AbortSignal; stop: AbortSignal },
   log: Logger,
 ): Promise<TurnResult> {
   const { config } = deps;
@@ -114,9 +125,13 @@ function driveTurn(
     );
     cleanups.push(() => clearTimeout(timer));
     const onAbandon = () => finish({ kind: 'abandoned' });
+    const onStop = () => finish({ kind: 'stopped', by: String(stop.reason ?? '') });
     if (abandon.aborted) return onAbandon();
+    if (stop.aborted) return onStop();
     abandon.addEventListener('abort', onAbandon, { once: true });
+    stop.addEventListener('abort', onStop, { once: true });
     cleanups.push(() => abandon.removeEventListener('abort', onAbandon));
+    cleanups.push(() => stop.removeEventListener('abort', onStop));
 
     cleanups.push(
       session.onClose((reason) =>

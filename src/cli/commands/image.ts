@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { buildSandboxImage, resolveBaseImage } from '../../../sandbox/image.js';
 import { createDocker } from '../../../sandbox/driver/docker-client.js';
+import { buildSandboxImage, resolveBaseImage } from '../../../sandbox/image.js';
 import { loadConfigOrExit } from '../run-service.js';
 
 export function registerImageCommands(program: Command): void {
@@ -9,7 +9,10 @@ export function registerImageCommands(program: Command): void {
     .command('build')
     .description('build the sandbox image (needs `npm run build` first)')
     .option('--tag <tag>', 'image tag (default: SANDBOX_IMAGE)')
-    .option('--base <image>', 'base image (default: sandbot-base:bookworm when built locally, else node:20-bookworm-slim)')
+    .option(
+      '--base <image>',
+      'base image (default: sandbot-base:bookworm when built locally, else node:20-bookworm-slim)',
+    )
     .option('--quiet', 'print only the result')
     .action(async (options: { tag?: string; base?: string; quiet?: boolean }) => {
       const config = loadConfigOrExit();
@@ -21,7 +24,9 @@ export function registerImageCommands(program: Command): void {
         await buildSandboxImage(docker, {
           tag,
           baseImage,
-          onProgress: options.quiet ? undefined : (line) => process.stdout.write(line.endsWith('\n') ? line : `${line}\n`),
+          onProgress: options.quiet
+            ? undefined
+            : (line) => process.stdout.write(line.endsWith('\n') ? line : `${line}\n`),
         });
       } catch (error) {
         console.error(`sandbot: ${error instanceof Error ? error.message : String(error)}`);

@@ -40,8 +40,12 @@ export function registerSandboxCommands(program: Command): void {
     .description("remove a conversation's sandbox")
     .option('--wipe', 'also delete its /workspace and /session volumes')
     .action(async (value: string, options: { wipe?: boolean }) => {
-      const removed = await driverFromConfig().remove(conversationArg(value), { wipe: options.wipe === true });
-      console.log(removed ? `removed ${value}${options.wipe ? ' and its volumes' : ''}` : `no sandbox for ${value}`);
+      const removed = await driverFromConfig().remove(conversationArg(value), {
+        wipe: options.wipe === true,
+      });
+      console.log(
+        removed ? `removed ${value}${options.wipe ? ' and its volumes' : ''}` : `no sandbox for ${value}`,
+      );
       if (!removed) process.exitCode = 1;
     });
 }
