@@ -41,7 +41,8 @@ fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   log "installing npm dependencies"
-  npm ci --no-audit --no-fund --loglevel=error
+  # `npm ci` refuses lock files that lack optional platform packages missing from some registries.
+  npm install --no-audit --no-fund --loglevel=error
 fi
 log "building"
 npm run --silent build

@@ -1,6 +1,7 @@
 import type { ConversationId } from '../../src/conversation/id.js';
 import type { RuntimeToWorker, WorkerToRuntime } from '../../src/protocol/agent.js';
 import type { LineResult } from '../../src/protocol/lines.js';
+import type { FileBytes, OutboxResult } from './workspace-files.js';
 
 export interface SandboxInfo {
   conversation: ConversationId;
@@ -30,6 +31,10 @@ export interface SandboxDriver {
   list(): Promise<SandboxInfo[]>;
   /** Stops the container; its volumes stay. False when there is none. */
   stop(conversation: ConversationId): Promise<boolean>;
+  /** Copies files into /workspace/inbox, from outside the container (the engine's archive API). */
+  putInbox(conversation: ConversationId, files: FileBytes[]): Promise<void>;
+  /** Regular files of /workspace/outbox changed since `sinceMs`, read from outside the container. */
+  readOutbox(conversation: ConversationId, sinceMs: number, maxBytes: number): Promise<OutboxResult>;
   /** Removes the container, and with `wipe` its /workspace and /session volumes. */
   remove(conversation: ConversationId, options?: { wipe?: boolean }): Promise<boolean>;
 }

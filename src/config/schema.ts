@@ -96,6 +96,11 @@ export const ConfigSchema = z.object({
     .url()
     .default('https://slack.com/api/')
     .describe('Slack Web API base URL (point it at a local server for tests).'),
+  SLACK_SOCKET_PING_TIMEOUT_MS: int(300, 120_000)
+    .default(5000)
+    .describe(
+      'Socket Mode: a pong later than this drops the connection; reconnects wait this long times the attempt number.',
+    ),
   SLACK_ALLOWED_TEAMS: list.describe(
     'Slack workspace ids allowed to use the bot, comma-separated (empty: all).',
   ),

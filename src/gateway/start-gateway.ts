@@ -1,3 +1,5 @@
+import { createDiscordAdapter } from '../../adapters/discord/discord-adapter.js';
+import { createSlackAdapter } from '../../adapters/slack/slack-adapter.js';
 import { webChatEnabled } from '../../adapters/web/enabled.js';
 import { WebEventStream } from '../../adapters/web/event-stream.js';
 import type { Config } from '../config/schema.js';
@@ -40,8 +42,8 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
   };
   const adapters = new Map<Platform, ChatAdapter>();
   // Chat platforms: each adapter is enabled by its token.
-  // [slack-adapter]
-  // [discord-adapter]
+  if (config.SLACK_BOT_TOKEN) adapters.set('slack', createSlackAdapter(adapterDeps));
+  if (config.DISCORD_TOKEN) adapters.set('discord', createDiscordAdapter(adapterDeps));
   const web = webChatEnabled(config);
   if (web) {
     adapters.set('web', {

@@ -64,7 +64,7 @@ export async function runCommand(
     await deps.publish(errorEvent(turn, result));
     return 'failed';
   }
-  const fenced = `\`\`\`\n${result.output.replaceAll('```', '`\u200b``') || '(no output)'}\n\`\`\`${result.truncated ? '\n(output truncated)' : ''}`;
+  const fenced = `\`\`\`\n${result.output.trimEnd().replaceAll('```', '`\u200b``') || '(no output)'}\n\`\`\`${result.truncated ? '\n(output truncated)' : ''}`;
   await deps.publish(replyEvent(turn, `$ ${command}\n${fenced}`));
   return result.ok ? 'replied' : 'failed';
 }

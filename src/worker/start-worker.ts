@@ -2,6 +2,8 @@ import { sandboxDriverFromConfig } from '../../sandbox/driver/from-config.js';
 import { ModelBroker } from '../broker/model-broker.js';
 import { defaultSystemPrompt } from '../broker/system-prompt.js';
 import type { Config } from '../config/schema.js';
+import { BlobStore } from '../files/blob-store.js';
+import { OutboxLedger } from '../files/outbox-ledger.js';
 import type { Logger } from '../log/logger.js';
 import { ConversationStore } from '../queue/conversation-store.js';
 import { InboundQueue } from '../queue/inbound-queue.js';
@@ -36,6 +38,8 @@ export function startWorker(config: Config, logger: Logger): RunningWorker {
       publish: (event) => outbound.publish(event),
       logger: log,
       systemPrompt: defaultSystemPrompt(),
+      blobs: new BlobStore(connection, config.SANDBOT_INSTANCE),
+      ledger: new OutboxLedger(connection, config.SANDBOT_INSTANCE),
       config,
     },
     {

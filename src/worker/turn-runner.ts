@@ -1,11 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { SandboxDriver, SandboxSession } from '../../sandbox/driver/types.js';
 import type { Config } from '../config/schema.js';
+import type { BlobStore } from '../files/blob-store.js';
+import type { OutboxLedger } from '../files/outbox-ledger.js';
 import type { Logger } from '../log/logger.js';
 import type { ChatMessage, RuntimeToWorker } from '../protocol/agent.js';
 import type { OutboundEvent } from '../protocol/outbound.js';
 import type { Turn } from '../queue/conversation-store.js';
 import { describeToolStep, errorEvent, progressEvent, replyEvent } from './turn-events.js';
+import { collectOutbox, deliverInbox, withSkippedNote } from './turn-files.js';
 
 /** What the turn runner needs of the model broker. */
 export interface ModelChat {
@@ -23,8 +26,11 @@ export interface TurnRunnerDeps {
   publish: (event: OutboundEvent) => Promise<void>;
   logger: Logger;
   systemPrompt: string;
+  blobs: BlobStore;
+  ledger: OutboxLedger;
   config: Pick<
     Config,
+    | 'SANDBOT_FILE_MAX_BYTES'
     | 'SANDBOT_MODEL'
     | 'SANDBOX_TOOL_TIMEOUT_SECONDS'
     | 'SANDBOX_TOOL_OUTPUT_BYTES'
@@ -58,7 +64,10 @@ export async function runTurn(
     await deps.publish(errorEvent(turn, `Your sandbox could not be started: ${messageOf(error)}`));
     return 'failed';
   }
+  const startedAt = Date.now();
   try {
+    const missing = await deliverInbox(deps.driver, deps.blobs, turn);
+    if (missing.length > 0) log.warn({ missing }, 'attachments expired before the turn');
     const result = await driveTurn(deps, turn, session, signals, log);
     if (result.kind === 'abandoned') return 'abandoned';
     if (result.kind === 'stopped') {
@@ -68,7 +77,8 @@ export async function runTurn(
       return 'stopped';
     }
     if (result.kind === 'reply') {
-      await deps.publish(replyEvent(turn, result.text));
+      const outbox = await collectOutbox(deps, turn, startedAt, deps.config.SANDBOT_FILE_MAX_BYTES);
+      await deps.publish(replyEvent(turn, withSkippedNote(result.text, outbox.skipped), outbox.files));
       return 'replied';
     }
     await deps.publish(errorEvent(turn, result.message));

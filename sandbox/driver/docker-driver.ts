@@ -1,0 +1,202 @@
+import type Dockerode from 'dockerode';
+import { ConversationId } from '../../src/conversation/id.js';
+import type { Logger } from '../../src/log/logger.js';
+import { AttachedSession } from './docker-session.js';
+import {
+  containerSpec,
+  instanceFilter,
+  type SandboxLimits,
+  sandboxNames,
+  volumeSpecs,
+} from './docker-spec.js';
+import type { SandboxDriver, SandboxInfo, SandboxSession } from './types.js';
+import { type FileBytes, type OutboxResult, putInboxFiles, readOutboxFiles } from './workspace-files.js';
+
+export interface DockerSandboxDriverOptions extends SandboxLimits {
+  docker: Dockerode;
+  /** Longest protocol line accepted from a sandbox's stdout. */
+  maxLineBytes: number;
+  logger?: Logger;
+}
+
+/** Seconds a sandbox gets to exit on SIGTERM before it is killed. */
+const STOP_TIMEOUT_SECONDS = 5;
+/** Looks (100 ms apart) for a container another worker is still creating. */
+const CREATE_RACE_ATTEMPTS = 50;
+
+function statusOf(err: unknown): number | undefined {
+  return (err as { statusCode?: number } | undefined)?.statusCode;
+}
+
+function messageOf(err: unknown): string {
+  const e = err as { json?: { message?: string }; message?: string };
+  return e?.json?.message ?? e?.message ?? String(err);
+}
+
+/** One container per conversation on one Docker-compatible engine (chosen by the Dockerode client). */
+export class DockerSandboxDriver implements SandboxDriver {
+  private readonly docker: Dockerode;
+  private readonly limits: SandboxLimits;
+  private readonly maxLineBytes: number;
+  private readonly logger?: Logger;
+
+  constructor(options: DockerSandboxDriverOptions) {
+    const { docker, maxLineBytes, logger, ...limits } = options;
+    this.docker = docker;
+    this.limits = limits;
+    this.maxLineBytes = maxLineBytes;
+    this.logger = logger;
+  }
+
+  async open(conversation: ConversationId): Promise<SandboxSession> {
+    const name = sandboxNames(this.limits.instance, conversation).container;
+    const container = this.docker.getContainer(name);
+    let state = await this.inspectState(container);
+    if (state === undefined) {
+      await this.create(conversation);
+      state = await this.inspectAfterCreate(container);
+    }
+    // Attach before starting so nothing the runtime prints at start-up is lost.
+    const socket = await container.attach({
+      stream: true,
+      stdin: true,
+      stdout: true,
+      stderr: true,
+      hijack: true,
+    });
+    const session = new AttachedSession(
+      conversation,
+      socket,
+      (stream, out, err) => this.docker.modem.demuxStream(stream, out, err),
+      this.maxLineBytes,
+      this.logger,
+    );
+    if (!state.Running) {
+      try {
+        await container.start();
+        this.logger?.info({ conversation, container: name }, 'sandbox started');
+      } catch (err) {
+        // 304: already started; a concurrent open may also have started it between inspect and start.
+        if (statusOf(err) !== 304 && !(await this.inspectState(container))?.Running) {
+          await session.close();
+          throw new Error(`could not start sandbox ${name}: ${messageOf(err)}`);
+        }
+      }
+    }
+    return session;
+  }
+
+  async list(): Promise<SandboxInfo[]> {
+    const containers = await this.docker.listContainers({
+      all: true,
+      filters: instanceFilter(this.limits.instance),
+    });
+    const infos: SandboxInfo[] = [];
+    for (const c of containers) {
+      const conversation = ConversationId.safeParse(c.Labels['sandbot.conversation']);
+      if (!conversation.success) continue;
+      infos.push({
+        conversation: conversation.data,
+        containerId: c.Id,
+        name: (c.Names[0] ?? '').replace(/^\//, ''),
+        state: c.State,
+        createdAt: new Date(c.Created * 1000).toISOString(),
+      });
+    }
+    return infos;
+  }
+
+  async stop(conversation: ConversationId): Promise<boolean> {
+    const name = sandboxNames(this.limits.instance, conversation).container;
+    try {
+      await this.docker.getContainer(name).stop({ t: STOP_TIMEOUT_SECONDS });
+    } catch (err) {
+      if (statusOf(err) === 404) return false;
+      if (statusOf(err) !== 304) throw new Error(`could not stop sandbox ${name}: ${messageOf(err)}`);
+    }
+    this.logger?.info({ conversation, container: name }, 'sandbox stopped');
+    return true;
+  }
+
+  async putInbox(conversation: ConversationId, files: FileBytes[]): Promise<void> {
+    if (files.length === 0) return;
+    await putInboxFiles(this.container(conversation), files);
+  }
+
+  async readOutbox(conversation: ConversationId, sinceMs: number, maxBytes: number): Promise<OutboxResult> {
+    return readOutboxFiles(this.container(conversation), sinceMs, maxBytes);
+  }
+
+  private container(conversation: ConversationId): Dockerode.Container {
+    return this.docker.getContainer(sandboxNames(this.limits.instance, conversation).container);
+  }
+
+  async remove(conversation: ConversationId, options: { wipe?: boolean } = {}): Promise<boolean> {
+    const names = sandboxNames(this.limits.instance, conversation);
+    let removed = false;
+    try {
+      await this.docker.getContainer(names.container).remove({ force: true });
+      removed = true;
+    } catch (err) {
+      if (statusOf(err) !== 404) {
+        throw new Error(`could not remove sandbox ${names.container}: ${messageOf(err)}`);
+      }
+    }
+    if (options.wipe) {
+      for (const volume of [names.workspaceVolume, names.sessionVolume]) {
+        try {
+          await this.docker.getVolume(volume).remove();
+          removed = true;
+        } catch (err) {
+          if (statusOf(err) !== 404) throw new Error(`could not remove volume ${volume}: ${messageOf(err)}`);
+        }
+      }
+    }
+    this.logger?.info({ conversation, wipe: options.wipe === true, removed }, 'sandbox removed');
+    return removed;
+  }
+
+  private async inspectState(container: Dockerode.Container): Promise<{ Running: boolean } | undefined> {
+    try {
+      return (await container.inspect()).State;
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw new Error(`could not inspect sandbox ${container.id}: ${messageOf(err)}`);
+    }
+  }
+
+  /**
+   * After a create race the engine has reserved the name (our create got 409) but may not show the
+   * other worker's container yet: look again briefly before giving up.
+   */
+  private async inspectAfterCreate(container: Dockerode.Container): Promise<{ Running: boolean }> {
+    for (let attempt = 0; attempt < CREATE_RACE_ATTEMPTS; attempt++) {
+      const state = await this.inspectState(container);
+      if (state !== undefined) return state;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error(`sandbox container ${container.id} vanished right after it was created`);
+  }
+
+  private async create(conversation: ConversationId): Promise<void> {
+    // Creating a volume that exists returns it unchanged, so a concurrent open is harmless here.
+    for (const volume of volumeSpecs(this.limits.instance, conversation)) {
+      await this.docker.createVolume(volume);
+    }
+    const spec = containerSpec(this.limits, conversation);
+    try {
+      await this.docker.createContainer(spec);
+      this.logger?.info({ conversation, container: spec.name }, 'sandbox created');
+    } catch (err) {
+      // 409: another worker created it between our inspect and create; use theirs.
+      if (statusOf(err) === 409) return;
+      if (statusOf(err) === 404) {
+        throw new Error(
+          `sandbox image "${this.limits.image}" is not on the container engine: ` +
+            'build it with `npm run build && sandbot image build` (scripts/setup.sh does both)',
+        );
+      }
+      throw new Error(`could not create sandbox ${spec.name}: ${messageOf(err)}`);
+    }
+  }
+}

@@ -1,0 +1,103 @@
+import type Dockerode from 'dockerode';
+import { type ConversationId, conversationKey } from '../../src/conversation/id.js';
+
+/** What shapes every sandbox container; the same for all conversations of one deployment. */
+export interface SandboxLimits {
+  instance: string;
+  image: string;
+  /** OCI runtime registered with the engine (runsc …); the engine's default when absent. */
+  runtime?: string;
+  memoryMb: number;
+  cpus: number;
+  pidsLimit: number;
+  tmpMb: number;
+}
+
+export interface SandboxNames {
+  container: string;
+  workspaceVolume: string;
+  sessionVolume: string;
+}
+
+export const WORKSPACE_DIR = '/workspace';
+export const SESSION_DIR = '/session';
+/** The image's agent user; never root. */
+export const SANDBOX_USER = '1000:1000';
+
+export function sandboxNames(instance: string, conversation: ConversationId): SandboxNames {
+  const key = conversationKey(conversation);
+  return {
+    container: `${instance}-sbx-${key}`,
+    workspaceVolume: `${instance}-ws-${key}`,
+    sessionVolume: `${instance}-sess-${key}`,
+  };
+}
+
+export function sandboxLabels(instance: string, conversation: ConversationId): Record<string, string> {
+  return { 'sandbot.instance': instance, 'sandbot.conversation': conversation, 'sandbot.kind': 'sandbox' };
+}
+
+/** Label filter that finds every sandbox of one deployment (containers and volumes alike). */
+export function instanceFilter(instance: string): { label: string[] } {
+  return { label: [`sandbot.instance=${instance}`, 'sandbot.kind=sandbox'] };
+}
+
+export function volumeSpecs(instance: string, conversation: ConversationId): Dockerode.VolumeCreateOptions[] {
+  const names = sandboxNames(instance, conversation);
+  const Labels = sandboxLabels(instance, conversation);
+  return [
+    { Name: names.workspaceVolume, Labels },
+    { Name: names.sessionVolume, Labels },
+  ];
+}
+
+/**
+ * The hardened container: no network, read-only root, no capabilities, no privilege gain, uid 1000,
+ * CPU/memory/pids limits, only its own two volumes, and no environment of sandbot's (no secrets, no
+ * addresses). stdin stays open across attaches so a worker can detach and another re-attach.
+ */
+export function containerSpec(
+  limits: SandboxLimits,
+  conversation: ConversationId,
+): Dockerode.ContainerCreateOptions {
+  const names = sandboxNames(limits.instance, conversation);
+  const memory = limits.memoryMb * 1024 * 1024;
+  return {
+    name: names.container,
+    Image: limits.image,
+    Labels: sandboxLabels(limits.instance, conversation),
+    Hostname: 'sandbox',
+    User: SANDBOX_USER,
+    WorkingDir: WORKSPACE_DIR,
+    Env: [],
+    OpenStdin: true,
+    StdinOnce: false,
+    AttachStdin: true,
+    AttachStdout: true,
+    AttachStderr: true,
+    Tty: false,
+    HostConfig: {
+      NetworkMode: 'none',
+      ReadonlyRootfs: true,
+      Tmpfs: { '/tmp': `rw,noexec,nosuid,nodev,size=${limits.tmpMb}m` },
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+      Privileged: false,
+      IpcMode: 'private',
+      Memory: memory,
+      MemorySwap: memory,
+      NanoCpus: Math.round(limits.cpus * 1e9),
+      PidsLimit: limits.pidsLimit,
+      // An init reaps the agent's orphans and forwards SIGTERM, so `stop` does not wait for the kill timeout.
+      Init: true,
+      ...(limits.runtime ? { Runtime: limits.runtime } : {}),
+      Mounts: [
+        { Type: 'volume', Source: names.workspaceVolume, Target: WORKSPACE_DIR, ReadOnly: false },
+        { Type: 'volume', Source: names.sessionVolume, Target: SESSION_DIR, ReadOnly: false },
+      ],
+      RestartPolicy: { Name: 'no' },
+      // The protocol travels over attach; a log driver would copy every line (user files included) to disk.
+      LogConfig: { Type: 'none', Config: {} },
+    },
+  };
+}

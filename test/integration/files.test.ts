@@ -1,0 +1,91 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { webConversationId } from '../../src/conversation/id.js';
+import { BlobStore } from '../../src/files/blob-store.js';
+import { ConversationStore } from '../../src/queue/conversation-store.js';
+import { InboundQueue } from '../../src/queue/inbound-queue.js';
+import {
+  type FakeChatRequest,
+  type FakeOllama,
+  type FakeStep,
+  startFakeOllama,
+} from '../fakes/fake-ollama.js';
+import { REDIS_URL, testInstance } from '../helpers/redis.js';
+import { openSse } from '../helpers/sse.js';
+import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
+
+/** Attachments reach /workspace/inbox; files the agent writes to /workspace/outbox come back with the reply. */
+
+function shell(request: FakeChatRequest): FakeStep {
+  const last = request.messages.at(-1);
+  if (last?.role === 'tool') return { reply: `tool said: ${last.content}` };
+  return { toolCalls: [{ name: 'bash', arguments: { command: last?.content ?? 'true' } }] };
+}
+
+const config = testConfig(testInstance('files'));
+let ollama: FakeOllama;
+let stack: Awaited<ReturnType<typeof startStack>>;
+let redis: Redis;
+let blobs: BlobStore;
+let inbound: InboundQueue;
+
+beforeAll(async () => {
+  ollama = await startFakeOllama({ models: ['qwen2.5:7b'], script: shell });
+  Object.assign(config, { OLLAMA_HOST: ollama.url, SANDBOT_FILE_MAX_BYTES: 2048 });
+  stack = await startStack(config);
+  redis = new Redis(REDIS_URL);
+  blobs = new BlobStore(redis, config.SANDBOT_INSTANCE);
+  inbound = new InboundQueue(
+    redis,
+    new ConversationStore(redis, config.SANDBOT_INSTANCE),
+    config.SANDBOT_INSTANCE,
+  );
+});
+
+afterAll(async () => {
+  await inbound?.close();
+  redis?.disconnect();
+  await stack?.stop();
+  await ollama?.close();
+  await cleanInstance(config);
+});
+
+const submit = (text: string, files: { name: string; size: number; blobKey: string }[] = []) =>
+  inbound.submit({
+    id: randomUUID(),
+    conversation: webConversationId('files'),
+    platform: 'web',
+    user: { id: 'u1' },
+    text,
+    receivedAt: new Date().toISOString(),
+    route: {},
+    files,
+  });
+
+describe('files in and out of a sandbox', () => {
+  it('puts attachments in /workspace/inbox and hands back new outbox files', async () => {
+    const sse = await openSse(`${stack.url}/api/conversations/files/events`);
+    try {
+      const bytes = Buffer.from('hello from chat\n');
+      await submit(
+        'cat /workspace/inbox/note.txt && mkdir -p /workspace/outbox && tr a-z A-Z < /workspace/inbox/note.txt > /workspace/outbox/shout.txt && head -c 5000 /dev/zero > /workspace/outbox/big.bin',
+        [{ name: 'note.txt', size: bytes.length, blobKey: await blobs.put(bytes) }],
+      );
+      const reply = await sse.waitFor((e) => e.type === 'reply');
+      if (reply.type !== 'reply') throw new Error('not a reply');
+      expect(reply.text).toContain('hello from chat');
+      expect(reply.files?.map((f) => f.name)).toEqual(['shout.txt']);
+      expect((await blobs.get(reply.files![0]!.blobKey))?.toString()).toBe('HELLO FROM CHAT\n');
+      // The file over SANDBOT_FILE_MAX_BYTES is named, not sent.
+      expect(reply.text).toContain('big.bin (over the size limit)');
+
+      // The next turn hands back only what changed during it.
+      await submit('echo again > /workspace/outbox/second.txt');
+      const next = await sse.waitFor((e) => e.type === 'reply' && e.id !== reply.id);
+      expect(next.type === 'reply' && next.files?.map((f) => f.name)).toEqual(['second.txt']);
+    } finally {
+      sse.close();
+    }
+  });
+});

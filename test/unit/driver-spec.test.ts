@@ -1,0 +1,87 @@
+import { describe, expect, it } from 'vitest';
+import {
+  containerSpec,
+  instanceFilter,
+  type SandboxLimits,
+  sandboxNames,
+  volumeSpecs,
+} from '../../sandbox/driver/docker-spec.js';
+import { ConversationId } from '../../src/conversation/id.js';
+
+const a = ConversationId.parse('web:alpha');
+const b = ConversationId.parse('slack:T1:C2:1700000000.000100');
+const limits: SandboxLimits = {
+  instance: 'prod',
+  image: 'sandbot-sandbox:latest',
+  memoryMb: 256,
+  cpus: 0.5,
+  pidsLimit: 128,
+  tmpMb: 32,
+};
+
+describe('sandboxNames', () => {
+  it('derives stable, distinct, Docker-valid names per conversation and instance', () => {
+    const na = sandboxNames('prod', a);
+    expect(sandboxNames('prod', a)).toEqual(na);
+    expect(sandboxNames('prod', b).container).not.toBe(na.container);
+    expect(sandboxNames('test', a).container).not.toBe(na.container);
+    for (const name of Object.values(na)) expect(name).toMatch(/^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/);
+    expect(na.container).toMatch(/^prod-sbx-[0-9a-f]{20}$/);
+    expect(na.workspaceVolume).toMatch(/^prod-ws-[0-9a-f]{20}$/);
+    expect(na.sessionVolume).toMatch(/^prod-sess-[0-9a-f]{20}$/);
+  });
+});
+
+describe('containerSpec', () => {
+  const spec = containerSpec(limits, a);
+  const host = spec.HostConfig ?? {};
+
+  it('is hardened: no network, read-only root, no capabilities, no privilege gain, uid 1000', () => {
+    expect(host.NetworkMode).toBe('none');
+    expect(host.ReadonlyRootfs).toBe(true);
+    expect(host.CapDrop).toEqual(['ALL']);
+    expect(host.CapAdd).toBeUndefined();
+    expect(host.SecurityOpt).toEqual(['no-new-privileges']);
+    expect(host.Privileged).toBe(false);
+    expect(spec.User).toBe('1000:1000');
+    expect(host.Tmpfs).toEqual({ '/tmp': 'rw,noexec,nosuid,nodev,size=32m' });
+    expect(host.Init).toBe(true);
+  });
+
+  it('applies the limits, with swap equal to memory', () => {
+    expect(host.Memory).toBe(256 * 1024 * 1024);
+    expect(host.MemorySwap).toBe(256 * 1024 * 1024);
+    expect(host.NanoCpus).toBe(500_000_000);
+    expect(host.PidsLimit).toBe(128);
+  });
+
+  it('mounts only its own two volumes and carries no environment of sandbot', () => {
+    const names = sandboxNames('prod', a);
+    expect(host.Mounts).toEqual([
+      { Type: 'volume', Source: names.workspaceVolume, Target: '/workspace', ReadOnly: false },
+      { Type: 'volume', Source: names.sessionVolume, Target: '/session', ReadOnly: false },
+    ]);
+    expect(host.Binds).toBeUndefined();
+    expect(spec.Env).toEqual([]);
+  });
+
+  it('keeps stdin open across attaches, without a TTY, so the output stays multiplexed', () => {
+    expect(spec).toMatchObject({ OpenStdin: true, StdinOnce: false, Tty: false, AttachStdin: true });
+  });
+
+  it('labels the container and its volumes with instance, conversation and kind', () => {
+    const labels = {
+      'sandbot.instance': 'prod',
+      'sandbot.conversation': 'web:alpha',
+      'sandbot.kind': 'sandbox',
+    };
+    expect(spec.Labels).toEqual(labels);
+    for (const volume of volumeSpecs('prod', a)) expect(volume.Labels).toEqual(labels);
+    expect(instanceFilter('prod').label).toContain('sandbot.instance=prod');
+  });
+
+  it('sets the OCI runtime only when one is configured', () => {
+    expect(host.Runtime).toBeUndefined();
+    expect(containerSpec({ ...limits, runtime: 'runsc' }, a).HostConfig?.Runtime).toBe('runsc');
+  });
+});
