@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sandboxDriverFromConfig } from '../../sandbox/driver/from-config.js';
 import { webConversationId } from '../../src/conversation/id.js';
 import { ConversationControl } from '../../src/queue/conversation-control.js';
 import { ConversationStore } from '../../src/queue/conversation-store.js';
 import { InboundQueue } from '../../src/queue/inbound-queue.js';
+import { instanceKeys } from '../../src/queue/keys.js';
 import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
 import { REDIS_URL, testInstance } from '../helpers/redis.js';
 import { openSse, type SseClient } from '../helpers/sse.js';
@@ -91,6 +93,27 @@ describe('conversation commands', () => {
       const status = await control.status(conversation);
       expect(status.pending).toBe(0);
       expect(status.lastTurnAt).toMatch(/^\d{4}-/);
+    } finally {
+      sse.close();
+    }
+  });
+
+  it('stops an idle sandbox and starts it again, files kept, on the next message', async () => {
+    const conversation = webConversationId('cmd-idle');
+    const driver = sandboxDriverFromConfig(config);
+    const sse = await openSse(`${stack.url}/api/conversations/cmd-idle/events`);
+    try {
+      await submit('cmd-idle', 'echo persisted > /workspace/p.txt', 'run');
+      await sse.waitFor((e) => e.type === 'reply');
+      // Not idle yet: nothing happens.
+      await stack.worker.worker.stopIdleSandboxes();
+      expect((await driver.list()).find((s) => s.conversation === conversation)?.state).toBe('running');
+      // Idle for longer than SANDBOX_IDLE_SECONDS.
+      await redis.zadd(instanceKeys(config.SANDBOT_INSTANCE).lastUsed, Date.now() - 3_600_000, conversation);
+      await stack.worker.worker.stopIdleSandboxes();
+      expect((await driver.list()).find((s) => s.conversation === conversation)?.state).toBe('exited');
+      await submit('cmd-idle', 'cat /workspace/p.txt', 'run');
+      await sse.waitFor((e) => e.type === 'reply' && e.text.includes('persisted'));
     } finally {
       sse.close();
     }
