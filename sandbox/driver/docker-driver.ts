@@ -5,11 +5,14 @@ import { AttachedSession } from './docker-session.js';
 import {
   containerSpec,
   instanceFilter,
+  NETWORK_LABEL,
+  networkLabel,
   type SandboxLimits,
+  type SandboxNetwork,
   sandboxNames,
   volumeSpecs,
 } from './docker-spec.js';
-import type { SandboxDriver, SandboxInfo, SandboxSession } from './types.js';
+import type { OpenOptions, SandboxDriver, SandboxInfo, SandboxSession } from './types.js';
 import { type FileBytes, type OutboxResult, putInboxFiles, readOutboxFiles } from './workspace-files.js';
 
 export interface DockerSandboxDriverOptions extends SandboxLimits {
@@ -48,12 +51,21 @@ export class DockerSandboxDriver implements SandboxDriver {
     this.logger = logger;
   }
 
-  async open(conversation: ConversationId): Promise<SandboxSession> {
+  async open(conversation: ConversationId, options: OpenOptions = {}): Promise<SandboxSession> {
     const name = sandboxNames(this.limits.instance, conversation).container;
     const container = this.docker.getContainer(name);
     let state = await this.inspectState(container);
+    if (state !== undefined && state.network !== networkLabel(options.network)) {
+      // The network policy changed: recreate the container (its volumes, so its files, stay).
+      await container.remove({ force: true });
+      this.logger?.info(
+        { conversation, network: networkLabel(options.network) },
+        'sandbox recreated for a new network policy',
+      );
+      state = undefined;
+    }
     if (state === undefined) {
-      await this.create(conversation);
+      await this.create(conversation, options.network);
       state = await this.inspectAfterCreate(container);
     }
     // Attach before starting so nothing the runtime prints at start-up is lost.
@@ -156,9 +168,12 @@ export class DockerSandboxDriver implements SandboxDriver {
     return removed;
   }
 
-  private async inspectState(container: Dockerode.Container): Promise<{ Running: boolean } | undefined> {
+  private async inspectState(
+    container: Dockerode.Container,
+  ): Promise<{ Running: boolean; network: string } | undefined> {
     try {
-      return (await container.inspect()).State;
+      const info = await container.inspect();
+      return { Running: info.State.Running, network: info.Config.Labels?.[NETWORK_LABEL] ?? 'none' };
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
       throw new Error(`could not inspect sandbox ${container.id}: ${messageOf(err)}`);
@@ -169,7 +184,9 @@ export class DockerSandboxDriver implements SandboxDriver {
    * After a create race the engine has reserved the name (our create got 409) but may not show the
    * other worker's container yet: look again briefly before giving up.
    */
-  private async inspectAfterCreate(container: Dockerode.Container): Promise<{ Running: boolean }> {
+  private async inspectAfterCreate(
+    container: Dockerode.Container,
+  ): Promise<{ Running: boolean; network: string }> {
     for (let attempt = 0; attempt < CREATE_RACE_ATTEMPTS; attempt++) {
       const state = await this.inspectState(container);
       if (state !== undefined) return state;
@@ -178,12 +195,12 @@ export class DockerSandboxDriver implements SandboxDriver {
     throw new Error(`sandbox container ${container.id} vanished right after it was created`);
   }
 
-  private async create(conversation: ConversationId): Promise<void> {
+  private async create(conversation: ConversationId, network?: SandboxNetwork): Promise<void> {
     // Creating a volume that exists returns it unchanged, so a concurrent open is harmless here.
     for (const volume of volumeSpecs(this.limits.instance, conversation)) {
       await this.docker.createVolume(volume);
     }
-    const spec = containerSpec(this.limits, conversation);
+    const spec = containerSpec(this.limits, conversation, network);
     try {
       await this.docker.createContainer(spec);
       this.logger?.info({ conversation, container: spec.name }, 'sandbox created');

@@ -19,6 +19,17 @@ export interface SandboxNames {
   sessionVolume: string;
 }
 
+/** Where a sandbox may send traffic: the egress network and its proxy (absent: no network at all). */
+export interface SandboxNetwork {
+  name: string;
+  proxyUrl: string;
+}
+
+export const NETWORK_LABEL = 'sandbot.network';
+/** What a container was created with, so a policy change can be detected (and the container recreated). */
+export const networkLabel = (network?: SandboxNetwork) =>
+  network ? `${network.name} ${network.proxyUrl}` : 'none';
+
 export const WORKSPACE_DIR = '/workspace';
 export const SESSION_DIR = '/session';
 /** The image's agent user; never root. */
@@ -59,17 +70,22 @@ export function volumeSpecs(instance: string, conversation: ConversationId): Doc
 export function containerSpec(
   limits: SandboxLimits,
   conversation: ConversationId,
+  network?: SandboxNetwork,
 ): Dockerode.ContainerCreateOptions {
   const names = sandboxNames(limits.instance, conversation);
+  // A granted sandbox joins the internal egress network; its only way out is the proxy named here.
+  const proxyEnv = network
+    ? ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy'].map((name) => `${name}=${network.proxyUrl}`)
+    : [];
   const memory = limits.memoryMb * 1024 * 1024;
   return {
     name: names.container,
     Image: limits.image,
-    Labels: sandboxLabels(limits.instance, conversation),
+    Labels: { ...sandboxLabels(limits.instance, conversation), [NETWORK_LABEL]: networkLabel(network) },
     Hostname: 'sandbox',
     User: SANDBOX_USER,
     WorkingDir: WORKSPACE_DIR,
-    Env: [],
+    Env: proxyEnv,
     OpenStdin: true,
     StdinOnce: false,
     AttachStdin: true,
@@ -77,7 +93,7 @@ export function containerSpec(
     AttachStderr: true,
     Tty: false,
     HostConfig: {
-      NetworkMode: 'none',
+      NetworkMode: network?.name ?? 'none',
       ReadonlyRootfs: true,
       Tmpfs: { '/tmp': `rw,noexec,nosuid,nodev,size=${limits.tmpMb}m` },
       CapDrop: ['ALL'],

@@ -1,6 +1,7 @@
 import type { ConversationId } from '../../src/conversation/id.js';
 import type { RuntimeToWorker, WorkerToRuntime } from '../../src/protocol/agent.js';
 import type { LineResult } from '../../src/protocol/lines.js';
+import type { SandboxNetwork } from './docker-spec.js';
 import type { FileBytes, OutboxResult } from './workspace-files.js';
 
 export interface SandboxInfo {
@@ -24,10 +25,15 @@ export interface SandboxSession {
   close(): Promise<void>;
 }
 
+export interface OpenOptions {
+  /** The egress network to join; absent: no network. A container made otherwise is recreated (volumes kept). */
+  network?: SandboxNetwork;
+}
+
 /** Keeps one container per conversation on one container engine. */
 export interface SandboxDriver {
   /** Creates (first message) or starts (after idle stop) the conversation's sandbox, then attaches. */
-  open(conversation: ConversationId): Promise<SandboxSession>;
+  open(conversation: ConversationId, options?: OpenOptions): Promise<SandboxSession>;
   list(): Promise<SandboxInfo[]>;
   /** Stops the container; its volumes stay. False when there is none. */
   stop(conversation: ConversationId): Promise<boolean>;

@@ -5,6 +5,7 @@ import { startWorker } from '../worker/start-worker.js';
 import { registerDoctorCommand } from './commands/doctor.js';
 import { registerImageCommands } from './commands/image.js';
 import { registerSandboxCommands } from './commands/sandbox.js';
+import { registerSlackCommands } from './commands/slack.js';
 import { runService } from './run-service.js';
 
 const program = new Command('sandbot')
@@ -16,7 +17,7 @@ program
   .description('run the gateway and a worker in one process (one machine)')
   .action(() =>
     runService(async (config, logger) => {
-      const worker = startWorker(config, logger);
+      const worker = await startWorker(config, logger);
       const gateway = await startGateway(config, logger);
       console.log(`sandbot is up: ${gateway.url}`);
       return [gateway, worker];
@@ -29,10 +30,11 @@ program
 program
   .command('worker')
   .description('run a worker: sandboxes, model broker, turns')
-  .action(() => runService(async (config, logger) => [startWorker(config, logger)]));
+  .action(() => runService(async (config, logger) => [await startWorker(config, logger)]));
 
 registerDoctorCommand(program);
 registerImageCommands(program);
 registerSandboxCommands(program);
+registerSlackCommands(program);
 
 await program.parseAsync(process.argv);

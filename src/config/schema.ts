@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { NetworkRules } from '../egress/policy.js';
 
 /**
  * Every setting sandbot reads, from the environment (and `.env`). This schema is the single source of
@@ -53,6 +54,16 @@ export const ConfigSchema = z.object({
   SANDBOT_PROTOCOL_MAX_LINE_BYTES: int(1024, 16_777_216)
     .default(1_048_576)
     .describe('Longest protocol line accepted from a sandbox.'),
+  SANDBOT_NETWORK_RULES: NetworkRules.describe(
+    'Network grants from config: "<conversation-prefix>=<host>,<host>;…" (hosts exact or *.suffix, optional :port). Default: no network.',
+  ),
+  SANDBOT_EGRESS_PORT: int(0, 65_535)
+    .default(3128)
+    .describe('Port of the egress proxy on the sandboxes’ network gateway (0: any free port).'),
+  SANDBOT_EGRESS_MAX_BYTES: int(1024, 10_737_418_240)
+    .default(52_428_800)
+    .describe('Bytes one proxied request may move (both directions).'),
+  SANDBOT_EGRESS_MAX_SECONDS: int(1, 3600).default(120).describe('Time one proxied request may last.'),
   OLLAMA_HOST: z
     .string()
     .url()

@@ -15,6 +15,8 @@ export interface ChatAdapter {
   /** Delivers one event; must be idempotent by `event.id` (a retried turn re-emits the same ids). */
   deliver(event: OutboundEvent): Promise<void>;
   health(): AdapterHealth;
+  /** Adds the adapter's own HTTP routes (e.g. Slack's Events API) to the gateway's server. */
+  registerRoutes?(http: import('./http-server.js').HttpServer): void;
 }
 
 /** What the gateway hands every chat adapter. */

@@ -83,6 +83,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
       return { ok: Object.values(checks).every((c) => c.ok), checks };
     },
   });
+  for (const adapter of adapters.values()) adapter.registerRoutes?.(http);
   const url = await http.listen({ host: config.SANDBOT_HTTP_HOST, port: config.SANDBOT_HTTP_PORT });
   log.info({ url, web }, 'gateway listening');
   return {

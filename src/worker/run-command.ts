@@ -16,7 +16,7 @@ export async function runCommand(
   const runId = `${turn.turnId}@${randomUUID().slice(0, 8)}`;
   let session: Awaited<ReturnType<TurnRunnerDeps['driver']['open']>>;
   try {
-    session = await deps.driver.open(turn.conversation);
+    session = await deps.driver.open(turn.conversation, { network: await deps.networkFor?.(turn.conversation) });
   } catch (error) {
     await deps.publish(errorEvent(turn, `Your sandbox could not be started: ${(error as Error).message}`));
     return 'failed';

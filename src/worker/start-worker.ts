@@ -1,9 +1,12 @@
+import { createDocker } from '../../sandbox/driver/docker-client.js';
 import { sandboxDriverFromConfig } from '../../sandbox/driver/from-config.js';
 import { ModelBroker } from '../broker/model-broker.js';
 import { defaultSystemPrompt } from '../broker/system-prompt.js';
 import type { Config } from '../config/schema.js';
 import { BlobStore } from '../files/blob-store.js';
 import { OutboxLedger } from '../files/outbox-ledger.js';
+import { EgressService } from '../egress/egress-service.js';
+import type { EgressRecord, Lookup } from '../egress/proxy.js';
 import type { Logger } from '../log/logger.js';
 import { ConversationStore } from '../queue/conversation-store.js';
 import { InboundQueue } from '../queue/inbound-queue.js';
@@ -16,14 +19,37 @@ export interface RunningWorker {
   stop(): Promise<void>;
 }
 
-/** Wires a worker from config: Redis, the Docker engine, the model broker. */
-export function startWorker(config: Config, logger: Logger): RunningWorker {
+export interface WorkerOverrides {
+  /** Name resolution for the egress proxy (tests point names at their own hosts). */
+  lookup?: Lookup;
+  /** Sees every egress request record. */
+  onEgress?: (entry: EgressRecord) => void;
+}
+
+/** Wires a worker from config: Redis, the Docker engine, the model broker, the egress proxy. */
+export async function startWorker(
+  config: Config,
+  logger: Logger,
+  overrides: WorkerOverrides = {},
+): Promise<RunningWorker> {
   const log = logger.child({ role: 'worker' });
   const connection = createRedis(config.SANDBOT_REDIS_URL, `${config.SANDBOT_INSTANCE}-worker`);
   const store = new ConversationStore(connection, config.SANDBOT_INSTANCE);
   const inbound = new InboundQueue(connection, store, config.SANDBOT_INSTANCE);
   const outbound = new OutboundQueue(connection, config.SANDBOT_INSTANCE);
   const driver = sandboxDriverFromConfig(config, log);
+  const egress = new EgressService({
+    docker: createDocker(config.DOCKER_HOST),
+    redis: connection,
+    instance: config.SANDBOT_INSTANCE,
+    rules: config.SANDBOT_NETWORK_RULES,
+    port: config.SANDBOT_EGRESS_PORT,
+    maxBytes: config.SANDBOT_EGRESS_MAX_BYTES,
+    maxSeconds: config.SANDBOT_EGRESS_MAX_SECONDS,
+    logger: log,
+    lookup: overrides.lookup,
+    onRecord: overrides.onEgress,
+  });
   const broker = new ModelBroker({
     host: config.OLLAMA_HOST,
     timeoutMs: config.SANDBOT_MODEL_TIMEOUT_SECONDS * 1000,
@@ -36,6 +62,7 @@ export function startWorker(config: Config, logger: Logger): RunningWorker {
       driver,
       broker,
       publish: (event) => outbound.publish(event),
+      networkFor: (conversation) => egress.networkFor(conversation),
       logger: log,
       systemPrompt: defaultSystemPrompt(),
       blobs: new BlobStore(connection, config.SANDBOT_INSTANCE),
@@ -55,6 +82,7 @@ export function startWorker(config: Config, logger: Logger): RunningWorker {
     worker,
     async stop() {
       await worker.stop();
+      await egress.stop();
       await Promise.all([inbound.close(), outbound.close()]);
       connection.disconnect();
     },

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import type { SandboxNetwork } from '../../sandbox/driver/docker-spec.js';
 import type { SandboxDriver, SandboxSession } from '../../sandbox/driver/types.js';
 import type { Config } from '../config/schema.js';
+import type { ConversationId } from '../conversation/id.js';
 import type { BlobStore } from '../files/blob-store.js';
 import type { OutboxLedger } from '../files/outbox-ledger.js';
 import type { Logger } from '../log/logger.js';
@@ -27,6 +29,8 @@ export interface TurnRunnerDeps {
   logger: Logger;
   systemPrompt: string;
   blobs: BlobStore;
+  /** The network a conversation's sandbox joins (its grants); absent or undefined: none. */
+  networkFor?: (conversation: ConversationId) => Promise<SandboxNetwork | undefined>;
   ledger: OutboxLedger;
   config: Pick<
     Config,
@@ -58,7 +62,7 @@ export async function runTurn(
   await deps.publish(progressEvent(turn, 'start', 'working…'));
   let session: SandboxSession;
   try {
-    session = await deps.driver.open(turn.conversation);
+    session = await deps.driver.open(turn.conversation, { network: await deps.networkFor?.(turn.conversation) });
   } catch (error) {
     log.error({ err: error }, 'sandbox could not be opened');
     await deps.publish(errorEvent(turn, `Your sandbox could not be started: ${messageOf(error)}`));

@@ -1,9 +1,10 @@
+import { createDocker } from '../../sandbox/driver/docker-client.js';
 import { sandboxDriverFromConfig } from '../../sandbox/driver/from-config.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { startGateway } from '../../src/gateway/start-gateway.js';
 import { createLogger } from '../../src/log/logger.js';
-import { startWorker } from '../../src/worker/start-worker.js';
+import { startWorker, type WorkerOverrides } from '../../src/worker/start-worker.js';
 import { dropInstanceKeys, REDIS_URL } from './redis.js';
 
 export const SANDBOX_IMAGE = process.env.SANDBOX_IMAGE ?? 'sandbot-sandbox:latest';
@@ -24,9 +25,9 @@ export function testConfig(instance: string, overrides: Record<string, string> =
 }
 
 /** The real gateway and worker, in this process, as `sandbot up` runs them. */
-export async function startStack(config: Config) {
+export async function startStack(config: Config, overrides: WorkerOverrides = {}) {
   const logger = createLogger(config);
-  const worker = startWorker(config, logger);
+  const worker = await startWorker(config, logger, overrides);
   const gateway = await startGateway(config, logger);
   return {
     url: gateway.url,
@@ -43,5 +44,9 @@ export async function startStack(config: Config) {
 export async function cleanInstance(config: Config): Promise<void> {
   const driver = sandboxDriverFromConfig(config);
   for (const sandbox of await driver.list()) await driver.remove(sandbox.conversation, { wipe: true });
+  await createDocker(config.DOCKER_HOST)
+    .getNetwork(`${config.SANDBOT_INSTANCE}-egress`)
+    .remove()
+    .catch(() => undefined);
   await dropInstanceKeys(config.SANDBOT_INSTANCE);
 }

@@ -1,18 +1,23 @@
 import type { Command } from 'commander';
+import { checkSlackTokens } from '../../../adapters/slack/token-check.js';
 import { createDocker } from '../../../sandbox/driver/docker-client.js';
-import { doctorReport } from '../../doctor/report.js';
+import { runDoctor } from '../../doctor/checks.js';
+import { formatDoctorReport } from '../../doctor/report.js';
 import { loadConfigOrExit } from '../run-service.js';
 
 export function registerDoctorCommand(program: Command): void {
   program
     .command('doctor')
     .description(
-      'check Redis, the Docker engine, the sandbox image, Ollama and the model, and say how to fix each',
+      'check Redis, the Docker engine, the sandbox image, Ollama, the model and chat tokens, and say how to fix each',
     )
     .action(async () => {
       const config = loadConfigOrExit();
-      const report = await doctorReport({ config, docker: createDocker(config.DOCKER_HOST) });
-      console.log(report.text);
-      process.exitCode = report.ok ? 0 : 1;
+      const checks = [
+        ...(await runDoctor({ config, docker: createDocker(config.DOCKER_HOST) })),
+        ...(await checkSlackTokens(config)),
+      ];
+      console.log(formatDoctorReport(checks));
+      process.exitCode = checks.every((c) => c.ok) ? 0 : 1;
     });
 }

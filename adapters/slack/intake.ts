@@ -1,0 +1,178 @@
+import type { webApi } from '@slack/bolt';
+import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
+import type { Logger } from '../../src/log/logger.js';
+import { InboundMessage } from '../../src/protocol/inbound.js';
+import { type AccessPolicy, decideAccess, refusalText } from './access.js';
+import { downloadAttachments } from './attachments.js';
+import { classifyEvent, SlackEventBody, type SlackIntake } from './slack-event.js';
+import { type SlackKeys, TTL } from './slack-state.js';
+
+export interface IntakeDeps {
+  deps: AdapterDeps;
+  client: webApi.WebClient;
+  keys: SlackKeys;
+  policy: AccessPolicy;
+  botToken: string;
+  logger: Logger;
+}
+
+/**
+ * Turns `message` and `app_mention` events into queued messages. Bolt has already acked the event, so
+ * this may take its time (downloads). The message id is Slack's channel + ts: whichever of the two
+ * events (and any retry of either) arrives first is queued, the store refuses the others.
+ */
+export class SlackIntakeHandler {
+  /** Per conversation, the intake in progress: messages are queued in the order they arrived here. */
+  private readonly chains = new Map<string, Promise<void>>();
+
+  constructor(private readonly d: IntakeDeps) {}
+
+  async onEvent(body: unknown, botUserId: string | undefined): Promise<void> {
+    const parsed = SlackEventBody.safeParse(body);
+    if (!parsed.success) {
+      this.d.logger.debug(
+        { issue: parsed.error.issues[0]?.message },
+        'slack event not taken: unexpected shape',
+      );
+      return;
+    }
+    const intake = classifyEvent(parsed.data, botUserId);
+    if (intake.kind === 'ignore') {
+      this.d.logger.debug({ reason: intake.reason }, 'slack event ignored');
+      return;
+    }
+    // Downloads and lookups take varying time: without this, a quick second message could overtake the first.
+    const previous = this.chains.get(intake.conversation) ?? Promise.resolve();
+    const current = previous.catch(() => undefined).then(() => this.consider(intake));
+    this.chains.set(intake.conversation, current);
+    try {
+      await current;
+    } finally {
+      if (this.chains.get(intake.conversation) === current) this.chains.delete(intake.conversation);
+    }
+  }
+
+  private async consider(intake: SlackIntake): Promise<void> {
+    const { redis } = this.d.deps;
+    if (intake.needsKnownThread && (await redis.exists(this.d.keys.thread(intake.conversation))) === 0)
+      return;
+    const access = decideAccess(this.d.policy, {
+      teams: intake.teams,
+      channel: intake.route.channel,
+      user: intake.user,
+    });
+    if (!access.allowed) return this.refuse(intake, access.reason);
+    await this.take(intake);
+  }
+
+  private async take(intake: SlackIntake): Promise<void> {
+    const { config, redis, submit, blobs } = this.d.deps;
+    const maxChars = config.SANDBOT_MAX_MESSAGE_CHARS;
+    if (intake.text.length > maxChars) {
+      return this.whisper(
+        intake,
+        `That message is longer than the ${maxChars} characters I take: attach it as a file instead.`,
+      );
+    }
+    const attachments = await downloadAttachments(intake.files, {
+      botToken: this.d.botToken,
+      apiUrl: config.SLACK_API_URL,
+      maxBytes: config.SANDBOT_FILE_MAX_BYTES,
+      blobs,
+    });
+    if (intake.text === '' && attachments.files.length === 0) {
+      const notes = attachments.notes.length ? `\n${attachments.notes.join('\n')}` : '';
+      return this.whisper(intake, `Tell me what to do, e.g. "@sandbot list the files you have".${notes}`);
+    }
+    // Registered before the message is queued, so the thread's next message is never missed.
+    if (!intake.dm) await redis.set(this.d.keys.thread(intake.conversation), '1', 'EX', TTL.thread);
+    const message = InboundMessage.parse({
+      id: intake.messageId,
+      conversation: intake.conversation,
+      platform: 'slack',
+      user: { id: intake.user, ...(await this.userName(intake)) },
+      text: intake.text,
+      receivedAt: new Date().toISOString(),
+      route: intake.route,
+      files: attachments.files,
+    });
+    let result: Awaited<ReturnType<AdapterDeps['submit']>>;
+    try {
+      result = await submit(message);
+    } catch (error) {
+      this.d.logger.error(
+        { err: error, conversation: intake.conversation },
+        'a Slack message could not be queued',
+      );
+      return this.whisper(
+        intake,
+        'I could not take that message: my queue is unavailable. Please try again in a moment.',
+      );
+    }
+    if (result.status === 'duplicate') return;
+    const { team, channel } = intake.route;
+    await redis.set(
+      this.d.keys.lastConversation(team, channel, intake.user),
+      intake.conversation,
+      'EX',
+      TTL.lastConversation,
+    );
+    await this.d.client.reactions
+      .add({ channel, timestamp: intake.route.ts as string, name: 'eyes' })
+      .catch((error) => this.d.logger.warn({ err: error }, 'the 👀 reaction failed'));
+    if (attachments.notes.length) await this.whisper(intake, attachments.notes.join('\n'));
+  }
+
+  /** One polite refusal per person and channel a day; every refusal is recorded. */
+  private async refuse(intake: SlackIntake, reason: 'team' | 'channel' | 'user'): Promise<void> {
+    const { team, channel } = intake.route;
+    this.d.logger.warn(
+      {
+        audit: 'access_refused',
+        platform: 'slack',
+        team,
+        teams: intake.teams,
+        channel,
+        user: intake.user,
+        reason,
+        conversation: intake.conversation,
+      },
+      'slack: access refused',
+    );
+    const first = await this.d.deps.redis.set(
+      this.d.keys.refused(team, channel, intake.user),
+      '1',
+      'EX',
+      TTL.refused,
+      'NX',
+    );
+    if (first !== null) await this.whisper(intake, refusalText(reason));
+  }
+
+  /** A message only the sender sees, in the thread it concerns. */
+  private async whisper(intake: SlackIntake, text: string): Promise<void> {
+    await this.d.client.chat
+      .postEphemeral({
+        channel: intake.route.channel,
+        user: intake.user,
+        text,
+        ...(intake.route.thread_ts ? { thread_ts: intake.route.thread_ts } : {}),
+      })
+      .catch((error) => this.d.logger.warn({ err: error }, 'an ephemeral Slack message failed'));
+  }
+
+  /** The person's display name (cached a day): the agent reads who said what. */
+  private async userName(intake: SlackIntake): Promise<{ name?: string }> {
+    const key = this.d.keys.userName(intake.route.team, intake.user);
+    const cached = await this.d.deps.redis.get(key);
+    if (cached !== null) return cached === '' ? {} : { name: cached };
+    const info = await this.d.client.users.info({ user: intake.user }).catch((error) => {
+      this.d.logger.debug({ err: error }, 'users.info failed');
+      return undefined;
+    });
+    const profile = info?.user?.profile;
+    const name = (profile?.display_name || profile?.real_name || info?.user?.name || '').slice(0, 128);
+    if (info) await this.d.deps.redis.set(key, name, 'EX', TTL.userName);
+    return name === '' ? {} : { name };
+  }
+}

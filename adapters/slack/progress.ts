@@ -1,0 +1,130 @@
+import type { webApi } from '@slack/bolt';
+import type { Redis } from 'ioredis';
+import type { Logger } from '../../src/log/logger.js';
+import type { SlackRoute } from './slack-event.js';
+import { type SlackKeys, TTL } from './slack-state.js';
+import { escapeForSlack } from './slack-text.js';
+
+export type ProgressStatus = 'working' | 'done' | 'failed' | 'stopped';
+
+const HEADERS: Record<ProgressStatus, string> = {
+  working: ':hourglass_flowing_sand: Working…',
+  done: ':white_check_mark: Done',
+  failed: ':x: Failed',
+  stopped: ':octagonal_sign: Stopped',
+};
+/** Steps shown in the progress message; earlier ones are counted, not listed. */
+const SHOWN_STEPS = 8;
+
+/** The progress message's text: a header and the latest tool steps. */
+export function renderProgress(status: ProgressStatus, steps: string[]): string {
+  const count = steps.length === 0 ? '' : ` – ${steps.length} step${steps.length === 1 ? '' : 's'}`;
+  const hidden = steps.length - SHOWN_STEPS;
+  const lines = [`${HEADERS[status]}${count}`];
+  if (hidden > 0) lines.push(`_… ${hidden} earlier step${hidden === 1 ? '' : 's'}_`);
+  for (const step of steps.slice(-SHOWN_STEPS))
+    lines.push(`• \`${escapeForSlack(step.replace(/`/g, "'"))}\``);
+  return lines.join('\n');
+}
+
+/** Steps in the order the worker numbered them ("tool:2" before "tool:10"). */
+export function orderSteps(steps: Record<string, string>): string[] {
+  const number = (key: string) => Number(/(\d+)$/.exec(key)?.[1] ?? Number.MAX_SAFE_INTEGER);
+  return Object.entries(steps)
+    .sort(([a], [b]) => number(a) - number(b))
+    .map(([, text]) => text);
+}
+
+/**
+ * One progress message per turn, in the thread, edited as tool steps come in. Its ts lives in Redis,
+ * so any gateway can edit it. Edits are coalesced to one per `minIntervalMs` per turn (Slack allows
+ * about one update per second per message); a later step or the turn's end flushes what was held back.
+ */
+export class ProgressMessages {
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+
+  constructor(
+    private readonly client: webApi.WebClient,
+    private readonly redis: Redis,
+    private readonly keys: SlackKeys,
+    private readonly logger: Logger,
+    private readonly minIntervalMs = 1500,
+  ) {}
+
+  /** Records a step (none for the turn's start) and shows it, now or at the next allowed edit. */
+  async step(turnId: string, route: SlackRoute, stepKey: string | undefined, text: string): Promise<void> {
+    await this.ensureMessage(turnId, route);
+    if (stepKey === undefined) return;
+    const stepsKey = this.keys.progressSteps(turnId);
+    await this.redis.multi().hset(stepsKey, stepKey, text).expire(stepsKey, TTL.progress).exec();
+    const last = Number((await this.redis.hget(this.keys.progress(turnId), 'last')) ?? 0);
+    const wait = last + this.minIntervalMs - Date.now();
+    if (wait <= 0) return this.flush(turnId);
+    if (this.timers.has(turnId)) return;
+    const timer = setTimeout(() => {
+      this.timers.delete(turnId);
+      void this.flush(turnId);
+    }, wait);
+    timer.unref();
+    this.timers.set(turnId, timer);
+  }
+
+  /** The turn ended: the message shows the final state and every step held back. */
+  async finish(turnId: string, status: ProgressStatus): Promise<void> {
+    clearTimeout(this.timers.get(turnId));
+    this.timers.delete(turnId);
+    await this.flush(turnId, status);
+  }
+
+  stop(): void {
+    for (const timer of this.timers.values()) clearTimeout(timer);
+    this.timers.clear();
+  }
+
+  private async ensureMessage(turnId: string, route: SlackRoute): Promise<void> {
+    const key = this.keys.progress(turnId);
+    // Posted already, or the turn already ended (a late retry of its start must not post after the reply).
+    const [ts, final] = await this.redis.hmget(key, 'ts', 'final');
+    if (ts !== null || final !== null) return;
+    const lock = this.keys.progressLock(turnId);
+    if ((await this.redis.set(lock, '1', 'EX', 60, 'NX')) === null) {
+      throw new Error(
+        `the progress message of turn ${turnId} is being posted elsewhere; the queue will retry`,
+      );
+    }
+    try {
+      const posted = await this.client.chat.postMessage({
+        channel: route.channel,
+        text: renderProgress('working', []),
+        ...(route.thread_ts ? { thread_ts: route.thread_ts } : {}),
+      });
+      if (!posted.ts) throw new Error('chat.postMessage answered without a ts');
+      const fields = { channel: posted.channel ?? route.channel, ts: posted.ts, last: Date.now() };
+      await this.redis.multi().hset(key, fields).expire(key, TTL.progress).exec();
+    } finally {
+      await this.redis.del(lock);
+    }
+  }
+
+  /** Edits the message to what Redis holds; a failed edit is logged, as the next one repairs it. */
+  private async flush(turnId: string, final?: ProgressStatus): Promise<void> {
+    try {
+      const key = this.keys.progress(turnId);
+      if (final) await this.redis.multi().hset(key, 'final', final).expire(key, TTL.progress).exec();
+      const [state, steps] = await Promise.all([
+        this.redis.hgetall(key),
+        this.redis.hgetall(this.keys.progressSteps(turnId)),
+      ]);
+      if (!state.ts || !state.channel) return;
+      const status = (state.final as ProgressStatus | undefined) ?? 'working';
+      await this.redis.hset(key, 'last', Date.now());
+      await this.client.chat.update({
+        channel: state.channel,
+        ts: state.ts,
+        text: renderProgress(status, orderSteps(steps)),
+      });
+    } catch (error) {
+      this.logger.warn({ err: error, turnId }, 'updating the Slack progress message failed');
+    }
+  }
+}

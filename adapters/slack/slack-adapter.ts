@@ -1,0 +1,140 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { AdapterDeps, AdapterHealth, ChatAdapter } from '../../src/gateway/chat-adapter.js';
+import type { HttpServer } from '../../src/gateway/http-server.js';
+import { accessPolicyFrom } from './access.js';
+import { createBoltApp, EVENTS_PATH } from './bolt-app.js';
+import { SlackDelivery } from './delivery.js';
+import { registerSlackEventsRoute } from './http-route.js';
+import { SlackIntakeHandler } from './intake.js';
+import { ProgressMessages } from './progress.js';
+import { DeliveryClaims, slackKeys } from './slack-state.js';
+import { SlashCommands } from './slash-commands.js';
+
+export interface SlackAdapter extends ChatAdapter {
+  readonly mode: 'socket' | 'http';
+  /** HTTP mode: serves POST /slack/events on the gateway's HTTP server (call before it listens). */
+  registerRoutes(http: HttpServer): void;
+}
+
+/** How long start() waits for the first Socket Mode connection before it goes on (health says so). */
+const FIRST_CONNECT_WAIT_MS = 10_000;
+
+/**
+ * The Slack adapter: the real Bolt app (Socket Mode or the HTTP Events API) feeding the inbound queue,
+ * and delivery of the worker's events into Slack threads.
+ */
+export function createSlackAdapter(deps: AdapterDeps): SlackAdapter {
+  const { config } = deps;
+  const logger = deps.logger.child({ adapter: 'slack' });
+  const bolt = createBoltApp(config, logger);
+  const keys = slackKeys(config.SANDBOT_INSTANCE);
+  const policy = accessPolicyFrom(config);
+  const progress = new ProgressMessages(bolt.client, deps.redis, keys, logger);
+  const delivery = new SlackDelivery({
+    client: bolt.client,
+    claims: new DeliveryClaims(deps.redis, keys),
+    progress,
+    blobs: deps.blobs,
+    logger,
+  });
+  const intake = new SlackIntakeHandler({
+    deps,
+    client: bolt.client,
+    keys,
+    policy,
+    botToken: config.SLACK_BOT_TOKEN as string,
+    logger,
+  });
+  const commands = new SlashCommands({ deps, keys, policy, logger });
+
+  // Bolt acks events before listeners run; the work below happens after the ack.
+  const onEvent = async ({ body, context }: { body: unknown; context: { botUserId?: string } }) => {
+    await intake.onEvent(body, context.botUserId);
+  };
+  bolt.app.event('app_mention', onEvent);
+  bolt.app.event('message', onEvent);
+  bolt.app.command(/^\/.+/, async ({ ack, body, respond }) => {
+    await ack();
+    await commands.handle(body, async (text) => {
+      await respond({ response_type: 'ephemeral', text });
+    });
+  });
+  bolt.app.error(async (error) => {
+    logger.warn({ err: error }, 'handling a Slack event failed');
+  });
+
+  let running = false;
+  let routesRegistered = false;
+  let botUser = '';
+
+  return {
+    platform: 'slack',
+    mode: bolt.mode,
+
+    registerRoutes(http) {
+      if (!bolt.requestListener) return;
+      registerSlackEventsRoute(http, bolt.requestListener, () => running);
+      routesRegistered = true;
+    },
+
+    async start() {
+      try {
+        await bolt.app.init();
+        const auth = await bolt.client.auth.test();
+        botUser = `${auth.user ?? auth.user_id} in ${auth.team ?? auth.team_id}`;
+      } catch (error) {
+        throw new Error(
+          `auth.test at ${config.SLACK_API_URL} failed for SLACK_BOT_TOKEN: ${describe(error)} (check the token and that Slack is reachable)`,
+        );
+      }
+      if (bolt.mode === 'socket') {
+        const connecting = bolt.app.start() as Promise<unknown>;
+        const first = await Promise.race([
+          connecting.then(() => 'connected' as const),
+          sleep(FIRST_CONNECT_WAIT_MS, 'waiting' as const, { ref: false }),
+        ]).catch((error: unknown) => {
+          throw new Error(`Slack Socket Mode did not start (check SLACK_APP_TOKEN): ${describe(error)}`);
+        });
+        if (first === 'waiting') {
+          logger.warn('Slack Socket Mode is still connecting; the gateway starts anyway and health says so');
+          connecting.catch((error: unknown) =>
+            logger.error({ err: error }, 'Slack Socket Mode failed to start'),
+          );
+        }
+      }
+      running = true;
+      logger.info({ mode: bolt.mode, bot: botUser }, 'slack adapter started');
+    },
+
+    async stop() {
+      running = false;
+      progress.stop();
+      if (bolt.mode === 'socket') await bolt.app.stop().catch(() => undefined);
+    },
+
+    deliver: (event) => delivery.deliver(event),
+
+    health(): AdapterHealth {
+      if (!running) return { ok: false, detail: 'not started' };
+      if (bolt.mode === 'http') {
+        return routesRegistered
+          ? { ok: true, detail: `HTTP Events API at POST ${EVENTS_PATH} (${botUser})` }
+          : {
+              ok: false,
+              detail: `POST ${EVENTS_PATH} is not served: the gateway did not register the route`,
+            };
+      }
+      const { connection } = bolt;
+      const since = Math.round((Date.now() - connection.since) / 1000);
+      return connection.connected
+        ? { ok: true, detail: `Socket Mode connected (${botUser})` }
+        : { ok: false, detail: `Socket Mode ${connection.state} for ${since} s` };
+    },
+  };
+}
+
+function describe(error: unknown): string {
+  const data = (error as { data?: { error?: string } }).data;
+  if (data?.error) return data.error;
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,128 @@
+import { randomUUID } from 'node:crypto';
+import type { ConversationId } from '../../src/conversation/id.js';
+import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
+import type { Logger } from '../../src/log/logger.js';
+import { InboundMessage } from '../../src/protocol/inbound.js';
+import { type AccessPolicy, decideAccess, isAdmin, refusalText } from './access.js';
+import { HELP_TEXT, type ParsedCommand, parseCommandText, SlashCommandBody, statusText } from './commands.js';
+import { isDirectMessage, type SlackRoute, slackConversationId } from './slack-event.js';
+import type { SlackKeys } from './slack-state.js';
+
+export interface SlashCommandDeps {
+  deps: AdapterDeps;
+  keys: SlackKeys;
+  policy: AccessPolicy;
+  logger: Logger;
+}
+
+/** Answers the caller only (ephemeral, through the command's response_url). */
+export type Respond = (text: string) => Promise<void>;
+
+interface Target {
+  conversation: ConversationId;
+  route: SlackRoute;
+}
+
+/**
+ * `/sandbot status|reset|stop|kill|network`. Bolt acks before this runs, so the 3-second limit holds
+ * whatever Redis does. In a DM a command acts on the DM; in a channel, on the caller's latest thread
+ * with the agent there, or on the thread whose link (or ts) follows the verb.
+ */
+export class SlashCommands {
+  constructor(private readonly d: SlashCommandDeps) {}
+
+  async handle(body: unknown, respond: Respond): Promise<void> {
+    const parsed = SlashCommandBody.safeParse(body);
+    if (!parsed.success) {
+      this.d.logger.warn({ issue: parsed.error.issues[0]?.message }, 'slack slash command not understood');
+      return;
+    }
+    const cmd = parsed.data;
+    const command = parseCommandText(cmd.text);
+    const channel = command.kind === 'verb' ? (command.target?.channel ?? cmd.channel_id) : cmd.channel_id;
+    for (const where of new Set([cmd.channel_id, channel])) {
+      const access = decideAccess(this.d.policy, { teams: [cmd.team_id], channel: where, user: cmd.user_id });
+      if (!access.allowed) {
+        this.audit(cmd, access.reason, command);
+        return respond(refusalText(access.reason));
+      }
+    }
+    if (command.kind === 'unknown') return respond(`I don't know \`${command.word}\`.\n${HELP_TEXT}`);
+    const { verb } = command;
+    if (verb === 'help') return respond(HELP_TEXT);
+    if (verb === 'kill' || verb === 'network') {
+      if (!isAdmin(this.d.policy, cmd.user_id)) {
+        this.audit(cmd, 'admin', command);
+        return respond(`\`/sandbot ${verb}\` is for sandbot admins only.`);
+      }
+      return respond(`\`/sandbot ${verb}\` is not available yet in this version of sandbot.`);
+    }
+    const target = await this.target(cmd, command);
+    if (!target) {
+      return respond(
+        'You have no conversation with me in this channel yet: mention me to start one, or name a thread: `/sandbot status <link to the thread>`.',
+      );
+    }
+    const { control, submit } = this.d.deps;
+    switch (verb) {
+      case 'status':
+        return respond(statusText(await control.status(target.conversation)));
+      case 'stop': {
+        const stopping = await control.stop(target.conversation, `slack:${cmd.user_id}`);
+        return respond(stopping ? 'Stopping the running turn.' : 'Nothing is running there right now.');
+      }
+      case 'reset': {
+        const message = InboundMessage.parse({
+          id: `slack-command:${cmd.trigger_id ?? randomUUID()}`,
+          conversation: target.conversation,
+          platform: 'slack',
+          user: { id: cmd.user_id, ...(cmd.user_name ? { name: cmd.user_name.slice(0, 128) } : {}) },
+          text: '',
+          receivedAt: new Date().toISOString(),
+          route: target.route,
+          command: 'reset',
+        });
+        await submit(message);
+        return respond(
+          'Reset queued: the workspace and history of that conversation are wiped before its next turn.',
+        );
+      }
+    }
+  }
+
+  private async target(
+    cmd: SlashCommandBody,
+    command: Extract<ParsedCommand, { kind: 'verb' }>,
+  ): Promise<Target | undefined> {
+    const team = cmd.team_id;
+    const channel = command.target?.channel ?? cmd.channel_id;
+    const dm = isDirectMessage(channel, cmd.channel_name === 'directmessage' ? 'im' : undefined);
+    if (command.target) return targetOf(team, channel, command.target.threadTs, command.target.threadTs);
+    if (dm) return targetOf(team, channel, 'dm', undefined);
+    const last = await this.d.deps.redis.get(this.d.keys.lastConversation(team, channel, cmd.user_id));
+    const threadTs = last?.split(':')[3];
+    return threadTs ? targetOf(team, channel, threadTs, threadTs) : undefined;
+  }
+
+  private audit(cmd: SlashCommandBody, reason: string, command: ParsedCommand): void {
+    this.d.logger.warn(
+      {
+        audit: 'access_refused',
+        platform: 'slack',
+        team: cmd.team_id,
+        channel: cmd.channel_id,
+        user: cmd.user_id,
+        reason,
+        command: command.kind === 'verb' ? command.verb : command.word,
+      },
+      'slack: access refused',
+    );
+  }
+}
+
+function targetOf(team: string, channel: string, threadTs: string, replyThread: string | undefined): Target {
+  return {
+    conversation: slackConversationId(team, channel, threadTs),
+    route: { team, channel, ...(replyThread ? { thread_ts: replyThread } : {}) },
+  };
+}

@@ -1,0 +1,115 @@
+import { BlockList, isIP } from 'node:net';
+import { z } from 'zod';
+
+/**
+ * Network policy decisions, pure: which hosts a conversation may reach, and which addresses nobody may
+ * reach whatever name leads there.
+ */
+
+/** One grant: an exact host name or `*.suffix`, optionally with a port. */
+export const Grant = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .regex(
+    /^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d{1,5})?$/,
+    'a host name, "*.suffix", optionally ":port"',
+  );
+export type Grant = z.infer<typeof Grant>;
+
+export function parseGrants(text: string): Grant[] {
+  return text
+    .split(/[\s,]+/)
+    .filter(Boolean)
+    .map((item) => Grant.parse(item));
+}
+
+/** Whether `host:port` is covered by a grant. `*.example.com` covers sub-domains, not example.com itself. */
+export function isGranted(grants: readonly Grant[], host: string, port: number): boolean {
+  const name = host.toLowerCase().replace(/\.$/, '');
+  return grants.some((grant) => {
+    const [pattern = '', grantPort] = grant.split(':');
+    if (grantPort !== undefined && Number(grantPort) !== port) return false;
+    if (pattern.startsWith('*.')) return name.endsWith(pattern.slice(1)) && name.length > pattern.length - 1;
+    return name === pattern;
+  });
+}
+
+const forbidden = new BlockList();
+for (const [net, prefix] of [
+  ['0.0.0.0', 8], // "this" network
+  ['10.0.0.0', 8],
+  ['100.64.0.0', 10], // carrier-grade NAT
+  ['127.0.0.0', 8],
+  ['169.254.0.0', 16], // link-local, cloud metadata (169.254.169.254)
+  ['172.16.0.0', 12],
+  ['192.0.0.0', 24], // IETF protocol assignments
+  ['192.168.0.0', 16],
+  ['198.18.0.0', 15], // benchmarking
+  ['224.0.0.0', 4], // multicast
+  ['240.0.0.0', 4], // reserved, broadcast
+] as const) {
+  forbidden.addSubnet(net, prefix, 'ipv4');
+}
+for (const [net, prefix] of [
+  ['::', 128],
+  ['::1', 128],
+  ['fc00::', 7], // unique local (fd00::/8, e.g. AWS metadata fd00:ec2::254)
+  ['fe80::', 10], // link-local
+  ['ff00::', 8], // multicast
+  ['64:ff9b::', 96], // NAT64 can reach IPv4 private space
+  ['2002::', 16], // 6to4 embeds IPv4 addresses
+] as const) {
+  forbidden.addSubnet(net, prefix, 'ipv6');
+}
+
+/** Why an address may not be reached, or undefined when it may. */
+export function forbiddenAddress(address: string): string | undefined {
+  const family = isIP(address);
+  if (family === 0) return `${address} is not an IP address`;
+  if (family === 6) {
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+    if (mapped?.[1]) return forbiddenAddress(mapped[1]);
+    if (forbidden.check(address, 'ipv6'))
+      return `${address} is a private, loopback, link-local or metadata address`;
+    return undefined;
+  }
+  if (forbidden.check(address, 'ipv4'))
+    return `${address} is a private, loopback, link-local or metadata address`;
+  return undefined;
+}
+
+/**
+ * The grants of a conversation from config rules: `prefix=host,host;prefix=host`, where a rule applies to
+ * every conversation whose id starts with the prefix (e.g. `slack:T1:C2` for a channel's threads).
+ */
+export const NetworkRules = z
+  .string()
+  .optional()
+  .transform((text, ctx) => {
+    const rules: { prefix: string; grants: Grant[] }[] = [];
+    for (const part of (text ?? '')
+      .split(';')
+      .map((p) => p.trim())
+      .filter(Boolean)) {
+      const eq = part.indexOf('=');
+      const prefix = part.slice(0, eq).trim();
+      try {
+        if (eq < 1 || !/^(web|slack|discord)(:|$)/.test(prefix))
+          throw new Error('a rule is <conversation-prefix>=<hosts>');
+        rules.push({ prefix, grants: parseGrants(part.slice(eq + 1)) });
+      } catch (error) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `"${part}": ${error instanceof z.ZodError ? (error.issues[0]?.message ?? '') : (error as Error).message}`,
+        });
+        return z.NEVER;
+      }
+    }
+    return rules;
+  });
+export type NetworkRules = z.infer<typeof NetworkRules>;
+
+export function grantsFromRules(rules: NetworkRules, conversation: string): Grant[] {
+  return [...new Set(rules.filter((r) => conversation.startsWith(r.prefix)).flatMap((r) => r.grants))];
+}

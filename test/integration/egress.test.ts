@@ -1,0 +1,163 @@
+import { createServer, type Server } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDocker } from '../../sandbox/driver/docker-client.js';
+import type { EgressRecord } from '../../src/egress/proxy.js';
+import {
+  type FakeChatRequest,
+  type FakeOllama,
+  type FakeStep,
+  startFakeOllama,
+} from '../fakes/fake-ollama.js';
+import { testInstance } from '../helpers/redis.js';
+import { openSse, postMessage } from '../helpers/sse.js';
+import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
+
+/**
+ * Network policy on the real engine: a granted sandbox reaches its granted host only through the
+ * egress proxy; everything else (other hosts, private addresses behind a granted name, the host's own
+ * services, the outside without the proxy, forged proxy credentials) is refused and recorded.
+ * The "outside" host is a server on a documentation-range bridge (198.51.100.1) on this machine.
+ */
+
+function shell(request: FakeChatRequest): FakeStep {
+  const last = request.messages.at(-1);
+  if (last?.role === 'tool') return { reply: `tool said: ${last.content}` };
+  return { toolCalls: [{ name: 'bash', arguments: { command: last?.content ?? 'true' } }] };
+}
+
+const docker = createDocker(undefined);
+const outsideNetwork = `sbx-outside-${process.pid}`;
+const OUTSIDE = '198.51.100.1';
+const config = testConfig(testInstance('egress'), {
+  SANDBOT_NETWORK_RULES: 'web:net=api.example.test,evil.example.test,meta.example.test',
+  SANDBOT_EGRESS_PORT: '0',
+});
+const records: EgressRecord[] = [];
+let outside: Server;
+let outsidePort: number;
+let ollama: FakeOllama;
+let stack: Awaited<ReturnType<typeof startStack>>;
+
+beforeAll(async () => {
+  await docker.createNetwork({
+    Name: outsideNetwork,
+    IPAM: { Config: [{ Subnet: '198.51.100.0/24', Gateway: OUTSIDE }] },
+  });
+  outside = createServer((req, res) => res.end(`outside says hi to ${req.url}\n`));
+  await new Promise<void>((resolve) => outside.listen(0, OUTSIDE, resolve));
+  outsidePort = (outside.address() as { port: number }).port;
+  ollama = await startFakeOllama({ models: ['qwen2.5:7b'], script: shell });
+  Object.assign(config, { OLLAMA_HOST: ollama.url });
+  const names: Record<string, string> = {
+    'api.example.test': OUTSIDE,
+    'evil.example.test': '127.0.0.1',
+    'meta.example.test': '169.254.169.254',
+  };
+  stack = await startStack(config, {
+    lookup: async (host) =>
+      names[host] ? [{ address: names[host], family: 4 }] : Promise.reject(new Error('ENOTFOUND')),
+    onEgress: (entry) => records.push(entry),
+  });
+});
+
+afterAll(async () => {
+  await stack?.stop();
+  await ollama?.close();
+  outside?.close();
+  await cleanInstance(config);
+  await docker
+    .getNetwork(outsideNetwork)
+    .remove()
+    .catch(() => undefined);
+});
+
+async function ask(session: string, command: string): Promise<string> {
+  const sse = await openSse(`${stack.url}/api/conversations/${session}/events`);
+  try {
+    await postMessage(stack.url, session, command);
+    const reply = await sse.waitFor((e) => e.type === 'reply' || e.type === 'error');
+    if (reply.type !== 'reply') throw new Error(`turn failed: ${JSON.stringify(reply)}`);
+    return reply.text;
+  } finally {
+    sse.close();
+  }
+}
+
+describe('egress policy', () => {
+  it('lets a granted sandbox reach its granted host through the proxy, plain and by CONNECT', async () => {
+    const text = await ask(
+      'net',
+      `curl -s http://api.example.test:${outsidePort}/plain; curl -s -p http://api.example.test:${outsidePort}/tunnel`,
+    );
+    expect(text).toContain('outside says hi to /plain');
+    expect(text).toContain('outside says hi to /tunnel');
+    expect(records).toContainEqual(
+      expect.objectContaining({
+        conversation: 'web:net',
+        host: 'api.example.test',
+        allowed: true,
+        method: 'GET',
+      }),
+    );
+    expect(records).toContainEqual(
+      expect.objectContaining({
+        conversation: 'web:net',
+        host: 'api.example.test',
+        allowed: true,
+        method: 'CONNECT',
+      }),
+    );
+  });
+
+  it('refuses ungranted hosts and granted names that resolve to private or metadata addresses, saying why', async () => {
+    const text = await ask(
+      'net',
+      [
+        `curl -s http://other.example.test:${outsidePort}/`,
+        `curl -s http://evil.example.test:${outsidePort}/`,
+        'curl -s http://meta.example.test/latest/meta-data/',
+        `curl -s http://${OUTSIDE}:${outsidePort}/by-ip`,
+      ].join('; '),
+    );
+    expect(text).toContain(
+      'other.example.test:' + outsidePort + " is not granted to this conversation's network policy",
+    );
+    expect(text).toMatch(/evil\.example\.test resolves to 127\.0\.0\.1 is a private, loopback/);
+    expect(text).toMatch(/meta\.example\.test resolves to 169\.254\.169\.254/);
+    expect(text).toContain(`${OUTSIDE}:${outsidePort} is not granted`);
+    expect(text).not.toContain('outside says hi');
+    for (const host of ['other.example.test', 'evil.example.test', 'meta.example.test']) {
+      expect(records).toContainEqual(
+        expect.objectContaining({ conversation: 'web:net', host, allowed: false }),
+      );
+    }
+  });
+
+  it('has no way around the proxy: not direct, not to the host’s services, not with forged credentials', async () => {
+    const text = await ask(
+      'net',
+      [
+        `curl -s -m 3 --noproxy '*' http://${OUTSIDE}:${outsidePort}/direct || echo direct-failed`,
+        `gw=$(echo "$HTTP_PROXY" | sed -E 's#.*@([0-9.]+):.*#\\1#'); timeout 3 bash -c "exec 3<>/dev/tcp/$gw/6379" 2>/dev/null && echo redis-open || echo redis-blocked`,
+        `curl -s -x "http://web%3Aother:forged@$gw:\${HTTP_PROXY##*:}" http://api.example.test:${outsidePort}/forged`,
+        'getent hosts example.com || echo dns-failed',
+      ].join('; '),
+    );
+    expect(text).toContain('direct-failed');
+    expect(text).toContain('redis-blocked');
+    expect(text).toContain('no valid sandbox proxy credentials');
+    expect(text).toContain('dns-failed');
+    expect(text).not.toContain('outside says hi');
+  });
+
+  it('gives a conversation without grants no network at all', async () => {
+    const text = await ask(
+      'nonet',
+      `env | grep -ic proxy; curl -s -m 3 http://${OUTSIDE}:${outsidePort}/ || echo no-network; cat /proc/net/route | wc -l`,
+    );
+    expect(text).toMatch(/^tool said: exit code \d+\n0\n/);
+    expect(text).toContain('no-network');
+    // Only the header line: no interface with a route (the loopback has none in /proc/net/route).
+    expect(text.trim().endsWith('1')).toBe(true);
+  });
+});

@@ -1,0 +1,85 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../fakes/fake-slack.js';
+import { personMessage, slashCommand, type Transport } from '../fakes/fake-slack-events.js';
+import { type SlackHarness, startSlackHarness } from '../fakes/fake-slack-harness.js';
+
+/**
+ * `/sandbot` through the real Bolt app over both transports: answers go to the caller only (through
+ * the command's response_url); `reset` goes through the queue in order with the conversation's messages.
+ * A running turn being stopped is covered end to end in slack-e2e.test.ts.
+ */
+
+const CHANNEL = 'C0GENERAL';
+const DM = 'D0ALICE';
+
+describe.each<Transport>(['socket', 'http'])('/sandbot over %s', (transport) => {
+  let h: SlackHarness;
+  beforeAll(async () => {
+    h = await startSlackHarness(`slack-cmd-${transport}`, transport, {
+      SLACK_ALLOWED_USERS: 'U0ALICE,U0BOB',
+      SLACK_ADMIN_USERS: 'U0ALICE',
+    });
+  });
+  afterAll(async () => {
+    await h?.stop();
+  });
+
+  /** Runs a command; resolves with the ephemeral answer the caller got. */
+  const run = async (channel: string, user: string, text: string) => {
+    const fields = slashCommand(h.fake, { channel, user, text });
+    expect(await h.sender.command(fields)).toBe(200);
+    const answer = await waitFor(`the answer to "/sandbot ${text}"`, () =>
+      h.fake.responses.find((r) => r.url === fields.response_url),
+    );
+    expect(answer.response_type).toBe('ephemeral');
+    return String(answer.text);
+  };
+
+  it('explains itself', async () => {
+    expect(await run(DM, 'U0ALICE', '')).toContain('/sandbot stop');
+    expect(await run(DM, 'U0ALICE', 'dance')).toMatch(/don't know `dance`/);
+  });
+
+  it('reports the status of the caller’s latest thread in a channel', async () => {
+    expect(await run(CHANNEL, 'U0BOB', 'status')).toMatch(/no conversation with me in this channel yet/);
+    const m = personMessage(h.fake, {
+      channel: CHANNEL,
+      user: 'U0BOB',
+      text: `<@${h.fake.botUserId}> do it`,
+    });
+    await h.sender.event(m.mention);
+    await waitFor('the mention queued', async () => (await h.queued()).some((q) => q.id.endsWith(m.ts)));
+    // No worker runs here: the message waits.
+    expect(await run(CHANNEL, 'U0BOB', 'status')).toMatch(
+      /^Idle, 1 message waiting\. No turn has finished yet\.$/,
+    );
+    expect(await run(CHANNEL, 'U0BOB', 'stop')).toBe('Nothing is running there right now.');
+  });
+
+  it('queues a reset for the DM, or for the thread a link names', async () => {
+    expect(await run(DM, 'U0ALICE', 'reset')).toMatch(/^Reset queued/);
+    const threadTs = h.fake.nextTs();
+    const link = `<https://fake.slack.com/archives/${CHANNEL}/p${threadTs.replace('.', '')}>`;
+    expect(await run(DM, 'U0ALICE', `reset ${link}`)).toMatch(/^Reset queued/);
+    const resets = await waitFor('two resets queued', async () => {
+      const found = (await h.queued()).filter((q) => q.command === 'reset');
+      return found.length >= 2 ? found : undefined;
+    });
+    expect(resets.map((r) => [r.conversation, r.route.thread_ts])).toEqual([
+      [`slack:${h.fake.team}:${DM}:dm`, undefined],
+      [`slack:${h.fake.team}:${CHANNEL}:${threadTs}`, threadTs],
+    ]);
+    expect(resets[0]).toMatchObject({ platform: 'slack', user: { id: 'U0ALICE' }, text: '' });
+  });
+
+  it('keeps kill and network for admins, and refuses people outside the allowlist', async () => {
+    expect(await run(DM, 'U0BOB', 'kill')).toBe('`/sandbot kill` is for sandbot admins only.');
+    expect(await run(DM, 'U0ALICE', 'network')).toMatch(/not available yet/);
+    expect(await run(DM, 'U0MALLORY', 'status')).toMatch(/allowlist/);
+    const audits = h.logs.filter((l) => l.audit === 'access_refused');
+    expect(audits.map((a) => [a.user, a.reason, a.command])).toEqual([
+      ['U0BOB', 'admin', 'kill'],
+      ['U0MALLORY', 'user', 'status'],
+    ]);
+  });
+});
