@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
+import { registerDiscordCommands } from '../../adapters/discord/invite.js';
 import { startGateway } from '../gateway/start-gateway.js';
 import { startWorker } from '../worker/start-worker.js';
 import { registerDoctorCommand } from './commands/doctor.js';
@@ -36,5 +37,6 @@ registerDoctorCommand(program);
 registerImageCommands(program);
 registerSandboxCommands(program);
 registerSlackCommands(program);
+registerDiscordCommands(program);
 
 await program.parseAsync(process.argv);

@@ -16,13 +16,18 @@ afterAll(async () => {
 
 describe('model errors in chat', () => {
   it('names a model that is not pulled and how to pull it; works once it is there', async () => {
-    const config = testConfig(testInstance('model'), { OLLAMA_HOST: ollama.url, SANDBOT_MODEL: 'llama3.2:1b' });
+    const config = testConfig(testInstance('model'), {
+      OLLAMA_HOST: ollama.url,
+      SANDBOT_MODEL: 'llama3.2:1b',
+    });
     const stack = await startStack(config);
     const sse = await openSse(`${stack.url}/api/conversations/missing/events`);
     try {
       await postMessage(stack.url, 'missing', 'hello');
       const error = await sse.waitFor((e) => e.type === 'error');
-      expect(error.type === 'error' && error.message).toMatch(/llama3\.2:1b is not pulled: run `ollama pull llama3\.2:1b`/);
+      expect(error.type === 'error' && error.message).toMatch(
+        /llama3\.2:1b is not pulled: run `ollama pull llama3\.2:1b`/,
+      );
       ollama.setModels(['qwen2.5:7b', 'llama3.2:1b']);
       await postMessage(stack.url, 'missing', 'hello again');
       const reply = await sse.waitFor((e) => e.type === 'reply');
@@ -41,7 +46,9 @@ describe('model errors in chat', () => {
     try {
       await postMessage(stack.url, 'unreachable', 'hello');
       const error = await sse.waitFor((e) => e.type === 'error');
-      expect(error.type === 'error' && error.message).toMatch(/cannot reach Ollama at http:\/\/127\.0\.0\.1:9/);
+      expect(error.type === 'error' && error.message).toMatch(
+        /cannot reach Ollama at http:\/\/127\.0\.0\.1:9/,
+      );
     } finally {
       sse.close();
       await stack.stop();

@@ -18,7 +18,10 @@ const children: ChildProcess[] = [];
 function spawnWorker(): ChildProcess {
   const env: Record<string, string> = { ...(process.env as Record<string, string>) };
   for (const [name, value] of Object.entries(config)) if (value !== undefined) env[name] = String(value);
-  const child = spawn(process.execPath, ['dist/src/cli/main.js', 'worker'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, ['dist/src/cli/main.js', 'worker'], {
+    env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-4000);
@@ -64,7 +67,9 @@ describe('a worker killed mid-turn', () => {
       ollama.release('first');
       // Give a duplicate every chance to show up: one more turn on the same conversation must come after.
       await postMessage(gateway.url, 'crash', 'and again');
-      await sse.waitFor((e) => e.type === 'reply' && e.text === 'finished after takeover' && e.id !== reply.id);
+      await sse.waitFor(
+        (e) => e.type === 'reply' && e.text === 'finished after takeover' && e.id !== reply.id,
+      );
       const replies = sse.events.filter((e) => e.type === 'reply');
       expect(replies).toHaveLength(2);
       expect(replies[0]?.id).toBe(reply.id);

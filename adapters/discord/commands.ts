@@ -1,0 +1,69 @@
+/**
+ * sandbot's slash commands, as registered with Discord (application command JSON, API v10). Admin-only
+ * commands are checked against DISCORD_ADMIN_ROLE by the adapter, not hidden by Discord permissions, so
+ * a refusal is explained rather than the command missing.
+ */
+
+const STRING = 3;
+/** Usable in servers (0) and in the bot's DMs (1); installed to servers only (0). */
+const everywhere = { contexts: [0, 1], integration_types: [0] };
+const serversOnly = { contexts: [0], integration_types: [0] };
+
+export const SLASH_COMMANDS = [
+  {
+    name: 'ask',
+    description: 'Hand sandbot a task: it opens a thread and works on it there',
+    options: [
+      { type: STRING, name: 'task', description: 'What sandbot should do', required: true, max_length: 4000 },
+    ],
+    ...everywhere,
+  },
+  {
+    name: 'run',
+    description: 'Run a shell command in this conversation’s sandbox, without the model (admin)',
+    options: [
+      {
+        type: STRING,
+        name: 'command',
+        description: 'The command, run with bash',
+        required: true,
+        max_length: 4000,
+      },
+    ],
+    ...serversOnly,
+  },
+  {
+    name: 'status',
+    description: 'Is sandbot working in this conversation, and what is waiting?',
+    ...everywhere,
+  },
+  {
+    name: 'reset',
+    description: 'Start this conversation afresh: wipe its workspace and history',
+    ...everywhere,
+  },
+  { name: 'stop', description: 'Stop the turn sandbot is running in this conversation', ...everywhere },
+  {
+    name: 'kill',
+    description: 'Kill this conversation’s sandbox at once and quarantine it (admin)',
+    ...serversOnly,
+  },
+  {
+    name: 'network',
+    description: 'Show or change which hosts this conversation may reach (admin)',
+    options: [
+      { type: STRING, name: 'hosts', description: 'Hosts to allow, comma-separated', required: false },
+    ],
+    ...serversOnly,
+  },
+] as const;
+
+export type CommandName = (typeof SLASH_COMMANDS)[number]['name'];
+
+export const ADMIN_COMMANDS: readonly string[] = ['run', 'kill', 'network'];
+/** Commands that act on the conversation of the thread or DM they are used in. */
+export const CONVERSATION_COMMANDS: readonly string[] = ['run', 'status', 'reset', 'stop', 'kill', 'network'];
+
+export function isCommandName(name: string): name is CommandName {
+  return SLASH_COMMANDS.some((c) => c.name === name);
+}

@@ -1,0 +1,116 @@
+import type { Redis } from 'ioredis';
+import type { ConversationId } from '../../src/conversation/id.js';
+import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
+import { type FileRef, InboundMessage, type ReplyRoute } from '../../src/protocol/inbound.js';
+import type { AccessPolicy } from './access.js';
+import type { DiscordApi } from './discord-api.js';
+import { type DiscordChannel, type Place, placeOf } from './payloads.js';
+
+/** Threads sandbot took part in (started, was mentioned or commanded in), in Redis for every gateway. */
+export class ThreadRegistry {
+  constructor(
+    private readonly redis: Redis,
+    private readonly instance: string,
+    private readonly ttlSeconds = 90 * 86_400,
+  ) {}
+
+  private key(threadId: string): string {
+    return `${this.instance}:discord:thread:${threadId}`;
+  }
+
+  async add(threadId: string): Promise<void> {
+    await this.redis.set(this.key(threadId), '1', 'EX', this.ttlSeconds);
+  }
+
+  async has(threadId: string): Promise<boolean> {
+    return (await this.redis.exists(this.key(threadId))) === 1;
+  }
+}
+
+/**
+ * Channel facts (type, parent, owner) for a message's channel: from the client's cache (filled by
+ * GUILD_CREATE and THREAD_CREATE), else from the REST API once, then remembered.
+ */
+export class ChannelDirectory {
+  private readonly known = new Map<string, DiscordChannel>();
+
+  constructor(
+    private readonly api: DiscordApi,
+    private readonly cached: (id: string) => DiscordChannel | undefined,
+  ) {}
+
+  async placeOf(channelId: string, guildId: string | undefined): Promise<Place> {
+    // A message without a guild is a DM; its channel needs no lookup.
+    if (!guildId) return { kind: 'dm', channelId };
+    let channel = this.known.get(channelId) ?? this.cached(channelId);
+    if (!channel) {
+      channel = await this.api.channel(channelId);
+      if (this.known.size > 10_000) this.known.clear();
+      this.known.set(channelId, channel);
+    }
+    return placeOf(channel, guildId);
+  }
+}
+
+export interface HandlerContext {
+  deps: AdapterDeps;
+  api: DiscordApi;
+  policy: AccessPolicy;
+  threads: ThreadRegistry;
+  channels: ChannelDirectory;
+  /** The bot's own user id (known after READY). */
+  botId(): string | undefined;
+}
+
+export interface Submission {
+  id: string;
+  conversation: ConversationId;
+  user: { id: string; name: string };
+  text: string;
+  route: ReplyRoute;
+  files?: FileRef[];
+  command?: InboundMessage['command'];
+}
+
+/** Hands a message to the queue; text longer than allowed is cut with a note the agent can read. */
+export async function submitMessage(context: HandlerContext, submission: Submission) {
+  const max = context.deps.config.SANDBOT_MAX_MESSAGE_CHARS;
+  const note = '\n[message cut: it was longer than sandbot accepts]';
+  const text =
+    submission.text.length > max ? `${submission.text.slice(0, max - note.length)}${note}` : submission.text;
+  const message = InboundMessage.parse({
+    id: submission.id,
+    conversation: submission.conversation,
+    platform: 'discord',
+    user: submission.user,
+    text,
+    receivedAt: new Date().toISOString(),
+    route: submission.route,
+    files: submission.files ?? [],
+    ...(submission.command ? { command: submission.command } : {}),
+  });
+  const result = await context.deps.submit(message);
+  if (result.status === 'duplicate') {
+    context.deps.logger.debug({ messageId: message.id }, 'discord: message already queued (replayed event)');
+  }
+  return result;
+}
+
+/** A refused request, at warn, in the shape the audit log will take over. */
+export function logRefusal(
+  context: HandlerContext,
+  details: { user: string; place: Place; reason: string; via: string },
+): void {
+  context.deps.logger.warn(
+    {
+      audit: 'access_refused',
+      platform: 'discord',
+      user: details.user,
+      guild: details.place.kind === 'dm' ? undefined : details.place.guildId,
+      channel: details.place.channelId,
+      reason: details.reason,
+      via: details.via,
+    },
+    'discord: access refused',
+  );
+}

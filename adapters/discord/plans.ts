@@ -1,0 +1,112 @@
+import type { ConversationId } from '../../src/conversation/id.js';
+import { type AccessPolicy, decideAccess } from './access.js';
+import { ADMIN_COMMANDS, CONVERSATION_COMMANDS, isCommandName } from './commands.js';
+import { discordConversationId } from './conversation.js';
+import type { Place, SlashCommand, UserMessage } from './payloads.js';
+
+/**
+ * What to do with a message or a command: pure decisions, so every rule is testable without Discord.
+ * The shells (message-handler.ts, command-handler.ts) carry them out.
+ */
+
+type Refusal = { kind: 'refuse'; reason: string; message: string };
+
+export type MessagePlan =
+  | { kind: 'ignore' }
+  | Refusal
+  /** Start a thread from the message (a mention in a channel), then submit there. */
+  | { kind: 'open-thread'; guildId: string; channelId: string }
+  /** Submit to the conversation of this thread or DM; `track`: remember the thread as sandbot's. */
+  | { kind: 'submit'; conversation: ConversationId; channelId: string; guildId?: string; track: boolean };
+
+export function planMessage(
+  message: Extract<UserMessage, { kind: 'message' }>,
+  place: Place,
+  context: { botId: string; trackedThread: boolean; policy: AccessPolicy },
+): MessagePlan {
+  const addressed =
+    place.kind === 'dm' ||
+    message.mentioned ||
+    (place.kind === 'thread' && (context.trackedThread || place.ownerId === context.botId));
+  if (!addressed) return { kind: 'ignore' };
+  const access = decideAccess(context.policy, place, message.roles);
+  if (!access.allowed) return { kind: 'refuse', reason: access.reason, message: access.message };
+  if (place.kind === 'dm') {
+    return {
+      kind: 'submit',
+      conversation: discordConversationId(undefined, place.channelId),
+      channelId: place.channelId,
+      track: false,
+    };
+  }
+  if (place.kind === 'thread') {
+    return {
+      kind: 'submit',
+      conversation: discordConversationId(place.guildId, place.channelId),
+      channelId: place.channelId,
+      guildId: place.guildId,
+      track: !context.trackedThread && place.ownerId !== context.botId,
+    };
+  }
+  // A mention where no thread can start (a voice channel's chat, a forum) is not a conversation.
+  return place.threadable
+    ? { kind: 'open-thread', guildId: place.guildId, channelId: place.channelId }
+    : { kind: 'ignore' };
+}
+
+interface Here {
+  conversation: ConversationId;
+  channelId: string;
+  guildId?: string;
+}
+
+export type CommandPlan =
+  | Refusal
+  /** An ephemeral answer that is not a refusal (e.g. "not available yet"). */
+  | { kind: 'notice'; message: string }
+  | { kind: 'ask-thread'; task: string; channelId: string; guildId: string }
+  | ({ kind: 'ask-here'; task: string } & Here)
+  | ({ kind: 'run'; command: string } & Here)
+  | ({ kind: 'status' | 'reset' | 'stop' } & Here);
+
+export function planCommand(command: SlashCommand, policy: AccessPolicy): CommandPlan {
+  const { name, place } = command;
+  if (!isCommandName(name)) return { kind: 'notice', message: `sandbot has no /${name} command.` };
+  const access = decideAccess(policy, place, command.roles, ADMIN_COMMANDS.includes(name) ? 'admin' : 'user');
+  if (!access.allowed) return { kind: 'refuse', reason: access.reason, message: access.message };
+  if (name === 'kill' || name === 'network') {
+    return { kind: 'notice', message: `/${name} is not available yet.` };
+  }
+  if (name === 'ask') {
+    const task = (command.options.task ?? '').trim();
+    if (task === '') return { kind: 'notice', message: 'Tell sandbot what to do: `/ask task: …`.' };
+    if (place.kind === 'channel') {
+      return place.threadable
+        ? { kind: 'ask-thread', task, channelId: place.channelId, guildId: place.guildId }
+        : { kind: 'notice', message: 'Use /ask in a text channel, a thread or a DM.' };
+    }
+    return { kind: 'ask-here', task, ...here(place) };
+  }
+  if (CONVERSATION_COMMANDS.includes(name) && place.kind === 'channel') {
+    return {
+      kind: 'notice',
+      message: `Use /${name} inside a sandbot thread or a DM: each one is a conversation.`,
+    };
+  }
+  if (place.kind === 'channel') return { kind: 'notice', message: `/${name} cannot be used here.` };
+  if (name === 'run') {
+    const shell = (command.options.command ?? '').trim();
+    if (shell === '') return { kind: 'notice', message: 'Give the command to run: `/run command: ls -la`.' };
+    return { kind: 'run', command: shell, ...here(place) };
+  }
+  return { kind: name, ...here(place) };
+}
+
+function here(place: Exclude<Place, { kind: 'channel' }>): Here {
+  const guildId = place.kind === 'thread' ? place.guildId : undefined;
+  return {
+    conversation: discordConversationId(guildId, place.channelId),
+    channelId: place.channelId,
+    ...(guildId ? { guildId } : {}),
+  };
+}

@@ -1,0 +1,94 @@
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { createDiscordAdapter, type DiscordAdapterOptions } from '../../adapters/discord/discord-adapter.js';
+import type { Config } from '../../src/config/schema.js';
+import { BlobStore } from '../../src/files/blob-store.js';
+import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
+import type { InboundMessage } from '../../src/protocol/inbound.js';
+import { ConversationControl } from '../../src/queue/conversation-control.js';
+import { ConversationStore } from '../../src/queue/conversation-store.js';
+import { InboundQueue } from '../../src/queue/inbound-queue.js';
+import { createRedis } from '../../src/queue/redis.js';
+import { dropInstanceKeys, REDIS_URL, testInstance } from '../helpers/redis.js';
+import { testConfig } from '../helpers/stack.js';
+import { type FakeDiscord, startFakeDiscord } from './fake-discord.js';
+
+/**
+ * The real Discord adapter (real discord.js client, real Redis queue, blob store and control) against a
+ * fake Discord, without a worker: tests read what was queued from the inbound queue itself and call
+ * `deliver` with the events a worker would emit.
+ */
+export async function startDiscordHarness(
+  settings: (fake: FakeDiscord) => Record<string, string> = () => ({}),
+  options: Partial<DiscordAdapterOptions> = {},
+) {
+  const fake = await startFakeDiscord();
+  const config: Config = testConfig(testInstance('discord'), {
+    DISCORD_TOKEN: fake.token,
+    DISCORD_APPLICATION_ID: fake.applicationId,
+    DISCORD_API_URL: fake.apiUrl,
+    DISCORD_GUILD_IDS: fake.guild.id,
+    SANDBOT_WEB_CHAT: 'off',
+    ...settings(fake),
+  });
+  const instance = config.SANDBOT_INSTANCE;
+  const redis = createRedis(REDIS_URL, `${instance}-discord-test`);
+  const store = new ConversationStore(redis, instance);
+  const inbound = new InboundQueue(redis, store, instance);
+  const logs: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split('\n')) if (line.trim()) logs.push(JSON.parse(line));
+      done();
+    },
+  });
+  const deps: AdapterDeps = {
+    config,
+    logger: pino({ level: 'debug' }, sink),
+    submit: (message) => inbound.submit(message),
+    control: new ConversationControl(redis, store, instance),
+    blobs: new BlobStore(redis, instance),
+    redis,
+  };
+  const adapter = createDiscordAdapter(deps, { progress: { editIntervalMs: 200 }, ...options });
+  await adapter.start();
+
+  /** Messages on the inbound queue, oldest first. */
+  async function queued(): Promise<InboundMessage[]> {
+    const jobs = await inbound.queue.getJobs(['waiting', 'delayed', 'active', 'completed', 'prioritized']);
+    return jobs
+      .filter((job) => job.data.kind === 'message')
+      .sort((a, b) => a.timestamp - b.timestamp || Number(a.id?.localeCompare(b.id ?? '')))
+      .map((job) => (job.data.kind === 'message' ? job.data.message : (undefined as never)));
+  }
+
+  return {
+    fake,
+    config,
+    adapter,
+    deps,
+    store,
+    logs,
+    queued,
+    /** Waits until a queued message matches. */
+    async waitForQueued(match: (m: InboundMessage) => boolean, what: string): Promise<InboundMessage> {
+      let found: InboundMessage | undefined;
+      const deadline = Date.now() + 20_000;
+      while (!found && Date.now() < deadline) {
+        found = (await queued()).find(match);
+        if (!found) await new Promise((r) => setTimeout(r, 50));
+      }
+      if (!found) throw new Error(`timed out waiting for a queued message: ${what}`);
+      return found;
+    },
+    async stop() {
+      await adapter.stop();
+      await inbound.close();
+      redis.disconnect();
+      await fake.close();
+      await dropInstanceKeys(instance);
+    },
+  };
+}
+
+export type DiscordHarness = Awaited<ReturnType<typeof startDiscordHarness>>;
