@@ -1,3 +1,4 @@
+import { describeGrants, parseNetworkCommand } from '../../src/egress/network-command.js';
 import type { ConversationStatus } from '../../src/queue/conversation-control.js';
 import { channelRoute, discordConversationId, interactionRoute, threadName } from './conversation.js';
 import { DiscordErrorCode, discordErrorCode } from './discord-api.js';
@@ -126,6 +127,37 @@ async function carryOut(
     case 'status': {
       const status = await context.deps.control.status(plan.conversation);
       await api.editOriginal(command, { content: describeStatus(status) });
+      return;
+    }
+    case 'kill':
+      await context.deps.control.kill(
+        plan.conversation,
+        `admin:discord:${command.user.id}`,
+        'killed by an admin',
+      );
+      await api.editOriginal(command, {
+        content:
+          '☠️ Killed. This conversation is quarantined until an admin releases it (`sandbot sandbox release`).',
+      });
+      return;
+    case 'network': {
+      const network = parseNetworkCommand(plan.words);
+      if (network.action === 'invalid')
+        return void (await api.editOriginal(command, { content: network.message }));
+      const { control } = context.deps;
+      const by = `admin:discord:${command.user.id}` as const;
+      if (network.action === 'allow') await control.allowNetwork(plan.conversation, network.grants, by);
+      if (network.action === 'off') await control.networkOff(plan.conversation, by);
+      if (network.action !== 'show') {
+        context.deps.logger.warn(
+          { audit: 'policy.change', conversation: plan.conversation, by, network },
+          'network policy changed',
+        );
+      }
+      const grants = await control.network.grantsFor(plan.conversation);
+      await api.editOriginal(command, {
+        content: `This conversation now has ${describeGrants(grants)}; it applies from its next turn.`,
+      });
       return;
     }
     case 'stop': {

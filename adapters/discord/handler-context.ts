@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { ConversationId } from '../../src/conversation/id.js';
+import { ConversationId } from '../../src/conversation/id.js';
 import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
 import { type FileRef, InboundMessage, type ReplyRoute } from '../../src/protocol/inbound.js';
 import type { AccessPolicy } from './access.js';
@@ -113,4 +113,14 @@ export function logRefusal(
     },
     'discord: access refused',
   );
+  const guild = details.place.kind === 'dm' ? 'dm' : details.place.guildId;
+  const where = ConversationId.safeParse(`discord:${guild}:${details.place.channelId}`);
+  if (where.success) {
+    void context.deps.audit?.record({
+      conversation: where.data,
+      actor: `user:discord:${details.user}`,
+      kind: 'access.refused',
+      data: { reason: details.reason, via: details.via },
+    });
+  }
 }

@@ -67,16 +67,14 @@ export type CommandPlan =
   | { kind: 'ask-thread'; task: string; channelId: string; guildId: string }
   | ({ kind: 'ask-here'; task: string } & Here)
   | ({ kind: 'run'; command: string } & Here)
-  | ({ kind: 'status' | 'reset' | 'stop' } & Here);
+  | ({ kind: 'status' | 'reset' | 'stop' | 'kill' } & Here)
+  | ({ kind: 'network'; words: string[] } & Here);
 
 export function planCommand(command: SlashCommand, policy: AccessPolicy): CommandPlan {
   const { name, place } = command;
   if (!isCommandName(name)) return { kind: 'notice', message: `sandbot has no /${name} command.` };
   const access = decideAccess(policy, place, command.roles, ADMIN_COMMANDS.includes(name) ? 'admin' : 'user');
   if (!access.allowed) return { kind: 'refuse', reason: access.reason, message: access.message };
-  if (name === 'kill' || name === 'network') {
-    return { kind: 'notice', message: `/${name} is not available yet.` };
-  }
   if (name === 'ask') {
     const task = (command.options.task ?? '').trim();
     if (task === '') return { kind: 'notice', message: 'Tell sandbot what to do: `/ask task: …`.' };
@@ -98,6 +96,12 @@ export function planCommand(command: SlashCommand, policy: AccessPolicy): Comman
     const shell = (command.options.command ?? '').trim();
     if (shell === '') return { kind: 'notice', message: 'Give the command to run: `/run command: ls -la`.' };
     return { kind: 'run', command: shell, ...here(place) };
+  }
+  if (name === 'network') {
+    // `/network` shows the grants; `hosts: off` turns the network off; `hosts: a.com,b.org` allows them.
+    const hosts = (command.options.hosts ?? '').trim();
+    const words = hosts === '' ? ['show'] : hosts.toLowerCase() === 'off' ? ['off'] : ['allow', hosts];
+    return { kind: 'network', words, ...here(place) };
   }
   return { kind: name, ...here(place) };
 }

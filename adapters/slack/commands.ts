@@ -16,7 +16,7 @@ export const SlashCommandBody = z.object({
 });
 export type SlashCommandBody = z.infer<typeof SlashCommandBody>;
 
-export const VERBS = ['status', 'reset', 'stop', 'kill', 'network', 'help'] as const;
+export const VERBS = ['status', 'reset', 'stop', 'kill', 'release', 'network', 'help'] as const;
 export type Verb = (typeof VERBS)[number];
 
 /** A thread named in a command: a ts, or a message link (which also names the channel). */
@@ -66,7 +66,9 @@ export const HELP_TEXT = [
   '• `/sandbot status` – is the agent working on your conversation here?',
   '• `/sandbot stop` – cancel the turn it is running',
   '• `/sandbot reset` – wipe the conversation’s workspace and history',
-  '• `/sandbot kill`, `/sandbot network` – admins only',
+  '• `/sandbot kill [reason]` – admins: kill the sandbox now and quarantine the conversation',
+  '• `/sandbot release` – admins: let a quarantined conversation run again',
+  '• `/sandbot network allow <host>[,<host>…]` | `network off` | `network` – admins: the conversation’s network grants',
   'In a channel they act on your latest thread with me; name another with its link: `/sandbot stop <link>`.',
 ].join('\n');
 

@@ -139,6 +139,12 @@ export class SlackIntakeHandler {
       },
       'slack: access refused',
     );
+    void this.d.deps.audit?.record({
+      conversation: intake.conversation,
+      actor: `user:slack:${intake.user}`,
+      kind: 'access.refused',
+      data: { reason, channel },
+    });
     const first = await this.d.deps.redis.set(
       this.d.keys.refused(team, channel, intake.user),
       '1',

@@ -1,10 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import type { ConversationId } from '../../src/conversation/id.js';
+import { ConversationId } from '../../src/conversation/id.js';
+import { describeGrants, parseNetworkCommand } from '../../src/egress/network-command.js';
 import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
 import type { Logger } from '../../src/log/logger.js';
 import { InboundMessage } from '../../src/protocol/inbound.js';
 import { type AccessPolicy, decideAccess, isAdmin, refusalText } from './access.js';
-import { HELP_TEXT, type ParsedCommand, parseCommandText, SlashCommandBody, statusText } from './commands.js';
+import {
+  HELP_TEXT,
+  type ParsedCommand,
+  parseCommandText,
+  parseThreadRef,
+  SlashCommandBody,
+  statusText,
+} from './commands.js';
 import { isDirectMessage, type SlackRoute, slackConversationId } from './slack-event.js';
 import type { SlackKeys } from './slack-state.js';
 
@@ -50,12 +58,10 @@ export class SlashCommands {
     if (command.kind === 'unknown') return respond(`I don't know \`${command.word}\`.\n${HELP_TEXT}`);
     const { verb } = command;
     if (verb === 'help') return respond(HELP_TEXT);
-    if (verb === 'kill' || verb === 'network') {
-      if (!isAdmin(this.d.policy, cmd.user_id)) {
-        this.audit(cmd, 'admin', command);
-        return respond(`\`/sandbot ${verb}\` is for sandbot admins only.`);
-      }
-      return respond(`\`/sandbot ${verb}\` is not available yet in this version of sandbot.`);
+    const admin = verb === 'kill' || verb === 'network' || verb === 'release';
+    if (admin && !isAdmin(this.d.policy, cmd.user_id)) {
+      this.audit(cmd, 'admin', command);
+      return respond(`\`/sandbot ${verb}\` is for sandbot admins only.`);
     }
     const target = await this.target(cmd, command);
     if (!target) {
@@ -64,7 +70,32 @@ export class SlashCommands {
       );
     }
     const { control, submit } = this.d.deps;
+    const by = `admin:slack:${cmd.user_id}` as const;
+    // Arguments are the words after the verb that are not the thread reference.
+    const words = command.rest.split(/\s+/).filter((w) => w && parseThreadRef(w) === undefined);
     switch (verb) {
+      case 'kill':
+        await control.kill(target.conversation, by, words.join(' ') || 'killed by an admin');
+        return respond('Killed. The conversation is quarantined until `/sandbot release`.');
+      case 'release':
+        return respond(
+          (await control.release(target.conversation, by))
+            ? 'Released: the conversation runs again.'
+            : 'That conversation was not quarantined.',
+        );
+      case 'network': {
+        const network = parseNetworkCommand(words);
+        if (network.action === 'invalid') return respond(network.message);
+        if (network.action === 'allow') await control.allowNetwork(target.conversation, network.grants, by);
+        if (network.action === 'off') await control.networkOff(target.conversation, by);
+        if (network.action !== 'show')
+          this.d.logger.warn(
+            { audit: 'policy.change', conversation: target.conversation, by, network },
+            'network policy changed',
+          );
+        const grants = await control.network.grantsFor(target.conversation);
+        return respond(`This conversation now has ${describeGrants(grants)}; it applies from its next turn.`);
+      }
       case 'status':
         return respond(statusText(await control.status(target.conversation)));
       case 'stop': {
@@ -117,6 +148,15 @@ export class SlashCommands {
       },
       'slack: access refused',
     );
+    const where = ConversationId.safeParse(`slack:${cmd.team_id}:${cmd.channel_id}:channel`);
+    if (where.success) {
+      void this.d.deps.audit?.record({
+        conversation: where.data,
+        actor: `user:slack:${cmd.user_id}`,
+        kind: 'access.refused',
+        data: { reason, command: command.kind === 'verb' ? command.verb : command.word },
+      });
+    }
   }
 }
 

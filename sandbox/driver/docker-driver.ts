@@ -1,19 +1,34 @@
 import type Dockerode from 'dockerode';
 import { ConversationId } from '../../src/conversation/id.js';
 import type { Logger } from '../../src/log/logger.js';
+import { ensureQuotaMount, removeQuotaMount } from './disk-quota.js';
 import { AttachedSession } from './docker-session.js';
 import {
   containerSpec,
   instanceFilter,
   NETWORK_LABEL,
   networkLabel,
+  type QuotaPaths,
   type SandboxLimits,
   type SandboxNetwork,
   sandboxNames,
   volumeSpecs,
 } from './docker-spec.js';
-import type { OpenOptions, SandboxDriver, SandboxInfo, SandboxSession } from './types.js';
-import { type FileBytes, type OutboxResult, putInboxFiles, readOutboxFiles } from './workspace-files.js';
+import type {
+  OpenOptions,
+  SandboxDriver,
+  SandboxInfo,
+  SandboxLifecycleEvent,
+  SandboxSession,
+} from './types.js';
+import {
+  type FileBytes,
+  type OutboxResult,
+  putInboxFiles,
+  putWorkspaceFile,
+  readOutboxFiles,
+} from './workspace-files.js';
+import { snapshotWorkspace, type WorkspaceSnapshot } from './workspace-snapshot.js';
 
 export interface DockerSandboxDriverOptions extends SandboxLimits {
   docker: Dockerode;
@@ -42,6 +57,7 @@ export class DockerSandboxDriver implements SandboxDriver {
   private readonly limits: SandboxLimits;
   private readonly maxLineBytes: number;
   private readonly logger?: Logger;
+  private readonly lifecycle = new Set<(event: SandboxLifecycleEvent) => void>();
 
   constructor(options: DockerSandboxDriverOptions) {
     const { docker, maxLineBytes, logger, ...limits } = options;
@@ -52,20 +68,25 @@ export class DockerSandboxDriver implements SandboxDriver {
   }
 
   async open(conversation: ConversationId, options: OpenOptions = {}): Promise<SandboxSession> {
+    const began = performance.now();
     const name = sandboxNames(this.limits.instance, conversation).container;
     const container = this.docker.getContainer(name);
     let state = await this.inspectState(container);
     if (state !== undefined && state.network !== networkLabel(options.network)) {
       // The network policy changed: recreate the container (its volumes, so its files, stay).
       await container.remove({ force: true });
+      this.emit({ action: 'remove', conversation, reason: 'network policy changed' });
       this.logger?.info(
         { conversation, network: networkLabel(options.network) },
         'sandbox recreated for a new network policy',
       );
       state = undefined;
     }
+    const cold = state === undefined;
+    // Size-capped volumes are loop mounts on the host: (re)mount them before the container starts.
+    const quota = await this.quotaPaths(conversation);
     if (state === undefined) {
-      await this.create(conversation, options.network);
+      await this.create(conversation, options.network, quota);
       state = await this.inspectAfterCreate(container);
     }
     // Attach before starting so nothing the runtime prints at start-up is lost.
@@ -87,6 +108,7 @@ export class DockerSandboxDriver implements SandboxDriver {
       try {
         await container.start();
         this.logger?.info({ conversation, container: name }, 'sandbox started');
+        this.emit({ action: 'start', conversation, ms: performance.now() - began, cold });
       } catch (err) {
         // 304: already started; a concurrent open may also have started it between inspect and start.
         if (statusOf(err) !== 304 && !(await this.inspectState(container))?.Running) {
@@ -127,7 +149,24 @@ export class DockerSandboxDriver implements SandboxDriver {
       if (statusOf(err) !== 304) throw new Error(`could not stop sandbox ${name}: ${messageOf(err)}`);
     }
     this.logger?.info({ conversation, container: name }, 'sandbox stopped');
+    this.emit({ action: 'stop', conversation });
     return true;
+  }
+
+  async kill(conversation: ConversationId): Promise<boolean> {
+    try {
+      await this.container(conversation).kill({ signal: 'SIGKILL' });
+    } catch (err) {
+      // 404: no such sandbox here; 409: it is not running.
+      if (statusOf(err) === 404 || statusOf(err) === 409) return false;
+      throw new Error(`could not kill sandbox of ${conversation}: ${messageOf(err)}`);
+    }
+    this.logger?.warn({ conversation }, 'sandbox killed');
+    return true;
+  }
+
+  async putWorkspaceFile(conversation: ConversationId, path: string, bytes: Buffer): Promise<void> {
+    await putWorkspaceFile(this.container(conversation), path, bytes);
   }
 
   async putInbox(conversation: ConversationId, files: FileBytes[]): Promise<void> {
@@ -137,6 +176,26 @@ export class DockerSandboxDriver implements SandboxDriver {
 
   async readOutbox(conversation: ConversationId, sinceMs: number, maxBytes: number): Promise<OutboxResult> {
     return readOutboxFiles(this.container(conversation), sinceMs, maxBytes);
+  }
+
+  async snapshotWorkspace(conversation: ConversationId): Promise<WorkspaceSnapshot> {
+    return snapshotWorkspace(this.container(conversation));
+  }
+
+  /** Tells `listener` what happens to sandboxes here (for the audit log and metrics); returns an unsubscribe. */
+  onLifecycle(listener: (event: SandboxLifecycleEvent) => void): () => void {
+    this.lifecycle.add(listener);
+    return () => this.lifecycle.delete(listener);
+  }
+
+  private emit(event: SandboxLifecycleEvent): void {
+    for (const listener of this.lifecycle) {
+      try {
+        listener(event);
+      } catch (err) {
+        this.logger?.warn({ err, action: event.action }, 'sandbox lifecycle listener failed');
+      }
+    }
   }
 
   private container(conversation: ConversationId): Dockerode.Container {
@@ -154,6 +213,11 @@ export class DockerSandboxDriver implements SandboxDriver {
         throw new Error(`could not remove sandbox ${names.container}: ${messageOf(err)}`);
       }
     }
+    if (options.wipe && this.limits.disk) {
+      for (const volume of [names.workspaceVolume, names.sessionVolume]) {
+        removed = (await removeQuotaMount(this.limits.disk.root, volume)) || removed;
+      }
+    }
     if (options.wipe) {
       for (const volume of [names.workspaceVolume, names.sessionVolume]) {
         try {
@@ -165,6 +229,7 @@ export class DockerSandboxDriver implements SandboxDriver {
       }
     }
     this.logger?.info({ conversation, wipe: options.wipe === true, removed }, 'sandbox removed');
+    if (removed) this.emit({ action: options.wipe ? 'wipe' : 'remove', conversation });
     return removed;
   }
 
@@ -195,15 +260,33 @@ export class DockerSandboxDriver implements SandboxDriver {
     throw new Error(`sandbox container ${container.id} vanished right after it was created`);
   }
 
-  private async create(conversation: ConversationId, network?: SandboxNetwork): Promise<void> {
+  private async quotaPaths(conversation: ConversationId): Promise<QuotaPaths | undefined> {
+    const disk = this.limits.disk;
+    if (!disk) return undefined;
+    const names = sandboxNames(this.limits.instance, conversation);
+    return {
+      workspace: await ensureQuotaMount(disk.root, names.workspaceVolume, disk.workspaceMb, [
+        'inbox',
+        'outbox',
+      ]),
+      session: await ensureQuotaMount(disk.root, names.sessionVolume, disk.sessionMb),
+    };
+  }
+
+  private async create(
+    conversation: ConversationId,
+    network?: SandboxNetwork,
+    quota?: QuotaPaths,
+  ): Promise<void> {
     // Creating a volume that exists returns it unchanged, so a concurrent open is harmless here.
     for (const volume of volumeSpecs(this.limits.instance, conversation)) {
       await this.docker.createVolume(volume);
     }
-    const spec = containerSpec(this.limits, conversation, network);
+    const spec = containerSpec(this.limits, conversation, network, quota);
     try {
       await this.docker.createContainer(spec);
       this.logger?.info({ conversation, container: spec.name }, 'sandbox created');
+      this.emit({ action: 'create', conversation });
     } catch (err) {
       // 409: another worker created it between our inspect and create; use theirs.
       if (statusOf(err) === 409) return;

@@ -11,6 +11,14 @@ export interface SandboxLimits {
   cpus: number;
   pidsLimit: number;
   tmpMb: number;
+  /** Size caps of /workspace and /session (MiB); absent: plain Docker volumes, not capped. */
+  disk?: { root: string; workspaceMb: number; sessionMb: number };
+}
+
+/** Host paths of size-capped volumes, when the limits ask for them. */
+export interface QuotaPaths {
+  workspace: string;
+  session: string;
 }
 
 export interface SandboxNames {
@@ -71,6 +79,7 @@ export function containerSpec(
   limits: SandboxLimits,
   conversation: ConversationId,
   network?: SandboxNetwork,
+  quota?: QuotaPaths,
 ): Dockerode.ContainerCreateOptions {
   const names = sandboxNames(limits.instance, conversation);
   // A granted sandbox joins the internal egress network; its only way out is the proxy named here.
@@ -107,10 +116,15 @@ export function containerSpec(
       // An init reaps the agent's orphans and forwards SIGTERM, so `stop` does not wait for the kill timeout.
       Init: true,
       ...(limits.runtime ? { Runtime: limits.runtime } : {}),
-      Mounts: [
-        { Type: 'volume', Source: names.workspaceVolume, Target: WORKSPACE_DIR, ReadOnly: false },
-        { Type: 'volume', Source: names.sessionVolume, Target: SESSION_DIR, ReadOnly: false },
-      ],
+      Mounts: quota
+        ? [
+            { Type: 'bind', Source: quota.workspace, Target: WORKSPACE_DIR, ReadOnly: false },
+            { Type: 'bind', Source: quota.session, Target: SESSION_DIR, ReadOnly: false },
+          ]
+        : [
+            { Type: 'volume', Source: names.workspaceVolume, Target: WORKSPACE_DIR, ReadOnly: false },
+            { Type: 'volume', Source: names.sessionVolume, Target: SESSION_DIR, ReadOnly: false },
+          ],
       RestartPolicy: { Name: 'no' },
       // The protocol travels over attach; a log driver would copy every line (user files included) to disk.
       LogConfig: { Type: 'none', Config: {} },

@@ -14,6 +14,15 @@ export function sandboxDriverFromConfig(config: Config, logger?: Logger): Docker
     cpus: config.SANDBOX_CPUS,
     pidsLimit: config.SANDBOX_PIDS,
     tmpMb: config.SANDBOX_TMP_MB,
+    ...(config.SANDBOX_WORKSPACE_MB > 0
+      ? {
+          disk: {
+            root: config.SANDBOX_DISK_DIR,
+            workspaceMb: config.SANDBOX_WORKSPACE_MB,
+            sessionMb: config.SANDBOX_SESSION_MB,
+          },
+        }
+      : {}),
     maxLineBytes: config.SANDBOT_PROTOCOL_MAX_LINE_BYTES,
     logger,
   });

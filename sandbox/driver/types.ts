@@ -3,6 +3,7 @@ import type { RuntimeToWorker, WorkerToRuntime } from '../../src/protocol/agent.
 import type { LineResult } from '../../src/protocol/lines.js';
 import type { SandboxNetwork } from './docker-spec.js';
 import type { FileBytes, OutboxResult } from './workspace-files.js';
+import type { WorkspaceSnapshot } from './workspace-snapshot.js';
 
 export interface SandboxInfo {
   conversation: ConversationId;
@@ -37,10 +38,22 @@ export interface SandboxDriver {
   list(): Promise<SandboxInfo[]>;
   /** Stops the container; its volumes stay. False when there is none. */
   stop(conversation: ConversationId): Promise<boolean>;
+  /** SIGKILLs the container at once (volumes stay, for the operator to inspect). False when not running. */
+  kill(conversation: ConversationId): Promise<boolean>;
+  /** Writes one file at a path relative to /workspace, from outside the container. */
+  putWorkspaceFile(conversation: ConversationId, path: string, bytes: Buffer): Promise<void>;
   /** Copies files into /workspace/inbox, from outside the container (the engine's archive API). */
   putInbox(conversation: ConversationId, files: FileBytes[]): Promise<void>;
   /** Regular files of /workspace/outbox changed since `sinceMs`, read from outside the container. */
   readOutbox(conversation: ConversationId, sinceMs: number, maxBytes: number): Promise<OutboxResult>;
   /** Removes the container, and with `wipe` its /workspace and /session volumes. */
   remove(conversation: ConversationId, options?: { wipe?: boolean }): Promise<boolean>;
+  /** Paths, sizes and hashes of /workspace, read from outside the container (for the audit log). */
+  snapshotWorkspace(conversation: ConversationId): Promise<WorkspaceSnapshot>;
 }
+
+/** What happened to a sandbox, as the driver saw it (`ms`: from open to running). */
+export type SandboxLifecycleEvent =
+  | { action: 'create' | 'stop' | 'wipe'; conversation: ConversationId }
+  | { action: 'remove'; conversation: ConversationId; reason?: string }
+  | { action: 'start'; conversation: ConversationId; ms: number; cold: boolean };

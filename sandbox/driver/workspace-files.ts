@@ -24,6 +24,23 @@ export async function putInboxFiles(container: Dockerode.Container, files: FileB
   await container.putArchive(archive as unknown as NodeJS.ReadableStream, { path: '/workspace' });
 }
 
+/** Writes one file at a path relative to /workspace (parent folders created, owned by the agent). */
+export async function putWorkspaceFile(
+  container: Dockerode.Container,
+  path: string,
+  bytes: Buffer,
+): Promise<void> {
+  const archive = pack();
+  const owner = { uid: AGENT_UID, gid: AGENT_UID };
+  const parts = path.split('/');
+  for (let i = 1; i < parts.length; i++) {
+    archive.entry({ name: `${parts.slice(0, i).join('/')}/`, type: 'directory', mode: 0o700, ...owner });
+  }
+  archive.entry({ name: path, mode: 0o600, ...owner }, bytes);
+  archive.finalize();
+  await container.putArchive(archive as unknown as NodeJS.ReadableStream, { path: '/workspace' });
+}
+
 export interface OutboxResult {
   files: FileBytes[];
   /** Files left out, with the reason (too large, not a regular file, over the count). */

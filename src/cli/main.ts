@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { registerDiscordCommands } from '../../adapters/discord/invite.js';
 import { startGateway } from '../gateway/start-gateway.js';
 import { startWorker } from '../worker/start-worker.js';
+import { registerAuditCommands } from './commands/audit.js';
 import { registerDoctorCommand } from './commands/doctor.js';
 import { registerImageCommands } from './commands/image.js';
 import { registerSandboxCommands } from './commands/sandbox.js';
@@ -33,6 +34,7 @@ program
   .description('run a worker: sandboxes, model broker, turns')
   .action(() => runService(async (config, logger) => [await startWorker(config, logger)]));
 
+registerAuditCommands(program);
 registerDoctorCommand(program);
 registerImageCommands(program);
 registerSandboxCommands(program);

@@ -45,6 +45,19 @@ export const ConfigSchema = z.object({
   SANDBOX_CPUS: z.coerce.number().min(0.05).max(64).default(1).describe('CPU limit per sandbox, in cores.'),
   SANDBOX_PIDS: int(16, 65_536).default(256).describe('Process limit per sandbox.'),
   SANDBOX_TMP_MB: int(1, 4096).default(64).describe('Size of the tmpfs mounted at /tmp, MiB.'),
+  SANDBOX_WORKSPACE_MB: int(0, 1_048_576)
+    .default(0)
+    .describe(
+      'Size cap of each /workspace, MiB: a loop-mounted ext4 image under SANDBOX_DISK_DIR (needs root on the engine host). 0: uncapped Docker volumes.',
+    ),
+  SANDBOX_SESSION_MB: int(1, 1_048_576)
+    .default(64)
+    .describe('Size cap of each /session (history), MiB, when SANDBOX_WORKSPACE_MB is set.'),
+  SANDBOX_DISK_DIR: z
+    .string()
+    .min(1)
+    .default('./data/volumes')
+    .describe('Where size-capped volume images live (on the engine host).'),
   SANDBOX_IDLE_SECONDS: int(10, 604_800)
     .default(600)
     .describe('Stop a sandbox after this long without a turn.'),
@@ -64,6 +77,9 @@ export const ConfigSchema = z.object({
     .default(52_428_800)
     .describe('Bytes one proxied request may move (both directions).'),
   SANDBOT_EGRESS_MAX_SECONDS: int(1, 3600).default(120).describe('Time one proxied request may last.'),
+  SANDBOT_TRIPWIRE_EGRESS_REFUSALS: int(1, 10_000)
+    .default(5)
+    .describe('Refused network requests in one turn that kill and quarantine the sandbox.'),
   OLLAMA_HOST: z
     .string()
     .url()
@@ -72,6 +88,15 @@ export const ConfigSchema = z.object({
   SANDBOT_MODEL: z.string().min(1).default('qwen2.5:7b').describe('Model used for every conversation.'),
   SANDBOT_MODEL_TIMEOUT_SECONDS: int(1, 3600).default(120).describe('Time limit of one model request.'),
   SANDBOT_MAX_MODEL_CALLS_PER_TURN: int(1, 1000).default(24).describe('Model requests allowed in one turn.'),
+  SANDBOT_MAX_TOKENS_PER_TURN: int(100, 100_000_000)
+    .default(200_000)
+    .describe('Model tokens (prompt + completion) one turn may use.'),
+  SANDBOX_MAX_LIVE: int(1, 100_000)
+    .default(50)
+    .describe('Running sandboxes per worker; past it idle ones are stopped first, then turns wait.'),
+  SANDBOT_EPHEMERAL: list.describe(
+    'Conversation-id prefixes whose workspace is wiped (not just stopped) when idle, comma-separated.',
+  ),
   SANDBOT_WORKER_CONCURRENCY: int(1, 1000).default(4).describe('Conversations one worker runs at once.'),
   SANDBOT_TURN_LEASE_SECONDS: int(2, 600)
     .default(30)
@@ -136,6 +161,24 @@ export const ConfigSchema = z.object({
   ),
   DISCORD_ALLOWED_ROLES: list.describe('Discord role ids allowed, comma-separated (empty: everyone).'),
   DISCORD_ADMIN_ROLE: optionalSecret.describe('Discord role id for /kill, /network and /run.'),
+  SANDBOT_AUDIT_DIR: z
+    .string()
+    .min(1)
+    .default('./data/audit')
+    .describe(
+      'Audit log directory: one hash-chained JSONL file per conversation (never mounted into a sandbox).',
+    ),
+  SANDBOT_AUDIT_CONTENT: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true')
+    .describe('Also record message texts and model request/response content in the audit log.'),
+  SANDBOT_AUDIT_RETENTION_DAYS: int(1, 36_500)
+    .default(90)
+    .describe('Delete a conversation’s audit file this many days after its last event.'),
+  SANDBOT_AUDIT_STREAM_MAX: int(100, 100_000_000)
+    .default(100_000)
+    .describe('Events kept (about) in the Redis stream for `sandbot audit tail`.'),
   SANDBOT_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')

@@ -31,6 +31,8 @@ export interface AdapterDeps {
   control: import('../queue/conversation-control.js').ConversationControl;
   /** File bytes in transit: put downloaded attachments, get reply files to upload. */
   blobs: import('../files/blob-store.js').BlobStore;
+  /** The audit log, for access refusals and admin actions (absent: logged only). */
+  audit?: import('../audit/audit-log.js').AuditRecorder;
   /** A Redis connection the adapter may use for its own state (progress message ids, dedupe). */
   redis: import('ioredis').Redis;
 }

@@ -5,7 +5,8 @@ import { WebEventStream } from '../../adapters/web/event-stream.js';
 import type { Config } from '../config/schema.js';
 import { BlobStore } from '../files/blob-store.js';
 import type { Logger } from '../log/logger.js';
-import { ConversationControl } from '../queue/conversation-control.js';
+import { observeGateway } from '../metrics/gateway-observability.js';
+import { createConversationControl } from '../queue/conversation-control.js';
 import { ConversationStore } from '../queue/conversation-store.js';
 import { InboundQueue } from '../queue/inbound-queue.js';
 import { createFailFastRedis, createRedis } from '../queue/redis.js';
@@ -29,14 +30,18 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
   // Submits from HTTP must fail fast (503) when Redis is down, not hang the request.
   const submitConnection = createFailFastRedis(config.SANDBOT_REDIS_URL, `${config.SANDBOT_INSTANCE}-submit`);
   const store = new ConversationStore(submitConnection, config.SANDBOT_INSTANCE);
-  const inbound = new InboundQueue(submitConnection, store, config.SANDBOT_INSTANCE);
+  const observed = observeGateway({ connection, probe: submitConnection, store, config, logger: log });
+  const inbound = new InboundQueue(submitConnection, store, config.SANDBOT_INSTANCE, observed.audit);
   const webEvents = new WebEventStream(connection, config.SANDBOT_INSTANCE);
 
   const adapterDeps: AdapterDeps = {
     config,
     logger: log,
+    audit: observed.audit,
     submit: (message) => inbound.submit(message),
-    control: new ConversationControl(submitConnection, store, config.SANDBOT_INSTANCE),
+    control: Object.assign(createConversationControl(submitConnection, store, config, observed.audit), {
+      activity: observed.activity,
+    }),
     blobs: new BlobStore(connection, config.SANDBOT_INSTANCE),
     redis: connection,
   };
@@ -73,16 +78,9 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
           events: webEvents,
         }
       : undefined,
-    health: async () => {
-      const checks: Record<string, { ok: boolean; detail?: string }> = {};
-      checks.redis = await submitConnection.ping().then(
-        () => ({ ok: true }),
-        (error: unknown) => ({ ok: false, detail: String(error) }),
-      );
-      for (const adapter of adapters.values()) checks[adapter.platform] = adapter.health();
-      return { ok: Object.values(checks).every((c) => c.ok), checks };
-    },
+    health: () => observed.health(adapters),
   });
+  observed.register(http);
   for (const adapter of adapters.values()) adapter.registerRoutes?.(http);
   const url = await http.listen({ host: config.SANDBOT_HTTP_HOST, port: config.SANDBOT_HTTP_PORT });
   log.info({ url, web }, 'gateway listening');
@@ -91,6 +89,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
     async stop() {
       await http.close();
       await dispatcher.stop();
+      await observed.stop();
       for (const adapter of adapters.values()) await adapter.stop();
       await inbound.close();
       connection.disconnect();

@@ -1,15 +1,26 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import type { AuditRecorder } from '../audit/audit-log.js';
+import type { AuditActor } from '../audit/events.js';
+import type { ActivitySummary } from '../audit/summary.js';
+import type { Config } from '../config/schema.js';
 import { ConversationId } from '../conversation/id.js';
+import type { Grant } from '../egress/policy.js';
+import { NetworkPolicyStore } from '../egress/policy-store.js';
 import type { ConversationStore } from './conversation-store.js';
 import { instanceKeys } from './keys.js';
+import { Quarantine } from './quarantine.js';
 
 /** A control message from a gateway to the workers, on a Redis channel. */
-export const ControlMessage = z.object({
-  action: z.literal('stop'),
-  conversation: ConversationId,
-  by: z.string().max(256),
-});
+export const ControlMessage = z.discriminatedUnion('action', [
+  z.object({ action: z.literal('stop'), conversation: ConversationId, by: z.string().max(256) }),
+  z.object({
+    action: z.literal('kill'),
+    conversation: ConversationId,
+    by: z.string().max(256),
+    reason: z.string().max(1000),
+  }),
+]);
 export type ControlMessage = z.infer<typeof ControlMessage>;
 
 export const controlChannel = (instance: string) => `${instance}:control`;
@@ -22,6 +33,8 @@ export interface ConversationStatus {
   pending: number;
   /** When the last turn finished, if any (ISO time). */
   lastTurnAt?: string;
+  /** Recent activity from the audit log (tools used, files changed, network requests), when there is any. */
+  activity?: ActivitySummary;
 }
 
 /**
@@ -33,20 +46,75 @@ export class ConversationControl {
     private readonly redis: Redis,
     private readonly store: ConversationStore,
     private readonly instance: string,
+    private readonly quarantine: Quarantine,
+    /** Network grants (`network allow` / `network off`); take effect from the conversation's next turn. */
+    readonly network: NetworkPolicyStore,
+    /** Records kills, releases and policy changes (absent: logged by the caller only). */
+    private readonly audit?: AuditRecorder,
   ) {}
 
+  /** Grants hosts to a conversation (from its next turn on), recorded with who did it. */
+  async allowNetwork(conversation: ConversationId, grants: Grant[], by: AuditActor): Promise<Grant[]> {
+    const now = await this.network.allow(conversation, grants, by);
+    await this.audit?.record({
+      conversation,
+      actor: by,
+      kind: 'policy.change',
+      data: { policy: 'network', grants: now },
+    });
+    return now;
+  }
+
+  /** No network for a conversation (from its next turn on), recorded with who did it. */
+  async networkOff(conversation: ConversationId, by: AuditActor): Promise<void> {
+    await this.network.off(conversation, by);
+    await this.audit?.record({
+      conversation,
+      actor: by,
+      kind: 'policy.change',
+      data: { policy: 'network', grants: [] },
+    });
+  }
+
+  /** Reads a conversation's recent activity from the audit log (set by the gateway). */
+  activity?: (conversation: ConversationId) => Promise<ActivitySummary | undefined>;
+
   async status(conversation: ConversationId): Promise<ConversationStatus> {
-    const [holder, pending, last] = await Promise.all([
+    const [holder, pending, last, activity] = await Promise.all([
       this.store.leaseHolder(conversation),
       this.store.pendingCount(conversation),
       this.redis.zscore(instanceKeys(this.instance).lastUsed, conversation),
+      this.activity?.(conversation).catch(() => undefined),
     ]);
     return {
       conversation,
       turnRunning: holder !== null,
       pending,
       ...(last === null ? {} : { lastTurnAt: new Date(Number(last)).toISOString() }),
+      ...(activity ? { activity } : {}),
     };
+  }
+
+  /**
+   * Kills the conversation's sandbox at once (SIGKILL, by whichever worker's engine has it) and
+   * quarantines the conversation until an admin releases it.
+   */
+  async kill(conversation: ConversationId, by: AuditActor, reason: string): Promise<void> {
+    await this.quarantine.put(conversation, reason, by);
+    await this.audit?.record({ conversation, actor: by, kind: 'sandbox.quarantine', data: { reason } });
+    const message: ControlMessage = { action: 'kill', conversation, by, reason };
+    await this.redis.publish(controlChannel(this.instance), JSON.stringify(message));
+  }
+
+  /** Lets a quarantined conversation run again. False when it was not quarantined. */
+  async release(conversation: ConversationId, by: AuditActor): Promise<boolean> {
+    const released = await this.quarantine.release(conversation);
+    if (released) await this.audit?.record({ conversation, actor: by, kind: 'sandbox.release', data: {} });
+    return released;
+  }
+
+  quarantined(conversation: ConversationId) {
+    return this.quarantine.get(conversation);
   }
 
   /** Asks the worker running this conversation to cancel its turn. False when no turn is running. */
@@ -56,4 +124,21 @@ export class ConversationControl {
     await this.redis.publish(controlChannel(this.instance), JSON.stringify(message));
     return true;
   }
+}
+
+/** The control for an instance, with its quarantine and network policy. */
+export function createConversationControl(
+  redis: Redis,
+  store: ConversationStore,
+  config: Pick<Config, 'SANDBOT_INSTANCE' | 'SANDBOT_NETWORK_RULES'>,
+  audit?: AuditRecorder,
+): ConversationControl {
+  return new ConversationControl(
+    redis,
+    store,
+    config.SANDBOT_INSTANCE,
+    new Quarantine(redis, config.SANDBOT_INSTANCE),
+    new NetworkPolicyStore(redis, config.SANDBOT_INSTANCE, config.SANDBOT_NETWORK_RULES),
+    audit,
+  );
 }

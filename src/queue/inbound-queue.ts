@@ -1,7 +1,10 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import type { AuditRecorder } from '../audit/audit-log.js';
+import { messageReceived } from '../audit/message-event.js';
 import { ConversationId, shortHash } from '../conversation/id.js';
+import { sandbotMetrics } from '../metrics/metrics.js';
 import { InboundMessage } from '../protocol/inbound.js';
 import type { ConversationStore } from './conversation-store.js';
 import { bullPrefix, INBOUND_QUEUE } from './keys.js';
@@ -35,14 +38,19 @@ export class InboundQueue {
     connection: Redis,
     private readonly store: ConversationStore,
     instance: string,
+    /** Records `message.received`; absent: not recorded. */
+    private readonly audit?: AuditRecorder,
   ) {
     this.queue = new Queue<InboundJob>(INBOUND_QUEUE, { connection, prefix: bullPrefix(instance) });
   }
 
   async submit(input: InboundMessage): Promise<SubmitResult> {
     const message = InboundMessage.parse(input);
+    // Before the store: once there, a worker may start the turn, and the log must show the message first.
+    await this.audit?.record(messageReceived(message, this.audit.content));
     const seq = await this.store.submit(message);
     if (seq === null) return { status: 'duplicate' };
+    sandbotMetrics().messagesIn.inc({ platform: message.platform, kind: message.command ?? 'message' });
     await this.queue.add(
       'message',
       { kind: 'message', conversation: message.conversation, seq, message },

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { silentTrail, type TurnTrail } from '../audit/turn-trail.js';
 import type { Turn } from '../queue/conversation-store.js';
+import { stopNotice, stopReasonOf } from './stop-reason.js';
 import { errorEvent, replyEvent } from './turn-events.js';
 import type { TurnOutcome, TurnRunnerDeps } from './turn-runner.js';
 
@@ -13,14 +15,37 @@ export async function runCommand(
   command: string,
   signals: { abandon: AbortSignal; stop: AbortSignal },
 ): Promise<TurnOutcome> {
+  const trail = deps.observe?.(turn, 'run') ?? silentTrail;
+  trail.started();
+  const outcome = await runCommandIn(
+    { ...deps, publish: trail.publishing(deps.publish) },
+    turn,
+    command,
+    signals,
+    trail,
+  );
+  await trail.finished(outcome);
+  return outcome;
+}
+
+async function runCommandIn(
+  deps: TurnRunnerDeps,
+  turn: Turn,
+  command: string,
+  signals: { abandon: AbortSignal; stop: AbortSignal },
+  trail: TurnTrail,
+): Promise<TurnOutcome> {
   const runId = `${turn.turnId}@${randomUUID().slice(0, 8)}`;
   let session: Awaited<ReturnType<TurnRunnerDeps['driver']['open']>>;
   try {
-    session = await deps.driver.open(turn.conversation, { network: await deps.networkFor?.(turn.conversation) });
+    session = await deps.driver.open(turn.conversation, {
+      network: await deps.networkFor?.(turn.conversation),
+    });
   } catch (error) {
     await deps.publish(errorEvent(turn, `Your sandbox could not be started: ${(error as Error).message}`));
     return 'failed';
   }
+  await trail.workspaceBefore();
   const toolSeconds = deps.config.SANDBOX_TOOL_TIMEOUT_SECONDS;
   const result = await new Promise<{ ok: boolean; output: string; truncated: boolean } | string>(
     (resolve) => {
@@ -36,7 +61,8 @@ export async function runCommand(
       );
       cleanups.push(() => clearTimeout(timer));
       for (const signal of [signals.abandon, signals.stop]) {
-        const onAbort = () => done('Stopped.');
+        const onAbort = () =>
+          done(signals.stop.aborted ? stopNotice(stopReasonOf(signals.stop)) : 'Stopped.');
         signal.addEventListener('abort', onAbort, { once: true });
         cleanups.push(() => signal.removeEventListener('abort', onAbort));
       }
@@ -59,7 +85,13 @@ export async function runCommand(
     },
   );
   await session.close().catch(() => undefined);
+  trail.commandFinished(command, typeof result === 'string' ? undefined : result);
   if (signals.abandon.aborted) return 'abandoned';
+  await trail.workspaceAfter();
+  if (signals.stop.aborted && stopReasonOf(signals.stop).kind === 'kill') {
+    await deps.publish(errorEvent(turn, stopNotice(stopReasonOf(signals.stop))));
+    return 'killed';
+  }
   if (typeof result === 'string') {
     await deps.publish(errorEvent(turn, result));
     return 'failed';

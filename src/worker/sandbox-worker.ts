@@ -2,14 +2,18 @@ import { randomUUID } from 'node:crypto';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { SandboxDriver } from '../../sandbox/driver/types.js';
+import type { AuditRecorder } from '../audit/audit-log.js';
 import type { ConversationId } from '../conversation/id.js';
+import type { EgressRecord } from '../egress/proxy.js';
 import { ControlMessage, controlChannel } from '../queue/conversation-control.js';
 import type { ConversationStore, Turn } from '../queue/conversation-store.js';
 import type { InboundQueue } from '../queue/inbound-queue.js';
 import { InboundJob } from '../queue/inbound-queue.js';
 import { bullPrefix, INBOUND_QUEUE, instanceKeys } from '../queue/keys.js';
+import { type Quarantine, quarantineNotice } from '../queue/quarantine.js';
 import { runCommand } from './run-command.js';
-import { replyEvent } from './turn-events.js';
+import type { StopReason } from './stop-reason.js';
+import { errorEvent, progressEvent, replyEvent } from './turn-events.js';
 import { planSegments } from './turn-plan.js';
 import { runTurn, type TurnOutcome, type TurnRunnerDeps } from './turn-runner.js';
 
@@ -18,6 +22,8 @@ export interface SandboxWorkerDeps extends TurnRunnerDeps {
   store: ConversationStore;
   inbound: InboundQueue;
   driver: SandboxDriver;
+  quarantine: Quarantine;
+  audit?: AuditRecorder;
 }
 
 /** Messages folded into one turn at most; the rest go to the next turn. */
@@ -35,6 +41,7 @@ export class SandboxWorker {
   private timers: NodeJS.Timeout[] = [];
   /** Conversations this worker is running, with the switch a `stop` command pulls. */
   private readonly running = new Map<ConversationId, AbortController>();
+  private readonly refusals = new Map<ConversationId, number>();
   private control?: Redis;
   private readonly leaseMs: number;
 
@@ -45,6 +52,12 @@ export class SandboxWorker {
       concurrency: number;
       leaseSeconds: number;
       idleSeconds: number;
+      /** Refused egress requests in one turn that kill the sandbox. */
+      egressRefusalTripwire: number;
+      /** Running sandboxes this worker keeps at most. */
+      maxLive: number;
+      /** Conversation-id prefixes wiped rather than stopped when idle. */
+      ephemeral: string[];
     },
   ) {
     this.leaseMs = options.leaseSeconds * 1000;
@@ -84,7 +97,61 @@ export class SandboxWorker {
     }
     const parsed = ControlMessage.safeParse(json);
     if (!parsed.success) return void this.deps.logger.warn({ raw: raw.slice(0, 200) }, 'bad control message');
-    this.running.get(parsed.data.conversation)?.abort(parsed.data.by);
+    const message = parsed.data;
+    if (message.action === 'stop') {
+      this.running.get(message.conversation)?.abort({ kind: 'stop', by: message.by } satisfies StopReason);
+      return;
+    }
+    void this.kill(message.conversation, message.by, message.reason);
+  }
+
+  /** SIGKILLs the conversation's sandbox (if on this worker's engine) and ends its running turn. */
+  async kill(conversation: ConversationId, by: string, reason: string): Promise<void> {
+    this.running.get(conversation)?.abort({ kind: 'kill', by, reason } satisfies StopReason);
+    const killed = await this.deps.driver.kill(conversation).catch((error: unknown) => {
+      this.deps.logger.error({ err: error, conversation }, 'kill failed');
+      return false;
+    });
+    this.deps.logger.warn({ audit: 'sandbox.kill', conversation, by, reason, killed }, 'sandbox killed');
+    await this.deps.audit?.record({
+      conversation,
+      actor: `worker:${this.id}`,
+      kind: 'sandbox.kill',
+      data: { by, reason, killed },
+    });
+  }
+
+  /** A tripwire fired: quarantine first (so no new turn starts), then kill. */
+  tripwire(conversation: ConversationId, reason: string): void {
+    this.deps.logger.warn({ audit: 'tripwire', conversation, reason }, 'tripwire');
+    void this.deps.audit?.record({
+      conversation,
+      actor: `worker:${this.id}`,
+      kind: 'tripwire',
+      data: { name: reason },
+    });
+    void this.deps.audit?.record({
+      conversation,
+      actor: `worker:${this.id}`,
+      kind: 'sandbox.quarantine',
+      data: { reason },
+    });
+    void this.deps.quarantine
+      .put(conversation, reason, 'tripwire')
+      .then(() => this.kill(conversation, 'tripwire', reason))
+      .catch((error: unknown) =>
+        this.deps.logger.error({ err: error, conversation }, 'tripwire kill failed'),
+      );
+  }
+
+  /** Counts refused egress per conversation during its turn; too many is a tripwire. */
+  noteEgress(entry: EgressRecord): void {
+    if (entry.allowed || !entry.conversation || !this.running.has(entry.conversation)) return;
+    const count = (this.refusals.get(entry.conversation) ?? 0) + 1;
+    this.refusals.set(entry.conversation, count);
+    if (count === this.options.egressRefusalTripwire) {
+      this.tripwire(entry.conversation, `${count} refused network requests in one turn`);
+    }
   }
 
   async process(job: Job): Promise<string> {
@@ -122,8 +189,16 @@ export class SandboxWorker {
         if (released === 'more') continue;
         return `${turns} turns`;
       }
+      const quarantined = await this.deps.quarantine.get(conversation);
+      if (quarantined) {
+        await this.deps.publish(errorEvent(turn, quarantineNotice(quarantined)));
+        await this.deps.store.complete(turn, token);
+        continue;
+      }
+      await this.ensureCapacity(turn, abandon);
       const stop = new AbortController();
       this.running.set(conversation, stop);
+      this.refusals.delete(conversation);
       const outcome = await this.runWithCommands(turn, { abandon, stop: stop.signal }).finally(() =>
         this.running.delete(conversation),
       );
@@ -165,9 +240,9 @@ export class SandboxWorker {
   }
 
   /** Stops sandboxes unused for the idle timeout; they start again on the next message. */
-  async stopIdleSandboxes(): Promise<void> {
+  async stopIdleSandboxes(now = Date.now()): Promise<void> {
     const key = instanceKeys(this.options.instance).lastUsed;
-    const cutoff = Date.now() - this.options.idleSeconds * 1000;
+    const cutoff = now - this.options.idleSeconds * 1000;
     for (const sandbox of await this.deps.driver.list()) {
       if (sandbox.state !== 'running') continue;
       const score = await this.deps.connection.zscore(key, sandbox.conversation);
@@ -176,8 +251,66 @@ export class SandboxWorker {
         continue;
       }
       if (Number(score) > cutoff || (await this.deps.store.leaseHolder(sandbox.conversation))) continue;
-      await this.deps.driver.stop(sandbox.conversation);
-      this.deps.logger.info({ conversation: sandbox.conversation }, 'idle sandbox stopped');
+      await this.retire(sandbox.conversation);
+    }
+  }
+
+  /** Stops an unused sandbox; an ephemeral conversation's is removed with its workspace instead. */
+  private async retire(conversation: ConversationId): Promise<void> {
+    if (this.options.ephemeral.some((prefix) => conversation.startsWith(prefix))) {
+      await this.deps.driver.remove(conversation, { wipe: true });
+      await this.deps.ledger.clear(conversation);
+      this.deps.logger.info({ audit: 'sandbox.wipe', conversation }, 'ephemeral sandbox wiped');
+      return;
+    }
+    await this.deps.driver.stop(conversation);
+    this.deps.logger.info({ audit: 'sandbox.stop', conversation }, 'idle sandbox stopped');
+  }
+
+  /**
+   * Makes room under SANDBOX_MAX_LIVE for this turn's sandbox: stops the least recently used sandboxes
+   * no turn is using; when every one is busy, the turn waits (the user is told once).
+   */
+  private async ensureCapacity(turn: Turn, abandon: AbortSignal): Promise<void> {
+    const max = this.options.maxLive;
+    const lastUsed = instanceKeys(this.options.instance).lastUsed;
+    for (let told = false; !abandon.aborted; ) {
+      const running = (await this.deps.driver.list()).filter((s) => s.state === 'running');
+      if (running.length < max || running.some((s) => s.conversation === turn.conversation)) return;
+      const idle: { conversation: ConversationId; used: number }[] = [];
+      for (const s of running) {
+        if (await this.deps.store.leaseHolder(s.conversation)) continue;
+        idle.push({
+          conversation: s.conversation,
+          used: Number((await this.deps.connection.zscore(lastUsed, s.conversation)) ?? 0),
+        });
+      }
+      idle.sort((a, b) => a.used - b.used);
+      const excess = running.length - max + 1;
+      for (const s of idle.slice(0, excess)) await this.retire(s.conversation);
+      if (idle.length >= excess) return;
+      if (!told) {
+        told = true;
+        this.deps.logger.warn(
+          { audit: 'limit.hit', limit: 'live_sandboxes', max, conversation: turn.conversation },
+          'sandbox cap reached',
+        );
+        await this.deps.audit?.record({
+          conversation: turn.conversation,
+          turnId: turn.turnId,
+          actor: `worker:${this.id}`,
+          kind: 'limit.hit',
+          data: { limit: 'live_sandboxes', max },
+        });
+        await this.deps.publish(
+          progressEvent(
+            turn,
+            'waiting',
+            `All ${max} sandboxes are busy; your message waits for one to free up.`,
+          ),
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1000));
     }
   }
 

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { SandboxNetwork } from '../../sandbox/driver/docker-spec.js';
 import type { SandboxDriver, SandboxSession } from '../../sandbox/driver/types.js';
+import { silentTrail, type TrailMode, type TurnTrail } from '../audit/turn-trail.js';
 import type { Config } from '../config/schema.js';
 import type { ConversationId } from '../conversation/id.js';
 import type { BlobStore } from '../files/blob-store.js';
@@ -9,6 +10,8 @@ import type { Logger } from '../log/logger.js';
 import type { ChatMessage, RuntimeToWorker } from '../protocol/agent.js';
 import type { OutboundEvent } from '../protocol/outbound.js';
 import type { Turn } from '../queue/conversation-store.js';
+import { CANARY_PATH, canaryFileContent, carriesCanary } from './canary.js';
+import { type StopReason, stopNotice, stopReasonOf } from './stop-reason.js';
 import { describeToolStep, errorEvent, progressEvent, replyEvent } from './turn-events.js';
 import { collectOutbox, deliverInbox, withSkippedNote } from './turn-files.js';
 
@@ -19,7 +22,7 @@ export interface ModelChat {
     system: string;
     messages: ChatMessage[];
     signal?: AbortSignal;
-  }): Promise<{ message: ChatMessage }>;
+  }): Promise<{ message: ChatMessage; promptTokens?: number; completionTokens?: number }>;
 }
 
 export interface TurnRunnerDeps {
@@ -31,7 +34,13 @@ export interface TurnRunnerDeps {
   blobs: BlobStore;
   /** The network a conversation's sandbox joins (its grants); absent or undefined: none. */
   networkFor?: (conversation: ConversationId) => Promise<SandboxNetwork | undefined>;
+  /** The conversation's canary token, planted in its workspace before each turn (a tripwire). */
+  canaryFor?: (conversation: ConversationId) => Promise<string>;
+  /** Kills and quarantines the conversation (a tripwire fired). */
+  tripwire?: (conversation: ConversationId, reason: string) => void;
   ledger: OutboxLedger;
+  /** Records each turn in the audit log and the metrics; absent: not recorded. */
+  observe?: (turn: Turn, mode: TrailMode) => TurnTrail;
   config: Pick<
     Config,
     | 'SANDBOT_FILE_MAX_BYTES'
@@ -40,10 +49,11 @@ export interface TurnRunnerDeps {
     | 'SANDBOX_TOOL_OUTPUT_BYTES'
     | 'SANDBOX_TURN_TIMEOUT_SECONDS'
     | 'SANDBOT_MAX_MODEL_CALLS_PER_TURN'
+    | 'SANDBOT_MAX_TOKENS_PER_TURN'
   >;
 }
 
-export type TurnOutcome = 'replied' | 'failed' | 'stopped' | 'abandoned';
+export type TurnOutcome = 'replied' | 'failed' | 'stopped' | 'killed' | 'abandoned';
 
 /** Protocol errors tolerated in one turn before the sandbox is judged to be misbehaving. */
 const MAX_BAD_LINES = 50;
@@ -58,11 +68,26 @@ export async function runTurn(
   turn: Turn,
   signals: { abandon: AbortSignal; stop: AbortSignal },
 ): Promise<TurnOutcome> {
+  const trail = deps.observe?.(turn, 'chat') ?? silentTrail;
+  trail.started();
+  const outcome = await runTurnIn({ ...deps, publish: trail.publishing(deps.publish) }, turn, signals, trail);
+  await trail.finished(outcome);
+  return outcome;
+}
+
+async function runTurnIn(
+  deps: TurnRunnerDeps,
+  turn: Turn,
+  signals: { abandon: AbortSignal; stop: AbortSignal },
+  trail: TurnTrail,
+): Promise<TurnOutcome> {
   const log = deps.logger.child({ conversation: turn.conversation, turnId: turn.turnId });
   await deps.publish(progressEvent(turn, 'start', 'working…'));
   let session: SandboxSession;
   try {
-    session = await deps.driver.open(turn.conversation, { network: await deps.networkFor?.(turn.conversation) });
+    session = await deps.driver.open(turn.conversation, {
+      network: await deps.networkFor?.(turn.conversation),
+    });
   } catch (error) {
     log.error({ err: error }, 'sandbox could not be opened');
     await deps.publish(errorEvent(turn, `Your sandbox could not be started: ${messageOf(error)}`));
@@ -72,12 +97,19 @@ export async function runTurn(
   try {
     const missing = await deliverInbox(deps.driver, deps.blobs, turn);
     if (missing.length > 0) log.warn({ missing }, 'attachments expired before the turn');
-    const result = await driveTurn(deps, turn, session, signals, log);
+    const canary = (await deps.canaryFor?.(turn.conversation)) ?? '';
+    if (canary) await deps.driver.putWorkspaceFile(turn.conversation, CANARY_PATH, canaryFileContent(canary));
+    // After everything the worker puts in: the diff at the end is then the agent's doing alone.
+    await trail.workspaceBefore();
+    const result = await driveTurn(deps, turn, session, signals, log, trail, canary);
     if (result.kind === 'abandoned') return 'abandoned';
+    await trail.workspaceAfter();
+    if (result.kind === 'stopped' && result.reason.kind === 'kill') {
+      await deps.publish(errorEvent(turn, stopNotice(result.reason)));
+      return 'killed';
+    }
     if (result.kind === 'stopped') {
-      await deps.publish(
-        replyEvent(turn, `Stopped${result.by ? ` (asked by ${result.by})` : ''}.`, [], 'stopped'),
-      );
+      await deps.publish(replyEvent(turn, stopNotice(result.reason), [], 'stopped'));
       return 'stopped';
     }
     if (result.kind === 'reply') {
@@ -95,7 +127,7 @@ export async function runTurn(
 type TurnResult =
   | { kind: 'reply'; text: string }
   | { kind: 'error'; message: string }
-  | { kind: 'stopped'; by: string }
+  | { kind: 'stopped'; reason: StopReason }
   | { kind: 'abandoned' };
 
 function driveTurn(
@@ -104,6 +136,8 @@ function driveTurn(
   session: SandboxSession,
   { abandon, stop }: { abandon: AbortSignal; stop: AbortSignal },
   log: Logger,
+  trail: TurnTrail,
+  canary: string,
 ): Promise<TurnResult> {
   const { config } = deps;
   // Each run of a turn gets its own protocol id: a rerun after a takeover must not take the old run's
@@ -113,6 +147,7 @@ function driveTurn(
   let lastAnswer: ChatMessage | undefined;
   let modelFailure: string | undefined;
   let modelCalls = 0;
+  let tokens = 0;
   let toolSteps = 0;
   let badLines = 0;
   // Model requests are handled one at a time, in the order the runtime sent them.
@@ -129,17 +164,16 @@ function driveTurn(
       if (result.kind !== 'reply') session.send({ type: 'cancel', turnId: runId });
       resolve(result);
     };
-    const timer = setTimeout(
-      () =>
-        finish({
-          kind: 'error',
-          message: `The turn took longer than ${config.SANDBOX_TURN_TIMEOUT_SECONDS} s and was stopped.`,
-        }),
-      config.SANDBOX_TURN_TIMEOUT_SECONDS * 1000,
-    );
+    const timer = setTimeout(() => {
+      trail.limitHit('turn_timeout', { seconds: config.SANDBOX_TURN_TIMEOUT_SECONDS });
+      finish({
+        kind: 'error',
+        message: `The turn took longer than ${config.SANDBOX_TURN_TIMEOUT_SECONDS} s and was stopped.`,
+      });
+    }, config.SANDBOX_TURN_TIMEOUT_SECONDS * 1000);
     cleanups.push(() => clearTimeout(timer));
     const onAbandon = () => finish({ kind: 'abandoned' });
-    const onStop = () => finish({ kind: 'stopped', by: String(stop.reason ?? '') });
+    const onStop = () => finish({ kind: 'stopped', reason: stopReasonOf(stop) });
     if (abandon.aborted) return onAbandon();
     if (stop.aborted) return onStop();
     abandon.addEventListener('abort', onAbandon, { once: true });
@@ -158,10 +192,10 @@ function driveTurn(
           badLines += 1;
           log.warn({ error: line.error, line: line.line }, 'bad protocol line from sandbox');
           if (badLines > MAX_BAD_LINES) {
-            finish({
-              kind: 'error',
-              message: 'Your sandbox sent too much malformed protocol data; the turn was stopped.',
-            });
+            // Protocol abuse is a tripwire: the sandbox is killed and the conversation quarantined.
+            const reason = `protocol abuse: over ${MAX_BAD_LINES} malformed lines in one turn`;
+            deps.tripwire?.(turn.conversation, reason);
+            finish({ kind: 'stopped', reason: { kind: 'kill', by: 'tripwire', reason } });
           }
           return;
         }
@@ -176,6 +210,9 @@ function driveTurn(
             void deps
               .publish(progressEvent(turn, `tool:${toolSteps}`, describeToolStep(message.name, message.args)))
               .catch((error) => log.warn({ err: error }, 'progress not published'));
+            return;
+          case 'tool_finished':
+            trail.toolFinished(message);
             return;
           case 'turn_done':
             // Wait for a model answer still being relayed, then decide from what the worker itself saw.
@@ -198,22 +235,38 @@ function driveTurn(
     };
 
     const answerModelRequest = async (requestId: string, messages: ChatMessage[]) => {
+      if (canary && carriesCanary(messages, canary)) {
+        deps.tripwire?.(turn.conversation, 'the agent read the canary credentials file');
+        return;
+      }
       if (modelCalls >= config.SANDBOT_MAX_MODEL_CALLS_PER_TURN) {
         modelFailure = `The agent reached its limit of ${config.SANDBOT_MAX_MODEL_CALLS_PER_TURN} model calls for one turn.`;
+        trail.limitHit('model_calls_per_turn', { max: config.SANDBOT_MAX_MODEL_CALLS_PER_TURN });
+        session.send({ type: 'model_error', turnId: runId, requestId, message: modelFailure });
+        return;
+      }
+      if (tokens >= config.SANDBOT_MAX_TOKENS_PER_TURN) {
+        modelFailure = `The agent used its budget of ${config.SANDBOT_MAX_TOKENS_PER_TURN} model tokens for one turn.`;
+        trail.limitHit('tokens_per_turn', { max: config.SANDBOT_MAX_TOKENS_PER_TURN, used: tokens });
         session.send({ type: 'model_error', turnId: runId, requestId, message: modelFailure });
         return;
       }
       modelCalls += 1;
+      const call = trail.modelRequest(requestId, config.SANDBOT_MODEL, messages);
       try {
-        const { message } = await deps.broker.chat({
+        const answer = await deps.broker.chat({
           model: config.SANDBOT_MODEL,
           system: deps.systemPrompt,
           messages,
           signal: modelAbort.signal,
         });
+        call.answered(answer);
+        tokens += (answer.promptTokens ?? 0) + (answer.completionTokens ?? 0);
+        const { message } = answer;
         lastAnswer = message;
         session.send({ type: 'model_response', turnId: runId, requestId, message });
       } catch (error) {
+        call.failed(modelAbort.signal.aborted ? 'cancelled: the turn ended' : messageOf(error));
         if (modelAbort.signal.aborted) return;
         modelFailure = messageOf(error);
         session.send({ type: 'model_error', turnId: runId, requestId, message: modelFailure });

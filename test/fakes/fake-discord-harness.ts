@@ -5,7 +5,7 @@ import type { Config } from '../../src/config/schema.js';
 import { BlobStore } from '../../src/files/blob-store.js';
 import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
 import type { InboundMessage } from '../../src/protocol/inbound.js';
-import { ConversationControl } from '../../src/queue/conversation-control.js';
+import { createConversationControl } from '../../src/queue/conversation-control.js';
 import { ConversationStore } from '../../src/queue/conversation-store.js';
 import { InboundQueue } from '../../src/queue/inbound-queue.js';
 import { createRedis } from '../../src/queue/redis.js';
@@ -46,7 +46,7 @@ export async function startDiscordHarness(
     config,
     logger: pino({ level: 'debug' }, sink),
     submit: (message) => inbound.submit(message),
-    control: new ConversationControl(redis, store, instance),
+    control: createConversationControl(redis, store, config),
     blobs: new BlobStore(redis, instance),
     redis,
   };

@@ -7,7 +7,7 @@ import { BlobStore } from '../../src/files/blob-store.js';
 import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
 import { createHttpServer, type HttpServer } from '../../src/gateway/http-server.js';
 import type { InboundMessage } from '../../src/protocol/inbound.js';
-import { ConversationControl } from '../../src/queue/conversation-control.js';
+import { createConversationControl } from '../../src/queue/conversation-control.js';
 import { ConversationStore } from '../../src/queue/conversation-store.js';
 import { InboundQueue } from '../../src/queue/inbound-queue.js';
 import { dropInstanceKeys, REDIS_URL, testInstance } from '../helpers/redis.js';
@@ -70,7 +70,7 @@ export async function startSlackHarness(
     config,
     logger,
     submit: (message) => inbound.submit(message),
-    control: new ConversationControl(redis, store, instance),
+    control: createConversationControl(redis, store, config),
     blobs: new BlobStore(redis, instance),
     redis,
   };

@@ -10,7 +10,10 @@ export interface SseClient {
 
 export async function openSse(url: string, headers: Record<string, string> = {}): Promise<SseClient> {
   const abort = new AbortController();
-  const response = await fetch(url, { headers: { accept: 'text/event-stream', ...headers }, signal: abort.signal });
+  const response = await fetch(url, {
+    headers: { accept: 'text/event-stream', ...headers },
+    signal: abort.signal,
+  });
   if (!response.ok || !response.body) throw new Error(`SSE ${url} answered ${response.status}`);
   const events: OutboundEvent[] = [];
   const waiters = new Set<() => void>();
@@ -49,7 +52,11 @@ export async function openSse(url: string, headers: Record<string, string> = {})
         };
         const timer = setTimeout(() => {
           cleanup();
-          reject(new Error(`no matching SSE event within ${timeoutMs} ms; got ${JSON.stringify(events).slice(0, 1500)}`));
+          reject(
+            new Error(
+              `no matching SSE event within ${timeoutMs} ms; got ${JSON.stringify(events).slice(0, 1500)}`,
+            ),
+          );
         }, timeoutMs);
         const cleanup = () => {
           clearTimeout(timer);
@@ -69,6 +76,7 @@ export async function postMessage(baseUrl: string, conversation: string, text: s
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ conversation, user, text }),
   });
-  if (response.status !== 202) throw new Error(`POST /api/messages answered ${response.status}: ${await response.text()}`);
+  if (response.status !== 202)
+    throw new Error(`POST /api/messages answered ${response.status}: ${await response.text()}`);
   return (await response.json()) as { conversation: string; messageId: string };
 }

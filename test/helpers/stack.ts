@@ -1,3 +1,5 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createDocker } from '../../sandbox/driver/docker-client.js';
 import { sandboxDriverFromConfig } from '../../sandbox/driver/from-config.js';
 import { parseConfig } from '../../src/config/load.js';
@@ -20,6 +22,8 @@ export function testConfig(instance: string, overrides: Record<string, string> =
     SANDBOT_LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     SANDBOX_MEMORY_MB: '256',
     SANDBOT_WEB_CHAT: 'on',
+    // Audit files of test instances go to the system's temp dir, not the checkout.
+    SANDBOT_AUDIT_DIR: join(tmpdir(), 'sandbot-test-audit'),
     ...overrides,
   });
 }

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandboxDriverFromConfig } from '../../sandbox/driver/from-config.js';
 import { webConversationId } from '../../src/conversation/id.js';
-import { ConversationControl } from '../../src/queue/conversation-control.js';
+import { type ConversationControl, createConversationControl } from '../../src/queue/conversation-control.js';
 import { ConversationStore } from '../../src/queue/conversation-store.js';
 import { InboundQueue } from '../../src/queue/inbound-queue.js';
 import { instanceKeys } from '../../src/queue/keys.js';
@@ -28,7 +28,7 @@ beforeAll(async () => {
   redis = new Redis(REDIS_URL);
   const store = new ConversationStore(redis, config.SANDBOT_INSTANCE);
   inbound = new InboundQueue(redis, store, config.SANDBOT_INSTANCE);
-  control = new ConversationControl(redis, store, config.SANDBOT_INSTANCE);
+  control = createConversationControl(redis, store, config);
 });
 
 afterAll(async () => {

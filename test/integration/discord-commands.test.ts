@@ -126,10 +126,8 @@ describe('discord adapter: slash commands', () => {
       type: 4,
       data: expect.objectContaining({ flags: 64, content: 'This command needs the sandbot admin role.' }),
     });
-    expect(kill.callback).toEqual({
-      type: 4,
-      data: expect.objectContaining({ flags: 64, content: '/kill is not available yet.' }),
-    });
+    await fake.waitFor(() => kill.original?.content.includes('Killed'), 'the kill answer');
+    expect(kill.original?.content).toMatch(/^☠️ Killed\. This conversation is quarantined/);
     expect(network.callback?.data?.content).toBe('This command needs the sandbot admin role.');
     expect(status.callback?.data).toMatchObject({
       flags: 64,

@@ -120,7 +120,7 @@ describe('egress policy', () => {
       ].join('; '),
     );
     expect(text).toContain(
-      'other.example.test:' + outsidePort + " is not granted to this conversation's network policy",
+      `other.example.test:${outsidePort} is not granted to this conversation's network policy`,
     );
     expect(text).toMatch(/evil\.example\.test resolves to 127\.0\.0\.1 is a private, loopback/);
     expect(text).toMatch(/meta\.example\.test resolves to 169\.254\.169\.254/);
@@ -159,5 +159,25 @@ describe('egress policy', () => {
     expect(text).toContain('no-network');
     // Only the header line: no interface with a route (the loopback has none in /proc/net/route).
     expect(text.trim().endsWith('1')).toBe(true);
+  });
+
+  it('kills and quarantines a sandbox that keeps knocking on refused hosts', async () => {
+    const sse = await openSse(`${stack.url}/api/conversations/net2/events`);
+    try {
+      await postMessage(
+        stack.url,
+        'net2',
+        'for i in 1 2 3 4 5 6 7 8; do curl -s http://nope-$i.example.test/; done; sleep 5',
+      );
+      const killed = await sse.waitFor((e) => e.type === 'error');
+      expect(killed.type === 'error' && killed.message).toContain(
+        '5 refused network requests in one turn; by tripwire',
+      );
+      expect(
+        records.filter((r) => r.conversation === 'web:net2' && !r.allowed).length,
+      ).toBeGreaterThanOrEqual(5);
+    } finally {
+      sse.close();
+    }
   });
 });

@@ -72,9 +72,21 @@ describe.each<Transport>(['socket', 'http'])('/sandbot over %s', (transport) => 
     expect(resets[0]).toMatchObject({ platform: 'slack', user: { id: 'U0ALICE' }, text: '' });
   });
 
-  it('keeps kill and network for admins, and refuses people outside the allowlist', async () => {
+  it('keeps kill, release and network for admins, and refuses people outside the allowlist', async () => {
     expect(await run(DM, 'U0BOB', 'kill')).toBe('`/sandbot kill` is for sandbot admins only.');
-    expect(await run(DM, 'U0ALICE', 'network')).toMatch(/not available yet/);
+    expect(await run(DM, 'U0ALICE', 'network')).toBe(
+      'This conversation now has no network; it applies from its next turn.',
+    );
+    expect(await run(DM, 'U0ALICE', 'network allow pypi.org,*.github.com')).toBe(
+      'This conversation now has network to pypi.org, *.github.com (through the egress proxy); it applies from its next turn.',
+    );
+    expect(await run(DM, 'U0ALICE', 'network allow http://x')).toMatch(/"http:\/\/x" is not/);
+    expect(await run(DM, 'U0ALICE', 'network off')).toMatch(/now has no network/);
+    expect(await run(DM, 'U0ALICE', 'kill looks hijacked')).toBe(
+      'Killed. The conversation is quarantined until `/sandbot release`.',
+    );
+    expect(await run(DM, 'U0ALICE', 'release')).toBe('Released: the conversation runs again.');
+    expect(await run(DM, 'U0ALICE', 'release')).toBe('That conversation was not quarantined.');
     expect(await run(DM, 'U0MALLORY', 'status')).toMatch(/allowlist/);
     const audits = h.logs.filter((l) => l.audit === 'access_refused');
     expect(audits.map((a) => [a.user, a.reason, a.command])).toEqual([

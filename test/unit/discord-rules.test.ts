@@ -183,9 +183,14 @@ describe('what a slash command does', () => {
       kind: 'run',
       command: 'ls',
     });
-    expect(planCommand(command('kill', thread, {}, [ADMIN]), strict)).toEqual({
-      kind: 'notice',
-      message: '/kill is not available yet.',
+    expect(planCommand(command('kill', thread, {}, [ADMIN]), strict)).toMatchObject({ kind: 'kill' });
+    expect(planCommand(command('network', thread, { hosts: 'off' }, [ADMIN]), strict)).toMatchObject({
+      kind: 'network',
+      words: ['off'],
+    });
+    expect(planCommand(command('network', thread, { hosts: 'pypi.org' }, [ADMIN]), strict)).toMatchObject({
+      kind: 'network',
+      words: ['allow', 'pypi.org'],
     });
     expect(planCommand(command('network', thread, {}, [CREW]), strict)).toMatchObject({
       kind: 'refuse',

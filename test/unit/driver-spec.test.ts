@@ -75,9 +75,23 @@ describe('containerSpec', () => {
       'sandbot.conversation': 'web:alpha',
       'sandbot.kind': 'sandbox',
     };
-    expect(spec.Labels).toEqual(labels);
+    expect(spec.Labels).toEqual({ ...labels, 'sandbot.network': 'none' });
     for (const volume of volumeSpecs('prod', a)) expect(volume.Labels).toEqual(labels);
     expect(instanceFilter('prod').label).toContain('sandbot.instance=prod');
+  });
+
+  it('joins the egress network with proxy settings only when granted, and uses capped mounts when given', () => {
+    expect(host.NetworkMode).toBe('none');
+    expect(spec.Env).toEqual([]);
+    const granted = containerSpec(limits, a, { name: 'prod-egress', proxyUrl: 'http://c:m@172.18.0.1:3128' });
+    expect(granted.HostConfig?.NetworkMode).toBe('prod-egress');
+    expect(granted.Env).toContain('HTTPS_PROXY=http://c:m@172.18.0.1:3128');
+    expect(granted.Labels?.['sandbot.network']).toBe('prod-egress http://c:m@172.18.0.1:3128');
+    const capped = containerSpec(limits, a, undefined, { workspace: '/d/ws', session: '/d/sess' });
+    expect(capped.HostConfig?.Mounts).toEqual([
+      { Type: 'bind', Source: '/d/ws', Target: '/workspace', ReadOnly: false },
+      { Type: 'bind', Source: '/d/sess', Target: '/session', ReadOnly: false },
+    ]);
   });
 
   it('sets the OCI runtime only when one is configured', () => {

@@ -1,6 +1,11 @@
+import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import { sandboxDriverFromConfig } from '../../../sandbox/driver/from-config.js';
+import type { Config } from '../../config/schema.js';
 import { ConversationId } from '../../conversation/id.js';
+import { type ConversationControl, createConversationControl } from '../../queue/conversation-control.js';
+import { ConversationStore } from '../../queue/conversation-store.js';
+import { createFailFastRedis } from '../../queue/redis.js';
 import { loadConfigOrExit } from '../run-service.js';
 
 function driverFromConfig() {
@@ -48,4 +53,45 @@ export function registerSandboxCommands(program: Command): void {
       );
       if (!removed) process.exitCode = 1;
     });
+  sandbox
+    .command('kill <conversation>')
+    .description('SIGKILL a sandbox at once and quarantine its conversation until released')
+    .option('--reason <text>', 'why (shown in the channel)', 'killed by an operator')
+    .action(async (value: string, options: { reason: string }) => {
+      const conversation = conversationArg(value);
+      await withControl(async (control, config) => {
+        await control.kill(conversation, `admin:${userInfo().username}`, options.reason);
+        // Also here, in case no worker is running to receive the kill.
+        await sandboxDriverFromConfig(config).kill(conversation);
+      });
+      console.log(`killed ${value}; quarantined until \`sandbot sandbox release ${value}\``);
+    });
+  sandbox
+    .command('release <conversation>')
+    .description('let a quarantined conversation run again')
+    .action(async (value: string) => {
+      const conversation = conversationArg(value);
+      const released = await withControl((control) =>
+        control.release(conversation, `admin:${userInfo().username}`),
+      );
+      console.log(released ? `released ${value}` : `${value} was not quarantined`);
+      if (!released) process.exitCode = 1;
+    });
+}
+
+async function withControl<T>(
+  work: (control: ConversationControl, config: Config) => Promise<T>,
+): Promise<T> {
+  const config = loadConfigOrExit();
+  const redis = createFailFastRedis(config.SANDBOT_REDIS_URL, `${config.SANDBOT_INSTANCE}-cli`);
+  try {
+    const control = createConversationControl(
+      redis,
+      new ConversationStore(redis, config.SANDBOT_INSTANCE),
+      config,
+    );
+    return await work(control, config);
+  } finally {
+    redis.disconnect();
+  }
 }

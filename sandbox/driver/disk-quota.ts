@@ -1,0 +1,87 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { chown, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const AGENT_UID = 1000;
+
+/**
+ * A size-capped volume: an ext4 file system in a sparse image file, loop-mounted on the engine's host
+ * and bind-mounted into the sandbox. Docker's named volumes cannot be capped on ext4 (no project
+ * quotas), and a tmpfs volume would not survive an idle stop. Needs root (mount) on the engine's host,
+ * so it serves a worker that runs beside its engine.
+ */
+export async function ensureQuotaMount(
+  root: string,
+  name: string,
+  sizeMb: number,
+  folders: string[] = [],
+): Promise<string> {
+  const base = resolve(root);
+  const image = join(base, `${name}.img`);
+  const mountPoint = join(base, 'mnt', name);
+  await mkdir(join(base, 'mnt'), { recursive: true, mode: 0o700 });
+  if (await claim(image)) {
+    const file = await open(image, 'r+');
+    await file.truncate(sizeMb * 1024 * 1024);
+    await file.close();
+    await run('mkfs.ext4', ['-q', '-F', '-E', `root_owner=${AGENT_UID}:${AGENT_UID}`, image]);
+    await writeFile(`${image}.ready`, '');
+  } else {
+    await waitFor(() => existsSync(`${image}.ready`), `${image} to be formatted`);
+  }
+  await mkdir(mountPoint, { recursive: true, mode: 0o700 });
+  if (!(await isMounted(mountPoint))) {
+    await run('mount', ['-o', 'loop,nosuid,nodev', image, mountPoint]).catch((error: Error) => {
+      throw new Error(
+        `could not mount the ${sizeMb} MiB volume ${name}: ${error.message} (size-capped volumes need root)`,
+      );
+    });
+    for (const folder of folders) {
+      const path = join(mountPoint, folder);
+      if (!existsSync(path)) {
+        await mkdir(path);
+        await chown(path, AGENT_UID, AGENT_UID);
+      }
+    }
+  }
+  return mountPoint;
+}
+
+export async function removeQuotaMount(root: string, name: string): Promise<boolean> {
+  const base = resolve(root);
+  const image = join(base, `${name}.img`);
+  const mountPoint = join(base, 'mnt', name);
+  if (await isMounted(mountPoint)) await run('umount', ['-l', mountPoint]);
+  const existed = existsSync(image);
+  await rm(image, { force: true });
+  await rm(`${image}.ready`, { force: true });
+  await rm(mountPoint, { recursive: true, force: true });
+  return existed;
+}
+
+/** True for the one caller that creates the image file (the others wait for it to be formatted). */
+async function claim(image: string): Promise<boolean> {
+  try {
+    await (await open(image, 'wx', 0o600)).close();
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
+  }
+}
+
+async function isMounted(path: string): Promise<boolean> {
+  const table = await readFile('/proc/self/mountinfo', 'utf8');
+  return table.split('\n').some((line) => line.split(' ')[4] === path);
+}
+
+async function waitFor(check: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}

@@ -1,0 +1,96 @@
+import { createHash } from 'node:crypto';
+import type Dockerode from 'dockerode';
+import { extract } from 'tar-stream';
+
+/** One entry of /workspace as the engine's archive shows it. */
+export interface WorkspaceEntry {
+  type: 'file' | 'symlink';
+  size: number;
+  mtimeMs: number;
+  /** Of the content (a symlink: of its target); absent when over the hashing limits. */
+  sha256?: string;
+}
+
+export interface WorkspaceSnapshot {
+  /** By absolute path, e.g. "/workspace/notes.txt". */
+  entries: Record<string, WorkspaceEntry>;
+  /** More entries than the limit: the rest were not looked at. */
+  truncated: boolean;
+}
+
+export interface SnapshotLimits {
+  /** Files larger than this are listed (size, mtime) but not hashed. */
+  maxFileBytes: number;
+  /** Hashing stops after this many bytes in one snapshot; later files are listed only. */
+  maxTotalBytes: number;
+  maxEntries: number;
+}
+
+export const DEFAULT_SNAPSHOT_LIMITS: SnapshotLimits = {
+  maxFileBytes: 16 * 1024 * 1024,
+  maxTotalBytes: 256 * 1024 * 1024,
+  maxEntries: 20_000,
+};
+
+/**
+ * What /workspace holds, read through the engine's archive API: from outside the container, so the
+ * agent can neither hide a change nor claim one. Directories are left out (their files say enough).
+ */
+export async function snapshotWorkspace(
+  container: Dockerode.Container,
+  limits: SnapshotLimits = DEFAULT_SNAPSHOT_LIMITS,
+): Promise<WorkspaceSnapshot> {
+  const stream = await container.getArchive({ path: '/workspace' });
+  const snapshot: WorkspaceSnapshot = { entries: {}, truncated: false };
+  let count = 0;
+  let hashed = 0;
+  const reader = extract();
+  await new Promise<void>((resolve, reject) => {
+    reader.on('entry', (header, body, next) => {
+      const done = () => next();
+      // The archive's names start with the directory's own name: "workspace/a/b.txt".
+      const relative = header.name.replace(/^\.?\/?workspace\/?/, '').replace(/\/$/, '');
+      const type = header.type === 'file' ? 'file' : header.type === 'symlink' ? 'symlink' : undefined;
+      if (type === undefined || relative === '' || snapshot.truncated) {
+        body.on('end', done);
+        body.resume();
+        return;
+      }
+      if (++count > limits.maxEntries) {
+        snapshot.truncated = true;
+        body.on('end', done);
+        body.resume();
+        return;
+      }
+      const path = `/workspace/${relative}`;
+      const mtimeMs = header.mtime?.getTime() ?? 0;
+      if (type === 'symlink') {
+        const target = header.linkname ?? '';
+        snapshot.entries[path] = { type, size: Buffer.byteLength(target), mtimeMs, sha256: sha(target) };
+        body.on('end', done);
+        body.resume();
+        return;
+      }
+      const size = header.size ?? 0;
+      const hashIt = size <= limits.maxFileBytes && hashed + size <= limits.maxTotalBytes;
+      const hash = hashIt ? createHash('sha256') : undefined;
+      if (hashIt) hashed += size;
+      body.on('data', (chunk: unknown) => {
+        hash?.update(chunk as Buffer);
+      });
+      body.on('end', () => {
+        snapshot.entries[path] = { type, size, mtimeMs, ...(hash ? { sha256: hash.digest('hex') } : {}) };
+        done();
+      });
+    });
+    reader.on('finish', resolve);
+    reader.on('error', reject);
+    stream.on('error', reject);
+    stream.pipe(reader);
+  });
+  return snapshot;
+}
+
+function sha(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}

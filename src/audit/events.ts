@@ -1,0 +1,160 @@
+import { z } from 'zod';
+import { ConversationId } from '../conversation/id.js';
+
+/**
+ * An audit event: what happened in a conversation, in which turn, done by whom. Events are hash-chained
+ * per conversation (see chain.ts), so a missing or edited event shows.
+ */
+
+/** Who did it: a chat user, the agent, a worker, the gateway, an operator, or the egress proxy. */
+export const AuditActor = z
+  .string()
+  .max(300)
+  .regex(
+    /^(user:(web|slack|discord):[^\n]{1,200}|agent|worker:[^\s]{1,100}|gateway|admin:[^\n]{1,200}|proxy)$/,
+    'an actor is user:<platform>:<id>, agent, worker:<id>, gateway, admin:<who> or proxy',
+  );
+export type AuditActor = z.infer<typeof AuditActor>;
+
+const count = z.number().int().nonnegative();
+const text = (max: number) => z.string().max(max);
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/);
+const fileData = z.looseObject({
+  path: text(4096),
+  type: z.enum(['file', 'symlink']),
+  size: count,
+  /** Absent when the file was too large to hash (then `hashed` is false). */
+  sha256: sha256.optional(),
+  hashed: z.boolean(),
+});
+
+/** Each kind with the schema of its `data` (loose: a kind may carry more detail than listed). */
+export const AUDIT_DATA = {
+  'message.received': z.looseObject({
+    messageId: text(128),
+    platform: z.enum(['web', 'slack', 'discord']),
+    userName: text(128).optional(),
+    chars: count,
+    files: z.array(z.object({ name: text(255), size: count })),
+    command: z.enum(['reset', 'run']).optional(),
+    /** The text itself, only with SANDBOT_AUDIT_CONTENT=true. */
+    text: z.string().optional(),
+  }),
+  'turn.started': z.looseObject({
+    mode: z.enum(['chat', 'run']),
+    messages: count,
+    users: z.array(text(300)),
+  }),
+  'turn.finished': z.looseObject({
+    outcome: text(50),
+    durationMs: count,
+    modelCalls: count,
+    toolCalls: count,
+    error: z.string().optional(),
+  }),
+  'model.request': z.looseObject({
+    requestId: text(64),
+    model: text(200),
+    messages: count,
+    content: z.unknown().optional(),
+  }),
+  'model.response': z.looseObject({
+    requestId: text(64),
+    model: text(200),
+    ok: z.boolean(),
+    durationMs: count,
+    promptTokens: count.optional(),
+    completionTokens: count.optional(),
+    toolCalls: z.array(text(128)),
+    error: z.string().optional(),
+    content: z.string().optional(),
+  }),
+  'tool.call': z.looseObject({
+    name: text(128),
+    args: z.record(z.string(), z.unknown()),
+    /** False when the sandbox never reported a result for this call. */
+    reported: z.boolean(),
+    ok: z.boolean().optional(),
+    result: z.string().optional(),
+    truncated: z.boolean().optional(),
+  }),
+  'file.created': fileData,
+  'file.changed': fileData.extend({ previous: z.looseObject({ size: count, sha256: sha256.optional() }) }),
+  'file.deleted': fileData,
+  'net.request': z.looseObject({
+    host: text(255),
+    port: z.number().int().min(0).max(65_535),
+    allowed: z.boolean(),
+    reason: z.string().optional(),
+    bytes: count.optional(),
+  }),
+  'sandbox.create': z.looseObject({}),
+  'sandbox.start': z.looseObject({}),
+  'sandbox.stop': z.looseObject({}),
+  'sandbox.remove': z.looseObject({}),
+  'sandbox.wipe': z.looseObject({}),
+  'sandbox.kill': z.looseObject({}),
+  'sandbox.quarantine': z.looseObject({}),
+  'sandbox.release': z.looseObject({}),
+  'policy.change': z.looseObject({ policy: text(200) }),
+  'limit.hit': z.looseObject({ limit: text(200) }),
+  tripwire: z.looseObject({ name: text(200) }),
+  'access.refused': z.looseObject({ reason: z.string() }),
+} as const;
+
+export type AuditKind = keyof typeof AUDIT_DATA;
+export const AuditKind = z.enum(Object.keys(AUDIT_DATA) as [AuditKind, ...AuditKind[]]);
+
+/** What a caller hands `AuditLog.record`: the event before it is sequenced and chained. */
+export type AuditInput = {
+  [K in AuditKind]: {
+    conversation: ConversationId;
+    turnId?: string;
+    actor: AuditActor;
+    kind: K;
+    data: z.input<(typeof AUDIT_DATA)[K]>;
+  };
+}[AuditKind];
+
+const envelope = {
+  conversation: ConversationId,
+  turnId: text(300).optional(),
+  actor: AuditActor,
+};
+
+const AuditEnvelope = z.object({ ...envelope, kind: AuditKind, data: z.unknown() });
+
+/** Checks an input against its kind's schema; the error names the first problem. */
+export function parseAuditInput(
+  input: unknown,
+): { ok: true; value: Omit<AuditBody, 'id' | 'time'> } | { ok: false; error: string } {
+  const head = AuditEnvelope.safeParse(input);
+  if (!head.success) return { ok: false, error: describe(head.error) };
+  const data = AUDIT_DATA[head.data.kind].safeParse(head.data.data);
+  if (!data.success) return { ok: false, error: `${head.data.kind} data: ${describe(data.error)}` };
+  return { ok: true, value: { ...head.data, data: data.data as Record<string, unknown> } };
+}
+
+function describe(error: z.ZodError): string {
+  const issue = error.issues[0];
+  return issue ? `${issue.path.join('.') || 'event'}: ${issue.message}` : 'invalid';
+}
+
+/** An event as queued in Redis, before the writer gives it its place in the chain. */
+export const AuditBody = z.object({
+  /** Unique id, so a writer that died mid-append is not repeated by the next one. */
+  id: z.uuid(),
+  time: z.iso.datetime(),
+  ...envelope,
+  kind: AuditKind,
+  data: z.record(z.string(), z.unknown()),
+});
+export type AuditBody = z.infer<typeof AuditBody>;
+
+/** An event as stored: one JSON line of a conversation's audit file. */
+export const AuditEvent = AuditBody.extend({
+  seq: z.number().int().positive(),
+  prevHash: sha256,
+  hash: sha256,
+});
+export type AuditEvent = z.infer<typeof AuditEvent>;

@@ -1,0 +1,73 @@
+import type { Redis } from 'ioredis';
+import type { SandboxInfo, SandboxLifecycleEvent } from '../../sandbox/driver/types.js';
+import type { WorkspaceSnapshot } from '../../sandbox/driver/workspace-snapshot.js';
+import type { Config } from '../config/schema.js';
+import type { ConversationId } from '../conversation/id.js';
+import type { Logger } from '../log/logger.js';
+import { sandbotMetrics } from '../metrics/metrics.js';
+import type { OutboundEvent } from '../protocol/outbound.js';
+import type { Turn } from '../queue/conversation-store.js';
+import { AuditLog, type AuditSettings } from './audit-log.js';
+import type { AuditActor } from './events.js';
+import { type TrailMode, type TurnTrail, turnTrails } from './turn-trail.js';
+
+/** What the worker's observability needs of its sandbox driver. */
+export interface ObservedDriver {
+  list(): Promise<SandboxInfo[]>;
+  snapshotWorkspace(conversation: ConversationId): Promise<WorkspaceSnapshot>;
+  onLifecycle(listener: (event: SandboxLifecycleEvent) => void): () => void;
+}
+
+export interface WorkerObservability {
+  audit: AuditLog;
+  /** For TurnRunnerDeps.observe. */
+  observe: (turn: Turn, mode: TrailMode) => TurnTrail;
+  /** Wraps the outbound publish to count messages out. */
+  counted(publish: (event: OutboundEvent) => Promise<void>): (event: OutboundEvent) => Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** The audit log, turn trails, sandbox lifecycle events and worker metrics, wired for one worker. */
+export function observeWorker(options: {
+  connection: Redis;
+  config: AuditSettings & Pick<Config, 'SANDBOT_INSTANCE'>;
+  logger: Logger;
+  driver: ObservedDriver;
+  /** The worker's id (known once it is constructed). */
+  workerId: () => string;
+}): WorkerObservability {
+  const { config, driver, logger } = options;
+  const metrics = sandbotMetrics();
+  const audit = new AuditLog(options.connection, config, logger);
+  audit.start();
+  const actor = (): AuditActor => `worker:${options.workerId()}`;
+  const unsubscribe = driver.onLifecycle((event) => {
+    const { action, conversation, ...data } = event;
+    if (event.action === 'start') {
+      metrics.sandboxStart.observe({ start: event.cold ? 'cold' : 'warm' }, event.ms / 1000);
+      Object.assign(data, { ms: Math.round(event.ms) });
+    }
+    void audit.record({ conversation, actor: actor(), kind: `sandbox.${action}`, data });
+  });
+  const unregister = metrics.source('liveSandboxes', config.SANDBOT_INSTANCE, async () => {
+    return (await driver.list()).filter((s) => s.state === 'running').length;
+  });
+  return {
+    audit,
+    observe: turnTrails({
+      audit,
+      snapshot: (conversation) => driver.snapshotWorkspace(conversation),
+      actor,
+      logger,
+    }),
+    counted: (publish) => async (event) => {
+      await publish(event);
+      metrics.messagesOut.inc({ platform: event.platform, type: event.type });
+    },
+    async stop() {
+      unsubscribe();
+      unregister();
+      await audit.stop();
+    },
+  };
+}

@@ -1,0 +1,143 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/**
+ * sandbot's Prometheus metrics. One registry per process: in `sandbot up` the gateway serves what the
+ * worker in the same process counts. Gauges that describe shared state (queue depth, live sandboxes)
+ * are read at scrape time from sources the services register, one per instance.
+ */
+
+type Source = () => Promise<number>;
+
+const SOURCE_TIMEOUT_MS = 2000;
+
+function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'sandbot_' });
+  const registers = [registry];
+  const sources = { queueDepth: new Map<string, Source>(), liveSandboxes: new Map<string, Source>() };
+
+  const sourced = (name: string, help: string, from: Map<string, Source>) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['instance'],
+      registers,
+      async collect() {
+        this.reset();
+        await Promise.all(
+          [...from].map(async ([instance, read]) => {
+            const value = await withTimeout(read()).catch(() => undefined);
+            if (value !== undefined) this.set({ instance }, value);
+          }),
+        );
+      },
+    });
+
+  return {
+    registry,
+    messagesIn: new Counter({
+      name: 'sandbot_messages_in_total',
+      help: 'Messages accepted into the inbound queue.',
+      labelNames: ['platform', 'kind'],
+      registers,
+    }),
+    messagesOut: new Counter({
+      name: 'sandbot_messages_out_total',
+      help: 'Events sent back to chat (progress, reply, error).',
+      labelNames: ['platform', 'type'],
+      registers,
+    }),
+    turnDuration: new Histogram({
+      name: 'sandbot_turn_duration_seconds',
+      help: 'Wall time of a turn, by outcome.',
+      labelNames: ['mode', 'outcome'],
+      buckets: [0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800],
+      registers,
+    }),
+    queueWait: new Histogram({
+      name: 'sandbot_queue_wait_seconds',
+      help: 'Time from a message being received to its turn starting.',
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300],
+      registers,
+    }),
+    queueDepth: sourced(
+      'sandbot_queue_depth',
+      'Messages waiting for or in a turn, over all conversations.',
+      sources.queueDepth,
+    ),
+    liveSandboxes: sourced(
+      'sandbot_live_sandboxes',
+      'Sandbox containers running now.',
+      sources.liveSandboxes,
+    ),
+    sandboxStart: new Histogram({
+      name: 'sandbot_sandbox_start_seconds',
+      help: 'Time to have a sandbox running: cold = created, warm = a stopped one started.',
+      labelNames: ['start'],
+      buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
+      registers,
+    }),
+    modelLatency: new Histogram({
+      name: 'sandbot_model_request_seconds',
+      help: 'Duration of a brokered model request.',
+      labelNames: ['model', 'outcome'],
+      buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300],
+      registers,
+    }),
+    modelTokens: new Counter({
+      name: 'sandbot_model_tokens_total',
+      help: 'Tokens of brokered model requests, prompt and completion.',
+      labelNames: ['model', 'direction'],
+      registers,
+    }),
+    toolCalls: new Counter({
+      name: 'sandbot_tool_calls_total',
+      help: 'Tool calls the model made, by tool and result.',
+      labelNames: ['tool', 'ok'],
+      registers,
+    }),
+    refusals: new Counter({
+      name: 'sandbot_refusals_total',
+      help: 'Requests refused (access, rate limits, network policy), by reason.',
+      labelNames: ['reason'],
+      registers,
+    }),
+    kills: new Counter({
+      name: 'sandbot_kills_total',
+      help: 'Sandboxes killed (by an operator or a tripwire), by reason.',
+      labelNames: ['reason'],
+      registers,
+    }),
+    auditFailures: new Counter({
+      name: 'sandbot_audit_failures_total',
+      help: 'Audit events that could not be queued or written, by stage.',
+      labelNames: ['stage'],
+      registers,
+    }),
+    /** Registers what a gauge reads for one instance; returns the way to unregister it. */
+    source(gauge: keyof typeof sources, instance: string, read: Source): () => void {
+      sources[gauge].set(instance, read);
+      return () => {
+        if (sources[gauge].get(instance) === read) sources[gauge].delete(instance);
+      };
+    },
+  };
+}
+
+export type SandbotMetrics = ReturnType<typeof createMetrics>;
+
+let metrics: SandbotMetrics | undefined;
+
+/** The process's metrics, created on first use. */
+export function sandbotMetrics(): SandbotMetrics {
+  metrics ??= createMetrics();
+  return metrics;
+}
+
+function withTimeout<T>(promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('metric source too slow')), SOURCE_TIMEOUT_MS);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,90 @@
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sandboxNames } from '../../sandbox/driver/docker-spec.js';
+import { sandboxDriverFromConfig } from '../../sandbox/driver/from-config.js';
+import { webConversationId } from '../../src/conversation/id.js';
+import {
+  type FakeChatRequest,
+  type FakeOllama,
+  type FakeStep,
+  startFakeOllama,
+} from '../fakes/fake-ollama.js';
+import { testInstance } from '../helpers/redis.js';
+import { openSse, postMessage } from '../helpers/sse.js';
+import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
+
+/** Size-capped /workspace and /session: filling one stops at its cap; the host and others are untouched. */
+
+function shell(request: FakeChatRequest): FakeStep {
+  const last = request.messages.at(-1);
+  if (last?.role === 'tool') return { reply: `tool said: ${last.content}` };
+  return { toolCalls: [{ name: 'bash', arguments: { command: last?.content ?? 'true' } }] };
+}
+
+let diskDir: string;
+let config: ReturnType<typeof testConfig>;
+let ollama: FakeOllama;
+let stack: Awaited<ReturnType<typeof startStack>>;
+
+beforeAll(async () => {
+  diskDir = await mkdtemp(join(tmpdir(), 'sandbot-disk-'));
+  ollama = await startFakeOllama({ models: ['qwen2.5:7b'], script: shell });
+  config = testConfig(testInstance('disk'), {
+    OLLAMA_HOST: ollama.url,
+    SANDBOX_WORKSPACE_MB: '24',
+    SANDBOX_SESSION_MB: '8',
+    SANDBOX_DISK_DIR: diskDir,
+  });
+  stack = await startStack(config);
+});
+
+afterAll(async () => {
+  await stack?.stop();
+  await ollama?.close();
+  if (config) await cleanInstance(config);
+  await rm(diskDir, { recursive: true, force: true });
+});
+
+async function ask(session: string, command: string): Promise<string> {
+  const sse = await openSse(`${stack.url}/api/conversations/${session}/events`);
+  try {
+    await postMessage(stack.url, session, command);
+    const reply = await sse.waitFor((e) => e.type === 'reply' || e.type === 'error');
+    if (reply.type !== 'reply') throw new Error(`turn failed: ${JSON.stringify(reply)}`);
+    return reply.text;
+  } finally {
+    sse.close();
+  }
+}
+
+describe('disk caps', () => {
+  it('stops a workspace at its cap with a clear error, and the conversation goes on', async () => {
+    const text = await ask(
+      'filler',
+      'echo keep > /workspace/keep.txt; head -c 64M /dev/zero > /workspace/fill; df -m /workspace | tail -1; ls /workspace',
+    );
+    expect(text).toContain('No space left on device');
+    expect(text).toMatch(/inbox/);
+    expect(await ask('filler', 'rm /workspace/fill && cat /workspace/keep.txt')).toContain('keep');
+    // Another conversation has its own, empty, capped workspace.
+    expect(await ask('neighbour', 'df -m /workspace | tail -1 | awk "{print \\$2}"; ls /workspace')).toMatch(
+      /\n2[0-4]\n/,
+    );
+  });
+
+  it('keeps the files across a stop, and wiping removes the image', async () => {
+    const conversation = webConversationId('persist');
+    await ask('persist', 'echo still-here > /workspace/p.txt');
+    const driver = sandboxDriverFromConfig(config);
+    await driver.stop(conversation);
+    expect(await ask('persist', 'cat /workspace/p.txt')).toContain('still-here');
+    const names = sandboxNames(config.SANDBOT_INSTANCE, conversation);
+    const images = [names.workspaceVolume, names.sessionVolume].map((name) => join(diskDir, `${name}.img`));
+    expect(images.every((image) => existsSync(image))).toBe(true);
+    await driver.remove(conversation, { wipe: true });
+    expect(images.some((image) => existsSync(image))).toBe(false);
+  });
+});

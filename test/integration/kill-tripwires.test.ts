@@ -1,0 +1,116 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sandboxDriverFromConfig } from '../../sandbox/driver/from-config.js';
+import { webConversationId } from '../../src/conversation/id.js';
+import { type ConversationControl, createConversationControl } from '../../src/queue/conversation-control.js';
+import { ConversationStore } from '../../src/queue/conversation-store.js';
+import {
+  type FakeChatRequest,
+  type FakeOllama,
+  type FakeStep,
+  startFakeOllama,
+} from '../fakes/fake-ollama.js';
+import { REDIS_URL, testInstance } from '../helpers/redis.js';
+import { openSse, postMessage, type SseClient } from '../helpers/sse.js';
+import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
+
+/** The kill switch and the tripwires: each kills the sandbox, tells the channel why and quarantines. */
+
+function shell(request: FakeChatRequest): FakeStep {
+  const last = request.messages.at(-1);
+  if (last?.role === 'tool') return { reply: `tool said: ${last.content}` };
+  if (last?.content.includes('hold-me')) return { hold: 'forever' };
+  return { toolCalls: [{ name: 'bash', arguments: { command: last?.content ?? 'true' } }] };
+}
+
+const config = testConfig(testInstance('kill'));
+let ollama: FakeOllama;
+let stack: Awaited<ReturnType<typeof startStack>>;
+let redis: Redis;
+let control: ConversationControl;
+
+beforeAll(async () => {
+  ollama = await startFakeOllama({ models: ['qwen2.5:7b'], script: shell });
+  Object.assign(config, { OLLAMA_HOST: ollama.url });
+  stack = await startStack(config);
+  redis = new Redis(REDIS_URL);
+  control = createConversationControl(redis, new ConversationStore(redis, config.SANDBOT_INSTANCE), config);
+});
+
+afterAll(async () => {
+  ollama?.release('forever');
+  redis?.disconnect();
+  await stack?.stop();
+  await ollama?.close();
+  await cleanInstance(config);
+});
+
+const stateOf = async (session: string) =>
+  (await sandboxDriverFromConfig(config).list()).find((s) => s.conversation === webConversationId(session))
+    ?.state;
+
+async function expectQuarantined(sse: SseClient, session: string) {
+  await postMessage(stack.url, session, `echo ${randomUUID()}`);
+  const notice = await sse.waitFor(
+    (e) => e.type === 'error' && e.message.startsWith('This conversation is quarantined'),
+  );
+  expect(notice.type === 'error' && notice.message).toContain('An admin must release it');
+}
+
+describe('kill switch and tripwires', () => {
+  it('an admin kill ends the running turn at once, tells the channel, and quarantines until released', async () => {
+    const sse = await openSse(`${stack.url}/api/conversations/killme/events`);
+    try {
+      await postMessage(stack.url, 'killme', 'hold-me');
+      await ollama.waitForHold('forever');
+      expect(await stateOf('killme')).toBe('running');
+      await control.kill(webConversationId('killme'), 'admin:alice', 'looked suspicious');
+      const killed = await sse.waitFor((e) => e.type === 'error');
+      expect(killed.type === 'error' && killed.message).toBe(
+        'Killed (looked suspicious; by admin:alice). This conversation is quarantined until an admin releases it.',
+      );
+      await expect.poll(() => stateOf('killme'), { timeout: 10_000 }).toBe('exited');
+      await expectQuarantined(sse, 'killme');
+      expect(await control.release(webConversationId('killme'), 'admin:alice')).toBe(true);
+      await postMessage(stack.url, 'killme', 'echo back-in-service');
+      await sse.waitFor((e) => e.type === 'reply' && e.text.includes('back-in-service'));
+    } finally {
+      sse.close();
+    }
+  });
+
+  it('reading the planted canary credentials kills the sandbox', async () => {
+    const sse = await openSse(`${stack.url}/api/conversations/canary/events`);
+    try {
+      await postMessage(stack.url, 'canary', 'cat ~/.aws/credentials');
+      const killed = await sse.waitFor((e) => e.type === 'error');
+      expect(killed.type === 'error' && killed.message).toContain(
+        'the agent read the canary credentials file; by tripwire',
+      );
+      // The model never saw the canary: the request carrying it was not brokered.
+      const token = (await redis.keys(`${config.SANDBOT_INSTANCE}:conv:*:canary`)).length;
+      expect(token).toBeGreaterThan(0);
+      expect(JSON.stringify(ollama.chatRequests())).not.toMatch(/aws_access_key_id = AKIA/);
+      await expectQuarantined(sse, 'canary');
+    } finally {
+      sse.close();
+    }
+  });
+
+  it('flooding the protocol with garbage kills the sandbox', async () => {
+    const sse = await openSse(`${stack.url}/api/conversations/flood/events`);
+    try {
+      await postMessage(
+        stack.url,
+        'flood',
+        'for i in $(seq 100); do for fd in /proc/[0-9]*/fd/1; do echo "garbage $i" > "$fd"; done; done 2>/dev/null; sleep 5',
+      );
+      const killed = await sse.waitFor((e) => e.type === 'error' && e.message.startsWith('Killed'));
+      expect(killed.type === 'error' && killed.message).toContain('protocol abuse');
+      await expectQuarantined(sse, 'flood');
+    } finally {
+      sse.close();
+    }
+  });
+});

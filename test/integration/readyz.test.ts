@@ -1,0 +1,143 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startGateway } from '../../src/gateway/start-gateway.js';
+import { createLogger } from '../../src/log/logger.js';
+import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
+import { dropInstanceKeys, testInstance } from '../helpers/redis.js';
+import { testConfig } from '../helpers/stack.js';
+
+/**
+ * `/readyz` of a real gateway: green with Redis, the engine, Ollama and the web chat up; red (503),
+ * naming the culprit, when one of them cannot be reached. The real services keep running: the gateway
+ * is pointed at a closed port instead, or (Redis) at a relay that is cut while the gateway runs.
+ */
+
+const dir = mkdtempSync(path.join(tmpdir(), 'sandbot-readyz-'));
+const instance = testInstance('readyz');
+let ollama: FakeOllama;
+let closedPort: number;
+
+type Report = { status: string; checks: Record<string, { ok: boolean; detail?: string }> };
+
+beforeAll(async () => {
+  ollama = await startFakeOllama();
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  closedPort = (server.address() as { port: number }).port;
+  await new Promise((resolve) => server.close(resolve));
+});
+
+afterAll(async () => {
+  await ollama?.close();
+  await dropInstanceKeys(instance);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function withGateway<T>(
+  overrides: Record<string, string>,
+  use: (url: string) => Promise<T>,
+): Promise<T> {
+  const config = testConfig(instance, { SANDBOT_AUDIT_DIR: dir, OLLAMA_HOST: ollama.url, ...overrides });
+  const gateway = await startGateway(config, createLogger(config));
+  try {
+    return await use(gateway.url);
+  } finally {
+    await gateway.stop();
+  }
+}
+
+async function ready(url: string) {
+  const response = await fetch(`${url}/readyz`);
+  return { status: response.status, body: (await response.json()) as Report };
+}
+
+/** A TCP relay to the real Redis that can be cut (listener closed, connections dropped) and restored. */
+async function redisRelay() {
+  const sockets = new Set<Socket>();
+  const serve = (): Server =>
+    createServer((client) => {
+      const upstream = connect(6379, '127.0.0.1');
+      for (const socket of [client, upstream]) {
+        sockets.add(socket);
+        socket.on('close', () => sockets.delete(socket));
+        socket.on('error', () => undefined);
+      }
+      client.pipe(upstream).pipe(client);
+    });
+  let server = serve();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  const drop = () =>
+    new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      for (const socket of sockets) socket.destroy();
+    });
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    cut: drop,
+    async restore() {
+      server = serve();
+      await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+    },
+    close: drop,
+  };
+}
+
+describe('GET /readyz', () => {
+  it('is ready when Redis, the engine, Ollama and the chat connections answer', async () => {
+    const { status, body } = await withGateway({}, ready);
+    expect(status).toBe(200);
+    expect(body).toMatchObject({
+      status: 'ready',
+      checks: {
+        redis: { ok: true },
+        docker: { ok: true },
+        ollama: { ok: true, detail: expect.stringMatching(/^Ollama \d/) },
+        web: { ok: true },
+      },
+    });
+  });
+
+  it('turns red when Redis becomes unreachable, and green again when it is back', async () => {
+    const relay = await redisRelay();
+    try {
+      await withGateway({ SANDBOT_REDIS_URL: relay.url }, async (url) => {
+        expect((await ready(url)).status).toBe(200);
+        await relay.cut();
+        const { status, body } = await ready(url);
+        expect(status).toBe(503);
+        expect(body.checks.redis?.ok).toBe(false);
+        expect(body.checks.docker?.ok).toBe(true);
+        // Back before the gateway stops: its queue workers cannot shut down without Redis.
+        await relay.restore();
+        let back = await ready(url);
+        for (let i = 0; i < 50 && back.status !== 200; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          back = await ready(url);
+        }
+        expect(back.body.checks.redis).toEqual({ ok: true });
+      });
+    } finally {
+      await relay.close();
+    }
+  });
+
+  it('turns red when the container engine is unreachable', async () => {
+    const { status, body } = await withGateway({ DOCKER_HOST: `tcp://127.0.0.1:${closedPort}` }, ready);
+    expect(status).toBe(503);
+    expect(body.checks.docker).toMatchObject({ ok: false, detail: expect.stringContaining('ECONNREFUSED') });
+    expect(body.checks.redis?.ok).toBe(true);
+  });
+
+  it('turns red when Ollama is unreachable', async () => {
+    const { status, body } = await withGateway({ OLLAMA_HOST: `http://127.0.0.1:${closedPort}` }, ready);
+    expect(status).toBe(503);
+    expect(body.checks.ollama).toMatchObject({
+      ok: false,
+      detail: expect.stringContaining('cannot reach Ollama'),
+    });
+  });
+});

@@ -1,0 +1,94 @@
+import { describe, expect, it } from 'vitest';
+import { parseNetworkCommand } from '../../src/egress/network-command.js';
+import {
+  forbiddenAddress,
+  grantsFromRules,
+  isGranted,
+  NetworkRules,
+  parseGrants,
+} from '../../src/egress/policy.js';
+import { parseAuthority } from '../../src/egress/proxy.js';
+
+describe('network grants', () => {
+  const grants = parseGrants('pypi.org, *.github.com  api.example.test:8443');
+
+  it('matches exact names, *.suffix sub-domains and ports', () => {
+    expect(isGranted(grants, 'pypi.org', 443)).toBe(true);
+    expect(isGranted(grants, 'PyPI.org.', 80)).toBe(true);
+    expect(isGranted(grants, 'evil-pypi.org', 443)).toBe(false);
+    expect(isGranted(grants, 'files.pypi.org', 443)).toBe(false);
+    expect(isGranted(grants, 'api.github.com', 443)).toBe(true);
+    expect(isGranted(grants, 'github.com', 443)).toBe(false);
+    expect(isGranted(grants, 'github.com.evil.net', 443)).toBe(false);
+    expect(isGranted(grants, 'api.example.test', 8443)).toBe(true);
+    expect(isGranted(grants, 'api.example.test', 443)).toBe(false);
+  });
+
+  it('refuses malformed grants', () => {
+    for (const bad of ['http://x.com', 'a_b', '*.', '*', 'x.com:99999x', '../etc']) {
+      expect(() => parseGrants(bad), bad).toThrow();
+    }
+  });
+
+  it('reads config rules per conversation prefix and names a bad rule', () => {
+    const rules = NetworkRules.parse('slack:T1:C1=pypi.org;web:=example.com,*.example.org');
+    expect(grantsFromRules(rules, 'slack:T1:C1:1700000000.1')).toEqual(['pypi.org']);
+    expect(grantsFromRules(rules, 'slack:T1:C2:1700000000.1')).toEqual([]);
+    expect(grantsFromRules(rules, 'web:alice')).toEqual(['example.com', '*.example.org']);
+    expect(NetworkRules.parse(undefined)).toEqual([]);
+    expect(() => NetworkRules.parse('nonsense')).toThrow(/a rule is/);
+    expect(() => NetworkRules.parse('web:=not_a_host')).toThrow(/web:=not_a_host/);
+  });
+});
+
+describe('forbidden addresses', () => {
+  it('refuses loopback, private, link-local, metadata and unique-local addresses', () => {
+    for (const ip of [
+      '127.0.0.1',
+      '10.1.2.3',
+      '172.20.0.1',
+      '192.168.1.1',
+      '169.254.169.254',
+      '0.0.0.0',
+      '100.64.0.1',
+      '::1',
+      'fd00:ec2::254',
+      'fe80::1',
+      '::ffff:127.0.0.1',
+      '::ffff:169.254.169.254',
+      '224.0.0.1',
+    ]) {
+      expect(forbiddenAddress(ip), ip).toBeDefined();
+    }
+  });
+
+  it('allows public and documentation addresses', () => {
+    for (const ip of ['1.1.1.1', '198.51.100.7', '203.0.113.9', '2001:db8::1', '2606:4700::1111']) {
+      expect(forbiddenAddress(ip), ip).toBeUndefined();
+    }
+  });
+});
+
+describe('CONNECT targets and admin network commands', () => {
+  it('parses host:port authorities', () => {
+    expect(parseAuthority('Example.com:443')).toEqual({ host: 'example.com', port: 443 });
+    expect(parseAuthority('[::1]:8080')).toEqual({ host: '::1', port: 8080 });
+    expect(parseAuthority('example.com')).toBeUndefined();
+    expect(parseAuthority('example.com:0')).toBeUndefined();
+  });
+
+  it('parses `network allow|off`', () => {
+    expect(parseNetworkCommand([])).toEqual({ action: 'show' });
+    expect(parseNetworkCommand(['off'])).toEqual({ action: 'off' });
+    expect(parseNetworkCommand(['allow', 'pypi.org,*.github.com', 'x.org:8080'])).toEqual({
+      action: 'allow',
+      grants: ['pypi.org', '*.github.com', 'x.org:8080'],
+    });
+    expect(parseNetworkCommand(['allow'])).toMatchObject({ action: 'invalid' });
+    expect(parseNetworkCommand(['allow', 'http://x'])).toMatchObject({
+      action: 'invalid',
+      message: expect.stringContaining('"http://x"'),
+    });
+    expect(parseNetworkCommand(['open'])).toMatchObject({ action: 'invalid' });
+  });
+});
