@@ -12,8 +12,9 @@ import { InboundJob } from '../queue/inbound-queue.js';
 import { bullPrefix, INBOUND_QUEUE, instanceKeys } from '../queue/keys.js';
 import { type Quarantine, quarantineNotice } from '../queue/quarantine.js';
 import { runCommand } from './run-command.js';
+import { SandboxCapacity } from './sandbox-capacity.js';
 import type { StopReason } from './stop-reason.js';
-import { errorEvent, progressEvent, replyEvent } from './turn-events.js';
+import { errorEvent, replyEvent } from './turn-events.js';
 import { planSegments } from './turn-plan.js';
 import { runTurn, type TurnOutcome, type TurnRunnerDeps } from './turn-runner.js';
 
@@ -44,6 +45,7 @@ export class SandboxWorker {
   private readonly refusals = new Map<ConversationId, number>();
   private control?: Redis;
   private readonly leaseMs: number;
+  private readonly capacity: SandboxCapacity;
 
   constructor(
     private readonly deps: SandboxWorkerDeps,
@@ -61,6 +63,7 @@ export class SandboxWorker {
     },
   ) {
     this.leaseMs = options.leaseSeconds * 1000;
+    this.capacity = new SandboxCapacity(deps, options);
   }
 
   start(): void {
@@ -195,7 +198,7 @@ export class SandboxWorker {
         await this.deps.store.complete(turn, token);
         continue;
       }
-      await this.ensureCapacity(turn, abandon);
+      await this.capacity.ensureRoom(turn, abandon, `worker:${this.id}`);
       const stop = new AbortController();
       this.running.set(conversation, stop);
       this.refusals.delete(conversation);
@@ -240,78 +243,8 @@ export class SandboxWorker {
   }
 
   /** Stops sandboxes unused for the idle timeout; they start again on the next message. */
-  async stopIdleSandboxes(now = Date.now()): Promise<void> {
-    const key = instanceKeys(this.options.instance).lastUsed;
-    const cutoff = now - this.options.idleSeconds * 1000;
-    for (const sandbox of await this.deps.driver.list()) {
-      if (sandbox.state !== 'running') continue;
-      const score = await this.deps.connection.zscore(key, sandbox.conversation);
-      if (score === null) {
-        await this.deps.connection.zadd(key, Date.now(), sandbox.conversation);
-        continue;
-      }
-      if (Number(score) > cutoff || (await this.deps.store.leaseHolder(sandbox.conversation))) continue;
-      await this.retire(sandbox.conversation);
-    }
-  }
-
-  /** Stops an unused sandbox; an ephemeral conversation's is removed with its workspace instead. */
-  private async retire(conversation: ConversationId): Promise<void> {
-    if (this.options.ephemeral.some((prefix) => conversation.startsWith(prefix))) {
-      await this.deps.driver.remove(conversation, { wipe: true });
-      await this.deps.ledger.clear(conversation);
-      this.deps.logger.info({ audit: 'sandbox.wipe', conversation }, 'ephemeral sandbox wiped');
-      return;
-    }
-    await this.deps.driver.stop(conversation);
-    this.deps.logger.info({ audit: 'sandbox.stop', conversation }, 'idle sandbox stopped');
-  }
-
-  /**
-   * Makes room under SANDBOX_MAX_LIVE for this turn's sandbox: stops the least recently used sandboxes
-   * no turn is using; when every one is busy, the turn waits (the user is told once).
-   */
-  private async ensureCapacity(turn: Turn, abandon: AbortSignal): Promise<void> {
-    const max = this.options.maxLive;
-    const lastUsed = instanceKeys(this.options.instance).lastUsed;
-    for (let told = false; !abandon.aborted; ) {
-      const running = (await this.deps.driver.list()).filter((s) => s.state === 'running');
-      if (running.length < max || running.some((s) => s.conversation === turn.conversation)) return;
-      const idle: { conversation: ConversationId; used: number }[] = [];
-      for (const s of running) {
-        if (await this.deps.store.leaseHolder(s.conversation)) continue;
-        idle.push({
-          conversation: s.conversation,
-          used: Number((await this.deps.connection.zscore(lastUsed, s.conversation)) ?? 0),
-        });
-      }
-      idle.sort((a, b) => a.used - b.used);
-      const excess = running.length - max + 1;
-      for (const s of idle.slice(0, excess)) await this.retire(s.conversation);
-      if (idle.length >= excess) return;
-      if (!told) {
-        told = true;
-        this.deps.logger.warn(
-          { audit: 'limit.hit', limit: 'live_sandboxes', max, conversation: turn.conversation },
-          'sandbox cap reached',
-        );
-        await this.deps.audit?.record({
-          conversation: turn.conversation,
-          turnId: turn.turnId,
-          actor: `worker:${this.id}`,
-          kind: 'limit.hit',
-          data: { limit: 'live_sandboxes', max },
-        });
-        await this.deps.publish(
-          progressEvent(
-            turn,
-            'waiting',
-            `All ${max} sandboxes are busy; your message waits for one to free up.`,
-          ),
-        );
-      }
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-    }
+  stopIdleSandboxes(now = Date.now()): Promise<void> {
+    return this.capacity.stopIdle(now);
   }
 
   async stop(): Promise<void> {

@@ -1,0 +1,112 @@
+import type { Redis } from 'ioredis';
+import type { SandboxDriver } from '../../sandbox/driver/types.js';
+import type { AuditRecorder } from '../audit/audit-log.js';
+import type { ConversationId } from '../conversation/id.js';
+import type { OutboxLedger } from '../files/outbox-ledger.js';
+import type { Logger } from '../log/logger.js';
+import type { OutboundEvent } from '../protocol/outbound.js';
+import type { ConversationStore, Turn } from '../queue/conversation-store.js';
+import { instanceKeys } from '../queue/keys.js';
+import { progressEvent } from './turn-events.js';
+
+export interface CapacityDeps {
+  driver: SandboxDriver;
+  store: ConversationStore;
+  connection: Redis;
+  ledger: OutboxLedger;
+  logger: Logger;
+  publish: (event: OutboundEvent) => Promise<void>;
+  audit?: AuditRecorder;
+}
+
+export interface CapacityOptions {
+  instance: string;
+  idleSeconds: number;
+  /** Running sandboxes a worker keeps at most. */
+  maxLive: number;
+  /** Conversation-id prefixes wiped rather than stopped when idle. */
+  ephemeral: string[];
+}
+
+/** How many sandboxes run on this worker's engine: idle stops, ephemeral wipes, and the live cap. */
+export class SandboxCapacity {
+  constructor(
+    private readonly deps: CapacityDeps,
+    private readonly options: CapacityOptions,
+  ) {}
+
+  /** Stops sandboxes unused for the idle timeout; they start again on the next message. */
+  async stopIdle(now: number): Promise<void> {
+    const key = instanceKeys(this.options.instance).lastUsed;
+    const cutoff = now - this.options.idleSeconds * 1000;
+    for (const sandbox of await this.deps.driver.list()) {
+      if (sandbox.state !== 'running') continue;
+      const score = await this.deps.connection.zscore(key, sandbox.conversation);
+      if (score === null) {
+        await this.deps.connection.zadd(key, Date.now(), sandbox.conversation);
+        continue;
+      }
+      if (Number(score) > cutoff || (await this.deps.store.leaseHolder(sandbox.conversation))) continue;
+      await this.retire(sandbox.conversation);
+    }
+  }
+
+  /** Stops an unused sandbox; an ephemeral conversation's is removed with its workspace instead. */
+  private async retire(conversation: ConversationId): Promise<void> {
+    if (this.options.ephemeral.some((prefix) => conversation.startsWith(prefix))) {
+      await this.deps.driver.remove(conversation, { wipe: true });
+      await this.deps.ledger.clear(conversation);
+      this.deps.logger.info({ audit: 'sandbox.wipe', conversation }, 'ephemeral sandbox wiped');
+      return;
+    }
+    await this.deps.driver.stop(conversation);
+    this.deps.logger.info({ audit: 'sandbox.stop', conversation }, 'idle sandbox stopped');
+  }
+
+  /**
+   * Makes room under SANDBOX_MAX_LIVE for this turn's sandbox: stops the least recently used sandboxes
+   * no turn is using; when every one is busy, the turn waits (the user is told once).
+   */
+  async ensureRoom(turn: Turn, abandon: AbortSignal, actor: `worker:${string}`): Promise<void> {
+    const max = this.options.maxLive;
+    const lastUsed = instanceKeys(this.options.instance).lastUsed;
+    for (let told = false; !abandon.aborted; ) {
+      const running = (await this.deps.driver.list()).filter((s) => s.state === 'running');
+      if (running.length < max || running.some((s) => s.conversation === turn.conversation)) return;
+      const idle: { conversation: ConversationId; used: number }[] = [];
+      for (const s of running) {
+        if (await this.deps.store.leaseHolder(s.conversation)) continue;
+        idle.push({
+          conversation: s.conversation,
+          used: Number((await this.deps.connection.zscore(lastUsed, s.conversation)) ?? 0),
+        });
+      }
+      idle.sort((a, b) => a.used - b.used);
+      const excess = running.length - max + 1;
+      for (const s of idle.slice(0, excess)) await this.retire(s.conversation);
+      if (idle.length >= excess) return;
+      if (!told) {
+        told = true;
+        this.deps.logger.warn(
+          { audit: 'limit.hit', limit: 'live_sandboxes', max, conversation: turn.conversation },
+          'sandbox cap reached',
+        );
+        await this.deps.audit?.record({
+          conversation: turn.conversation,
+          turnId: turn.turnId,
+          actor,
+          kind: 'limit.hit',
+          data: { limit: 'live_sandboxes', max },
+        });
+        await this.deps.publish(
+          progressEvent(
+            turn,
+            'waiting',
+            `All ${max} sandboxes are busy; your message waits for one to free up.`,
+          ),
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+}
