@@ -5,20 +5,33 @@ import { Redis } from 'ioredis';
  * makes every other command wait for a reconnect instead of failing, so a Redis restart is ridden out.
  */
 export function createRedis(url: string, name: string): Redis {
-  return new Redis(url, {
-    maxRetriesPerRequest: null,
-    connectionName: name,
-    enableReadyCheck: true,
-    retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
-  });
+  return quiet(
+    new Redis(url, {
+      maxRetriesPerRequest: null,
+      connectionName: name,
+      enableReadyCheck: true,
+      retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+    }),
+  );
 }
 
 /** For request paths that must answer quickly (HTTP submit, health): fail fast instead of waiting. */
 export function createFailFastRedis(url: string, name: string): Redis {
-  return new Redis(url, {
-    maxRetriesPerRequest: 1,
-    connectionName: name,
-    enableOfflineQueue: false,
-    retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
-  });
+  return quiet(
+    new Redis(url, {
+      maxRetriesPerRequest: 1,
+      connectionName: name,
+      enableOfflineQueue: false,
+      retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+    }),
+  );
+}
+
+/**
+ * Connection errors while Redis is away are expected (the client reconnects, and the commands that
+ * failed report it to their callers); without a listener ioredis would print each one as unhandled.
+ */
+function quiet(redis: Redis): Redis {
+  redis.on('error', () => undefined);
+  return redis;
 }

@@ -55,4 +55,36 @@ describe('model errors in chat', () => {
       await cleanInstance(config);
     }
   });
+
+  it('says so when Ollama is too slow or answers garbage, and recovers when it is back', async () => {
+    const config = testConfig(testInstance('flaky'), {
+      OLLAMA_HOST: ollama.url,
+      SANDBOT_MODEL_TIMEOUT_SECONDS: '1',
+    });
+    const stack = await startStack(config);
+    const sse = await openSse(`${stack.url}/api/conversations/flaky/events`);
+    try {
+      ollama.setScript([
+        { delayMs: 3000, reply: 'too late' },
+        { garbage: true },
+        { reply: 'back to normal' },
+      ]);
+      await postMessage(stack.url, 'flaky', 'one');
+      const slow = await sse.waitFor((e) => e.type === 'error');
+      expect(slow.type === 'error' && slow.message).toMatch(/Ollama did not answer within 1 s/);
+      await postMessage(stack.url, 'flaky', 'two');
+      const garbage = await sse.waitFor((e) => e.type === 'error' && e.id !== slow.id);
+      expect(garbage.type === 'error' && garbage.message).toMatch(
+        /Ollama at http:\/\/127\.0\.0\.1:\d+ sent a line that is not a JSON object/,
+      );
+      await postMessage(stack.url, 'flaky', 'three');
+      const reply = await sse.waitFor((e) => e.type === 'reply');
+      expect(reply.type === 'reply' && reply.text).toBe('back to normal');
+    } finally {
+      sse.close();
+      ollama.setScript(() => ({ reply: 'all good' }));
+      await stack.stop();
+      await cleanInstance(config);
+    }
+  });
 });

@@ -181,11 +181,11 @@ describe('agent runtime process', () => {
   });
 
   it('kills a tool that runs past its time limit, children included', async () => {
-    runtime.send(turn('t1', 'wait', { toolTimeoutMs: 1000 }));
+    runtime.send(turn('t1', 'wait', { toolTimeoutMs: 4000 }));
     await runtime.model('t1', bash('sleep 100 & echo $! > child.pid; sleep 100'));
     const finished = await runtime.next('tool_finished');
     expect(finished.ok).toBe(false);
-    expect(finished.output).toContain('timed out after 1s');
+    expect(finished.output).toContain('timed out after 4s');
     const pid = Number(readFileSync(path.join(workspace, 'child.pid'), 'utf8'));
     await waitUntil(() => isGone(pid), `child ${pid} killed`);
   });
