@@ -11,12 +11,13 @@ const RuntimeArgs = z.object({
     .min(1024, '--max-line-bytes must be at least 1024')
     .max(64 * 1024 * 1024, '--max-line-bytes must be at most 64 MiB')
     .default(1024 * 1024),
+  reapStrays: z.boolean().default(false),
 });
 export type RuntimeArgs = z.infer<typeof RuntimeArgs>;
 
 /** Parses the runtime's command line; throws an Error whose message says what to fix. */
 export function parseRuntimeArgs(argv: readonly string[]): RuntimeArgs {
-  let values: Record<string, string | undefined>;
+  let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({
       args: [...argv],
@@ -24,19 +25,21 @@ export function parseRuntimeArgs(argv: readonly string[]): RuntimeArgs {
         workspace: { type: 'string' },
         session: { type: 'string' },
         'max-line-bytes': { type: 'string' },
+        'reap-strays': { type: 'boolean' },
       },
       strict: true,
       allowPositionals: false,
     }));
   } catch (err) {
     throw new Error(
-      `${(err as Error).message}. Usage: main.js [--workspace DIR] [--session DIR] [--max-line-bytes N]`,
+      `${(err as Error).message}. Usage: main.js [--workspace DIR] [--session DIR] [--max-line-bytes N] [--reap-strays]`,
     );
   }
   const parsed = RuntimeArgs.safeParse({
     workspace: values.workspace,
     session: values.session,
     maxLineBytes: values['max-line-bytes'],
+    reapStrays: values['reap-strays'] === true,
   });
   if (!parsed.success) throw new Error(parsed.error.issues.map((i) => i.message).join('; '));
   return {

@@ -23,6 +23,7 @@ function main(): void {
     workspace: args.workspace,
     session: args.session,
     maxLineBytes: args.maxLineBytes,
+    reapStrays: args.reapStrays,
     shell: findShell(),
     write: (message) => process.stdout.write(encodeLine(message)),
   });

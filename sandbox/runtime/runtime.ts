@@ -12,6 +12,7 @@ import {
 import type { LineResult } from '../../src/protocol/lines.js';
 import { type ModelAnswer, runTurn, type TurnLimits } from './agent-turn.js';
 import { clipArgs } from './history-bounds.js';
+import { reapStrays } from './reap.js';
 import { runTool } from './tools/run-tool.js';
 
 export const RUNTIME_VERSION = 'sandbot-runtime/0.1.0';
@@ -23,6 +24,8 @@ export interface RuntimeOptions {
   maxLineBytes: number;
   /** Writes one message as a line to the worker. */
   write(message: RuntimeToWorker): void;
+  /** Kill every other process of the agent at the end of each turn (in the sandbox only). */
+  reapStrays?: boolean;
   shell?: { file: string; args: string[] };
 }
 
@@ -144,6 +147,9 @@ export class Runtime {
         send({ type: 'turn_done', turnId });
       })
       .finally(() => {
+        // Reap only if no newer job has started meanwhile (it would be killed with the strays).
+        const current = this.active === undefined || this.active.controller === controller;
+        if (this.options.reapStrays && current) reapStrays();
         if (this.active?.controller === controller) this.active = undefined;
       });
     this.active = { turnId, controller, done };

@@ -63,19 +63,22 @@ for (const [net, prefix] of [
   forbidden.addSubnet(net, prefix, 'ipv6');
 }
 
-/** Why an address may not be reached, or undefined when it may. */
-export function forbiddenAddress(address: string): string | undefined {
+/**
+ * Why an address may not be reached, or undefined when it may. `local` lists this host's own
+ * addresses: a public address of the host is still the host (its Redis, Docker API, gateway).
+ */
+export function forbiddenAddress(
+  address: string,
+  local: ReadonlySet<string> = new Set(),
+): string | undefined {
   const family = isIP(address);
   if (family === 0) return `${address} is not an IP address`;
-  if (family === 6) {
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-    if (mapped?.[1]) return forbiddenAddress(mapped[1]);
-    if (forbidden.check(address, 'ipv6'))
-      return `${address} is a private, loopback, link-local or metadata address`;
-    return undefined;
-  }
-  if (forbidden.check(address, 'ipv4'))
+  const mapped = family === 6 ? /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1] : undefined;
+  if (mapped) return forbiddenAddress(mapped, local);
+  if (forbidden.check(address, family === 6 ? 'ipv6' : 'ipv4')) {
     return `${address} is a private, loopback, link-local or metadata address`;
+  }
+  if (local.has(address.toLowerCase())) return `${address} is an address of the sandbot host itself`;
   return undefined;
 }
 

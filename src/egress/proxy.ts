@@ -7,6 +7,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { connect, isIP, type Socket } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import type { ConversationId } from '../conversation/id.js';
 import { forbiddenAddress, type Grant, isGranted } from './policy.js';
 
@@ -103,9 +104,11 @@ export class EgressProxy {
     } catch {
       return { allowed: false, conversation, reason: `${host} does not resolve` };
     }
-    // Every address must be public: a name that also resolves to a private one is refused outright.
+    // Every address must be public and not the host's own: a name that also resolves to such an address
+    // is refused outright. The host's addresses are read per request (interfaces come and go).
+    const local = localAddresses();
     for (const address of addresses) {
-      const why = forbiddenAddress(address);
+      const why = forbiddenAddress(address, local);
       if (why) return { allowed: false, conversation, reason: `${host} resolves to ${why}` };
     }
     const address = addresses[0];
@@ -345,4 +348,10 @@ export function parseAuthority(authority: string): { host: string; port: number 
   const port = Number(match[3]);
   if (port < 1 || port > 65_535) return undefined;
   return { host: (match[1] ?? match[2] ?? '').toLowerCase(), port };
+}
+
+/** Every address of this host's interfaces (bridges included). */
+export function localAddresses(): Set<string> {
+  const all = Object.values(networkInterfaces()).flatMap((list) => list ?? []);
+  return new Set(all.map((a) => a.address.toLowerCase().replace(/%.*$/, '')));
 }

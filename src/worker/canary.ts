@@ -29,7 +29,28 @@ export function canaryFileContent(token: string): Buffer {
   );
 }
 
-/** Whether a model request carries the canary token (the agent read the file). */
+/**
+ * The forms the token may take in what the sandbox sends: as is, hex, and base64 at each of the three
+ * byte alignments (the token may sit anywhere in an encoded file). Only the part of each encoding that
+ * depends on the token alone is kept.
+ */
+export function canaryNeedles(token: string): string[] {
+  if (token === '') return [];
+  const bytes = Buffer.from(token);
+  const base64 = [0, 1, 2].map((shift) => {
+    const encoded = Buffer.concat([Buffer.alloc(shift), bytes]).toString('base64');
+    return encoded.slice(shift === 0 ? 0 : 4, -4);
+  });
+  return [token, bytes.toString('hex'), bytes.toString('hex').toUpperCase(), ...base64];
+}
+
+/** Whether a model request carries the canary token in any of its forms (the agent read the file). */
 export function carriesCanary(payload: unknown, token: string): boolean {
-  return token !== '' && JSON.stringify(payload).includes(token);
+  const text = JSON.stringify(payload);
+  return canaryNeedles(token).some((needle) => text.includes(needle));
+}
+
+/** Whether the model's tool calls go for the canary file at all (reading it, copying it, encoding it). */
+export function touchesCanary(toolCalls: unknown): boolean {
+  return JSON.stringify(toolCalls ?? []).includes(CANARY_PATH);
 }

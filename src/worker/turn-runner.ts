@@ -10,7 +10,7 @@ import type { Logger } from '../log/logger.js';
 import type { ChatMessage, RuntimeToWorker } from '../protocol/agent.js';
 import type { OutboundEvent } from '../protocol/outbound.js';
 import type { Turn } from '../queue/conversation-store.js';
-import { CANARY_PATH, canaryFileContent, carriesCanary } from './canary.js';
+import { CANARY_PATH, canaryFileContent, carriesCanary, touchesCanary } from './canary.js';
 import { type StopReason, stopNotice, stopReasonOf } from './stop-reason.js';
 import { describeToolStep, errorEvent, progressEvent, replyEvent } from './turn-events.js';
 import { collectOutbox, deliverInbox, withSkippedNote } from './turn-files.js';
@@ -57,6 +57,8 @@ export type TurnOutcome = 'replied' | 'failed' | 'stopped' | 'killed' | 'abandon
 
 /** Protocol errors tolerated in one turn before the sandbox is judged to be misbehaving. */
 const MAX_BAD_LINES = 50;
+/** Lines of any kind in one turn: far above what a turn within its model-call budget sends. */
+const MAX_LINES_PER_TURN = 5000;
 
 /**
  * Runs one turn in the conversation's sandbox. The sandbox's runtime drives the agent loop, but only
@@ -150,6 +152,7 @@ function driveTurn(
   let tokens = 0;
   let toolSteps = 0;
   let badLines = 0;
+  let lines = 0;
   // Model requests are handled one at a time, in the order the runtime sent them.
   let chain = Promise.resolve();
 
@@ -188,19 +191,24 @@ function driveTurn(
     );
     cleanups.push(
       session.onMessage((line) => {
-        if (!line.ok) {
+        lines += 1;
+        const message: RuntimeToWorker | undefined = line.ok ? line.value : undefined;
+        // Lines that are malformed, or well-formed but not about this run (forged, or leftovers), are
+        // suspect; a turn's own traffic is a few hundred lines at most.
+        const foreign = !message || !('turnId' in message) || message.turnId !== runId;
+        if (foreign) {
           badLines += 1;
-          log.warn({ error: line.error, line: line.line }, 'bad protocol line from sandbox');
-          if (badLines > MAX_BAD_LINES) {
-            // Protocol abuse is a tripwire: the sandbox is killed and the conversation quarantined.
-            const reason = `protocol abuse: over ${MAX_BAD_LINES} malformed lines in one turn`;
-            deps.tripwire?.(turn.conversation, reason);
-            finish({ kind: 'stopped', reason: { kind: 'kill', by: 'tripwire', reason } });
-          }
+          if (badLines <= 20)
+            log.warn({ error: line.ok ? 'not for this turn' : line.error }, 'unexpected protocol line');
+        }
+        if (badLines > MAX_BAD_LINES || lines > MAX_LINES_PER_TURN) {
+          // Protocol abuse is a tripwire: the sandbox is killed and the conversation quarantined.
+          const reason = `protocol abuse: ${badLines > MAX_BAD_LINES ? `over ${MAX_BAD_LINES} malformed or foreign lines` : `over ${MAX_LINES_PER_TURN} lines`} in one turn`;
+          deps.tripwire?.(turn.conversation, reason);
+          finish({ kind: 'stopped', reason: { kind: 'kill', by: 'tripwire', reason } });
           return;
         }
-        const message: RuntimeToWorker = line.value;
-        if ('turnId' in message && message.turnId !== undefined && message.turnId !== runId) return;
+        if (!message || foreign) return;
         switch (message.type) {
           case 'model_request':
             chain = chain.then(() => answerModelRequest(message.requestId, message.messages));
@@ -219,7 +227,7 @@ function driveTurn(
             void chain.then(() => finish(outcome()));
             return;
           case 'error':
-            log.info({ message: message.message }, 'runtime reported an error');
+            log.info({ message: message.message.slice(0, 300) }, 'runtime reported an error');
             return;
           default:
             return;
@@ -263,6 +271,10 @@ function driveTurn(
         call.answered(answer);
         tokens += (answer.promptTokens ?? 0) + (answer.completionTokens ?? 0);
         const { message } = answer;
+        if (canary && touchesCanary(message.tool_calls)) {
+          deps.tripwire?.(turn.conversation, 'the agent went for the canary credentials file');
+          return;
+        }
         lastAnswer = message;
         session.send({ type: 'model_response', turnId: runId, requestId, message });
       } catch (error) {

@@ -1,4 +1,3 @@
-import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDocker } from '../../sandbox/driver/docker-client.js';
 import type { EgressRecord } from '../../src/egress/proxy.js';
@@ -8,6 +7,7 @@ import {
   type FakeStep,
   startFakeOllama,
 } from '../fakes/fake-ollama.js';
+import { type OutsideHost, startOutsideHost } from '../helpers/outside-host.js';
 import { testInstance } from '../helpers/redis.js';
 import { openSse, postMessage } from '../helpers/sse.js';
 import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
@@ -16,7 +16,7 @@ import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
  * Network policy on the real engine: a granted sandbox reaches its granted host only through the
  * egress proxy; everything else (other hosts, private addresses behind a granted name, the host's own
  * services, the outside without the proxy, forged proxy credentials) is refused and recorded.
- * The "outside" host is a server on a documentation-range bridge (198.51.100.1) on this machine.
+ * The "outside" host is a container on a documentation-range network (198.51.100.10).
  */
 
 function shell(request: FakeChatRequest): FakeStep {
@@ -26,26 +26,24 @@ function shell(request: FakeChatRequest): FakeStep {
 }
 
 const docker = createDocker(undefined);
-const outsideNetwork = `sbx-outside-${process.pid}`;
-const OUTSIDE = '198.51.100.1';
+const OUTSIDE = '198.51.100.10';
 const config = testConfig(testInstance('egress'), {
   SANDBOT_NETWORK_RULES: 'web:net=api.example.test,evil.example.test,meta.example.test',
   SANDBOT_EGRESS_PORT: '0',
 });
 const records: EgressRecord[] = [];
-let outside: Server;
+let outside: OutsideHost;
 let outsidePort: number;
 let ollama: FakeOllama;
 let stack: Awaited<ReturnType<typeof startStack>>;
 
 beforeAll(async () => {
-  await docker.createNetwork({
-    Name: outsideNetwork,
-    IPAM: { Config: [{ Subnet: '198.51.100.0/24', Gateway: OUTSIDE }] },
+  outside = await startOutsideHost(docker, {
+    name: `sbx-outside-${process.pid}`,
+    subnet: '198.51.100.0/24',
+    address: OUTSIDE,
   });
-  outside = createServer((req, res) => res.end(`outside says hi to ${req.url}\n`));
-  await new Promise<void>((resolve) => outside.listen(0, OUTSIDE, resolve));
-  outsidePort = (outside.address() as { port: number }).port;
+  outsidePort = outside.port;
   ollama = await startFakeOllama({ models: ['qwen2.5:7b'], script: shell });
   Object.assign(config, { OLLAMA_HOST: ollama.url });
   const names: Record<string, string> = {
@@ -63,12 +61,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack?.stop();
   await ollama?.close();
-  outside?.close();
+  await outside?.stop();
   await cleanInstance(config);
-  await docker
-    .getNetwork(outsideNetwork)
-    .remove()
-    .catch(() => undefined);
 });
 
 async function ask(session: string, command: string): Promise<string> {

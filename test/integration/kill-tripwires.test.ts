@@ -85,8 +85,8 @@ describe('kill switch and tripwires', () => {
     try {
       await postMessage(stack.url, 'canary', 'cat ~/.aws/credentials');
       const killed = await sse.waitFor((e) => e.type === 'error');
-      expect(killed.type === 'error' && killed.message).toContain(
-        'the agent read the canary credentials file; by tripwire',
+      expect(killed.type === 'error' && killed.message).toMatch(
+        /the agent (read|went for) the canary credentials file; by tripwire/,
       );
       // The model never saw the canary: the request carrying it was not brokered.
       const token = (await redis.keys(`${config.SANDBOT_INSTANCE}:conv:*:canary`)).length;

@@ -92,3 +92,13 @@ describe('CONNECT targets and admin network commands', () => {
     expect(parseNetworkCommand(['open'])).toMatchObject({ action: 'invalid' });
   });
 });
+
+describe('the host itself', () => {
+  it('refuses the host’s own addresses, public ones included, however written', () => {
+    const local = new Set(['203.0.113.7', '2001:db8::7']);
+    expect(forbiddenAddress('203.0.113.7', local)).toMatch(/sandbot host itself/);
+    expect(forbiddenAddress('::ffff:203.0.113.7', local)).toMatch(/sandbot host itself/);
+    expect(forbiddenAddress('2001:DB8::7', local)).toMatch(/sandbot host itself/);
+    expect(forbiddenAddress('203.0.113.8', local)).toBeUndefined();
+  });
+});
