@@ -76,6 +76,7 @@ describe('the sandbox image', () => {
       '/workspace',
       '--session',
       '/session',
+      '--reap-strays',
     ]);
   });
 

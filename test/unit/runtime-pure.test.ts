@@ -181,7 +181,9 @@ describe('parseRuntimeArgs', () => {
       workspace: '/workspace',
       session: '/session',
       maxLineBytes: 1024 * 1024,
+      reapStrays: false,
     });
+    expect(parseRuntimeArgs(['--reap-strays']).reapStrays).toBe(true);
     const args = parseRuntimeArgs([
       '--workspace',
       '/tmp/w',
@@ -190,7 +192,7 @@ describe('parseRuntimeArgs', () => {
       '--max-line-bytes',
       '4096',
     ]);
-    expect(args).toEqual({ workspace: '/tmp/w', session: '/tmp/s', maxLineBytes: 4096 });
+    expect(args).toEqual({ workspace: '/tmp/w', session: '/tmp/s', maxLineBytes: 4096, reapStrays: false });
   });
 
   it('says what is wrong', () => {
