@@ -32,10 +32,15 @@ export async function plantVictim(rt: Redteam, session: string): Promise<Victim>
   const done = await rt.ask(session, `echo ${secret} > /workspace/secret.txt && echo ${historyMarker}`);
   expect(done.text).toContain(historyMarker);
   const names = sandboxNames(rt.instance, conversation(session));
-  const mountpoint = async (volume: string) =>
-    ((await rt.docker.getVolume(volume).inspect()) as { Mountpoint: string }).Mountpoint;
-  const workspaceDir = await mountpoint(names.workspaceVolume);
-  const sessionDir = await mountpoint(names.sessionVolume);
+  // Where the engine keeps them on the host: a Docker volume's directory, or a capped volume's mount.
+  const mounts = (await rt.docker.getContainer(names.container).inspect()).Mounts;
+  const sourceOf = (target: string) => {
+    const source = mounts.find((m) => m.Destination === target)?.Source;
+    if (!source) throw new Error(`the victim has no mount at ${target}`);
+    return source;
+  };
+  const workspaceDir = sourceOf('/workspace');
+  const sessionDir = sourceOf('/session');
   await settle(rt, session, 1);
   const state = () => victimState(rt, session, [workspaceDir, sessionDir]);
   let before = await state();
