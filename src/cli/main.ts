@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
-import { registerDiscordCommands } from '../../adapters/discord/invite.js';
 import { startGateway } from '../gateway/start-gateway.js';
 import { startWorker } from '../worker/start-worker.js';
 import { registerAuditCommands } from './commands/audit.js';
+import { registerDiscordCommands } from './commands/discord.js';
 import { registerDoctorCommand } from './commands/doctor.js';
 import { registerImageCommands } from './commands/image.js';
 import { registerSandboxCommands } from './commands/sandbox.js';

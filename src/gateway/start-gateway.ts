@@ -1,5 +1,3 @@
-import { createDiscordAdapter } from '../../adapters/discord/discord-adapter.js';
-import { createSlackAdapter } from '../../adapters/slack/slack-adapter.js';
 import { webChatEnabled } from '../../adapters/web/enabled.js';
 import { WebEventStream } from '../../adapters/web/event-stream.js';
 import type { Config } from '../config/schema.js';
@@ -47,8 +45,15 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
   };
   const adapters = new Map<Platform, ChatAdapter>();
   // Chat platforms: each adapter is enabled by its token.
-  if (config.SLACK_BOT_TOKEN) adapters.set('slack', createSlackAdapter(adapterDeps));
-  if (config.DISCORD_TOKEN) adapters.set('discord', createDiscordAdapter(adapterDeps));
+  // Each platform's library loads only when its token is set (start-up time and memory).
+  if (config.SLACK_BOT_TOKEN) {
+    const { createSlackAdapter } = await import('../../adapters/slack/slack-adapter.js');
+    adapters.set('slack', createSlackAdapter(adapterDeps));
+  }
+  if (config.DISCORD_TOKEN) {
+    const { createDiscordAdapter } = await import('../../adapters/discord/discord-adapter.js');
+    adapters.set('discord', createDiscordAdapter(adapterDeps));
+  }
   const web = webChatEnabled(config);
   if (web) {
     adapters.set('web', {

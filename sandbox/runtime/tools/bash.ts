@@ -18,7 +18,7 @@ export function findShell(searchPath = process.env.PATH ?? '/usr/bin:/bin'): {
     if (!dir) continue;
     try {
       accessSync(path.join(dir, 'bash'), constants.X_OK);
-      return { file: path.join(dir, 'bash'), args: ['-lc'] };
+      return { file: path.join(dir, 'bash'), args: ['-c'] };
     } catch {
       // not here; keep looking
     }

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { checkSlackTokens } from '../../../adapters/slack/token-check.js';
 import { createDocker } from '../../../sandbox/driver/docker-client.js';
 import { runDoctor } from '../../doctor/checks.js';
 import { formatDoctorReport } from '../../doctor/report.js';
@@ -15,7 +14,10 @@ export function registerDoctorCommand(program: Command): void {
       const config = loadConfigOrExit();
       const checks = [
         ...(await runDoctor({ config, docker: createDocker(config.DOCKER_HOST) })),
-        ...(await checkSlackTokens(config)),
+        // Bolt loads only when there is a Slack token to check.
+        ...(config.SLACK_BOT_TOKEN
+          ? await (await import('../../../adapters/slack/token-check.js')).checkSlackTokens(config)
+          : []),
       ];
       console.log(formatDoctorReport(checks));
       process.exitCode = checks.every((c) => c.ok) ? 0 : 1;

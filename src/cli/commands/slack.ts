@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { slackManifest } from '../../../adapters/slack/manifest.js';
 
 export function registerSlackCommands(program: Command): void {
   const slack = program.command('slack').description('Slack app set-up');
@@ -8,7 +7,8 @@ export function registerSlackCommands(program: Command): void {
     .description('print the Slack app manifest (Socket Mode unless --public-url is given)')
     .option('--public-url <url>', 'the gateway’s public base URL, for the HTTP Events API')
     .option('--name <name>', 'app name', 'sandbot')
-    .action((options: { publicUrl?: string; name: string }) => {
+    .action(async (options: { publicUrl?: string; name: string }) => {
+      const { slackManifest } = await import('../../../adapters/slack/manifest.js');
       const manifest = slackManifest({
         socketMode: !options.publicUrl,
         publicUrl: options.publicUrl,
