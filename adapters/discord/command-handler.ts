@@ -1,3 +1,4 @@
+import { describeActivity } from '../../src/audit/summary.js';
 import { describeGrants, parseNetworkCommand } from '../../src/egress/network-command.js';
 import type { ConversationStatus } from '../../src/queue/conversation-control.js';
 import { channelRoute, discordConversationId, interactionRoute, threadName } from './conversation.js';
@@ -18,7 +19,8 @@ export function describeStatus(status: ConversationStatus): string {
     : status.turnRunning
       ? ''
       : ' No turn yet.';
-  return `${head}${queue}${last}`;
+  const activity = status.activity ? `\n${describeActivity(status.activity)}` : '';
+  return `${head}${queue}${last}${activity}`;
 }
 
 /** The task as shown in the channel: who asked, and what (cut to fit a message). */

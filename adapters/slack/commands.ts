@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { describeActivity } from '../../src/audit/summary.js';
 import type { ConversationStatus } from '../../src/queue/conversation-control.js';
 import { SlackId, SlackTs } from './slack-event.js';
 
@@ -81,7 +82,9 @@ export function statusText(status: ConversationStatus): string {
   const head = status.turnRunning
     ? `The agent is working on this conversation (${waiting}).`
     : `Idle, ${waiting}.`;
-  if (status.lastTurnAt === undefined) return `${head} No turn has finished yet.`;
+  // Recent activity from the audit log: tools used, files changed, network requests.
+  const activity = status.activity ? `\n${describeActivity(status.activity)}` : '';
+  if (status.lastTurnAt === undefined) return `${head} No turn has finished yet.${activity}`;
   const epoch = Math.floor(Date.parse(status.lastTurnAt) / 1000);
-  return `${head} Last turn finished <!date^${epoch}^{date_short_pretty} at {time}|${status.lastTurnAt}>.`;
+  return `${head} Last turn finished <!date^${epoch}^{date_short_pretty} at {time}|${status.lastTurnAt}>.${activity}`;
 }

@@ -172,6 +172,12 @@ describe('Slack end to end', () => {
     );
     expect(stopped.text).toContain('slack:U0ALICE');
     await waitFor('🛑', () => fake.reactionsOn(CHANNEL, m.ts).join() === 'octagonal_sign');
+    // The status now carries the conversation's recent activity from the audit log.
+    await waitFor(
+      'an activity summary',
+      async () => /Recent activity since .*; tools: /.test(await command('status')),
+      30_000,
+    );
 
     expect(await command('reset')).toMatch(/^Reset queued/);
     await waitFor(
