@@ -1,5 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDocker } from '../../sandbox/driver/docker-client.js';
+import { AuditJournal } from '../../src/audit/journal.js';
+import { parseEvents } from '../../src/audit/summary.js';
+import { webConversationId } from '../../src/conversation/id.js';
 import type { EgressRecord } from '../../src/egress/proxy.js';
 import {
   type FakeChatRequest,
@@ -173,5 +176,43 @@ describe('egress policy', () => {
     } finally {
       sse.close();
     }
+  });
+
+  it('records a turn with a proxied request in the audit log, in order', async () => {
+    const text = await ask('net-audit', `curl -s http://api.example.test:${outsidePort}/audited`);
+    expect(text).toContain('outside says hi to /audited');
+    const journal = new AuditJournal(config.SANDBOT_AUDIT_DIR, config.SANDBOT_INSTANCE);
+    const conversation = webConversationId('net-audit');
+    const kinds = new Set([
+      'message.received',
+      'turn.started',
+      'model.request',
+      'model.response',
+      'net.request',
+      'tool.call',
+      'turn.finished',
+    ]);
+    const read = async () =>
+      parseEvents((await journal.read(conversation)) ?? '').filter((e) => kinds.has(e.kind));
+    await expect
+      .poll(async () => (await read()).some((e) => e.kind === 'turn.finished'), { timeout: 20_000 })
+      .toBe(true);
+    const events = await read();
+    expect(events.map((e) => e.kind)).toEqual([
+      'message.received',
+      'turn.started',
+      'model.request',
+      'model.response',
+      'net.request',
+      'tool.call',
+      'model.request',
+      'model.response',
+      'turn.finished',
+    ]);
+    const net = events.find((e) => e.kind === 'net.request');
+    expect(net).toMatchObject({
+      actor: 'proxy',
+      data: { host: 'api.example.test', port: outsidePort, allowed: true, method: 'GET' },
+    });
   });
 });
