@@ -235,7 +235,11 @@ export class EgressProxy {
       res.writeHead(answer.statusCode ?? 502, answer.headers);
       answer.on('data', (chunk: Buffer) => {
         bytesIn += chunk.length;
-        if (bytesIn + bytesOut > this.options.maxBytes) answer.destroy();
+        if (bytesIn + bytesOut > this.options.maxBytes) {
+          // Cut both sides: the client sees the connection end before the answer is complete.
+          answer.destroy();
+          res.destroy();
+        }
       });
       answer.pipe(res);
       answer.on('close', finish);

@@ -4,7 +4,8 @@ import { SANDBOX_IMAGE } from './stack.js';
 /**
  * An "outside" web server for egress tests: a container on its own bridge network in a documentation
  * range. It must not be a server on this host: the egress proxy refuses the host's own addresses.
- * It answers `outside says hi to <path>`, or the page given for a path.
+ * It answers `outside says hi to <path>`, or the page given for a path; `/big/<n>` sends n bytes and
+ * `/slow` never finishes.
  */
 export interface OutsideHost {
   address: string;
@@ -19,6 +20,9 @@ const http = require('http');
 const pages = JSON.parse(process.env.PAGES || '{}');
 const upstream = process.env.UPSTREAM;
 http.createServer((q, r) => {
+  const big = /^\\/big\\/(\\d+)$/.exec(q.url);
+  if (big) return r.end('x'.repeat(Number(big[1])));
+  if (q.url === '/slow') return r.write('starting…');
   if (!upstream) return r.end(pages[q.url] ?? 'outside says hi to ' + q.url + '\\n');
   http.get(upstream + q.url, (a) => a.pipe(r)).on('error', (e) => r.end('upstream failed: ' + e.message));
 }).listen(8080);

@@ -33,6 +33,8 @@ const OUTSIDE = '198.51.100.10';
 const config = testConfig(testInstance('egress'), {
   SANDBOT_NETWORK_RULES: 'web:net=api.example.test,evil.example.test,meta.example.test',
   SANDBOT_EGRESS_PORT: '0',
+  SANDBOT_EGRESS_MAX_BYTES: '65536',
+  SANDBOT_EGRESS_MAX_SECONDS: '3',
 });
 const records: EgressRecord[] = [];
 let outside: OutsideHost;
@@ -214,5 +216,21 @@ describe('egress policy', () => {
       actor: 'proxy',
       data: { host: 'api.example.test', port: outsidePort, allowed: true, method: 'GET' },
     });
+  });
+
+  it('cuts a proxied request at its byte and time caps', async () => {
+    const text = await ask(
+      'net-caps',
+      [
+        `curl -s http://api.example.test:${outsidePort}/big/300000 | wc -c; echo "big-exit \${PIPESTATUS[0]}"`,
+        `start=$(date +%s); curl -s http://api.example.test:${outsidePort}/slow; echo " slow-exit $? after $(( $(date +%s) - start ))s"`,
+      ].join('; '),
+    );
+    const size = Number(/(\d+)\nbig-exit/.exec(text)?.[1]);
+    expect(size).toBeLessThan(300_000);
+    expect(text).not.toContain('big-exit 0');
+    const seconds = Number(/slow-exit \d+ after (\d+)s/.exec(text)?.[1]);
+    expect(seconds).toBeLessThanOrEqual(6);
+    expect(text).not.toMatch(/slow-exit 0 /);
   });
 });
