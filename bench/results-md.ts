@@ -1,0 +1,121 @@
+import {
+  type BenchResults,
+  extrapolate,
+  headlineTable,
+  SCALING_HEADER,
+  scalingRows,
+  table,
+} from './report.js';
+import { median, ms, percentile } from './stats.js';
+
+const mb = (bytes: number) => (Number.isFinite(bytes) ? `${(bytes / 1e6).toFixed(1)} MB` : 'n/a');
+
+/** bench/RESULTS.md: the figures, the machine, the command, and how each figure was taken. */
+export function resultsMarkdown(r: BenchResults): string {
+  const m = r.machine;
+  const d = r.density;
+  const fit = extrapolate(d);
+  const settings = Object.entries(r.settings)
+    .map(([k, v]) => `\`${k}=${v}\``)
+    .join(', ');
+  const largest = r.footprint.largest.map((p) => `${p.name} ${mb(p.bytes)}`).join(', ');
+  return `# sandbot benchmarks
+
+Produced by \`${r.command}\` on ${r.date} (commit ${m.commit}), one run, ${Math.round(r.seconds)} s in all.
+Medians and p99s are over the samples of that one run (nearest rank: with 50 samples p99 is the largest).
+"MB" is 10^6 bytes.
+
+## Machine
+
+- CPU: ${m.cpus} cores (\`nproc\`), ${m.cpuModel}
+- Memory: ${m.memory}
+- Kernel: ${m.kernel}
+- Docker engine: ${m.docker}
+- Redis: ${m.redis}, on 127.0.0.1
+- Node.js: ${m.node}
+- Load average at start: ${m.load}; at the end: ${r.loadAfter} (the bench's own load generator and the
+  fake Ollama run on the same 2 cores; other work on the machine, if any, is in these figures too)
+
+## Headline figures
+
+${headlineTable(r)}
+
+## How the figures grow from 1 to 100 concurrent conversations
+
+Each conversation sends a message, waits until the model has seen it and the turn is over, then sends
+the next (closed loop). The sandboxes are warm (opened beforehand). "turns/s" is messages over the
+wall time of that level. Ingest spreads 5,000 messages over that many conversations, 50 submits in flight.
+
+${table(SCALING_HEADER, scalingRows(r))}
+
+## Where a warm turn's time goes
+
+Before the runtime gets a turn, the worker opens the sandbox, plants the canary file and snapshots
+/workspace for the audit log (all through the engine's archive API); at the end it snapshots /workspace
+again (to record the turn's file changes) and reads /workspace/outbox. So every turn makes four archive
+calls, two of them before the model sees the message. Each engine call, timed alone on a running
+sandbox (${r.turnSteps['open (inspect + attach)'].length} times each):
+
+${table(
+  ['Engine call', 'p50', 'p99'],
+  Object.entries(r.turnSteps).map(([step, samples]) => [
+    step,
+    ms(median(samples)),
+    ms(percentile(samples, 99)),
+  ]),
+)}
+
+## Settings of the \`sandbot up\` under test
+
+${settings}. Everything else is the default (\`SANDBOX_MEMORY_MB=512\`, \`SANDBOX_CPUS=1\`, runc). The
+concurrency and \`SANDBOX_MAX_LIVE\` are raised from their defaults (4 and 50) so that 100 conversations
+can be live and run at once; with the default concurrency of 4, waiting for a free slot dominates.
+
+## How each figure was taken
+
+- **Start to ready**: \`node dist/src/cli/main.js up\` spawned ${r.startup.readyMs.length} times in a row
+  (fresh instance, Redis and engine already running), \`GET /healthz\` polled every 5 ms. "Worker
+  consuming": the worker's BullMQ connection shows \`cmd=bzpopmin\` in Redis \`CLIENT LIST\`.
+- **Idle RSS**: VmRSS of that process (gateway and worker together, as \`sandbot up\` runs them) from
+  /proc, 5 s after start, before any message. After 100 live conversations it is in the scaling table.
+- **Install footprint**: \`${r.footprint.method} --prefer-offline\` from package.json and package-lock.json
+  in an empty directory (npm's cache was warm; took ${r.footprint.seconds.toFixed(0)} s), \`du -sk node_modules\`.${
+    r.footprint.lockRefused
+      ? ' (`npm ci` refused package-lock.json as out of sync with package.json, so `npm install` was used.)'
+      : ''
+  }
+  Largest packages: ${largest || 'n/a'}.
+- **Message → agent sees it**: the bench POSTs \`/api/messages\` and takes the time just before the
+  request; the fake Ollama (test/fakes/fake-ollama.ts, in the bench process) takes the time when the
+  \`/api/chat\` request carrying that message arrives. The path covers the gateway, Redis, the worker's
+  lease and turn, opening (attaching to) the sandbox, planting the canary, the workspace snapshot for the
+  audit log, the runtime loading its history and asking for the model. The model answers at once. Cold:
+  ${r.latency.cold.length} new conversations one after another (container and volumes created and started).
+- **Tool call**: the bench opens a sandbox with the worker's driver (\`sandboxDriverFromConfig(config).open\`)
+  and sends the runtime \`{type:'run', command:'true'}\` over the attached stdin, ${r.tools.roundTrip.length}
+  times after 5 warm-ups: round trip from send to \`tool_finished\`, and \`tool_started\` → \`tool_finished\`
+  as the worker's side receives them. \`docker exec\` is the same \`true\` through dockerode: exec create,
+  start (hijacked), stream end, inspect for the exit code. "Tool step in a real turn": the fake model
+  answers a message with a \`bash true\` call; the time from that answer to the next model request
+  (carrying the tool result) is the worker → runtime → tool → runtime → worker path in a real turn.
+- **Idle sandboxes**: ${d.count} sandboxes opened (4 at a time) until their runtime answered, then left
+  idle 10 s. Per sandbox: container cgroup memory as \`docker stats\` counts it (usage − inactive file)
+  median ${mb(median(d.cgroupBytes))}; the engine's containerd-shim per container median
+  ${mb(median(d.shimBytes.filter(Number.isFinite)))} RSS (its shared pages counted in full); host
+  MemAvailable fell by ${mb(d.hostBytesPer)} per sandbox. All ${d.count} idle together used
+  ${d.idleCpuPercent.toFixed(2)} % of one core (≈${((d.idleCpuPercent * 200) / d.count).toFixed(0)} % for 200). **Extrapolation**, not a measurement: with
+  ${mb(d.availableBefore)} available at the start, less 1 GiB kept for the OS, Redis and sandbot, and the
+  larger estimate (${mb(fit.perSandbox)} per sandbox), memory allows ≈${fit.count} idle sandboxes. Beyond
+  ${d.count} it was not tried; the engine's own per-container cost and \`SANDBOX_MAX_LIVE\` (default 50 per
+  worker) would be the next limits.
+- **Queue ingest**: \`InboundQueue.submit\` (records the message in its conversation's store with its
+  sequence number, then adds the BullMQ job) from the bench process on a connection made like the
+  gateway's, no worker consuming, own instance, keys dropped afterwards.
+
+## Not built yet
+
+- **Warm pool** of pre-started, unassigned sandboxes: sandbot has none, so the "< 50 ms with a warm pool"
+  figure cannot be measured. The cold figure above (p50 ${ms(median(r.latency.cold))}) is what a new
+  conversation costs today.
+`;
+}

@@ -1,0 +1,202 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import type Dockerode from 'dockerode';
+import { sandboxNames } from '../sandbox/driver/docker-spec.js';
+import { sandboxDriverFromConfig } from '../sandbox/driver/from-config.js';
+import type { SandboxSession } from '../sandbox/driver/types.js';
+import type { Config } from '../src/config/schema.js';
+import { webConversationId } from '../src/conversation/id.js';
+import type { RuntimeToWorker } from '../src/protocol/agent.js';
+import { availableBytes, rssBytes } from './machine.js';
+import { mapLimit, sleep } from './stats.js';
+
+const LIMITS = { toolTimeoutMs: 10_000, toolOutputBytes: 16_384 };
+
+/** Resolves with the first runtime line matching, or rejects after `timeoutMs`. */
+function nextLine<T extends RuntimeToWorker['type']>(
+  session: SandboxSession,
+  type: T,
+  timeoutMs = 30_000,
+): Promise<Extract<RuntimeToWorker, { type: T }> & { at: number }> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`bench: no ${type} line from the sandbox within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const off = session.onMessage((line) => {
+      if (!line.ok || line.value.type !== type) return;
+      clearTimeout(timer);
+      off();
+      resolve({ ...(line.value as Extract<RuntimeToWorker, { type: T }>), at: performance.now() });
+    });
+  });
+}
+
+/** Opens a sandbox and waits for its runtime to answer: what a new conversation costs before the model. */
+async function openReady(config: Config, name: string): Promise<{ session: SandboxSession; ms: number }> {
+  const driver = sandboxDriverFromConfig(config);
+  const began = performance.now();
+  const session = await driver.open(webConversationId(name));
+  const ready = nextLine(session, 'ready');
+  session.send({ type: 'hello' });
+  await ready;
+  return { session, ms: performance.now() - began };
+}
+
+export interface ToolCallResults {
+  /** tool_started → tool_finished, as the worker's side of the protocol sees them. */
+  inSandbox: number[];
+  /** `run` sent → tool_finished received: the whole protocol round trip. */
+  roundTrip: number[];
+  /** The same command through the engine: exec create + start + wait for its end + inspect. */
+  dockerExec: number[];
+}
+
+/** A `true` run over the attached protocol stream, and the same with `docker exec`, n times each. */
+export async function measureToolCalls(config: Config, docker: Dockerode, n = 50): Promise<ToolCallResults> {
+  const { session } = await openReady(config, 'toolcall');
+  const results: ToolCallResults = { inSandbox: [], roundTrip: [], dockerExec: [] };
+  for (let i = -5; i < n; i++) {
+    const turnId = `run-${i + 5}`;
+    const started = nextLine(session, 'tool_started');
+    const finished = nextLine(session, 'tool_finished');
+    const done = nextLine(session, 'turn_done');
+    const sentAt = performance.now();
+    session.send({ type: 'run', turnId, command: 'true', limits: LIMITS });
+    const [s, f] = await Promise.all([started, finished, done]);
+    if (!f.ok) throw new Error(`bench: \`true\` failed in the sandbox: ${f.output}`);
+    if (i < 0) continue; // warm-up
+    results.inSandbox.push(f.at - s.at);
+    results.roundTrip.push(f.at - sentAt);
+  }
+  await session.close();
+  const container = docker.getContainer(
+    sandboxNames(config.SANDBOT_INSTANCE, webConversationId('toolcall')).container,
+  );
+  for (let i = -5; i < n; i++) {
+    const began = performance.now();
+    const exec = await container.exec({ Cmd: ['true'], AttachStdout: true, AttachStderr: true });
+    const stream = await exec.start({ hijack: true, stdin: false });
+    await new Promise<void>((resolve, reject) => {
+      stream.on('end', resolve).on('close', resolve).on('error', reject).resume();
+    });
+    const { ExitCode } = await exec.inspect();
+    if (ExitCode !== 0) throw new Error(`bench: docker exec of \`true\` exited ${ExitCode}`);
+    if (i >= 0) results.dockerExec.push(performance.now() - began);
+  }
+  return results;
+}
+
+/** The engine calls the worker makes around every turn, each timed alone on a running sandbox. */
+export interface TurnSteps {
+  'open (inspect + attach)': number[];
+  'putWorkspaceFile (canary)': number[];
+  'snapshotWorkspace (audit)': number[];
+  'readOutbox (after the reply)': number[];
+}
+
+export async function measureTurnSteps(config: Config, n = 20): Promise<TurnSteps> {
+  const driver = sandboxDriverFromConfig(config);
+  const conversation = webConversationId('toolcall');
+  const steps: TurnSteps = {
+    'open (inspect + attach)': [],
+    'putWorkspaceFile (canary)': [],
+    'snapshotWorkspace (audit)': [],
+    'readOutbox (after the reply)': [],
+  };
+  const time = async (into: number[], step: () => Promise<unknown>) => {
+    const began = performance.now();
+    await step();
+    into.push(performance.now() - began);
+  };
+  for (let i = 0; i < n; i++) {
+    await time(steps['open (inspect + attach)'], async () => (await driver.open(conversation)).close());
+    await time(steps['putWorkspaceFile (canary)'], () =>
+      driver.putWorkspaceFile(conversation, '.bench-canary', Buffer.from('x')),
+    );
+    await time(steps['snapshotWorkspace (audit)'], () => driver.snapshotWorkspace(conversation));
+    await time(steps['readOutbox (after the reply)'], () => driver.readOutbox(conversation, Date.now(), 1e6));
+  }
+  return steps;
+}
+
+export interface DensityResults {
+  count: number;
+  openMs: number[];
+  /** Per idle sandbox: the container cgroup's memory as `docker stats` counts it (usage − inactive file). */
+  cgroupBytes: number[];
+  /** Per idle sandbox: RSS of the engine's containerd-shim process that keeps it (outside its cgroup). */
+  shimBytes: number[];
+  /** Host MemAvailable before minus after, per sandbox: includes the engine's shim and kernel overhead. */
+  hostBytesPer: number;
+  availableBefore: number;
+  /** CPU all idle sandboxes used together over a 5 s window, in % of one core. */
+  idleCpuPercent: number;
+}
+
+const cgroupFile = (controller: string, id: string, file: string) =>
+  readFileSync(`/sys/fs/cgroup/${controller}/docker/${id}/${file}`, 'utf8');
+
+function containerMemory(id: string): number {
+  const usage = Number(cgroupFile('memory', id, 'memory.usage_in_bytes'));
+  const inactive = Number(
+    /total_inactive_file (\d+)/.exec(cgroupFile('memory', id, 'memory.stat'))?.[1] ?? 0,
+  );
+  return usage - inactive;
+}
+
+/** containerd-shim processes by the container id they serve (`-id <id>` on their command line). */
+function shimPids(): Map<string, number> {
+  const shims = new Map<string, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let args: string[];
+    try {
+      args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue; // gone meanwhile
+    }
+    const id = args.indexOf('-id');
+    if (args[0]?.includes('containerd-shim') && id >= 0) shims.set(args[id + 1] ?? '', Number(entry));
+  }
+  return shims;
+}
+
+const cpuNanos = (ids: string[]) =>
+  ids.reduce((sum, id) => sum + Number(cgroupFile('cpuacct', id, 'cpuacct.usage')), 0);
+
+/** Opens `count` sandboxes (4 at a time), leaves them idle, and measures what they hold. */
+export async function measureDensity(
+  config: Config,
+  docker: Dockerode,
+  count: number,
+): Promise<DensityResults> {
+  const names = Array.from({ length: count }, (_, i) => `idle-${i}`);
+  await sleep(2000);
+  const availableBefore = availableBytes();
+  const openMs = await mapLimit(names, 4, async (name) => {
+    const { session, ms } = await openReady(config, name);
+    await session.close();
+    return ms;
+  });
+  await sleep(10_000); // let start-up settle into idle
+  const ids = await Promise.all(
+    names.map(async (name) => {
+      const container = docker.getContainer(
+        sandboxNames(config.SANDBOT_INSTANCE, webConversationId(name)).container,
+      );
+      return (await container.inspect()).Id;
+    }),
+  );
+  const cgroupBytes = ids.map(containerMemory);
+  const shims = shimPids();
+  const shimBytes = ids.map((id) => {
+    const pid = shims.get(id);
+    return pid === undefined ? Number.NaN : rssBytes(pid);
+  });
+  const hostBytesPer = (availableBefore - availableBytes()) / count;
+  const cpuBefore = cpuNanos(ids);
+  const windowStart = performance.now();
+  await sleep(5000);
+  const idleCpuPercent = ((cpuNanos(ids) - cpuBefore) / 1e6 / (performance.now() - windowStart)) * 100;
+  return { count, openMs, cgroupBytes, shimBytes, hostBytesPer, availableBefore, idleCpuPercent };
+}
