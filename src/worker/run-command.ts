@@ -76,12 +76,19 @@ async function runCommandIn(
           if (line.value.type === 'turn_done') done(output);
         }),
       );
-      session.send({
-        type: 'run',
-        turnId: runId,
-        command,
-        limits: { toolTimeoutMs: toolSeconds * 1000, toolOutputBytes: deps.config.SANDBOX_TOOL_OUTPUT_BYTES },
-      });
+      try {
+        session.send({
+          type: 'run',
+          turnId: runId,
+          command,
+          limits: {
+            toolTimeoutMs: toolSeconds * 1000,
+            toolOutputBytes: deps.config.SANDBOX_TOOL_OUTPUT_BYTES,
+          },
+        });
+      } catch (error) {
+        done(`Your sandbox could not take the command: ${(error as Error).message}`);
+      }
     },
   );
   await session.close().catch(() => undefined);

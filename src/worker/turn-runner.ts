@@ -7,7 +7,7 @@ import type { ConversationId } from '../conversation/id.js';
 import type { BlobStore } from '../files/blob-store.js';
 import type { OutboxLedger } from '../files/outbox-ledger.js';
 import type { Logger } from '../log/logger.js';
-import type { ChatMessage, RuntimeToWorker } from '../protocol/agent.js';
+import type { ChatMessage, RuntimeToWorker, WorkerToRuntime } from '../protocol/agent.js';
 import type { OutboundEvent } from '../protocol/outbound.js';
 import type { Turn } from '../queue/conversation-store.js';
 import { CANARY_PATH, canaryFileContent, carriesCanary, touchesCanary } from './canary.js';
@@ -145,6 +145,14 @@ function driveTurn(
   // Each run of a turn gets its own protocol id: a rerun after a takeover must not take the old run's
   // lines (e.g. its turn_done) for its own. Outbound events keep the turn's id, for idempotency.
   const runId = `${turn.turnId}@${randomUUID().slice(0, 8)}`;
+  // A sandbox that is gone (stopped, engine restarted) cannot be told anything: the turn still ends.
+  const send = (message: WorkerToRuntime) => {
+    try {
+      session.send(message);
+    } catch (error) {
+      log.info({ err: error, type: message.type }, 'not sent: the sandbox is gone');
+    }
+  };
   const modelAbort = new AbortController();
   let lastAnswer: ChatMessage | undefined;
   let modelFailure: string | undefined;
@@ -164,7 +172,7 @@ function driveTurn(
       finished = true;
       for (const cleanup of cleanups) cleanup();
       modelAbort.abort();
-      if (result.kind !== 'reply') session.send({ type: 'cancel', turnId: runId });
+      if (result.kind !== 'reply') send({ type: 'cancel', turnId: runId });
       resolve(result);
     };
     const timer = setTimeout(() => {
@@ -250,13 +258,13 @@ function driveTurn(
       if (modelCalls >= config.SANDBOT_MAX_MODEL_CALLS_PER_TURN) {
         modelFailure = `The agent reached its limit of ${config.SANDBOT_MAX_MODEL_CALLS_PER_TURN} model calls for one turn.`;
         trail.limitHit('model_calls_per_turn', { max: config.SANDBOT_MAX_MODEL_CALLS_PER_TURN });
-        session.send({ type: 'model_error', turnId: runId, requestId, message: modelFailure });
+        send({ type: 'model_error', turnId: runId, requestId, message: modelFailure });
         return;
       }
       if (tokens >= config.SANDBOT_MAX_TOKENS_PER_TURN) {
         modelFailure = `The agent used its budget of ${config.SANDBOT_MAX_TOKENS_PER_TURN} model tokens for one turn.`;
         trail.limitHit('tokens_per_turn', { max: config.SANDBOT_MAX_TOKENS_PER_TURN, used: tokens });
-        session.send({ type: 'model_error', turnId: runId, requestId, message: modelFailure });
+        send({ type: 'model_error', turnId: runId, requestId, message: modelFailure });
         return;
       }
       modelCalls += 1;
@@ -276,16 +284,16 @@ function driveTurn(
           return;
         }
         lastAnswer = message;
-        session.send({ type: 'model_response', turnId: runId, requestId, message });
+        send({ type: 'model_response', turnId: runId, requestId, message });
       } catch (error) {
         call.failed(modelAbort.signal.aborted ? 'cancelled: the turn ended' : messageOf(error));
         if (modelAbort.signal.aborted) return;
         modelFailure = messageOf(error);
-        session.send({ type: 'model_error', turnId: runId, requestId, message: modelFailure });
+        send({ type: 'model_error', turnId: runId, requestId, message: modelFailure });
       }
     };
 
-    session.send({
+    send({
       type: 'turn',
       turnId: runId,
       messages: turn.messages.map((m) => ({ user: m.user.name ?? m.user.id, text: m.text })),
