@@ -7,8 +7,8 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { connect, isIP, type Socket } from 'node:net';
-import { networkInterfaces } from 'node:os';
 import type { ConversationId } from '../conversation/id.js';
+import { localAddresses, parseAuthority } from './addresses.js';
 import { forbiddenAddress, type Grant, isGranted } from './policy.js';
 
 export type Lookup = (host: string) => Promise<{ address: string; family: number }[]>;
@@ -122,26 +122,30 @@ export class EgressProxy {
     const target = parseAuthority(req.url ?? '');
     client.on('error', () => client.destroy());
     if (!target)
-      return this.refuseSocket(
-        client,
-        source,
-        'CONNECT',
-        req.url ?? '',
-        0,
-        started,
-        'malformed CONNECT target',
+      return this.refuse(
+        { socket: client },
+        {
+          source,
+          method: 'CONNECT',
+          host: req.url ?? '',
+          port: 0,
+          started,
+          reason: 'malformed CONNECT target',
+        },
       );
     const decision = await this.decide(req.headers['proxy-authorization'], target.host, target.port);
     if (!decision.allowed) {
-      return this.refuseSocket(
-        client,
-        source,
-        'CONNECT',
-        target.host,
-        target.port,
-        started,
-        decision.reason,
-        decision.conversation,
+      return this.refuse(
+        { socket: client },
+        {
+          source,
+          method: 'CONNECT',
+          host: target.host,
+          port: target.port,
+          started,
+          reason: decision.reason,
+          conversation: decision.conversation,
+        },
       );
     }
     const upstream = connect(target.port, decision.address);
@@ -174,28 +178,32 @@ export class EgressProxy {
       url = new URL(req.url ?? '');
       if (url.protocol !== 'http:') throw new Error('not http');
     } catch {
-      return this.refuseHttp(
-        res,
-        source,
-        req.method ?? '?',
-        req.url ?? '',
-        0,
-        started,
-        'only absolute http:// URLs (or CONNECT) go through this proxy',
+      return this.refuse(
+        { res: res },
+        {
+          source,
+          method: req.method ?? '?',
+          host: req.url ?? '',
+          port: 0,
+          started,
+          reason: 'only absolute http:// URLs (or CONNECT) go through this proxy',
+        },
       );
     }
     const port = Number(url.port || 80);
     const decision = await this.decide(req.headers['proxy-authorization'], url.hostname, port);
     if (!decision.allowed) {
-      return this.refuseHttp(
-        res,
-        source,
-        req.method ?? '?',
-        url.hostname,
-        port,
-        started,
-        decision.reason,
-        decision.conversation,
+      return this.refuse(
+        { res: res },
+        {
+          source,
+          method: req.method ?? '?',
+          host: url.hostname,
+          port,
+          started,
+          reason: decision.reason,
+          conversation: decision.conversation,
+        },
       );
     }
     const headers: Record<string, string | string[] | undefined> = { ...req.headers, host: url.host };
@@ -286,58 +294,27 @@ export class EgressProxy {
     return counts;
   }
 
-  private refuseSocket(
-    client: Socket,
-    source: string,
-    method: string,
-    host: string,
-    port: number,
-    started: number,
-    reason: string,
-    conversation?: ConversationId,
-  ): void {
+  /** Answers 403 with the reason (the agent reads it in its tool's output) and records the refusal. */
+  private refuse(to: { socket: Socket } | { res: ServerResponse }, refusal: Refusal): void {
+    const { host, port, reason } = refusal;
     const body = `sandbot egress proxy refused ${host}:${port}: ${reason}\n`;
-    client.end(
-      `HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nX-Sandbot-Refused: ${reason.replace(/[\r\n]/g, ' ')}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-    );
+    const header = reason.replace(/[\r\n]/g, ' ');
+    if ('socket' in to) {
+      to.socket.end(
+        `HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nX-Sandbot-Refused: ${header}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    } else {
+      to.res.writeHead(403, {
+        'content-type': 'text/plain',
+        'x-sandbot-refused': header,
+        connection: 'close',
+      });
+      to.res.end(body);
+    }
+    const { started, ...rest } = refusal;
     this.options.record({
-      conversation,
-      source,
-      method,
-      host,
-      port,
+      ...rest,
       allowed: false,
-      reason,
-      bytesOut: 0,
-      bytesIn: 0,
-      durationMs: Date.now() - started,
-    });
-  }
-
-  private refuseHttp(
-    res: ServerResponse,
-    source: string,
-    method: string,
-    host: string,
-    port: number,
-    started: number,
-    reason: string,
-    conversation?: ConversationId,
-  ): void {
-    res.writeHead(403, {
-      'content-type': 'text/plain',
-      'x-sandbot-refused': reason.replace(/[\r\n]/g, ' '),
-      connection: 'close',
-    });
-    res.end(`sandbot egress proxy refused ${host}:${port}: ${reason}\n`);
-    this.options.record({
-      conversation,
-      source,
-      method,
-      host,
-      port,
-      allowed: false,
-      reason,
       bytesOut: 0,
       bytesIn: 0,
       durationMs: Date.now() - started,
@@ -345,17 +322,12 @@ export class EgressProxy {
   }
 }
 
-/** "host:port" of a CONNECT request (IPv6 in brackets). */
-export function parseAuthority(authority: string): { host: string; port: number } | undefined {
-  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(authority);
-  if (!match) return undefined;
-  const port = Number(match[3]);
-  if (port < 1 || port > 65_535) return undefined;
-  return { host: (match[1] ?? match[2] ?? '').toLowerCase(), port };
-}
-
-/** Every address of this host's interfaces (bridges included). */
-export function localAddresses(): Set<string> {
-  const all = Object.values(networkInterfaces()).flatMap((list) => list ?? []);
-  return new Set(all.map((a) => a.address.toLowerCase().replace(/%.*$/, '')));
+interface Refusal {
+  source: string;
+  method: string;
+  host: string;
+  port: number;
+  started: number;
+  reason: string;
+  conversation?: ConversationId;
 }

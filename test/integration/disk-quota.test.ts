@@ -6,23 +6,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandboxNames } from '../../sandbox/driver/docker-spec.js';
 import { sandboxDriverFromConfig } from '../../sandbox/driver/from-config.js';
 import { webConversationId } from '../../src/conversation/id.js';
-import {
-  type FakeChatRequest,
-  type FakeOllama,
-  type FakeStep,
-  startFakeOllama,
-} from '../fakes/fake-ollama.js';
+import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
 import { testInstance } from '../helpers/redis.js';
-import { openSse, postMessage } from '../helpers/sse.js';
+import { replyText, shellModel } from '../helpers/shell-model.js';
 import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
 
 /** Size-capped /workspace and /session: filling one stops at its cap; the host and others are untouched. */
-
-function shell(request: FakeChatRequest): FakeStep {
-  const last = request.messages.at(-1);
-  if (last?.role === 'tool') return { reply: `tool said: ${last.content}` };
-  return { toolCalls: [{ name: 'bash', arguments: { command: last?.content ?? 'true' } }] };
-}
 
 let diskDir: string;
 let config: ReturnType<typeof testConfig>;
@@ -31,7 +20,7 @@ let stack: Awaited<ReturnType<typeof startStack>>;
 
 beforeAll(async () => {
   diskDir = await mkdtemp(join(tmpdir(), 'sandbot-disk-'));
-  ollama = await startFakeOllama({ models: ['qwen2.5:7b'], script: shell });
+  ollama = await startFakeOllama({ models: ['qwen2.5:7b'], script: shellModel });
   config = testConfig(testInstance('disk'), {
     OLLAMA_HOST: ollama.url,
     SANDBOX_WORKSPACE_MB: '24',
@@ -48,17 +37,7 @@ afterAll(async () => {
   await rm(diskDir, { recursive: true, force: true });
 });
 
-async function ask(session: string, command: string): Promise<string> {
-  const sse = await openSse(`${stack.url}/api/conversations/${session}/events`);
-  try {
-    await postMessage(stack.url, session, command);
-    const reply = await sse.waitFor((e) => e.type === 'reply' || e.type === 'error');
-    if (reply.type !== 'reply') throw new Error(`turn failed: ${JSON.stringify(reply)}`);
-    return reply.text;
-  } finally {
-    sse.close();
-  }
-}
+const ask = (session: string, command: string) => replyText(stack.url, session, command);
 
 describe('disk caps', () => {
   it('stops a workspace at its cap with a clear error, and the conversation goes on', async () => {

@@ -4,14 +4,10 @@ import { AuditJournal } from '../../src/audit/journal.js';
 import { parseEvents } from '../../src/audit/summary.js';
 import { webConversationId } from '../../src/conversation/id.js';
 import type { EgressRecord } from '../../src/egress/proxy.js';
-import {
-  type FakeChatRequest,
-  type FakeOllama,
-  type FakeStep,
-  startFakeOllama,
-} from '../fakes/fake-ollama.js';
+import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
 import { type OutsideHost, startOutsideHost } from '../helpers/outside-host.js';
 import { testInstance } from '../helpers/redis.js';
+import { replyText, shellModel } from '../helpers/shell-model.js';
 import { openSse, postMessage } from '../helpers/sse.js';
 import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
 
@@ -21,12 +17,6 @@ import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
  * services, the outside without the proxy, forged proxy credentials) is refused and recorded.
  * The "outside" host is a container on a documentation-range network (198.51.100.10).
  */
-
-function shell(request: FakeChatRequest): FakeStep {
-  const last = request.messages.at(-1);
-  if (last?.role === 'tool') return { reply: `tool said: ${last.content}` };
-  return { toolCalls: [{ name: 'bash', arguments: { command: last?.content ?? 'true' } }] };
-}
 
 const docker = createDocker(undefined);
 const OUTSIDE = '198.51.100.10';
@@ -49,7 +39,7 @@ beforeAll(async () => {
     address: OUTSIDE,
   });
   outsidePort = outside.port;
-  ollama = await startFakeOllama({ models: ['qwen2.5:7b'], script: shell });
+  ollama = await startFakeOllama({ models: ['qwen2.5:7b'], script: shellModel });
   Object.assign(config, { OLLAMA_HOST: ollama.url });
   const names: Record<string, string> = {
     'api.example.test': OUTSIDE,
@@ -70,17 +60,7 @@ afterAll(async () => {
   await cleanInstance(config);
 });
 
-async function ask(session: string, command: string): Promise<string> {
-  const sse = await openSse(`${stack.url}/api/conversations/${session}/events`);
-  try {
-    await postMessage(stack.url, session, command);
-    const reply = await sse.waitFor((e) => e.type === 'reply' || e.type === 'error');
-    if (reply.type !== 'reply') throw new Error(`turn failed: ${JSON.stringify(reply)}`);
-    return reply.text;
-  } finally {
-    sse.close();
-  }
-}
+const ask = (session: string, command: string) => replyText(stack.url, session, command);
 
 describe('egress policy', () => {
   it('lets a granted sandbox reach its granted host through the proxy, plain and by CONNECT', async () => {

@@ -5,23 +5,13 @@ import { webConversationId } from '../../src/conversation/id.js';
 import { BlobStore } from '../../src/files/blob-store.js';
 import { ConversationStore } from '../../src/queue/conversation-store.js';
 import { InboundQueue } from '../../src/queue/inbound-queue.js';
-import {
-  type FakeChatRequest,
-  type FakeOllama,
-  type FakeStep,
-  startFakeOllama,
-} from '../fakes/fake-ollama.js';
+import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
 import { REDIS_URL, testInstance } from '../helpers/redis.js';
+import { shellModel } from '../helpers/shell-model.js';
 import { openSse } from '../helpers/sse.js';
 import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
 
 /** Attachments reach /workspace/inbox; files the agent writes to /workspace/outbox come back with the reply. */
-
-function shell(request: FakeChatRequest): FakeStep {
-  const last = request.messages.at(-1);
-  if (last?.role === 'tool') return { reply: `tool said: ${last.content}` };
-  return { toolCalls: [{ name: 'bash', arguments: { command: last?.content ?? 'true' } }] };
-}
 
 const config = testConfig(testInstance('files'));
 let ollama: FakeOllama;
@@ -31,7 +21,7 @@ let blobs: BlobStore;
 let inbound: InboundQueue;
 
 beforeAll(async () => {
-  ollama = await startFakeOllama({ models: ['qwen2.5:7b'], script: shell });
+  ollama = await startFakeOllama({ models: ['qwen2.5:7b'], script: shellModel });
   Object.assign(config, { OLLAMA_HOST: ollama.url, SANDBOT_FILE_MAX_BYTES: 2048 });
   stack = await startStack(config);
   redis = new Redis(REDIS_URL);

@@ -12,16 +12,17 @@ import {
   startFakeOllama,
 } from '../fakes/fake-ollama.js';
 import { REDIS_URL, testInstance } from '../helpers/redis.js';
+import { shellModel } from '../helpers/shell-model.js';
 import { openSse, postMessage, type SseClient } from '../helpers/sse.js';
 import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
 
 /** The kill switch and the tripwires: each kills the sandbox, tells the channel why and quarantines. */
 
+/** The shell model, except that a message saying "hold-me" keeps its turn running until the end. */
 function shell(request: FakeChatRequest): FakeStep {
   const last = request.messages.at(-1);
-  if (last?.role === 'tool') return { reply: `tool said: ${last.content}` };
-  if (last?.content.includes('hold-me')) return { hold: 'forever' };
-  return { toolCalls: [{ name: 'bash', arguments: { command: last?.content ?? 'true' } }] };
+  if (last?.role === 'user' && last.content.includes('hold-me')) return { hold: 'forever' };
+  return shellModel(request);
 }
 
 const config = testConfig(testInstance('kill'));

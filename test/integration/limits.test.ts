@@ -1,23 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandboxDriverFromConfig } from '../../sandbox/driver/from-config.js';
 import { webConversationId } from '../../src/conversation/id.js';
-import {
-  type FakeChatRequest,
-  type FakeOllama,
-  type FakeStep,
-  startFakeOllama,
-} from '../fakes/fake-ollama.js';
+import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
 import { testInstance } from '../helpers/redis.js';
-import { openSse, postMessage } from '../helpers/sse.js';
+import { shellModel, turnEnd } from '../helpers/shell-model.js';
 import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
 
 /** Per-turn token budget, the cap on live sandboxes, and ephemeral workspaces. */
-
-function shell(request: FakeChatRequest): FakeStep {
-  const last = request.messages.at(-1);
-  if (last?.role === 'tool') return { reply: `tool said: ${last.content}` };
-  return { toolCalls: [{ name: 'bash', arguments: { command: last?.content ?? 'true' } }] };
-}
 
 const config = testConfig(testInstance('limits'), {
   SANDBOX_MAX_LIVE: '2',
@@ -29,7 +18,7 @@ let stack: Awaited<ReturnType<typeof startStack>>;
 const driver = () => sandboxDriverFromConfig(config);
 
 beforeAll(async () => {
-  ollama = await startFakeOllama({ models: ['qwen2.5:7b'], script: shell });
+  ollama = await startFakeOllama({ models: ['qwen2.5:7b'], script: shellModel });
   Object.assign(config, { OLLAMA_HOST: ollama.url });
   stack = await startStack(config);
 });
@@ -40,15 +29,7 @@ afterAll(async () => {
   await cleanInstance(config);
 });
 
-async function turn(session: string, text: string) {
-  const sse = await openSse(`${stack.url}/api/conversations/${session}/events`);
-  try {
-    await postMessage(stack.url, session, text);
-    return await sse.waitFor((e) => e.type === 'reply' || e.type === 'error');
-  } finally {
-    sse.close();
-  }
-}
+const turn = (session: string, text: string) => turnEnd(stack.url, session, text);
 
 describe('limits', () => {
   it('ends a turn that spends its token budget with a clear message; the conversation goes on', async () => {
@@ -62,7 +43,7 @@ describe('limits', () => {
       const next = await turn('tokens', 'hello');
       expect(next.type === 'reply' && next.text).toBe('fine');
     } finally {
-      ollama.setScript(shell);
+      ollama.setScript(shellModel);
     }
   });
 

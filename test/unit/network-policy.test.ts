@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { parseAuthority } from '../../src/egress/addresses.js';
 import { parseNetworkCommand } from '../../src/egress/network-command.js';
 import {
   forbiddenAddress,
@@ -7,7 +8,6 @@ import {
   NetworkRules,
   parseGrants,
 } from '../../src/egress/policy.js';
-import { parseAuthority } from '../../src/egress/proxy.js';
 
 describe('network grants', () => {
   const grants = parseGrants('pypi.org, *.github.com  api.example.test:8443');
