@@ -40,10 +40,19 @@ export async function startOutsideHost(
   },
 ): Promise<OutsideHost> {
   const gateway = options.subnet.replace(/\.0\/24$/, '.1');
-  await docker
-    .getNetwork(options.name)
-    .remove()
-    .catch(() => undefined);
+  // A run that died before its clean-up leaves its network holding the subnet: remove such leftovers.
+  for (const stale of await docker.listNetworks()) {
+    if (!stale.Name.startsWith('sbx-')) continue;
+    if (stale.Name !== options.name && stale.IPAM?.Config?.[0]?.Subnet !== options.subnet) continue;
+    await docker
+      .getContainer(`${stale.Name}-web`)
+      .remove({ force: true })
+      .catch(() => undefined);
+    await docker
+      .getNetwork(stale.Id)
+      .remove()
+      .catch(() => undefined);
+  }
   await docker.createNetwork({
     Name: options.name,
     IPAM: { Config: [{ Subnet: options.subnet, Gateway: gateway }] },
