@@ -4,6 +4,7 @@ import { webConversationId } from '../../src/conversation/id.js';
 import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
 import { testInstance } from '../helpers/redis.js';
 import { shellModel, turnEnd } from '../helpers/shell-model.js';
+import { openSse, postMessage } from '../helpers/sse.js';
 import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
 
 /** Per-turn token budget, the cap on live sandboxes, and ephemeral workspaces. */
@@ -55,6 +56,43 @@ describe('limits', () => {
     const running = (await driver().list()).filter((s) => s.state === 'running').map((s) => s.conversation);
     expect(running.length).toBeLessThanOrEqual(2);
     expect(running).toContain(webConversationId('cap-c'));
+  });
+
+  it('makes a new conversation wait, with a message, while every sandbox is busy', async () => {
+    // Both live sandboxes (cap 2) are in the middle of a turn.
+    ollama.setScript((request) =>
+      request.messages.at(-1)?.content === 'hold' ? { hold: 'busy', reply: 'held' } : { reply: 'served' },
+    );
+    try {
+      const a = openSse(`${stack.url}/api/conversations/busy-a/events`);
+      const b = openSse(`${stack.url}/api/conversations/busy-b/events`);
+      const [sa, sb] = await Promise.all([a, b]);
+      await postMessage(stack.url, 'busy-a', 'hold');
+      await postMessage(stack.url, 'busy-b', 'hold');
+      await expect
+        .poll(() => ollama.chatRequests().filter((r) => r.messages.at(-1)?.content === 'hold').length, {
+          timeout: 30_000,
+        })
+        .toBe(2);
+      const c = await openSse(`${stack.url}/api/conversations/busy-c/events`);
+      try {
+        await postMessage(stack.url, 'busy-c', 'hello');
+        const waiting = await c.waitFor((e) => e.type === 'progress' && e.text.includes('busy'));
+        expect(waiting.type === 'progress' && waiting.text).toBe(
+          'All 2 sandboxes are busy; your message waits for one to free up.',
+        );
+        expect(c.events.some((e) => e.type === 'reply')).toBe(false);
+        ollama.release('busy');
+        const served = await c.waitFor((e) => e.type === 'reply', 60_000);
+        expect(served.type === 'reply' && served.text).toBe('served');
+      } finally {
+        c.close();
+        sa.close();
+        sb.close();
+      }
+    } finally {
+      ollama.setScript(shellModel);
+    }
   });
 
   it('wipes an ephemeral conversation’s workspace when it goes idle', async () => {
