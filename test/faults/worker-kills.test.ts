@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway } from '../../src/gateway/start-gateway.js';
 import { createLogger } from '../../src/log/logger.js';
@@ -6,6 +5,7 @@ import { type FakeChatRequest, type FakeOllama, startFakeOllama } from '../fakes
 import { testInstance } from '../helpers/redis.js';
 import { openSse, postMessage, type SseClient } from '../helpers/sse.js';
 import { cleanInstance, testConfig } from '../helpers/stack.js';
+import { WorkerProcesses } from '../helpers/worker-process.js';
 
 /**
  * A worker SIGKILLed mid-turn, 20 times in a row, while messages keep coming: every message is answered,
@@ -18,7 +18,7 @@ const CONVERSATIONS = ['k1', 'k2', 'k3', 'k4'];
 const config = testConfig(testInstance('kills'), { SANDBOT_TURN_LEASE_SECONDS: '2' });
 let ollama: FakeOllama;
 let gateway: Awaited<ReturnType<typeof startGateway>>;
-const children = new Set<ChildProcess>();
+const workers = new WorkerProcesses(config);
 
 /** The user messages of the turn being answered: those after the last assistant message. */
 function turnMessages(request: FakeChatRequest): string[] {
@@ -27,17 +27,6 @@ function turnMessages(request: FakeChatRequest): string[] {
     .slice(lastAnswer + 1)
     .filter((m) => m.role === 'user')
     .map((m) => m.content.replace(/^[^:]*: /, ''));
-}
-
-function spawnWorker(): ChildProcess {
-  const env: Record<string, string> = { ...(process.env as Record<string, string>) };
-  for (const [name, value] of Object.entries(config)) {
-    if (value !== undefined) env[name] = Array.isArray(value) ? value.join(',') : String(value);
-  }
-  const child = spawn(process.execPath, ['dist/src/cli/main.js', 'worker'], { env, stdio: 'ignore' });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
 }
 
 beforeAll(async () => {
@@ -50,7 +39,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const child of children) child.kill('SIGKILL');
+  workers.killAll();
   await gateway?.stop();
   await ollama?.close();
   await cleanInstance(config);
@@ -74,14 +63,14 @@ describe('workers killed again and again under load', () => {
         await send();
         await send();
         const before = ollama.chatRequests().length;
-        const worker = spawnWorker();
+        const worker = workers.spawn();
         // Kill it once it is in the middle of a turn (a model request is on its way).
         for (let i = 0; i < 200 && ollama.chatRequests().length === before; i++)
           await new Promise((r) => setTimeout(r, 25));
         worker.kill('SIGKILL');
         await new Promise((resolve) => worker.once('exit', resolve));
       }
-      spawnWorker();
+      workers.spawn();
       const answered = async () =>
         [...streams.values()]
           .flatMap((s) => s.events)

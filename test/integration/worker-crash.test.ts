@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway } from '../../src/gateway/start-gateway.js';
 import { createLogger } from '../../src/log/logger.js';
@@ -6,6 +5,7 @@ import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
 import { testInstance } from '../helpers/redis.js';
 import { openSse, postMessage } from '../helpers/sse.js';
 import { cleanInstance, testConfig } from '../helpers/stack.js';
+import { WorkerProcesses } from '../helpers/worker-process.js';
 
 /** A worker SIGKILLed mid-turn: another worker process completes the turn, and the user gets one reply. */
 
@@ -13,25 +13,7 @@ const MODEL = 'qwen2.5:7b';
 const config = testConfig(testInstance('crash'));
 let ollama: FakeOllama;
 let gateway: Awaited<ReturnType<typeof startGateway>>;
-const children: ChildProcess[] = [];
-
-function spawnWorker(): ChildProcess {
-  const env: Record<string, string> = { ...(process.env as Record<string, string>) };
-  for (const [name, value] of Object.entries(config)) if (value !== undefined) env[name] = String(value);
-  const child = spawn(process.execPath, ['dist/src/cli/main.js', 'worker'], {
-    env,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-4000);
-  });
-  child.on('exit', (code, signal) => {
-    if (code && code !== 0) console.error(`worker exited ${code} ${signal}: ${stderr}`);
-  });
-  children.push(child);
-  return child;
-}
+const workers = new WorkerProcesses(config);
 
 beforeAll(async () => {
   ollama = await startFakeOllama({ models: [MODEL] });
@@ -40,7 +22,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const child of children) child.kill('SIGKILL');
+  workers.killAll();
   await gateway?.stop();
   await ollama?.close();
   await cleanInstance(config);
@@ -56,12 +38,12 @@ describe('a worker killed mid-turn', () => {
     });
     const sse = await openSse(`${gateway.url}/api/conversations/crash/events`);
     try {
-      const first = spawnWorker();
+      const first = workers.spawn();
       await postMessage(gateway.url, 'crash', 'do the thing');
       await ollama.waitForHold('first');
       first.kill('SIGKILL');
       await new Promise((resolve) => first.once('exit', resolve));
-      spawnWorker();
+      workers.spawn();
       const reply = await sse.waitFor((e) => e.type === 'reply', 90_000);
       expect(reply.type === 'reply' && reply.text).toBe('finished after takeover');
       ollama.release('first');

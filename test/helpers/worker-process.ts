@@ -1,0 +1,45 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import type { Config } from '../../src/config/schema.js';
+
+/** The settings as environment variables, for a child process that parses them again. */
+function configEnv(config: Config): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(config)) {
+    if (value === undefined) continue;
+    if (Array.isArray(value) && value.every((item) => typeof item === 'string')) env[name] = value.join(',');
+    else if (typeof value !== 'object') env[name] = String(value);
+    else if (!Array.isArray(value) || value.length > 0)
+      throw new Error(`cannot pass ${name} to a worker process`);
+  }
+  return env;
+}
+
+/** `sandbot worker` processes (the built CLI) for tests that kill workers; `killAll` ends the rest. */
+export class WorkerProcesses {
+  private readonly live = new Set<ChildProcess>();
+
+  constructor(private readonly config: Config) {}
+
+  spawn(): ChildProcess {
+    const env = { ...(process.env as Record<string, string>), ...configEnv(this.config) };
+    const child = spawn(process.execPath, ['dist/src/cli/main.js', 'worker'], {
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString()).slice(-4000);
+    });
+    child.once('exit', (code, signal) => {
+      this.live.delete(child);
+      // A worker that fails by itself (not killed by the test) says why.
+      if (code) console.error(`worker exited ${code} ${signal}: ${stderr}`);
+    });
+    this.live.add(child);
+    return child;
+  }
+
+  killAll(): void {
+    for (const child of this.live) child.kill('SIGKILL');
+  }
+}
