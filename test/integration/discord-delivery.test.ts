@@ -2,13 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { UnrecoverableError } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConversationId } from '../../src/conversation/id.js';
-import { OutboundDispatcher } from '../../src/gateway/outbound-dispatcher.js';
-import { createLogger } from '../../src/log/logger.js';
 import type { FileRef } from '../../src/protocol/inbound.js';
 import type { OutboundEvent } from '../../src/protocol/outbound.js';
-import { OutboundQueue } from '../../src/queue/outbound-queue.js';
-import { createRedis } from '../../src/queue/redis.js';
 import { type DiscordHarness, startDiscordHarness } from '../fakes/fake-discord-harness.js';
+import { withOutboundDelivery } from '../helpers/outbound.js';
 
 /**
  * Events out: `deliver` with the events a worker emits, against the fake Discord's REST API: the
@@ -147,25 +144,12 @@ describe('discord adapter: delivery', () => {
     const thread = fake.userThread(fake.channels.general.id, 'outage');
     const posts = new RegExp(`^/channels/${thread.id}/messages$`);
     for (let i = 0; i < 5; i++) fake.failNext({ method: 'POST', path: posts, status: 503 });
-    const connection = createRedis(config.SANDBOT_REDIS_URL, 'test-outbound');
-    const queue = new OutboundQueue(connection, config.SANDBOT_INSTANCE);
-    const dispatcher = new OutboundDispatcher(
-      connection,
-      config.SANDBOT_INSTANCE,
-      new Map([['discord', adapter]]),
-      createLogger(config),
-    );
-    dispatcher.start();
-    try {
-      await queue.publish(turnIn(thread.id).reply('after the outage'));
+    await withOutboundDelivery(config, adapter, async (publish) => {
+      await publish(turnIn(thread.id).reply('after the outage'));
       await fake.waitFor(() => fake.botMessages(thread.id).length > 0, 'the reply after the outage', 60_000);
       await new Promise((r) => setTimeout(r, 1500));
       expect(fake.botMessages(thread.id).map((m) => m.content)).toEqual(['after the outage']);
-    } finally {
-      await dispatcher.stop();
-      await queue.close();
-      connection.disconnect();
-    }
+    });
   }, 90_000);
 
   it('waits out a 429 on posting and delivers exactly once', async () => {

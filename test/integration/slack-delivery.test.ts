@@ -1,15 +1,12 @@
 import { UnrecoverableError } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BlobStore } from '../../src/files/blob-store.js';
-import { OutboundDispatcher } from '../../src/gateway/outbound-dispatcher.js';
-import { createLogger } from '../../src/log/logger.js';
 import type { FileRef, InboundMessage } from '../../src/protocol/inbound.js';
 import type { OutboundEvent } from '../../src/protocol/outbound.js';
-import { OutboundQueue } from '../../src/queue/outbound-queue.js';
-import { createRedis } from '../../src/queue/redis.js';
 import { waitFor } from '../fakes/fake-slack.js';
 import { personMessage } from '../fakes/fake-slack-events.js';
 import { type SlackHarness, startSlackHarness } from '../fakes/fake-slack-harness.js';
+import { withOutboundDelivery } from '../helpers/outbound.js';
 
 /**
  * Outbound events into Slack through the adapter's deliver(), against the fake's state: one progress
@@ -143,27 +140,13 @@ describe('Slack delivery', () => {
     const { message, turnId, ts } = await startTurn();
     // More failures than the web client's own retries: the outbound queue has to retry the delivery.
     h.fake.failNext('chat.postMessage', ...Array.from({ length: 7 }, () => ({ status: 503 })));
-    const instance = h.config.SANDBOT_INSTANCE;
-    const connection = createRedis(h.config.SANDBOT_REDIS_URL, 'test-outbound');
-    const queue = new OutboundQueue(connection, instance);
-    const dispatcher = new OutboundDispatcher(
-      connection,
-      instance,
-      new Map([['slack', h.adapter]]),
-      createLogger(h.config),
-    );
-    dispatcher.start();
-    try {
-      await queue.publish(events(message, turnId).reply('after the outage'));
+    await withOutboundDelivery(h.config, h.adapter, async (publish) => {
+      await publish(events(message, turnId).reply('after the outage'));
       await waitFor('the reply after the outage', () => h.fake.botMessages(CHANNEL, ts).length > 0, 60_000);
       await new Promise((r) => setTimeout(r, 1500));
       expect(h.fake.botMessages(CHANNEL, ts).map((m) => m.text)).toEqual(['after the outage']);
       expect(h.fake.callsOf('chat.postMessage').filter((c) => c.status === 503)).toHaveLength(7);
-    } finally {
-      await dispatcher.stop();
-      await queue.close();
-      connection.disconnect();
-    }
+    });
   }, 90_000);
 
   it('splits long replies into a few messages and sends very long ones as a file', async () => {
