@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandboxDriverFromConfig } from '../../sandbox/driver/from-config.js';
@@ -8,6 +7,7 @@ import { ConversationStore } from '../../src/queue/conversation-store.js';
 import { InboundQueue } from '../../src/queue/inbound-queue.js';
 import { instanceKeys } from '../../src/queue/keys.js';
 import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
+import { webMessage } from '../helpers/messages.js';
 import { REDIS_URL, testInstance } from '../helpers/redis.js';
 import { openSse, type SseClient } from '../helpers/sse.js';
 import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
@@ -40,17 +40,9 @@ afterAll(async () => {
 });
 
 const submit = (session: string, text: string, command?: 'run' | 'reset') =>
-  inbound.submit({
-    id: randomUUID(),
-    conversation: webConversationId(session),
-    platform: 'web',
-    user: { id: 'u1', name: 'alice' },
-    text,
-    receivedAt: new Date().toISOString(),
-    route: {},
-    files: [],
-    ...(command ? { command } : {}),
-  });
+  inbound.submit(
+    webMessage(session, text, { user: { id: 'u1', name: 'alice' }, ...(command ? { command } : {}) }),
+  );
 
 const replies = (sse: SseClient) =>
   sse.events.filter((e) => e.type === 'reply').map((e) => (e.type === 'reply' ? e.text : ''));

@@ -1,11 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { webConversationId } from '../../src/conversation/id.js';
 import { BlobStore } from '../../src/files/blob-store.js';
 import { ConversationStore } from '../../src/queue/conversation-store.js';
 import { InboundQueue } from '../../src/queue/inbound-queue.js';
 import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
+import { webMessage } from '../helpers/messages.js';
 import { REDIS_URL, testInstance } from '../helpers/redis.js';
 import { shellModel } from '../helpers/shell-model.js';
 import { openSse } from '../helpers/sse.js';
@@ -42,16 +41,7 @@ afterAll(async () => {
 });
 
 const submit = (text: string, files: { name: string; size: number; blobKey: string }[] = []) =>
-  inbound.submit({
-    id: randomUUID(),
-    conversation: webConversationId('files'),
-    platform: 'web',
-    user: { id: 'u1' },
-    text,
-    receivedAt: new Date().toISOString(),
-    route: {},
-    files,
-  });
+  inbound.submit(webMessage('files', text, { files }));
 
 describe('files in and out of a sandbox', () => {
   it('puts attachments in /workspace/inbox and hands back new outbox files', async () => {
