@@ -95,7 +95,7 @@ async function carryOut(
       await context.threads.add(threadId);
       await submitMessage(context, {
         id: command.id,
-        conversation: discordConversationId(plan.guildId, threadId),
+        conversation: discordConversationId(plan.guildId, threadId, plan.channelId),
         user: command.user,
         text: plan.task,
         route: channelRoute(threadId, plan.guildId),

@@ -1,14 +1,30 @@
 import { z } from 'zod';
 import { ConversationId } from '../../src/conversation/id.js';
 import type { ReplyRoute } from '../../src/protocol/inbound.js';
-import { Snowflake } from './payloads.js';
+import { type Place, Snowflake } from './payloads.js';
 
 /**
- * Discord conversations: a thread is `discord:<guild>:<thread>`, a DM `discord:dm:<channel>`. Both
- * are stable Discord ids, so every gateway derives the same id.
+ * Discord conversations: a thread is `discord:<guild>:<parent channel>:<thread>`, a DM
+ * `discord:dm:<channel>`. All are stable Discord ids, so every gateway derives the same id; the parent
+ * channel is in it so that config rules (network, ephemeral) can name a channel, as with Slack.
  */
-export function discordConversationId(guildId: string | undefined, channelId: string): ConversationId {
-  return ConversationId.parse(`discord:${guildId ?? 'dm'}:${channelId}`);
+export function discordConversationId(
+  guildId: string | undefined,
+  channelId: string,
+  parentId?: string,
+): ConversationId {
+  if (!guildId) return ConversationId.parse(`discord:dm:${channelId}`);
+  return ConversationId.parse(`discord:${guildId}:${parentId ? `${parentId}:` : ''}${channelId}`);
+}
+
+/** The conversation a DM, a thread or (for records only) a channel stands for. */
+export function placeConversationId(place: Place): ConversationId {
+  if (place.kind === 'dm') return discordConversationId(undefined, place.channelId);
+  return discordConversationId(
+    place.guildId,
+    place.channelId,
+    place.kind === 'thread' ? place.parentId : undefined,
+  );
 }
 
 /** An interaction token lives 15 minutes; edits need a margin before that. */

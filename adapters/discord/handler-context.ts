@@ -1,8 +1,9 @@
 import type { Redis } from 'ioredis';
-import { ConversationId } from '../../src/conversation/id.js';
+import type { ConversationId } from '../../src/conversation/id.js';
 import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
 import { type FileRef, InboundMessage, type ReplyRoute } from '../../src/protocol/inbound.js';
 import type { AccessPolicy } from './access.js';
+import { placeConversationId } from './conversation.js';
 import type { DiscordApi } from './discord-api.js';
 import { type DiscordChannel, type Place, placeOf } from './payloads.js';
 
@@ -113,14 +114,22 @@ export function logRefusal(
     },
     'discord: access refused',
   );
-  const guild = details.place.kind === 'dm' ? 'dm' : details.place.guildId;
-  const where = ConversationId.safeParse(`discord:${guild}:${details.place.channelId}`);
-  if (where.success) {
+  // Ids come from Discord's payloads (zod-checked snowflakes); should one not parse, there is nothing to file under.
+  const where = safely(() => placeConversationId(details.place));
+  if (where) {
     void context.deps.audit?.record({
-      conversation: where.data,
+      conversation: where,
       actor: `user:discord:${details.user}`,
       kind: 'access.refused',
       data: { reason: details.reason, via: details.via },
     });
+  }
+}
+
+function safely<T>(fn: () => T): T | undefined {
+  try {
+    return fn();
+  } catch {
+    return undefined;
   }
 }

@@ -53,7 +53,7 @@ export async function handleMessageCreate(context: HandlerContext, raw: unknown)
     await context.threads.add(threadId);
     target = {
       kind: 'submit',
-      conversation: discordConversationId(plan.guildId, threadId),
+      conversation: discordConversationId(plan.guildId, threadId, plan.channelId),
       channelId: threadId,
       guildId: plan.guildId,
       track: false,

@@ -1,7 +1,7 @@
 import type { ConversationId } from '../../src/conversation/id.js';
 import { type AccessPolicy, decideAccess } from './access.js';
 import { ADMIN_COMMANDS, CONVERSATION_COMMANDS, isCommandName } from './commands.js';
-import { discordConversationId } from './conversation.js';
+import { placeConversationId } from './conversation.js';
 import type { Place, SlashCommand, UserMessage } from './payloads.js';
 
 /**
@@ -34,7 +34,7 @@ export function planMessage(
   if (place.kind === 'dm') {
     return {
       kind: 'submit',
-      conversation: discordConversationId(undefined, place.channelId),
+      conversation: placeConversationId(place),
       channelId: place.channelId,
       track: false,
     };
@@ -42,7 +42,7 @@ export function planMessage(
   if (place.kind === 'thread') {
     return {
       kind: 'submit',
-      conversation: discordConversationId(place.guildId, place.channelId),
+      conversation: placeConversationId(place),
       channelId: place.channelId,
       guildId: place.guildId,
       track: !context.trackedThread && place.ownerId !== context.botId,
@@ -109,7 +109,7 @@ export function planCommand(command: SlashCommand, policy: AccessPolicy): Comman
 function here(place: Exclude<Place, { kind: 'channel' }>): Here {
   const guildId = place.kind === 'thread' ? place.guildId : undefined;
   return {
-    conversation: discordConversationId(guildId, place.channelId),
+    conversation: placeConversationId(place),
     channelId: place.channelId,
     ...(guildId ? { guildId } : {}),
   };

@@ -68,7 +68,7 @@ export const ConfigSchema = z.object({
     .default(1_048_576)
     .describe('Longest protocol line accepted from a sandbox.'),
   SANDBOT_NETWORK_RULES: NetworkRules.describe(
-    'Network grants from config: "<conversation-prefix>=<host>,<host>;…" (hosts exact or *.suffix, optional :port). Default: no network.',
+    'Network grants from config: "<conversation-prefix>=<host>,<host>;…" (prefixes match whole id segments, e.g. slack:T1:C2 or discord:<guild>:<channel>; end one with * for a raw prefix; hosts exact or *.suffix, optional :port). Default: no network.',
   ),
   SANDBOT_EGRESS_PORT: int(0, 65_535)
     .default(3128)
@@ -95,7 +95,7 @@ export const ConfigSchema = z.object({
     .default(50)
     .describe('Running sandboxes per worker; past it idle ones are stopped first, then turns wait.'),
   SANDBOT_EPHEMERAL: list.describe(
-    'Conversation-id prefixes whose workspace is wiped (not just stopped) when idle, comma-separated.',
+    'Conversation-id prefixes (whole segments, or ending in *) whose workspace is wiped (not just stopped) when idle, comma-separated.',
   ),
   SANDBOT_WORKER_CONCURRENCY: int(1, 1000).default(4).describe('Conversations one worker runs at once.'),
   SANDBOT_TURN_LEASE_SECONDS: int(2, 600)

@@ -1,5 +1,6 @@
 import { BlockList, isIP } from 'node:net';
 import { z } from 'zod';
+import { coversConversation } from '../conversation/id.js';
 
 /**
  * Network policy decisions, pure: which hosts a conversation may reach, and which addresses nobody may
@@ -114,5 +115,7 @@ export const NetworkRules = z
 export type NetworkRules = z.infer<typeof NetworkRules>;
 
 export function grantsFromRules(rules: NetworkRules, conversation: string): Grant[] {
-  return [...new Set(rules.filter((r) => conversation.startsWith(r.prefix)).flatMap((r) => r.grants))];
+  return [
+    ...new Set(rules.filter((r) => coversConversation(r.prefix, conversation)).flatMap((r) => r.grants)),
+  ];
 }

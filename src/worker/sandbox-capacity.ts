@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { SandboxDriver } from '../../sandbox/driver/types.js';
 import type { AuditRecorder } from '../audit/audit-log.js';
-import type { ConversationId } from '../conversation/id.js';
+import { type ConversationId, coversConversation } from '../conversation/id.js';
 import type { OutboxLedger } from '../files/outbox-ledger.js';
 import type { Logger } from '../log/logger.js';
 import type { OutboundEvent } from '../protocol/outbound.js';
@@ -53,7 +53,7 @@ export class SandboxCapacity {
 
   /** Stops an unused sandbox; an ephemeral conversation's is removed with its workspace instead. */
   private async retire(conversation: ConversationId): Promise<void> {
-    if (this.options.ephemeral.some((prefix) => conversation.startsWith(prefix))) {
+    if (this.options.ephemeral.some((prefix) => coversConversation(prefix, conversation))) {
       await this.deps.driver.remove(conversation, { wipe: true });
       await this.deps.ledger.clear(conversation);
       this.deps.logger.info({ audit: 'sandbox.wipe', conversation }, 'ephemeral sandbox wiped');

@@ -9,7 +9,11 @@ import { type DiscordHarness, startDiscordHarness } from '../fakes/fake-discord-
 let h: DiscordHarness;
 
 beforeAll(async () => {
-  h = await startDiscordHarness((fake) => ({ DISCORD_ADMIN_ROLE: fake.roles.admin }));
+  h = await startDiscordHarness((fake) => ({
+    DISCORD_ADMIN_ROLE: fake.roles.admin,
+    // A rule for one channel: it must reach that channel's threads, and no other channel's.
+    SANDBOT_NETWORK_RULES: `discord:${fake.guild.id}:${fake.channels.general.id}=api.example.test`,
+  }));
 });
 
 afterAll(async () => {
@@ -34,7 +38,7 @@ describe('discord adapter: slash commands', () => {
     expect(thread).toMatchObject({ parent_id: fake.channels.general.id, name: 'list the files' });
     const queued = await h.waitForQueued((m) => m.id === ask.id, 'the task');
     expect(queued).toMatchObject({
-      conversation: `discord:${fake.guild.id}:${thread.id}`,
+      conversation: `discord:${fake.guild.id}:${fake.channels.general.id}:${thread.id}`,
       text: 'list the files\nthen count them',
       route: { channelId: thread.id, guildId: fake.guild.id },
     });
@@ -56,7 +60,7 @@ describe('discord adapter: slash commands', () => {
       options: { task: 'privately' },
     });
     expect((await h.waitForQueued((m) => m.id === inThread.id, 'thread ask')).conversation).toBe(
-      `discord:${fake.guild.id}:${thread.id}`,
+      `discord:${fake.guild.id}:${fake.channels.general.id}:${thread.id}`,
     );
     expect((await h.waitForQueued((m) => m.id === inDm.id, 'dm ask')).conversation).toBe(
       `discord:dm:${dm.id}`,
@@ -80,7 +84,7 @@ describe('discord adapter: slash commands', () => {
     const queuedRun = await h.waitForQueued((m) => m.id === run.id, 'run');
     expect(queuedReset).toMatchObject({
       command: 'reset',
-      conversation: `discord:${fake.guild.id}:${thread.id}`,
+      conversation: `discord:${fake.guild.id}:${fake.channels.general.id}:${thread.id}`,
     });
     expect(queuedRun).toMatchObject({ command: 'run', text: 'ls -la /workspace' });
     expect(queuedRun.route).toMatchObject({
@@ -107,6 +111,21 @@ describe('discord adapter: slash commands', () => {
     const stop = fake.command({ name: 'stop', channelId: thread.id });
     await fake.waitFor(() => stop.original?.content || undefined, 'the stop answer');
     expect(stop.original?.content).toBe('Nothing is running in this conversation.');
+  });
+
+  it('applies a network rule for a channel to the threads under it, and only to them', async () => {
+    const { fake } = h;
+    const inGeneral = fake.userThread(fake.channels.general.id, 'needs pypi');
+    const inClosed = fake.userThread(fake.channels.closed.id, 'elsewhere');
+    const here = fake.command({ name: 'network', channelId: inGeneral.id });
+    const there = fake.command({ name: 'network', channelId: inClosed.id });
+    await fake.waitFor(() => here.original?.content && there.original?.content, 'both network answers');
+    expect(here.original?.content).toBe(
+      'This conversation now has network to api.example.test (through the egress proxy); it applies from its next turn.',
+    );
+    expect(there.original?.content).toBe(
+      'This conversation now has no network; it applies from its next turn.',
+    );
   });
 
   it('answers at once and only to the user when refusing or when a command does not apply', async () => {

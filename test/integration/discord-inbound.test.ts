@@ -65,7 +65,7 @@ describe('discord adapter: events in', () => {
     });
     const first = await h.waitForQueued((m) => m.id === mention.id, 'the mention');
     expect(first).toMatchObject({
-      conversation: `discord:${fake.guild.id}:${thread.id}`,
+      conversation: `discord:${fake.guild.id}:${fake.channels.general.id}:${thread.id}`,
       platform: 'discord',
       user: { id: fake.users.alice.id, name: 'alice' },
       text: 'count the lines\nin notes.txt',
@@ -111,7 +111,7 @@ describe('discord adapter: events in', () => {
     await h.waitForQueued((m) => m.id === mention.id, 'the mention in a user thread');
     const later = fake.userMessage({ channelId: thread.id, content: 'and then?' });
     const queued = await h.waitForQueued((m) => m.id === later.id, 'the follow-up');
-    expect(queued.conversation).toBe(`discord:${fake.guild.id}:${thread.id}`);
+    expect(queued.conversation).toBe(`discord:${fake.guild.id}:${fake.channels.general.id}:${thread.id}`);
   });
 
   it('makes each DM one conversation', async () => {

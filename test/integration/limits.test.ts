@@ -11,7 +11,7 @@ import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
 
 const config = testConfig(testInstance('limits'), {
   SANDBOX_MAX_LIVE: '2',
-  SANDBOT_EPHEMERAL: 'web:eph',
+  SANDBOT_EPHEMERAL: 'web:eph-*',
   SANDBOT_MAX_TOKENS_PER_TURN: '100',
 });
 let ollama: FakeOllama;

@@ -38,7 +38,7 @@ export async function startNetworkRedteam(
   const rt = await startRedteam(label, {
     lookup,
     settings: {
-      SANDBOT_NETWORK_RULES: `web:net-=${grants.join(',')}`,
+      SANDBOT_NETWORK_RULES: `web:net-*=${grants.join(',')}`,
       SANDBOT_EGRESS_PORT: '0',
       SANDBOT_HTTP_HOST: '0.0.0.0',
       // Many refusals per attack here; the refusal tripwire has its own attack (injection).

@@ -6,6 +6,7 @@ import {
   INTERACTION_TOKEN_MS,
   interactionRoute,
   liveInteraction,
+  placeConversationId,
   threadName,
 } from '../../adapters/discord/conversation.js';
 import {
@@ -22,6 +23,7 @@ const GUILD = '222222222222222222';
 const CHANNEL = '333333333333333333';
 const USER = '444444444444444444';
 const ROLE = '555555555555555555';
+const PARENT = '666666666666666666';
 
 /** A MESSAGE_CREATE as Discord sends it (with fields the adapter does not read). */
 function messageCreate(overrides: Record<string, unknown> = {}) {
@@ -191,6 +193,10 @@ describe('places and conversations', () => {
   });
 
   it('derives stable conversation ids', () => {
+    expect(discordConversationId(GUILD, CHANNEL, PARENT)).toBe(`discord:${GUILD}:${PARENT}:${CHANNEL}`);
+    expect(
+      placeConversationId({ kind: 'thread', guildId: GUILD, channelId: CHANNEL, parentId: PARENT }),
+    ).toBe(`discord:${GUILD}:${PARENT}:${CHANNEL}`);
     expect(discordConversationId(GUILD, CHANNEL)).toBe(`discord:${GUILD}:${CHANNEL}`);
     expect(discordConversationId(undefined, CHANNEL)).toBe(`discord:dm:${CHANNEL}`);
     expect(() => discordConversationId(GUILD, 'not/an/id')).toThrow();

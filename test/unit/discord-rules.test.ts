@@ -91,7 +91,7 @@ describe('which messages are conversations', () => {
   });
 
   it('sandbot’s threads hear every message; other threads only mentions, which take them on', () => {
-    const conversation = ConversationId.parse(`discord:${G}:${THREAD}`);
+    const conversation = ConversationId.parse(`discord:${G}:${TEXT}:${THREAD}`);
     expect(planMessage(message(), thread, context)).toEqual({
       kind: 'submit',
       conversation,
@@ -155,7 +155,7 @@ describe('what a slash command does', () => {
     });
     expect(planCommand(command('ask', thread, { task: 'go' }), open)).toMatchObject({
       kind: 'ask-here',
-      conversation: `discord:${G}:${THREAD}`,
+      conversation: `discord:${G}:${TEXT}:${THREAD}`,
     });
     expect(planCommand(command('ask', dm, { task: 'go' }), open)).toMatchObject({
       kind: 'ask-here',
@@ -214,7 +214,7 @@ describe('what a slash command does', () => {
 });
 
 describe('status and progress texts', () => {
-  const conversation = ConversationId.parse(`discord:${G}:${THREAD}`);
+  const conversation = ConversationId.parse(`discord:${G}:${TEXT}:${THREAD}`);
   it('says whether a turn runs, what waits, and when the last turn ended', () => {
     expect(describeStatus({ conversation, turnRunning: false, pending: 0 })).toBe('💤 Idle. No turn yet.');
     expect(describeStatus({ conversation, turnRunning: true, pending: 2 })).toBe(

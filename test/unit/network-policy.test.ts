@@ -39,6 +39,14 @@ describe('network grants', () => {
     expect(() => NetworkRules.parse('nonsense')).toThrow(/a rule is/);
     expect(() => NetworkRules.parse('web:=not_a_host')).toThrow(/web:=not_a_host/);
   });
+
+  it('names a Discord channel, whose threads it then covers, and matches whole id segments', () => {
+    const rules = NetworkRules.parse('discord:100:200=pypi.org;slack:T1:C1=example.com');
+    expect(grantsFromRules(rules, 'discord:100:200:300')).toEqual(['pypi.org']);
+    expect(grantsFromRules(rules, 'discord:100:2000:300')).toEqual([]);
+    expect(grantsFromRules(rules, 'discord:100:201:300')).toEqual([]);
+    expect(grantsFromRules(rules, 'slack:T1:C12:1700000000.1')).toEqual([]);
+  });
 });
 
 describe('forbidden addresses', () => {
