@@ -105,6 +105,7 @@ export class DiscordConnection {
       makeCache: Options.cacheWithLimits({ ...Options.DefaultMakeCacheSettings, MessageManager: 0 }),
     });
     this.client = client;
+    guardPackets(client, logger);
     this.detail = 'connecting';
     logger.info('discord: connecting a new client');
     client.on(Events.Raw, (packet: { t?: string; d?: unknown }) => {
@@ -203,3 +204,24 @@ const sleep = (ms: number) =>
   new Promise<void>((resolve) => {
     setTimeout(resolve, ms).unref();
   });
+
+/**
+ * discord.js builds its caches from every dispatch and, on a malformed one, throws from an async event
+ * handler: an unhandled rejection that would end the gateway process. sandbot reads the dispatches it
+ * acts on itself (Events.Raw, zod-checked), so such a packet is logged and dropped instead.
+ */
+function guardPackets(client: Client, logger: Logger): void {
+  const ws = client.ws as unknown as { handlePacket(packet: unknown, shard: unknown): boolean };
+  const handle = ws.handlePacket.bind(ws);
+  ws.handlePacket = (packet, shard) => {
+    try {
+      return handle(packet, shard);
+    } catch (error) {
+      logger.warn(
+        { err: error, event: (packet as { t?: unknown } | undefined)?.t },
+        'discord: a malformed gateway event was dropped',
+      );
+      return false;
+    }
+  };
+}
