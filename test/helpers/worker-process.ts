@@ -14,15 +14,18 @@ function configEnv(config: Config): Record<string, string> {
   return env;
 }
 
-/** `sandbot worker` processes (the built CLI) for tests that kill workers; `killAll` ends the rest. */
+/**
+ * `sandbot worker` (or `gateway`) processes of the built CLI, for tests that kill them or measure them;
+ * `killAll` ends the rest.
+ */
 export class WorkerProcesses {
   private readonly live = new Set<ChildProcess>();
 
   constructor(private readonly config: Config) {}
 
-  spawn(): ChildProcess {
+  spawn(command: 'worker' | 'gateway' = 'worker'): ChildProcess {
     const env = { ...(process.env as Record<string, string>), ...configEnv(this.config) };
-    const child = spawn(process.execPath, ['dist/src/cli/main.js', 'worker'], {
+    const child = spawn(process.execPath, ['dist/src/cli/main.js', command], {
       env,
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -33,7 +36,7 @@ export class WorkerProcesses {
     child.once('exit', (code, signal) => {
       this.live.delete(child);
       // A worker that fails by itself (not killed by the test) says why.
-      if (code) console.error(`worker exited ${code} ${signal}: ${stderr}`);
+      if (code) console.error(`${command} exited ${code} ${signal}: ${stderr}`);
     });
     this.live.add(child);
     return child;
