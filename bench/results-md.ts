@@ -6,6 +6,7 @@ import {
   scalingRows,
   table,
 } from './report.js';
+import { TOOL_PAUSE_MS } from './sandbox.js';
 import { median, ms, percentile } from './stats.js';
 
 const mb = (bytes: number) => (Number.isFinite(bytes) ? `${(bytes / 1e6).toFixed(1)} MB` : 'n/a');
@@ -50,11 +51,21 @@ ${table(SCALING_HEADER, scalingRows(r))}
 
 ## Where a warm turn's time goes
 
-Before the runtime gets a turn, the worker opens the sandbox, plants the canary file and snapshots
-/workspace for the audit log (all through the engine's archive API); at the end it snapshots /workspace
-again (to record the turn's file changes) and reads /workspace/outbox. So every turn makes four archive
-calls, two of them before the model sees the message. Each engine call, timed alone on a running
-sandbox (${r.turnSteps['open (inspect + attach)'].length} times each):
+Before the runtime gets a warm turn, the worker makes no call to the engine:
+- the attach connection to the sandbox is kept open between turns (a lease on it per turn; lines sent
+  between two turns are dropped, and the connection goes when the container stops or must be remade);
+- the audit log diffs the turn against the snapshot of /workspace the previous turn ended with, while
+  that still holds: same container, no other turn since on any worker (each turn replaces a mark in
+  Redis), and the runtime reaps the agent's leftover processes before it reports the turn done;
+- the canary is planted again only when that snapshot shows it missing or not as planted (content,
+  file mode, its folder's mode); a new or recreated container gets it as before.
+
+After the reply it takes one snapshot of /workspace (the turn's file changes, kept for the next turn)
+and reads /workspace/outbox only when those changes touch it. What is left before the model sees a warm
+message is Redis round trips (message store, queue, lease, quarantine, skills, network grants, canary
+token, workspace mark), the runtime loading its history, and the HTTP calls at either end. Each engine
+call, timed alone on a running sandbox (${r.turnSteps['open, new attach (inspect + attach)'].length} times each; claims
+${r.turnSteps['claim a pooled sandbox (new conversation, warm pool)'].length} times):
 
 ${table(
   ['Engine call', 'p50', 'p99'],
@@ -88,13 +99,23 @@ can be live and run at once; with the default concurrency of 4, waiting for a fr
 - **Message → agent sees it**: the bench POSTs \`/api/messages\` and takes the time just before the
   request; the fake Ollama (test/fakes/fake-ollama.ts, in the bench process) takes the time when the
   \`/api/chat\` request carrying that message arrives. The path covers the gateway, Redis, the worker's
-  lease and turn, opening (attaching to) the sandbox, planting the canary, the workspace snapshot for the
-  audit log, the runtime loading its history and asking for the model. The model answers at once. Cold:
+  lease and turn, the leased attach connection, the runtime loading its history and asking for the
+  model (see above for what is no longer on this path). The model answers at once. Cold:
   ${r.latency.cold.length} new conversations one after another (container and volumes created and started).
+- **Warm pool**: a second \`sandbot up\` with \`SANDBOX_WARM_POOL=${r.pool.size}\`; ${r.pool.samples.length} new
+  conversations one after another, each sent once the pool was full again (the pool's owner marks in
+  Redis count its ready sandboxes). ${r.pool.served} of them were served by the pool (a claim: bind volumes
+  named for the conversation onto the pooled volumes, a rename, an attach; canary and snapshot were
+  made in the pool). After each such turn the pool was full again within p50
+  ${ms(median(r.pool.refillMs))} (background work; a new pooled sandbox takes about as long as a cold start).
 - **Tool call**: the bench opens a sandbox with the worker's driver (\`sandboxDriverFromConfig(config).open\`)
   and sends the runtime \`{type:'run', command:'true'}\` over the attached stdin, ${r.tools.roundTrip.length}
-  times after 5 warm-ups: round trip from send to \`tool_finished\`, and \`tool_started\` → \`tool_finished\`
-  as the worker's side receives them. \`docker exec\` is the same \`true\` through dockerode: exec create,
+  times after 5 warm-ups, first back to back, then each ${TOOL_PAUSE_MS} ms after the last ended (in a turn a
+  model answer always comes between two calls): round trip from send to \`tool_finished\`, and
+  \`tool_started\` → \`tool_finished\` as the worker's side receives them. The runtime starts the next
+  call's bash while it waits (blocked reading its command), so a call costs a write instead of a fork and
+  an exec (≈2.5 ms of a 50 MB node process on this VM); back to back, the next call can arrive while that
+  shell is still being started. \`docker exec\` is the same \`true\` through dockerode: exec create,
   start (hijacked), stream end, inspect for the exit code. "Tool step in a real turn": the fake model
   answers a message with a \`bash true\` call; the time from that answer to the next model request
   (carrying the tool result) is the worker → runtime → tool → runtime → worker path in a real turn.
@@ -111,11 +132,5 @@ can be live and run at once; with the default concurrency of 4, waiting for a fr
 - **Queue ingest**: \`InboundQueue.submit\` (records the message in its conversation's store with its
   sequence number, then adds the BullMQ job) from the bench process on a connection made like the
   gateway's, no worker consuming, own instance, keys dropped afterwards.
-
-## Not built yet
-
-- **Warm pool** of pre-started, unassigned sandboxes: sandbot has none, so the "< 50 ms with a warm pool"
-  figure cannot be measured. The cold figure above (p50 ${ms(median(r.latency.cold))}) is what a new
-  conversation costs today.
 `;
 }

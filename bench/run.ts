@@ -13,6 +13,7 @@ import { measureFootprint } from './footprint.js';
 import { type IngestRow, measureIngest } from './ingest.js';
 import { MessageProbe, measureLatencies } from './latency.js';
 import { describeMachine, rssBytes } from './machine.js';
+import { measurePool } from './pool.js';
 import { type BenchResults, headlineTable, SCALING_HEADER, scalingRows, table } from './report.js';
 import { resultsMarkdown } from './results-md.js';
 import { measureDensity, measureToolCalls, measureTurnSteps } from './sandbox.js';
@@ -36,6 +37,7 @@ const log = (line: string) =>
 async function clean(config: Config): Promise<void> {
   const driver = sandboxDriverFromConfig(config);
   await mapLimit(await driver.list(), 8, (s) => driver.remove(s.conversation, { wipe: true }));
+  await mapLimit(await driver.listPool(), 8, (p) => driver.removePooled(p.name));
   await cleanInstance(config);
 }
 
@@ -81,6 +83,9 @@ async function main(): Promise<void> {
     await up.stop();
     up = undefined;
 
+    log('new conversations with a warm pool …');
+    const pool = await measurePool(probe, settings, redis, log);
+
     log('tool calls …');
     const tools = await measureToolCalls(config, docker);
     const turnSteps = await measureTurnSteps(config);
@@ -114,6 +119,7 @@ async function main(): Promise<void> {
       startup: { readyMs, consumingMs, idleRss, moduleLoadMs },
       footprint,
       latency,
+      pool,
       tools,
       turnSteps,
       density,

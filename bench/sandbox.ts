@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import type Dockerode from 'dockerode';
+import type { PooledSandbox } from '../sandbox/driver/docker-pool.js';
 import { sandboxNames } from '../sandbox/driver/docker-spec.js';
 import { sandboxDriverFromConfig } from '../sandbox/driver/from-config.js';
 import type { SandboxSession } from '../sandbox/driver/types.js';
@@ -47,26 +48,41 @@ export interface ToolCallResults {
   inSandbox: number[];
   /** `run` sent → tool_finished received: the whole protocol round trip. */
   roundTrip: number[];
+  /** The same, each call sent 20 ms after the last one ended (a model's answer comes in between). */
+  pacedInSandbox: number[];
+  pacedRoundTrip: number[];
   /** The same command through the engine: exec create + start + wait for its end + inspect. */
   dockerExec: number[];
 }
 
+/** The pause between paced calls: less than any model takes to answer. */
+export const TOOL_PAUSE_MS = 20;
+
 /** A `true` run over the attached protocol stream, and the same with `docker exec`, n times each. */
 export async function measureToolCalls(config: Config, docker: Dockerode, n = 50): Promise<ToolCallResults> {
   const { session } = await openReady(config, 'toolcall');
-  const results: ToolCallResults = { inSandbox: [], roundTrip: [], dockerExec: [] };
-  for (let i = -5; i < n; i++) {
-    const turnId = `run-${i + 5}`;
-    const started = nextLine(session, 'tool_started');
-    const finished = nextLine(session, 'tool_finished');
-    const done = nextLine(session, 'turn_done');
-    const sentAt = performance.now();
-    session.send({ type: 'run', turnId, command: 'true', limits: LIMITS });
-    const [s, f] = await Promise.all([started, finished, done]);
-    if (!f.ok) throw new Error(`bench: \`true\` failed in the sandbox: ${f.output}`);
-    if (i < 0) continue; // warm-up
-    results.inSandbox.push(f.at - s.at);
-    results.roundTrip.push(f.at - sentAt);
+  const results: ToolCallResults = {
+    inSandbox: [],
+    roundTrip: [],
+    pacedInSandbox: [],
+    pacedRoundTrip: [],
+    dockerExec: [],
+  };
+  for (const paced of [false, true]) {
+    for (let i = -5; i < n; i++) {
+      if (paced) await sleep(TOOL_PAUSE_MS);
+      const turnId = `run-${paced ? 'p' : 'b'}${i + 5}`;
+      const started = nextLine(session, 'tool_started');
+      const finished = nextLine(session, 'tool_finished');
+      const done = nextLine(session, 'turn_done');
+      const sentAt = performance.now();
+      session.send({ type: 'run', turnId, command: 'true', limits: LIMITS });
+      const [s, f] = await Promise.all([started, finished, done]);
+      if (!f.ok) throw new Error(`bench: \`true\` failed in the sandbox: ${f.output}`);
+      if (i < 0) continue; // warm-up
+      (paced ? results.pacedInSandbox : results.inSandbox).push(f.at - s.at);
+      (paced ? results.pacedRoundTrip : results.roundTrip).push(f.at - sentAt);
+    }
   }
   await session.close();
   const container = docker.getContainer(
@@ -86,36 +102,64 @@ export async function measureToolCalls(config: Config, docker: Dockerode, n = 50
   return results;
 }
 
-/** The engine calls the worker makes around every turn, each timed alone on a running sandbox. */
+/** The engine calls around a turn, each timed alone on a running sandbox (see RESULTS.md for when each is made). */
 export interface TurnSteps {
-  'open (inspect + attach)': number[];
-  'putWorkspaceFile (canary)': number[];
-  'snapshotWorkspace (audit)': number[];
-  'readOutbox (after the reply)': number[];
+  'open, new attach (inspect + attach)': number[];
+  'open, kept connection (the worker keeps it between turns)': number[];
+  'claim a pooled sandbox (new conversation, warm pool)': number[];
+  'putWorkspaceFile (canary, only when not as planted)': number[];
+  'snapshotWorkspace (audit, once per turn, after the reply)': number[];
+  'readOutbox (only when the turn changed /workspace/outbox)': number[];
 }
 
-export async function measureTurnSteps(config: Config, n = 20): Promise<TurnSteps> {
+export async function measureTurnSteps(config: Config, n = 20, claims = 8): Promise<TurnSteps> {
   const driver = sandboxDriverFromConfig(config);
+  const keeping = sandboxDriverFromConfig(config);
+  keeping.keepAttached(4);
   const conversation = webConversationId('toolcall');
   const steps: TurnSteps = {
-    'open (inspect + attach)': [],
-    'putWorkspaceFile (canary)': [],
-    'snapshotWorkspace (audit)': [],
-    'readOutbox (after the reply)': [],
+    'open, new attach (inspect + attach)': [],
+    'open, kept connection (the worker keeps it between turns)': [],
+    'claim a pooled sandbox (new conversation, warm pool)': [],
+    'putWorkspaceFile (canary, only when not as planted)': [],
+    'snapshotWorkspace (audit, once per turn, after the reply)': [],
+    'readOutbox (only when the turn changed /workspace/outbox)': [],
   };
   const time = async (into: number[], step: () => Promise<unknown>) => {
     const began = performance.now();
     await step();
     into.push(performance.now() - began);
   };
+  await (await keeping.open(conversation)).close();
   for (let i = 0; i < n; i++) {
-    await time(steps['open (inspect + attach)'], async () => (await driver.open(conversation)).close());
-    await time(steps['putWorkspaceFile (canary)'], () =>
+    await time(steps['open, new attach (inspect + attach)'], async () =>
+      (await driver.open(conversation)).close(),
+    );
+    await time(steps['open, kept connection (the worker keeps it between turns)'], async () =>
+      (await keeping.open(conversation)).close(),
+    );
+    await time(steps['putWorkspaceFile (canary, only when not as planted)'], () =>
       driver.putWorkspaceFile(conversation, '.bench-canary', Buffer.from('x')),
     );
-    await time(steps['snapshotWorkspace (audit)'], () => driver.snapshotWorkspace(conversation));
-    await time(steps['readOutbox (after the reply)'], () => driver.readOutbox(conversation, Date.now(), 1e6));
+    await time(steps['snapshotWorkspace (audit, once per turn, after the reply)'], () =>
+      driver.snapshotWorkspace(conversation),
+    );
+    await time(steps['readOutbox (only when the turn changed /workspace/outbox)'], () =>
+      driver.readOutbox(conversation, Date.now(), 1e6),
+    );
   }
+  keeping.dropAttached();
+  // Claims: a pool of one, refilled by hand before each (the refill is background work in a worker).
+  const pool: PooledSandbox[] = [];
+  driver.usePool({ take: () => pool.shift(), claimed: async () => undefined, discard: () => undefined });
+  for (let i = 0; i < claims; i++) {
+    pool.push(await driver.createPooled('bench', []));
+    await time(steps['claim a pooled sandbox (new conversation, warm pool)'], async () =>
+      (await driver.open(webConversationId(`claim-${i}`))).close(),
+    );
+    if (pool.length > 0) throw new Error('bench: the pooled sandbox was not claimed');
+  }
+  driver.usePool(undefined);
   return steps;
 }
 

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, posix, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type Dockerode from 'dockerode';
+import { buildStatxShim } from './gvisor-shim.js';
 
 /** Built by sandbox/base/build-base.sh where no registry can be reached. */
 export const LOCAL_BASE_IMAGE = 'sandbot-base:bookworm';
@@ -117,6 +118,8 @@ export async function stageSandboxContext(projectRoot: string): Promise<string> 
   const staging = await mkdtemp(join(tmpdir(), 'sandbot-sandbox-ctx-'));
   try {
     await cp(join(projectRoot, 'sandbox/Dockerfile'), join(staging, 'sandbox/Dockerfile'));
+    // Only gVisor sandboxes load it; an image without it still serves every other layer.
+    await buildStatxShim(projectRoot, staging);
     for (const file of closure.files) await cp(join(projectRoot, file), join(staging, file));
     for (const pkg of closure.packages) {
       const from = join(projectRoot, 'node_modules', pkg);

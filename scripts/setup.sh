@@ -20,10 +20,28 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v iptables >/dev/null || missing+=(iptables)
+# gVisor for SANDBOX_LAYER=gvisor, and a C compiler for the sandbox image's statx shim that Debian's
+# runsc needs (sandbox/gvisor/statx-shim.c).
+command -v runsc >/dev/null || missing+=(runsc)
+command -v cc >/dev/null || missing+=(gcc libc6-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# The micro-VM layer (SANDBOX_LAYER=microvm, `sandbot vm build`): QEMU, busybox for the guest's
+# initramfs, e2fsprogs for its disks, openssl for its engine's TLS keys. Without recommends: QEMU's
+# pull in firmware and GUI libraries the headless guest does not use.
+vm_missing=()
+command -v qemu-system-x86_64 >/dev/null || vm_missing+=(qemu-system-x86)
+# A static busybox (ldd fails on it): the initramfs has no libraries.
+{ [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; } || vm_missing+=(busybox-static)
+command -v mkfs.ext4 >/dev/null || vm_missing+=(e2fsprogs)
+command -v openssl >/dev/null || vm_missing+=(openssl)
+if [ ${#vm_missing[@]} -gt 0 ]; then
+  log "installing ${vm_missing[*]} (micro-VM layer)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${vm_missing[@]}" >/dev/null
 fi
 
 if ! redis-cli ping >/dev/null 2>&1; then
@@ -31,6 +49,21 @@ if ! redis-cli ping >/dev/null 2>&1; then
   as_root mkdir -p /var/lib/redis
   as_root redis-server --daemonize yes --appendonly yes --dir /var/lib/redis >/dev/null
   wait_for 20 "redis-server" redis-cli ping
+fi
+
+# Register runsc with the local engine (merged into daemon.json, only when it has no "runsc" yet; an
+# entry of the operator's is kept, and `sandbot doctor` says if it does not suit).
+# --network=none: this runsc cannot use a container network on current kernels (README, Layers);
+# --oci-seccomp: gVisor applies the sandboxes' own seccomp profile (sandbox/gvisor-seccomp.ts).
+if [ -z "${DOCKER_HOST:-}" ] && command -v runsc >/dev/null; then
+  registered=$(as_root env KEEP_EXISTING=1 "$(command -v node)" scripts/register-runtime.mjs runsc "$(command -v runsc)" \
+    --network=none --oci-seccomp)
+  if docker info >/dev/null 2>&1 &&
+    { [ "$registered" = changed ] || ! docker info --format '{{json .Runtimes}}' | grep -q '"runsc"'; }; then
+    log "registered runsc in /etc/docker/daemon.json; reloading the engine"
+    as_root kill -HUP "$(pidof dockerd)"
+    wait_for 20 "the engine's runsc runtime" sh -c "docker info --format '{{json .Runtimes}}' | grep -q runsc"
+  fi
 fi
 
 if ! docker info >/dev/null 2>&1; then

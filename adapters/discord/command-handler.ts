@@ -1,11 +1,13 @@
 import { describeActivity } from '../../src/audit/summary.js';
 import { describeGrants, parseNetworkCommand } from '../../src/egress/network-command.js';
 import type { ConversationStatus } from '../../src/queue/conversation-control.js';
+import { parseSkillCommand } from '../../src/skills/skill-control.js';
 import { channelRoute, discordConversationId, interactionRoute, threadName } from './conversation.js';
 import { DiscordErrorCode, discordErrorCode } from './discord-api.js';
 import { type HandlerContext, logRefusal, submitMessage } from './handler-context.js';
 import { InteractionCreate, type SlashCommand, toSlashCommand } from './payloads.js';
 import { type CommandPlan, planCommand } from './plans.js';
+import { closeTaskFromDiscord, taskBoardText } from './task-commands.js';
 
 /** The answer to /status. */
 export function describeStatus(status: ConversationStatus): string {
@@ -126,6 +128,15 @@ async function carryOut(
         command: plan.kind,
       });
       return;
+    case 'tasks':
+      await api.editOriginal(command, { content: await taskBoardText(context, plan.scope, plan.channelId) });
+      return;
+    case 'done': {
+      // Refusals answer here; a close is answered by the worker, in order, editing this response.
+      const refusal = await closeTaskFromDiscord(context, command, plan);
+      if (refusal) await api.editOriginal(command, { content: refusal });
+      return;
+    }
     case 'status': {
       const status = await context.deps.control.status(plan.conversation);
       await api.editOriginal(command, { content: describeStatus(status) });
@@ -142,6 +153,15 @@ async function carryOut(
           '☠️ Killed. This conversation is quarantined until an admin releases it (`sandbot sandbox release`).',
       });
       return;
+    case 'skill': {
+      const skills = context.deps.control.skills;
+      const by = `admin:discord:${command.user.id}` as const;
+      const content = skills
+        ? await skills.run(plan.conversation, parseSkillCommand(plan.words), by)
+        : 'Skills are not set up on this sandbot (SANDBOT_SKILLS_DIR).';
+      await api.editOriginal(command, { content: content.slice(0, 2000) });
+      return;
+    }
     case 'network': {
       const network = parseNetworkCommand(plan.words);
       if (network.action === 'invalid')

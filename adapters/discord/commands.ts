@@ -44,6 +44,16 @@ export const SLASH_COMMANDS = [
   },
   { name: 'stop', description: 'Stop the turn sandbot is running in this conversation', ...everywhere },
   {
+    name: 'tasks',
+    description: 'The tasks in this channel: status, who asked, age and a link to each thread',
+    ...serversOnly,
+  },
+  {
+    name: 'done',
+    description: 'Close this task (its owner or an admin); an ephemeral channel’s task is wiped',
+    ...serversOnly,
+  },
+  {
     name: 'kill',
     description: 'Kill this conversation’s sandbox at once and quarantine it (admin)',
     ...serversOnly,
@@ -56,13 +66,46 @@ export const SLASH_COMMANDS = [
     ],
     ...serversOnly,
   },
+  {
+    name: 'skill',
+    description: 'List, enable or disable vetted skills in this conversation (admin)',
+    options: [
+      {
+        type: STRING,
+        name: 'action',
+        description: 'What to do (default: list)',
+        required: false,
+        choices: [
+          { name: 'list', value: 'list' },
+          { name: 'enable', value: 'enable' },
+          { name: 'disable', value: 'disable' },
+        ],
+      },
+      {
+        type: STRING,
+        name: 'name',
+        description: 'The skill, e.g. weather or weather@1.0.0',
+        required: false,
+      },
+    ],
+    ...serversOnly,
+  },
 ] as const;
 
 export type CommandName = (typeof SLASH_COMMANDS)[number]['name'];
 
-export const ADMIN_COMMANDS: readonly string[] = ['run', 'kill', 'network'];
+export const ADMIN_COMMANDS: readonly string[] = ['run', 'kill', 'network', 'skill'];
 /** Commands that act on the conversation of the thread or DM they are used in. */
-export const CONVERSATION_COMMANDS: readonly string[] = ['run', 'status', 'reset', 'stop', 'kill', 'network'];
+export const CONVERSATION_COMMANDS: readonly string[] = [
+  'run',
+  'status',
+  'reset',
+  'stop',
+  'done',
+  'kill',
+  'network',
+  'skill',
+];
 
 export function isCommandName(name: string): name is CommandName {
   return SLASH_COMMANDS.some((c) => c.name === name);

@@ -68,7 +68,12 @@ export type CommandPlan =
   | ({ kind: 'ask-here'; task: string } & Here)
   | ({ kind: 'run'; command: string } & Here)
   | ({ kind: 'status' | 'reset' | 'stop' | 'kill' } & Here)
-  | ({ kind: 'network'; words: string[] } & Here);
+  | ({ kind: 'network'; words: string[] } & Here)
+  | ({ kind: 'skill'; words: string[] } & Here)
+  /** The task board of a channel (`scope`: discord:<guild>:<channel>). */
+  | { kind: 'tasks'; scope: string; channelId: string }
+  /** Close the task of this thread; `admin`: the caller may close anyone's. */
+  | ({ kind: 'done'; admin: boolean } & Here);
 
 export function planCommand(command: SlashCommand, policy: AccessPolicy): CommandPlan {
   const { name, place } = command;
@@ -85,6 +90,12 @@ export function planCommand(command: SlashCommand, policy: AccessPolicy): Comman
     }
     return { kind: 'ask-here', task, ...here(place) };
   }
+  if (name === 'tasks') {
+    if (place.kind === 'dm')
+      return { kind: 'notice', message: 'Tasks live in server channels: use /tasks there.' };
+    const channelId = place.kind === 'thread' ? (place.parentId ?? place.channelId) : place.channelId;
+    return { kind: 'tasks', scope: `discord:${place.guildId}:${channelId}`, channelId };
+  }
   if (CONVERSATION_COMMANDS.includes(name) && place.kind === 'channel') {
     return {
       kind: 'notice',
@@ -97,11 +108,22 @@ export function planCommand(command: SlashCommand, policy: AccessPolicy): Comman
     if (shell === '') return { kind: 'notice', message: 'Give the command to run: `/run command: ls -la`.' };
     return { kind: 'run', command: shell, ...here(place) };
   }
+  if (name === 'skill') {
+    // `/skill` lists; `action: enable name: weather` enables; `action: disable name: weather` disables.
+    const words = [command.options.action ?? 'list', command.options.name ?? ''].filter(
+      (w) => w.trim() !== '',
+    );
+    return { kind: 'skill', words, ...here(place) };
+  }
   if (name === 'network') {
     // `/network` shows the grants; `hosts: off` turns the network off; `hosts: a.com,b.org` allows them.
     const hosts = (command.options.hosts ?? '').trim();
     const words = hosts === '' ? ['show'] : hosts.toLowerCase() === 'off' ? ['off'] : ['allow', hosts];
     return { kind: 'network', words, ...here(place) };
+  }
+  if (name === 'done') {
+    const admin = policy.adminRole !== undefined && command.roles.includes(policy.adminRole);
+    return { kind: 'done', admin, ...here(place) };
   }
   return { kind: name, ...here(place) };
 }

@@ -17,7 +17,19 @@ export const SlashCommandBody = z.object({
 });
 export type SlashCommandBody = z.infer<typeof SlashCommandBody>;
 
-export const VERBS = ['status', 'reset', 'stop', 'kill', 'release', 'network', 'help'] as const;
+export const VERBS = [
+  'status',
+  'reset',
+  'stop',
+  'tasks',
+  'done',
+  'kill',
+  'release',
+  'network',
+  'skill',
+  'skills',
+  'help',
+] as const;
 export type Verb = (typeof VERBS)[number];
 
 /** A thread named in a command: a ts, or a message link (which also names the channel). */
@@ -67,9 +79,13 @@ export const HELP_TEXT = [
   '• `/sandbot status` – is the agent working on your conversation here?',
   '• `/sandbot stop` – cancel the turn it is running',
   '• `/sandbot reset` – wipe the conversation’s workspace and history',
+  '• `/sandbot tasks` – the tasks in this channel: status, who asked, age, a link to each thread',
+  '• `/sandbot done` – close your task (admins: anyone’s); an ephemeral channel’s task is wiped',
   '• `/sandbot kill [reason]` – admins: kill the sandbox now and quarantine the conversation',
   '• `/sandbot release` – admins: let a quarantined conversation run again',
   '• `/sandbot network allow <host>[,<host>…]` | `network off` | `network` – admins: the conversation’s network grants',
+  '• `/sandbot skills` – the vetted skills enabled in the conversation',
+  '• `/sandbot skill enable <name>` | `skill disable <name>` – admins: turn an approved skill on or off there',
   'In a channel they act on your latest thread with me; name another with its link: `/sandbot stop <link>`.',
 ].join('\n');
 

@@ -4,6 +4,7 @@ import { describeGrants, parseNetworkCommand } from '../../src/egress/network-co
 import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
 import type { Logger } from '../../src/log/logger.js';
 import { InboundMessage } from '../../src/protocol/inbound.js';
+import { parseSkillCommand } from '../../src/skills/skill-control.js';
 import { type AccessPolicy, decideAccess, isAdmin, refusalText } from './access.js';
 import {
   HELP_TEXT,
@@ -15,6 +16,7 @@ import {
 } from './commands.js';
 import { isDirectMessage, type SlackRoute, slackConversationId } from './slack-event.js';
 import type { SlackKeys } from './slack-state.js';
+import { SlackTaskCommands } from './task-commands.js';
 
 export interface SlashCommandDeps {
   deps: AdapterDeps;
@@ -37,7 +39,11 @@ interface Target {
  * with the agent there, or on the thread whose link (or ts) follows the verb.
  */
 export class SlashCommands {
-  constructor(private readonly d: SlashCommandDeps) {}
+  private readonly tasks: SlackTaskCommands;
+
+  constructor(private readonly d: SlashCommandDeps) {
+    this.tasks = new SlackTaskCommands(d.deps, d.policy);
+  }
 
   async handle(body: unknown, respond: Respond): Promise<void> {
     const parsed = SlashCommandBody.safeParse(body);
@@ -58,10 +64,13 @@ export class SlashCommands {
     if (command.kind === 'unknown') return respond(`I don't know \`${command.word}\`.\n${HELP_TEXT}`);
     const { verb } = command;
     if (verb === 'help') return respond(HELP_TEXT);
-    const admin = verb === 'kill' || verb === 'network' || verb === 'release';
+    const admin = verb === 'kill' || verb === 'network' || verb === 'release' || verb === 'skill';
     if (admin && !isAdmin(this.d.policy, cmd.user_id)) {
       this.audit(cmd, 'admin', command);
       return respond(`\`/sandbot ${verb}\` is for sandbot admins only.`);
+    }
+    if (verb === 'tasks') {
+      return respond(await this.tasks.board(cmd, isDirectMessage(cmd.channel_id, dmType(cmd))));
     }
     const target = await this.target(cmd, command);
     if (!target) {
@@ -96,8 +105,16 @@ export class SlashCommands {
         const grants = await control.network.grantsFor(target.conversation);
         return respond(`This conversation now has ${describeGrants(grants)}; it applies from its next turn.`);
       }
+      case 'skill':
+      case 'skills': {
+        if (!control.skills) return respond('Skills are not set up on this sandbot (SANDBOT_SKILLS_DIR).');
+        const skill = parseSkillCommand(verb === 'skills' ? ['list'] : words);
+        return respond(await control.skills.run(target.conversation, skill, by));
+      }
       case 'status':
         return respond(statusText(await control.status(target.conversation)));
+      case 'done':
+        return respond(await this.tasks.done(cmd, target));
       case 'stop': {
         const stopping = await control.stop(target.conversation, `slack:${cmd.user_id}`);
         return respond(stopping ? 'Stopping the running turn.' : 'Nothing is running there right now.');
@@ -127,7 +144,7 @@ export class SlashCommands {
   ): Promise<Target | undefined> {
     const team = cmd.team_id;
     const channel = command.target?.channel ?? cmd.channel_id;
-    const dm = isDirectMessage(channel, cmd.channel_name === 'directmessage' ? 'im' : undefined);
+    const dm = isDirectMessage(channel, dmType(cmd));
     if (command.target) return targetOf(team, channel, command.target.threadTs, command.target.threadTs);
     if (dm) return targetOf(team, channel, 'dm', undefined);
     const last = await this.d.deps.redis.get(this.d.keys.lastConversation(team, channel, cmd.user_id));
@@ -158,6 +175,11 @@ export class SlashCommands {
       });
     }
   }
+}
+
+/** Slack names a DM's channel "directmessage" in slash command payloads. */
+function dmType(cmd: SlashCommandBody): 'im' | undefined {
+  return cmd.channel_name === 'directmessage' ? 'im' : undefined;
 }
 
 function targetOf(team: string, channel: string, threadTs: string, replyThread: string | undefined): Target {

@@ -1,19 +1,27 @@
 import type Dockerode from 'dockerode';
-import { ConversationId } from '../../src/conversation/id.js';
+import type { ConversationId } from '../../src/conversation/id.js';
 import type { Logger } from '../../src/log/logger.js';
 import { ensureQuotaMount, removeQuotaMount } from './disk-quota.js';
+import { countRunning, listSandboxes } from './docker-list.js';
+import { listPooled, type PooledInfo, type PoolSource, removePooledSandbox } from './docker-pool.js';
+import { claimFromPool, conversationVolumes, hasOwnVolumes, mountedVolumes } from './docker-pool-claim.js';
+import { createPooledSandbox } from './docker-pool-create.js';
 import { AttachedSession } from './docker-session.js';
 import {
   containerSpec,
-  instanceFilter,
   NETWORK_LABEL,
   networkLabel,
   type QuotaPaths,
+  RUNTIME_LABEL,
+  runtimeLabel,
   type SandboxLimits,
   type SandboxNetwork,
+  SKILLS_LABEL,
   sandboxNames,
+  skillsLabel,
   volumeSpecs,
 } from './docker-spec.js';
+import { type AttachedAs, KeptSessions } from './kept-sessions.js';
 import type {
   OpenOptions,
   SandboxDriver,
@@ -28,6 +36,7 @@ import {
   putWorkspaceFile,
   readOutboxFiles,
 } from './workspace-files.js';
+import { readWorkspaceFiles, type WorkspaceFilesResult } from './workspace-read.js';
 import { snapshotWorkspace, type WorkspaceSnapshot } from './workspace-snapshot.js';
 
 export interface DockerSandboxDriverOptions extends SandboxLimits {
@@ -51,6 +60,11 @@ function messageOf(err: unknown): string {
   return e?.json?.message ?? e?.message ?? String(err);
 }
 
+/** Options a pooled sandbox already satisfies: no network, and no skill mounts (or none asked). */
+function plainOpen(options: OpenOptions): boolean {
+  return Object.values(options).every((v) => v === undefined || (Array.isArray(v) && v.length === 0));
+}
+
 /** One container per conversation on one Docker-compatible engine (chosen by the Dockerode client). */
 export class DockerSandboxDriver implements SandboxDriver {
   private readonly docker: Dockerode;
@@ -58,6 +72,11 @@ export class DockerSandboxDriver implements SandboxDriver {
   private readonly maxLineBytes: number;
   private readonly logger?: Logger;
   private readonly lifecycle = new Set<(event: SandboxLifecycleEvent) => void>();
+  private pool?: PoolSource;
+  /** Sandboxes open() is creating or starting right now (not running yet). */
+  private startingNow = 0;
+  /** Attach connections kept between turns (the worker's driver only: see keepAttached). */
+  private kept?: KeptSessions;
 
   constructor(options: DockerSandboxDriverOptions) {
     const { docker, maxLineBytes, logger, ...limits } = options;
@@ -68,10 +87,44 @@ export class DockerSandboxDriver implements SandboxDriver {
   }
 
   async open(conversation: ConversationId, options: OpenOptions = {}): Promise<SandboxSession> {
+    const wanted = {
+      network: networkLabel(options.network),
+      ...(options.skills ? { skills: skillsLabel(options.skills) } : {}),
+    };
+    const leased = this.kept?.lease(conversation, wanted);
+    if (leased) return leased;
+    this.startingNow += 1;
+    try {
+      const { session, as } = await this.openCounted(conversation, options);
+      return this.kept ? this.kept.keep(conversation, session, as) : session;
+    } finally {
+      this.startingNow -= 1;
+    }
+  }
+
+  private async openCounted(
+    conversation: ConversationId,
+    options: OpenOptions,
+  ): Promise<{ session: AttachedSession; as: AttachedAs }> {
     const began = performance.now();
     const name = sandboxNames(this.limits.instance, conversation).container;
     const container = this.docker.getContainer(name);
+    // With a warm pool, a new conversation claims a pooled sandbox unless it has volumes of its own:
+    // asked alongside the inspect rather than after it.
+    const claimable = this.pool && !this.limits.disk && plainOpen(options) ? this.pool : undefined;
+    const ownVolumes = claimable ? hasOwnVolumes(this.docker, this.limits.instance, conversation) : undefined;
+    ownVolumes?.catch(() => undefined);
     let state = await this.inspectState(container);
+    if (state !== undefined && state.runtime !== runtimeLabel(this.limits.runtime)) {
+      // Made under another layer's runtime: never reuse it under a weaker (or different) one.
+      await container.remove({ force: true });
+      this.emit({ action: 'remove', conversation, reason: 'sandbox layer changed' });
+      this.logger?.info(
+        { conversation, runtime: runtimeLabel(this.limits.runtime) },
+        'sandbox recreated for a new layer',
+      );
+      state = undefined;
+    }
     if (state !== undefined && state.network !== networkLabel(options.network)) {
       // The network policy changed: recreate the container (its volumes, so its files, stay).
       await container.remove({ force: true });
@@ -82,11 +135,39 @@ export class DockerSandboxDriver implements SandboxDriver {
       );
       state = undefined;
     }
+    if (state !== undefined && options.skills && state.skills !== skillsLabel(options.skills)) {
+      // Skills were enabled or disabled: recreate with the new read-only mounts (volumes kept).
+      await container.remove({ force: true });
+      this.emit({ action: 'remove', conversation, reason: 'skills changed' });
+      state = undefined;
+    }
+    if (state === undefined && claimable && ownVolumes) {
+      // A new conversation without network or skills: take a sandbox the warm pool started before.
+      const pooled = await claimFromPool(
+        this.docker,
+        this.limits.instance,
+        claimable,
+        conversation,
+        ownVolumes,
+        this.logger,
+      );
+      if (pooled) {
+        this.emit({ action: 'create', conversation, pooled: true });
+        this.emit({
+          action: 'start',
+          conversation,
+          ms: performance.now() - began,
+          cold: false,
+          pooled: true,
+        });
+        state = await this.inspectState(container);
+      }
+    }
     const cold = state === undefined;
     // Size-capped volumes are loop mounts on the host: (re)mount them before the container starts.
     const quota = await this.quotaPaths(conversation);
     if (state === undefined) {
-      await this.create(conversation, options.network, quota);
+      await this.create(conversation, options.network, quota, options.skills);
       state = await this.inspectAfterCreate(container);
     }
     // Attach before starting so nothing the runtime prints at start-up is lost.
@@ -103,6 +184,7 @@ export class DockerSandboxDriver implements SandboxDriver {
       (stream, out, err) => this.docker.modem.demuxStream(stream, out, err),
       this.maxLineBytes,
       this.logger,
+      state.id,
     );
     if (!state.Running) {
       try {
@@ -117,30 +199,71 @@ export class DockerSandboxDriver implements SandboxDriver {
         }
       }
     }
-    return session;
+    return { session, as: { network: state.network, skills: state.skills } };
+  }
+
+  async state(conversation: ConversationId): Promise<string | undefined> {
+    // A kept attach stream ends when its container stops: while it is open, the container runs.
+    if (this.kept?.has(conversation)) return 'running';
+    try {
+      return (await this.container(conversation).inspect()).State.Status;
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw new Error(`could not inspect the sandbox of ${conversation}: ${messageOf(err)}`);
+    }
+  }
+
+  /**
+   * Keeps up to `max` attach connections open between turns (a warm open then costs no engine call);
+   * for a long-running worker, which calls dropAttached() when it stops.
+   */
+  keepAttached(max: number): void {
+    this.kept = max > 0 ? new KeptSessions(max) : undefined;
+  }
+
+  dropAttached(): void {
+    this.kept?.dropAll();
+  }
+
+  /** Sandboxes being created or started by open() right now (the warm pool leaves room for them). */
+  starting(): number {
+    return this.startingNow;
+  }
+
+  /** Lets open() give new conversations a sandbox from this pool (never with size-capped volumes). */
+  usePool(pool: PoolSource | undefined): void {
+    this.pool = pool;
+  }
+
+  /** Starts a pooled sandbox with these files in /workspace, ready for a conversation to claim. */
+  createPooled(owner: string, seed: { path: string; bytes: Buffer }[]) {
+    return createPooledSandbox(
+      { docker: this.docker, limits: this.limits, maxLineBytes: this.maxLineBytes },
+      owner,
+      seed,
+    );
+  }
+
+  /** Pooled sandboxes waiting on this engine (all workers of the instance). */
+  listPool(): Promise<PooledInfo[]> {
+    return listPooled(this.docker, this.limits.instance);
+  }
+
+  /** Removes a waiting pooled sandbox; false when it is gone or was claimed meanwhile. */
+  removePooled(name: string): Promise<boolean> {
+    return removePooledSandbox(this.docker, this.limits.instance, name);
   }
 
   async list(): Promise<SandboxInfo[]> {
-    const containers = await this.docker.listContainers({
-      all: true,
-      filters: instanceFilter(this.limits.instance),
-    });
-    const infos: SandboxInfo[] = [];
-    for (const c of containers) {
-      const conversation = ConversationId.safeParse(c.Labels['sandbot.conversation']);
-      if (!conversation.success) continue;
-      infos.push({
-        conversation: conversation.data,
-        containerId: c.Id,
-        name: (c.Names[0] ?? '').replace(/^\//, ''),
-        state: c.State,
-        createdAt: new Date(c.Created * 1000).toISOString(),
-      });
-    }
-    return infos;
+    return listSandboxes(this.docker, this.limits.instance);
+  }
+
+  countRunning(): Promise<{ sandboxes: number; pooled: number }> {
+    return countRunning(this.docker, this.limits.instance);
   }
 
   async stop(conversation: ConversationId): Promise<boolean> {
+    this.kept?.drop(conversation);
     const name = sandboxNames(this.limits.instance, conversation).container;
     try {
       await this.docker.getContainer(name).stop({ t: STOP_TIMEOUT_SECONDS });
@@ -154,6 +277,7 @@ export class DockerSandboxDriver implements SandboxDriver {
   }
 
   async kill(conversation: ConversationId): Promise<boolean> {
+    this.kept?.drop(conversation);
     try {
       await this.container(conversation).kill({ signal: 'SIGKILL' });
     } catch (err) {
@@ -176,6 +300,14 @@ export class DockerSandboxDriver implements SandboxDriver {
 
   async readOutbox(conversation: ConversationId, sinceMs: number, maxBytes: number): Promise<OutboxResult> {
     return readOutboxFiles(this.container(conversation), sinceMs, maxBytes);
+  }
+
+  async readWorkspaceFiles(
+    conversation: ConversationId,
+    paths: readonly string[],
+    maxBytes: number,
+  ): Promise<WorkspaceFilesResult> {
+    return readWorkspaceFiles(this.container(conversation), paths, maxBytes);
   }
 
   async snapshotWorkspace(conversation: ConversationId): Promise<WorkspaceSnapshot> {
@@ -203,8 +335,11 @@ export class DockerSandboxDriver implements SandboxDriver {
   }
 
   async remove(conversation: ConversationId, options: { wipe?: boolean } = {}): Promise<boolean> {
+    this.kept?.drop(conversation);
     const names = sandboxNames(this.limits.instance, conversation);
     let removed = false;
+    // A sandbox claimed from the pool keeps its files in pooled volumes: learn which before it goes.
+    const mounted = options.wipe ? await mountedVolumes(this.docker, names.container) : [];
     try {
       await this.docker.getContainer(names.container).remove({ force: true });
       removed = true;
@@ -219,7 +354,7 @@ export class DockerSandboxDriver implements SandboxDriver {
       }
     }
     if (options.wipe) {
-      for (const volume of [names.workspaceVolume, names.sessionVolume]) {
+      for (const volume of await conversationVolumes(this.docker, this.limits.instance, names, mounted)) {
         try {
           await this.docker.getVolume(volume).remove();
           removed = true;
@@ -235,10 +370,17 @@ export class DockerSandboxDriver implements SandboxDriver {
 
   private async inspectState(
     container: Dockerode.Container,
-  ): Promise<{ Running: boolean; network: string } | undefined> {
+  ): Promise<{ Running: boolean; network: string; runtime: string; skills: string; id: string } | undefined> {
     try {
       const info = await container.inspect();
-      return { Running: info.State.Running, network: info.Config.Labels?.[NETWORK_LABEL] ?? 'none' };
+      return {
+        Running: info.State.Running,
+        network: info.Config.Labels?.[NETWORK_LABEL] ?? 'none',
+        skills: info.Config.Labels?.[SKILLS_LABEL] ?? 'none',
+        id: info.Id,
+        // Containers made before the label existed ran under the engine's default runtime.
+        runtime: info.Config.Labels?.[RUNTIME_LABEL] ?? runtimeLabel(undefined),
+      };
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
       throw new Error(`could not inspect sandbox ${container.id}: ${messageOf(err)}`);
@@ -251,7 +393,7 @@ export class DockerSandboxDriver implements SandboxDriver {
    */
   private async inspectAfterCreate(
     container: Dockerode.Container,
-  ): Promise<{ Running: boolean; network: string }> {
+  ): Promise<{ Running: boolean; network: string; runtime: string; skills: string; id: string }> {
     for (let attempt = 0; attempt < CREATE_RACE_ATTEMPTS; attempt++) {
       const state = await this.inspectState(container);
       if (state !== undefined) return state;
@@ -277,12 +419,13 @@ export class DockerSandboxDriver implements SandboxDriver {
     conversation: ConversationId,
     network?: SandboxNetwork,
     quota?: QuotaPaths,
+    skills?: OpenOptions['skills'],
   ): Promise<void> {
     // Creating a volume that exists returns it unchanged, so a concurrent open is harmless here.
     for (const volume of volumeSpecs(this.limits.instance, conversation)) {
       await this.docker.createVolume(volume);
     }
-    const spec = containerSpec(this.limits, conversation, network, quota);
+    const spec = containerSpec(this.limits, conversation, network, quota, skills);
     try {
       await this.docker.createContainer(spec);
       this.logger?.info({ conversation, container: spec.name }, 'sandbox created');

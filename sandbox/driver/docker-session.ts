@@ -36,10 +36,12 @@ export class AttachedSession implements SandboxSession {
 
   constructor(
     readonly conversation: ConversationId,
-    private readonly socket: NodeJS.ReadWriteStream & { destroy?: () => void },
+    private readonly socket: NodeJS.ReadWriteStream & { destroy?: () => void; ref?(): void; unref?(): void },
     demux: Demux,
     maxLineBytes: number,
     private readonly logger?: Logger,
+    /** The engine's id of the container (a recreated sandbox has a new one); '' when not known. */
+    readonly containerId = '',
   ) {
     const stdout = new PassThrough();
     const stderr = new PassThrough();
@@ -80,6 +82,15 @@ export class AttachedSession implements SandboxSession {
     const reason = this.closedReason;
     if (reason !== undefined) queueMicrotask(() => listener(reason));
     return () => this.closeListeners.delete(listener);
+  }
+
+  /** Lets an idle connection not keep the process alive (unref), or again (ref). */
+  unref(): void {
+    this.socket.unref?.();
+  }
+
+  ref(): void {
+    this.socket.ref?.();
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,6 @@
 import type Dockerode from 'dockerode';
 import { type ConversationId, conversationKey } from '../../src/conversation/id.js';
+import type { SkillMount } from './skill-volumes.js';
 
 /** What shapes every sandbox container; the same for all conversations of one deployment. */
 export interface SandboxLimits {
@@ -7,6 +8,12 @@ export interface SandboxLimits {
   image: string;
   /** OCI runtime registered with the engine (runsc …); the engine's default when absent. */
   runtime?: string;
+  /** Environment the layer needs in every sandbox (never a secret); see sandbox/layer.ts. */
+  env?: string[];
+  /** The agent's process limit inside the sandbox's own kernel (gVisor), as RLIMIT_NPROC. */
+  nproc?: number;
+  /** Security options the layer adds (gVisor: its seccomp profile). */
+  securityOpt?: string[];
   memoryMb: number;
   cpus: number;
   pidsLimit: number;
@@ -34,6 +41,18 @@ export interface SandboxNetwork {
 }
 
 export const NETWORK_LABEL = 'sandbot.network';
+/** Which skill volumes a container mounts, so enabling or disabling a skill recreates it (volumes kept). */
+export const SKILLS_LABEL = 'sandbot.skills';
+export const skillsLabel = (skills: readonly SkillMount[] = []) =>
+  skills.length
+    ? skills
+        .map((s) => `${s.name}=${s.volume}`)
+        .sort()
+        .join(',')
+    : 'none';
+/** The runtime a container was made for, so a change of layer recreates it instead of reusing it. */
+export const RUNTIME_LABEL = 'sandbot.runtime';
+export const runtimeLabel = (runtime?: string) => runtime ?? 'default';
 /** What a container was created with, so a policy change can be detected (and the container recreated). */
 export const networkLabel = (network?: SandboxNetwork) =>
   network ? `${network.name} ${network.proxyUrl}` : 'none';
@@ -80,6 +99,7 @@ export function containerSpec(
   conversation: ConversationId,
   network?: SandboxNetwork,
   quota?: QuotaPaths,
+  skills?: readonly SkillMount[],
 ): Dockerode.ContainerCreateOptions {
   const names = sandboxNames(limits.instance, conversation);
   // A granted sandbox joins the internal egress network; its only way out is the proxy named here.
@@ -90,11 +110,16 @@ export function containerSpec(
   return {
     name: names.container,
     Image: limits.image,
-    Labels: { ...sandboxLabels(limits.instance, conversation), [NETWORK_LABEL]: networkLabel(network) },
+    Labels: {
+      ...sandboxLabels(limits.instance, conversation),
+      [NETWORK_LABEL]: networkLabel(network),
+      [SKILLS_LABEL]: skillsLabel(skills),
+      [RUNTIME_LABEL]: runtimeLabel(limits.runtime),
+    },
     Hostname: 'sandbox',
     User: SANDBOX_USER,
     WorkingDir: WORKSPACE_DIR,
-    Env: proxyEnv,
+    Env: [...(limits.env ?? []), ...proxyEnv],
     OpenStdin: true,
     StdinOnce: false,
     AttachStdin: true,
@@ -106,25 +131,42 @@ export function containerSpec(
       ReadonlyRootfs: true,
       Tmpfs: { '/tmp': `rw,noexec,nosuid,nodev,size=${limits.tmpMb}m` },
       CapDrop: ['ALL'],
-      SecurityOpt: ['no-new-privileges'],
+      SecurityOpt: ['no-new-privileges', ...(limits.securityOpt ?? [])],
       Privileged: false,
       IpcMode: 'private',
       Memory: memory,
       MemorySwap: memory,
       NanoCpus: Math.round(limits.cpus * 1e9),
       PidsLimit: limits.pidsLimit,
+      // Only under gVisor: there RLIMIT_NPROC counts this sandbox's processes alone (on runc, every
+      // container's uid 1000 on the host).
+      ...(limits.nproc ? { Ulimits: [{ Name: 'nproc', Soft: limits.nproc, Hard: limits.nproc }] } : {}),
       // An init reaps the agent's orphans and forwards SIGTERM, so `stop` does not wait for the kill timeout.
       Init: true,
       ...(limits.runtime ? { Runtime: limits.runtime } : {}),
-      Mounts: quota
-        ? [
-            { Type: 'bind', Source: quota.workspace, Target: WORKSPACE_DIR, ReadOnly: false },
-            { Type: 'bind', Source: quota.session, Target: SESSION_DIR, ReadOnly: false },
-          ]
-        : [
-            { Type: 'volume', Source: names.workspaceVolume, Target: WORKSPACE_DIR, ReadOnly: false },
-            { Type: 'volume', Source: names.sessionVolume, Target: SESSION_DIR, ReadOnly: false },
-          ],
+      Mounts: [
+        ...(quota
+          ? [
+              { Type: 'bind' as const, Source: quota.workspace, Target: WORKSPACE_DIR, ReadOnly: false },
+              { Type: 'bind' as const, Source: quota.session, Target: SESSION_DIR, ReadOnly: false },
+            ]
+          : [
+              {
+                Type: 'volume' as const,
+                Source: names.workspaceVolume,
+                Target: WORKSPACE_DIR,
+                ReadOnly: false,
+              },
+              { Type: 'volume' as const, Source: names.sessionVolume, Target: SESSION_DIR, ReadOnly: false },
+            ]),
+        // Vetted skills: each its own volume of approved files, read-only (the agent cannot change them).
+        ...(skills ?? []).map((s) => ({
+          Type: 'volume' as const,
+          Source: s.volume,
+          Target: `/skills/${s.name}`,
+          ReadOnly: true,
+        })),
+      ],
       RestartPolicy: { Name: 'no' },
       // The protocol travels over attach; a log driver would copy every line (user files included) to disk.
       LogConfig: { Type: 'none', Config: {} },

@@ -1,18 +1,32 @@
+import type Dockerode from 'dockerode';
 import type { Config } from '../../src/config/schema.js';
 import type { Logger } from '../../src/log/logger.js';
+import { layerPlan } from '../layer.js';
 import { createDocker } from './docker-client.js';
 import { DockerSandboxDriver } from './docker-driver.js';
 
-/** The sandbox driver the settings describe. */
-export function sandboxDriverFromConfig(config: Config, logger?: Logger): DockerSandboxDriver {
+/**
+ * The sandbox driver the settings describe. `docker`: the engine to use instead of DOCKER_HOST's (the
+ * micro-VM's guest engine under SANDBOX_LAYER=microvm, src/vm/worker-guest.ts).
+ */
+export function sandboxDriverFromConfig(
+  config: Config,
+  logger?: Logger,
+  docker?: Dockerode,
+): DockerSandboxDriver {
+  const plan = layerPlan(config);
   return new DockerSandboxDriver({
-    docker: createDocker(config.DOCKER_HOST),
+    docker: docker ?? createDocker(config.DOCKER_HOST),
     instance: config.SANDBOT_INSTANCE,
     image: config.SANDBOX_IMAGE,
-    runtime: config.SANDBOX_RUNTIME,
-    memoryMb: config.SANDBOX_MEMORY_MB,
+    // The layer decides the runtime, the pids limit and any environment the runtime needs.
+    runtime: plan.runtime,
+    env: plan.env,
+    securityOpt: plan.securityOpt,
+    memoryMb: plan.memoryMb,
     cpus: config.SANDBOX_CPUS,
-    pidsLimit: config.SANDBOX_PIDS,
+    pidsLimit: plan.pidsLimit,
+    ...(plan.nproc ? { nproc: plan.nproc } : {}),
     tmpMb: config.SANDBOX_TMP_MB,
     ...(config.SANDBOX_WORKSPACE_MB > 0
       ? {

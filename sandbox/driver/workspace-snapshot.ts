@@ -9,6 +9,8 @@ export interface WorkspaceEntry {
   mtimeMs: number;
   /** Of the content (a symlink: of its target); absent when over the hashing limits. */
   sha256?: string;
+  /** Permission bits (e.g. 0o600). */
+  mode?: number;
 }
 
 export interface WorkspaceSnapshot {
@@ -16,6 +18,8 @@ export interface WorkspaceSnapshot {
   entries: Record<string, WorkspaceEntry>;
   /** More entries than the limit: the rest were not looked at. */
   truncated: boolean;
+  /** Permission bits of the directories, by absolute path (up to the entry limit). */
+  directories?: Record<string, number>;
 }
 
 export interface SnapshotLimits {
@@ -41,8 +45,10 @@ export async function snapshotWorkspace(
   limits: SnapshotLimits = DEFAULT_SNAPSHOT_LIMITS,
 ): Promise<WorkspaceSnapshot> {
   const stream = await container.getArchive({ path: '/workspace' });
-  const snapshot: WorkspaceSnapshot = { entries: {}, truncated: false };
+  const snapshot: WorkspaceSnapshot = { entries: {}, truncated: false, directories: {} };
+  const directories = snapshot.directories as Record<string, number>;
   let count = 0;
+  let dirCount = 0;
   let hashed = 0;
   const reader = extract();
   await new Promise<void>((resolve, reject) => {
@@ -51,6 +57,10 @@ export async function snapshotWorkspace(
       // The archive's names start with the directory's own name: "workspace/a/b.txt".
       const relative = header.name.replace(/^\.?\/?workspace\/?/, '').replace(/\/$/, '');
       const type = header.type === 'file' ? 'file' : header.type === 'symlink' ? 'symlink' : undefined;
+      const mode = (header.mode ?? 0) & 0o7777;
+      if (header.type === 'directory' && relative !== '' && ++dirCount <= limits.maxEntries) {
+        directories[`/workspace/${relative}`] = mode;
+      }
       if (type === undefined || relative === '' || snapshot.truncated) {
         body.on('end', done);
         body.resume();
@@ -66,7 +76,13 @@ export async function snapshotWorkspace(
       const mtimeMs = header.mtime?.getTime() ?? 0;
       if (type === 'symlink') {
         const target = header.linkname ?? '';
-        snapshot.entries[path] = { type, size: Buffer.byteLength(target), mtimeMs, sha256: sha(target) };
+        snapshot.entries[path] = {
+          type,
+          size: Buffer.byteLength(target),
+          mtimeMs,
+          sha256: sha(target),
+          mode,
+        };
         body.on('end', done);
         body.resume();
         return;
@@ -79,7 +95,13 @@ export async function snapshotWorkspace(
         hash?.update(chunk as Buffer);
       });
       body.on('end', () => {
-        snapshot.entries[path] = { type, size, mtimeMs, ...(hash ? { sha256: hash.digest('hex') } : {}) };
+        snapshot.entries[path] = {
+          type,
+          size,
+          mtimeMs,
+          mode,
+          ...(hash ? { sha256: hash.digest('hex') } : {}),
+        };
         done();
       });
     });

@@ -9,6 +9,8 @@ import {
   type HistoryBounds,
   userChatMessages,
 } from './history-bounds.js';
+import { type AskHost, startHostCalls } from './host-calls.js';
+import type { ReadyShells } from './tools/ready-shell.js';
 import { describeCall, runTool } from './tools/run-tool.js';
 
 export type ModelAnswer =
@@ -34,10 +36,16 @@ export interface TurnDeps {
   session: string;
   limits: TurnLimits;
   shell?: { file: string; args: string[] };
+  /** The shell started ahead of the next bash call, when the runtime keeps one. */
+  shells?: ReadyShells;
+  /** Where skills are mounted; default /skills. */
+  skillsRoot?: string;
   /** Emits a line for this turn; silently dropped once the turn is cancelled. */
   send(message: RuntimeToWorker): void;
   /** Sends a model_request and resolves with the worker's answer to it (or `aborted`). */
   askModel(requestId: string, messages: ChatMessage[]): Promise<ModelAnswer>;
+  /** Has the worker carry out a host tool call (e.g. `delegate`); absent: host tools are unknown here. */
+  askHost?: AskHost;
 }
 
 /**
@@ -75,18 +83,26 @@ export async function runTurn(deps: TurnDeps): Promise<void> {
       send({ type: 'turn_done', turnId });
       return;
     }
+    // Host tools (e.g. delegate) run outside the sandbox, all at once; results are taken in call order.
+    const outputBytes = Math.min(turn.limits.toolOutputBytes, limits.toolOutputBytes);
+    const hosted = startHostCalls(calls, deps.askHost, outputBytes);
     for (const call of calls) {
       const { name, arguments: args } = call.function;
       const callId = randomUUID();
       send({ type: 'progress', turnId, text: describeCall(name, args) });
       send({ type: 'tool_started', turnId, callId, name, args: clipArgs(args, 2000) });
-      const result = await runTool(name, args, {
-        workspace: deps.workspace,
-        timeoutMs: turn.limits.toolTimeoutMs,
-        outputBytes: Math.min(turn.limits.toolOutputBytes, limits.toolOutputBytes),
-        signal,
-        shell: deps.shell,
-      });
+      const result =
+        (await hosted.get(call)) ??
+        (await runTool(name, args, {
+          workspace: deps.workspace,
+          timeoutMs: turn.limits.toolTimeoutMs,
+          outputBytes: Math.min(turn.limits.toolOutputBytes, limits.toolOutputBytes),
+          signal,
+          shell: deps.shell,
+          shells: deps.shells,
+          skillTools: turn.tools,
+          skillsRoot: deps.skillsRoot,
+        }));
       if (signal.aborted) return;
       send({ type: 'tool_finished', turnId, callId, name, ...result });
       history.push(

@@ -24,6 +24,8 @@ function main(): void {
     session: args.session,
     maxLineBytes: args.maxLineBytes,
     reapStrays: args.reapStrays,
+    // Only in the sandbox (where strays are reaped too): elsewhere a waiting shell would outlive tests.
+    readyShell: args.reapStrays,
     shell: findShell(),
     write: (message) => process.stdout.write(encodeLine(message)),
   });

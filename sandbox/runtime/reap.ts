@@ -5,11 +5,11 @@ import { readdirSync, readFileSync } from 'node:fs';
  * turn started in the background (`setsid`, double forks) does not live on into the next turn. Only
  * meant for the sandbox (its own PID namespace); the runtime does it when started with --reap-strays.
  */
-export function reapStrays(self = process.pid, uid = process.getuid?.() ?? -1): number[] {
+export function reapStrays(self = process.pid, uid = process.getuid?.() ?? -1, spare?: number): number[] {
   const killed: number[] = [];
   for (const entry of readdirSync('/proc')) {
     const pid = Number(entry);
-    if (!Number.isInteger(pid) || pid <= 1 || pid === self) continue;
+    if (!Number.isInteger(pid) || pid <= 1 || pid === self || pid === spare) continue;
     if (ownerOf(pid) !== uid) continue;
     try {
       process.kill(pid, 'SIGKILL');

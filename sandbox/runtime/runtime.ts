@@ -12,7 +12,10 @@ import {
 import type { LineResult } from '../../src/protocol/lines.js';
 import { type ModelAnswer, runTurn, type TurnLimits } from './agent-turn.js';
 import { clipArgs } from './history-bounds.js';
+import { HostCalls } from './host-calls.js';
 import { reapStrays } from './reap.js';
+import { findShell } from './tools/bash.js';
+import { ReadyShells } from './tools/ready-shell.js';
 import { runTool } from './tools/run-tool.js';
 
 export const RUNTIME_VERSION = 'sandbot-runtime/0.1.0';
@@ -27,6 +30,10 @@ export interface RuntimeOptions {
   /** Kill every other process of the agent at the end of each turn (in the sandbox only). */
   reapStrays?: boolean;
   shell?: { file: string; args: string[] };
+  /** Where skills are mounted; default /skills. */
+  skillsRoot?: string;
+  /** Keep a bash started ahead of the next bash tool call (in the sandbox: see tools/ready-shell.ts). */
+  readyShell?: boolean;
 }
 
 interface ActiveTurn {
@@ -54,13 +61,19 @@ export class Runtime {
   private active: ActiveTurn | undefined;
   private readonly waiting = new Map<string, { turnId: string; settle: (answer: ModelAnswer) => void }>();
   private readonly limits: TurnLimits;
+  private readonly host = new HostCalls();
+  private readonly shells: ReadyShells | undefined;
+  /** A tool ran since the last reaping: only tools start processes. */
+  private toolsRan = false;
 
   constructor(private readonly options: RuntimeOptions) {
     this.limits = turnLimitsFor(options.maxLineBytes);
+    this.shells = options.readyShell ? new ReadyShells() : undefined;
   }
 
   start(): void {
     this.emit({ type: 'ready', version: RUNTIME_VERSION });
+    this.shells?.prepare(this.options.shell ?? findShell(), this.options.workspace);
   }
 
   receive(result: LineResult<WorkerToRuntime>): void {
@@ -88,11 +101,19 @@ export class Runtime {
       case 'model_error':
         this.answer(message);
         return;
+      case 'host_tool_result':
+        if (!this.host.answer(message)) {
+          this.protocolError(
+            `host_tool_result for request ${message.requestId} of turn ${message.turnId} ignored: no such request is waiting`,
+          );
+        }
+        return;
     }
   }
 
   /** Stops the running turn, if any, and waits until its tool processes are gone. */
   async shutdown(): Promise<void> {
+    this.shells?.close();
     const active = this.active;
     if (!active) return;
     active.controller.abort();
@@ -108,8 +129,11 @@ export class Runtime {
         session: this.options.session,
         limits: this.limits,
         shell: this.options.shell,
+        shells: this.shells,
+        skillsRoot: this.options.skillsRoot,
         send,
         askModel: (requestId, messages) => this.askModel(turn.turnId, requestId, messages, signal),
+        askHost: (name, args) => this.host.ask(turn.turnId, name, args, signal, send),
       }),
     );
   }
@@ -125,6 +149,7 @@ export class Runtime {
         outputBytes: Math.min(run.limits.toolOutputBytes, this.limits.toolOutputBytes),
         signal,
         shell: this.options.shell,
+        shells: this.shells,
       });
       send({ type: 'tool_finished', turnId: run.turnId, callId, name: 'bash', ...result });
       send({ type: 'turn_done', turnId: run.turnId });
@@ -138,8 +163,14 @@ export class Runtime {
   ): void {
     if (this.active) this.cancelActive();
     const controller = new AbortController();
+    let doneLine: RuntimeToWorker | undefined;
     const send = (message: RuntimeToWorker) => {
-      if (!controller.signal.aborted) this.emit(message);
+      if (controller.signal.aborted) return;
+      if (message.type === 'tool_started') this.toolsRan = true;
+      // turn_done waits until the strays are reaped: once the worker sees it, nothing of the turn's
+      // still runs, so the workspace it then snapshots stays as it is until the next turn.
+      if (message.type === 'turn_done') doneLine = message;
+      else this.emit(message);
     };
     const done = body(controller.signal, send)
       .catch((err: unknown) => {
@@ -147,9 +178,15 @@ export class Runtime {
         send({ type: 'turn_done', turnId });
       })
       .finally(() => {
-        // Reap only if no newer job has started meanwhile (it would be killed with the strays).
+        // Reap only if no newer job has started meanwhile (it would be killed with the strays), and
+        // only after a tool ran (nothing else starts processes); the shell waiting for the next call
+        // has run nothing of the agent's and is spared.
         const current = this.active === undefined || this.active.controller === controller;
-        if (this.options.reapStrays && current) reapStrays();
+        if (this.options.reapStrays && current && this.toolsRan) {
+          this.toolsRan = false;
+          reapStrays(process.pid, undefined, this.shells?.pid());
+        }
+        if (doneLine && !controller.signal.aborted) this.emit(doneLine);
         if (this.active?.controller === controller) this.active = undefined;
       });
     this.active = { turnId, controller, done };

@@ -36,7 +36,7 @@ export const AUDIT_DATA = {
     userName: text(128).optional(),
     chars: count,
     files: z.array(z.object({ name: text(255), size: count })),
-    command: z.enum(['reset', 'run']).optional(),
+    command: z.enum(['reset', 'run', 'done']).optional(),
     /** The text itself, only with SANDBOT_AUDIT_CONTENT=true. */
     text: z.string().optional(),
   }),
@@ -100,6 +100,20 @@ export const AUDIT_DATA = {
   'limit.hit': z.looseObject({ limit: text(200) }),
   tripwire: z.looseObject({ name: text(200) }),
   'access.refused': z.looseObject({ reason: z.string() }),
+  /** Tasks (group-channel threads) and sub-agents: made, closed, held in line; delegations to sub-agents. */
+  'task.created': z.looseObject({ scope: text(256), owner: text(300), depth: count }),
+  'task.closed': z.looseObject({ by: text(300), wiped: z.boolean() }),
+  'task.held': z.looseObject({ reason: text(50), position: count }),
+  'delegation.started': z.looseObject({
+    parent: text(256),
+    child: text(256),
+    root: text(256),
+    requestedBy: text(300),
+  }),
+  'delegation.finished': z.looseObject({ parent: text(256), child: text(256), outcome: text(50) }),
+  'delegation.refused': z.looseObject({ reason: z.string() }),
+  /** A vetted skill in a turn: loaded (with its hash), refused (why), or a mount that did not match. */
+  skill: z.looseObject({ action: text(50), skill: text(200) }),
 } as const;
 
 export type AuditKind = keyof typeof AUDIT_DATA;

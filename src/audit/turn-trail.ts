@@ -9,7 +9,8 @@ import type { Turn } from '../queue/conversation-store.js';
 import type { AuditRecorder } from './audit-log.js';
 import { boundValue, capText } from './bound.js';
 import type { AuditActor, AuditInput } from './events.js';
-import { diffWorkspace } from './workspace-diff.js';
+import type { WorkspaceBaselines } from './workspace-baselines.js';
+import { diffWorkspace, type FileChange } from './workspace-diff.js';
 
 export type TrailMode = 'chat' | 'run';
 export type TrailOutcome = 'replied' | 'failed' | 'stopped' | 'killed' | 'abandoned';
@@ -23,21 +24,31 @@ export interface ModelCallTrail {
 /** What the turn runner tells the audit log and the metrics about one turn. */
 export interface TurnTrail {
   started(): void;
-  /** Snapshot of /workspace once the sandbox is open, to diff against at the end. */
-  workspaceBefore(): Promise<void>;
+  /**
+   * How the previous turn left /workspace, when nothing can have changed it since (same container, no
+   * turn in between: see WorkspaceBaselines); undefined otherwise. Call once the sandbox is open and
+   * before anything goes into it: it also marks the workspace as this turn's.
+   */
+  priorWorkspace(containerId: string): Promise<WorkspaceSnapshot | undefined>;
+  /** What to diff against at the end: `prior` when nothing was put in since, else a new snapshot. */
+  workspaceBefore(prior?: WorkspaceSnapshot): Promise<void>;
   modelRequest(requestId: string, model: string, messages: ChatMessage[]): ModelCallTrail;
   /** A sandbox's `tool_finished`: the result of a call the model made (matched by name, in order). */
   toolFinished(result: ToolResult & { name: string }): void;
   /** A chat `/run` command and its result (undefined: none came back). */
   commandFinished(command: string, result: ToolResult | undefined): void;
   limitHit(limit: string, detail?: Record<string, unknown>): void;
+  /** The turn's skill tools (name → "skill@version"): their calls are recorded with the skill they belong to. */
+  skillTools?(tools: Record<string, string>): void;
   /** Wraps `publish` to learn the error the user is told. */
   publishing(publish: (event: OutboundEvent) => Promise<void>): (event: OutboundEvent) => Promise<void>;
   /**
    * Diffs /workspace against the snapshot from the start and records the changes. Called before the
-   * last message goes out, so the turn ends (and the next can start) as soon as that is sent.
+   * last message goes out, so the turn ends (and the next can start) as soon as that is sent. With
+   * `keep` (a turn that ended cleanly) the snapshot is kept for the next turn. Returns the changes, or
+   * undefined when they are not fully known (no snapshot, or one cut short).
    */
-  workspaceAfter(): Promise<void>;
+  workspaceAfter(options?: { keep?: boolean }): Promise<FileChange[] | undefined>;
   /** Records what is still open (and the file changes, if not yet done) and `turn.finished`. */
   finished(outcome: TrailOutcome): Promise<void>;
 }
@@ -45,6 +56,8 @@ export interface TurnTrail {
 export interface TrailDeps {
   audit: AuditRecorder;
   snapshot(conversation: ConversationId): Promise<WorkspaceSnapshot>;
+  /** Snapshots kept from turn to turn; absent: every turn takes its own. */
+  baselines?: WorkspaceBaselines;
   /** This worker as an actor: `worker:<id>`. */
   actor(): AuditActor;
   logger: Logger;
@@ -58,6 +71,7 @@ const MAX_FILE_EVENTS = 1000;
 /** Does nothing: for a runner wired without an audit log. */
 export const silentTrail: TurnTrail = {
   started: () => undefined,
+  priorWorkspace: async () => undefined,
   workspaceBefore: async () => undefined,
   workspaceAfter: async () => undefined,
   modelRequest: () => ({ answered: () => undefined, failed: () => undefined }),
@@ -79,9 +93,12 @@ class RecordedTurn implements TurnTrail {
   /** Calls the model asked for whose results have not come back yet, in order. */
   private readonly open: { name: string; args: Record<string, unknown> }[] = [];
   private before?: WorkspaceSnapshot;
+  /** This turn's mark on the workspace (see WorkspaceBaselines.claim) and the container it holds. */
+  private claimed?: { claim: string; containerId?: string };
   private filesChanged = 0;
   private error?: string;
   private readonly user: AuditActor;
+  private skills: Record<string, string> = {};
 
   constructor(
     private readonly deps: TrailDeps,
@@ -111,8 +128,22 @@ class RecordedTurn implements TurnTrail {
     }
   }
 
-  async workspaceBefore(): Promise<void> {
-    this.before = await this.snapshot();
+  async priorWorkspace(containerId: string): Promise<WorkspaceSnapshot | undefined> {
+    const baselines = this.deps.baselines;
+    if (!baselines || this.claimed) return undefined;
+    // Not caught: a turn that cannot mark the workspace as its own must not run (another worker's
+    // kept snapshot would stay valid past the changes this turn makes).
+    const { claim, snapshot } = await baselines.claim(this.turn.conversation, containerId || undefined);
+    this.claimed = { claim, containerId: containerId || undefined };
+    return snapshot;
+  }
+
+  async workspaceBefore(prior?: WorkspaceSnapshot): Promise<void> {
+    if (!this.claimed && this.deps.baselines) {
+      const { claim } = await this.deps.baselines.claim(this.turn.conversation, undefined);
+      this.claimed = { claim };
+    }
+    this.before = prior ?? (await this.snapshot());
   }
 
   modelRequest(requestId: string, model: string, messages: ChatMessage[]): ModelCallTrail {
@@ -163,13 +194,19 @@ class RecordedTurn implements TurnTrail {
     this.recordTool(this.user, 'bash', { command }, result);
   }
 
+  skillTools(tools: Record<string, string>): void {
+    this.skills = tools;
+  }
+
   private recordTool(actor: AuditActor, name: string, args: Record<string, unknown>, result?: ToolResult) {
     this.toolCalls += 1;
+    const skill = Object.hasOwn(this.skills, name) ? this.skills[name] : undefined;
     // The model may name tools that do not exist: those share one label, so it cannot grow without bound.
-    const tool = ToolName.safeParse(name).success ? name : 'other';
+    const tool = ToolName.safeParse(name).success ? name : skill ? 'skill' : 'other';
     this.metrics.toolCalls.inc({ tool, ok: result ? String(result.ok) : 'unknown' });
     this.record(actor, 'tool.call', {
       name,
+      ...(skill ? { skill } : {}),
       args: boundValue(args, ARG_CHARS),
       reported: result !== undefined,
       ...(result
@@ -189,13 +226,19 @@ class RecordedTurn implements TurnTrail {
     };
   }
 
-  async workspaceAfter(): Promise<void> {
+  async workspaceAfter(options: { keep?: boolean } = {}): Promise<FileChange[] | undefined> {
     const before = this.before;
     this.before = undefined; // once
-    if (!before) return;
+    if (!before) return undefined;
     for (const call of this.open.splice(0)) this.recordTool('agent', call.name, call.args);
     const after = await this.snapshot();
     const changes = after ? diffWorkspace(before, after) : [];
+    const { claim, containerId } = this.claimed ?? {};
+    if (options.keep && after && claim && containerId) {
+      await this.deps.baselines
+        ?.keep(this.turn.conversation, claim, containerId, after)
+        .catch((error: unknown) => this.deps.logger.warn({ err: error }, 'workspace snapshot not kept'));
+    }
     this.filesChanged = changes.length;
     const actor = this.mode === 'run' ? this.user : 'agent';
     for (const change of changes.slice(0, MAX_FILE_EVENTS)) this.record(actor, change.kind, change.data);
@@ -205,6 +248,7 @@ class RecordedTurn implements TurnTrail {
         unrecorded: changes.length - MAX_FILE_EVENTS,
       });
     }
+    return after && !after.truncated && !before.truncated ? changes : undefined;
   }
 
   async finished(outcome: TrailOutcome): Promise<void> {

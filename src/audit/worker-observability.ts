@@ -10,6 +10,7 @@ import type { Turn } from '../queue/conversation-store.js';
 import { AuditLog, type AuditSettings } from './audit-log.js';
 import type { AuditActor } from './events.js';
 import { type TrailMode, type TurnTrail, turnTrails } from './turn-trail.js';
+import type { WorkspaceBaselines } from './workspace-baselines.js';
 
 /** What the worker's observability needs of its sandbox driver. */
 export interface ObservedDriver {
@@ -35,6 +36,8 @@ export function observeWorker(options: {
   driver: ObservedDriver;
   /** The worker's id (known once it is constructed). */
   workerId: () => string;
+  /** Workspace snapshots kept from turn to turn (see WorkspaceBaselines). */
+  baselines?: WorkspaceBaselines;
 }): WorkerObservability {
   const { config, driver, logger } = options;
   const metrics = sandbotMetrics();
@@ -57,6 +60,7 @@ export function observeWorker(options: {
     observe: turnTrails({
       audit,
       snapshot: (conversation) => driver.snapshotWorkspace(conversation),
+      ...(options.baselines ? { baselines: options.baselines } : {}),
       actor,
       logger,
     }),

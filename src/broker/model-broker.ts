@@ -1,5 +1,6 @@
 import { type Message, Ollama, type Tool } from 'ollama';
 import type { ChatMessage } from '../protocol/agent.js';
+import type { SkillToolDefinition } from '../protocol/skill-tools.js';
 import { toolDefinitions } from '../protocol/tools.js';
 import { classifyOllamaError, ModelBrokerError } from './errors.js';
 import { ollamaFetch } from './ollama-fetch.js';
@@ -27,6 +28,8 @@ export interface ChatRequest {
   signal?: AbortSignal;
   /** Called with each piece of streamed text, for progress. */
   onDelta?: (text: string) => void;
+  /** Tools offered besides the built-in ones (the conversation's enabled skills). */
+  tools?: readonly SkillToolDefinition[];
 }
 
 export interface ChatResult {
@@ -57,7 +60,7 @@ export class ModelBroker {
       const stream = await this.client(signal).chat({
         model: request.model,
         messages: messages as Message[],
-        tools: this.tools,
+        tools: request.tools?.length ? [...this.tools, ...(request.tools as Tool[])] : this.tools,
         stream: true,
       });
       let state = emptyReply();

@@ -7,7 +7,9 @@ import { registerDiscordCommands } from './commands/discord.js';
 import { registerDoctorCommand } from './commands/doctor.js';
 import { registerImageCommands } from './commands/image.js';
 import { registerSandboxCommands } from './commands/sandbox.js';
+import { registerSkillCommands } from './commands/skill.js';
 import { registerSlackCommands } from './commands/slack.js';
+import { registerVmCommands } from './commands/vm.js';
 import { runService } from './run-service.js';
 
 const program = new Command('sandbot')
@@ -38,7 +40,9 @@ registerAuditCommands(program);
 registerDoctorCommand(program);
 registerImageCommands(program);
 registerSandboxCommands(program);
+registerSkillCommands(program);
 registerSlackCommands(program);
 registerDiscordCommands(program);
+registerVmCommands(program);
 
 await program.parseAsync(process.argv);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { NetworkRules } from '../egress/policy.js';
+import { SkillRules } from '../skills/enablement.js';
 
 /**
  * Every setting sandbot reads, from the environment (and `.env`). This schema is the single source of
@@ -37,6 +38,33 @@ export const ConfigSchema = z.object({
     .optional()
     .describe('Container engine endpoint (unix:///path or tcp://host:port); default: the local socket.'),
   SANDBOX_IMAGE: z.string().min(1).default('sandbot-sandbox:latest').describe('Image each sandbox runs.'),
+  SANDBOX_LAYER: z
+    .enum(['container', 'gvisor', 'microvm'])
+    .default('container')
+    .describe(
+      'Isolation layers: container (runc or SANDBOX_RUNTIME), gvisor (every sandbox under runsc), microvm (every sandbox inside a QEMU guest built by `sandbot vm build`).',
+    ),
+  SANDBOT_VM_DIR: z
+    .string()
+    .min(1)
+    .default('./data/vm')
+    .describe(
+      'Micro-VM files: the built guest, its TLS keys, its data disk (images, volumes) and run state.',
+    ),
+  SANDBOT_VM_MEMORY_MB: int(256, 1_048_576).default(2048).describe('Micro-VM guest memory, MiB.'),
+  SANDBOT_VM_CPUS: int(1, 256).default(2).describe('Micro-VM guest CPUs.'),
+  SANDBOT_VM_DISK_MB: int(1024, 16_777_216)
+    .default(16_384)
+    .describe('Micro-VM data disk (images, sandbox volumes), MiB; a sparse file, created once.'),
+  SANDBOT_VM_ACCEL: z
+    .enum(['auto', 'kvm', 'tcg'])
+    .default('auto')
+    .describe(
+      'Micro-VM acceleration: kvm (hardware), tcg (software emulation, slow), auto = kvm when the host CPU has vmx/svm and /dev/kvm.',
+    ),
+  SANDBOT_VM_BOOT_SECONDS: int(5, 3600)
+    .default(300)
+    .describe('How long starting the micro-VM may take until its engine answers.'),
   SANDBOX_RUNTIME: z
     .string()
     .optional()
@@ -80,6 +108,16 @@ export const ConfigSchema = z.object({
   SANDBOT_TRIPWIRE_EGRESS_REFUSALS: int(1, 10_000)
     .default(5)
     .describe('Refused network requests in one turn that kill and quarantine the sandbox.'),
+  SANDBOT_SKILLS_DIR: z
+    .string()
+    .min(1)
+    .default('./data/skills')
+    .describe(
+      'Where vetted skills live (files, scan reports, approvals, the skills ledger); the CLI, gateways and workers must see the same folder.',
+    ),
+  SANDBOT_SKILLS: SkillRules.describe(
+    'Skills enabled from config: "<conversation-prefix>=<skill>,<skill>@<version>;…" (only approved, unchanged skills load). Default: none.',
+  ),
   OLLAMA_HOST: z
     .string()
     .url()
@@ -94,10 +132,37 @@ export const ConfigSchema = z.object({
   SANDBOX_MAX_LIVE: int(1, 100_000)
     .default(50)
     .describe('Running sandboxes per worker; past it idle ones are stopped first, then turns wait.'),
+  SANDBOX_WARM_POOL: int(0, 1000)
+    .default(0)
+    .describe(
+      'Sandboxes a worker keeps started ahead for new conversations (each used once; they count toward SANDBOX_MAX_LIVE). Not with SANDBOX_WORKSPACE_MB.',
+    ),
   SANDBOT_EPHEMERAL: list.describe(
     'Conversation-id prefixes (whole segments, or ending in *) whose workspace is wiped (not just stopped) when idle, comma-separated.',
   ),
   SANDBOT_WORKER_CONCURRENCY: int(1, 1000).default(4).describe('Conversations one worker runs at once.'),
+  SANDBOT_TASKS_PER_USER: int(1, 1000)
+    .default(2)
+    .describe('Tasks (group-channel threads) one person may have running at once; more wait in line.'),
+  SANDBOT_TASKS_PER_CHANNEL: int(1, 10_000)
+    .default(4)
+    .describe('Tasks one channel may have running at once; more wait in line.'),
+  SANDBOT_DELEGATE_MAX_DEPTH: int(0, 5)
+    .default(1)
+    .describe(
+      'How deep sub-agents may nest (1: agents may delegate, sub-agents may not; 0: no delegate tool).',
+    ),
+  SANDBOT_DELEGATE_MAX_FANOUT: int(1, 50)
+    .default(3)
+    .describe('Sub-agents one agent may start (over the life of its conversation).'),
+  SANDBOT_DELEGATE_MAX_SANDBOXES: int(1, 500)
+    .default(6)
+    .describe('Sub-agent sandboxes one task may use in all, at every depth.'),
+  SANDBOT_DELEGATE_MAX_SECONDS: int(10, 86_400)
+    .default(480)
+    .describe(
+      'Wall time of a delegation, sub-agents of sub-agents included; then they are stopped (the parent’s turn limit still applies).',
+    ),
   SANDBOT_TURN_LEASE_SECONDS: int(2, 600)
     .default(30)
     .describe('A dead worker’s turn is taken over after this long without a lease renewal.'),

@@ -1,7 +1,9 @@
 import type Docker from 'dockerode';
 import { Redis } from 'ioredis';
+import { describePlan, layerPlan } from '../../sandbox/layer.js';
 import { ModelBroker } from '../broker/model-broker.js';
 import type { Config } from '../config/schema.js';
+import { checkSandboxLayer, LAYER_TIMEOUT_MS } from './layer.js';
 
 /**
  * `sandbot doctor`: is everything sandbot needs there and answering? Each check has its own time
@@ -30,7 +32,7 @@ export const CHECK_NAMES = {
   redis: 'Redis',
   docker: 'Docker engine',
   image: 'Sandbox image',
-  runtime: 'OCI runtime',
+  layer: 'Sandbox layer',
   ollama: 'Ollama',
   model: 'Model',
 } as const;
@@ -122,17 +124,30 @@ async function checkEngineAndImage(
       fix: engineFix(undefined),
     },
   );
-  const runtime = config.SANDBOX_RUNTIME; // only checked when one is asked for
   if (!engine.ok) {
     const skipped = (name: string) => ({ name, ok: false, detail: 'not checked: the engine is unreachable' });
-    return [engine, skipped(CHECK_NAMES.image), ...(runtime ? [skipped(CHECK_NAMES.runtime)] : [])];
+    return [engine, skipped(CHECK_NAMES.image), skipped(CHECK_NAMES.layer)];
   }
+  const image = await bounded(CHECK_NAMES.image, timeoutMs, () => checkImage(docker, config.SANDBOX_IMAGE));
+  if (!image.ok) {
+    return [
+      engine,
+      image,
+      {
+        name: CHECK_NAMES.layer,
+        ok: false,
+        detail: `not checked: the sandbox image is missing (${describePlan(layerPlan(config))})`,
+      },
+    ];
+  }
+  // Starting a container (under gVisor: its kernel) takes longer than a ping.
+  const layerMs = Math.max(timeoutMs, LAYER_TIMEOUT_MS);
   return [
     engine,
-    ...(await Promise.all([
-      bounded(CHECK_NAMES.image, timeoutMs, () => checkImage(docker, config.SANDBOX_IMAGE)),
-      ...(runtime ? [bounded(CHECK_NAMES.runtime, timeoutMs, () => checkRuntime(docker, runtime))] : []),
-    ])),
+    image,
+    await bounded(CHECK_NAMES.layer, layerMs, () =>
+      checkSandboxLayer(CHECK_NAMES.layer, docker, config, layerMs),
+    ),
   ];
 }
 
@@ -156,20 +171,6 @@ async function checkImage(docker: Docker, image: string): Promise<DoctorCheck> {
     }
     return { name: CHECK_NAMES.image, ok: false, detail: `cannot inspect ${image}: ${describeError(error)}` };
   }
-}
-
-async function checkRuntime(docker: Docker, wanted: string): Promise<DoctorCheck> {
-  const info = (await docker.info()) as { Runtimes?: Record<string, unknown> };
-  const known = Object.keys(info.Runtimes ?? {});
-  if (known.includes(wanted)) {
-    return { name: CHECK_NAMES.runtime, ok: true, detail: `${wanted} is registered with the engine` };
-  }
-  return {
-    name: CHECK_NAMES.runtime,
-    ok: false,
-    detail: `the engine has no runtime "${wanted}" (it has: ${known.join(', ') || 'none listed'})`,
-    fix: `register ${wanted} under "runtimes" in /etc/docker/daemon.json and restart the engine, or unset SANDBOX_RUNTIME`,
-  };
 }
 
 async function checkOllamaAndModel(config: Config, timeoutMs: number): Promise<DoctorCheck[]> {

@@ -11,7 +11,7 @@ import {
   firewallRules,
   removeFirewall,
 } from './network.js';
-import type { NetworkRules } from './policy.js';
+import type { Grant, NetworkRules } from './policy.js';
 import { NetworkPolicyStore } from './policy-store.js';
 import { EgressProxy, type EgressRecord, type Lookup } from './proxy.js';
 
@@ -27,6 +27,8 @@ export interface EgressServiceOptions {
   logger: Logger;
   onRecord?: (entry: EgressRecord) => void;
   lookup?: Lookup;
+  /** Grants besides the policy's: the approved hosts of a conversation's enabled skills. */
+  extraGrants?: (conversation: ConversationId) => Promise<Grant[]>;
 }
 
 /**
@@ -63,7 +65,7 @@ export class EgressService {
       this.network = await ensureEgressNetwork(this.options.docker, this.options.instance);
       this.proxy = new EgressProxy({
         identify: (header) => this.identify(header),
-        grantsFor: (conversation) => this.policy.grantsFor(conversation),
+        grantsFor: (conversation) => this.grantsFor(conversation),
         record: (entry) => this.record(entry),
         lookup: this.options.lookup,
         maxBytes: this.options.maxBytes,
@@ -86,8 +88,17 @@ export class EgressService {
   }
 
   /** The network a conversation's sandbox joins, or undefined for none (no grants). */
+  /** The policy's grants and the extra ones (skills), together. */
+  async grantsFor(conversation: ConversationId): Promise<Grant[]> {
+    const [policy, extra] = await Promise.all([
+      this.policy.grantsFor(conversation),
+      this.options.extraGrants?.(conversation) ?? [],
+    ]);
+    return [...new Set([...policy, ...extra])];
+  }
+
   async networkFor(conversation: ConversationId): Promise<SandboxNetwork | undefined> {
-    const grants = await this.policy.grantsFor(conversation);
+    const grants = await this.grantsFor(conversation);
     if (grants.length === 0) return undefined;
     await this.ensure();
     if (!this.network || !this.proxy) {

@@ -1,6 +1,7 @@
 import type Dockerode from 'dockerode';
 import type { Redis } from 'ioredis';
 import { createDocker } from '../../sandbox/driver/docker-client.js';
+import { describePlan, layerPlan } from '../../sandbox/layer.js';
 import { AuditLog } from '../audit/audit-log.js';
 import { type ActivitySummary, summarizeConversation } from '../audit/summary.js';
 import { ModelBroker } from '../broker/model-broker.js';
@@ -11,6 +12,7 @@ import type { HealthReport, HttpServer } from '../gateway/http-server.js';
 import type { Logger } from '../log/logger.js';
 import type { ConversationStore } from '../queue/conversation-store.js';
 import { conversationKeys } from '../queue/keys.js';
+import { layerReadiness, readWorkerLayers } from './layer-report.js';
 import { sandbotMetrics } from './metrics.js';
 import { checkReadiness } from './readiness.js';
 import { registerMetricsRoute } from './route.js';
@@ -41,7 +43,7 @@ export function observeGateway(options: {
   );
   return {
     audit,
-    /** `/readyz`: Redis, the container engine, Ollama and each chat connection. */
+    /** `/readyz`: Redis, the container engine, Ollama, the workers' sandbox layers and each chat connection. */
     health: (adapters: ReadonlyMap<Platform, ChatAdapter>): Promise<HealthReport> =>
       checkReadiness(
         {
@@ -51,6 +53,18 @@ export function observeGateway(options: {
             const server = await broker.checkServer();
             if (!server.ok) throw new Error(server.error.message);
             return `Ollama ${server.version}`;
+          },
+          // The layers live workers checked and run under (they publish them; see layer-report.ts).
+          // Informational: readiness is about this gateway, and Redis has its own entry.
+          layer: async (signal) => {
+            const configured = describePlan(layerPlan(config));
+            try {
+              await pingRedis(options.probe, signal);
+              const workers = await readWorkerLayers(options.probe, config.SANDBOT_INSTANCE);
+              return layerReadiness(configured, workers, Date.now()).detail;
+            } catch {
+              return `configured ${configured}; the workers' layers cannot be read without Redis`;
+            }
           },
         },
         Object.fromEntries([...adapters.values()].map((a) => [a.platform, a.health()])),

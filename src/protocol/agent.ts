@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { SkillToolSpec } from './skill-tools.js';
 
 /**
  * The JSON-lines protocol between the worker and the agent runtime inside a sandbox, one JSON object
@@ -31,6 +32,8 @@ export const TurnStart = z.object({
     toolTimeoutMs: z.number().int().positive(),
     toolOutputBytes: z.number().int().positive(),
   }),
+  /** Tools of the conversation's enabled skills (scripts under /skills), besides the built-in ones. */
+  tools: z.array(SkillToolSpec).max(64).optional(),
 });
 /** Runs one shell command without the model (a chat `/run`): answered with tool_started/finished and turn_done. */
 export const RunCommand = z.object({
@@ -54,6 +57,14 @@ export const ModelError = z.object({
 export const Cancel = z.object({ type: z.literal('cancel'), turnId });
 /** Asks the runtime to answer `ready`: a liveness check after (re)attaching. */
 export const Hello = z.object({ type: z.literal('hello') });
+/** The result of a host tool (see HostToolRequest), as the model reads it. */
+export const HostToolResult = z.object({
+  type: z.literal('host_tool_result'),
+  turnId,
+  requestId: z.string().min(1).max(64),
+  ok: z.boolean(),
+  output: z.string(),
+});
 
 export const WorkerToRuntime = z.discriminatedUnion('type', [
   TurnStart,
@@ -62,6 +73,7 @@ export const WorkerToRuntime = z.discriminatedUnion('type', [
   ModelError,
   Cancel,
   Hello,
+  HostToolResult,
 ]);
 export type WorkerToRuntime = z.infer<typeof WorkerToRuntime>;
 
@@ -98,6 +110,18 @@ export const RuntimeError = z.object({
   message: z.string().max(4000),
 });
 
+/**
+ * A tool call the worker carries out rather than the sandbox (src/protocol/host-tools.ts, e.g.
+ * `delegate`). The worker acts on it only when the model it brokered made exactly this call.
+ */
+export const HostToolRequest = z.object({
+  type: z.literal('host_tool_request'),
+  turnId,
+  requestId: z.string().min(1).max(64),
+  name: z.string().max(128),
+  args: z.record(z.string(), z.unknown()),
+});
+
 export const RuntimeToWorker = z.discriminatedUnion('type', [
   Ready,
   ModelRequest,
@@ -107,5 +131,6 @@ export const RuntimeToWorker = z.discriminatedUnion('type', [
   Reply,
   TurnDone,
   RuntimeError,
+  HostToolRequest,
 ]);
 export type RuntimeToWorker = z.infer<typeof RuntimeToWorker>;

@@ -33,8 +33,9 @@ export const InboundMessage = z.object({
   files: z.array(FileRef).max(20).default([]),
   /**
    * A conversation command, run in order with the messages: `reset` wipes workspace and history; `run`
-   * runs `text` as a shell command in the sandbox, without the model.
+   * runs `text` as a shell command in the sandbox, without the model; `done` closes the task (and wipes
+   * it when the channel's tasks are ephemeral).
    */
-  command: z.enum(['reset', 'run']).optional(),
+  command: z.enum(['reset', 'run', 'done']).optional(),
 });
 export type InboundMessage = z.infer<typeof InboundMessage>;

@@ -7,6 +7,9 @@ import type { Config } from '../config/schema.js';
 import { ConversationId } from '../conversation/id.js';
 import type { Grant } from '../egress/policy.js';
 import { NetworkPolicyStore } from '../egress/policy-store.js';
+import { SkillEnablement } from '../skills/enablement.js';
+import { SkillControl } from '../skills/skill-control.js';
+import { SkillStore } from '../skills/store.js';
 import type { ConversationStore } from './conversation-store.js';
 import { instanceKeys } from './keys.js';
 import { Quarantine } from './quarantine.js';
@@ -76,6 +79,9 @@ export class ConversationControl {
     });
   }
 
+  /** Skills enabled in a conversation (`skill enable|disable`, `skills`); absent without a skills folder. */
+  skills?: SkillControl;
+
   /** Reads a conversation's recent activity from the audit log (set by the gateway). */
   activity?: (conversation: ConversationId) => Promise<ActivitySummary | undefined>;
 
@@ -130,10 +136,11 @@ export class ConversationControl {
 export function createConversationControl(
   redis: Redis,
   store: ConversationStore,
-  config: Pick<Config, 'SANDBOT_INSTANCE' | 'SANDBOT_NETWORK_RULES'>,
+  config: Pick<Config, 'SANDBOT_INSTANCE' | 'SANDBOT_NETWORK_RULES'> &
+    Partial<Pick<Config, 'SANDBOT_SKILLS_DIR' | 'SANDBOT_SKILLS'>>,
   audit?: AuditRecorder,
 ): ConversationControl {
-  return new ConversationControl(
+  const control = new ConversationControl(
     redis,
     store,
     config.SANDBOT_INSTANCE,
@@ -141,4 +148,12 @@ export function createConversationControl(
     new NetworkPolicyStore(redis, config.SANDBOT_INSTANCE, config.SANDBOT_NETWORK_RULES),
     audit,
   );
+  if (config.SANDBOT_SKILLS_DIR) {
+    control.skills = new SkillControl(
+      new SkillStore(config.SANDBOT_SKILLS_DIR),
+      new SkillEnablement(redis, config.SANDBOT_INSTANCE, config.SANDBOT_SKILLS ?? []),
+      audit,
+    );
+  }
+  return control;
 }

@@ -6,6 +6,7 @@ import { messageReceived } from '../audit/message-event.js';
 import { ConversationId, shortHash } from '../conversation/id.js';
 import { sandbotMetrics } from '../metrics/metrics.js';
 import { InboundMessage } from '../protocol/inbound.js';
+import { TaskIntake } from '../tasks/task-intake.js';
 import type { ConversationStore } from './conversation-store.js';
 import { bullPrefix, INBOUND_QUEUE } from './keys.js';
 
@@ -33,6 +34,8 @@ export type SubmitResult = { status: 'queued'; seq: number } | { status: 'duplic
  */
 export class InboundQueue {
   readonly queue: Queue<InboundJob>;
+  /** Group-channel threads become tasks here (src/tasks). */
+  readonly tasks: TaskIntake;
 
   constructor(
     connection: Redis,
@@ -42,14 +45,17 @@ export class InboundQueue {
     private readonly audit?: AuditRecorder,
   ) {
     this.queue = new Queue<InboundJob>(INBOUND_QUEUE, { connection, prefix: bullPrefix(instance) });
+    this.tasks = new TaskIntake(connection, instance, audit);
   }
 
   async submit(input: InboundMessage): Promise<SubmitResult> {
     const message = InboundMessage.parse(input);
     // Before the store: once there, a worker may start the turn, and the log must show the message first.
     await this.audit?.record(messageReceived(message, this.audit.content));
+    await this.tasks.before(message);
     const seq = await this.store.submit(message);
     if (seq === null) return { status: 'duplicate' };
+    await this.tasks.accepted(message);
     sandbotMetrics().messagesIn.inc({ platform: message.platform, kind: message.command ?? 'message' });
     await this.queue.add(
       'message',

@@ -17,6 +17,8 @@ export interface CapacityDeps {
   logger: Logger;
   publish: (event: OutboundEvent) => Promise<void>;
   audit?: AuditRecorder;
+  /** The warm pool: its sandboxes hold slots too, and give them up first. */
+  pool?: { count(): Promise<number>; shrink(count: number): Promise<number> };
 }
 
 export interface CapacityOptions {
@@ -63,16 +65,37 @@ export class SandboxCapacity {
     this.deps.logger.info({ audit: 'sandbox.stop', conversation }, 'idle sandbox stopped');
   }
 
+  /** Docker's state of the conversation's sandbox; undefined when there is none or the engine failed. */
+  stateOf(conversation: ConversationId): Promise<string | undefined> {
+    return this.deps.driver.state(conversation).catch(() => undefined);
+  }
+
   /**
    * Makes room under SANDBOX_MAX_LIVE for this turn's sandbox: stops the least recently used sandboxes
-   * no turn is using; when every one is busy, the turn waits (the user is told once).
+   * no turn is using (the warm pool's first); when every one is busy, the turn waits (told once).
+   * `ownState`: the sandbox's state, when already asked for.
    */
-  async ensureRoom(turn: Turn, abandon: AbortSignal, actor: `worker:${string}`): Promise<void> {
+  async ensureRoom(
+    turn: Turn,
+    abandon: AbortSignal,
+    actor: `worker:${string}`,
+    ownState = this.stateOf(turn.conversation),
+  ): Promise<void> {
+    // Its own sandbox is running: this turn adds none (the warm case; one inspect, not a listing).
+    if ((await ownState) === 'running') return;
     const max = this.options.maxLive;
+    // Well below the cap (the usual case for a new conversation): one count, no listing of who is who.
+    const census = await this.deps.driver.countRunning();
+    if (census.sandboxes + census.pooled < max) return;
     const lastUsed = instanceKeys(this.options.instance).lastUsed;
     for (let told = false; !abandon.aborted; ) {
-      const running = (await this.deps.driver.list()).filter((s) => s.state === 'running');
-      if (running.length < max || running.some((s) => s.conversation === turn.conversation)) return;
+      const [sandboxes, poolCount] = await Promise.all([this.deps.driver.list(), this.deps.pool?.count()]);
+      const running = sandboxes.filter((s) => s.state === 'running');
+      let pooled = poolCount ?? 0;
+      if (running.length + pooled < max || running.some((s) => s.conversation === turn.conversation)) return;
+      // Pooled sandboxes are there to save time, not to hold slots: they make room first.
+      if (pooled > 0) pooled -= (await this.deps.pool?.shrink(running.length + pooled - max + 1)) ?? 0;
+      if (running.length + pooled < max) return;
       const idle: { conversation: ConversationId; used: number }[] = [];
       for (const s of running) {
         if (await this.deps.store.leaseHolder(s.conversation)) continue;
@@ -82,7 +105,7 @@ export class SandboxCapacity {
         });
       }
       idle.sort((a, b) => a.used - b.used);
-      const excess = running.length - max + 1;
+      const excess = running.length + pooled - max + 1;
       for (const s of idle.slice(0, excess)) await this.retire(s.conversation);
       if (idle.length >= excess) return;
       if (!told) {

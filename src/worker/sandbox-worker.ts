@@ -11,8 +11,11 @@ import type { InboundQueue } from '../queue/inbound-queue.js';
 import { InboundJob } from '../queue/inbound-queue.js';
 import { bullPrefix, INBOUND_QUEUE, instanceKeys } from '../queue/keys.js';
 import { type Quarantine, quarantineNotice } from '../queue/quarantine.js';
+import type { TaskLimits } from '../tasks/fairness.js';
+import { closeTask } from '../tasks/task-close.js';
+import { TaskGate } from '../tasks/task-gate.js';
 import { runCommand } from './run-command.js';
-import { SandboxCapacity } from './sandbox-capacity.js';
+import { type CapacityDeps, SandboxCapacity } from './sandbox-capacity.js';
 import type { StopReason } from './stop-reason.js';
 import { errorEvent, replyEvent } from './turn-events.js';
 import { planSegments } from './turn-plan.js';
@@ -25,6 +28,8 @@ export interface SandboxWorkerDeps extends TurnRunnerDeps {
   driver: SandboxDriver;
   quarantine: Quarantine;
   audit?: AuditRecorder;
+  /** The warm pool, when SANDBOX_WARM_POOL is set (its sandboxes count toward SANDBOX_MAX_LIVE). */
+  pool?: CapacityDeps['pool'];
 }
 
 /** Messages folded into one turn at most; the rest go to the next turn. */
@@ -46,6 +51,7 @@ export class SandboxWorker {
   private control?: Redis;
   private readonly leaseMs: number;
   private readonly capacity: SandboxCapacity;
+  private readonly tasks: TaskGate;
 
   constructor(
     private readonly deps: SandboxWorkerDeps,
@@ -60,10 +66,19 @@ export class SandboxWorker {
       maxLive: number;
       /** Conversation-id prefixes wiped rather than stopped when idle. */
       ephemeral: string[];
+      /** Running tasks per person and per channel (src/tasks/fairness.ts). */
+      taskLimits: TaskLimits;
     },
   ) {
     this.leaseMs = options.leaseSeconds * 1000;
     this.capacity = new SandboxCapacity(deps, options);
+    this.tasks = new TaskGate({
+      ...deps,
+      tasks: deps.inbound.tasks.store,
+      instance: options.instance,
+      kick: (conversation, period) => deps.inbound.kick(conversation, period),
+      limits: options.taskLimits,
+    });
   }
 
   start(): void {
@@ -192,13 +207,26 @@ export class SandboxWorker {
         if (released === 'more') continue;
         return `${turns} turns`;
       }
+      // Asked alongside the checks below: whether its sandbox runs (then the live cap needs no listing).
+      const ownState = this.capacity.stateOf(conversation);
       const quarantined = await this.deps.quarantine.get(conversation);
       if (quarantined) {
         await this.deps.publish(errorEvent(turn, quarantineNotice(quarantined)));
         await this.deps.store.complete(turn, token);
+        await this.tasks.turnEnded(turn, 'killed');
         continue;
       }
-      await this.capacity.ensureRoom(turn, abandon, `worker:${this.id}`);
+      const admission = await this.tasks.admit(turn, `worker:${this.id}`);
+      if (admission === 'wait') {
+        // Over a per-person or per-channel limit: the turn stays in flight in Redis and runs when nudged.
+        await this.tasks.yieldLease(conversation, token);
+        return `${turns} turns, then waiting in line`;
+      }
+      if (admission === 'cancelled') {
+        await this.deps.store.complete(turn, token);
+        continue;
+      }
+      await this.capacity.ensureRoom(turn, abandon, `worker:${this.id}`, ownState);
       const stop = new AbortController();
       this.running.set(conversation, stop);
       this.refusals.delete(conversation);
@@ -207,6 +235,7 @@ export class SandboxWorker {
       );
       if (outcome === 'abandoned') return `lease lost during ${turn.turnId}`;
       await this.deps.store.complete(turn, token);
+      await this.tasks.turnEnded(turn, outcome);
       await this.deps.connection.zadd(instanceKeys(this.options.instance).lastUsed, Date.now(), conversation);
       turns += 1;
     }
@@ -216,6 +245,14 @@ export class SandboxWorker {
   private async runWithCommands(turn: Turn, signals: { abandon: AbortSignal; stop: AbortSignal }) {
     let outcome: TurnOutcome = 'replied';
     for (const segment of planSegments(turn)) {
+      if (segment.kind === 'done') {
+        await closeTask(
+          { ...this.deps, tasks: this.deps.inbound.tasks.store, ephemeral: this.options.ephemeral },
+          segment.turn,
+          `worker:${this.id}`,
+        );
+        continue;
+      }
       if (segment.kind === 'reset') {
         await this.deps.driver.remove(turn.conversation, { wipe: true });
         await this.deps.ledger.clear(turn.conversation);

@@ -1,7 +1,10 @@
 import { createDocker } from '../../sandbox/driver/docker-client.js';
 import { sandboxDriverFromConfig } from '../../sandbox/driver/from-config.js';
+import { describePlan, type LayerPlan, layerPlan } from '../../sandbox/layer.js';
+import { checkLayer } from '../../sandbox/layer-check.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { observeWorker } from '../audit/worker-observability.js';
+import { WorkspaceBaselines } from '../audit/workspace-baselines.js';
 import { ModelBroker } from '../broker/model-broker.js';
 import { defaultSystemPrompt } from '../broker/system-prompt.js';
 import type { Config } from '../config/schema.js';
@@ -10,18 +13,26 @@ import type { EgressRecord, Lookup } from '../egress/proxy.js';
 import { BlobStore } from '../files/blob-store.js';
 import { OutboxLedger } from '../files/outbox-ledger.js';
 import type { Logger } from '../log/logger.js';
+import { publishWorkerLayer } from '../metrics/layer-report.js';
 import { ConversationStore } from '../queue/conversation-store.js';
 import { InboundQueue } from '../queue/inbound-queue.js';
 import { OutboundQueue } from '../queue/outbound-queue.js';
 import { Quarantine } from '../queue/quarantine.js';
 import { createRedis } from '../queue/redis.js';
+import { workerSkills } from '../skills/turn-skills.js';
+import { startWorkerGuest } from '../vm/worker-guest.js';
 import { Canary } from './canary.js';
+import { subAgentOutbound } from './delegation-outbound.js';
+import { delegationFor } from './delegation-wiring.js';
 import { SandboxWorker } from './sandbox-worker.js';
+import { type WarmPool, warmPoolFor } from './warm-pool.js';
 
 export interface RunningWorker {
   worker: SandboxWorker;
   /** This worker's audit log (e.g. for the egress proxy's net.request events). */
   audit: AuditLog;
+  /** The warm pool (SANDBOX_WARM_POOL), when there is one. */
+  pool?: WarmPool;
   stop(): Promise<void>;
 }
 
@@ -39,11 +50,29 @@ export async function startWorker(
   overrides: WorkerOverrides = {},
 ): Promise<RunningWorker> {
   const log = logger.child({ role: 'worker' });
+  const plan = layerPlan(config);
+  // SANDBOX_LAYER=microvm: the guest is started (or found running) and supervised; sandboxes live in its engine.
+  const guest = plan.engine === 'guest' ? await startWorkerGuest(config, log) : undefined;
+  // Before any work is taken: a worker that cannot run its layer refuses to start, saying why.
+  const layer = await checkLayer(plan, {
+    docker: createDocker(config.DOCKER_HOST),
+    endpoint: config.DOCKER_HOST,
+    image: config.SANDBOX_IMAGE,
+    instance: config.SANDBOT_INSTANCE,
+    ...(guest ? { guest: (p: LayerPlan) => guest.check(p) } : {}),
+  });
+  if (!layer.ok) {
+    await guest?.stop();
+    throw new Error(
+      `the sandbox layer "${layer.plan.layer}" cannot run here: ${layer.reason}${layer.fix ? ` (fix: ${layer.fix})` : ''}`,
+    );
+  }
+  log.info({ layer: describePlan(layer.plan), detail: layer.detail }, 'sandbox layer checked');
   const connection = createRedis(config.SANDBOT_REDIS_URL, `${config.SANDBOT_INSTANCE}-worker`);
   const store = new ConversationStore(connection, config.SANDBOT_INSTANCE);
   const inbound = new InboundQueue(connection, store, config.SANDBOT_INSTANCE);
   const outbound = new OutboundQueue(connection, config.SANDBOT_INSTANCE);
-  const driver = sandboxDriverFromConfig(config, log);
+  const driver = sandboxDriverFromConfig(config, log, guest?.docker);
   const egress = new EgressService({
     docker: createDocker(config.DOCKER_HOST),
     redis: connection,
@@ -54,6 +83,7 @@ export async function startWorker(
     maxSeconds: config.SANDBOT_EGRESS_MAX_SECONDS,
     logger: log,
     lookup: overrides.lookup,
+    extraGrants: (conversation) => skills.grantsFor(conversation),
     onRecord: (entry) => {
       worker.noteEgress(entry);
       if (entry.conversation) {
@@ -80,7 +110,28 @@ export async function startWorker(
     host: config.OLLAMA_HOST,
     timeoutMs: config.SANDBOT_MODEL_TIMEOUT_SECONDS * 1000,
   });
-  const observed = observeWorker({ connection, config, logger: log, driver, workerId: () => worker.id });
+  // Workspace snapshots kept from turn to turn, and the warm pool (SANDBOX_WARM_POOL), if any.
+  const baselines = new WorkspaceBaselines(connection, config.SANDBOT_INSTANCE);
+  const pool = warmPoolFor(config, { driver, redis: connection, canary, baselines, logger: log });
+  driver.usePool(pool);
+  // Attach connections stay open between turns (a warm turn then makes no engine call before the model).
+  driver.keepAttached(config.SANDBOX_MAX_LIVE);
+  const observed = observeWorker({
+    connection,
+    config,
+    logger: log,
+    driver,
+    workerId: () => worker.id,
+    baselines,
+  });
+  const skills = workerSkills(config, {
+    // Skill volumes are mounted into sandboxes: they live on the sandboxes' engine (the guest's, under microvm).
+    docker: guest?.docker ?? createDocker(config.DOCKER_HOST),
+    redis: connection,
+    audit: observed.audit,
+    actor: () => `worker:${worker.id}`,
+    logger: log,
+  });
   const worker = new SandboxWorker(
     {
       connection,
@@ -88,13 +139,35 @@ export async function startWorker(
       inbound,
       driver,
       broker,
-      publish: observed.counted((event) => outbound.publish(event)),
+      // A sub-agent's result goes to its parent (in Redis) and its progress to the parent's thread.
+      publish: observed.counted(
+        subAgentOutbound(connection, config.SANDBOT_INSTANCE, (event) => outbound.publish(event)),
+      ),
       observe: observed.observe,
-      networkFor: (conversation) => egress.networkFor(conversation),
+      networkFor: async (conversation) => {
+        // A layer without network (gVisor registered with --network=none) fails a granted turn, saying why.
+        if (!layer.network.ok && (await egress.grantsFor(conversation)).length > 0) {
+          throw new Error(layer.network.reason);
+        }
+        return egress.networkFor(conversation);
+      },
       quarantine: new Quarantine(connection, config.SANDBOT_INSTANCE),
       audit: observed.audit,
+      ...(pool ? { pool } : {}),
       canaryFor: (conversation) => canary.token(conversation),
+      skillsFor: (conversation, turnId) => skills.forTurn(conversation, turnId),
       tripwire: (conversation, reason) => worker.tripwire(conversation, reason),
+      hostTools: delegationFor(config, {
+        connection,
+        driver,
+        inbound,
+        egress,
+        audit: observed.audit,
+        canaryFor: (conversation) => canary.token(conversation),
+        tripwire: (conversation, reason) => worker.tripwire(conversation, reason),
+        logger: log,
+        actor: () => `worker:${worker.id}`,
+      }),
       logger: log,
       systemPrompt: defaultSystemPrompt(),
       blobs: new BlobStore(connection, config.SANDBOT_INSTANCE),
@@ -109,17 +182,31 @@ export async function startWorker(
       egressRefusalTripwire: config.SANDBOT_TRIPWIRE_EGRESS_REFUSALS,
       maxLive: config.SANDBOX_MAX_LIVE,
       ephemeral: config.SANDBOT_EPHEMERAL,
+      taskLimits: { perUser: config.SANDBOT_TASKS_PER_USER, perChannel: config.SANDBOT_TASKS_PER_CHANNEL },
     },
   );
+  const unpublishLayer = publishWorkerLayer(connection, config.SANDBOT_INSTANCE, worker.id, {
+    layer: layer.plan.layer,
+    ...(layer.plan.runtime ? { runtime: layer.plan.runtime } : {}),
+    detail: layer.detail,
+    ...(layer.network.ok ? {} : { noNetwork: layer.network.reason }),
+  });
   worker.start();
+  // Fills in the background: the worker takes messages at once (new conversations start cold meanwhile).
+  pool?.start().catch((error: unknown) => log.warn({ err: error }, 'warm pool did not start'));
   log.info({ id: worker.id, concurrency: config.SANDBOT_WORKER_CONCURRENCY }, 'worker started');
   return {
     worker,
     audit: observed.audit,
+    ...(pool ? { pool } : {}),
     async stop() {
       await worker.stop();
+      await pool?.stop();
+      driver.dropAttached();
+      await unpublishLayer();
       await observed.stop();
       await egress.stop();
+      await guest?.stop();
       await Promise.all([inbound.close(), outbound.close()]);
       connection.disconnect();
     },

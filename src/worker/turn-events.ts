@@ -43,7 +43,7 @@ export const errorEvent = (turn: Turn, message: string): OutboundEvent => ({
 
 /** One line for the progress message, e.g. "bash: ls -la". */
 export function describeToolStep(name: string, args: Record<string, unknown>, max = 160): string {
-  const main = args.command ?? args.path ?? '';
+  const main = args.command ?? args.path ?? args.task ?? '';
   const detail = typeof main === 'string' ? main.replace(/\s+/g, ' ').trim() : '';
   const text = detail ? `${name}: ${detail}` : name;
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;

@@ -1,4 +1,5 @@
 import type { SandboxDriver } from '../../sandbox/driver/types.js';
+import type { FileChange } from '../audit/workspace-diff.js';
 import type { BlobStore } from '../files/blob-store.js';
 import type { OutboxLedger } from '../files/outbox-ledger.js';
 import type { FileRef } from '../protocol/inbound.js';
@@ -22,6 +23,8 @@ export async function deliverInbox(driver: SandboxDriver, blobs: BlobStore, turn
   return missing;
 }
 
+const OUTBOX = '/workspace/outbox/';
+
 export interface CollectedOutbox {
   files: FileRef[];
   /** Files left out, named with the reason, for the reply text. */
@@ -40,6 +43,20 @@ export async function collectOutbox(
     files.push({ name: file.name, size: file.bytes.length, blobKey: await stores.blobs.put(file.bytes) });
   }
   return { files, skipped: outbox.skipped };
+}
+
+/**
+ * Whether the turn may have put files in /workspace/outbox (top level, where replies' files come
+ * from): when its file changes are not fully known, it may have.
+ */
+export function outboxTouched(changes: FileChange[] | undefined): boolean {
+  if (changes === undefined) return true;
+  return changes.some((change) => {
+    const name = change.data.path.startsWith(OUTBOX) ? change.data.path.slice(OUTBOX.length) : '';
+    return (
+      change.kind !== 'file.deleted' && change.data.type === 'file' && name !== '' && !name.includes('/')
+    );
+  });
 }
 
 /** The reply text with a note on outbox files that could not be handed back. */

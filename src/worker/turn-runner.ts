@@ -9,11 +9,14 @@ import type { OutboxLedger } from '../files/outbox-ledger.js';
 import type { Logger } from '../log/logger.js';
 import type { ChatMessage, RuntimeToWorker, WorkerToRuntime } from '../protocol/agent.js';
 import type { OutboundEvent } from '../protocol/outbound.js';
+import { type SkillToolDefinition, skillToolDefinition } from '../protocol/skill-tools.js';
 import type { Turn } from '../queue/conversation-store.js';
-import { CANARY_PATH, canaryFileContent, carriesCanary, touchesCanary } from './canary.js';
+import type { TurnSkills } from '../skills/turn-skills.js';
+import { CANARY_PATH, canaryFileContent, canaryIntact, carriesCanary, touchesCanary } from './canary.js';
+import { HostCallLedger, type HostTools, relayHostTool } from './host-tool-relay.js';
 import { type StopReason, stopNotice, stopReasonOf } from './stop-reason.js';
 import { describeToolStep, errorEvent, progressEvent, replyEvent } from './turn-events.js';
-import { collectOutbox, deliverInbox, withSkippedNote } from './turn-files.js';
+import { collectOutbox, deliverInbox, outboxTouched, withSkippedNote } from './turn-files.js';
 
 /** What the turn runner needs of the model broker. */
 export interface ModelChat {
@@ -22,6 +25,8 @@ export interface ModelChat {
     system: string;
     messages: ChatMessage[];
     signal?: AbortSignal;
+    /** The enabled skills' tools, besides the built-in ones. */
+    tools?: SkillToolDefinition[];
   }): Promise<{ message: ChatMessage; promptTokens?: number; completionTokens?: number }>;
 }
 
@@ -36,6 +41,10 @@ export interface TurnRunnerDeps {
   networkFor?: (conversation: ConversationId) => Promise<SandboxNetwork | undefined>;
   /** The conversation's canary token, planted in its workspace before each turn (a tripwire). */
   canaryFor?: (conversation: ConversationId) => Promise<string>;
+  /** The conversation's enabled skills for a turn: verified, mounted read-only, their tools offered. */
+  skillsFor?: (conversation: ConversationId, turnId: string) => Promise<TurnSkills>;
+  /** Tools the worker carries out itself (`delegate`); absent: none offered. */
+  hostTools?: HostTools;
   /** Kills and quarantines the conversation (a tripwire fired). */
   tripwire?: (conversation: ConversationId, reason: string) => void;
   ledger: OutboxLedger;
@@ -84,28 +93,58 @@ async function runTurnIn(
   trail: TurnTrail,
 ): Promise<TurnOutcome> {
   const log = deps.logger.child({ conversation: turn.conversation, turnId: turn.turnId });
-  await deps.publish(progressEvent(turn, 'start', 'working…'));
+  // Independent of one another, so not one after the other: the progress note, the skills and the
+  // network grants (each a Redis round trip or two before the sandbox is opened).
+  const working = deps.publish(progressEvent(turn, 'start', 'working…'));
+  // Awaited below; this only keeps an early failure from counting as unhandled meanwhile.
+  working.catch(() => undefined);
   let session: SandboxSession;
+  let skills: TurnSkills | undefined;
   try {
+    const [turnSkills, network] = await Promise.all([
+      deps.skillsFor?.(turn.conversation, turn.turnId),
+      deps.networkFor?.(turn.conversation),
+    ]);
+    skills = turnSkills;
     session = await deps.driver.open(turn.conversation, {
-      network: await deps.networkFor?.(turn.conversation),
+      network,
+      ...(skills ? { skills: skills.mounts } : {}),
+    });
+    // What the sandbox sees under /skills must hash to the approvals, checked from outside it.
+    await skills?.verifyMounted().catch(async (error: unknown) => {
+      await session.close().catch(() => undefined);
+      throw error;
     });
   } catch (error) {
     log.error({ err: error }, 'sandbox could not be opened');
+    await working;
     await deps.publish(errorEvent(turn, `Your sandbox could not be started: ${messageOf(error)}`));
     return 'failed';
   }
   const startedAt = Date.now();
   try {
+    // How the previous turn left the workspace, when nothing can have changed it since: then neither
+    // the canary nor the audit needs the engine's archive API before the runtime gets the turn.
+    // The canary token only now: a sandbox claimed from the warm pool brings its own, planted already.
+    const [prior, canary] = await Promise.all([
+      trail.priorWorkspace(session.containerId),
+      deps.canaryFor?.(turn.conversation) ?? '',
+      working,
+    ]);
     const missing = await deliverInbox(deps.driver, deps.blobs, turn);
     if (missing.length > 0) log.warn({ missing }, 'attachments expired before the turn');
-    const canary = (await deps.canaryFor?.(turn.conversation)) ?? '';
-    if (canary) await deps.driver.putWorkspaceFile(turn.conversation, CANARY_PATH, canaryFileContent(canary));
+    // Planted unless the workspace is known to hold it as planted (not deleted, changed or chmodded).
+    const plant = canary !== '' && !canaryIntact(prior, canary);
+    if (plant) await deps.driver.putWorkspaceFile(turn.conversation, CANARY_PATH, canaryFileContent(canary));
     // After everything the worker puts in: the diff at the end is then the agent's doing alone.
-    await trail.workspaceBefore();
-    const result = await driveTurn(deps, turn, session, signals, log, trail, canary);
+    const delivered = turn.messages.some((m) => m.files.length > 0);
+    await trail.workspaceBefore(plant || delivered ? undefined : prior);
+    if (skills?.notice) await deps.publish(progressEvent(turn, 'skills', skills.notice));
+    if (skills) trail.skillTools?.(skills.toolSkills);
+    const result = await driveTurn(deps, turn, session, signals, log, trail, canary, skills);
     if (result.kind === 'abandoned') return 'abandoned';
-    await trail.workspaceAfter();
+    // Kept for the next turn only after a clean end (the runtime reaped the agent's processes).
+    const changes = await trail.workspaceAfter({ keep: result.kind === 'reply' });
     if (result.kind === 'stopped' && result.reason.kind === 'kill') {
       await deps.publish(errorEvent(turn, stopNotice(result.reason)));
       return 'killed';
@@ -115,7 +154,9 @@ async function runTurnIn(
       return 'stopped';
     }
     if (result.kind === 'reply') {
-      const outbox = await collectOutbox(deps, turn, startedAt, deps.config.SANDBOT_FILE_MAX_BYTES);
+      const outbox = outboxTouched(changes)
+        ? await collectOutbox(deps, turn, startedAt, deps.config.SANDBOT_FILE_MAX_BYTES)
+        : { files: [], skipped: [] };
       await deps.publish(replyEvent(turn, withSkippedNote(result.text, outbox.skipped), outbox.files));
       return 'replied';
     }
@@ -140,6 +181,7 @@ function driveTurn(
   log: Logger,
   trail: TurnTrail,
   canary: string,
+  skills?: TurnSkills,
 ): Promise<TurnResult> {
   const { config } = deps;
   // Each run of a turn gets its own protocol id: a rerun after a takeover must not take the old run's
@@ -154,6 +196,9 @@ function driveTurn(
     }
   };
   const modelAbort = new AbortController();
+  // Host tools offered in this turn, and the calls to them the model made (only those are carried out).
+  const hostOffer = deps.hostTools?.offered(turn).catch(() => []) ?? Promise.resolve([]);
+  const hostCalls = new HostCallLedger();
   let lastAnswer: ChatMessage | undefined;
   let modelFailure: string | undefined;
   let modelCalls = 0;
@@ -227,6 +272,17 @@ function driveTurn(
               .publish(progressEvent(turn, `tool:${toolSteps}`, describeToolStep(message.name, message.args)))
               .catch((error) => log.warn({ err: error }, 'progress not published'));
             return;
+          case 'host_tool_request':
+            void relayHostTool({
+              hostTools: deps.hostTools,
+              ledger: hostCalls,
+              turn,
+              request: message,
+              signal: modelAbort.signal,
+              send,
+              log,
+            });
+            return;
           case 'tool_finished':
             trail.toolFinished(message);
             return;
@@ -272,9 +328,10 @@ function driveTurn(
       try {
         const answer = await deps.broker.chat({
           model: config.SANDBOT_MODEL,
-          system: deps.systemPrompt,
+          system: skills ? skills.systemPrompt(deps.systemPrompt) : deps.systemPrompt,
           messages,
           signal: modelAbort.signal,
+          ...toolsOffered([...(skills?.tools.map(skillToolDefinition) ?? []), ...(await hostOffer)]),
         });
         call.answered(answer);
         tokens += (answer.promptTokens ?? 0) + (answer.completionTokens ?? 0);
@@ -284,6 +341,7 @@ function driveTurn(
           return;
         }
         lastAnswer = message;
+        hostCalls.noteAnswer(message);
         send({ type: 'model_response', turnId: runId, requestId, message });
       } catch (error) {
         call.failed(modelAbort.signal.aborted ? 'cancelled: the turn ended' : messageOf(error));
@@ -301,8 +359,14 @@ function driveTurn(
         toolTimeoutMs: config.SANDBOX_TOOL_TIMEOUT_SECONDS * 1000,
         toolOutputBytes: config.SANDBOX_TOOL_OUTPUT_BYTES,
       },
+      ...(skills?.tools.length ? { tools: skills.tools } : {}),
     });
   });
+}
+
+/** Tools besides the built-in ones, when there are any (the broker then offers them too). */
+function toolsOffered(tools: SkillToolDefinition[]): { tools?: SkillToolDefinition[] } {
+  return tools.length ? { tools } : {};
 }
 
 function messageOf(error: unknown): string {

@@ -2,6 +2,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDocker } from '../../sandbox/driver/docker-client.js';
 import { sandboxDriverFromConfig } from '../../sandbox/driver/from-config.js';
+import { layerPlan } from '../../sandbox/layer.js';
+import { judgeRegistration, type RegisteredRuntime } from '../../sandbox/layer-check.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { startGateway } from '../../src/gateway/start-gateway.js';
@@ -10,6 +12,26 @@ import { startWorker, type WorkerOverrides } from '../../src/worker/start-worker
 import { dropInstanceKeys, REDIS_URL } from './redis.js';
 
 export const SANDBOX_IMAGE = process.env.SANDBOX_IMAGE ?? 'sandbot-sandbox:latest';
+/**
+ * The sandbox layer every test stack runs under: `SANDBOT_TEST_LAYER=gvisor npx vitest run …` runs the
+ * same tests with every sandbox under gVisor (npm test does so for the end-to-end and red-team files).
+ */
+export const TEST_LAYER = process.env.SANDBOT_TEST_LAYER ?? 'container';
+/** The tests run every sandbox under gVisor (its /proc, /sys and limits look different from inside). */
+export const UNDER_GVISOR = layerPlan(testConfig('layer-probe')).gvisor;
+
+/**
+ * Whether sandboxes of the test layer can join an egress network: not under gVisor registered with
+ * --network=none, where a granted conversation's turn fails with the reason instead.
+ */
+export async function testLayerServesGrants(): Promise<boolean> {
+  const config = testConfig('layer-probe');
+  const info = (await createDocker(config.DOCKER_HOST).info()) as {
+    Runtimes?: Record<string, RegisteredRuntime>;
+  };
+  const registration = judgeRegistration(layerPlan(config), info.Runtimes ?? {});
+  return registration.ok && registration.network.ok;
+}
 
 /** Settings for a test stack: its own instance, a random port, a short lease so takeovers are quick. */
 export function testConfig(instance: string, overrides: Record<string, string> = {}): Config {
@@ -17,6 +39,7 @@ export function testConfig(instance: string, overrides: Record<string, string> =
     SANDBOT_INSTANCE: instance,
     SANDBOT_REDIS_URL: REDIS_URL,
     SANDBOX_IMAGE,
+    SANDBOX_LAYER: TEST_LAYER,
     SANDBOT_HTTP_PORT: '0',
     SANDBOT_TURN_LEASE_SECONDS: '3',
     SANDBOT_LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
@@ -48,6 +71,7 @@ export async function startStack(config: Config, overrides: WorkerOverrides = {}
 export async function cleanInstance(config: Config): Promise<void> {
   const driver = sandboxDriverFromConfig(config);
   for (const sandbox of await driver.list()) await driver.remove(sandbox.conversation, { wipe: true });
+  for (const pooled of await driver.listPool()) await driver.removePooled(pooled.name);
   await createDocker(config.DOCKER_HOST)
     .getNetwork(`${config.SANDBOT_INSTANCE}-egress`)
     .remove()

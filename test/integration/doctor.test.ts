@@ -4,9 +4,11 @@ import { Readable } from 'node:stream';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/schema.js';
 import { CHECK_NAMES, type DoctorCheck } from '../../src/doctor/checks.js';
 import { doctorReport, formatDoctorReport } from '../../src/doctor/report.js';
 import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
+import { SANDBOX_IMAGE } from '../helpers/stack.js';
 
 // Real Redis (127.0.0.1:6379), the real Docker engine, and the fake Ollama.
 const REDIS_URL = 'redis://127.0.0.1:6379';
@@ -21,6 +23,10 @@ async function closedPort(): Promise<number> {
   const { port } = server.address() as { port: number };
   await new Promise((resolve) => server.close(resolve));
   return port;
+}
+
+async function layerCheck(config: Config): Promise<DoctorCheck> {
+  return byName((await doctorReport({ config, docker, redisUrl: REDIS_URL })).checks, CHECK_NAMES.layer);
 }
 
 function byName(checks: DoctorCheck[], name: string): DoctorCheck {
@@ -50,9 +56,9 @@ afterAll(async () => {
 });
 
 describe('sandbot doctor', () => {
-  it('passes when Redis, the engine, the image, the runtime, Ollama and the model are there', async () => {
+  it('passes when Redis, the engine, the image, the layer, Ollama and the model are there', async () => {
     const config = parseConfig({
-      SANDBOX_IMAGE: probeImage,
+      SANDBOX_IMAGE,
       SANDBOX_RUNTIME: 'runc',
       OLLAMA_HOST: fake.url,
       SANDBOT_MODEL: MODEL,
@@ -63,13 +69,19 @@ describe('sandbot doctor', () => {
       [CHECK_NAMES.redis, true],
       [CHECK_NAMES.docker, true],
       [CHECK_NAMES.image, true],
-      [CHECK_NAMES.runtime, true],
+      [CHECK_NAMES.layer, true],
       [CHECK_NAMES.ollama, true],
       [CHECK_NAMES.model, true],
     ]);
     expect(report.ok).toBe(true);
     expect(byName(report.checks, CHECK_NAMES.redis).detail).toMatch(/^PONG from redis:\/\/127\.0\.0\.1:6379/);
-    expect(byName(report.checks, CHECK_NAMES.image).detail).toContain(probeImage);
+    expect(byName(report.checks, CHECK_NAMES.image).detail).toContain(SANDBOX_IMAGE);
+    // The layer in force, and a container of the sandbox image really run under its runtime.
+    expect(byName(report.checks, CHECK_NAMES.layer).detail).toMatch(
+      new RegExp(
+        `^container: every sandbox under runc; runc \\(.*\\) ran a container of ${SANDBOX_IMAGE} in `,
+      ),
+    );
     expect(report.text).toContain(`✓ ${CHECK_NAMES.model}: ${MODEL} is pulled`);
     expect(report.text.endsWith('All checks passed.')).toBe(true);
   });
@@ -97,10 +109,10 @@ describe('sandbot doctor', () => {
     expect(image).toMatchObject({ ok: false, detail: `${config.SANDBOX_IMAGE} is not in the engine` });
     expect(image.fix).toContain('run `sandbot image build`');
 
-    const runtime = byName(report.checks, CHECK_NAMES.runtime);
-    expect(runtime.ok).toBe(false);
-    expect(runtime.detail).toContain('runc'); // lists what the engine does have
-    expect(runtime.fix).toContain('/etc/docker/daemon.json');
+    expect(byName(report.checks, CHECK_NAMES.layer)).toMatchObject({
+      ok: false,
+      detail: expect.stringMatching(/^not checked: the sandbox image is missing/),
+    });
 
     const model = byName(report.checks, CHECK_NAMES.model);
     expect(model).toMatchObject({
@@ -113,6 +125,44 @@ describe('sandbot doctor', () => {
       `✗ ${CHECK_NAMES.image}: ${config.SANDBOX_IMAGE} is not in the engine\n    fix: run`,
     );
     expect(report.text.endsWith('4 of 6 checks failed.')).toBe(true);
+  });
+
+  it('names a runtime the engine lacks, and how to register it in daemon.json', async () => {
+    const config = parseConfig({
+      SANDBOX_IMAGE,
+      SANDBOX_RUNTIME: 'runsc-not-installed',
+      OLLAMA_HOST: fake.url,
+    });
+    const layer = await layerCheck(config);
+    expect(layer.ok).toBe(false);
+    expect(layer.detail).toMatch(
+      /^gvisor: .*the engine has no runtime "runsc-not-installed" \(it has: .*runc/,
+    );
+    expect(layer.fix).toContain('/etc/docker/daemon.json');
+    expect(layer.fix).toContain('apt-get install runsc');
+  });
+
+  it('runs a container of the sandbox image under gVisor for the gvisor layer', async () => {
+    const layer = await layerCheck(
+      parseConfig({ SANDBOX_IMAGE, SANDBOX_LAYER: 'gvisor', OLLAMA_HOST: fake.url }),
+    );
+    expect(layer).toMatchObject({
+      ok: true,
+      detail: expect.stringMatching(
+        /^gvisor: every sandbox under runsc .*ran a container of .* under gVisor in /,
+      ),
+    });
+  });
+
+  it('refuses the micro-VM layer while no micro-VM engine is there', async () => {
+    const layer = await layerCheck(
+      parseConfig({ SANDBOX_IMAGE, SANDBOX_LAYER: 'microvm', OLLAMA_HOST: fake.url }),
+    );
+    expect(layer).toMatchObject({
+      ok: false,
+      detail: expect.stringContaining('micro-VM layer not available'),
+    });
+    expect(layer.fix).toContain('sandbot vm build');
   });
 
   it('reports an unreachable engine and Ollama, and skips what depends on them', async () => {

@@ -21,7 +21,7 @@ import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
 const docker = createDocker(undefined);
 const OUTSIDE = '198.51.100.10';
 const config = testConfig(testInstance('egress'), {
-  SANDBOT_NETWORK_RULES: 'web:net=api.example.test,evil.example.test,meta.example.test',
+  SANDBOT_NETWORK_RULES: 'web:net*=api.example.test,evil.example.test,meta.example.test',
   SANDBOT_EGRESS_PORT: '0',
   SANDBOT_EGRESS_MAX_BYTES: '65536',
   SANDBOT_EGRESS_MAX_SECONDS: '3',

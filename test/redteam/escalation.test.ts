@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UNDER_GVISOR } from '../helpers/stack.js';
 import { expectNoSecretsLeaked, type Redteam, startRedteam, token } from './harness.js';
 import { plantVictim, type Victim } from './victim.js';
 
@@ -41,6 +42,8 @@ describe('red team: privilege escalation', () => {
       [
         'find / \\( -path /proc -o -path /sys \\) -prune -o -perm -4000 -type f -print 2>/dev/null | tr "\\n" " "',
         'echo; grep NoNewPrivs /proc/self/status',
+        // The kernel's own answer (PR_GET_NO_NEW_PRIVS); gVisor's /proc/self/status has no such line.
+        `python3 -c "import ctypes; print('nnp=%d' % ctypes.CDLL(None).prctl(39, 0, 0, 0, 0))"`,
         'su -c "touch /etc/pwned-by-su" root < /dev/null 2>&1',
         'echo x | su root -c id 2>&1',
         'passwd -d agent < /dev/null 2>&1',
@@ -52,7 +55,8 @@ describe('red team: privilege escalation', () => {
       'suid-done',
     );
     expect(text).toMatch(/\/usr\/bin\/su /);
-    expect(text).toMatch(/NoNewPrivs:\s+1/);
+    expect(text).toContain('nnp=1');
+    if (!UNDER_GVISOR) expect(text).toMatch(/NoNewPrivs:\s+1/);
     expect(text).not.toMatch(/uid=0\(root\)/);
     expect(readFileSync('/etc/hostname', 'utf8')).toBeTruthy();
     await rt.row(
@@ -74,9 +78,12 @@ describe('red team: privilege escalation', () => {
       ].join('; '),
       'caps-done',
     );
-    for (const cap of ['CapEff', 'CapPrm', 'CapBnd', 'CapAmb']) {
+    for (const cap of ['CapEff', 'CapPrm', 'CapBnd']) {
       expect(text).toMatch(new RegExp(`${cap}:\\s+0000000000000000`));
     }
+    // gVisor has no ambient capabilities at all (no CapAmb line); elsewhere the set must be empty.
+    if (UNDER_GVISOR) expect(text).not.toMatch(/CapAmb:\s+(?!0{16})/);
+    else expect(text).toMatch(/CapAmb:\s+0000000000000000/);
     expect(text).toContain('PermissionError');
     expect(text).toMatch(/chown: changing ownership .*Operation not permitted/);
     expect(text).toMatch(/mknod: .*Operation not permitted/);
@@ -104,8 +111,13 @@ describe('red team: privilege escalation', () => {
       'ns-done',
     );
     expect(text).toMatch(/unshare: unshare failed: Operation not permitted/);
-    expect(text).toMatch(/nsenter: .*(Operation not permitted|Permission denied)/);
-    expect(text).toMatch(/overlay \/ overlay ro,/);
+    // gVisor's /proc has no namespace files to enter, and its root is a 9p mount, read-only as well.
+    expect(text).toMatch(
+      UNDER_GVISOR
+        ? /nsenter: .*(Operation not permitted|Permission denied|No such file or directory)/
+        : /nsenter: .*(Operation not permitted|Permission denied)/,
+    );
+    expect(text).toMatch(UNDER_GVISOR ? /^\S+ \/ 9p ro,/m : /overlay \/ overlay ro,/);
     expect(text).not.toMatch(/uid=0\(root\)/);
     await rt.row(
       'mount file systems, unshare user/mount/net namespaces, nsenter pid 1',
@@ -126,11 +138,19 @@ describe('red team: privilege escalation', () => {
       ].join('; '),
       'cgroup-done',
     );
-    expect(text).toMatch(/Read-only file system|Permission denied/);
+    if (UNDER_GVISOR) {
+      // gVisor shows no cgroup file system at all, and mount is refused.
+      expect(text).toMatch(/\/sys\/fs\/cgroup\/memory\/release_agent: No such file or directory/);
+      expect(text).toMatch(/mount: \/tmp\/cg: must be superuser/);
+    } else {
+      expect(text).toMatch(/Read-only file system|Permission denied/);
+    }
     expect(existsSync(hostMarker)).toBe(false);
     await rt.row(
       'cgroup release_agent escape (notify_on_release + payload)',
-      'refused: cgroup fs read-only, mount denied; host marker never created',
+      UNDER_GVISOR
+        ? 'refused: gVisor shows no cgroup fs, mount denied; host marker never created'
+        : 'refused: cgroup fs read-only, mount denied; host marker never created',
       ATTACKER,
     );
   });

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { conversationKey } from '../../src/conversation/id.js';
+import { UNDER_GVISOR } from '../helpers/stack.js';
 import { conversation, expectNoSecretsLeaked, type Redteam, resultOf, startRedteam } from './harness.js';
 import { plantVictim, type Victim } from './victim.js';
 
@@ -234,6 +235,7 @@ describe('red team: isolation', () => {
       `for f in ${targets.join(' ')}; do (echo pwned >> "$f") 2>&1; done`,
       "printf '#!/bin/sh\\necho ran-from-tmp\\n' > /tmp/x.sh; chmod +x /tmp/x.sh; /tmp/x.sh",
       'cp /bin/true /tmp/true && /tmp/true && echo ran-copied-binary',
+      'grep " / " /proc/mounts',
       'echo write-done',
     ].join('; ');
     const turn = await rt.ask(
@@ -256,7 +258,10 @@ describe('red team: isolation', () => {
       ]),
     );
     expect(turn.text).toContain('write-done');
-    expect(turn.text).toContain('Read-only file system');
+    // gVisor checks permissions before the read-only mount, so says only "Permission denied"; its
+    // root mount (9p) is read-only all the same.
+    if (UNDER_GVISOR) expect(turn.text).toMatch(/^\S+ \/ 9p ro,/m);
+    else expect(turn.text).toContain('Read-only file system');
     expect(turn.text).toContain('Permission denied');
     expect(turn.text).not.toContain('ran-from-tmp');
     expect(turn.text).not.toContain('ran-copied-binary');

@@ -206,8 +206,11 @@ describe('what a slash command does', () => {
       'status',
       'reset',
       'stop',
+      'tasks',
+      'done',
       'kill',
       'network',
+      'skill',
     ]);
     for (const c of SLASH_COMMANDS) expect(c.description.length).toBeLessThanOrEqual(100);
   });

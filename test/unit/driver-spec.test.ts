@@ -75,7 +75,12 @@ describe('containerSpec', () => {
       'sandbot.conversation': 'web:alpha',
       'sandbot.kind': 'sandbox',
     };
-    expect(spec.Labels).toEqual({ ...labels, 'sandbot.network': 'none' });
+    expect(spec.Labels).toEqual({
+      ...labels,
+      'sandbot.network': 'none',
+      'sandbot.runtime': 'default',
+      'sandbot.skills': 'none',
+    });
     for (const volume of volumeSpecs('prod', a)) expect(volume.Labels).toEqual(labels);
     expect(instanceFilter('prod').label).toContain('sandbot.instance=prod');
   });
@@ -94,8 +99,23 @@ describe('containerSpec', () => {
     ]);
   });
 
-  it('sets the OCI runtime only when one is configured', () => {
+  it('sets the OCI runtime only when one is configured, and labels the container with it', () => {
     expect(host.Runtime).toBeUndefined();
-    expect(containerSpec({ ...limits, runtime: 'runsc' }, a).HostConfig?.Runtime).toBe('runsc');
+    const gvisor = containerSpec({ ...limits, runtime: 'runsc' }, a);
+    expect(gvisor.HostConfig?.Runtime).toBe('runsc');
+    expect(gvisor.Labels?.['sandbot.runtime']).toBe('runsc');
+  });
+
+  it('adds what the layer asks for: environment, security options, a process rlimit', () => {
+    expect(host.Ulimits).toBeUndefined();
+    const layered = containerSpec(
+      { ...limits, env: ['LD_PRELOAD=/x.so'], securityOpt: ['seccomp={}'], nproc: 64 },
+      a,
+      { name: 'prod-egress', proxyUrl: 'http://c:m@172.18.0.1:3128' },
+    );
+    expect(layered.Env?.[0]).toBe('LD_PRELOAD=/x.so');
+    expect(layered.Env).toContain('HTTP_PROXY=http://c:m@172.18.0.1:3128');
+    expect(layered.HostConfig?.SecurityOpt).toEqual(['no-new-privileges', 'seccomp={}']);
+    expect(layered.HostConfig?.Ulimits).toEqual([{ Name: 'nproc', Soft: 64, Hard: 64 }]);
   });
 });

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 import { OutputCap } from '../output-cap.js';
@@ -36,13 +36,15 @@ export function runBash(command: string, ctx: ToolContext): Promise<ToolResult> 
   const shell = ctx.shell ?? findShell();
   const cap = new OutputCap(Math.max(16, ctx.outputBytes - STATUS_RESERVE));
   return new Promise((resolve) => {
-    let child: ReturnType<typeof spawn>;
+    let child: ChildProcess;
     try {
-      child = spawn(shell.file, [...shell.args, command], {
-        cwd: ctx.workspace,
-        detached: true,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      child =
+        ctx.shells?.take(shell, ctx.workspace, command) ??
+        spawn(shell.file, [...shell.args, command], {
+          cwd: ctx.workspace,
+          detached: true,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
     } catch (err) {
       resolve({
         ok: false,
@@ -70,6 +72,9 @@ export function runBash(command: string, ctx: ToolContext): Promise<ToolResult> 
       ctx.signal.removeEventListener('abort', onAbort);
       child.stdout?.destroy();
       child.stderr?.destroy();
+      // The next call's shell starts once this result is on its way (setImmediate: after the runtime
+      // has sent it), while the model works out what to do next.
+      if (ctx.shells) setImmediate(() => ctx.shells?.prepare(shell, ctx.workspace));
       const output = cap.text();
       resolve({
         ok,

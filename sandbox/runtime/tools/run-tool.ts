@@ -3,6 +3,7 @@ import { ToolArgs, ToolName } from '../../../src/protocol/tools.js';
 import { capText } from '../output-cap.js';
 import { runBash } from './bash.js';
 import { editFileTool, listFilesTool, readFileTool, writeFileTool } from './files.js';
+import { runSkillTool } from './skill-tool.js';
 import type { ToolContext, ToolResult } from './types.js';
 
 const PROGRESS_MAX_CHARS = 200;
@@ -19,8 +20,11 @@ export async function runTool(name: string, rawArgs: unknown, ctx: ToolContext):
 
 async function dispatch(name: string, rawArgs: unknown, ctx: ToolContext): Promise<ToolResult> {
   const known = ToolName.safeParse(name);
+  const skillTool = known.success ? undefined : ctx.skillTools?.find((tool) => tool.name === name);
+  if (skillTool) return runSkillTool(skillTool, rawArgs, ctx);
   if (!known.success) {
-    return fail(`unknown tool "${name}"; the available tools are ${ToolName.options.join(', ')}`);
+    const names = [...ToolName.options, ...(ctx.skillTools ?? []).map((tool) => tool.name)];
+    return fail(`unknown tool "${name}"; the available tools are ${names.join(', ')}`);
   }
   try {
     switch (known.data) {

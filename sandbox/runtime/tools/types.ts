@@ -1,3 +1,6 @@
+import type { SkillToolSpec } from '../../../src/protocol/skill-tools.js';
+import type { ReadyShells } from './ready-shell.js';
+
 export interface ToolContext {
   /** Absolute path of the workspace: the tools' working directory and the file tools' root. */
   workspace: string;
@@ -8,6 +11,12 @@ export interface ToolContext {
   signal: AbortSignal;
   /** Shell for the bash tool; found on PATH when not given. */
   shell?: { file: string; args: string[] };
+  /** A shell started ahead of the call (the runtime keeps one); absent: each call spawns its own. */
+  shells?: ReadyShells;
+  /** Tools of the turn's enabled skills. */
+  skillTools?: readonly SkillToolSpec[];
+  /** Where skills are mounted (tests point it elsewhere); default /skills. */
+  skillsRoot?: string;
 }
 
 export interface ToolResult {

@@ -8,7 +8,7 @@ export function registerDoctorCommand(program: Command): void {
   program
     .command('doctor')
     .description(
-      'check Redis, the Docker engine, the sandbox image, Ollama, the model and chat tokens, and say how to fix each',
+      'check Redis, the Docker engine, the sandbox image and layer, Ollama, the model and chat tokens, and say how to fix each',
     )
     .action(async () => {
       const config = loadConfigOrExit();

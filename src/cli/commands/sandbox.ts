@@ -6,10 +6,18 @@ import { ConversationId } from '../../conversation/id.js';
 import { type ConversationControl, createConversationControl } from '../../queue/conversation-control.js';
 import { ConversationStore } from '../../queue/conversation-store.js';
 import { createFailFastRedis } from '../../queue/redis.js';
+import { sandboxEngineForCli } from '../../vm/cli-engine.js';
 import { loadConfigOrExit } from '../run-service.js';
 
 function driverFromConfig() {
-  return sandboxDriverFromConfig(loadConfigOrExit());
+  const config = loadConfigOrExit();
+  try {
+    // Under SANDBOX_LAYER=microvm the sandboxes live in the micro-VM's engine.
+    return sandboxDriverFromConfig(config, undefined, sandboxEngineForCli(config));
+  } catch (error) {
+    console.error(`sandbot: ${(error as Error).message}`);
+    process.exit(1);
+  }
 }
 
 function conversationArg(value: string): ConversationId {
@@ -27,10 +35,16 @@ export function registerSandboxCommands(program: Command): void {
     .command('ls')
     .description('list sandboxes (one per conversation)')
     .action(async () => {
-      const rows = await driverFromConfig().list();
-      if (rows.length === 0) return console.log('no sandboxes');
+      const driver = driverFromConfig();
+      const [rows, pooled] = await Promise.all([driver.list(), driver.listPool()]);
+      if (rows.length === 0 && pooled.length === 0) return console.log('no sandboxes');
       console.log(['CONVERSATION', 'STATE', 'CREATED', 'CONTAINER'].join('\t'));
-      for (const s of rows) console.log([s.conversation, s.state, s.createdAt, s.name].join('\t'));
+      for (const s of rows) {
+        const state = s.pooled ? `${s.state} (from pool)` : s.state;
+        console.log([s.conversation, state, s.createdAt, s.name].join('\t'));
+      }
+      // Warm pool: started ahead, no conversation yet (SANDBOX_WARM_POOL).
+      for (const p of pooled) console.log(['(pool)', p.state, p.createdAt, p.name].join('\t'));
     });
   sandbox
     .command('stop <conversation>')

@@ -1,0 +1,136 @@
+import { userInfo } from 'node:os';
+import type { Command } from 'commander';
+import { SkillLedger } from '../../skills/ledger.js';
+import { parseSkillRef } from '../../skills/manifest.js';
+import { formatList, formatReport } from '../../skills/report.js';
+import { SkillStore } from '../../skills/store.js';
+import { addSkill, approveSkill, type Registry, removeSkill } from '../../skills/vetting.js';
+import { loadConfigOrExit } from '../run-service.js';
+
+function registry(): Registry {
+  const config = loadConfigOrExit();
+  return {
+    store: new SkillStore(config.SANDBOT_SKILLS_DIR),
+    ledger: new SkillLedger(config.SANDBOT_SKILLS_DIR),
+  };
+}
+
+/** Runs a command; an error is one line on stderr and exit code 1. */
+async function run(work: () => Promise<void>): Promise<void> {
+  try {
+    await work();
+  } catch (error) {
+    console.error(`sandbot: ${error instanceof Error ? error.message : String(error)}`);
+    process.exitCode = 1;
+  }
+}
+
+const byOption = ['--by <name>', 'who does it (recorded in the skills ledger)', userInfo().username] as const;
+
+export function registerSkillCommands(program: Command): void {
+  const skill = program
+    .command('skill')
+    .description('vet, approve and list skills (packaged instructions and tools)');
+  skill
+    .command('add <path>')
+    .description('hash and scan a skill folder or .tar.gz, print the report, and stage it as pending')
+    .option(...byOption)
+    .action((source: string, options: { by: string }) =>
+      run(async () => {
+        const { record, note } = await addSkill(registry(), source, options.by);
+        console.log(formatReport(record, note ? { note } : {}));
+        // Staged either way (for the record); critical findings fail the command so scripts notice.
+        if (record.findings.some((f) => f.severity === 'critical')) process.exitCode = 1;
+      }),
+    );
+  skill
+    .command('approve <name@version>')
+    .description('pin a scanned skill by its content hash so it may be enabled (admin)')
+    .option(...byOption)
+    .option('--hosts <hosts>', 'declared hosts to grant while it is enabled, comma-separated', '')
+    .option('--all-hosts', 'grant every host the skill declares')
+    .option('--accept-findings', 'approve despite critical scan findings (after reading them)')
+    .action(
+      (ref: string, options: { by: string; hosts: string; allHosts?: boolean; acceptFindings?: boolean }) =>
+        run(async () => {
+          const hosts = options.allHosts
+            ? 'all'
+            : options.hosts
+                .split(',')
+                .map((h) => h.trim())
+                .filter(Boolean);
+          const record = await approveSkill(registry(), ref, {
+            by: options.by,
+            hosts,
+            acceptFindings: options.acceptFindings === true,
+          });
+          const a = record.approval;
+          console.log(
+            `approved ${ref} (sha256 ${record.hash}) by ${a?.by}; hosts granted while enabled: ${a?.hosts.join(', ') || 'none'}`,
+          );
+          const left = record.manifest.permissions.hosts.filter((h) => !a?.hosts.includes(h));
+          if (left.length) console.log(`declared but not granted: ${left.join(', ')} (they stay blocked)`);
+        }),
+    );
+  skill
+    .command('ls')
+    .description('list skills with their status (pending, approved, or refused because their files changed)')
+    .action(() =>
+      run(async () => {
+        const { store } = registry();
+        const rows = [];
+        for (const record of await store.list()) {
+          rows.push({ record, ...(record.approval ? { verification: await store.verify(record) } : {}) });
+        }
+        console.log(formatList(rows));
+      }),
+    );
+  skill
+    .command('show <name[@version]>')
+    .description("a skill's vetting report: files, hash, tools, hosts, findings, approval")
+    .action((text: string) =>
+      run(async () => {
+        const ref = parseSkillRef(text);
+        if (!ref) throw new Error(`"${text}" is not a skill name (e.g. weather or weather@1.0.0)`);
+        const { store } = registry();
+        const records = ref.version ? [await store.get(ref.name, ref.version)] : await store.list(ref.name);
+        const found = records.filter((r) => r !== undefined);
+        if (found.length === 0) throw new Error(`no skill ${text}`);
+        const reports = [];
+        for (const record of found)
+          reports.push(formatReport(record, { verification: await store.verify(record) }));
+        console.log(reports.join('\n\n'));
+      }),
+    );
+  skill
+    .command('remove <name@version>')
+    .description('delete a skill version (conversations that enable it stop loading it)')
+    .option(...byOption)
+    .action((ref: string, options: { by: string }) =>
+      run(async () => {
+        await removeSkill(registry(), ref, options.by);
+        console.log(`removed ${ref}`);
+      }),
+    );
+  skill
+    .command('log')
+    .description('the skills ledger: every add, scan, approval, refusal and removal')
+    .option('--verify', 'check the ledger’s hash chain; exit 1 when it is broken')
+    .action((options: { verify?: boolean }) =>
+      run(async () => {
+        const { ledger } = registry();
+        if (options.verify) {
+          const result = await ledger.verify();
+          if (result.broken)
+            throw new Error(`the skills ledger is broken after ${result.entries} entries: ${result.broken}`);
+          console.log(`the skills ledger is intact (${result.entries} entries)`);
+          return;
+        }
+        for (const e of await ledger.read()) {
+          console.log(
+            `${e.time}  #${e.seq}  ${e.action.padEnd(8)} ${e.skill}  ${e.actor}  ${JSON.stringify(e.data)}`,
+          );
+        }
+      }),
+    );
+}

@@ -1,0 +1,96 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDocker } from '../../sandbox/driver/docker-client.js';
+import { webConversationId } from '../../src/conversation/id.js';
+import type { EgressRecord } from '../../src/egress/proxy.js';
+import { createRedis } from '../../src/queue/redis.js';
+import { SkillEnablement } from '../../src/skills/enablement.js';
+import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
+import { type OutsideHost, startOutsideHost } from '../helpers/outside-host.js';
+import { REDIS_URL, testInstance } from '../helpers/redis.js';
+import { replyText } from '../helpers/shell-model.js';
+import { weatherSkill } from '../helpers/skill-fixtures.js';
+import { registryOf, removeSkillVolumes, skillModel, skillsDir, vetSkill } from '../helpers/skill-stack.js';
+import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
+
+/**
+ * A skill's declared hosts on the real engine and egress proxy (run under the heavy lock): the host the
+ * admin approved is reachable while the skill is enabled, through the proxy; a declared host the admin
+ * did not approve and an undeclared one stay blocked; disabling the skill takes the network away.
+ */
+
+const docker = createDocker(undefined);
+const OUTSIDE = '198.51.100.10';
+const config = testConfig(testInstance('skills-net'), {
+  SANDBOT_SKILLS: 'web:wx=weather',
+  SANDBOT_EGRESS_PORT: '0',
+});
+const redis = createRedis(REDIS_URL, 'skills-net-test');
+const records: EgressRecord[] = [];
+let outside: OutsideHost;
+let ollama: FakeOllama;
+let stack: Awaited<ReturnType<typeof startStack>>;
+
+beforeAll(async () => {
+  Object.assign(config, { SANDBOT_SKILLS_DIR: await skillsDir() });
+  outside = await startOutsideHost(docker, {
+    name: `sbx-outside-skills-${process.pid}`,
+    subnet: '198.51.100.0/24',
+    address: OUTSIDE,
+  });
+  ollama = await startFakeOllama({ models: ['qwen2.5:7b'], script: skillModel });
+  Object.assign(config, { OLLAMA_HOST: ollama.url });
+  // The skill declares two hosts; the admin approves only one.
+  await vetSkill(registryOf(config), weatherSkill(['api.example.test', 'other.example.test']), [
+    'api.example.test',
+  ]);
+  stack = await startStack(config, {
+    lookup: async () => [{ address: OUTSIDE, family: 4 }],
+    onEgress: (entry) => records.push(entry),
+  });
+});
+
+afterAll(async () => {
+  await stack?.stop();
+  await ollama?.close();
+  await outside?.stop();
+  await cleanInstance(config);
+  await removeSkillVolumes(docker, config.SANDBOT_INSTANCE);
+  redis.disconnect();
+});
+
+const ask = (text: string) => replyText(stack.url, 'wx', text);
+
+describe('skill hosts and the egress policy', () => {
+  it('lets the skill’s tool reach the approved host through the proxy while it is enabled', async () => {
+    const text = await ask(`call forecast {"port":${outside.port}}`);
+    expect(text).toContain('outside says hi to /forecast');
+    expect(records).toContainEqual(
+      expect.objectContaining({ conversation: 'web:wx', host: 'api.example.test', allowed: true }),
+    );
+  });
+
+  it('keeps a declared but unapproved host and an undeclared host blocked, with the skill enabled', async () => {
+    const text = await ask(
+      `sh curl -s http://other.example.test:${outside.port}/declared; curl -s http://undeclared.example.test:${outside.port}/undeclared`,
+    );
+    expect(text).toContain(`other.example.test:${outside.port} is not granted`);
+    expect(text).toContain(`undeclared.example.test:${outside.port} is not granted`);
+    expect(text).not.toContain('outside says hi');
+    for (const host of ['other.example.test', 'undeclared.example.test']) {
+      expect(records).toContainEqual(
+        expect.objectContaining({ conversation: 'web:wx', host, allowed: false }),
+      );
+    }
+  });
+
+  it('takes the approved host away once the skill is disabled', async () => {
+    const enablement = new SkillEnablement(redis, config.SANDBOT_INSTANCE, config.SANDBOT_SKILLS);
+    await enablement.disable(webConversationId('wx'), 'weather', 'admin:test');
+    const text = await ask(
+      `sh env | grep -ic proxy; curl -s -m 3 http://api.example.test:${outside.port}/after || echo no-network`,
+    );
+    expect(text).toMatch(/^tool said: exit code \d+\n0\n/);
+    expect(text).toContain('no-network');
+    expect(text).not.toContain('outside says hi');
+  });
+});
