@@ -102,8 +102,9 @@ can be live and run at once; with the default concurrency of 4, waiting for a fr
   lease and turn, the leased attach connection, the runtime loading its history and asking for the
   model (see above for what is no longer on this path). The model answers at once. Cold:
   ${r.latency.cold.length} new conversations one after another (container and volumes created and started).
-- **Warm pool**: a second \`sandbot up\` with \`SANDBOX_WARM_POOL=${r.pool.size}\`; ${r.pool.samples.length} new
-  conversations one after another, each sent once the pool was full again (the pool's owner marks in
+- **Warm pool**: a second \`sandbot up\` with \`SANDBOX_WARM_POOL=${r.pool.size}\`, on an engine emptied of the
+  sandboxes above (as for the cold figure); ${r.pool.samples.length} new conversations one after another, each
+  sent once the pool was full again (the pool's owner marks in
   Redis count its ready sandboxes). ${r.pool.served} of them were served by the pool (a claim: bind volumes
   named for the conversation onto the pooled volumes, a rename, an attach; canary and snapshot were
   made in the pool). After each such turn the pool was full again within p50

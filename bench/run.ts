@@ -83,6 +83,9 @@ async function main(): Promise<void> {
     await up.stop();
     up = undefined;
 
+    // On an engine as empty as the cold figure's (not with the 100 conversations above still running).
+    log('removing the sandboxes so far …');
+    await clean(config);
     log('new conversations with a warm pool …');
     const pool = await measurePool(probe, settings, redis, log);
 
