@@ -1,26 +1,22 @@
 import type Dockerode from 'dockerode';
 import type { ConversationId } from '../../src/conversation/id.js';
 import type { Logger } from '../../src/log/logger.js';
-import { ensureQuotaMount, removeQuotaMount } from './disk-quota.js';
+import {
+  createSandbox,
+  inspectAfterCreate,
+  inspectState,
+  messageOf,
+  quotaPaths,
+  recreateReason,
+  removeVolumes,
+  statusOf,
+} from './docker-container.js';
 import { countRunning, listSandboxes } from './docker-list.js';
 import { listPooled, type PooledInfo, type PoolSource, removePooledSandbox } from './docker-pool.js';
-import { claimFromPool, conversationVolumes, hasOwnVolumes, mountedVolumes } from './docker-pool-claim.js';
+import { claimFromPool, hasOwnVolumes, mountedVolumes } from './docker-pool-claim.js';
 import { createPooledSandbox } from './docker-pool-create.js';
 import { AttachedSession } from './docker-session.js';
-import {
-  containerSpec,
-  NETWORK_LABEL,
-  networkLabel,
-  type QuotaPaths,
-  RUNTIME_LABEL,
-  runtimeLabel,
-  type SandboxLimits,
-  type SandboxNetwork,
-  SKILLS_LABEL,
-  sandboxNames,
-  skillsLabel,
-  volumeSpecs,
-} from './docker-spec.js';
+import { networkLabel, runtimeLabel, type SandboxLimits, sandboxNames, skillsLabel } from './docker-spec.js';
 import { type AttachedAs, KeptSessions } from './kept-sessions.js';
 import type {
   OpenOptions,
@@ -48,18 +44,6 @@ export interface DockerSandboxDriverOptions extends SandboxLimits {
 
 /** Seconds a sandbox gets to exit on SIGTERM before it is killed. */
 const STOP_TIMEOUT_SECONDS = 5;
-/** Looks (100 ms apart) for a container another worker is still creating. */
-const CREATE_RACE_ATTEMPTS = 50;
-
-function statusOf(err: unknown): number | undefined {
-  return (err as { statusCode?: number } | undefined)?.statusCode;
-}
-
-function messageOf(err: unknown): string {
-  const e = err as { json?: { message?: string }; message?: string };
-  return e?.json?.message ?? e?.message ?? String(err);
-}
-
 /** Options a pooled sandbox already satisfies: no network, and no skill mounts (or none asked). */
 function plainOpen(options: OpenOptions): boolean {
   return Object.values(options).every((v) => v === undefined || (Array.isArray(v) && v.length === 0));
@@ -114,31 +98,19 @@ export class DockerSandboxDriver implements SandboxDriver {
     const claimable = this.pool && !this.limits.disk && plainOpen(options) ? this.pool : undefined;
     const ownVolumes = claimable ? hasOwnVolumes(this.docker, this.limits.instance, conversation) : undefined;
     ownVolumes?.catch(() => undefined);
-    let state = await this.inspectState(container);
-    if (state !== undefined && state.runtime !== runtimeLabel(this.limits.runtime)) {
-      // Made under another layer's runtime: never reuse it under a weaker (or different) one.
+    let state = await inspectState(container);
+    const stale =
+      state &&
+      recreateReason(state, {
+        runtime: runtimeLabel(this.limits.runtime),
+        network: networkLabel(options.network),
+        ...(options.skills ? { skills: skillsLabel(options.skills) } : {}),
+      });
+    if (stale) {
+      // Recreated, never reused as it is: its volumes (so its files) stay.
       await container.remove({ force: true });
-      this.emit({ action: 'remove', conversation, reason: 'sandbox layer changed' });
-      this.logger?.info(
-        { conversation, runtime: runtimeLabel(this.limits.runtime) },
-        'sandbox recreated for a new layer',
-      );
-      state = undefined;
-    }
-    if (state !== undefined && state.network !== networkLabel(options.network)) {
-      // The network policy changed: recreate the container (its volumes, so its files, stay).
-      await container.remove({ force: true });
-      this.emit({ action: 'remove', conversation, reason: 'network policy changed' });
-      this.logger?.info(
-        { conversation, network: networkLabel(options.network) },
-        'sandbox recreated for a new network policy',
-      );
-      state = undefined;
-    }
-    if (state !== undefined && options.skills && state.skills !== skillsLabel(options.skills)) {
-      // Skills were enabled or disabled: recreate with the new read-only mounts (volumes kept).
-      await container.remove({ force: true });
-      this.emit({ action: 'remove', conversation, reason: 'skills changed' });
+      this.emit({ action: 'remove', conversation, reason: stale });
+      this.logger?.info({ conversation, reason: stale }, 'sandbox recreated');
       state = undefined;
     }
     if (state === undefined && claimable && ownVolumes) {
@@ -160,15 +132,16 @@ export class DockerSandboxDriver implements SandboxDriver {
           cold: false,
           pooled: true,
         });
-        state = await this.inspectState(container);
+        state = await inspectState(container);
       }
     }
     const cold = state === undefined;
     // Size-capped volumes are loop mounts on the host: (re)mount them before the container starts.
-    const quota = await this.quotaPaths(conversation);
+    const quota = await quotaPaths(this.limits, conversation);
     if (state === undefined) {
-      await this.create(conversation, options.network, quota, options.skills);
-      state = await this.inspectAfterCreate(container);
+      if (await createSandbox(this.docker, this.limits, conversation, { ...options, quota }, this.logger))
+        this.emit({ action: 'create', conversation });
+      state = await inspectAfterCreate(container);
     }
     // Attach before starting so nothing the runtime prints at start-up is lost.
     const socket = await container.attach({
@@ -193,7 +166,7 @@ export class DockerSandboxDriver implements SandboxDriver {
         this.emit({ action: 'start', conversation, ms: performance.now() - began, cold });
       } catch (err) {
         // 304: already started; a concurrent open may also have started it between inspect and start.
-        if (statusOf(err) !== 304 && !(await this.inspectState(container))?.Running) {
+        if (statusOf(err) !== 304 && !(await inspectState(container))?.Running) {
           await session.close();
           throw new Error(`could not start sandbox ${name}: ${messageOf(err)}`);
         }
@@ -348,98 +321,9 @@ export class DockerSandboxDriver implements SandboxDriver {
         throw new Error(`could not remove sandbox ${names.container}: ${messageOf(err)}`);
       }
     }
-    if (options.wipe && this.limits.disk) {
-      for (const volume of [names.workspaceVolume, names.sessionVolume]) {
-        removed = (await removeQuotaMount(this.limits.disk.root, volume)) || removed;
-      }
-    }
-    if (options.wipe) {
-      for (const volume of await conversationVolumes(this.docker, this.limits.instance, names, mounted)) {
-        try {
-          await this.docker.getVolume(volume).remove();
-          removed = true;
-        } catch (err) {
-          if (statusOf(err) !== 404) throw new Error(`could not remove volume ${volume}: ${messageOf(err)}`);
-        }
-      }
-    }
+    if (options.wipe) removed = (await removeVolumes(this.docker, this.limits, names, mounted)) || removed;
     this.logger?.info({ conversation, wipe: options.wipe === true, removed }, 'sandbox removed');
     if (removed) this.emit({ action: options.wipe ? 'wipe' : 'remove', conversation });
     return removed;
-  }
-
-  private async inspectState(
-    container: Dockerode.Container,
-  ): Promise<{ Running: boolean; network: string; runtime: string; skills: string; id: string } | undefined> {
-    try {
-      const info = await container.inspect();
-      return {
-        Running: info.State.Running,
-        network: info.Config.Labels?.[NETWORK_LABEL] ?? 'none',
-        skills: info.Config.Labels?.[SKILLS_LABEL] ?? 'none',
-        id: info.Id,
-        // Containers made before the label existed ran under the engine's default runtime.
-        runtime: info.Config.Labels?.[RUNTIME_LABEL] ?? runtimeLabel(undefined),
-      };
-    } catch (err) {
-      if (statusOf(err) === 404) return undefined;
-      throw new Error(`could not inspect sandbox ${container.id}: ${messageOf(err)}`);
-    }
-  }
-
-  /**
-   * After a create race the engine has reserved the name (our create got 409) but may not show the
-   * other worker's container yet: look again briefly before giving up.
-   */
-  private async inspectAfterCreate(
-    container: Dockerode.Container,
-  ): Promise<{ Running: boolean; network: string; runtime: string; skills: string; id: string }> {
-    for (let attempt = 0; attempt < CREATE_RACE_ATTEMPTS; attempt++) {
-      const state = await this.inspectState(container);
-      if (state !== undefined) return state;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    throw new Error(`sandbox container ${container.id} vanished right after it was created`);
-  }
-
-  private async quotaPaths(conversation: ConversationId): Promise<QuotaPaths | undefined> {
-    const disk = this.limits.disk;
-    if (!disk) return undefined;
-    const names = sandboxNames(this.limits.instance, conversation);
-    return {
-      workspace: await ensureQuotaMount(disk.root, names.workspaceVolume, disk.workspaceMb, [
-        'inbox',
-        'outbox',
-      ]),
-      session: await ensureQuotaMount(disk.root, names.sessionVolume, disk.sessionMb),
-    };
-  }
-
-  private async create(
-    conversation: ConversationId,
-    network?: SandboxNetwork,
-    quota?: QuotaPaths,
-    skills?: OpenOptions['skills'],
-  ): Promise<void> {
-    // Creating a volume that exists returns it unchanged, so a concurrent open is harmless here.
-    for (const volume of volumeSpecs(this.limits.instance, conversation)) {
-      await this.docker.createVolume(volume);
-    }
-    const spec = containerSpec(this.limits, conversation, network, quota, skills);
-    try {
-      await this.docker.createContainer(spec);
-      this.logger?.info({ conversation, container: spec.name }, 'sandbox created');
-      this.emit({ action: 'create', conversation });
-    } catch (err) {
-      // 409: another worker created it between our inspect and create; use theirs.
-      if (statusOf(err) === 409) return;
-      if (statusOf(err) === 404) {
-        throw new Error(
-          `sandbox image "${this.limits.image}" is not on the container engine: ` +
-            'build it with `npm run build && sandbot image build` (scripts/setup.sh does both)',
-        );
-      }
-      throw new Error(`could not create sandbox ${spec.name}: ${messageOf(err)}`);
-    }
   }
 }

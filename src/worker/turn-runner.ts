@@ -1,68 +1,20 @@
 import { randomUUID } from 'node:crypto';
-import type { SandboxNetwork } from '../../sandbox/driver/docker-spec.js';
-import type { SandboxDriver, SandboxSession } from '../../sandbox/driver/types.js';
-import { silentTrail, type TrailMode, type TurnTrail } from '../audit/turn-trail.js';
-import type { Config } from '../config/schema.js';
-import type { ConversationId } from '../conversation/id.js';
-import type { BlobStore } from '../files/blob-store.js';
-import type { OutboxLedger } from '../files/outbox-ledger.js';
+import type { SandboxSession } from '../../sandbox/driver/types.js';
+import { silentTrail, type TurnTrail } from '../audit/turn-trail.js';
 import type { Logger } from '../log/logger.js';
 import type { ChatMessage, RuntimeToWorker, WorkerToRuntime } from '../protocol/agent.js';
-import type { OutboundEvent } from '../protocol/outbound.js';
 import { type SkillToolDefinition, skillToolDefinition } from '../protocol/skill-tools.js';
 import type { Turn } from '../queue/conversation-store.js';
 import type { TurnSkills } from '../skills/turn-skills.js';
 import { CANARY_PATH, canaryFileContent, canaryIntact, carriesCanary, touchesCanary } from './canary.js';
-import { HostCallLedger, type HostTools, relayHostTool } from './host-tool-relay.js';
+import { HostCallLedger, relayHostTool } from './host-tool-relay.js';
 import { type StopReason, stopNotice, stopReasonOf } from './stop-reason.js';
+import type { TurnOutcome, TurnRunnerDeps } from './turn-deps.js';
 import { describeToolStep, errorEvent, progressEvent, replyEvent } from './turn-events.js';
 import { collectOutbox, deliverInbox, outboxTouched, withSkippedNote } from './turn-files.js';
+import { openTurnSandbox } from './turn-open.js';
 
-/** What the turn runner needs of the model broker. */
-export interface ModelChat {
-  chat(request: {
-    model: string;
-    system: string;
-    messages: ChatMessage[];
-    signal?: AbortSignal;
-    /** The enabled skills' tools, besides the built-in ones. */
-    tools?: SkillToolDefinition[];
-  }): Promise<{ message: ChatMessage; promptTokens?: number; completionTokens?: number }>;
-}
-
-export interface TurnRunnerDeps {
-  driver: SandboxDriver;
-  broker: ModelChat;
-  publish: (event: OutboundEvent) => Promise<void>;
-  logger: Logger;
-  systemPrompt: string;
-  blobs: BlobStore;
-  /** The network a conversation's sandbox joins (its grants); absent or undefined: none. */
-  networkFor?: (conversation: ConversationId) => Promise<SandboxNetwork | undefined>;
-  /** The conversation's canary token, planted in its workspace before each turn (a tripwire). */
-  canaryFor?: (conversation: ConversationId) => Promise<string>;
-  /** The conversation's enabled skills for a turn: verified, mounted read-only, their tools offered. */
-  skillsFor?: (conversation: ConversationId, turnId: string) => Promise<TurnSkills>;
-  /** Tools the worker carries out itself (`delegate`); absent: none offered. */
-  hostTools?: HostTools;
-  /** Kills and quarantines the conversation (a tripwire fired). */
-  tripwire?: (conversation: ConversationId, reason: string) => void;
-  ledger: OutboxLedger;
-  /** Records each turn in the audit log and the metrics; absent: not recorded. */
-  observe?: (turn: Turn, mode: TrailMode) => TurnTrail;
-  config: Pick<
-    Config,
-    | 'SANDBOT_FILE_MAX_BYTES'
-    | 'SANDBOT_MODEL'
-    | 'SANDBOX_TOOL_TIMEOUT_SECONDS'
-    | 'SANDBOX_TOOL_OUTPUT_BYTES'
-    | 'SANDBOX_TURN_TIMEOUT_SECONDS'
-    | 'SANDBOT_MAX_MODEL_CALLS_PER_TURN'
-    | 'SANDBOT_MAX_TOKENS_PER_TURN'
-  >;
-}
-
-export type TurnOutcome = 'replied' | 'failed' | 'stopped' | 'killed' | 'abandoned';
+export type { ModelChat, TurnOutcome, TurnRunnerDeps } from './turn-deps.js';
 
 /** Protocol errors tolerated in one turn before the sandbox is judged to be misbehaving. */
 const MAX_BAD_LINES = 50;
@@ -98,29 +50,14 @@ async function runTurnIn(
   const working = deps.publish(progressEvent(turn, 'start', 'working…'));
   // Awaited below; this only keeps an early failure from counting as unhandled meanwhile.
   working.catch(() => undefined);
-  let session: SandboxSession;
-  let skills: TurnSkills | undefined;
-  try {
-    const [turnSkills, network] = await Promise.all([
-      deps.skillsFor?.(turn.conversation, turn.turnId),
-      deps.networkFor?.(turn.conversation),
-    ]);
-    skills = turnSkills;
-    session = await deps.driver.open(turn.conversation, {
-      network,
-      ...(skills ? { skills: skills.mounts } : {}),
-    });
-    // What the sandbox sees under /skills must hash to the approvals, checked from outside it.
-    await skills?.verifyMounted().catch(async (error: unknown) => {
-      await session.close().catch(() => undefined);
-      throw error;
-    });
-  } catch (error) {
-    log.error({ err: error }, 'sandbox could not be opened');
+  const opened = await openTurnSandbox(deps, turn);
+  if (!opened.ok) {
+    log.error({ err: opened.error }, 'sandbox could not be opened');
     await working;
-    await deps.publish(errorEvent(turn, `Your sandbox could not be started: ${messageOf(error)}`));
+    await deps.publish(errorEvent(turn, `Your sandbox could not be started: ${messageOf(opened.error)}`));
     return 'failed';
   }
+  const { session, skills } = opened;
   const startedAt = Date.now();
   try {
     // How the previous turn left the workspace, when nothing can have changed it since: then neither

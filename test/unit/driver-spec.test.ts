@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { recreateReason } from '../../sandbox/driver/docker-container.js';
 import {
   containerSpec,
   instanceFilter,
@@ -117,5 +118,18 @@ describe('containerSpec', () => {
     expect(layered.Env).toContain('HTTP_PROXY=http://c:m@172.18.0.1:3128');
     expect(layered.HostConfig?.SecurityOpt).toEqual(['no-new-privileges', 'seccomp={}']);
     expect(layered.HostConfig?.Ulimits).toEqual([{ Name: 'nproc', Soft: 64, Hard: 64 }]);
+  });
+});
+
+describe('when a sandbox is recreated rather than reused', () => {
+  const state = { runtime: 'runc', network: 'none', skills: 'none' };
+  it('names the reason: another layer, network policy or set of skills; none when it fits', () => {
+    expect(recreateReason(state, { runtime: 'runc', network: 'none' })).toBeUndefined();
+    expect(recreateReason(state, { runtime: 'runsc', network: 'none' })).toBe('sandbox layer changed');
+    expect(recreateReason(state, { runtime: 'runc', network: 'sbx-egress' })).toBe('network policy changed');
+    expect(recreateReason(state, { runtime: 'runc', network: 'none', skills: 'greeter@1' })).toBe(
+      'skills changed',
+    );
+    expect(recreateReason(state, { runtime: 'runc', network: 'none', skills: 'none' })).toBeUndefined();
   });
 });
