@@ -1,6 +1,7 @@
 import { BlockList, isIP } from 'node:net';
 import { z } from 'zod';
 import { coversConversation } from '../conversation/id.js';
+import { splitPrefixRules } from '../conversation/prefix-rules.js';
 
 /**
  * Network policy decisions, pure: which hosts a conversation may reach, and which addresses nobody may
@@ -91,26 +92,20 @@ export const NetworkRules = z
   .string()
   .optional()
   .transform((text, ctx) => {
-    const rules: { prefix: string; grants: Grant[] }[] = [];
-    for (const part of (text ?? '')
-      .split(';')
-      .map((p) => p.trim())
-      .filter(Boolean)) {
-      const eq = part.indexOf('=');
-      const prefix = part.slice(0, eq).trim();
-      try {
-        if (eq < 1 || !/^(web|slack|discord)(:|$)/.test(prefix))
-          throw new Error('a rule is <conversation-prefix>=<hosts>');
-        rules.push({ prefix, grants: parseGrants(part.slice(eq + 1)) });
-      } catch (error) {
-        ctx.addIssue({
-          code: 'custom',
-          message: `"${part}": ${error instanceof z.ZodError ? (error.issues[0]?.message ?? '') : (error as Error).message}`,
-        });
-        return z.NEVER;
-      }
+    try {
+      return splitPrefixRules(text, 'hosts').map((rule) => {
+        try {
+          return { prefix: rule.prefix, grants: parseGrants(rule.values) };
+        } catch (error) {
+          const detail =
+            error instanceof z.ZodError ? (error.issues[0]?.message ?? '') : (error as Error).message;
+          throw new Error(`"${rule.part}": ${detail}`);
+        }
+      });
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      return z.NEVER;
     }
-    return rules;
   });
 export type NetworkRules = z.infer<typeof NetworkRules>;
 

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { type ConversationId, conversationKey, coversConversation } from '../conversation/id.js';
+import { splitPrefixRules } from '../conversation/prefix-rules.js';
 import { parentConversationId } from '../tasks/task.js';
 import { parseSkillRef } from './manifest.js';
 
@@ -17,35 +18,22 @@ export const SkillRules = z
   .string()
   .optional()
   .transform((text, ctx) => {
-    const rules: { prefix: string; skills: EnabledRef[] }[] = [];
-    for (const part of (text ?? '')
-      .split(';')
-      .map((p) => p.trim())
-      .filter(Boolean)) {
-      const eq = part.indexOf('=');
-      const prefix = part.slice(0, eq).trim();
-      if (eq < 1 || !/^(web|slack|discord)(:|$)/.test(prefix)) {
-        ctx.addIssue({
-          code: 'custom',
-          message: `"${part}": a rule is <conversation-prefix>=<skill>,<skill>`,
-        });
-        return z.NEVER;
-      }
-      const skills: EnabledRef[] = [];
-      for (const word of part
-        .slice(eq + 1)
-        .split(/[\s,]+/)
-        .filter(Boolean)) {
-        const ref = parseSkillRef(word);
-        if (!ref) {
-          ctx.addIssue({ code: 'custom', message: `"${word}" is not a skill name (name or name@1.2.3)` });
-          return z.NEVER;
-        }
-        skills.push(ref);
-      }
-      rules.push({ prefix, skills });
+    try {
+      return splitPrefixRules(text, 'skill>,<skill').map((rule) => ({
+        prefix: rule.prefix,
+        skills: rule.values
+          .split(/[\s,]+/)
+          .filter(Boolean)
+          .map((word) => {
+            const ref = parseSkillRef(word);
+            if (!ref) throw new Error(`"${word}" is not a skill name (name or name@1.2.3)`);
+            return ref;
+          }),
+      }));
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      return z.NEVER;
     }
-    return rules;
   });
 export type SkillRules = z.infer<typeof SkillRules>;
 

@@ -220,6 +220,8 @@ describe('enablement rules and the ledger chain', () => {
       'greeter',
     ]);
     expect(SkillRules.safeParse('slack:T1=Not A Skill').success).toBe(false);
+    expect(() => SkillRules.parse('slack:T1=Not_A_Skill!')).toThrow(/is not a skill name/);
+    expect(() => SkillRules.parse('nonsense')).toThrow(/a rule is <conversation-prefix>=<skill>,<skill>/);
   });
 
   it('finds an edited or deleted ledger entry', async () => {
