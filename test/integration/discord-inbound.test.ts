@@ -40,12 +40,15 @@ describe('discord adapter: events in', () => {
     );
     expect(registered.map((c) => c.name).sort()).toEqual([
       'ask',
+      'done',
       'kill',
       'network',
       'reset',
       'run',
+      'skill',
       'status',
       'stop',
+      'tasks',
     ]);
     expect(fake.commands.has('global')).toBe(false);
   });

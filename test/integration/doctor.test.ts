@@ -1,5 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -155,12 +158,15 @@ describe('sandbot doctor', () => {
   });
 
   it('refuses the micro-VM layer while no micro-VM engine is there', async () => {
+    // An empty SANDBOT_VM_DIR: no guest built there, and the doctor says so (never the host's engine).
+    const vmDir = mkdtempSync(join(tmpdir(), 'sandbot-novm-'));
     const layer = await layerCheck(
-      parseConfig({ SANDBOX_IMAGE, SANDBOX_LAYER: 'microvm', OLLAMA_HOST: fake.url }),
+      parseConfig({ SANDBOX_IMAGE, SANDBOX_LAYER: 'microvm', OLLAMA_HOST: fake.url, SANDBOT_VM_DIR: vmDir }),
     );
+    rmSync(vmDir, { recursive: true, force: true });
     expect(layer).toMatchObject({
       ok: false,
-      detail: expect.stringContaining('micro-VM layer not available'),
+      detail: expect.stringContaining('the micro-VM guest is not built'),
     });
     expect(layer.fix).toContain('sandbot vm build');
   });
