@@ -1,7 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { describeActivity } from '../../src/audit/summary.js';
+import type { ConversationId } from '../../src/conversation/id.js';
+import { InboundMessage } from '../../src/protocol/inbound.js';
 import type { ConversationStatus } from '../../src/queue/conversation-control.js';
-import { SlackId, SlackTs } from './slack-event.js';
+import { SlackId, type SlackRoute, SlackTs } from './slack-event.js';
 
 /** The parts of a slash command payload sandbot uses (the same over HTTP and Socket Mode). */
 export const SlashCommandBody = z.object({
@@ -103,4 +106,22 @@ export function statusText(status: ConversationStatus): string {
   if (status.lastTurnAt === undefined) return `${head} No turn has finished yet.${activity}`;
   const epoch = Math.floor(Date.parse(status.lastTurnAt) / 1000);
   return `${head} Last turn finished <!date^${epoch}^{date_short_pretty} at {time}|${status.lastTurnAt}>.${activity}`;
+}
+
+/** The queued message a conversation command (`reset`, `done`) becomes; its answer goes to the thread. */
+export function commandMessage(
+  cmd: SlashCommandBody,
+  target: { conversation: ConversationId; route: SlackRoute },
+  command: 'reset' | 'done',
+): InboundMessage {
+  return InboundMessage.parse({
+    id: `slack-command:${cmd.trigger_id ?? randomUUID()}`,
+    conversation: target.conversation,
+    platform: 'slack',
+    user: { id: cmd.user_id, ...(cmd.user_name ? { name: cmd.user_name.slice(0, 128) } : {}) },
+    text: '',
+    receivedAt: new Date().toISOString(),
+    route: target.route,
+    command,
+  });
 }

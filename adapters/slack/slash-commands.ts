@@ -1,12 +1,11 @@
-import { randomUUID } from 'node:crypto';
 import { ConversationId } from '../../src/conversation/id.js';
 import { describeGrants, parseNetworkCommand } from '../../src/egress/network-command.js';
 import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
 import type { Logger } from '../../src/log/logger.js';
-import { InboundMessage } from '../../src/protocol/inbound.js';
 import { parseSkillCommand } from '../../src/skills/skill-control.js';
 import { type AccessPolicy, decideAccess, isAdmin, refusalText } from './access.js';
 import {
+  commandMessage,
   HELP_TEXT,
   type ParsedCommand,
   parseCommandText,
@@ -120,16 +119,7 @@ export class SlashCommands {
         return respond(stopping ? 'Stopping the running turn.' : 'Nothing is running there right now.');
       }
       case 'reset': {
-        const message = InboundMessage.parse({
-          id: `slack-command:${cmd.trigger_id ?? randomUUID()}`,
-          conversation: target.conversation,
-          platform: 'slack',
-          user: { id: cmd.user_id, ...(cmd.user_name ? { name: cmd.user_name.slice(0, 128) } : {}) },
-          text: '',
-          receivedAt: new Date().toISOString(),
-          route: target.route,
-          command: 'reset',
-        });
+        const message = commandMessage(cmd, target, 'reset');
         await submit(message);
         return respond(
           'Reset queued: the workspace and history of that conversation are wiped before its next turn.',

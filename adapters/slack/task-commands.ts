@@ -1,11 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import type { ConversationId } from '../../src/conversation/id.js';
 import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
-import { InboundMessage } from '../../src/protocol/inbound.js';
 import { type Board, boardOf } from '../../src/tasks/board.js';
 import { TaskStore } from '../../src/tasks/task-store.js';
 import { type AccessPolicy, isAdmin } from './access.js';
-import type { SlashCommandBody } from './commands.js';
+import { commandMessage, type SlashCommandBody } from './commands.js';
 import type { SlackRoute } from './slack-event.js';
 import { escapeForSlack } from './slack-text.js';
 
@@ -68,18 +66,7 @@ export class SlackTaskCommands {
     if (task.status === 'done') return 'That task is already done.';
     await this.tasks.close(target.conversation, `slack:${cmd.user_id}`);
     await this.deps.control.stop(target.conversation, `slack:${cmd.user_id}`);
-    await this.deps.submit(
-      InboundMessage.parse({
-        id: `slack-command:${cmd.trigger_id ?? randomUUID()}`,
-        conversation: target.conversation,
-        platform: 'slack',
-        user: { id: cmd.user_id, ...(cmd.user_name ? { name: cmd.user_name.slice(0, 128) } : {}) },
-        text: '',
-        receivedAt: new Date().toISOString(),
-        route: target.route,
-        command: 'done',
-      }),
-    );
+    await this.deps.submit(commandMessage(cmd, target, 'done'));
     return `Closed “${escapeForSlack(task.title)}”; its thread says so.`;
   }
 }
