@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { findShell, runBash } from '../../sandbox/runtime/tools/bash.js';
 import { ReadyShells } from '../../sandbox/runtime/tools/ready-shell.js';
 import type { ToolContext } from '../../sandbox/runtime/tools/types.js';
+import { eventually, isGone } from '../helpers/processes.js';
 
 /** A bash started ahead of the next call must run a command exactly as a fresh `bash -c` would. */
 
@@ -35,23 +36,6 @@ afterEach(() => {
   }
   rmSync(root, { recursive: true, force: true });
 });
-
-function isGone(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return true;
-  }
-}
-
-async function eventually(check: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    if (check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`never happened: ${what}`);
-}
 
 /** Runs the command in the waiting shell, checking that it was that shell which ran it. */
 async function viaReadyShell(command: string, context: ToolContext = ctx) {

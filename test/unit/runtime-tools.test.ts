@@ -14,6 +14,7 @@ import { resolveInWorkspace } from '../../sandbox/runtime/paths.js';
 import { runBash } from '../../sandbox/runtime/tools/bash.js';
 import { runTool } from '../../sandbox/runtime/tools/run-tool.js';
 import type { ToolContext } from '../../sandbox/runtime/tools/types.js';
+import { eventually, isGone } from '../helpers/processes.js';
 
 let root: string;
 let workspace: string;
@@ -30,24 +31,6 @@ beforeEach(() => {
   ctx = { workspace, timeoutMs: 10_000, outputBytes: 4096, signal: new AbortController().signal };
 });
 afterEach(() => rmSync(root, { recursive: true, force: true }));
-
-/** A process is gone when /proc has no entry for it or only its zombie. */
-function isGone(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return true;
-  }
-}
-
-async function eventually(check: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    if (check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`never happened: ${what}`);
-}
 
 describe('file tools', () => {
   it('write_file creates parent directories; read_file reads it back; list_files lists it', async () => {

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type ChatMessage, RuntimeToWorker, type WorkerToRuntime } from '../../src/protocol/agent.js';
 import { encodeLine, LineDecoder } from '../../src/protocol/lines.js';
+import { eventually, isGone } from '../helpers/processes.js';
 
 const repo = path.resolve(import.meta.dirname, '../..');
 type Out = RuntimeToWorker;
@@ -187,7 +188,7 @@ describe('agent runtime process', () => {
     expect(finished.ok).toBe(false);
     expect(finished.output).toContain('timed out after 4s');
     const pid = Number(readFileSync(path.join(workspace, 'child.pid'), 'utf8'));
-    await waitUntil(() => isGone(pid), `child ${pid} killed`);
+    await eventually(() => isGone(pid), `child ${pid} killed`, 10_000);
   });
 
   it('caps tool output at the turn limit', async () => {
@@ -243,11 +244,11 @@ describe('agent runtime process', () => {
     runtime.send(turn('t1', 'long job'));
     await runtime.model('t1', bash('echo $$ > shell.pid; sleep 100'));
     await runtime.next('tool_started');
-    await waitUntil(() => existsSync(path.join(workspace, 'shell.pid')), 'tool started');
+    await eventually(() => existsSync(path.join(workspace, 'shell.pid')), 'tool started', 10_000);
     runtime.send({ type: 'cancel', turnId: 't1' });
     await runtime.next('turn_done', (m) => m.turnId === 't1');
     const pid = Number(readFileSync(path.join(workspace, 'shell.pid'), 'utf8'));
-    await waitUntil(() => isGone(pid), 'tool killed');
+    await eventually(() => isGone(pid), 'tool killed', 10_000);
     runtime.send({ type: 'hello' });
     await runtime.next('ready');
     expect(runtime.received.some((m) => m.type === 'tool_finished')).toBe(false);
@@ -297,20 +298,3 @@ describe('agent runtime process', () => {
     expect(await runtime.exited()).toBe(0);
   });
 });
-
-function isGone(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return true;
-  }
-}
-
-async function waitUntil(check: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`never happened: ${what}`);
-}
