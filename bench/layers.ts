@@ -11,11 +11,11 @@ import { parseConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/schema.js';
 import { startFakeOllama } from '../test/fakes/fake-ollama.js';
 import { REDIS_URL } from '../test/helpers/redis.js';
-import { cleanInstance, SANDBOX_IMAGE } from '../test/helpers/stack.js';
+import { cleanInstance } from '../test/helpers/stack.js';
 import { describeMachine, type Machine } from './machine.js';
 import { type DensityResults, measureDensity, measureToolCalls, type ToolCallResults } from './sandbox.js';
 import { latency, mapLimit, median, mib, ms } from './stats.js';
-import { freePort, startUp } from './system.js';
+import { benchSettings, freePort, startUp } from './system.js';
 
 /**
  * `npm run bench:layers`: what each sandbox layer this machine can run costs, on the real engine:
@@ -128,14 +128,7 @@ async function main(): Promise<void> {
   const ollama = await startFakeOllama({ models: ['qwen2.5:7b'] });
   const auditDir = mkdtempSync(join(tmpdir(), 'sandbot-bench-layers-'));
   const base: Record<string, string> = {
-    SANDBOT_INSTANCE: instance,
-    SANDBOT_REDIS_URL: REDIS_URL,
-    SANDBOX_IMAGE,
-    SANDBOT_EGRESS_PORT: '0',
-    SANDBOT_AUDIT_DIR: auditDir,
-    SANDBOT_LOG_LEVEL: 'warn',
-    OLLAMA_HOST: ollama.url,
-    SANDBOT_WEB_CHAT: 'on',
+    ...benchSettings({ instance, ollamaUrl: ollama.url, auditDir }),
     SANDBOX_MAX_LIVE: '50',
   };
   try {

@@ -8,7 +8,7 @@ import { sandboxDriverFromConfig } from '../sandbox/driver/from-config.js';
 import { parseConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/schema.js';
 import { REDIS_URL } from '../test/helpers/redis.js';
-import { cleanInstance, SANDBOX_IMAGE } from '../test/helpers/stack.js';
+import { cleanInstance } from '../test/helpers/stack.js';
 import { measureFootprint } from './footprint.js';
 import { type IngestRow, measureIngest } from './ingest.js';
 import { MessageProbe, measureLatencies } from './latency.js';
@@ -18,7 +18,7 @@ import { type BenchResults, headlineTable, SCALING_HEADER, scalingRows, table } 
 import { resultsMarkdown } from './results-md.js';
 import { measureDensity, measureToolCalls, measureTurnSteps } from './sandbox.js';
 import { mapLimit, sleep } from './stats.js';
-import { freePort, measureModuleLoad, startUp, type UpProcess } from './system.js';
+import { benchSettings, freePort, measureModuleLoad, startUp, type UpProcess } from './system.js';
 
 /**
  * `npm run bench`: drives the real system (a `sandbot up` child process, Redis, the Docker engine,
@@ -50,14 +50,7 @@ async function main(): Promise<void> {
   const probe = await MessageProbe.start(redis, instance);
   const auditDir = mkdtempSync(join(tmpdir(), 'sandbot-bench-audit-'));
   const settings: Record<string, string> = {
-    SANDBOT_INSTANCE: instance,
-    SANDBOT_REDIS_URL: REDIS_URL,
-    SANDBOX_IMAGE,
-    SANDBOT_EGRESS_PORT: '0',
-    SANDBOT_AUDIT_DIR: auditDir,
-    SANDBOT_LOG_LEVEL: 'warn',
-    OLLAMA_HOST: probe.ollama.url,
-    SANDBOT_WEB_CHAT: 'on',
+    ...benchSettings({ instance, ollamaUrl: probe.ollama.url, auditDir }),
     SANDBOT_WORKER_CONCURRENCY: '16',
     SANDBOX_MAX_LIVE: '150',
   };

@@ -1,6 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import type { Redis } from 'ioredis';
+import { REDIS_URL } from '../test/helpers/redis.js';
+import { SANDBOX_IMAGE } from '../test/helpers/stack.js';
 import { sleep, until } from './stats.js';
 
 /** `sandbot up` as a user runs it: a child process, measured from the outside. */
@@ -110,4 +112,22 @@ async function stopChild(child: ChildProcess): Promise<void> {
     child.kill('SIGKILL');
     await gone;
   }
+}
+
+/** What every bench stack is configured with: its own instance, the local Redis, a fake Ollama, audit files in `auditDir`. */
+export function benchSettings(options: {
+  instance: string;
+  ollamaUrl: string;
+  auditDir: string;
+}): Record<string, string> {
+  return {
+    SANDBOT_INSTANCE: options.instance,
+    SANDBOT_REDIS_URL: REDIS_URL,
+    SANDBOX_IMAGE,
+    SANDBOT_EGRESS_PORT: '0',
+    SANDBOT_AUDIT_DIR: options.auditDir,
+    SANDBOT_LOG_LEVEL: 'warn',
+    OLLAMA_HOST: options.ollamaUrl,
+    SANDBOT_WEB_CHAT: 'on',
+  };
 }
