@@ -1,13 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type FakeDiscord, startFakeDiscord } from '../fakes/fake-discord.js';
-import {
-  type FakeChatRequest,
-  type FakeOllama,
-  type FakeStep,
-  startFakeOllama,
-} from '../fakes/fake-ollama.js';
-import { testInstance } from '../helpers/redis.js';
-import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
+import type { FakeDiscord } from '../fakes/fake-discord.js';
+import type { FakeChatRequest, FakeOllama, FakeStep } from '../fakes/fake-ollama.js';
+import { type DiscordStack, startDiscordStack } from '../helpers/discord-stack.js';
 
 /**
  * Discord end to end on real parts: the real discord.js client on a fake Discord → the gateway's
@@ -15,8 +9,6 @@ import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
  * → model broker → fake Ollama → outbound queue → the adapter's REST calls. Only Discord and the model
  * are fakes.
  */
-
-const MODEL = 'qwen2.5:7b';
 
 /** The model runs the user's text as a bash command and answers with the output; "LONG" gets a long answer. */
 function script(request: FakeChatRequest): FakeStep {
@@ -29,30 +21,17 @@ function script(request: FakeChatRequest): FakeStep {
   return { toolCalls: [{ name: 'bash', arguments: { command: text.replace(/^[^:]*: /, '') } }] };
 }
 
+let h: DiscordStack;
 let fake: FakeDiscord;
 let ollama: FakeOllama;
-let stack: Awaited<ReturnType<typeof startStack>>;
-let config: ReturnType<typeof testConfig>;
 
 beforeAll(async () => {
-  [fake, ollama] = await Promise.all([startFakeDiscord(), startFakeOllama({ models: [MODEL], script })]);
-  config = testConfig(testInstance('discord-e2e'), {
-    DISCORD_TOKEN: fake.token,
-    DISCORD_APPLICATION_ID: fake.applicationId,
-    DISCORD_API_URL: fake.apiUrl,
-    DISCORD_GUILD_IDS: fake.guild.id,
-    DISCORD_ADMIN_ROLE: fake.roles.admin,
-    SANDBOT_WEB_CHAT: 'off',
-    OLLAMA_HOST: ollama.url,
-    SANDBOT_MODEL: MODEL,
-  });
-  stack = await startStack(config);
+  h = await startDiscordStack('discord-e2e', script);
+  ({ fake, ollama } = h);
 });
 
 afterAll(async () => {
-  await stack?.stop();
-  await Promise.all([ollama?.close(), fake?.close()]);
-  if (config) await cleanInstance(config);
+  await h?.stop();
 });
 
 const replyIn = (channelId: string, includes: string) =>
@@ -64,7 +43,7 @@ const replyIn = (channelId: string, includes: string) =>
 
 describe('discord end to end', () => {
   it('/ask opens a thread, shows progress and answers there; a follow-up reaches the same sandbox', async () => {
-    const ready = await fetch(`${stack.url}/readyz`).then((r) => r.json());
+    const ready = await fetch(`${h.stack.url}/readyz`).then((r) => r.json());
     expect(ready.checks.discord).toEqual({ ok: true, detail: 'connected' });
 
     const ask = fake.command({

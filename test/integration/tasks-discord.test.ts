@@ -1,14 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandboxDriverFromConfig } from '../../sandbox/driver/from-config.js';
-import { type FakeDiscord, startFakeDiscord } from '../fakes/fake-discord.js';
-import {
-  type FakeChatRequest,
-  type FakeOllama,
-  type FakeStep,
-  startFakeOllama,
-} from '../fakes/fake-ollama.js';
-import { testInstance } from '../helpers/redis.js';
-import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
+import type { Config } from '../../src/config/schema.js';
+import type { FakeDiscord } from '../fakes/fake-discord.js';
+import type { FakeChatRequest, FakeStep } from '../fakes/fake-ollama.js';
+import { type DiscordStack, startDiscordStack } from '../helpers/discord-stack.js';
 
 /**
  * Tasks in a Discord channel, end to end on real parts (discord.js against the fake Discord, Redis, the
@@ -16,8 +11,6 @@ import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
  * channel's tasks (in the channel or in any of its threads); /done closes a task for its owner or an
  * admin, and the thread says so (here the channel is not ephemeral: the files stay).
  */
-
-const MODEL = 'qwen2.5:7b';
 
 function script(request: FakeChatRequest): FakeStep {
   const last = request.messages.at(-1);
@@ -32,30 +25,17 @@ function script(request: FakeChatRequest): FakeStep {
   return { toolCalls: [{ name: 'bash', arguments: { command } }] };
 }
 
+let h: DiscordStack;
 let fake: FakeDiscord;
-let ollama: FakeOllama;
-let stack: Awaited<ReturnType<typeof startStack>>;
-let config: ReturnType<typeof testConfig>;
+let config: Config;
 
 beforeAll(async () => {
-  [fake, ollama] = await Promise.all([startFakeDiscord(), startFakeOllama({ models: [MODEL], script })]);
-  config = testConfig(testInstance('tasks-discord'), {
-    DISCORD_TOKEN: fake.token,
-    DISCORD_APPLICATION_ID: fake.applicationId,
-    DISCORD_API_URL: fake.apiUrl,
-    DISCORD_GUILD_IDS: fake.guild.id,
-    DISCORD_ADMIN_ROLE: fake.roles.admin,
-    SANDBOT_WEB_CHAT: 'off',
-    OLLAMA_HOST: ollama.url,
-    SANDBOT_MODEL: MODEL,
-  });
-  stack = await startStack(config);
+  h = await startDiscordStack('tasks-discord', script);
+  ({ fake, config } = h);
 });
 
 afterAll(async () => {
-  await stack?.stop();
-  await Promise.all([ollama?.close(), fake?.close()]);
-  if (config) await cleanInstance(config);
+  await h?.stop();
 });
 
 /** /ask in #general; resolves with the task's thread once the agent answered there. */

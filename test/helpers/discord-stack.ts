@@ -1,0 +1,39 @@
+import type { Config } from '../../src/config/schema.js';
+import { type FakeDiscord, startFakeDiscord } from '../fakes/fake-discord.js';
+import { type FakeOllama, type FakeScript, startFakeOllama } from '../fakes/fake-ollama.js';
+import { testInstance } from './redis.js';
+import { cleanInstance, startStack, testConfig } from './stack.js';
+
+export const DISCORD_TEST_MODEL = 'qwen2.5:7b';
+
+/** The real gateway and worker with the Discord adapter against a fake Discord, and a scripted model. */
+export async function startDiscordStack(label: string, script: FakeScript) {
+  const [fake, ollama] = await Promise.all([
+    startFakeDiscord(),
+    startFakeOllama({ models: [DISCORD_TEST_MODEL], script }),
+  ]);
+  const config: Config = testConfig(testInstance(label), {
+    DISCORD_TOKEN: fake.token,
+    DISCORD_APPLICATION_ID: fake.applicationId,
+    DISCORD_API_URL: fake.apiUrl,
+    DISCORD_GUILD_IDS: fake.guild.id,
+    DISCORD_ADMIN_ROLE: fake.roles.admin,
+    SANDBOT_WEB_CHAT: 'off',
+    OLLAMA_HOST: ollama.url,
+    SANDBOT_MODEL: DISCORD_TEST_MODEL,
+  });
+  const stack = await startStack(config);
+  return {
+    fake: fake as FakeDiscord,
+    ollama: ollama as FakeOllama,
+    stack,
+    config,
+    async stop() {
+      await stack.stop();
+      await Promise.all([ollama.close(), fake.close()]);
+      await cleanInstance(config);
+    },
+  };
+}
+
+export type DiscordStack = Awaited<ReturnType<typeof startDiscordStack>>;
