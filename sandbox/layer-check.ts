@@ -8,11 +8,14 @@ import { type LayerPlan, registrationHint } from './layer.js';
  * (for gVisor) the kernel it saw was gVisor's. The judging is pure; `checkLayer` does the I/O.
  */
 
-/** Whether sandboxes under the plan can join an egress network at all. */
-export type NetworkSupport = { ok: true } | { ok: false; reason: string };
+/**
+ * How granted sandboxes under the plan reach the egress proxy: `bridge`, the internal egress network;
+ * `tunnel`, their protocol stream, where they have no usable network device (see SandboxNetwork).
+ */
+export type EgressRoute = 'bridge' | 'tunnel';
 
 export type LayerVerdict =
-  | { ok: true; plan: LayerPlan; detail: string; network: NetworkSupport }
+  | { ok: true; plan: LayerPlan; detail: string; egress: EgressRoute }
   | { ok: false; plan: LayerPlan; reason: string; fix?: string };
 
 /** What `docker info` says about one registered runtime. */
@@ -22,7 +25,7 @@ export interface RegisteredRuntime {
 }
 
 export type Registration =
-  | { ok: true; args: string[]; network: NetworkSupport }
+  | { ok: true; args: string[]; egress: EgressRoute }
   | { ok: false; reason: string; fix: string };
 
 /** Is the plan's runtime registered, and registered in a way sandbot accepts? */
@@ -30,7 +33,7 @@ export function judgeRegistration(
   plan: LayerPlan,
   runtimes: Record<string, RegisteredRuntime>,
 ): Registration {
-  if (!plan.runtime) return { ok: true, args: [], network: { ok: true } };
+  if (!plan.runtime) return { ok: true, args: [], egress: 'bridge' };
   const found = runtimes[plan.runtime];
   if (!found) {
     const known = Object.keys(runtimes).join(', ') || 'none listed';
@@ -41,7 +44,7 @@ export function judgeRegistration(
     };
   }
   const args = found.runtimeArgs ?? [];
-  if (!plan.gvisor) return { ok: true, args, network: { ok: true } };
+  if (!plan.gvisor) return { ok: true, args, egress: 'bridge' };
   const mode = networkMode(args);
   if (mode === 'host') {
     // runsc's host mode hands every socket call of the sandbox to the host's kernel: not gVisor's isolation.
@@ -51,19 +54,9 @@ export function judgeRegistration(
       fix: `register it with "runtimeArgs": ["--network=none"] in /etc/docker/daemon.json and reload the engine (\`kill -HUP $(pidof dockerd)\`)`,
     };
   }
-  if (mode === 'none') {
-    return {
-      ok: true,
-      args,
-      network: {
-        ok: false,
-        reason:
-          `the gVisor runtime "${plan.runtime}" is registered with --network=none, so no sandbox under it can ` +
-          'reach the egress proxy; network grants cannot be served with SANDBOX_LAYER=gvisor on this worker',
-      },
-    };
-  }
-  return { ok: true, args, network: { ok: true } };
+  // Without a network device (--network=none, and the netstack that Debian's runsc of 2022 refuses on
+  // newer kernels) a granted sandbox reaches the proxy through its protocol stream instead.
+  return { ok: true, args, egress: mode === 'none' ? 'tunnel' : 'bridge' };
 }
 
 /** runsc's --network flag among the registered arguments (sandbox when absent, as runsc defaults). */
@@ -205,7 +198,7 @@ async function checkLocal(
   probe: 'always' | 'needed',
 ): Promise<LayerVerdict> {
   if (!plan.runtime && probe === 'needed') {
-    return { ok: true, plan, detail: "the engine's default runtime", network: { ok: true } };
+    return { ok: true, plan, detail: "the engine's default runtime", egress: 'bridge' };
   }
   let runtimes: Record<string, RegisteredRuntime>;
   try {
@@ -251,7 +244,7 @@ async function checkLocal(
     ok: true,
     plan,
     detail: `${where} ran a container of ${options.image}${plan.gvisor ? ' under gVisor' : ''} in ${seconds} s`,
-    network: registration.network,
+    egress: registration.egress,
   };
 }
 

@@ -1,5 +1,6 @@
 import type Dockerode from 'dockerode';
 import type { ConversationId } from '../../src/conversation/id.js';
+import { withEgressTunnel } from '../../src/egress/tunnel-session.js';
 import type { Logger } from '../../src/log/logger.js';
 import {
   createSandbox,
@@ -75,12 +76,16 @@ export class DockerSandboxDriver implements SandboxDriver {
       network: networkLabel(options.network),
       ...(options.skills ? { skills: skillsLabel(options.skills) } : {}),
     };
+    const network = options.network;
+    // A tunnelled sandbox reaches the egress proxy through this lease on its protocol stream.
+    const tunnelled = (session: SandboxSession) =>
+      network?.via === 'tunnel' ? withEgressTunnel(session, network.connect) : session;
     const leased = this.kept?.lease(conversation, wanted);
-    if (leased) return leased;
+    if (leased) return tunnelled(leased);
     this.startingNow += 1;
     try {
       const { session, as } = await this.openCounted(conversation, options);
-      return this.kept ? this.kept.keep(conversation, session, as) : session;
+      return tunnelled(this.kept ? this.kept.keep(conversation, session, as) : session);
     } finally {
       this.startingNow -= 1;
     }

@@ -1,5 +1,7 @@
+import type { Duplex } from 'node:stream';
 import type Dockerode from 'dockerode';
 import { type ConversationId, conversationKey } from '../../src/conversation/id.js';
+import { EGRESS_TUNNEL_ENV, EGRESS_TUNNEL_PORT } from '../../src/protocol/egress.js';
 import type { SkillMount } from './skill-volumes.js';
 
 /** What shapes every sandbox container; the same for all conversations of one deployment. */
@@ -34,11 +36,17 @@ export interface SandboxNames {
   sessionVolume: string;
 }
 
-/** Where a sandbox may send traffic: the egress network and its proxy (absent: no network at all). */
-export interface SandboxNetwork {
-  name: string;
-  proxyUrl: string;
-}
+/**
+ * Where a sandbox may send traffic (absent: nowhere, no network at all). Either way its only way out is
+ * the egress proxy named by `proxyUrl`:
+ * - `bridge` (the default, absent `via`): it joins the instance's internal egress network;
+ * - `tunnel`: it has no network device; its runtime listens on its loopback and carries each connection
+ *   over the protocol stream to the worker, which `connect`s it to the proxy (src/protocol/egress.ts).
+ *   For layers without a usable bridge: gVisor registered with --network=none, the micro-VM.
+ */
+export type SandboxNetwork =
+  | { via?: 'bridge'; name: string; proxyUrl: string }
+  | { via: 'tunnel'; proxyUrl: string; connect: () => Duplex };
 
 export const NETWORK_LABEL = 'sandbot.network';
 /** Which skill volumes a container mounts, so enabling or disabling a skill recreates it (volumes kept). */
@@ -55,7 +63,7 @@ export const RUNTIME_LABEL = 'sandbot.runtime';
 export const runtimeLabel = (runtime?: string) => runtime ?? 'default';
 /** What a container was created with, so a policy change can be detected (and the container recreated). */
 export const networkLabel = (network?: SandboxNetwork) =>
-  network ? `${network.name} ${network.proxyUrl}` : 'none';
+  network ? `${network.via === 'tunnel' ? 'tunnel' : network.name} ${network.proxyUrl}` : 'none';
 
 export const WORKSPACE_DIR = '/workspace';
 export const SESSION_DIR = '/session';
@@ -102,10 +110,12 @@ export function containerSpec(
   skills?: readonly SkillMount[],
 ): Dockerode.ContainerCreateOptions {
   const names = sandboxNames(limits.instance, conversation);
-  // A granted sandbox joins the internal egress network; its only way out is the proxy named here.
+  // A granted sandbox joins the internal egress network, or gets the tunnel; its only way out is the
+  // proxy named here.
   const proxyEnv = network
     ? ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy'].map((name) => `${name}=${network.proxyUrl}`)
     : [];
+  if (network?.via === 'tunnel') proxyEnv.push(`${EGRESS_TUNNEL_ENV}=${EGRESS_TUNNEL_PORT}`);
   const memory = limits.memoryMb * 1024 * 1024;
   return {
     name: names.container,
@@ -127,7 +137,7 @@ export function containerSpec(
     AttachStderr: true,
     Tty: false,
     HostConfig: {
-      NetworkMode: network?.name ?? 'none',
+      NetworkMode: network && network.via !== 'tunnel' ? network.name : 'none',
       ReadonlyRootfs: true,
       Tmpfs: { '/tmp': `rw,noexec,nosuid,nodev,size=${limits.tmpMb}m` },
       CapDrop: ['ALL'],

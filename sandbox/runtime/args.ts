@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { EGRESS_TUNNEL_ENV } from '../../src/protocol/egress.js';
 
 const RuntimeArgs = z.object({
   workspace: z.string().min(1).default('/workspace'),
@@ -47,4 +48,13 @@ export function parseRuntimeArgs(argv: readonly string[]): RuntimeArgs {
     workspace: path.resolve(parsed.data.workspace),
     session: path.resolve(parsed.data.session),
   };
+}
+
+/** The egress tunnel's port from the environment the worker gave the sandbox; undefined: no tunnel. */
+export function egressPortFromEnv(env: NodeJS.ProcessEnv): number | undefined {
+  const raw = env[EGRESS_TUNNEL_ENV];
+  if (raw === undefined || raw === '') return undefined;
+  const port = z.coerce.number().int().min(1).max(65_535).safeParse(raw);
+  if (!port.success) throw new Error(`${EGRESS_TUNNEL_ENV} must be a port number, not "${raw.slice(0, 20)}"`);
+  return port.data;
 }

@@ -11,6 +11,7 @@ import {
 } from '../../src/protocol/agent.js';
 import type { LineResult } from '../../src/protocol/lines.js';
 import { type ModelAnswer, runTurn, type TurnLimits } from './agent-turn.js';
+import { EgressTunnelEnd } from './egress-tunnel.js';
 import { clipArgs } from './history-bounds.js';
 import { HostCalls } from './host-calls.js';
 import { reapStrays } from './reap.js';
@@ -34,6 +35,8 @@ export interface RuntimeOptions {
   skillsRoot?: string;
   /** Keep a bash started ahead of the next bash tool call (in the sandbox: see tools/ready-shell.ts). */
   readyShell?: boolean;
+  /** Listen for the egress tunnel on this loopback port (granted sandboxes of tunnelled layers). */
+  egressPort?: number;
 }
 
 interface ActiveTurn {
@@ -63,15 +66,20 @@ export class Runtime {
   private readonly limits: TurnLimits;
   private readonly host = new HostCalls();
   private readonly shells: ReadyShells | undefined;
+  private readonly egress: EgressTunnelEnd | undefined;
   /** A tool ran since the last reaping: only tools start processes. */
   private toolsRan = false;
 
   constructor(private readonly options: RuntimeOptions) {
     this.limits = turnLimitsFor(options.maxLineBytes);
     this.shells = options.readyShell ? new ReadyShells() : undefined;
+    this.egress = options.egressPort
+      ? new EgressTunnelEnd(options.egressPort, (frame) => this.emit(frame))
+      : undefined;
   }
 
   start(): void {
+    this.egress?.listen((message) => this.protocolError(message));
     this.emit({ type: 'ready', version: RUNTIME_VERSION });
     this.shells?.prepare(this.options.shell ?? findShell(), this.options.workspace);
   }
@@ -108,12 +116,19 @@ export class Runtime {
           );
         }
         return;
+      case 'egress_data':
+      case 'egress_end':
+      case 'egress_close':
+        if (this.egress) this.egress.receive(message);
+        else this.protocolError(`${message.type} ignored: this sandbox has no egress tunnel`);
+        return;
     }
   }
 
   /** Stops the running turn, if any, and waits until its tool processes are gone. */
   async shutdown(): Promise<void> {
     this.shells?.close();
+    this.egress?.close();
     const active = this.active;
     if (!active) return;
     active.controller.abort();
@@ -186,6 +201,8 @@ export class Runtime {
           this.toolsRan = false;
           reapStrays(process.pid, undefined, this.shells?.pid());
         }
+        // The tools that opened tunnel streams are gone, and so is the worker's lease they rode on.
+        if (current) this.egress?.closeAll();
         if (doneLine && !controller.signal.aborted) this.emit(doneLine);
         if (this.active?.controller === controller) this.active = undefined;
       });

@@ -1,6 +1,6 @@
 import type Docker from 'dockerode';
 import { describePlan, layerPlan } from '../../sandbox/layer.js';
-import { checkLayer } from '../../sandbox/layer-check.js';
+import { checkLayer, type EgressRoute } from '../../sandbox/layer-check.js';
 import type { Config } from '../config/schema.js';
 import { checkGuestAtRest } from '../vm/worker-guest.js';
 import type { DoctorCheck } from './checks.js';
@@ -28,18 +28,15 @@ export async function checkSandboxLayer(
   });
   if (!verdict.ok)
     return { name, ok: false, detail: `${describePlan(plan)}: ${verdict.reason}`, fix: verdict.fix };
-  const detail = `${describePlan(plan)}; ${verdict.detail}`;
-  if (verdict.network.ok) return { name, ok: true, detail };
-  // Without network the layer still runs; it is a failure only where grants are configured.
-  const granted = config.SANDBOT_NETWORK_RULES.length > 0;
   return {
     name,
-    ok: !granted,
-    detail: `${detail}; network grants cannot be served: ${verdict.network.reason}`,
-    ...(granted
-      ? {
-          fix: 'use SANDBOX_LAYER=container for conversations that need a network, or a gVisor release that can use a container network (registered without --network=none)',
-        }
-      : {}),
+    ok: true,
+    detail: `${describePlan(plan)}; ${verdict.detail}; ${egressNote(verdict.egress)}`,
   };
 }
+
+/** How network grants are served under the layer, in the operator's words. */
+export const egressNote = (route: EgressRoute) =>
+  route === 'tunnel'
+    ? 'network grants through the protocol tunnel (sandboxes have no network device)'
+    : 'network grants through the internal egress network';

@@ -1,9 +1,11 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { connect } from 'node:net';
 import type Dockerode from 'dockerode';
 import type { Redis } from 'ioredis';
 import type { SandboxNetwork } from '../../sandbox/driver/docker-spec.js';
 import { ConversationId } from '../conversation/id.js';
 import type { Logger } from '../log/logger.js';
+import { EGRESS_TUNNEL_PORT } from '../protocol/egress.js';
 import {
   applyFirewall,
   type EgressNetwork,
@@ -20,7 +22,13 @@ export interface EgressServiceOptions {
   redis: Redis;
   instance: string;
   rules: NetworkRules;
-  /** Proxy port on the network's gateway address (0: any free port). */
+  /**
+   * How granted sandboxes reach the proxy: `bridge`, an internal network whose gateway the proxy listens
+   * on (host firewall around it); `tunnel`, their protocol stream (the proxy then listens on the
+   * worker's loopback only), for layers without a usable bridge. See SandboxNetwork.
+   */
+  route: 'bridge' | 'tunnel';
+  /** Proxy port on the network's gateway address, or on loopback for the tunnel (0: any free port). */
   port: number;
   maxBytes: number;
   maxSeconds: number;
@@ -62,7 +70,8 @@ export class EgressService {
 
   private async setUp(): Promise<void> {
     try {
-      this.network = await ensureEgressNetwork(this.options.docker, this.options.instance);
+      const tunnel = this.options.route === 'tunnel';
+      if (!tunnel) this.network = await ensureEgressNetwork(this.options.docker, this.options.instance);
       this.proxy = new EgressProxy({
         identify: (header) => this.identify(header),
         grantsFor: (conversation) => this.grantsFor(conversation),
@@ -71,11 +80,13 @@ export class EgressService {
         maxBytes: this.options.maxBytes,
         maxSeconds: this.options.maxSeconds,
       });
-      await this.proxy.listen(this.network.gateway, this.options.port);
-      this.rules = firewallRules(this.network, this.proxy.address().port);
-      await applyFirewall(this.rules);
+      await this.proxy.listen(this.network?.gateway ?? '127.0.0.1', this.options.port);
+      if (this.network) {
+        this.rules = firewallRules(this.network, this.proxy.address().port);
+        await applyFirewall(this.rules);
+      }
       this.options.logger.info(
-        { network: this.network.name, proxy: this.proxy.address() },
+        { route: this.options.route, network: this.network?.name, proxy: this.proxy.address() },
         'egress proxy ready',
       );
     } catch (error) {
@@ -101,13 +112,21 @@ export class EgressService {
     const grants = await this.grantsFor(conversation);
     if (grants.length === 0) return undefined;
     await this.ensure();
-    if (!this.network || !this.proxy) {
+    const proxy = this.proxy;
+    if (!proxy || (this.options.route === 'bridge' && !this.network)) {
       throw new Error(
         `this conversation is granted network access, but egress is unavailable on this worker: ${this.unavailable ?? 'not started'}`,
       );
     }
-    const { port } = this.proxy.address();
+    const { host, port } = proxy.address();
     const credentials = await this.credentials(conversation);
+    if (!this.network) {
+      return {
+        via: 'tunnel',
+        proxyUrl: `http://${credentials}@127.0.0.1:${EGRESS_TUNNEL_PORT}`,
+        connect: () => connect({ port, host, allowHalfOpen: true }),
+      };
+    }
     return { name: this.network.name, proxyUrl: `http://${credentials}@${this.network.gateway}:${port}` };
   }
 

@@ -54,17 +54,18 @@ export function observeGateway(options: {
             if (!server.ok) throw new Error(server.error.message);
             return `Ollama ${server.version}`;
           },
-          // The layers live workers checked and run under (they publish them; see layer-report.ts).
-          // Informational: readiness is about this gateway, and Redis has its own entry.
+          // The layers live workers checked and run under, and their sandbox engines (they publish them;
+          // see layer-report.ts). Redis has its own entry.
           layer: async (signal) => {
             const configured = describePlan(layerPlan(config));
-            try {
-              await pingRedis(options.probe, signal);
-              const workers = await readWorkerLayers(options.probe, config.SANDBOT_INSTANCE);
-              return layerReadiness(configured, workers, Date.now()).detail;
-            } catch {
-              return `configured ${configured}; the workers' layers cannot be read without Redis`;
-            }
+            const workers = await pingRedis(options.probe, signal)
+              .then(() => readWorkerLayers(options.probe, config.SANDBOT_INSTANCE))
+              .catch(() => undefined);
+            if (!workers) return `configured ${configured}; the workers' layers cannot be read without Redis`;
+            const verdict = layerReadiness(configured, workers, Date.now());
+            // No live worker's sandbox engine answers (e.g. the micro-VM is down): no sandbox can start.
+            if (!verdict.ok) throw new Error(verdict.detail);
+            return verdict.detail;
           },
         },
         Object.fromEntries([...adapters.values()].map((a) => [a.platform, a.health()])),

@@ -17,23 +17,35 @@ export const WorkerLayer = z.object({
   runtime: z.string().optional(),
   /** What the start-up check saw (runtime, how it ran). */
   detail: z.string(),
-  /** Why network grants cannot be served under this layer, when they cannot. */
-  noNetwork: z.string().optional(),
+  /** How granted sandboxes reach the egress proxy (see EgressRoute). */
+  egress: z.enum(['bridge', 'tunnel']).optional(),
+  /** Whether the engine the worker's sandboxes live on (the micro-VM's, under microvm) answered its last ping. */
+  engine: z.object({ ok: z.boolean(), detail: z.string().max(300) }).optional(),
   at: z.number(),
 });
 export type WorkerLayer = z.infer<typeof WorkerLayer>;
 
-/** Publishes a worker's layer until the returned stop is called (which removes it). */
+/**
+ * Publishes a worker's layer until the returned stop is called (which removes it), with the answer of
+ * `pingEngine` (the engine its sandboxes live on) each time.
+ */
 export function publishWorkerLayer(
   redis: Redis,
   instance: string,
   workerId: string,
-  layer: Omit<WorkerLayer, 'at'>,
+  layer: Omit<WorkerLayer, 'at' | 'engine'>,
+  pingEngine?: () => Promise<unknown>,
 ): () => Promise<void> {
-  const write = () =>
-    redis
-      .hset(layersKey(instance), workerId, JSON.stringify({ ...layer, at: Date.now() }))
+  const write = async () => {
+    const engine = pingEngine ? await engineAnswer(pingEngine) : undefined;
+    await redis
+      .hset(
+        layersKey(instance),
+        workerId,
+        JSON.stringify({ ...layer, ...(engine ? { engine } : {}), at: Date.now() }),
+      )
       .catch(() => undefined);
+  };
   void write();
   const timer = setInterval(write, REFRESH_MS);
   timer.unref();
@@ -41,6 +53,21 @@ export function publishWorkerLayer(
     clearInterval(timer);
     await redis.hdel(layersKey(instance), workerId).catch(() => undefined);
   };
+}
+
+async function engineAnswer(ping: () => Promise<unknown>): Promise<{ ok: boolean; detail: string }> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('no answer within 5 s')), 5000);
+  });
+  try {
+    await Promise.race([ping(), late]);
+    return { ok: true, detail: 'answering' };
+  } catch (error) {
+    return { ok: false, detail: (error instanceof Error ? error.message : String(error)).slice(0, 300) };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export async function readWorkerLayers(redis: Redis, instance: string): Promise<Map<string, WorkerLayer>> {
@@ -58,8 +85,9 @@ export async function readWorkerLayers(redis: Redis, instance: string): Promise<
 }
 
 /**
- * The `/readyz` entry: the layers live workers run under (informational, so always ok: readiness is
- * about the gateway; a worker that cannot run its layer never starts and so never shows here).
+ * The `/readyz` entry: the layers live workers run under, and whether the engine their sandboxes live
+ * on answers (the micro-VM's engine is reachable by its worker alone, so the worker reports it). Not
+ * ok only when live workers report and none of their engines answers: then no sandbox can start.
  */
 export function layerReadiness(
   configured: string,
@@ -71,9 +99,10 @@ export function layerReadiness(
     return { ok: true, detail: `configured ${configured}; no worker has reported a layer yet` };
   const counts = new Map<string, number>();
   for (const w of live) {
-    const name = `${w.layer}${w.runtime ? ` (${w.runtime})` : ''}${w.noNetwork ? ', no network grants' : ''}`;
+    const engineDown = w.engine && !w.engine.ok ? `, its engine not answering (${w.engine.detail})` : '';
+    const name = `${w.layer}${w.runtime ? ` (${w.runtime})` : ''}${w.egress === 'tunnel' ? ', egress tunnelled' : ''}${engineDown}`;
     counts.set(name, (counts.get(name) ?? 0) + 1);
   }
   const parts = [...counts].map(([name, n]) => `${name} on ${n} worker${n === 1 ? '' : 's'}`);
-  return { ok: true, detail: parts.join('; ') };
+  return { ok: live.some((w) => w.engine?.ok !== false), detail: parts.join('; ') };
 }

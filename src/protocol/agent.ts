@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { EgressClose, EgressData, EgressEnd, EgressOpen } from './egress.js';
 import { SkillToolSpec } from './skill-tools.js';
 
 /**
@@ -74,6 +75,9 @@ export const WorkerToRuntime = z.discriminatedUnion('type', [
   Cancel,
   Hello,
   HostToolResult,
+  EgressData,
+  EgressEnd,
+  EgressClose,
 ]);
 export type WorkerToRuntime = z.infer<typeof WorkerToRuntime>;
 
@@ -132,5 +136,9 @@ export const RuntimeToWorker = z.discriminatedUnion('type', [
   TurnDone,
   RuntimeError,
   HostToolRequest,
+  EgressOpen,
+  EgressData,
+  EgressEnd,
+  EgressClose,
 ]);
 export type RuntimeToWorker = z.infer<typeof RuntimeToWorker>;

@@ -22,11 +22,6 @@ export function microvmRefusal(
   return undefined;
 }
 
-/** Why a granted conversation's turn fails under the micro-VM (its network is closed: QEMU restrict=on). */
-export const MICROVM_NO_NETWORK =
-  'network grants are not served with SANDBOX_LAYER=microvm yet: the micro-VM has no way out (its QEMU ' +
-  'network is restricted) and no egress proxy inside; use SANDBOX_LAYER=container or gvisor for this conversation';
-
 /** Seconds between looks at the guest's QEMU; restarts back off up to a minute. */
 const WATCH_MS = 5000;
 const MAX_BACKOFF_MS = 60_000;
@@ -89,7 +84,8 @@ export async function startWorkerGuest(config: Config, logger: Logger): Promise<
         ok: true,
         plan,
         detail: `micro-VM engine on 127.0.0.1:${port} (TLS), ${up.accel.reason}`,
-        network: { ok: false, reason: MICROVM_NO_NETWORK },
+        // The guest's network is closed (QEMU restrict=on): granted sandboxes use the protocol tunnel.
+        egress: 'tunnel',
       };
     },
     async stop() {
@@ -122,14 +118,13 @@ export async function checkGuestAtRest(config: Config, plan: LayerPlan): Promise
       fix: 'run `sandbot vm build`',
     };
   }
-  const network = { ok: false as const, reason: MICROVM_NO_NETWORK };
   const running = vm.running();
   if (!running) {
     return {
       ok: true,
       plan,
       detail: `guest built, not running (the worker starts it): ${accel.reason}`,
-      network,
+      egress: 'tunnel',
     };
   }
   try {
@@ -146,7 +141,7 @@ export async function checkGuestAtRest(config: Config, plan: LayerPlan): Promise
       ok: true,
       plan,
       detail: `guest running (pid ${running.pid}, ${running.accel}), engine answers, ${image}`,
-      network,
+      egress: 'tunnel',
     };
   } catch (error) {
     return {

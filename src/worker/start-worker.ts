@@ -78,6 +78,7 @@ export async function startWorker(
     redis: connection,
     instance: config.SANDBOT_INSTANCE,
     rules: config.SANDBOT_NETWORK_RULES,
+    route: layer.egress,
     port: config.SANDBOT_EGRESS_PORT,
     maxBytes: config.SANDBOT_EGRESS_MAX_BYTES,
     maxSeconds: config.SANDBOT_EGRESS_MAX_SECONDS,
@@ -144,13 +145,7 @@ export async function startWorker(
         subAgentOutbound(connection, config.SANDBOT_INSTANCE, (event) => outbound.publish(event)),
       ),
       observe: observed.observe,
-      networkFor: async (conversation) => {
-        // A layer without network (gVisor registered with --network=none) fails a granted turn, saying why.
-        if (!layer.network.ok && (await egress.grantsFor(conversation)).length > 0) {
-          throw new Error(layer.network.reason);
-        }
-        return egress.networkFor(conversation);
-      },
+      networkFor: (conversation) => egress.networkFor(conversation),
       quarantine: new Quarantine(connection, config.SANDBOT_INSTANCE),
       audit: observed.audit,
       ...(pool ? { pool } : {}),
@@ -185,12 +180,19 @@ export async function startWorker(
       taskLimits: { perUser: config.SANDBOT_TASKS_PER_USER, perChannel: config.SANDBOT_TASKS_PER_CHANNEL },
     },
   );
-  const unpublishLayer = publishWorkerLayer(connection, config.SANDBOT_INSTANCE, worker.id, {
-    layer: layer.plan.layer,
-    ...(layer.plan.runtime ? { runtime: layer.plan.runtime } : {}),
-    detail: layer.detail,
-    ...(layer.network.ok ? {} : { noNetwork: layer.network.reason }),
-  });
+  const sandboxEngine = guest?.docker ?? createDocker(config.DOCKER_HOST);
+  const unpublishLayer = publishWorkerLayer(
+    connection,
+    config.SANDBOT_INSTANCE,
+    worker.id,
+    {
+      layer: layer.plan.layer,
+      ...(layer.plan.runtime ? { runtime: layer.plan.runtime } : {}),
+      detail: layer.detail,
+      egress: layer.egress,
+    },
+    () => sandboxEngine.ping(),
+  );
   worker.start();
   // Fills in the background: the worker takes messages at once (new conversations start cold meanwhile).
   pool?.start().catch((error: unknown) => log.warn({ err: error }, 'warm pool did not start'));

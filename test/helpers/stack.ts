@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import { createDocker } from '../../sandbox/driver/docker-client.js';
 import { sandboxDriverFromConfig } from '../../sandbox/driver/from-config.js';
 import { layerPlan } from '../../sandbox/layer.js';
-import { judgeRegistration, type RegisteredRuntime } from '../../sandbox/layer-check.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { startGateway } from '../../src/gateway/start-gateway.js';
@@ -19,19 +18,6 @@ export const SANDBOX_IMAGE = process.env.SANDBOX_IMAGE ?? 'sandbot-sandbox:lates
 export const TEST_LAYER = process.env.SANDBOT_TEST_LAYER ?? 'container';
 /** The tests run every sandbox under gVisor (its /proc, /sys and limits look different from inside). */
 export const UNDER_GVISOR = layerPlan(testConfig('layer-probe')).gvisor;
-
-/**
- * Whether sandboxes of the test layer can join an egress network: not under gVisor registered with
- * --network=none, where a granted conversation's turn fails with the reason instead.
- */
-export async function testLayerServesGrants(): Promise<boolean> {
-  const config = testConfig('layer-probe');
-  const info = (await createDocker(config.DOCKER_HOST).info()) as {
-    Runtimes?: Record<string, RegisteredRuntime>;
-  };
-  const registration = judgeRegistration(layerPlan(config), info.Runtimes ?? {});
-  return registration.ok && registration.network.ok;
-}
 
 /** Settings for a test stack: its own instance, a random port, a short lease so takeovers are quick. */
 export function testConfig(instance: string, overrides: Record<string, string> = {}): Config {

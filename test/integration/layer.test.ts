@@ -70,15 +70,28 @@ describe('SANDBOX_LAYER=gvisor', () => {
     expect(body.checks.layer).toMatchObject({ ok: true, detail: expect.stringMatching(/^gvisor \(runsc\)/) });
   });
 
-  it('fails a granted conversation’s turn with the reason when runsc has no network here', async () => {
+  it('serves a granted conversation through the protocol tunnel: no network device, only the proxy', async () => {
     const info = (await docker.info()) as { Runtimes?: Record<string, RegisteredRuntime> };
     const registration = judgeRegistration(layerPlan(config), info.Runtimes ?? {});
-    if (!registration.ok || registration.network.ok) return; // a runsc with its own network serves grants
-    const end = await turn('granted', 'echo should-not-run');
-    expect(end).toMatchObject({
-      type: 'error',
-      message: expect.stringMatching(/^Your sandbox could not be started: .*--network=none/),
-    });
+    expect(registration).toMatchObject({ ok: true, egress: 'tunnel' }); // runsc is registered --network=none
+    // The proxy answers (here: the granted name does not resolve, there being no DNS in tests), and the
+    // sandbox's only interface is its loopback; an ungranted host is refused by the same proxy.
+    const end = await turn(
+      'granted',
+      'curl -s http://api.example.test/; echo; curl -s http://other.example.test/; echo; cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d " "; echo "proxy=$HTTP_PROXY"',
+    );
+    expect(end.type).toBe('reply');
+    const text = end.type === 'reply' ? end.text : '';
+    expect(text).toContain('api.example.test does not resolve');
+    expect(text).toContain("other.example.test:80 is not granted to this conversation's network policy");
+    expect(text).toMatch(/^lo$/m);
+    expect(text).not.toMatch(/^eth\d/m);
+    expect(text).toMatch(/^proxy=http:\/\/web%3Agranted:[0-9a-f]{64}@127\.0\.0\.1:3128$/m);
+    const [sandbox] = (await sandboxDriverFromConfig(config).list()).filter(
+      (s) => s.conversation === webConversationId('granted'),
+    );
+    const inspected = await docker.getContainer(sandbox?.containerId ?? '').inspect();
+    expect(inspected.HostConfig.NetworkMode).toBe('none');
   });
 });
 

@@ -1,6 +1,6 @@
 import { expect } from 'vitest';
 import type { Lookup } from '../../src/egress/proxy.js';
-import { testLayerServesGrants } from '../helpers/stack.js';
+import { UNDER_GVISOR } from '../helpers/stack.js';
 import { type Redteam, startRedteam } from './harness.js';
 import { DNSQ_PY, hostAddresses, hostPublicAddresses, TUNNEL_PY } from './net-fixtures.js';
 
@@ -10,8 +10,10 @@ export const UNGRANTED = 'nonet';
 /** The host's own address that the proxy's address rules call public (absent on some hosts). */
 export const HOST_PUBLIC: string | undefined = hostPublicAddresses()[0];
 export const HOST_ADDRESSES = hostAddresses();
-/** Whether the test layer serves network grants at all (not gVisor with --network=none). */
-export const GRANTS_SERVED = await testLayerServesGrants();
+/** What stops a granted sandbox's direct connections: the bridge's firewall, or (tunnelled) no device at all. */
+export const DIRECT_BLOCKED = UNDER_GVISOR
+  ? 'no route (no network device: egress is tunnelled)'
+  : 'dropped by the host firewall';
 
 export interface NetworkRedteam {
   rt: Redteam;
@@ -48,23 +50,7 @@ export async function startNetworkRedteam(
       SANDBOT_TRIPWIRE_EGRESS_REFUSALS: '1000',
     },
   });
-  if (!GRANTS_SERVED) {
-    // This layer has no network for any sandbox (gVisor registered with --network=none): a granted
-    // conversation's turn must fail, saying why, never run unproxied. The granted attacks are skipped.
-    const refused = await rt.ask(GRANTED, 'echo should-not-run');
-    expect(refused.kind).toBe('error');
-    expect(refused.text).toMatch(
-      /^Your sandbox could not be started: .*--network=none.*network grants cannot be served/,
-    );
-    expect(rt.egressOf(GRANTED)).toEqual([]);
-    await expect(rt.container(GRANTED).inspect()).rejects.toMatchObject({ statusCode: 404 });
-    await rt.row(
-      'run a granted conversation under a layer without network (gVisor with --network=none)',
-      'turn refused with the reason before any container was made; no request left',
-      GRANTED,
-    );
-  }
-  for (const session of GRANTS_SERVED ? [GRANTED, UNGRANTED] : [UNGRANTED]) {
+  for (const session of [GRANTED, UNGRANTED]) {
     const helpers = await rt.ask(
       session,
       `@tools ${JSON.stringify([

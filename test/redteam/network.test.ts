@@ -3,8 +3,8 @@ import { conversationKey } from '../../src/conversation/id.js';
 import { conversation, expectNoSecretsLeaked, type Redteam, token } from './harness.js';
 import { dockerApiTrap, PROBE_SH, PROXY_VARS_SH, type Trap, tcpTrap } from './net-fixtures.js';
 import {
+  DIRECT_BLOCKED,
   GRANTED,
-  GRANTS_SERVED,
   HOST_ADDRESSES,
   HOST_PUBLIC,
   probes,
@@ -75,42 +75,39 @@ describe('red team: the host’s services', () => {
     );
   });
 
-  it.skipIf(!GRANTS_SERVED)(
-    'cannot reach Redis from a granted sandbox, directly or through its proxy',
-    async () => {
-      const set = `SET ${rt.instance}:${markerKey} pwned\\r\\n`;
-      const turn = await rt.ask(
-        GRANTED,
-        [
-          PROBE_SH,
-          PROXY_VARS_SH,
-          probes(6379),
-          ...[
-            '127.0.0.1',
-            'localhost',
-            'evil.example.test',
-            'internal.example.test',
-            'docker.example.test',
-            'mapped.example.test',
-          ].map((h) => `python3 tunnel.py ${h} 6379 '${set}'`),
-          'curl -s -m 3 http://127.0.0.1:6379/ -d x',
-          'echo redis2-done',
-        ].join('; '),
-      );
-      expect(turn.text).toContain('redis2-done');
-      expect(turn.text).not.toMatch(/ open$/m);
-      expect(turn.text).not.toMatch(/tunnel .* -> b'HTTP\/1\.1 200/);
-      expect(await marker()).toBe('untouched');
-      const refused = rt.egressOf(GRANTED).filter((r) => !r.allowed && r.port === 6379);
-      expect(refused.length).toBeGreaterThanOrEqual(6);
-      await rt.auditedRefusal(GRANTED, 'evil.example.test');
-      await rt.row(
-        'reach Redis from a granted sandbox (direct, CONNECT via proxy to loopback/private names)',
-        'direct: dropped by the host firewall; proxy: 403 refused; Redis key untouched',
-        GRANTED,
-      );
-    },
-  );
+  it('cannot reach Redis from a granted sandbox, directly or through its proxy', async () => {
+    const set = `SET ${rt.instance}:${markerKey} pwned\\r\\n`;
+    const turn = await rt.ask(
+      GRANTED,
+      [
+        PROBE_SH,
+        PROXY_VARS_SH,
+        probes(6379),
+        ...[
+          '127.0.0.1',
+          'localhost',
+          'evil.example.test',
+          'internal.example.test',
+          'docker.example.test',
+          'mapped.example.test',
+        ].map((h) => `python3 tunnel.py ${h} 6379 '${set}'`),
+        'curl -s -m 3 http://127.0.0.1:6379/ -d x',
+        'echo redis2-done',
+      ].join('; '),
+    );
+    expect(turn.text).toContain('redis2-done');
+    expect(turn.text).not.toMatch(/ open$/m);
+    expect(turn.text).not.toMatch(/tunnel .* -> b'HTTP\/1\.1 200/);
+    expect(await marker()).toBe('untouched');
+    const refused = rt.egressOf(GRANTED).filter((r) => !r.allowed && r.port === 6379);
+    expect(refused.length).toBeGreaterThanOrEqual(6);
+    await rt.auditedRefusal(GRANTED, 'evil.example.test');
+    await rt.row(
+      'reach Redis from a granted sandbox (direct, CONNECT via proxy to loopback/private names)',
+      `direct: ${DIRECT_BLOCKED}; proxy: 403 refused; Redis key untouched`,
+      GRANTED,
+    );
+  });
 
   it('finds no Docker socket to talk to', async () => {
     const name = `pwned-${token()}`;
@@ -134,7 +131,7 @@ describe('red team: the host’s services', () => {
     );
   });
 
-  it.skipIf(!GRANTS_SERVED)('cannot reach the Docker API over TCP', async () => {
+  it('cannot reach the Docker API over TCP', async () => {
     const turn = await rt.ask(
       GRANTED,
       [
@@ -163,7 +160,7 @@ describe('red team: the host’s services', () => {
     );
   });
 
-  it.skipIf(!GRANTS_SERVED)('cannot reach the host’s other services', async () => {
+  it('cannot reach the host’s other services', async () => {
     const port = hostTrap.port;
     const turn = await rt.ask(
       GRANTED,
@@ -190,48 +187,45 @@ describe('red team: the host’s services', () => {
     await rt.auditedRefusal(GRANTED, '127.0.0.1');
     await rt.row(
       'reach the host’s other ports (a trap service, the gateway API) directly and by proxy',
-      'dropped by the host firewall / refused by the proxy; the trap saw nothing',
+      `${DIRECT_BLOCKED} / refused by the proxy; the trap saw nothing`,
       GRANTED,
     );
   });
 
-  it.skipIf(!GRANTS_SERVED)(
-    'reaches none of the host’s services through a granted name that resolves to the host’s own public address',
-    async () => {
-      const set = `SET ${rt.instance}:${markerKey} pwned\\r\\n`;
-      const target = HOST_PUBLIC ?? 'no-public-address.invalid';
-      // A conversation nobody has used: the agent tries to start one through the gateway's API.
-      const other = 'self-target';
-      const turn = await rt.ask(
-        GRANTED,
-        [
-          `python3 tunnel.py self.example.test 6379 '${set}'`,
-          `curl -s -m 3 http://self.example.test:${hostTrap.port}/`,
-          'curl -s -m 3 http://self.example.test:2375/v1.41/containers/json',
-          `curl -s -m 3 -X POST -H 'content-type: application/json' -d '{"conversation":"${other}","user":"mallory","text":"echo posted-by-another-agent"}' http://self.example.test:${gatewayPort}/api/messages`,
-          'echo self-done',
-        ].join('; '),
-      );
-      expect(turn.text).toContain('self-done');
-      const otherKeys = await rt.redis.keys(`${rt.instance}:conv:${conversationKey(conversation(other))}:*`);
-      await rt.auditedCall(GRANTED, 'self-done');
-      const redisAnswer = /tunnel self\.example\.test:6379 -> (b'[^']*')/.exec(turn.text)?.[1] ?? '';
-      const reached = [
-        ...((await marker()) !== 'untouched' ? ['Redis (key overwritten)'] : []),
-        ...(/DENIED|ERR|^b'[+-]/.test(redisAnswer) ? [`Redis (answered ${redisAnswer.slice(0, 60)})`] : []),
-        ...(hostTrap.hits > 0 ? ['a host service'] : []),
-        ...((dockerTrap?.hits ?? 0) > 0 ? ['the Docker API'] : []),
-        ...(otherKeys.length > 0 ? ['the gateway API (started a turn in another conversation)'] : []),
-      ];
-      await rt.row(
-        `a granted name resolving to the host’s own public address (${target})`,
-        reached.length === 0 ? 'refused by the proxy' : `REACHED ${reached.join('; ')}`,
-        GRANTED,
-      );
-      expect(reached).toEqual([]);
-      expect(turn.text).toMatch(/self\.example\.test resolves to/);
-    },
-  );
+  it('reaches none of the host’s services through a granted name that resolves to the host’s own public address', async () => {
+    const set = `SET ${rt.instance}:${markerKey} pwned\\r\\n`;
+    const target = HOST_PUBLIC ?? 'no-public-address.invalid';
+    // A conversation nobody has used: the agent tries to start one through the gateway's API.
+    const other = 'self-target';
+    const turn = await rt.ask(
+      GRANTED,
+      [
+        `python3 tunnel.py self.example.test 6379 '${set}'`,
+        `curl -s -m 3 http://self.example.test:${hostTrap.port}/`,
+        'curl -s -m 3 http://self.example.test:2375/v1.41/containers/json',
+        `curl -s -m 3 -X POST -H 'content-type: application/json' -d '{"conversation":"${other}","user":"mallory","text":"echo posted-by-another-agent"}' http://self.example.test:${gatewayPort}/api/messages`,
+        'echo self-done',
+      ].join('; '),
+    );
+    expect(turn.text).toContain('self-done');
+    const otherKeys = await rt.redis.keys(`${rt.instance}:conv:${conversationKey(conversation(other))}:*`);
+    await rt.auditedCall(GRANTED, 'self-done');
+    const redisAnswer = /tunnel self\.example\.test:6379 -> (b'[^']*')/.exec(turn.text)?.[1] ?? '';
+    const reached = [
+      ...((await marker()) !== 'untouched' ? ['Redis (key overwritten)'] : []),
+      ...(/DENIED|ERR|^b'[+-]/.test(redisAnswer) ? [`Redis (answered ${redisAnswer.slice(0, 60)})`] : []),
+      ...(hostTrap.hits > 0 ? ['a host service'] : []),
+      ...((dockerTrap?.hits ?? 0) > 0 ? ['the Docker API'] : []),
+      ...(otherKeys.length > 0 ? ['the gateway API (started a turn in another conversation)'] : []),
+    ];
+    await rt.row(
+      `a granted name resolving to the host’s own public address (${target})`,
+      reached.length === 0 ? 'refused by the proxy' : `REACHED ${reached.join('; ')}`,
+      GRANTED,
+    );
+    expect(reached).toEqual([]);
+    expect(turn.text).toMatch(/self\.example\.test resolves to/);
+  });
 
   it('leaves the other conversation untouched and leaks nothing', async () => {
     await victim.expectUnchanged();

@@ -128,19 +128,16 @@ describe('judgeRegistration', () => {
     expect(!verdict.ok && verdict.fix).toContain('daemon.json');
   });
 
-  it('accepts runsc with --network=none, without network grants', () => {
+  it('accepts runsc with --network=none, its grants served through the protocol tunnel', () => {
     const verdict = judgeRegistration(gvisor, {
       runsc: { path: '/usr/bin/runsc', runtimeArgs: ['--network=none'] },
     });
-    expect(verdict.ok && verdict.network).toMatchObject({
-      ok: false,
-      reason: expect.stringContaining('--network=none'),
-    });
+    expect(verdict).toEqual({ ok: true, args: ['--network=none'], egress: 'tunnel' });
   });
 
-  it('accepts runsc on its own network stack, with grants', () => {
+  it('accepts runsc on its own network stack, its grants served through the egress network', () => {
     const verdict = judgeRegistration(gvisor, { runsc: { path: '/usr/bin/runsc' } });
-    expect(verdict).toEqual({ ok: true, args: [], network: { ok: true } });
+    expect(verdict).toEqual({ ok: true, args: [], egress: 'bridge' });
   });
 
   it('refuses runsc in host network mode, which hands sockets to the host kernel', () => {
@@ -151,7 +148,7 @@ describe('judgeRegistration', () => {
   });
 
   it('needs nothing registered for the engine’s default runtime', () => {
-    expect(judgeRegistration(plan({}), {})).toEqual({ ok: true, args: [], network: { ok: true } });
+    expect(judgeRegistration(plan({}), {})).toEqual({ ok: true, args: [], egress: 'bridge' });
   });
 
   it('reads runsc’s network flag the way runsc does (last one wins, sandbox by default)', () => {
@@ -244,13 +241,13 @@ describe('layerReadiness', () => {
 
   it('names the layers of live workers and counts them', () => {
     const workers = new Map([
-      ['w-1', worker('gvisor', { runtime: 'runsc', noNetwork: 'no' })],
-      ['w-2', worker('gvisor', { runtime: 'runsc', noNetwork: 'no' })],
+      ['w-1', worker('gvisor', { runtime: 'runsc', egress: 'tunnel' })],
+      ['w-2', worker('gvisor', { runtime: 'runsc', egress: 'tunnel' })],
       ['w-3', worker('container')],
     ]);
     expect(layerReadiness('container', workers, at + 1000)).toEqual({
       ok: true,
-      detail: 'gvisor (runsc), no network grants on 2 workers; container on 1 worker',
+      detail: 'gvisor (runsc), egress tunnelled on 2 workers; container on 1 worker',
     });
   });
 
@@ -260,5 +257,20 @@ describe('layerReadiness', () => {
       ok: true,
       detail: 'configured gvisor: …; no worker has reported a layer yet',
     });
+  });
+
+  it('is not ready when no live worker’s sandbox engine answers, and says which did not', () => {
+    const down = { ok: false, detail: 'connect ECONNREFUSED 127.0.0.1:40123' };
+    const workers = new Map([
+      ['w-1', worker('microvm', { egress: 'tunnel', engine: down })],
+      ['w-2', worker('microvm', { egress: 'tunnel', engine: down })],
+    ]);
+    expect(layerReadiness('microvm', workers, at)).toEqual({
+      ok: false,
+      detail:
+        'microvm, egress tunnelled, its engine not answering (connect ECONNREFUSED 127.0.0.1:40123) on 2 workers',
+    });
+    workers.set('w-3', worker('microvm', { egress: 'tunnel', engine: { ok: true, detail: 'answering' } }));
+    expect(layerReadiness('microvm', workers, at).ok).toBe(true);
   });
 });

@@ -13,6 +13,7 @@ import { syncImage } from '../../src/vm/guest-engine.js';
 import { MicroVm } from '../../src/vm/micro-vm.js';
 import { readClientTls } from '../../src/vm/tls.js';
 import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
+import { type OutsideHost, startOutsideHost } from '../helpers/outside-host.js';
 import { dropInstanceKeys, testInstance } from '../helpers/redis.js';
 import { shellModel, turnEnd } from '../helpers/shell-model.js';
 import { startStack, testConfig } from '../helpers/stack.js';
@@ -36,8 +37,12 @@ const config = testConfig(testInstance('vm'), {
   SANDBOX_TURN_TIMEOUT_SECONDS: '600',
   SANDBOX_TOOL_TIMEOUT_SECONDS: '300',
   SANDBOT_MODEL_TIMEOUT_SECONDS: '300',
-  SANDBOT_NETWORK_RULES: 'web:granted=example.com',
+  SANDBOT_NETWORK_RULES: 'web:granted=api.example.test',
+  SANDBOT_EGRESS_PORT: '0',
 });
+/** A web server outside (on the host's engine, in a documentation range) for the granted turn. */
+const OUTSIDE = '198.51.100.20';
+let outside: OutsideHost;
 const vm = new MicroVm(config);
 const host = createDocker(undefined);
 let ollama: FakeOllama;
@@ -67,7 +72,19 @@ beforeAll(async () => {
   await timed('build', () => buildGuest(vm.paths));
   // A fresh data disk every run: seeding it on the host takes seconds, loading an image in the guest minutes.
   await rm(vm.paths.dataDisk, { force: true });
-  stack = await timed('worker start (seed + boot)', () => startStack(config));
+  outside = await startOutsideHost(host, {
+    name: `sbx-vm-outside-${process.pid}`,
+    subnet: '198.51.100.0/24',
+    address: OUTSIDE,
+  });
+  stack = await timed('worker start (seed + boot)', () =>
+    startStack(config, {
+      lookup: async (name) =>
+        name === 'api.example.test'
+          ? [{ address: OUTSIDE, family: 4 }]
+          : Promise.reject(new Error('ENOTFOUND')),
+    }),
+  );
   const state = vm.running();
   if (!state) throw new Error('the worker did not leave the micro-VM running');
   guest = await vm.client(state.port);
@@ -76,6 +93,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack?.stop();
   await vm.down();
+  await outside?.stop();
   await ollama?.close();
   await dropInstanceKeys(config.SANDBOT_INSTANCE);
   console.log(`micro-VM test timings (s): ${JSON.stringify(seconds)}`);
@@ -106,6 +124,11 @@ describe('the micro-VM layer', () => {
       expect(onHost).toEqual([]);
       expect(inGuest.map((c) => c.Labels['sandbot.conversation'])).toEqual(['web:vm']);
       expect(await host.listVolumes({ filters: label }).then((v) => v.Volumes ?? [])).toEqual([]);
+      // /readyz: the worker reports its layer and that the guest's engine answers.
+      const ready = (await (await fetch(`${stack!.url}/readyz`)).json()) as {
+        checks: Record<string, { ok: boolean; detail?: string }>;
+      };
+      expect(ready.checks.layer).toEqual({ ok: true, detail: 'microvm, egress tunnelled on 1 worker' });
     },
     20 * MINUTE,
   );
@@ -188,13 +211,30 @@ describe('the micro-VM layer', () => {
   );
 
   it(
-    'fails a network-granted conversation’s turn with the reason instead of opening the network',
+    'serves a network-granted conversation through the protocol tunnel, the guest’s network still closed',
     async () => {
-      const end = await turnEnd(stack!.url, 'granted', 'true');
-      expect(end.type).toBe('error');
-      expect(end.type === 'error' && end.message).toContain('SANDBOX_LAYER=microvm');
+      const end = await timed('granted turn', () =>
+        turnEnd(
+          stack!.url,
+          'granted',
+          [
+            `curl -s -m 60 http://api.example.test:${outside.port}/from-the-guest`,
+            `curl -s -m 60 http://other.example.test:${outside.port}/`,
+            `curl -s -m 5 --noproxy '*' http://${OUTSIDE}:${outside.port}/direct || echo direct-failed`,
+          ].join('; echo; '),
+        ),
+      );
+      expect(end.type, JSON.stringify(end)).toBe('reply');
+      const text = end.type === 'reply' ? end.text : '';
+      expect(text).toContain('outside says hi to /from-the-guest');
+      expect(text).toContain(`other.example.test:${outside.port} is not granted`);
+      expect(text).toContain('direct-failed');
+      const [sandbox] = await guest.listContainers({
+        filters: { label: ['sandbot.conversation=web:granted'] },
+      });
+      expect(sandbox?.HostConfig.NetworkMode).toBe('none');
     },
-    5 * MINUTE,
+    10 * MINUTE,
   );
 
   it.runIf(process.env.SANDBOT_VM_TEST_RESTART === '1')(
