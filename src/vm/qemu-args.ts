@@ -12,18 +12,26 @@ export interface QemuOptions {
   cpus: number;
   /** Loopback port on the host forwarded to the guest's engine. */
   hostPort: number;
+  /** The unprivileged user QEMU becomes once its files and devices are open (QEMU_USER). */
+  user: string;
 }
+
+/** The system user QEMU runs as (created by `ensureQemuUser`, src/vm/qemu-user.ts). */
+export const QEMU_USER = 'sandbot-vm';
 
 /**
  * The QEMU command line. What matters for security:
  * - the user network is `restrict=on`: the guest reaches neither the host nor anything outside; the one
  *   way in is the forwarded engine port, bound to the host's loopback only;
  * - the root disk is read-only, so nothing the guest does survives a restart except its data disk;
+ * - QEMU drops root for an unprivileged user of its own (-runas) once its disks, devices and sockets
+ *   are open, for good (all of its uids), so QEMU's seccomp sandbox allows the set*id calls that drop
+ *   needs (`elevateprivileges=deny` would kill it at the drop); what QEMU may not do is start processes;
  * - QEMU's own seccomp sandbox is on, and no devices exist beyond the ones listed (-nodefaults).
  * q35 rather than -M microvm: the latter hangs under TCG calibrating its clock.
  */
 export function qemuArgs(options: QemuOptions): string[] {
-  const { paths, accel, memoryMb, cpus, hostPort } = options;
+  const { paths, accel, memoryMb, cpus, hostPort, user } = options;
   const kernelArgs = ['console=ttyS0', 'root=/dev/vda', 'ro', 'panic=1', 'net.ifnames=0', 'loglevel=4'].join(
     ' ',
   );
@@ -73,7 +81,9 @@ export function qemuArgs(options: QemuOptions): string[] {
     `socket,id=control,path=${paths.control},server=on,wait=off`,
     '-serial',
     'chardev:control',
+    '-runas',
+    user,
     '-sandbox',
-    'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
+    'on,obsolete=deny,elevateprivileges=allow,spawn=deny,resourcecontrol=deny',
   ];
 }

@@ -4,7 +4,8 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import type { Accel } from './accel.js';
 import type { VmPaths } from './paths.js';
-import { qemuArgs } from './qemu-args.js';
+import { QEMU_USER, qemuArgs } from './qemu-args.js';
+import { ensureQemuUser } from './qemu-user.js';
 import { clearState, isGuestProcess, readState, type VmState, writeState } from './state.js';
 
 export interface LaunchOptions {
@@ -63,7 +64,9 @@ export async function launchQemu(paths: VmPaths, options: LaunchOptions): Promis
   if (existsSync(paths.console)) await rename(paths.console, `${paths.console}.1`);
   await rm(paths.control, { force: true });
   const port = options.port ?? (await freeLoopbackPort());
+  await ensureQemuUser(QEMU_USER);
   const args = qemuArgs({
+    user: QEMU_USER,
     paths,
     accel: options.accel,
     memoryMb: options.memoryMb,

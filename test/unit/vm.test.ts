@@ -38,6 +38,7 @@ describe('the QEMU command line', () => {
     memoryMb: 1024,
     cpus: 2,
     hostPort: 40000,
+    user: 'sandbot-vm',
   });
   const flagValues = (flag: string) => args.filter((_, i) => args[i - 1] === flag);
 
@@ -53,14 +54,22 @@ describe('the QEMU command line', () => {
     expect(drives.find((d) => d.includes('id=root'))).toContain('readonly=on');
     expect(drives.find((d) => d.includes('id=data'))).not.toContain('readonly');
     expect(flagValues('-append')[0]).toMatch(/root=\/dev\/vda ro /);
-    expect(flagValues('-sandbox')[0]).toMatch(/^on,/);
+    expect(flagValues('-sandbox')[0]).toMatch(/^on,.*spawn=deny/);
+    expect(flagValues('-runas')).toEqual(['sandbot-vm']);
     expect(args).toContain('-nodefaults');
     expect(flagValues('-accel')).toEqual(['tcg,thread=multi']);
     expect(flagValues('-smp')).toEqual(['2']);
   });
 
   it('uses the host CPU under KVM', () => {
-    const kvm = qemuArgs({ paths: vmPaths('/srv/vm'), accel: 'kvm', memoryMb: 512, cpus: 1, hostPort: 1 });
+    const kvm = qemuArgs({
+      paths: vmPaths('/srv/vm'),
+      accel: 'kvm',
+      memoryMb: 512,
+      cpus: 1,
+      hostPort: 1,
+      user: 'sandbot-vm',
+    });
     expect(kvm[kvm.indexOf('-accel') + 1]).toBe('kvm');
     expect(kvm[kvm.indexOf('-cpu') + 1]).toBe('host');
   });
