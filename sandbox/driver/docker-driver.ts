@@ -64,10 +64,10 @@ export class DockerSandboxDriver implements SandboxDriver {
   private kept?: KeptSessions;
 
   constructor(options: DockerSandboxDriverOptions) {
-    const { docker, maxLineBytes, logger, ...limits } = options;
+    const { docker, logger, ...limits } = options;
     this.docker = docker;
     this.limits = limits;
-    this.maxLineBytes = maxLineBytes;
+    this.maxLineBytes = options.maxLineBytes;
     this.logger = logger;
   }
 
@@ -144,9 +144,10 @@ export class DockerSandboxDriver implements SandboxDriver {
     // Size-capped volumes are loop mounts on the host: (re)mount them before the container starts.
     const quota = await quotaPaths(this.limits, conversation);
     if (state === undefined) {
-      if (await createSandbox(this.docker, this.limits, conversation, { ...options, quota }, this.logger))
-        this.emit({ action: 'create', conversation });
-      state = await inspectAfterCreate(container);
+      const created = await createSandbox(this.docker, this.limits, conversation, { ...options, quota }, this.logger);
+      if (created) this.emit({ action: 'create', conversation });
+      // Ours is known without an inspect; one another worker created first is looked up.
+      state = created ?? (await inspectAfterCreate(container));
     }
     // Attach before starting so nothing the runtime prints at start-up is lost.
     const socket = await container.attach({

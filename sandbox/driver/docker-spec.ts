@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
 import type Dockerode from 'dockerode';
 import { type ConversationId, conversationKey } from '../../src/conversation/id.js';
-import { EGRESS_TUNNEL_ENV, EGRESS_TUNNEL_PORT } from '../../src/protocol/egress.js';
+import { EGRESS_TUNNEL_PORT } from '../../src/protocol/egress.js';
 import type { SkillMount } from './skill-volumes.js';
 
 /** What shapes every sandbox container; the same for all conversations of one deployment. */
@@ -20,6 +20,8 @@ export interface SandboxLimits {
   cpus: number;
   pidsLimit: number;
   tmpMb: number;
+  /** The protocol's line cap, given to the runtime too (absent: the runtime's default, 1 MiB). */
+  maxLineBytes?: number;
   /** Size caps of /workspace and /session (MiB); absent: plain Docker volumes, not capped. */
   disk?: { root: string; workspaceMb: number; sessionMb: number };
 }
@@ -67,6 +69,28 @@ export const networkLabel = (network?: SandboxNetwork) =>
 
 export const WORKSPACE_DIR = '/workspace';
 export const SESSION_DIR = '/session';
+
+/**
+ * The agent runtime's command line in a sandbox: the image's CMD (sandbox/Dockerfile, kept the same by
+ * a test) with the worker's line cap and, for a tunnelled sandbox, the egress tunnel's port. Settings
+ * go as arguments, not environment: the sandbox's environment holds nothing of sandbot's.
+ */
+export const RUNTIME_COMMAND = [
+  'node',
+  '/opt/sandbot/dist/sandbox/runtime/main.js',
+  '--workspace',
+  '/workspace',
+  '--session',
+  '/session',
+  '--reap-strays',
+];
+export function runtimeCommand(maxLineBytes: number | undefined, tunnel: boolean): string[] {
+  return [
+    ...RUNTIME_COMMAND,
+    ...(maxLineBytes ? ['--max-line-bytes', String(maxLineBytes)] : []),
+    ...(tunnel ? ['--egress-port', String(EGRESS_TUNNEL_PORT)] : []),
+  ];
+}
 /** The image's agent user; never root. */
 export const SANDBOX_USER = '1000:1000';
 
@@ -115,7 +139,6 @@ export function containerSpec(
   const proxyEnv = network
     ? ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy'].map((name) => `${name}=${network.proxyUrl}`)
     : [];
-  if (network?.via === 'tunnel') proxyEnv.push(`${EGRESS_TUNNEL_ENV}=${EGRESS_TUNNEL_PORT}`);
   const memory = limits.memoryMb * 1024 * 1024;
   return {
     name: names.container,
@@ -127,6 +150,7 @@ export function containerSpec(
       [RUNTIME_LABEL]: runtimeLabel(limits.runtime),
     },
     Hostname: 'sandbox',
+    Cmd: runtimeCommand(limits.maxLineBytes, network?.via === 'tunnel'),
     User: SANDBOX_USER,
     WorkingDir: WORKSPACE_DIR,
     Env: [...(limits.env ?? []), ...proxyEnv],

@@ -1,7 +1,6 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { EGRESS_TUNNEL_ENV } from '../../src/protocol/egress.js';
 
 const RuntimeArgs = z.object({
   workspace: z.string().min(1).default('/workspace'),
@@ -13,6 +12,13 @@ const RuntimeArgs = z.object({
     .max(64 * 1024 * 1024, '--max-line-bytes must be at most 64 MiB')
     .default(1024 * 1024),
   reapStrays: z.boolean().default(false),
+  /** Listen for the egress tunnel on this loopback port (src/protocol/egress.ts); absent: no tunnel. */
+  egressPort: z.coerce
+    .number()
+    .int()
+    .min(1, '--egress-port must be a port number')
+    .max(65_535, '--egress-port must be a port number')
+    .optional(),
 });
 export type RuntimeArgs = z.infer<typeof RuntimeArgs>;
 
@@ -27,19 +33,21 @@ export function parseRuntimeArgs(argv: readonly string[]): RuntimeArgs {
         session: { type: 'string' },
         'max-line-bytes': { type: 'string' },
         'reap-strays': { type: 'boolean' },
+        'egress-port': { type: 'string' },
       },
       strict: true,
       allowPositionals: false,
     }));
   } catch (err) {
     throw new Error(
-      `${(err as Error).message}. Usage: main.js [--workspace DIR] [--session DIR] [--max-line-bytes N] [--reap-strays]`,
+      `${(err as Error).message}. Usage: main.js [--workspace DIR] [--session DIR] [--max-line-bytes N] [--reap-strays] [--egress-port N]`,
     );
   }
   const parsed = RuntimeArgs.safeParse({
     workspace: values.workspace,
     session: values.session,
     maxLineBytes: values['max-line-bytes'],
+    egressPort: values['egress-port'],
     reapStrays: values['reap-strays'] === true,
   });
   if (!parsed.success) throw new Error(parsed.error.issues.map((i) => i.message).join('; '));
@@ -48,13 +56,4 @@ export function parseRuntimeArgs(argv: readonly string[]): RuntimeArgs {
     workspace: path.resolve(parsed.data.workspace),
     session: path.resolve(parsed.data.session),
   };
-}
-
-/** The egress tunnel's port from the environment the worker gave the sandbox; undefined: no tunnel. */
-export function egressPortFromEnv(env: NodeJS.ProcessEnv): number | undefined {
-  const raw = env[EGRESS_TUNNEL_ENV];
-  if (raw === undefined || raw === '') return undefined;
-  const port = z.coerce.number().int().min(1).max(65_535).safeParse(raw);
-  if (!port.success) throw new Error(`${EGRESS_TUNNEL_ENV} must be a port number, not "${raw.slice(0, 20)}"`);
-  return port.data;
 }

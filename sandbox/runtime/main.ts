@@ -1,6 +1,6 @@
 import { WorkerToRuntime } from '../../src/protocol/agent.js';
 import { encodeLine, LineDecoder } from '../../src/protocol/lines.js';
-import { egressPortFromEnv, parseRuntimeArgs } from './args.js';
+import { parseRuntimeArgs } from './args.js';
 import { Runtime } from './runtime.js';
 import { findShell } from './tools/bash.js';
 
@@ -10,10 +10,8 @@ import { findShell } from './tools/bash.js';
  */
 function main(): void {
   let args: ReturnType<typeof parseRuntimeArgs>;
-  let egressPort: number | undefined;
   try {
     args = parseRuntimeArgs(process.argv.slice(2));
-    egressPort = egressPortFromEnv(process.env);
   } catch (err) {
     process.stderr.write(`sandbot runtime: ${(err as Error).message}\n`);
     process.exit(2);
@@ -29,7 +27,7 @@ function main(): void {
     // Only in the sandbox (where strays are reaped too): elsewhere a waiting shell would outlive tests.
     readyShell: args.reapStrays,
     shell: findShell(),
-    egressPort,
+    egressPort: args.egressPort,
     write: (message) => process.stdout.write(encodeLine(message)),
   });
   const decoder = new LineDecoder(WorkerToRuntime, args.maxLineBytes);

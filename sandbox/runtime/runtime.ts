@@ -35,7 +35,7 @@ export interface RuntimeOptions {
   skillsRoot?: string;
   /** Keep a bash started ahead of the next bash tool call (in the sandbox: see tools/ready-shell.ts). */
   readyShell?: boolean;
-  /** Listen for the egress tunnel on this loopback port (granted sandboxes of tunnelled layers). */
+  /** Listen for the egress tunnel on this loopback port (--egress-port: granted sandboxes of tunnelled layers). */
   egressPort?: number;
 }
 

@@ -92,9 +92,11 @@ export const ConfigSchema = z.object({
   SANDBOX_TOOL_TIMEOUT_SECONDS: int(1, 3600).default(60).describe('Time limit of one tool call.'),
   SANDBOX_TOOL_OUTPUT_BYTES: int(256, 1_048_576).default(16_384).describe('Output kept from one tool call.'),
   SANDBOX_TURN_TIMEOUT_SECONDS: int(5, 86_400).default(600).describe('Wall time of one turn.'),
-  SANDBOT_PROTOCOL_MAX_LINE_BYTES: int(1024, 16_777_216)
+  SANDBOT_PROTOCOL_MAX_LINE_BYTES: int(65_536, 16_777_216)
     .default(1_048_576)
-    .describe('Longest protocol line accepted from a sandbox.'),
+    .describe(
+      'Longest protocol line either end accepts (the sandbox runtime is given the same cap; at least 64 KiB, for egress tunnel frames).',
+    ),
   SANDBOT_NETWORK_RULES: NetworkRules.describe(
     'Network grants from config: "<conversation-prefix>=<host>,<host>;…" (prefixes match whole id segments, e.g. slack:T1:C2 or discord:<guild>:<channel>; end one with * for a raw prefix; hosts exact or *.suffix, optional :port). Default: no network.',
   ),

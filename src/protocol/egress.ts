@@ -9,10 +9,8 @@ import { z } from 'zod';
  * id: a stream lives as long as the worker's lease on the sandbox (one turn or one /run).
  */
 
-/** The port the runtime listens on inside a tunnelled sandbox (its HTTP_PROXY names it). */
+/** The port the runtime listens on inside a tunnelled sandbox (its HTTP_PROXY names it; `--egress-port`). */
 export const EGRESS_TUNNEL_PORT = 3128;
-/** The environment variable that tells the runtime to listen (set on tunnelled sandboxes only). */
-export const EGRESS_TUNNEL_ENV = 'SANDBOT_EGRESS_TUNNEL_PORT';
 /** Bytes of one data frame before base64: small enough for any protocol line cap of 32 KiB or more. */
 export const EGRESS_CHUNK_BYTES = 16 * 1024;
 /** Streams one sandbox may have open at once; more are closed at once with a reason. */

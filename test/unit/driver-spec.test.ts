@@ -1,8 +1,11 @@
+import { readFileSync } from 'node:fs';
+import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { recreateReason } from '../../sandbox/driver/docker-container.js';
 import {
   containerSpec,
   instanceFilter,
+  RUNTIME_COMMAND,
   type SandboxLimits,
   sandboxNames,
   volumeSpecs,
@@ -98,6 +101,25 @@ describe('containerSpec', () => {
       { Type: 'bind', Source: '/d/ws', Target: '/workspace', ReadOnly: false },
       { Type: 'bind', Source: '/d/sess', Target: '/session', ReadOnly: false },
     ]);
+  });
+
+  it('runs the image’s runtime command with the line cap, and the tunnel’s port only when tunnelled', () => {
+    expect(spec.Cmd).toEqual(RUNTIME_COMMAND);
+    const dockerfile = readFileSync(new URL('../../sandbox/Dockerfile', import.meta.url), 'utf8');
+    expect(JSON.parse(/^CMD (\[.*\])$/m.exec(dockerfile)?.[1] ?? 'null')).toEqual(RUNTIME_COMMAND);
+    const capped = containerSpec({ ...limits, maxLineBytes: 65536 }, a);
+    expect(capped.Cmd).toEqual([...RUNTIME_COMMAND, '--max-line-bytes', '65536']);
+    const tunnelled = containerSpec(limits, a, {
+      via: 'tunnel',
+      proxyUrl: 'http://c:m@127.0.0.1:3128',
+      connect: () => new PassThrough(),
+    });
+    expect(tunnelled.Cmd).toEqual([...RUNTIME_COMMAND, '--egress-port', '3128']);
+    expect(tunnelled.HostConfig?.NetworkMode).toBe('none');
+    expect(tunnelled.Env).toEqual(
+      ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy'].map((n) => `${n}=http://c:m@127.0.0.1:3128`),
+    );
+    expect(tunnelled.Labels?.['sandbot.network']).toBe('tunnel http://c:m@127.0.0.1:3128');
   });
 
   it('sets the OCI runtime only when one is configured, and labels the container with it', () => {

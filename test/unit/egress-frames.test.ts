@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { egressPortFromEnv } from '../../sandbox/runtime/args.js';
 import { RuntimeToWorker, WorkerToRuntime } from '../../src/protocol/agent.js';
-import { dataFrames, EGRESS_CHUNK_BYTES, EGRESS_TUNNEL_ENV } from '../../src/protocol/egress.js';
+import { dataFrames, EGRESS_CHUNK_BYTES } from '../../src/protocol/egress.js';
 
 describe('egress tunnel frames', () => {
   it('splits bytes into data frames each side accepts, and that join back whole', () => {
@@ -28,11 +27,5 @@ describe('egress tunnel frames', () => {
     expect(RuntimeToWorker.safeParse({ type: 'egress_data', stream: 0, data: '' }).success).toBe(false);
     expect(RuntimeToWorker.safeParse({ type: 'egress_open', stream: 3 }).success).toBe(true);
     expect(WorkerToRuntime.safeParse({ type: 'egress_open', stream: 3 }).success).toBe(false);
-  });
-
-  it('reads the runtime’s tunnel port from its environment, refusing nonsense', () => {
-    expect(egressPortFromEnv({})).toBeUndefined();
-    expect(egressPortFromEnv({ [EGRESS_TUNNEL_ENV]: '3128' })).toBe(3128);
-    expect(() => egressPortFromEnv({ [EGRESS_TUNNEL_ENV]: '70000' })).toThrow(/must be a port number/);
   });
 });

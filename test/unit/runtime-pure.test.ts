@@ -195,6 +195,12 @@ describe('parseRuntimeArgs', () => {
     expect(args).toEqual({ workspace: '/tmp/w', session: '/tmp/s', maxLineBytes: 4096, reapStrays: false });
   });
 
+  it('listens for the egress tunnel only when told a port', () => {
+    expect(parseRuntimeArgs([]).egressPort).toBeUndefined();
+    expect(parseRuntimeArgs(['--egress-port', '3128']).egressPort).toBe(3128);
+    expect(() => parseRuntimeArgs(['--egress-port', '70000'])).toThrow(/--egress-port must be a port number/);
+  });
+
   it('says what is wrong', () => {
     expect(() => parseRuntimeArgs(['--bogus'])).toThrow(/Usage/);
     expect(() => parseRuntimeArgs(['--max-line-bytes', '10'])).toThrow(/at least 1024/);
