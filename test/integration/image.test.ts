@@ -4,6 +4,7 @@ import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RUNTIME_COMMAND } from '../../sandbox/driver/docker-spec.js';
 import { buildSandboxImage, imageExists, LOCAL_BASE_IMAGE, resolveBaseImage } from '../../sandbox/image.js';
 
 const run = promisify(execFile);
@@ -69,15 +70,8 @@ describe('the sandbox image', () => {
     expect(inspect.Config.Labels?.['sandbot.image']).toBe('sandbox');
     expect(inspect.Config.User).toBe('1000:1000');
     expect(inspect.Config.WorkingDir).toBe('/workspace');
-    expect(inspect.Config.Cmd).toEqual([
-      'node',
-      '/opt/sandbot/dist/sandbox/runtime/main.js',
-      '--workspace',
-      '/workspace',
-      '--session',
-      '/session',
-      '--reap-strays',
-    ]);
+    // The command every sandbox runs (with its settings appended: sandbox/driver/docker-spec.ts).
+    expect(inspect.Config.Cmd).toEqual(RUNTIME_COMMAND);
   });
 
   it('has the tools the agent uses, and an agent user that owns only its own directories', async () => {
