@@ -117,6 +117,7 @@ export class Runtime {
         }
         return;
       case 'egress_data':
+      case 'egress_ack':
       case 'egress_end':
       case 'egress_close':
         if (this.egress) this.egress.receive(message);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { EgressClose, EgressData, EgressEnd, EgressOpen } from './egress.js';
+import { EgressAck, EgressClose, EgressData, EgressEnd, EgressOpen } from './egress.js';
 import { SkillToolSpec } from './skill-tools.js';
 
 /**
@@ -76,6 +76,7 @@ export const WorkerToRuntime = z.discriminatedUnion('type', [
   Hello,
   HostToolResult,
   EgressData,
+  EgressAck,
   EgressEnd,
   EgressClose,
 ]);
@@ -138,6 +139,7 @@ export const RuntimeToWorker = z.discriminatedUnion('type', [
   HostToolRequest,
   EgressOpen,
   EgressData,
+  EgressAck,
   EgressEnd,
   EgressClose,
 ]);

@@ -1,14 +1,24 @@
 import type { Duplex } from 'node:stream';
-import { dataFrames, type EgressStreamFrame } from './egress.js';
+import { dataFrames, EGRESS_CHUNK_BYTES, EGRESS_WINDOW_BYTES, type EgressStreamFrame } from './egress.js';
+
+interface Stream {
+  socket: Duplex;
+  /** Bytes sent to the other end that it has not acknowledged yet (this side pauses at the window). */
+  unacked: number;
+  /** Bytes the other end sent that this side has not yet written on (and so not acknowledged). */
+  unwritten: number;
+}
 
 /**
  * The open streams of one end of the egress tunnel (the runtime's and the worker's are alike): each
  * connection's bytes, its half-close and its close become frames to the other end, and the other
- * end's frames are applied to it. Connections should allow half-open sockets, so a client that sends
+ * end's frames are applied to it. Flow control: a side sends at most EGRESS_WINDOW_BYTES ahead of the
+ * other's acknowledgements, and closes a stream whose other end sends past that, so neither end's
+ * memory is at the other's mercy. Connections should allow half-open sockets, so a client that sends
  * its request and then half-closes still gets the answer.
  */
 export class EgressStreams {
-  private readonly streams = new Map<number, Duplex>();
+  private readonly streams = new Map<number, Stream>();
 
   constructor(private readonly send: (frame: EgressStreamFrame) => void) {}
 
@@ -22,10 +32,13 @@ export class EgressStreams {
 
   /** Wires a connection to stream `id`. */
   add(id: number, socket: Duplex): void {
-    this.streams.set(id, socket);
-    const listed = () => this.streams.get(id) === socket;
+    const stream: Stream = { socket, unacked: 0, unwritten: 0 };
+    this.streams.set(id, stream);
+    const listed = () => this.streams.get(id) === stream;
     socket.on('data', (chunk: Buffer) => {
       for (const frame of dataFrames(id, chunk)) this.send(frame);
+      stream.unacked += chunk.length;
+      if (stream.unacked >= EGRESS_WINDOW_BYTES) socket.pause();
     });
     socket.on('end', () => {
       if (listed()) this.send({ type: 'egress_end', stream: id });
@@ -41,29 +54,56 @@ export class EgressStreams {
 
   /** A frame from the other end; frames of streams not open (closed already) are dropped. */
   receive(frame: EgressStreamFrame): void {
-    const socket = this.streams.get(frame.stream);
-    if (!socket) return;
-    if (frame.type === 'egress_data') {
-      socket.write(Buffer.from(frame.data, 'base64'));
-      return;
+    const stream = this.streams.get(frame.stream);
+    if (!stream) return;
+    const { socket } = stream;
+    switch (frame.type) {
+      case 'egress_data': {
+        const bytes = Buffer.from(frame.data, 'base64');
+        stream.unwritten += bytes.length;
+        // Past the window by more than a frame's rounding: the other end ignores acknowledgements.
+        if (stream.unwritten > EGRESS_WINDOW_BYTES + EGRESS_CHUNK_BYTES) {
+          this.refuse(frame.stream, 'the other end sent past the flow-control window');
+          return;
+        }
+        socket.write(bytes, () => {
+          stream.unwritten -= bytes.length;
+          if (this.streams.get(frame.stream) === stream && bytes.length > 0) {
+            this.send({ type: 'egress_ack', stream: frame.stream, bytes: bytes.length });
+          }
+        });
+        return;
+      }
+      case 'egress_ack':
+        stream.unacked = Math.max(0, stream.unacked - frame.bytes);
+        if (stream.unacked < EGRESS_WINDOW_BYTES && socket.isPaused()) socket.resume();
+        return;
+      case 'egress_end':
+        socket.end();
+        return;
+      case 'egress_close':
+        // Closed by the other end: what is already written still goes out, then the connection goes.
+        this.streams.delete(frame.stream);
+        if (socket.writableFinished) {
+          socket.destroy();
+          return;
+        }
+        socket.once('finish', () => socket.destroy());
+        if (!socket.writableEnded) socket.end();
+        return;
     }
-    if (frame.type === 'egress_end') {
-      socket.end();
-      return;
-    }
-    // Closed by the other end: what is already written still goes out, then the connection goes.
-    this.streams.delete(frame.stream);
-    if (socket.writableFinished) {
-      socket.destroy();
-      return;
-    }
-    socket.once('finish', () => socket.destroy());
-    if (!socket.writableEnded) socket.end();
   }
 
   /** Drops every stream at once (the lease or the job they belong to ended). */
   closeAll(): void {
-    for (const socket of this.streams.values()) socket.destroy();
+    for (const { socket } of this.streams.values()) socket.destroy();
     this.streams.clear();
+  }
+
+  private refuse(id: number, reason: string): void {
+    const stream = this.streams.get(id);
+    this.streams.delete(id);
+    stream?.socket.destroy();
+    this.send({ type: 'egress_close', stream: id, reason });
   }
 }

@@ -13,6 +13,12 @@ import { z } from 'zod';
 export const EGRESS_TUNNEL_PORT = 3128;
 /** Bytes of one data frame before base64: small enough for any protocol line cap of 32 KiB or more. */
 export const EGRESS_CHUNK_BYTES = 16 * 1024;
+/**
+ * Bytes one side may send on a stream before the other acknowledges them (egress_ack, sent once they
+ * are written on): neither end buffers more than this per stream, whatever the other does. A side that
+ * sends past it has its stream closed.
+ */
+export const EGRESS_WINDOW_BYTES = 256 * 1024;
 /** Streams one sandbox may have open at once; more are closed at once with a reason. */
 export const EGRESS_MAX_STREAMS = 32;
 /** Streams one lease (a turn, a /run) may open in all: a bound on connection churn against the proxy. */
@@ -32,6 +38,12 @@ export const EgressData = z.object({
   stream,
   data: z.base64().max(Math.ceil(EGRESS_CHUNK_BYTES / 3) * 4),
 });
+/** Either way: `bytes` of the stream's data were written on (the sender may send that many more). */
+export const EgressAck = z.object({
+  type: z.literal('egress_ack'),
+  stream,
+  bytes: z.number().int().min(1).max(EGRESS_WINDOW_BYTES),
+});
 /** Either way: the sender will send no more bytes on the stream (its side half-closed: TCP FIN). */
 export const EgressEnd = z.object({ type: z.literal('egress_end'), stream });
 /** Either way: the stream is over (both sides done, an error, or a refusal said in `reason`). */
@@ -42,10 +54,11 @@ export const EgressClose = z.object({
 });
 export type EgressOpen = z.infer<typeof EgressOpen>;
 export type EgressData = z.infer<typeof EgressData>;
+export type EgressAck = z.infer<typeof EgressAck>;
 export type EgressEnd = z.infer<typeof EgressEnd>;
 export type EgressClose = z.infer<typeof EgressClose>;
 /** What either side sends about a stream once it is open. */
-export type EgressStreamFrame = EgressData | EgressEnd | EgressClose;
+export type EgressStreamFrame = EgressData | EgressAck | EgressEnd | EgressClose;
 export type EgressFrame = EgressOpen | EgressStreamFrame;
 
 /** Splits bytes into data frames of at most EGRESS_CHUNK_BYTES each. */
