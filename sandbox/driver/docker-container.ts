@@ -52,17 +52,26 @@ export function recreateReason(
   return undefined;
 }
 
+/** What open() decides on, from a container's labels (those of an inspect, or of the spec it was made from). */
+export function stateFromLabels(
+  id: string,
+  running: boolean,
+  labels: Record<string, string> | undefined,
+): ContainerState {
+  return {
+    Running: running,
+    network: labels?.[NETWORK_LABEL] ?? 'none',
+    skills: labels?.[SKILLS_LABEL] ?? 'none',
+    id,
+    // Containers made before the label existed ran under the engine's default runtime.
+    runtime: labels?.[RUNTIME_LABEL] ?? runtimeLabel(undefined),
+  };
+}
+
 export async function inspectState(container: Dockerode.Container): Promise<ContainerState | undefined> {
   try {
     const info = await container.inspect();
-    return {
-      Running: info.State.Running,
-      network: info.Config.Labels?.[NETWORK_LABEL] ?? 'none',
-      skills: info.Config.Labels?.[SKILLS_LABEL] ?? 'none',
-      id: info.Id,
-      // Containers made before the label existed ran under the engine's default runtime.
-      runtime: info.Config.Labels?.[RUNTIME_LABEL] ?? runtimeLabel(undefined),
-    };
+    return stateFromLabels(info.Id, info.State.Running, info.Config.Labels);
   } catch (err) {
     if (statusOf(err) === 404) return undefined;
     throw new Error(`could not inspect sandbox ${container.id}: ${messageOf(err)}`);
@@ -82,26 +91,28 @@ export async function inspectAfterCreate(container: Dockerode.Container): Promis
   throw new Error(`sandbox container ${container.id} vanished right after it was created`);
 }
 
-/** Creates the conversation's volumes and container; false when another worker created it first. */
+/**
+ * Creates the conversation's volumes and container. Returns the new container's state (what an inspect
+ * would say now: made from this spec, not started), or undefined when another worker created it first.
+ */
 export async function createSandbox(
   docker: Dockerode,
   limits: SandboxLimits,
   conversation: ConversationId,
   options: OpenOptions & { quota?: QuotaPaths },
   logger?: Logger,
-): Promise<boolean> {
-  // Creating a volume that exists returns it unchanged, so a concurrent open is harmless here.
-  for (const volume of volumeSpecs(limits.instance, conversation)) {
-    await docker.createVolume(volume);
-  }
+): Promise<ContainerState | undefined> {
+  // Creating a volume that exists returns it unchanged, so a concurrent open is harmless here; the two
+  // volumes are independent, so made at once.
+  await Promise.all(volumeSpecs(limits.instance, conversation).map((volume) => docker.createVolume(volume)));
   const spec = containerSpec(limits, conversation, options.network, options.quota, options.skills);
   try {
-    await docker.createContainer(spec);
+    const created = await docker.createContainer(spec);
     logger?.info({ conversation, container: spec.name }, 'sandbox created');
-    return true;
+    return stateFromLabels(created.id, false, spec.Labels);
   } catch (err) {
     // 409: another worker created it between our inspect and create; use theirs.
-    if (statusOf(err) === 409) return false;
+    if (statusOf(err) === 409) return undefined;
     if (statusOf(err) === 404) {
       throw new Error(
         `sandbox image "${limits.image}" is not on the container engine: ` +

@@ -144,7 +144,13 @@ export class DockerSandboxDriver implements SandboxDriver {
     // Size-capped volumes are loop mounts on the host: (re)mount them before the container starts.
     const quota = await quotaPaths(this.limits, conversation);
     if (state === undefined) {
-      const created = await createSandbox(this.docker, this.limits, conversation, { ...options, quota }, this.logger);
+      const created = await createSandbox(
+        this.docker,
+        this.limits,
+        conversation,
+        { ...options, quota },
+        this.logger,
+      );
       if (created) this.emit({ action: 'create', conversation });
       // Ours is known without an inspect; one another worker created first is looked up.
       state = created ?? (await inspectAfterCreate(container));
