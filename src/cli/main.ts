@@ -1,7 +1,5 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
-import { startGateway } from '../gateway/start-gateway.js';
-import { startWorker } from '../worker/start-worker.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerDiscordCommands } from './commands/discord.js';
 import { registerDoctorCommand } from './commands/doctor.js';
@@ -10,7 +8,16 @@ import { registerSandboxCommands } from './commands/sandbox.js';
 import { registerSkillCommands } from './commands/skill.js';
 import { registerSlackCommands } from './commands/slack.js';
 import { registerVmCommands } from './commands/vm.js';
+import { deferUnusedEngineDeps } from './lazy-engine-deps.js';
 import { runService } from './run-service.js';
+
+// Before anything loads dockerode (see lazy-engine-deps.ts).
+deferUnusedEngineDeps();
+
+// Every command loads only what it runs: the services' modules (BullMQ, the engine client, fastify …)
+// are imported by the commands that start them, not by `sandbot --help` or `sandbot audit show`.
+const workerModule = () => import('../worker/start-worker.js');
+const gatewayModule = () => import('../gateway/start-gateway.js');
 
 const program = new Command('sandbot')
   .description('Autonomous AI agents for Slack, Discord and web chat, each conversation in its own sandbox.')
@@ -21,6 +28,9 @@ program
   .description('run the gateway and a worker in one process (one machine)')
   .action(() =>
     runService(async (config, logger) => {
+      // Both loaded at once (their file reads overlap); the worker starts first, as before: a worker
+      // that refuses its layer stops `up` before the gateway takes any message.
+      const [{ startWorker }, { startGateway }] = await Promise.all([workerModule(), gatewayModule()]);
       const worker = await startWorker(config, logger);
       const gateway = await startGateway(config, logger);
       console.log(`sandbot is up: ${gateway.url}`);
@@ -30,11 +40,15 @@ program
 program
   .command('gateway')
   .description('run the gateway: chat adapters, web chat, delivery of replies')
-  .action(() => runService(async (config, logger) => [await startGateway(config, logger)]));
+  .action(() =>
+    runService(async (config, logger) => [await (await gatewayModule()).startGateway(config, logger)]),
+  );
 program
   .command('worker')
   .description('run a worker: sandboxes, model broker, turns')
-  .action(() => runService(async (config, logger) => [await startWorker(config, logger)]));
+  .action(() =>
+    runService(async (config, logger) => [await (await workerModule()).startWorker(config, logger)]),
+  );
 
 registerAuditCommands(program);
 registerDoctorCommand(program);

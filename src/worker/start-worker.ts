@@ -20,12 +20,11 @@ import { OutboundQueue } from '../queue/outbound-queue.js';
 import { Quarantine } from '../queue/quarantine.js';
 import { createRedis } from '../queue/redis.js';
 import { workerSkills } from '../skills/turn-skills.js';
-import { startWorkerGuest } from '../vm/worker-guest.js';
 import { Canary } from './canary.js';
 import { subAgentOutbound } from './delegation-outbound.js';
 import { delegationFor } from './delegation-wiring.js';
 import { SandboxWorker } from './sandbox-worker.js';
-import { type WarmPool, warmPoolFor } from './warm-pool.js';
+import type { WarmPool } from './warm-pool.js';
 
 export interface RunningWorker {
   worker: SandboxWorker;
@@ -51,8 +50,14 @@ export async function startWorker(
 ): Promise<RunningWorker> {
   const log = logger.child({ role: 'worker' });
   const plan = layerPlan(config);
-  // SANDBOX_LAYER=microvm: the guest is started (or found running) and supervised; sandboxes live in its engine.
-  const guest = plan.engine === 'guest' ? await startWorkerGuest(config, log) : undefined;
+  // The warm pool's code loads only when there is a pool (SANDBOX_WARM_POOL), meanwhile.
+  const warmPoolCode = config.SANDBOX_WARM_POOL > 0 ? import('./warm-pool.js') : undefined;
+  // SANDBOX_LAYER=microvm: the guest is started (or found running) and supervised; sandboxes live in its
+  // engine. The micro-VM's code loads only then.
+  const guest =
+    plan.engine === 'guest'
+      ? await (await import('../vm/worker-guest.js')).startWorkerGuest(config, log)
+      : undefined;
   // Before any work is taken: a worker that cannot run its layer refuses to start, saying why.
   const layer = await checkLayer(plan, {
     docker: createDocker(config.DOCKER_HOST),
@@ -68,6 +73,7 @@ export async function startWorker(
     );
   }
   log.info({ layer: describePlan(layer.plan), detail: layer.detail }, 'sandbox layer checked');
+  const poolCode = await warmPoolCode;
   const connection = createRedis(config.SANDBOT_REDIS_URL, `${config.SANDBOT_INSTANCE}-worker`);
   const store = new ConversationStore(connection, config.SANDBOT_INSTANCE);
   const inbound = new InboundQueue(connection, store, config.SANDBOT_INSTANCE);
@@ -113,7 +119,7 @@ export async function startWorker(
   });
   // Workspace snapshots kept from turn to turn, and the warm pool (SANDBOX_WARM_POOL), if any.
   const baselines = new WorkspaceBaselines(connection, config.SANDBOT_INSTANCE);
-  const pool = warmPoolFor(config, { driver, redis: connection, canary, baselines, logger: log });
+  const pool = poolCode?.warmPoolFor(config, { driver, redis: connection, canary, baselines, logger: log });
   driver.usePool(pool);
   // Attach connections stay open between turns (a warm turn then makes no engine call before the model).
   driver.keepAttached(config.SANDBOX_MAX_LIVE);

@@ -1,46 +1,7 @@
 import type { Command } from 'commander';
-import { Redis } from 'ioredis';
-import { AuditStore, auditKeys } from '../../audit/audit-store.js';
-import { verifyChain } from '../../audit/chain.js';
-import { AuditKind } from '../../audit/events.js';
-import { AuditJournal } from '../../audit/journal.js';
-import { liveEvents } from '../../audit/live-tail.js';
-import { parseEvents } from '../../audit/summary.js';
-import { formatTimeline, timelineLine, toCsv } from '../../audit/timeline.js';
-import { verifyAudit } from '../../audit/verify.js';
-import type { Config } from '../../config/schema.js';
-import { ConversationId } from '../../conversation/id.js';
-import { loadConfigOrExit } from '../run-service.js';
 
-function conversationArg(value: string): ConversationId {
-  const parsed = ConversationId.safeParse(value);
-  if (!parsed.success) {
-    console.error(`sandbot: "${value}" is not a conversation id (e.g. web:alice, slack:T1:C1:1700000000.1)`);
-    process.exit(2);
-  }
-  return parsed.data;
-}
-
-/** A Redis connection that gives up at once when the server is not there (the CLI must not hang). */
-function cliRedis(config: Config): Redis {
-  const redis = new Redis(config.SANDBOT_REDIS_URL, {
-    connectTimeout: 3000,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    lazyConnect: true,
-  });
-  redis.on('error', () => undefined); // reported where a command fails
-  return redis;
-}
-
-async function readEvents(journal: AuditJournal, conversation: ConversationId) {
-  const text = await journal.read(conversation);
-  if (text === undefined) {
-    console.error(`sandbot: no audit log for ${conversation} (looked for ${journal.fileOf(conversation)})`);
-    process.exit(1);
-  }
-  return { text, events: parseEvents(text) };
-}
+/** Each command's work (Redis, the audit modules) loads only when that command runs. */
+const actions = () => import('./audit-actions.js');
 
 export function registerAuditCommands(program: Command): void {
   const audit = program.command('audit').description('read and check the audit log');
@@ -51,87 +12,25 @@ export function registerAuditCommands(program: Command): void {
     .option('--conversation <id>', 'only this conversation')
     .option('--kind <kind>', 'only this kind (e.g. tool.call), or a family (e.g. "file.")')
     .option('--json', 'print each event as its JSON line')
-    .action(async (options: { conversation?: string; kind?: string; json?: boolean }) => {
-      const config = loadConfigOrExit();
-      if (options.conversation) conversationArg(options.conversation);
-      const family = options.kind?.replace(/\*$/, '');
-      if (
-        options.kind &&
-        !AuditKind.options.some((k) => k === options.kind || (family?.endsWith('.') && k.startsWith(family)))
-      ) {
-        console.error(`sandbot: unknown kind "${options.kind}"; kinds: ${AuditKind.options.join(', ')}`);
-        process.exit(2);
-      }
-      const redis = cliRedis(config);
-      const stop = new AbortController();
-      process.once('SIGINT', () => stop.abort());
-      process.once('SIGTERM', () => stop.abort());
-      try {
-        await redis.connect();
-        console.error(`tailing ${auditKeys(config.SANDBOT_INSTANCE).stream} (Ctrl-C to stop)`);
-        for await (const event of liveEvents(redis, config.SANDBOT_INSTANCE, options, stop.signal)) {
-          console.log(options.json ? JSON.stringify(event) : `${event.conversation}  ${timelineLine(event)}`);
-        }
-      } catch (error) {
-        console.error(
-          `sandbot: cannot tail the audit stream: ${(error as Error).message} (is Redis up at SANDBOT_REDIS_URL?)`,
-        );
-        process.exitCode = 1;
-      } finally {
-        redis.disconnect();
-      }
-    });
+    .action(async (options: { conversation?: string; kind?: string; json?: boolean }) =>
+      (await actions()).auditTail(options),
+    );
 
   audit
     .command('show <conversation>')
     .description("a conversation's audit log as a readable timeline")
-    .action(async (value: string) => {
-      const config = loadConfigOrExit();
-      const conversation = conversationArg(value);
-      const journal = new AuditJournal(config.SANDBOT_AUDIT_DIR, config.SANDBOT_INSTANCE);
-      const { text, events } = await readEvents(journal, conversation);
-      process.stdout.write(formatTimeline(events));
-      const broken = verifyChain(text).broken;
-      if (broken) console.error(`warning: the chain is broken at line ${broken.line}: ${broken.problem}`);
-    });
+    .action(async (value: string) => (await actions()).auditShow(value));
 
   audit
     .command('verify [conversation]')
     .description('check the hash chains (all conversations when none is named); exit 1 on a break')
-    .action(async (value: string | undefined) => {
-      const config = loadConfigOrExit();
-      const conversation = value === undefined ? undefined : conversationArg(value);
-      const journal = new AuditJournal(config.SANDBOT_AUDIT_DIR, config.SANDBOT_INSTANCE);
-      const redis = cliRedis(config);
-      const store = new AuditStore(redis, config.SANDBOT_INSTANCE, journal, config.SANDBOT_AUDIT_STREAM_MAX);
-      await redis.connect().catch(() => undefined);
-      try {
-        const verdicts = await verifyAudit(journal, store, conversation);
-        if (verdicts.length === 0) console.log(`no audit files in ${journal.root}`);
-        for (const v of verdicts) {
-          const who = v.report.conversation ?? v.file;
-          if (v.problem) console.log(`BROKEN  ${who}  ${v.problem}`);
-          else console.log(`ok      ${who}  ${v.report.events} events${v.note ? `  (${v.note})` : ''}`);
-        }
-        if (verdicts.some((v) => v.problem)) process.exitCode = 1;
-      } finally {
-        redis.disconnect();
-      }
-    });
+    .action(async (value: string | undefined) => (await actions()).auditVerify(value));
 
   audit
     .command('export <conversation>')
     .description("a conversation's audit log as JSON lines (as stored) or CSV")
     .option('--format <format>', 'jsonl or csv', 'jsonl')
-    .action(async (value: string, options: { format: string }) => {
-      const config = loadConfigOrExit();
-      const conversation = conversationArg(value);
-      if (options.format !== 'jsonl' && options.format !== 'csv') {
-        console.error(`sandbot: --format must be jsonl or csv, not "${options.format}"`);
-        process.exit(2);
-      }
-      const journal = new AuditJournal(config.SANDBOT_AUDIT_DIR, config.SANDBOT_INSTANCE);
-      const { text, events } = await readEvents(journal, conversation);
-      process.stdout.write(options.format === 'jsonl' ? text : toCsv(events));
-    });
+    .action(async (value: string, options: { format: string }) =>
+      (await actions()).auditExport(value, options),
+    );
 }

@@ -1,7 +1,4 @@
 import type { Command } from 'commander';
-import { createDocker } from '../../../sandbox/driver/docker-client.js';
-import { runDoctor } from '../../doctor/checks.js';
-import { formatDoctorReport } from '../../doctor/report.js';
 import { loadConfigOrExit } from '../run-service.js';
 
 export function registerDoctorCommand(program: Command): void {
@@ -12,6 +9,12 @@ export function registerDoctorCommand(program: Command): void {
     )
     .action(async () => {
       const config = loadConfigOrExit();
+      // The checks (and the engine client) load only for this command.
+      const [{ createDocker }, { runDoctor }, { formatDoctorReport }] = await Promise.all([
+        import('../../../sandbox/driver/docker-client.js'),
+        import('../../doctor/checks.js'),
+        import('../../doctor/report.js'),
+      ]);
       const checks = [
         ...(await runDoctor({ config, docker: createDocker(config.DOCKER_HOST) })),
         // Bolt loads only when there is a Slack token to check.

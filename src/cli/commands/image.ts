@@ -1,6 +1,4 @@
 import type { Command } from 'commander';
-import { createDocker } from '../../../sandbox/driver/docker-client.js';
-import { buildSandboxImage, resolveBaseImage } from '../../../sandbox/image.js';
 import { loadConfigOrExit } from '../run-service.js';
 
 export function registerImageCommands(program: Command): void {
@@ -16,6 +14,11 @@ export function registerImageCommands(program: Command): void {
     .option('--quiet', 'print only the result')
     .action(async (options: { tag?: string; base?: string; quiet?: boolean }) => {
       const config = loadConfigOrExit();
+      // The engine client and the image build load only for this command.
+      const [{ createDocker }, { buildSandboxImage, resolveBaseImage }] = await Promise.all([
+        import('../../../sandbox/driver/docker-client.js'),
+        import('../../../sandbox/image.js'),
+      ]);
       const docker = createDocker(config.DOCKER_HOST);
       const tag = options.tag ?? config.SANDBOX_IMAGE;
       const baseImage = await resolveBaseImage(docker, options.base);

@@ -1,16 +1,17 @@
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
-import { sandboxDriverFromConfig } from '../../../sandbox/driver/from-config.js';
 import type { Config } from '../../config/schema.js';
 import { ConversationId } from '../../conversation/id.js';
-import { type ConversationControl, createConversationControl } from '../../queue/conversation-control.js';
-import { ConversationStore } from '../../queue/conversation-store.js';
-import { createFailFastRedis } from '../../queue/redis.js';
-import { sandboxEngineForCli } from '../../vm/cli-engine.js';
+import type { ConversationControl } from '../../queue/conversation-control.js';
 import { loadConfigOrExit } from '../run-service.js';
 
-function driverFromConfig() {
+/** The driver (and, under SANDBOX_LAYER=microvm, the micro-VM's engine) loads only when a command runs. */
+async function driverFromConfig() {
   const config = loadConfigOrExit();
+  const [{ sandboxDriverFromConfig }, { sandboxEngineForCli }] = await Promise.all([
+    import('../../../sandbox/driver/from-config.js'),
+    import('../../vm/cli-engine.js'),
+  ]);
   try {
     // Under SANDBOX_LAYER=microvm the sandboxes live in the micro-VM's engine.
     return sandboxDriverFromConfig(config, undefined, sandboxEngineForCli(config));
@@ -35,7 +36,7 @@ export function registerSandboxCommands(program: Command): void {
     .command('ls')
     .description('list sandboxes (one per conversation)')
     .action(async () => {
-      const driver = driverFromConfig();
+      const driver = await driverFromConfig();
       const [rows, pooled] = await Promise.all([driver.list(), driver.listPool()]);
       if (rows.length === 0 && pooled.length === 0) return console.log('no sandboxes');
       console.log(['CONVERSATION', 'STATE', 'CREATED', 'CONTAINER'].join('\t'));
@@ -50,7 +51,7 @@ export function registerSandboxCommands(program: Command): void {
     .command('stop <conversation>')
     .description("stop a conversation's sandbox (its files stay; the next message starts it again)")
     .action(async (value: string) => {
-      const stopped = await driverFromConfig().stop(conversationArg(value));
+      const stopped = await (await driverFromConfig()).stop(conversationArg(value));
       console.log(stopped ? `stopped ${value}` : `no sandbox for ${value}`);
       if (!stopped) process.exitCode = 1;
     });
@@ -59,7 +60,7 @@ export function registerSandboxCommands(program: Command): void {
     .description("remove a conversation's sandbox")
     .option('--wipe', 'also delete its /workspace and /session volumes')
     .action(async (value: string, options: { wipe?: boolean }) => {
-      const removed = await driverFromConfig().remove(conversationArg(value), {
+      const removed = await (await driverFromConfig()).remove(conversationArg(value), {
         wipe: options.wipe === true,
       });
       console.log(
@@ -76,6 +77,7 @@ export function registerSandboxCommands(program: Command): void {
       await withControl(async (control, config) => {
         await control.kill(conversation, `admin:${userInfo().username}`, options.reason);
         // Also here, in case no worker is running to receive the kill.
+        const { sandboxDriverFromConfig } = await import('../../../sandbox/driver/from-config.js');
         await sandboxDriverFromConfig(config).kill(conversation);
       });
       console.log(`killed ${value}; quarantined until \`sandbot sandbox release ${value}\``);
@@ -97,6 +99,11 @@ async function withControl<T>(
   work: (control: ConversationControl, config: Config) => Promise<T>,
 ): Promise<T> {
   const config = loadConfigOrExit();
+  const [{ createConversationControl }, { ConversationStore }, { createFailFastRedis }] = await Promise.all([
+    import('../../queue/conversation-control.js'),
+    import('../../queue/conversation-store.js'),
+    import('../../queue/redis.js'),
+  ]);
   const redis = createFailFastRedis(config.SANDBOT_REDIS_URL, `${config.SANDBOT_INSTANCE}-cli`);
   try {
     const control = createConversationControl(

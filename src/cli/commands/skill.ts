@@ -1,14 +1,34 @@
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
-import { SkillLedger } from '../../skills/ledger.js';
-import { parseSkillRef } from '../../skills/manifest.js';
-import { formatList, formatReport } from '../../skills/report.js';
-import { SkillStore } from '../../skills/store.js';
-import { addSkill, approveSkill, type Registry, removeSkill } from '../../skills/vetting.js';
+import type { Registry } from '../../skills/vetting.js';
 import { loadConfigOrExit } from '../run-service.js';
 
-function registry(): Registry {
+/** The skills modules (store, ledger, scanner, reports) load only when a skill command runs. */
+async function skills() {
+  const [{ SkillLedger }, { parseSkillRef }, { formatList, formatReport }, { SkillStore }, vetting] =
+    await Promise.all([
+      import('../../skills/ledger.js'),
+      import('../../skills/manifest.js'),
+      import('../../skills/report.js'),
+      import('../../skills/store.js'),
+      import('../../skills/vetting.js'),
+    ]);
+  const { addSkill, approveSkill, removeSkill } = vetting;
+  return {
+    SkillLedger,
+    parseSkillRef,
+    formatList,
+    formatReport,
+    SkillStore,
+    addSkill,
+    approveSkill,
+    removeSkill,
+  };
+}
+
+async function registry(): Promise<Registry> {
   const config = loadConfigOrExit();
+  const { SkillStore, SkillLedger } = await skills();
   return {
     store: new SkillStore(config.SANDBOT_SKILLS_DIR),
     ledger: new SkillLedger(config.SANDBOT_SKILLS_DIR),
@@ -37,7 +57,8 @@ export function registerSkillCommands(program: Command): void {
     .option(...byOption)
     .action((source: string, options: { by: string }) =>
       run(async () => {
-        const { record, note } = await addSkill(registry(), source, options.by);
+        const { addSkill, formatReport } = await skills();
+        const { record, note } = await addSkill(await registry(), source, options.by);
         console.log(formatReport(record, note ? { note } : {}));
         // Staged either way (for the record); critical findings fail the command so scripts notice.
         if (record.findings.some((f) => f.severity === 'critical')) process.exitCode = 1;
@@ -59,7 +80,8 @@ export function registerSkillCommands(program: Command): void {
                 .split(',')
                 .map((h) => h.trim())
                 .filter(Boolean);
-          const record = await approveSkill(registry(), ref, {
+          const { approveSkill } = await skills();
+          const record = await approveSkill(await registry(), ref, {
             by: options.by,
             hosts,
             acceptFindings: options.acceptFindings === true,
@@ -77,7 +99,8 @@ export function registerSkillCommands(program: Command): void {
     .description('list skills with their status (pending, approved, or refused because their files changed)')
     .action(() =>
       run(async () => {
-        const { store } = registry();
+        const { formatList } = await skills();
+        const { store } = await registry();
         const rows = [];
         for (const record of await store.list()) {
           rows.push({ record, ...(record.approval ? { verification: await store.verify(record) } : {}) });
@@ -90,9 +113,10 @@ export function registerSkillCommands(program: Command): void {
     .description("a skill's vetting report: files, hash, tools, hosts, findings, approval")
     .action((text: string) =>
       run(async () => {
+        const { parseSkillRef, formatReport } = await skills();
         const ref = parseSkillRef(text);
         if (!ref) throw new Error(`"${text}" is not a skill name (e.g. weather or weather@1.0.0)`);
-        const { store } = registry();
+        const { store } = await registry();
         const records = ref.version ? [await store.get(ref.name, ref.version)] : await store.list(ref.name);
         const found = records.filter((r) => r !== undefined);
         if (found.length === 0) throw new Error(`no skill ${text}`);
@@ -108,7 +132,8 @@ export function registerSkillCommands(program: Command): void {
     .option(...byOption)
     .action((ref: string, options: { by: string }) =>
       run(async () => {
-        await removeSkill(registry(), ref, options.by);
+        const { removeSkill } = await skills();
+        await removeSkill(await registry(), ref, options.by);
         console.log(`removed ${ref}`);
       }),
     );
@@ -118,7 +143,7 @@ export function registerSkillCommands(program: Command): void {
     .option('--verify', 'check the ledger’s hash chain; exit 1 when it is broken')
     .action((options: { verify?: boolean }) =>
       run(async () => {
-        const { ledger } = registry();
+        const { ledger } = await registry();
         if (options.verify) {
           const result = await ledger.verify();
           if (result.broken)

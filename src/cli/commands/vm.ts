@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
-import { buildGuest } from '../../vm/build.js';
-import { MicroVm } from '../../vm/micro-vm.js';
 import { loadConfigOrExit } from '../run-service.js';
+
+/** The micro-VM's code loads only when a `sandbot vm` command runs. */
+const microVm = () => import('../../vm/micro-vm.js');
 
 function fail(error: unknown): never {
   console.error(`sandbot: ${error instanceof Error ? error.message : String(error)}`);
@@ -20,6 +21,7 @@ export function registerVmCommands(program: Command): void {
     .option('--quiet', 'print only the result')
     .action(async (options: { force?: boolean; quiet?: boolean }) => {
       const config = loadConfigOrExit();
+      const [{ MicroVm }, { buildGuest }] = await Promise.all([microVm(), import('../../vm/build.js')]);
       const machine = new MicroVm(config);
       try {
         const result = await buildGuest(machine.paths, {
@@ -39,6 +41,7 @@ export function registerVmCommands(program: Command): void {
     .description('start the guest (unless running), wait for its engine, load the sandbox image once')
     .action(async () => {
       const config = loadConfigOrExit();
+      const { MicroVm } = await microVm();
       const machine = new MicroVm(config, (line) => console.log(line));
       try {
         const up = await machine.up();
@@ -55,7 +58,9 @@ export function registerVmCommands(program: Command): void {
   vm.command('down')
     .description('stop the guest cleanly (engine stopped, disk synced); its data disk stays')
     .action(async () => {
-      const machine = new MicroVm(loadConfigOrExit());
+      const config = loadConfigOrExit();
+      const { MicroVm } = await microVm();
+      const machine = new MicroVm(config);
       try {
         console.log(`micro-VM: ${await machine.down()}`);
       } catch (error) {
@@ -65,8 +70,10 @@ export function registerVmCommands(program: Command): void {
   vm.command('status')
     .description('is the guest built, is it running, how it is accelerated')
     .option('--json', 'machine-readable')
-    .action((options: { json?: boolean }) => {
-      const machine = new MicroVm(loadConfigOrExit());
+    .action(async (options: { json?: boolean }) => {
+      const config = loadConfigOrExit();
+      const { MicroVm } = await microVm();
+      const machine = new MicroVm(config);
       const status = machine.status();
       if (options.json) {
         console.log(JSON.stringify({ ...status, dir: machine.paths.root }));
