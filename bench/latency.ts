@@ -144,6 +144,13 @@ async function closedLoop(
   return perLane.flat();
 }
 
+/** New conversations one after another (`lane-0` … `lane-9`), each a cold sandbox start. */
+export async function measureCold(probe: MessageProbe, url: string, n = 10): Promise<number[]> {
+  const cold: number[] = [];
+  for (let i = 0; i < n; i++) cold.push(await probe.measure(url, `lane-${i}`));
+  return cold;
+}
+
 /**
  * The quiet figures first (cold one at a time, warm, tool steps: one conversation busy at a time), then
  * 90 more new conversations at once, then 10, 50 and 100 of them busy at once.
@@ -154,8 +161,7 @@ export async function measureLatencies(
   pid: number,
   log: (line: string) => void,
 ): Promise<LatencyResults> {
-  const cold: number[] = [];
-  for (let i = 0; i < 10; i++) cold.push(await probe.measure(url, `lane-${i}`));
+  const cold = await measureCold(probe, url);
   log(`  new conversation (cold), one at a time: ${cold.length} done`);
   let began = performance.now();
   const warm = await closedLoop(probe, url, ['lane-0'], 50);

@@ -62,7 +62,7 @@ export function headlineRows(r: BenchResults): Row[] {
       verdict: check(readyP50 < 1000),
     },
     {
-      figure: 'of which loading the CLI modules (`sandbot --help`, spawn → exit)',
+      figure: 'loading the CLI alone (`sandbot --help`, spawn → exit; each command loads its own modules)',
       goal: '—',
       result: lat(r.startup.moduleLoadMs),
       verdict: '—',

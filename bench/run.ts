@@ -13,6 +13,7 @@ import { measureFootprint } from './footprint.js';
 import { type IngestRow, measureIngest } from './ingest.js';
 import { MessageProbe, measureLatencies } from './latency.js';
 import { describeMachine, rssBytes } from './machine.js';
+import { benchParts, runParts } from './partial.js';
 import { measurePool } from './pool.js';
 import { type BenchResults, headlineTable, SCALING_HEADER, scalingRows, table } from './report.js';
 import { resultsMarkdown } from './results-md.js';
@@ -57,6 +58,8 @@ async function main(): Promise<void> {
   const config = parseConfig(settings);
   let up: UpProcess | undefined;
   try {
+    const parts = benchParts(process.env.SANDBOT_BENCH_ONLY);
+    if (parts) return await runParts(parts, { settings, redis, probe, starts: STARTS }, log);
     log('start to ready of `sandbot up` …');
     const moduleLoadMs = await measureModuleLoad();
     const readyMs: number[] = [];

@@ -20,7 +20,11 @@ const MAIN = new URL('../src/cli/main.js', import.meta.url).pathname;
 // BullMQ names its blocking connection `<prefix>:<base64 of the queue name>`.
 const INBOUND_B64 = Buffer.from('inbound').toString('base64');
 
-/** Spawn → exit of `sandbot --help`: loading the CLI's modules, the floor under start-up. */
+/**
+ * Spawn → exit of `sandbot --help`: node and the CLI itself (commander, config, logger). Each command
+ * loads its own modules only when it runs (`up`: the worker's and the gateway's), so this is no longer
+ * the floor under start-up.
+ */
 export async function measureModuleLoad(n = 3): Promise<number[]> {
   const samples: number[] = [];
   for (let i = 0; i < n; i++) {

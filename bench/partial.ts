@@ -1,0 +1,63 @@
+import { loadavg } from 'node:os';
+import type { Redis } from 'ioredis';
+import { type MessageProbe, measureCold } from './latency.js';
+import { latency, sleep } from './stats.js';
+import { freePort, measureModuleLoad, startUp } from './system.js';
+
+/**
+ * `SANDBOT_BENCH_ONLY=up,cold npm run bench`: only those parts, measured as the full run measures them,
+ * printed and not written to bench/RESULTS.md (for iterating on one figure; the full run stays the record).
+ */
+export const BENCH_PARTS = ['up', 'cold'] as const;
+export type BenchPart = (typeof BENCH_PARTS)[number];
+
+/** The parts SANDBOT_BENCH_ONLY names, or undefined for the full run. */
+export function benchParts(value: string | undefined): BenchPart[] | undefined {
+  if (value === undefined || value.trim() === '') return undefined;
+  const parts = value.split(',').map((part) => part.trim());
+  const unknown = parts.filter((part) => !(BENCH_PARTS as readonly string[]).includes(part));
+  if (unknown.length > 0) {
+    throw new Error(
+      `SANDBOT_BENCH_ONLY: unknown part ${unknown.join(', ')} (parts: ${BENCH_PARTS.join(', ')})`,
+    );
+  }
+  return parts as BenchPart[];
+}
+
+const load = () =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
+
+export async function runParts(
+  parts: BenchPart[],
+  context: { settings: Record<string, string>; redis: Redis; probe: MessageProbe; starts: number },
+  log: (line: string) => void,
+): Promise<void> {
+  const { settings, redis, probe } = context;
+  log(`load average: ${load()}`);
+  if (parts.includes('up')) {
+    const moduleLoad = await measureModuleLoad();
+    const ready: number[] = [];
+    const consuming: number[] = [];
+    for (let i = 0; i < context.starts; i++) {
+      const up = await startUp({ ...settings, SANDBOT_HTTP_PORT: String(await freePort()) }, redis);
+      ready.push(up.readyMs);
+      consuming.push(up.consumingMs);
+      await up.stop();
+    }
+    log(`loading the CLI alone (sandbot --help): ${latency(moduleLoad)}`);
+    log(`start to ready (/healthz 200): ${latency(ready)}`);
+    log(`start to worker consuming: ${latency(consuming)}`);
+  }
+  if (parts.includes('cold')) {
+    const up = await startUp({ ...settings, SANDBOT_HTTP_PORT: String(await freePort()) }, redis);
+    try {
+      await sleep(5000); // as in the full run, where the cold figure follows the idle-RSS pause
+      log(`new conversation (cold), one at a time: ${latency(await measureCold(probe, up.url))}`);
+    } finally {
+      await up.stop();
+    }
+  }
+  log(`load average: ${load()}`);
+}
