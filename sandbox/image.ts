@@ -5,12 +5,13 @@ import { tmpdir } from 'node:os';
 import { dirname, join, posix, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type Dockerode from 'dockerode';
+import { build } from 'esbuild';
 import { buildStatxShim } from './gvisor-shim.js';
 
 /** Built by sandbox/base/build-base.sh where no registry can be reached. */
 export const LOCAL_BASE_IMAGE = 'sandbot-base:bookworm';
 export const PUBLIC_BASE_IMAGE = 'node:20-bookworm-slim';
-/** npm packages the runtime may import; each is copied whole into the image. */
+/** npm packages the runtime may import (bundled into it). */
 export const SANDBOX_PACKAGES = ['zod'] as const;
 const RUNTIME_DIR = 'dist/sandbox/runtime';
 
@@ -101,7 +102,11 @@ export function findProjectRoot(start = dirname(fileURLToPath(import.meta.url)))
   }
 }
 
-/** Copies the Dockerfile, the runtime's modules and its packages into a fresh directory. */
+/**
+ * The Dockerfile and the runtime, bundled into one module with the packages it imports (esbuild), in a
+ * fresh directory. One file rather than the ~120 modules it is made of: a new sandbox's runtime is
+ * ready sooner (fewer files opened through the container's file system; zod's unused parts left out).
+ */
 export async function stageSandboxContext(projectRoot: string): Promise<string> {
   const runtimeDir = join(projectRoot, RUNTIME_DIR);
   if (!existsSync(join(runtimeDir, 'main.js'))) {
@@ -112,6 +117,7 @@ export async function stageSandboxContext(projectRoot: string): Promise<string> 
   const entries = (await readdir(runtimeDir))
     .filter((f) => f.endsWith('.js'))
     .map((f) => `${RUNTIME_DIR}/${f}`);
+  // Checked first: the runtime imports only its own modules, Node's and SANDBOX_PACKAGES.
   const closure = await runtimeClosure(entries, (path) =>
     readFile(join(projectRoot, path), 'utf8').catch(() => undefined),
   );
@@ -120,16 +126,21 @@ export async function stageSandboxContext(projectRoot: string): Promise<string> 
     await cp(join(projectRoot, 'sandbox/Dockerfile'), join(staging, 'sandbox/Dockerfile'));
     // Only gVisor sandboxes load it; an image without it still serves every other layer.
     await buildStatxShim(projectRoot, staging);
-    for (const file of closure.files) await cp(join(projectRoot, file), join(staging, file));
     for (const pkg of closure.packages) {
-      const from = join(projectRoot, 'node_modules', pkg);
-      if (!existsSync(from)) throw new Error(`${from} is missing: run npm ci first`);
-      await cp(from, join(staging, 'node_modules', pkg), {
-        recursive: true,
-        dereference: true,
-        filter: (src) => !src.endsWith('.map'),
-      });
+      if (!existsSync(join(projectRoot, 'node_modules', pkg))) {
+        throw new Error(`${join(projectRoot, 'node_modules', pkg)} is missing: run npm ci first`);
+      }
     }
+    await build({
+      entryPoints: [join(runtimeDir, 'main.js')],
+      outfile: join(staging, RUNTIME_DIR, 'main.js'),
+      absWorkingDir: projectRoot,
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      logLevel: 'silent',
+    });
     return staging;
   } catch (err) {
     await rm(staging, { recursive: true, force: true });

@@ -1,9 +1,11 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { cp, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   chooseBaseImage,
+  findProjectRoot,
   importSpecifiers,
   LOCAL_BASE_IMAGE,
   PUBLIC_BASE_IMAGE,
@@ -99,6 +101,42 @@ describe('stageSandboxContext', () => {
       await expect(stageSandboxContext(empty)).rejects.toThrow(/run npm run build first/);
     } finally {
       await rm(empty, { recursive: true, force: true });
+    }
+  });
+
+  it('stages the runtime as one self-contained module that answers ready with no node_modules near it', async () => {
+    const staging = await stageSandboxContext(findProjectRoot());
+    try {
+      const files = await readdir(staging, { recursive: true });
+      expect(files.filter((f) => f.endsWith('.js'))).toEqual([join('dist', 'sandbox', 'runtime', 'main.js')]);
+      expect(files.some((f) => f.startsWith('node_modules'))).toBe(false);
+      // Run from a directory with nothing else in it: an import the bundle left out would fail here.
+      const work = await mkdtemp(join(tmpdir(), 'sandbot-bundle-'));
+      try {
+        await writeFile(join(work, 'package.json'), '{"type":"module"}');
+        await cp(join(staging, 'dist/sandbox/runtime/main.js'), join(work, 'main.js'));
+        const child = spawn(process.execPath, [
+          join(work, 'main.js'),
+          '--workspace',
+          work,
+          '--session',
+          work,
+        ]);
+        const first = await new Promise<string>((resolve) => {
+          let out = '';
+          child.stdout.on('data', (chunk: Buffer) => {
+            out += chunk.toString();
+            if (out.includes('\n')) resolve(out);
+          });
+          child.on('exit', () => resolve(out));
+        });
+        child.kill();
+        expect(JSON.parse(first.split('\n')[0] ?? '')).toMatchObject({ type: 'ready' });
+      } finally {
+        await rm(work, { recursive: true, force: true });
+      }
+    } finally {
+      await rm(staging, { recursive: true, force: true });
     }
   });
 });
