@@ -1,7 +1,7 @@
-import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../log/logger.js';
 import { OutboundEvent } from '../protocol/outbound.js';
+import { type Job, UnrecoverableError, Worker } from '../queue/bullmq.js';
 import { bullPrefix, OUTBOUND_QUEUE } from '../queue/keys.js';
 import type { ChatAdapter, Platform } from './chat-adapter.js';
 

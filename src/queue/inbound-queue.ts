@@ -1,4 +1,3 @@
-import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { AuditRecorder } from '../audit/audit-log.js';
@@ -7,6 +6,7 @@ import { ConversationId, shortHash } from '../conversation/id.js';
 import { sandbotMetrics } from '../metrics/metrics.js';
 import { InboundMessage } from '../protocol/inbound.js';
 import { TaskIntake } from '../tasks/task-intake.js';
+import { Queue } from './bullmq.js';
 import type { ConversationStore } from './conversation-store.js';
 import { bullPrefix, INBOUND_QUEUE } from './keys.js';
 

@@ -1,7 +1,7 @@
-import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { shortHash } from '../conversation/id.js';
 import { OutboundEvent } from '../protocol/outbound.js';
+import { Queue } from './bullmq.js';
 import { bullPrefix, OUTBOUND_QUEUE } from './keys.js';
 
 /**

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { SandboxDriver } from '../../sandbox/driver/types.js';
 import type { AuditRecorder } from '../audit/audit-log.js';
 import type { ConversationId } from '../conversation/id.js';
 import type { EgressRecord } from '../egress/proxy.js';
+import { type Job, UnrecoverableError, Worker } from '../queue/bullmq.js';
 import { ControlMessage, controlChannel } from '../queue/conversation-control.js';
 import type { ConversationStore, Turn } from '../queue/conversation-store.js';
 import type { InboundQueue } from '../queue/inbound-queue.js';
