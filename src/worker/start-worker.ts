@@ -76,7 +76,6 @@ export async function startWorker(
   const poolCode = await warmPoolCode;
   const connection = createRedis(config.SANDBOT_REDIS_URL, `${config.SANDBOT_INSTANCE}-worker`);
   const store = new ConversationStore(connection, config.SANDBOT_INSTANCE);
-  const inbound = new InboundQueue(connection, store, config.SANDBOT_INSTANCE);
   const outbound = new OutboundQueue(connection, config.SANDBOT_INSTANCE);
   const driver = sandboxDriverFromConfig(config, log, guest?.docker);
   const egress = new EgressService({
@@ -131,6 +130,8 @@ export async function startWorker(
     workerId: () => worker.id,
     baselines,
   });
+  // The worker submits too (a sub-agent's first message): recorded as message.received like any other.
+  const inbound = new InboundQueue(connection, store, config.SANDBOT_INSTANCE, observed.audit);
   const skills = workerSkills(config, {
     // Skill volumes are mounted into sandboxes: they live on the sandboxes' engine (the guest's, under microvm).
     docker: guest?.docker ?? createDocker(config.DOCKER_HOST),

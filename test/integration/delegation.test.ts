@@ -226,6 +226,13 @@ describe('sub-agents', () => {
       requestedBy: 'slack:U0ALICE',
       files: ['brief.txt'],
     });
+    // Its brief is recorded as the message it received, from the person who asked, after the start.
+    const childEvents = parseEvents((await journal.read(child)) ?? '');
+    const received = childEvents.find((e) => e.kind === 'message.received');
+    expect(received).toMatchObject({ actor: 'user:slack:U0ALICE', data: { platform: 'slack' } });
+    const startedAt = childEvents.findIndex((e) => e.kind === 'delegation.started');
+    expect(startedAt).toBeGreaterThanOrEqual(0);
+    expect(childEvents.indexOf(received!)).toBeGreaterThan(startedAt);
     const parentEvents = await waitFor('the parent’s delegation records', async () => {
       const events = parseEvents((await journal.read(parent)) ?? '');
       const finished = events.filter((e) => e.kind === 'delegation.finished');
