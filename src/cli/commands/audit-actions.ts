@@ -8,19 +8,11 @@ import { parseEvents } from '../../audit/summary.js';
 import { formatTimeline, timelineLine, toCsv } from '../../audit/timeline.js';
 import { verifyAudit } from '../../audit/verify.js';
 import type { Config } from '../../config/schema.js';
-import { ConversationId } from '../../conversation/id.js';
+import type { ConversationId } from '../../conversation/id.js';
+import { conversationArg } from '../conversation-arg.js';
 import { loadConfigOrExit } from '../run-service.js';
 
 /** What `sandbot audit …` does; loaded only when such a command runs (see audit.ts). */
-
-function conversationArg(value: string): ConversationId {
-  const parsed = ConversationId.safeParse(value);
-  if (!parsed.success) {
-    console.error(`sandbot: "${value}" is not a conversation id (e.g. web:alice, slack:T1:C1:1700000000.1)`);
-    process.exit(2);
-  }
-  return parsed.data;
-}
 
 /** A Redis connection that gives up at once when the server is not there (the CLI must not hang). */
 function cliRedis(config: Config): Redis {

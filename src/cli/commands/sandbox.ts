@@ -1,8 +1,8 @@
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import type { Config } from '../../config/schema.js';
-import { ConversationId } from '../../conversation/id.js';
 import type { ConversationControl } from '../../queue/conversation-control.js';
+import { conversationArg } from '../conversation-arg.js';
 import { loadConfigOrExit } from '../run-service.js';
 
 /** The driver (and, under SANDBOX_LAYER=microvm, the micro-VM's engine) loads only when a command runs. */
@@ -19,15 +19,6 @@ async function driverFromConfig() {
     console.error(`sandbot: ${(error as Error).message}`);
     process.exit(1);
   }
-}
-
-function conversationArg(value: string): ConversationId {
-  const parsed = ConversationId.safeParse(value);
-  if (!parsed.success) {
-    console.error(`sandbot: "${value}" is not a conversation id (e.g. web:alice, slack:T1:C1:1700000000.1)`);
-    process.exit(2);
-  }
-  return parsed.data;
 }
 
 export function registerSandboxCommands(program: Command): void {
