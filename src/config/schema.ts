@@ -102,7 +102,9 @@ export const ConfigSchema = z.object({
   ),
   SANDBOT_EGRESS_PORT: int(0, 65_535)
     .default(3128)
-    .describe('Port of the egress proxy on the sandboxes’ network gateway (0: any free port).'),
+    .describe(
+      'Port of the egress proxy on the sandboxes’ network gateway (0: any free port). Where egress is tunnelled (gVisor with --network=none, micro-VM) the proxy takes any free port on the worker’s loopback instead.',
+    ),
   SANDBOT_EGRESS_MAX_BYTES: int(1024, 10_737_418_240)
     .default(52_428_800)
     .describe('Bytes one proxied request may move (both directions).'),

@@ -28,7 +28,7 @@ export interface EgressServiceOptions {
    * worker's loopback only), for layers without a usable bridge. See SandboxNetwork.
    */
   route: 'bridge' | 'tunnel';
-  /** Proxy port on the network's gateway address, or on loopback for the tunnel (0: any free port). */
+  /** Proxy port on the network's gateway address (0: any free port); tunnelled, any free loopback port. */
   port: number;
   maxBytes: number;
   maxSeconds: number;
@@ -80,7 +80,9 @@ export class EgressService {
         maxBytes: this.options.maxBytes,
         maxSeconds: this.options.maxSeconds,
       });
-      await this.proxy.listen(this.network?.gateway ?? '127.0.0.1', this.options.port);
+      // Tunnelled, only this worker connects to it: any free loopback port (workers on one host differ).
+      if (this.network) await this.proxy.listen(this.network.gateway, this.options.port);
+      else await this.proxy.listen('127.0.0.1', 0);
       if (this.network) {
         this.rules = firewallRules(this.network, this.proxy.address().port);
         await applyFirewall(this.rules);
