@@ -49,7 +49,7 @@ describe('red team: resource exhaustion', () => {
   it('a fork bomb stops at the pids limit, is killed with its tool call, and the sandbox recovers', async () => {
     const session = 'res-fork';
     const bomb = await rt.ask(session, 'bomb() { bomb | bomb & }; bomb; sleep 30');
-    expect(bomb.kind).toBe('reply');
+    expect(bomb.kind, bomb.text).toBe('reply');
     expect(bomb.text).toContain(`timed out after ${TOOL_TIMEOUT}s`);
     const after = await rt.ask(
       session,
