@@ -14,6 +14,7 @@ import {
   sandboxNames,
   volumeSpecs,
 } from './docker-spec.js';
+import { ensureEngineQuotaMounts, removeEngineQuotaMounts } from './engine-quota.js';
 import type { OpenOptions } from './types.js';
 
 /** One sandbox container as the engine shows it: what open() decides on. */
@@ -123,14 +124,28 @@ export async function createSandbox(
   }
 }
 
-/** Size-capped volumes are loop mounts on the host: (re)mounted before the container starts. */
+/** Size-capped volumes are loop mounts on the engine's host: (re)mounted before the container starts. */
 export async function quotaPaths(
+  docker: Dockerode,
   limits: SandboxLimits,
   conversation: ConversationId,
 ): Promise<QuotaPaths | undefined> {
   const disk = limits.disk;
   if (!disk) return undefined;
   const names = sandboxNames(limits.instance, conversation);
+  if (disk.onEngine) {
+    const [workspace, session] = await ensureEngineQuotaMounts(
+      docker,
+      limits.image,
+      limits.instance,
+      disk.root,
+      [
+        { name: names.workspaceVolume, sizeMb: disk.workspaceMb, folders: ['inbox', 'outbox'] },
+        { name: names.sessionVolume, sizeMb: disk.sessionMb },
+      ],
+    );
+    return { workspace: workspace as string, session: session as string };
+  }
   return {
     workspace: await ensureQuotaMount(disk.root, names.workspaceVolume, disk.workspaceMb, [
       'inbox',
@@ -148,7 +163,12 @@ export async function removeVolumes(
   mounted: string[],
 ): Promise<boolean> {
   let removed = false;
-  if (limits.disk) {
+  if (limits.disk?.onEngine) {
+    removed = await removeEngineQuotaMounts(docker, limits.image, limits.instance, limits.disk.root, [
+      names.workspaceVolume,
+      names.sessionVolume,
+    ]);
+  } else if (limits.disk) {
     for (const volume of [names.workspaceVolume, names.sessionVolume]) {
       removed = (await removeQuotaMount(limits.disk.root, volume)) || removed;
     }

@@ -141,8 +141,9 @@ export class DockerSandboxDriver implements SandboxDriver {
       }
     }
     const cold = state === undefined;
-    // Size-capped volumes are loop mounts on the host: (re)mount them before the container starts.
-    const quota = await quotaPaths(this.limits, conversation);
+    // Size-capped volumes are loop mounts on the engine's host: (re)mount them before the container
+    // starts (a running one has them).
+    const quota = state?.Running ? undefined : await quotaPaths(this.docker, this.limits, conversation);
     if (state === undefined) {
       const created = await createSandbox(
         this.docker,

@@ -22,8 +22,12 @@ export interface SandboxLimits {
   tmpMb: number;
   /** The protocol's line cap, given to the runtime too (absent: the runtime's default, 1 MiB). */
   maxLineBytes?: number;
-  /** Size caps of /workspace and /session (MiB); absent: plain Docker volumes, not capped. */
-  disk?: { root: string; workspaceMb: number; sessionMb: number };
+  /**
+   * Size caps of /workspace and /session (MiB); absent: plain Docker volumes, not capped. `onEngine`:
+   * the images and mounts live on the engine's host, reached through a helper container (the
+   * micro-VM's guest); otherwise on the worker's own host, which is the engine's.
+   */
+  disk?: { root: string; workspaceMb: number; sessionMb: number; onEngine?: boolean };
 }
 
 /** Host paths of size-capped volumes, when the limits ask for them. */

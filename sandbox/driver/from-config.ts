@@ -4,6 +4,7 @@ import type { Logger } from '../../src/log/logger.js';
 import { layerPlan } from '../layer.js';
 import { createDocker } from './docker-client.js';
 import { DockerSandboxDriver } from './docker-driver.js';
+import { GUEST_QUOTA_ROOT } from './engine-quota.js';
 
 /**
  * The sandbox driver the settings describe. `docker`: the engine to use instead of DOCKER_HOST's (the
@@ -31,9 +32,11 @@ export function sandboxDriverFromConfig(
     ...(config.SANDBOX_WORKSPACE_MB > 0
       ? {
           disk: {
-            root: config.SANDBOX_DISK_DIR,
+            // Under the micro-VM the images live in the guest, made through its engine.
+            root: plan.engine === 'guest' ? GUEST_QUOTA_ROOT : config.SANDBOX_DISK_DIR,
             workspaceMb: config.SANDBOX_WORKSPACE_MB,
             sessionMb: config.SANDBOX_SESSION_MB,
+            ...(plan.engine === 'guest' ? { onEngine: true } : {}),
           },
         }
       : {}),

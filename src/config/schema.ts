@@ -76,7 +76,7 @@ export const ConfigSchema = z.object({
   SANDBOX_WORKSPACE_MB: int(0, 1_048_576)
     .default(0)
     .describe(
-      'Size cap of each /workspace, MiB: a loop-mounted ext4 image under SANDBOX_DISK_DIR (needs root on the engine host). 0: uncapped Docker volumes.',
+      'Size cap of each /workspace, MiB: a loop-mounted ext4 image under SANDBOX_DISK_DIR (needs root on the engine host; under the micro-VM, in the guest on its data disk). 0: uncapped Docker volumes.',
     ),
   SANDBOX_SESSION_MB: int(1, 1_048_576)
     .default(64)
@@ -85,7 +85,9 @@ export const ConfigSchema = z.object({
     .string()
     .min(1)
     .default('./data/volumes')
-    .describe('Where size-capped volume images live (on the engine host).'),
+    .describe(
+      'Where size-capped volume images live (on the engine host; under the micro-VM the guest keeps them on its data disk instead).',
+    ),
   SANDBOX_IDLE_SECONDS: int(10, 604_800)
     .default(600)
     .describe('Stop a sandbox after this long without a turn.'),

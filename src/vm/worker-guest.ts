@@ -6,16 +6,7 @@ import type { Logger } from '../log/logger.js';
 import { MicroVm } from './micro-vm.js';
 
 /** What the micro-VM cannot do yet, as a worker refusal (pure). Undefined: the config can run. */
-export function microvmRefusal(
-  config: Pick<Config, 'SANDBOX_WORKSPACE_MB' | 'SANDBOX_RUNTIME'>,
-): string | undefined {
-  if (config.SANDBOX_WORKSPACE_MB > 0) {
-    return (
-      'size-capped volumes (SANDBOX_WORKSPACE_MB) are loop mounts on the engine host, which the micro-VM ' +
-      'does not make yet: set SANDBOX_WORKSPACE_MB=0 (the guest data disk, SANDBOT_VM_DISK_MB, caps all ' +
-      'sandboxes together) or use another layer'
-    );
-  }
+export function microvmRefusal(config: Pick<Config, 'SANDBOX_RUNTIME'>): string | undefined {
   if (config.SANDBOX_RUNTIME && config.SANDBOX_RUNTIME !== 'runc') {
     return `the micro-VM's engine has runc only, not SANDBOX_RUNTIME=${config.SANDBOX_RUNTIME}: unset it`;
   }

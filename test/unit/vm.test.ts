@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { GUEST_QUOTA_ROOT, quotaHelperSpec } from '../../sandbox/driver/engine-quota.js';
 import { parseConfig } from '../../src/config/load.js';
 import { chooseAccel, cpuHasVirtualization } from '../../src/vm/accel.js';
 import { guestIsCurrent, inputsHash } from '../../src/vm/build.js';
@@ -134,10 +135,10 @@ describe('seeding the data disk on the host', () => {
 describe('what the micro-VM layer refuses', () => {
   const config = (env: Record<string, string>) => parseConfig({ SANDBOX_LAYER: 'microvm', ...env });
 
-  it('refuses size-capped volumes and other runtimes, with what to do', () => {
+  it('refuses other runtimes, with what to do; size-capped volumes are made in the guest', () => {
     expect(microvmRefusal(config({}))).toBeUndefined();
     expect(microvmRefusal(config({ SANDBOX_RUNTIME: 'runc' }))).toBeUndefined();
-    expect(microvmRefusal(config({ SANDBOX_WORKSPACE_MB: '100' }))).toMatch(/SANDBOX_WORKSPACE_MB=0/);
+    expect(microvmRefusal(config({ SANDBOX_WORKSPACE_MB: '100' }))).toBeUndefined();
     expect(microvmRefusal(config({ SANDBOX_RUNTIME: 'runsc' }))).toMatch(/runc only/);
   });
 
@@ -159,5 +160,34 @@ describe('sending an image to the guest', () => {
     expect(chainIds([c!, b!])[1]).not.toBe(chains[1]);
     expect(layersToSend([a!, b!, c!], new Set(chains.slice(0, 2)))).toEqual([false, false, true]);
     expect(layersToSend([a!, b!], new Set())).toEqual([true, true]);
+  });
+});
+
+describe('size-capped volumes in the guest', () => {
+  it('runs sandbot’s helper privileged with only the quota folder bound, arguments in its environment', () => {
+    const spec = quotaHelperSpec('img', 'prod', GUEST_QUOTA_ROOT, 'ensure', [
+      { name: 'prod-ws-abc', sizeMb: 64, folders: ['inbox', 'outbox'] },
+      { name: 'prod-sess-abc', sizeMb: 32 },
+    ]);
+    expect(spec.HostConfig).toEqual({
+      Privileged: true,
+      PidMode: 'host',
+      NetworkMode: 'none',
+      Binds: [`${GUEST_QUOTA_ROOT}:${GUEST_QUOTA_ROOT}`],
+    });
+    expect(spec.Env).toEqual([
+      `ROOT=${GUEST_QUOTA_ROOT}`,
+      'ACTION=ensure',
+      'SPECS=prod-ws-abc:64:inbox,outbox prod-sess-abc:32:',
+    ]);
+    expect(spec.Labels).toEqual({ 'sandbot.instance': 'prod', 'sandbot.kind': 'quota-helper' });
+  });
+
+  it('refuses names that are not sandbot’s volume names (nothing reaches its shell)', () => {
+    for (const name of ['../etc', 'a b', 'x;reboot', '$(id)', '']) {
+      expect(() => quotaHelperSpec('img', 'prod', GUEST_QUOTA_ROOT, 'remove', [{ name, sizeMb: 0 }])).toThrow(
+        /not a volume sandbot makes/,
+      );
+    }
   });
 });

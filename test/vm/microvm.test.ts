@@ -9,6 +9,7 @@ import tar from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDocker } from '../../sandbox/driver/docker-client.js';
 import { sandboxDriverFromConfig } from '../../sandbox/driver/from-config.js';
+import { webConversationId } from '../../src/conversation/id.js';
 import { buildGuest } from '../../src/vm/build.js';
 import { syncImage } from '../../src/vm/guest-engine.js';
 import { MicroVm } from '../../src/vm/micro-vm.js';
@@ -39,6 +40,9 @@ const config = testConfig(testInstance('vm'), {
   SANDBOX_TOOL_TIMEOUT_SECONDS: '300',
   SANDBOT_MODEL_TIMEOUT_SECONDS: '300',
   SANDBOT_NETWORK_RULES: 'web:granted=api.example.test',
+  // Size-capped volumes: ext4 images the worker has loop-mounted in the guest (through its engine).
+  SANDBOX_WORKSPACE_MB: '64',
+  SANDBOX_SESSION_MB: '32',
   SANDBOT_EGRESS_PORT: '0',
 });
 /** A web server outside (on the host's engine, in a documentation range) for the granted turn. */
@@ -108,7 +112,7 @@ describe('the micro-VM layer', () => {
         turnEnd(
           stack!.url,
           'vm',
-          'uname -r; id -u; echo vm-note > /workspace/note.txt; cat /workspace/note.txt',
+          'uname -r; id -u; echo vm-note > /workspace/note.txt; cat /workspace/note.txt; df -m /workspace /session | tail -n 2',
         ),
       );
       expect(end.type, JSON.stringify(end)).toBe('reply');
@@ -118,6 +122,12 @@ describe('the micro-VM layer', () => {
       expect(guestKernel()).not.toBe(release());
       expect(text).toContain('1000');
       expect(text).toContain('vm-note');
+      // /workspace and /session are the capped images (64 and 32 MiB, less ext4's own share).
+      const sizes = [...text.matchAll(/^\/dev\/loop\d+\s+(\d+)\s/gm)].map((m) => Number(m[1]));
+      expect(sizes).toHaveLength(2);
+      expect(sizes[0]).toBeGreaterThan(40);
+      expect(sizes[0]).toBeLessThanOrEqual(64);
+      expect(sizes[1]).toBeLessThanOrEqual(32);
 
       const label = { label: [`sandbot.instance=${config.SANDBOT_INSTANCE}`] };
       const onHost = await host.listContainers({ all: true, filters: label });
@@ -229,6 +239,7 @@ describe('the micro-VM layer', () => {
             `curl -s -m 60 http://api.example.test:${outside.port}/from-the-guest`,
             `curl -s -m 60 http://other.example.test:${outside.port}/`,
             `curl -s -m 5 --noproxy '*' http://${OUTSIDE}:${outside.port}/direct || echo direct-failed`,
+            'echo kept > /workspace/g.txt',
           ].join('; echo; '),
         ),
       );
@@ -241,6 +252,11 @@ describe('the micro-VM layer', () => {
         filters: { label: ['sandbot.conversation=web:granted'] },
       });
       expect(sandbox?.HostConfig.NetworkMode).toBe('none');
+      // A wipe deletes the capped images in the guest too: the next turn starts with an empty workspace.
+      const driver = sandboxDriverFromConfig(config, undefined, guest);
+      expect(await driver.remove(webConversationId('granted'), { wipe: true })).toBe(true);
+      const after = await turnEnd(stack!.url, 'granted', 'cat /workspace/g.txt 2>/dev/null || echo wiped');
+      expect(after.type === 'reply' && after.text).toMatch(/^wiped$/m);
     },
     10 * MINUTE,
   );

@@ -18,7 +18,8 @@ mkdir -p /dev/pts /dev/shm
 mount -t devpts -o gid=5,mode=0620,ptmxmode=0666 devpts /dev/pts
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
 mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
-modprobe -a virtio_net virtio_rng overlay 2>/dev/null
+# loop: size-capped sandbox volumes are ext4 images loop-mounted here (src/vm/guest-quota.ts).
+modprobe -a virtio_net virtio_rng overlay loop 2>/dev/null
 hostname sandbot-guest
 
 # The data disk keeps images, containers and volumes across restarts (the root disk is read-only).
@@ -53,6 +54,8 @@ shutdown() {
   kill -TERM -1 2>/dev/null
   sleep 1
   kill -KILL -1 2>/dev/null
+  # Size-capped volumes (loop-mounted images on the data disk) first, so the disk can go read-only.
+  for mnt in /var/lib/docker/sandbot-quota/mnt/*; do umount "$mnt" 2>/dev/null; done
   sync
   mount -o remount,ro /var/lib/docker 2>/dev/null
   log "powering off"
