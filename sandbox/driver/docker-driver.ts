@@ -16,7 +16,7 @@ import { countRunning, listSandboxes } from './docker-list.js';
 import { listPooled, type PooledInfo, type PoolSource, removePooledSandbox } from './docker-pool.js';
 import { claimFromPool, hasOwnVolumes, mountedVolumes } from './docker-pool-claim.js';
 import { createPooledSandbox } from './docker-pool-create.js';
-import { AttachedSession } from './docker-session.js';
+import { type AttachedSession, attachRuntime } from './docker-session.js';
 import { networkLabel, runtimeLabel, type SandboxLimits, sandboxNames, skillsLabel } from './docker-spec.js';
 import { type AttachedAs, KeptSessions } from './kept-sessions.js';
 import type {
@@ -156,18 +156,10 @@ export class DockerSandboxDriver implements SandboxDriver {
       // Ours is known without an inspect; one another worker created first is looked up.
       state = created ?? (await inspectAfterCreate(container));
     }
-    // Attach before starting so nothing the runtime prints at start-up is lost.
-    const socket = await container.attach({
-      stream: true,
-      stdin: true,
-      stdout: true,
-      stderr: true,
-      hijack: true,
-    });
-    const session = new AttachedSession(
+    const session = await attachRuntime(
+      this.docker,
+      container,
       conversation,
-      socket,
-      (stream, out, err) => this.docker.modem.demuxStream(stream, out, err),
       this.maxLineBytes,
       this.logger,
       state.id,

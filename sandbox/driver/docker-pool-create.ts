@@ -2,7 +2,7 @@ import type Dockerode from 'dockerode';
 import type { RuntimeToWorker } from '../../src/protocol/agent.js';
 import type { LineResult } from '../../src/protocol/lines.js';
 import { type PooledSandbox, pooledContainerSpec, removePooledSandbox, volumeData } from './docker-pool.js';
-import { AttachedSession } from './docker-session.js';
+import { type AttachedSession, attachRuntime } from './docker-session.js';
 import type { SandboxLimits } from './docker-spec.js';
 import { putWorkspaceFile } from './workspace-files.js';
 import { snapshotWorkspace } from './workspace-snapshot.js';
@@ -62,18 +62,11 @@ async function waitReady(
   engine: { docker: Dockerode; maxLineBytes: number },
   container: Dockerode.Container,
 ): Promise<void> {
-  const socket = await container.attach({
-    stream: true,
-    stdin: true,
-    stdout: true,
-    stderr: true,
-    hijack: true,
-  });
-  const session = new AttachedSession(
+  const session = await attachRuntime(
+    engine.docker,
+    container,
     // Only the protocol stream is used here; no conversation owns this sandbox yet.
     'web:sandbot-pool' as AttachedSession['conversation'],
-    socket,
-    (stream, out, err) => engine.docker.modem.demuxStream(stream, out, err),
     engine.maxLineBytes,
   );
   try {

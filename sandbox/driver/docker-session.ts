@@ -1,5 +1,6 @@
 import { PassThrough } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
+import type Dockerode from 'dockerode';
 import type { ConversationId } from '../../src/conversation/id.js';
 import type { Logger } from '../../src/log/logger.js';
 import { RuntimeToWorker, type WorkerToRuntime } from '../../src/protocol/agent.js';
@@ -121,4 +122,30 @@ export class AttachedSession implements SandboxSession {
       this.logger?.warn({ conversation: this.conversation }, 'sandbox stderr: further output not logged');
     }
   }
+}
+
+/** Attaches to a container's runtime (before its start, so nothing it prints at start-up is lost). */
+export async function attachRuntime(
+  docker: Dockerode,
+  container: Dockerode.Container,
+  conversation: ConversationId,
+  maxLineBytes: number,
+  logger?: Logger,
+  containerId?: string,
+): Promise<AttachedSession> {
+  const socket = await container.attach({
+    stream: true,
+    stdin: true,
+    stdout: true,
+    stderr: true,
+    hijack: true,
+  });
+  return new AttachedSession(
+    conversation,
+    socket,
+    (stream, out, err) => docker.modem.demuxStream(stream, out, err),
+    maxLineBytes,
+    logger,
+    containerId,
+  );
 }
