@@ -8,6 +8,7 @@ import type { Config } from '../../src/config/schema.js';
 import { startGateway } from '../../src/gateway/start-gateway.js';
 import { createLogger } from '../../src/log/logger.js';
 import { startWorker, type WorkerOverrides } from '../../src/worker/start-worker.js';
+import { type FakeOllama, type FakeScript, startFakeOllama } from '../fakes/fake-ollama.js';
 import { dropInstanceKeys, REDIS_URL } from './redis.js';
 
 export const SANDBOX_IMAGE = process.env.SANDBOX_IMAGE ?? 'sandbot-sandbox:latest';
@@ -63,4 +64,32 @@ export async function cleanInstance(config: Config): Promise<void> {
     .remove()
     .catch(() => undefined);
   await dropInstanceKeys(config.SANDBOT_INSTANCE);
+}
+
+export type ScriptedStack = Awaited<ReturnType<typeof startStack>> & { ollama: FakeOllama };
+
+/**
+ * A fake Ollama playing `script` (serving the config's model), and the stack against it. `stop` takes
+ * both down and removes the instance's sandboxes and keys.
+ */
+export async function startScriptedStack(
+  config: Config,
+  script: FakeScript,
+  overrides: WorkerOverrides = {},
+): Promise<ScriptedStack> {
+  const ollama = await startFakeOllama({ models: [config.SANDBOT_MODEL], script });
+  Object.assign(config, { OLLAMA_HOST: ollama.url });
+  const stack = await startStack(config, overrides).catch(async (error: unknown) => {
+    await ollama.close();
+    throw error;
+  });
+  return {
+    ...stack,
+    ollama,
+    async stop() {
+      await stack.stop();
+      await ollama.close();
+      await cleanInstance(config);
+    },
+  };
 }

@@ -8,15 +8,16 @@ import { AuditJournal } from '../../src/audit/journal.js';
 import { parseEvents, summarizeConversation } from '../../src/audit/summary.js';
 import { verifyAudit } from '../../src/audit/verify.js';
 import { type ConversationId, webConversationId } from '../../src/conversation/id.js';
-import {
-  type FakeChatRequest,
-  type FakeOllama,
-  type FakeStep,
-  startFakeOllama,
-} from '../fakes/fake-ollama.js';
+import type { FakeChatRequest, FakeStep } from '../fakes/fake-ollama.js';
 import { testInstance } from '../helpers/redis.js';
 import { openSse, postMessage } from '../helpers/sse.js';
-import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
+import {
+  cleanInstance,
+  type ScriptedStack,
+  startScriptedStack,
+  startStack,
+  testConfig,
+} from '../helpers/stack.js';
 
 /**
  * The audit log of real turns: gateway, queue, worker, a real sandbox and the fake Ollama. File changes
@@ -59,19 +60,14 @@ function script(request: FakeChatRequest): FakeStep {
   return { reply: 'ok' };
 }
 
-let ollama: FakeOllama;
-let stack: Awaited<ReturnType<typeof startStack>>;
+let stack: ScriptedStack;
 
 beforeAll(async () => {
-  ollama = await startFakeOllama({ models: [MODEL], script });
-  Object.assign(config, { OLLAMA_HOST: ollama.url });
-  stack = await startStack(config);
+  stack = await startScriptedStack(config, script);
 });
 
 afterAll(async () => {
   await stack?.stop();
-  await ollama?.close();
-  await cleanInstance(config);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -233,7 +229,7 @@ describe('with SANDBOT_AUDIT_CONTENT=true', () => {
   let contentStack: Awaited<ReturnType<typeof startStack>>;
 
   beforeAll(async () => {
-    Object.assign(contentConfig, { OLLAMA_HOST: ollama.url });
+    Object.assign(contentConfig, { OLLAMA_HOST: stack.ollama.url });
     contentStack = await startStack(contentConfig);
   });
 

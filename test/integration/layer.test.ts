@@ -11,10 +11,9 @@ import { webConversationId } from '../../src/conversation/id.js';
 import { createLogger } from '../../src/log/logger.js';
 import { layersKey } from '../../src/metrics/layer-report.js';
 import { startWorker } from '../../src/worker/start-worker.js';
-import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
 import { dropInstanceKeys, REDIS_URL, testInstance } from '../helpers/redis.js';
 import { shellModel, turnEnd } from '../helpers/shell-model.js';
-import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
+import { type ScriptedStack, startScriptedStack, testConfig } from '../helpers/stack.js';
 
 /**
  * SANDBOX_LAYER on the real engine: gvisor runs every sandbox under runsc (registered by
@@ -29,23 +28,18 @@ const config = testConfig(testInstance('layer'), {
   SANDBOT_NETWORK_RULES: 'web:granted=api.example.test',
   SANDBOT_EGRESS_PORT: '0',
 });
-let ollama: FakeOllama;
-let stack: Awaited<ReturnType<typeof startStack>>;
+let stack: ScriptedStack;
 
 const docker = createDocker(config.DOCKER_HOST);
 const redis = new Redis(REDIS_URL);
 const turn = (conversation: string, command: string) => turnEnd(stack.url, conversation, command);
 
 beforeAll(async () => {
-  ollama = await startFakeOllama({ models: [MODEL], script: shellModel });
-  Object.assign(config, { OLLAMA_HOST: ollama.url });
-  stack = await startStack(config);
+  stack = await startScriptedStack(config, shellModel);
 });
 
 afterAll(async () => {
   await stack?.stop();
-  await ollama?.close();
-  await cleanInstance(config);
   redis.disconnect();
 });
 

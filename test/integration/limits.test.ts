@@ -1,11 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandboxDriverFromConfig } from '../../sandbox/driver/from-config.js';
 import { webConversationId } from '../../src/conversation/id.js';
-import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
 import { testInstance } from '../helpers/redis.js';
 import { shellModel, turnEnd } from '../helpers/shell-model.js';
 import { openSse, postMessage } from '../helpers/sse.js';
-import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
+import { type ScriptedStack, startScriptedStack, testConfig } from '../helpers/stack.js';
 
 /** Per-turn token budget, the cap on live sandboxes, and ephemeral workspaces. */
 
@@ -14,20 +13,15 @@ const config = testConfig(testInstance('limits'), {
   SANDBOT_EPHEMERAL: 'web:eph-*',
   SANDBOT_MAX_TOKENS_PER_TURN: '100',
 });
-let ollama: FakeOllama;
-let stack: Awaited<ReturnType<typeof startStack>>;
+let stack: ScriptedStack;
 const driver = () => sandboxDriverFromConfig(config);
 
 beforeAll(async () => {
-  ollama = await startFakeOllama({ models: ['qwen2.5:7b'], script: shellModel });
-  Object.assign(config, { OLLAMA_HOST: ollama.url });
-  stack = await startStack(config);
+  stack = await startScriptedStack(config, shellModel);
 });
 
 afterAll(async () => {
   await stack?.stop();
-  await ollama?.close();
-  await cleanInstance(config);
 });
 
 const turn = (session: string, text: string) => turnEnd(stack.url, session, text);
@@ -39,12 +33,12 @@ describe('limits', () => {
     expect(ended.type === 'error' && ended.message).toBe(
       'The agent used its budget of 100 model tokens for one turn.',
     );
-    ollama.setScript(() => ({ reply: 'fine' }));
+    stack.ollama.setScript(() => ({ reply: 'fine' }));
     try {
       const next = await turn('tokens', 'hello');
       expect(next.type === 'reply' && next.text).toBe('fine');
     } finally {
-      ollama.setScript(shellModel);
+      stack.ollama.setScript(shellModel);
     }
   });
 
@@ -60,7 +54,7 @@ describe('limits', () => {
 
   it('makes a new conversation wait, with a message, while every sandbox is busy', async () => {
     // Both live sandboxes (cap 2) are in the middle of a turn.
-    ollama.setScript((request) =>
+    stack.ollama.setScript((request) =>
       request.messages.at(-1)?.content === 'hold' ? { hold: 'busy', reply: 'held' } : { reply: 'served' },
     );
     try {
@@ -70,7 +64,7 @@ describe('limits', () => {
       await postMessage(stack.url, 'busy-a', 'hold');
       await postMessage(stack.url, 'busy-b', 'hold');
       await expect
-        .poll(() => ollama.chatRequests().filter((r) => r.messages.at(-1)?.content === 'hold').length, {
+        .poll(() => stack.ollama.chatRequests().filter((r) => r.messages.at(-1)?.content === 'hold').length, {
           timeout: 30_000,
         })
         .toBe(2);
@@ -82,7 +76,7 @@ describe('limits', () => {
           'All 2 sandboxes are busy; your message waits for one to free up.',
         );
         expect(c.events.some((e) => e.type === 'reply')).toBe(false);
-        ollama.release('busy');
+        stack.ollama.release('busy');
         const served = await c.waitFor((e) => e.type === 'reply', 60_000);
         expect(served.type === 'reply' && served.text).toBe('served');
       } finally {
@@ -91,7 +85,7 @@ describe('limits', () => {
         sb.close();
       }
     } finally {
-      ollama.setScript(shellModel);
+      stack.ollama.setScript(shellModel);
     }
   });
 

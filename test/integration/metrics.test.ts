@@ -2,18 +2,17 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type FakeChatRequest, type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
+import type { FakeChatRequest } from '../fakes/fake-ollama.js';
 import { testInstance } from '../helpers/redis.js';
 import { openSse, postMessage } from '../helpers/sse.js';
-import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
+import { type ScriptedStack, startScriptedStack, testConfig } from '../helpers/stack.js';
 
 /** Prometheus metrics at /metrics, scraped before and after real turns (as `sandbot up` serves them). */
 
 const MODEL = 'qwen2.5:7b';
 const dir = mkdtempSync(path.join(tmpdir(), 'sandbot-metrics-'));
 const config = testConfig(testInstance('metrics'), { SANDBOT_AUDIT_DIR: dir, SANDBOT_MODEL: MODEL });
-let ollama: FakeOllama;
-let stack: Awaited<ReturnType<typeof startStack>>;
+let stack: ScriptedStack;
 
 /** A sample's value from Prometheus text, 0 when absent; labels must all match. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number {
@@ -37,21 +36,15 @@ const scrape = async () => {
 };
 
 beforeAll(async () => {
-  ollama = await startFakeOllama({
-    models: [MODEL],
-    script: (request: FakeChatRequest) =>
-      request.messages.at(-1)?.role === 'tool'
-        ? { reply: 'listed' }
-        : { toolCalls: [{ name: 'bash', arguments: { command: 'ls /workspace' } }] },
-  });
-  Object.assign(config, { OLLAMA_HOST: ollama.url });
-  stack = await startStack(config);
+  stack = await startScriptedStack(config, (request: FakeChatRequest) =>
+    request.messages.at(-1)?.role === 'tool'
+      ? { reply: 'listed' }
+      : { toolCalls: [{ name: 'bash', arguments: { command: 'ls /workspace' } }] },
+  );
 });
 
 afterAll(async () => {
   await stack?.stop();
-  await ollama?.close();
-  await cleanInstance(config);
   rmSync(dir, { recursive: true, force: true });
 });
 

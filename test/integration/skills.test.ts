@@ -7,7 +7,6 @@ import { createConversationControl } from '../../src/queue/conversation-control.
 import { ConversationStore } from '../../src/queue/conversation-store.js';
 import { createRedis } from '../../src/queue/redis.js';
 import { addSkill, approveSkill } from '../../src/skills/vetting.js';
-import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
 import { REDIS_URL, testInstance } from '../helpers/redis.js';
 import { replyText } from '../helpers/shell-model.js';
 import { greeterSkill, writeSkill } from '../helpers/skill-fixtures.js';
@@ -22,7 +21,7 @@ import {
   vetSkill,
 } from '../helpers/skill-stack.js';
 import { openSse, postMessage } from '../helpers/sse.js';
-import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
+import { type ScriptedStack, startScriptedStack, testConfig } from '../helpers/stack.js';
 
 /**
  * Vetted skills on the real engine with a fake model: a clean skill is added, approved, enabled and
@@ -36,20 +35,15 @@ const config = testConfig(testInstance('skills'), {
 });
 const redis = createRedis(REDIS_URL, 'skills-test');
 const registry = () => registryOf(config);
-let ollama: FakeOllama;
-let stack: Awaited<ReturnType<typeof startStack>>;
+let stack: ScriptedStack;
 
 beforeAll(async () => {
   Object.assign(config, { SANDBOT_SKILLS_DIR: await skillsDir() });
-  ollama = await startFakeOllama({ models: ['qwen2.5:7b'], script: skillModel });
-  Object.assign(config, { OLLAMA_HOST: ollama.url });
-  stack = await startStack(config);
+  stack = await startScriptedStack(config, skillModel);
 });
 
 afterAll(async () => {
   await stack?.stop();
-  await ollama?.close();
-  await cleanInstance(config);
   await removeSkillVolumes(docker, config.SANDBOT_INSTANCE);
   redis.disconnect();
 });
@@ -70,10 +64,12 @@ describe('a clean skill', () => {
     const text = await ask('sk-use', 'call greet {"name":"Ada"}');
     // Run by the runtime inside the sandbox: as the agent user, in its workspace.
     expect(text).toBe('tool said: exit code 0\nHello, Ada! (greeter skill, uid 1000, in /workspace)');
-    expect(toolsOffered(ollama.chatRequests(), 'call greet {"name":"Ada"}')).toEqual(
+    expect(toolsOffered(stack.ollama.chatRequests(), 'call greet {"name":"Ada"}')).toEqual(
       expect.arrayContaining(['bash', 'read_file', 'greet']),
     );
-    expect(systemOf(ollama.chatRequests(), 'call greet {"name":"Ada"}')).toContain('call the greet tool');
+    expect(systemOf(stack.ollama.chatRequests(), 'call greet {"name":"Ada"}')).toContain(
+      'call the greet tool',
+    );
 
     await expect
       .poll(async () => (await auditOf(config, 'sk-use', ['turn.finished'])).length, { timeout: 20_000 })
@@ -141,7 +137,7 @@ describe('a skill changed after approval', () => {
     } finally {
       sse.close();
     }
-    expect(toolsOffered(ollama.chatRequests(), 'call greet {"name":"Eve"}')).not.toContain('greet');
+    expect(toolsOffered(stack.ollama.chatRequests(), 'call greet {"name":"Eve"}')).not.toContain('greet');
     await expect
       .poll(async () => (await auditOf(config, 'sk-changed', ['skill'])).map((e) => e.data.action), {
         timeout: 20_000,

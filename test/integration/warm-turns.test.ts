@@ -7,10 +7,9 @@ import { AuditJournal } from '../../src/audit/journal.js';
 import { parseEvents } from '../../src/audit/summary.js';
 import { webConversationId } from '../../src/conversation/id.js';
 import type { OutboundEvent } from '../../src/protocol/outbound.js';
-import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
 import { testInstance } from '../helpers/redis.js';
 import { shellModel, turnEnd } from '../helpers/shell-model.js';
-import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
+import { type ScriptedStack, startScriptedStack, testConfig } from '../helpers/stack.js';
 
 /**
  * Warm turns start from the workspace snapshot the previous turn kept, and plant the canary only when
@@ -25,19 +24,14 @@ const driver = sandboxDriverFromConfig(config);
 const session = 'warm';
 const conversation = webConversationId(session);
 const CANARY = '/workspace/.aws/credentials';
-let ollama: FakeOllama;
-let stack: Awaited<ReturnType<typeof startStack>>;
+let stack: ScriptedStack;
 
 beforeAll(async () => {
-  ollama = await startFakeOllama({ models: ['qwen2.5:7b'], script: shellModel });
-  Object.assign(config, { OLLAMA_HOST: ollama.url });
-  stack = await startStack(config);
+  stack = await startScriptedStack(config, shellModel);
 });
 
 afterAll(async () => {
   await stack?.stop();
-  await ollama?.close();
-  await cleanInstance(config);
   rmSync(dir, { recursive: true, force: true });
 });
 
