@@ -6,25 +6,21 @@ import { type ConversationControl, createConversationControl } from '../../src/q
 import { ConversationStore } from '../../src/queue/conversation-store.js';
 import { InboundQueue } from '../../src/queue/inbound-queue.js';
 import { instanceKeys } from '../../src/queue/keys.js';
-import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
 import { webMessage } from '../helpers/messages.js';
 import { REDIS_URL, testInstance } from '../helpers/redis.js';
 import { openSse, type SseClient } from '../helpers/sse.js';
-import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
+import { type ScriptedStack, startScriptedStack, testConfig } from '../helpers/stack.js';
 
 /** Conversation commands as the chat adapters send them: run, reset, stop, status. */
 
 const config = testConfig(testInstance('cmd'));
-let ollama: FakeOllama;
-let stack: Awaited<ReturnType<typeof startStack>>;
+let stack: ScriptedStack;
 let redis: Redis;
 let inbound: InboundQueue;
 let control: ConversationControl;
 
 beforeAll(async () => {
-  ollama = await startFakeOllama({ models: ['qwen2.5:7b'], script: () => ({ reply: 'ok' }) });
-  Object.assign(config, { OLLAMA_HOST: ollama.url });
-  stack = await startStack(config);
+  stack = await startScriptedStack(config, () => ({ reply: 'ok' }));
   redis = new Redis(REDIS_URL);
   const store = new ConversationStore(redis, config.SANDBOT_INSTANCE);
   inbound = new InboundQueue(redis, store, config.SANDBOT_INSTANCE);
@@ -35,8 +31,6 @@ afterAll(async () => {
   await inbound?.close();
   redis?.disconnect();
   await stack?.stop();
-  await ollama?.close();
-  await cleanInstance(config);
 });
 
 const submit = (session: string, text: string, command?: 'run' | 'reset') =>
@@ -51,11 +45,11 @@ describe('conversation commands', () => {
   it('`run` runs a shell command without the model; `reset` wipes the workspace', async () => {
     const sse = await openSse(`${stack.url}/api/conversations/cmd-run/events`);
     try {
-      const before = ollama.chatRequests().length;
+      const before = stack.ollama.chatRequests().length;
       await submit('cmd-run', 'echo kept > /workspace/kept.txt && id -u', 'run');
       await sse.waitFor((e) => e.type === 'reply');
       expect(replies(sse)[0]).toBe('$ echo kept > /workspace/kept.txt && id -u\n```\nexit code 0\n1000\n```');
-      expect(ollama.chatRequests().length).toBe(before);
+      expect(stack.ollama.chatRequests().length).toBe(before);
       await submit('cmd-run', '', 'reset');
       await sse.waitFor((e) => e.type === 'reply' && e.text.startsWith('Conversation reset'));
       await submit('cmd-run', 'ls /workspace', 'run');
@@ -67,19 +61,19 @@ describe('conversation commands', () => {
   });
 
   it('`stop` cancels the running turn, and `status` shows whether one runs', async () => {
-    ollama.setScript([{ hold: 'never' }]);
+    stack.ollama.setScript([{ hold: 'never' }]);
     const conversation = webConversationId('cmd-stop');
     const sse = await openSse(`${stack.url}/api/conversations/cmd-stop/events`);
     try {
       expect(await control.stop(conversation, 'alice')).toBe(false);
       await submit('cmd-stop', 'think forever');
-      await ollama.waitForHold('never');
+      await stack.ollama.waitForHold('never');
       expect(await control.status(conversation)).toMatchObject({ turnRunning: true, pending: 1 });
       expect(await control.stop(conversation, 'alice')).toBe(true);
       const stopped = await sse.waitFor((e) => e.type === 'reply');
       expect(stopped.type === 'reply' && stopped.text).toBe('Stopped (asked by alice).');
       // The stopped message is done with; the conversation takes the next one.
-      ollama.setScript(() => ({ reply: 'back' }));
+      stack.ollama.setScript(() => ({ reply: 'back' }));
       await submit('cmd-stop', 'hello');
       await sse.waitFor((e) => e.type === 'reply' && e.text === 'back');
       const status = await control.status(conversation);

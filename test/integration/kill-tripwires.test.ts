@@ -5,16 +5,11 @@ import { sandboxDriverFromConfig } from '../../sandbox/driver/from-config.js';
 import { webConversationId } from '../../src/conversation/id.js';
 import { type ConversationControl, createConversationControl } from '../../src/queue/conversation-control.js';
 import { ConversationStore } from '../../src/queue/conversation-store.js';
-import {
-  type FakeChatRequest,
-  type FakeOllama,
-  type FakeStep,
-  startFakeOllama,
-} from '../fakes/fake-ollama.js';
+import type { FakeChatRequest, FakeStep } from '../fakes/fake-ollama.js';
 import { REDIS_URL, testInstance } from '../helpers/redis.js';
 import { shellModel } from '../helpers/shell-model.js';
 import { openSse, postMessage, type SseClient } from '../helpers/sse.js';
-import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
+import { type ScriptedStack, startScriptedStack, testConfig } from '../helpers/stack.js';
 
 /** The kill switch and the tripwires: each kills the sandbox, tells the channel why and quarantines. */
 
@@ -26,25 +21,20 @@ function shell(request: FakeChatRequest): FakeStep {
 }
 
 const config = testConfig(testInstance('kill'));
-let ollama: FakeOllama;
-let stack: Awaited<ReturnType<typeof startStack>>;
+let stack: ScriptedStack;
 let redis: Redis;
 let control: ConversationControl;
 
 beforeAll(async () => {
-  ollama = await startFakeOllama({ models: ['qwen2.5:7b'], script: shell });
-  Object.assign(config, { OLLAMA_HOST: ollama.url });
-  stack = await startStack(config);
+  stack = await startScriptedStack(config, shell);
   redis = new Redis(REDIS_URL);
   control = createConversationControl(redis, new ConversationStore(redis, config.SANDBOT_INSTANCE), config);
 });
 
 afterAll(async () => {
-  ollama?.release('forever');
+  stack?.ollama.release('forever');
   redis?.disconnect();
   await stack?.stop();
-  await ollama?.close();
-  await cleanInstance(config);
 });
 
 const stateOf = async (session: string) =>
@@ -64,7 +54,7 @@ describe('kill switch and tripwires', () => {
     const sse = await openSse(`${stack.url}/api/conversations/killme/events`);
     try {
       await postMessage(stack.url, 'killme', 'hold-me');
-      await ollama.waitForHold('forever');
+      await stack.ollama.waitForHold('forever');
       expect(await stateOf('killme')).toBe('running');
       await control.kill(webConversationId('killme'), 'admin:alice', 'looked suspicious');
       const killed = await sse.waitFor((e) => e.type === 'error');
@@ -92,7 +82,7 @@ describe('kill switch and tripwires', () => {
       // The model never saw the canary: the request carrying it was not brokered.
       const token = (await redis.keys(`${config.SANDBOT_INSTANCE}:conv:*:canary`)).length;
       expect(token).toBeGreaterThan(0);
-      expect(JSON.stringify(ollama.chatRequests())).not.toMatch(/aws_access_key_id = AKIA/);
+      expect(JSON.stringify(stack.ollama.chatRequests())).not.toMatch(/aws_access_key_id = AKIA/);
       await expectQuarantined(sse, 'canary');
     } finally {
       sse.close();
