@@ -6,20 +6,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandboxDriverFromConfig } from '../../sandbox/driver/from-config.js';
 import { AuditJournal } from '../../src/audit/journal.js';
 import { parseEvents } from '../../src/audit/summary.js';
+import type { Config } from '../../src/config/schema.js';
 import { ConversationId } from '../../src/conversation/id.js';
 import { grantsFromRules } from '../../src/egress/policy.js';
 import { NetworkPolicyStore } from '../../src/egress/policy-store.js';
-import {
-  type FakeChatRequest,
-  type FakeOllama,
-  type FakeStep,
-  startFakeOllama,
-} from '../fakes/fake-ollama.js';
-import { type FakeSlack, startFakeSlack, waitFor } from '../fakes/fake-slack.js';
-import { personMessage, SlackSender, slashCommand } from '../fakes/fake-slack-events.js';
-import { slackSettings } from '../fakes/fake-slack-harness.js';
-import { REDIS_URL, testInstance } from '../helpers/redis.js';
-import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
+import type { FakeChatRequest, FakeOllama, FakeStep } from '../fakes/fake-ollama.js';
+import { type FakeSlack, waitFor } from '../fakes/fake-slack.js';
+import { personMessage, type SlackSender, slashCommand } from '../fakes/fake-slack-events.js';
+import { REDIS_URL } from '../helpers/redis.js';
+import { type SlackStack, startSlackStack } from '../helpers/slack-stack.js';
 
 /**
  * Sub-agents end to end on real parts (Slack through Bolt and the fake Slack, Redis, the worker, real
@@ -29,7 +24,6 @@ import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
  * shows in its thread, and the audit log ties each to its parent and to the person who asked.
  */
 
-const MODEL = 'qwen2.5:7b';
 const CHANNEL = 'C0DELEG';
 const NET_CHANNEL = 'C0NET';
 
@@ -111,35 +105,27 @@ function script(request: FakeChatRequest): FakeStep {
   return { reply: 'nothing to do' };
 }
 
+let slack: SlackStack;
 let fake: FakeSlack;
 let ollama: FakeOllama;
-let stack: Awaited<ReturnType<typeof startStack>>;
 let sender: SlackSender;
-let config: ReturnType<typeof testConfig>;
+let config: Config;
 const auditDir = mkdtempSync(path.join(tmpdir(), 'sandbot-delegation-audit-'));
 
 beforeAll(async () => {
-  [fake, ollama] = await Promise.all([startFakeSlack(), startFakeOllama({ models: [MODEL], script })]);
-  config = testConfig(testInstance('delegation'), {
-    ...slackSettings(fake, 'socket'),
-    OLLAMA_HOST: ollama.url,
-    SANDBOT_MODEL: MODEL,
+  slack = await startSlackStack('delegation', script, (f) => ({
     SANDBOT_AUDIT_DIR: auditDir,
     SLACK_ADMIN_USERS: 'U0ALICE',
     SANDBOT_DELEGATE_MAX_DEPTH: '1',
     SANDBOT_DELEGATE_MAX_FANOUT: '2',
     // The channel's threads may reach wider.test, and so would their sub-agents' ids.
-    SANDBOT_NETWORK_RULES: `slack:${fake.team}:${NET_CHANNEL}=wider.test`,
-  });
-  stack = await startStack(config);
-  sender = new SlackSender(fake, 'socket');
+    SANDBOT_NETWORK_RULES: `slack:${f.team}:${NET_CHANNEL}=wider.test`,
+  }));
+  ({ fake, ollama, sender, config } = slack);
 });
 
 afterAll(async () => {
-  await stack?.stop();
-  for (const hold of ['child-A', 'child-B']) ollama?.release(hold);
-  await Promise.all([ollama?.close(), fake?.close()]);
-  if (config) await cleanInstance(config);
+  await slack?.stop(['child-A', 'child-B']);
 });
 
 const conversation = (channel: string, ts: string) =>

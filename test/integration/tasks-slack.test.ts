@@ -1,17 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDocker } from '../../sandbox/driver/docker-client.js';
 import { sandboxDriverFromConfig } from '../../sandbox/driver/from-config.js';
-import {
-  type FakeChatRequest,
-  type FakeOllama,
-  type FakeStep,
-  startFakeOllama,
-} from '../fakes/fake-ollama.js';
-import { type FakeSlack, startFakeSlack, waitFor } from '../fakes/fake-slack.js';
-import { personMessage, SlackSender, slashCommand } from '../fakes/fake-slack-events.js';
-import { slackSettings } from '../fakes/fake-slack-harness.js';
-import { testInstance } from '../helpers/redis.js';
-import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
+import type { Config } from '../../src/config/schema.js';
+import type { FakeChatRequest, FakeOllama, FakeStep } from '../fakes/fake-ollama.js';
+import { type FakeSlack, waitFor } from '../fakes/fake-slack.js';
+import { personMessage, type SlackSender, slashCommand } from '../fakes/fake-slack-events.js';
+import { type SlackStack, startSlackStack } from '../helpers/slack-stack.js';
 
 /**
  * Tasks in a Slack channel, end to end on real parts (Bolt in Socket Mode against the fake Slack, Redis,
@@ -20,7 +14,6 @@ import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
  * when a slot frees; `/sandbot done` closes a task and, the channel being ephemeral, wipes it.
  */
 
-const MODEL = 'qwen2.5:7b';
 const CHANNEL = 'C0TASKS';
 
 /** Runs the request as a bash command and answers with its last output line; "HOLD-x" waits for release. */
@@ -33,31 +26,23 @@ function script(request: FakeChatRequest): FakeStep {
   return { toolCalls: [{ name: 'bash', arguments: { command: text } }] };
 }
 
+let slack: SlackStack;
 let fake: FakeSlack;
 let ollama: FakeOllama;
-let stack: Awaited<ReturnType<typeof startStack>>;
 let sender: SlackSender;
-let config: ReturnType<typeof testConfig>;
+let config: Config;
 
 beforeAll(async () => {
-  [fake, ollama] = await Promise.all([startFakeSlack(), startFakeOllama({ models: [MODEL], script })]);
-  config = testConfig(testInstance('tasks-slack'), {
-    ...slackSettings(fake, 'socket'),
-    OLLAMA_HOST: ollama.url,
-    SANDBOT_MODEL: MODEL,
+  slack = await startSlackStack('tasks-slack', script, (f) => ({
     SLACK_ADMIN_USERS: 'U0DAVE',
     SANDBOT_TASKS_PER_USER: '1',
-    SANDBOT_EPHEMERAL: `slack:${fake.team}:${CHANNEL}`,
-  });
-  stack = await startStack(config);
-  sender = new SlackSender(fake, 'socket');
+    SANDBOT_EPHEMERAL: `slack:${f.team}:${CHANNEL}`,
+  }));
+  ({ fake, ollama, sender, config } = slack);
 });
 
 afterAll(async () => {
-  await stack?.stop();
-  for (const hold of ['A', 'B']) ollama?.release(hold);
-  await Promise.all([ollama?.close(), fake?.close()]);
-  if (config) await cleanInstance(config);
+  await slack?.stop(['A', 'B']);
 });
 
 const mention = (user: string, text: string) =>
