@@ -18,7 +18,7 @@ export interface EngineQuotaMount {
 
 // Arguments arrive in the environment (ROOT, SPECS "name:size:folder,folder …", ACTION), never in the
 // script's text. Each image is formatted and mounted under a lock, so concurrent opens do it once.
-const SCRIPT = String.raw`set -eu
+const SCRIPT = `set -eu
 mkdir -p "$ROOT/mnt"
 for spec in $SPECS; do
   name=$(echo "$spec" | cut -d: -f1); size=$(echo "$spec" | cut -d: -f2); folders=$(echo "$spec" | cut -d: -f3)

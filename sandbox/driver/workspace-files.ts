@@ -1,3 +1,4 @@
+import { buffer } from 'node:stream/consumers';
 import type Dockerode from 'dockerode';
 import { extract, pack } from 'tar-stream';
 
@@ -80,14 +81,10 @@ export async function readOutboxFiles(
         body.on('end', next);
         return;
       }
-      const chunks: Buffer[] = [];
-      body.on('data', (chunk: unknown) => {
-        chunks.push(chunk as Buffer);
-      });
-      body.on('end', () => {
-        result.files.push({ name, bytes: Buffer.concat(chunks) });
+      buffer(body).then((bytes) => {
+        result.files.push({ name, bytes });
         next();
-      });
+      }, next);
     });
     reader.on('finish', resolve);
     reader.on('error', reject);

@@ -1,3 +1,4 @@
+import { buffer } from 'node:stream/consumers';
 import type Dockerode from 'dockerode';
 import { extract } from 'tar-stream';
 import type { FileBytes } from './workspace-files.js';
@@ -57,14 +58,10 @@ function firstEntry(
         body.on('end', next);
         return;
       }
-      const chunks: Buffer[] = [];
-      body.on('data', (chunk: unknown) => {
-        chunks.push(chunk as Buffer);
-      });
-      body.on('end', () => {
-        outcome = { bytes: Buffer.concat(chunks) };
+      buffer(body).then((bytes) => {
+        outcome = { bytes };
         next();
-      });
+      }, next);
     });
     reader.on('finish', () => resolve(outcome ?? { problem: 'empty archive' }));
     reader.on('error', reject);

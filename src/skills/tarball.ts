@@ -1,5 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { posix } from 'node:path';
+import { buffer } from 'node:stream/consumers';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { extract } from 'tar-stream';
@@ -40,14 +41,10 @@ export async function readSkillTarball(path: string): Promise<SkillFile[]> {
         `the skill is over its size limit (${SKILL_LIMITS.maxFileBytes} bytes a file, ${SKILL_LIMITS.maxTotalBytes} in all)`,
       );
     }
-    const chunks: Buffer[] = [];
-    body.on('data', (chunk: unknown) => {
-      chunks.push(chunk as Buffer);
-    });
-    body.on('end', () => {
-      files.push({ path: posix.normalize(name), bytes: Buffer.concat(chunks) });
+    buffer(body).then((bytes) => {
+      files.push({ path: posix.normalize(name), bytes });
       next();
-    });
+    }, next);
   });
   const sink = reader as unknown as NodeJS.WritableStream;
   try {

@@ -3,6 +3,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
+import { buffer } from 'node:stream/consumers';
 import { pipeline } from 'node:stream/promises';
 import type Dockerode from 'dockerode';
 import tar from 'tar-stream';
@@ -58,12 +59,13 @@ async function readArchive(file: string): Promise<{ layers: string[]; links: Map
       stream.on('end', next).resume();
       return;
     }
-    const chunks: Buffer[] = [];
-    stream.on('data', (chunk: unknown) => chunks.push(chunk as Buffer));
-    stream.on('end', () => {
-      manifest = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-      next();
-    });
+    // A manifest that is not JSON fails the read (and so the transfer), with the parser's words.
+    buffer(stream)
+      .then((bytes) => {
+        manifest = JSON.parse(bytes.toString('utf8'));
+        next();
+      })
+      .catch(next);
   });
   await pipeline(createReadStream(file), extract);
   const parsed = SaveManifest.safeParse(manifest);
