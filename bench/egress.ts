@@ -11,6 +11,7 @@ import { EgressService } from '../src/egress/egress-service.js';
 import { createLogger } from '../src/log/logger.js';
 import { startOutsideHost } from '../test/helpers/outside-host.js';
 import { REDIS_URL } from '../test/helpers/redis.js';
+import { runOnSession } from '../test/helpers/session-run.js';
 import { SANDBOX_IMAGE } from '../test/helpers/stack.js';
 import { describeMachine } from './machine.js';
 import { latency, median } from './stats.js';
@@ -41,25 +42,8 @@ interface RouteResult {
 }
 
 /** One shell command through the protocol (as a chat /run does); its output. */
-function run(session: SandboxSession, command: string): Promise<string> {
-  return new Promise((resolve) => {
-    let output = '';
-    const off = session.onMessage((line) => {
-      if (!line.ok) return;
-      if (line.value.type === 'tool_finished') output = line.value.output;
-      if (line.value.type === 'turn_done') {
-        off();
-        resolve(output);
-      }
-    });
-    session.send({
-      type: 'run',
-      turnId: `bench-${randomBytes(4).toString('hex')}`,
-      command,
-      limits: { toolTimeoutMs: 300_000, toolOutputBytes: 65_536 },
-    });
-  });
-}
+const run = async (session: SandboxSession, command: string) =>
+  (await runOnSession(session, command, { toolTimeoutMs: 300_000, toolOutputBytes: 65_536 })).output;
 
 const seconds = (output: string) =>
   output

@@ -8,6 +8,7 @@ import type { SandboxSession } from '../../sandbox/driver/types.js';
 import { webConversationId } from '../../src/conversation/id.js';
 import { EGRESS_MAX_STREAMS } from '../../src/protocol/egress.js';
 import { testInstance } from '../helpers/redis.js';
+import { runOnSession } from '../helpers/session-run.js';
 import { cleanInstance, testConfig } from '../helpers/stack.js';
 
 /**
@@ -112,28 +113,7 @@ const tunnel: SandboxNetwork = {
   connect: () => connect(port, '127.0.0.1'),
 };
 
-/** Runs one shell command through the protocol (as a chat /run does); returns its output and every line type seen. */
-async function run(session: SandboxSession, command: string): Promise<{ output: string; seen: string[] }> {
-  const seen: string[] = [];
-  return new Promise((resolve) => {
-    let output = '';
-    const off = session.onMessage((line) => {
-      if (!line.ok) return;
-      seen.push(line.value.type);
-      if (line.value.type === 'tool_finished') output = line.value.output;
-      if (line.value.type === 'turn_done') {
-        off();
-        resolve({ output, seen });
-      }
-    });
-    session.send({
-      type: 'run',
-      turnId: `t-${seen.length}-${Date.now()}`,
-      command,
-      limits: { toolTimeoutMs: 60_000, toolOutputBytes: 16_384 },
-    });
-  });
-}
+const run = (session: SandboxSession, command: string) => runOnSession(session, command);
 
 describe('the egress tunnel', () => {
   it('carries a connection from the sandbox’s loopback to the worker’s side, both ways, whole', async () => {
