@@ -58,9 +58,12 @@ export async function startWorker(
     plan.engine === 'guest'
       ? await (await import('../vm/worker-guest.js')).startWorkerGuest(config, log)
       : undefined;
+  // The engine at DOCKER_HOST (the host's), and the one the sandboxes live on (the guest's under microvm).
+  const hostEngine = createDocker(config.DOCKER_HOST);
+  const sandboxEngine = guest?.docker ?? hostEngine;
   // Before any work is taken: a worker that cannot run its layer refuses to start, saying why.
   const layer = await checkLayer(plan, {
-    docker: createDocker(config.DOCKER_HOST),
+    docker: hostEngine,
     endpoint: config.DOCKER_HOST,
     image: config.SANDBOX_IMAGE,
     instance: config.SANDBOT_INSTANCE,
@@ -77,9 +80,9 @@ export async function startWorker(
   const connection = createRedis(config.SANDBOT_REDIS_URL, `${config.SANDBOT_INSTANCE}-worker`);
   const store = new ConversationStore(connection, config.SANDBOT_INSTANCE);
   const outbound = new OutboundQueue(connection, config.SANDBOT_INSTANCE);
-  const driver = sandboxDriverFromConfig(config, log, guest?.docker);
+  const driver = sandboxDriverFromConfig(config, log, sandboxEngine);
   const egress = new EgressService({
-    docker: createDocker(config.DOCKER_HOST),
+    docker: hostEngine,
     redis: connection,
     instance: config.SANDBOT_INSTANCE,
     rules: config.SANDBOT_NETWORK_RULES,
@@ -134,7 +137,7 @@ export async function startWorker(
   const inbound = new InboundQueue(connection, store, config.SANDBOT_INSTANCE, observed.audit);
   const skills = workerSkills(config, {
     // Skill volumes are mounted into sandboxes: they live on the sandboxes' engine (the guest's, under microvm).
-    docker: guest?.docker ?? createDocker(config.DOCKER_HOST),
+    docker: sandboxEngine,
     redis: connection,
     audit: observed.audit,
     actor: () => `worker:${worker.id}`,
@@ -187,7 +190,6 @@ export async function startWorker(
       taskLimits: { perUser: config.SANDBOT_TASKS_PER_USER, perChannel: config.SANDBOT_TASKS_PER_CHANNEL },
     },
   );
-  const sandboxEngine = guest?.docker ?? createDocker(config.DOCKER_HOST);
   const unpublishLayer = publishWorkerLayer(
     connection,
     config.SANDBOT_INSTANCE,
