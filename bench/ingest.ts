@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { webConversationId } from '../src/conversation/id.js';
-import type { InboundMessage } from '../src/protocol/inbound.js';
-import { ConversationStore } from '../src/queue/conversation-store.js';
-import { InboundQueue } from '../src/queue/inbound-queue.js';
-import { createFailFastRedis } from '../src/queue/redis.js';
+import { webConversationId } from '../src/contracts/conversation/id.js';
+import type { InboundMessage } from '../src/contracts/protocol/inbound.js';
+import { ConversationStore } from '../src/shared/queue/conversation-store.js';
+import { InboundQueue } from '../src/shared/queue/inbound-queue.js';
+import { createFailFastRedis } from '../src/shared/redis/connection.js';
 import { dropInstanceKeys } from '../test/helpers/redis.js';
 import { mapLimit } from './stats.js';
 

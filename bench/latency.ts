@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
-import { webConversationId } from '../src/conversation/id.js';
-import { conversationKeys } from '../src/queue/keys.js';
+import { webConversationId } from '../src/contracts/conversation/id.js';
+import { conversationKeys } from '../src/contracts/redis/keys.js';
 import {
   type FakeChatRequest,
   type FakeOllama,

@@ -2,12 +2,12 @@ import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import type Dockerode from 'dockerode';
-import { sandboxDriverFromConfig } from '../sandbox/driver/from-config.js';
-import type { SandboxSession } from '../sandbox/driver/types.js';
-import { parseConfig } from '../src/config/load.js';
-import { webConversationId } from '../src/conversation/id.js';
-import type { RuntimeToWorker } from '../src/protocol/agent.js';
-import { MicroVm } from '../src/vm/micro-vm.js';
+import { sandboxDriverFromConfig } from '../sandbox/host/driver/from-config.js';
+import type { SandboxSession } from '../sandbox/host/driver/types.js';
+import { MicroVm } from '../sandbox/host/vm/micro-vm.js';
+import { parseConfig } from '../src/contracts/config/load.js';
+import { webConversationId } from '../src/contracts/conversation/id.js';
+import type { RuntimeToWorker } from '../src/contracts/protocol/agent.js';
 import { latency, ms } from './stats.js';
 
 /**

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
-import { sandboxDriverFromConfig } from '../sandbox/driver/from-config.js';
-import { parseConfig } from '../src/config/load.js';
-import { webConversationId } from '../src/conversation/id.js';
+import { sandboxDriverFromConfig } from '../sandbox/host/driver/from-config.js';
+import { parseConfig } from '../src/contracts/config/load.js';
+import { webConversationId } from '../src/contracts/conversation/id.js';
 import type { MessageProbe } from './latency.js';
 import { until } from './stats.js';
 import { freePort, startUp } from './system.js';

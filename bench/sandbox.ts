@@ -1,12 +1,12 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import type Dockerode from 'dockerode';
-import type { PooledSandbox } from '../sandbox/driver/docker-pool.js';
-import { sandboxNames } from '../sandbox/driver/docker-spec.js';
-import { sandboxDriverFromConfig } from '../sandbox/driver/from-config.js';
-import type { SandboxSession } from '../sandbox/driver/types.js';
-import type { Config } from '../src/config/schema.js';
-import { webConversationId } from '../src/conversation/id.js';
-import type { RuntimeToWorker } from '../src/protocol/agent.js';
+import type { PooledSandbox } from '../sandbox/host/driver/docker-pool.js';
+import { sandboxNames } from '../sandbox/host/driver/docker-spec.js';
+import { sandboxDriverFromConfig } from '../sandbox/host/driver/from-config.js';
+import type { SandboxSession } from '../sandbox/host/driver/types.js';
+import type { Config } from '../src/contracts/config/schema.js';
+import { webConversationId } from '../src/contracts/conversation/id.js';
+import type { RuntimeToWorker } from '../src/contracts/protocol/agent.js';
 import { availableBytes, rssBytes } from './machine.js';
 import { mapLimit, sleep } from './stats.js';
 

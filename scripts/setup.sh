@@ -54,7 +54,7 @@ fi
 # Register runsc with the local engine (merged into daemon.json, only when it has no "runsc" yet; an
 # entry of the operator's is kept, and `sandbot doctor` says if it does not suit).
 # --network=none: this runsc cannot use a container network on current kernels (README, Layers);
-# --oci-seccomp: gVisor applies the sandboxes' own seccomp profile (sandbox/gvisor-seccomp.ts).
+# --oci-seccomp: gVisor applies the sandboxes' own seccomp profile (sandbox/host/layers/gvisor-seccomp.ts).
 if [ -z "${DOCKER_HOST:-}" ] && command -v runsc >/dev/null; then
   registered=$(as_root env KEEP_EXISTING=1 "$(command -v node)" scripts/register-runtime.mjs runsc "$(command -v runsc)" \
     --network=none --oci-seccomp)

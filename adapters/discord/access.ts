@@ -1,4 +1,4 @@
-import type { Config } from '../../src/config/schema.js';
+import type { Config } from '../../src/contracts/config/schema.js';
 import type { Place } from './payloads.js';
 
 /** Who may use sandbot where, from config. Empty lists mean "no restriction". */

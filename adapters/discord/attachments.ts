@@ -1,5 +1,5 @@
-import type { BlobStore } from '../../src/files/blob-store.js';
-import { FileRef } from '../../src/protocol/inbound.js';
+import { FileRef } from '../../src/contracts/protocol/inbound.js';
+import type { BlobStore } from '../../src/shared/stores/blob-store.js';
 import type { DiscordAttachment } from './payloads.js';
 
 /** Discord serves attachments from its CDN; a fake or proxy set with DISCORD_API_URL serves its own. */

@@ -1,7 +1,7 @@
-import { describeActivity } from '../../src/audit/summary.js';
-import { describeGrants, parseNetworkCommand } from '../../src/egress/network-command.js';
-import type { ConversationStatus } from '../../src/queue/conversation-control.js';
-import { parseSkillCommand } from '../../src/skills/skill-control.js';
+import { describeGrants, parseNetworkCommand } from '../../src/gateway/commands/network-command.js';
+import { describeActivity } from '../../src/shared/audit/summary.js';
+import type { ConversationStatus } from '../../src/shared/queue/conversation-control.js';
+import { parseSkillCommand } from '../../src/shared/stores/skill-control.js';
 import { channelRoute, discordConversationId, interactionRoute, threadName } from './conversation.js';
 import { DiscordErrorCode, discordErrorCode } from './discord-api.js';
 import { type HandlerContext, logRefusal, submitMessage } from './handler-context.js';

@@ -1,6 +1,6 @@
 import { Client, Events, GatewayCloseCodes, GatewayIntentBits, Options, Status } from 'discord.js';
+import type { Logger } from '../../src/contracts/log/logger.js';
 import type { AdapterHealth } from '../../src/gateway/chat-adapter.js';
-import type { Logger } from '../../src/log/logger.js';
 import type { DiscordChannel } from './payloads.js';
 
 /**

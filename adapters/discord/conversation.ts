@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { ConversationId } from '../../src/conversation/id.js';
-import type { ReplyRoute } from '../../src/protocol/inbound.js';
+import { ConversationId } from '../../src/contracts/conversation/id.js';
+import type { ReplyRoute } from '../../src/contracts/protocol/inbound.js';
 import { type Place, Snowflake } from './payloads.js';
 
 /**

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { shortHash } from '../../src/conversation/id.js';
+import { shortHash } from '../../src/contracts/conversation/id.js';
 
 export type Claim =
   | { status: 'claimed'; release(): Promise<void>; done(): Promise<void> }

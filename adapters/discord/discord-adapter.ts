@@ -1,7 +1,7 @@
 import { UnrecoverableError } from 'bullmq';
 import { REST } from 'discord.js';
+import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
 import type { AdapterDeps, ChatAdapter } from '../../src/gateway/chat-adapter.js';
-import type { OutboundEvent } from '../../src/protocol/outbound.js';
 import { accessPolicyFrom } from './access.js';
 import { handleInteractionCreate } from './command-handler.js';
 import { SLASH_COMMANDS } from './commands.js';

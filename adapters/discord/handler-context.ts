@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
-import type { ConversationId } from '../../src/conversation/id.js';
+import type { ConversationId } from '../../src/contracts/conversation/id.js';
+import { type FileRef, InboundMessage, type ReplyRoute } from '../../src/contracts/protocol/inbound.js';
 import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
-import { type FileRef, InboundMessage, type ReplyRoute } from '../../src/protocol/inbound.js';
 import type { AccessPolicy } from './access.js';
 import { placeConversationId } from './conversation.js';
 import type { DiscordApi } from './discord-api.js';

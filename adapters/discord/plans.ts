@@ -1,4 +1,4 @@
-import type { ConversationId } from '../../src/conversation/id.js';
+import type { ConversationId } from '../../src/contracts/conversation/id.js';
 import { type AccessPolicy, decideAccess } from './access.js';
 import { ADMIN_COMMANDS, CONVERSATION_COMMANDS, isCommandName } from './commands.js';
 import { placeConversationId } from './conversation.js';

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
-import { shortHash } from '../../src/conversation/id.js';
-import type { Logger } from '../../src/log/logger.js';
+import { shortHash } from '../../src/contracts/conversation/id.js';
+import type { Logger } from '../../src/contracts/log/logger.js';
 import { type DiscordRoute, liveInteraction } from './conversation.js';
 import type { DeliveryLedger } from './delivery-ledger.js';
 import type { DiscordApi } from './discord-api.js';

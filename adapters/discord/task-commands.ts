@@ -1,6 +1,6 @@
-import type { ConversationId } from '../../src/conversation/id.js';
-import { type Board, boardOf } from '../../src/tasks/board.js';
-import { TaskStore } from '../../src/tasks/task-store.js';
+import type { ConversationId } from '../../src/contracts/conversation/id.js';
+import { type Board, boardOf } from '../../src/gateway/commands/task-board.js';
+import { TaskStore } from '../../src/shared/stores/task-store.js';
 import { interactionRoute } from './conversation.js';
 import { type HandlerContext, submitMessage } from './handler-context.js';
 import type { SlashCommand } from './payloads.js';

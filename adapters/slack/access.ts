@@ -1,4 +1,4 @@
-import type { Config } from '../../src/config/schema.js';
+import type { Config } from '../../src/contracts/config/schema.js';
 
 /** Who may talk to the agent, from config. An empty list means "no restriction" for that dimension. */
 export interface AccessPolicy {

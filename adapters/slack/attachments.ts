@@ -1,5 +1,5 @@
-import type { BlobStore } from '../../src/files/blob-store.js';
-import type { FileRef } from '../../src/protocol/inbound.js';
+import type { FileRef } from '../../src/contracts/protocol/inbound.js';
+import type { BlobStore } from '../../src/shared/stores/blob-store.js';
 import type { SlackFile } from './slack-event.js';
 import { escapeForSlack } from './slack-text.js';
 

@@ -1,7 +1,7 @@
 import type { RequestListener } from 'node:http';
 import { App, HTTPReceiver, SocketModeReceiver, type webApi } from '@slack/bolt';
-import type { Config } from '../../src/config/schema.js';
-import type { Logger } from '../../src/log/logger.js';
+import type { Config } from '../../src/contracts/config/schema.js';
+import type { Logger } from '../../src/contracts/log/logger.js';
 import { boltLogger } from './bolt-logger.js';
 
 /** Where the Events API is served on the gateway's HTTP server in HTTP mode. */

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { describeActivity } from '../../src/audit/summary.js';
-import type { ConversationId } from '../../src/conversation/id.js';
-import { InboundMessage } from '../../src/protocol/inbound.js';
-import type { ConversationStatus } from '../../src/queue/conversation-control.js';
+import type { ConversationId } from '../../src/contracts/conversation/id.js';
+import { InboundMessage } from '../../src/contracts/protocol/inbound.js';
+import { describeActivity } from '../../src/shared/audit/summary.js';
+import type { ConversationStatus } from '../../src/shared/queue/conversation-control.js';
 import { SlackId, type SlackRoute, SlackTs } from './slack-event.js';
 
 /** The parts of a slash command payload sandbot uses (the same over HTTP and Socket Mode). */

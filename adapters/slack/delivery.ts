@@ -1,9 +1,9 @@
 import type { webApi } from '@slack/bolt';
 import { UnrecoverableError } from 'bullmq';
-import type { BlobStore } from '../../src/files/blob-store.js';
-import type { Logger } from '../../src/log/logger.js';
-import type { FileRef } from '../../src/protocol/inbound.js';
-import type { OutboundEvent } from '../../src/protocol/outbound.js';
+import type { Logger } from '../../src/contracts/log/logger.js';
+import type { FileRef } from '../../src/contracts/protocol/inbound.js';
+import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
+import type { BlobStore } from '../../src/shared/stores/blob-store.js';
 import type { ProgressMessages } from './progress.js';
 import { SlackRoute } from './slack-event.js';
 import type { DeliveryClaims } from './slack-state.js';

@@ -1,7 +1,7 @@
 import type { webApi } from '@slack/bolt';
+import type { Logger } from '../../src/contracts/log/logger.js';
+import { InboundMessage } from '../../src/contracts/protocol/inbound.js';
 import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
-import type { Logger } from '../../src/log/logger.js';
-import { InboundMessage } from '../../src/protocol/inbound.js';
 import { type AccessPolicy, decideAccess, refusalText } from './access.js';
 import { downloadAttachments } from './attachments.js';
 import { classifyEvent, SlackEventBody, type SlackIntake } from './slack-event.js';

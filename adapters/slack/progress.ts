@@ -1,6 +1,6 @@
 import type { webApi } from '@slack/bolt';
 import type { Redis } from 'ioredis';
-import type { Logger } from '../../src/log/logger.js';
+import type { Logger } from '../../src/contracts/log/logger.js';
 import type { SlackRoute } from './slack-event.js';
 import { type SlackKeys, TTL } from './slack-state.js';
 import { escapeForSlack } from './slack-text.js';

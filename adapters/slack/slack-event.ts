@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ConversationId } from '../../src/conversation/id.js';
+import { ConversationId } from '../../src/contracts/conversation/id.js';
 import { toPlainText } from './slack-text.js';
 
 /** Slack ids (team, channel, user) as they appear in payloads; also valid conversation-id segments. */

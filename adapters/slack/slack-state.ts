@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { type ConversationId, shortHash } from '../../src/conversation/id.js';
+import { type ConversationId, shortHash } from '../../src/contracts/conversation/id.js';
 
 const DAY = 86_400;
 

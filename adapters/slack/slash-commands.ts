@@ -1,8 +1,8 @@
-import { ConversationId } from '../../src/conversation/id.js';
-import { describeGrants, parseNetworkCommand } from '../../src/egress/network-command.js';
+import { ConversationId } from '../../src/contracts/conversation/id.js';
+import type { Logger } from '../../src/contracts/log/logger.js';
 import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
-import type { Logger } from '../../src/log/logger.js';
-import { parseSkillCommand } from '../../src/skills/skill-control.js';
+import { describeGrants, parseNetworkCommand } from '../../src/gateway/commands/network-command.js';
+import { parseSkillCommand } from '../../src/shared/stores/skill-control.js';
 import { type AccessPolicy, decideAccess, isAdmin, refusalText } from './access.js';
 import {
   commandMessage,

@@ -1,7 +1,7 @@
-import type { ConversationId } from '../../src/conversation/id.js';
+import type { ConversationId } from '../../src/contracts/conversation/id.js';
 import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
-import { type Board, boardOf } from '../../src/tasks/board.js';
-import { TaskStore } from '../../src/tasks/task-store.js';
+import { type Board, boardOf } from '../../src/gateway/commands/task-board.js';
+import { TaskStore } from '../../src/shared/stores/task-store.js';
 import { type AccessPolicy, isAdmin } from './access.js';
 import { commandMessage, type SlashCommandBody } from './commands.js';
 import type { SlackRoute } from './slack-event.js';

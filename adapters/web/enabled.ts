@@ -1,4 +1,4 @@
-import type { Config } from '../../src/config/schema.js';
+import type { Config } from '../../src/contracts/config/schema.js';
 
 /** SANDBOT_WEB_CHAT=auto serves the web chat only when no chat platform is configured. */
 export function webChatEnabled(

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
-import { type ConversationId, conversationKey } from '../../src/conversation/id.js';
-import { OutboundEvent } from '../../src/protocol/outbound.js';
+import { type ConversationId, conversationKey } from '../../src/contracts/conversation/id.js';
+import { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
 import type { WebEventSubscriber, WebStreamEntry } from './ports.js';
 
 /** Redis keys of the web adapter, namespaced by the instance (SANDBOT_INSTANCE). */

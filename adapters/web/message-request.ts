@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { WebSessionName, webConversationId } from '../../src/conversation/id.js';
-import { InboundMessage } from '../../src/protocol/inbound.js';
+import { WebSessionName, webConversationId } from '../../src/contracts/conversation/id.js';
+import { InboundMessage } from '../../src/contracts/protocol/inbound.js';
 
 /** The body of `POST /api/messages`. The single source of truth for what a web client may send. */
 export function postMessageBody(maxChars: number) {

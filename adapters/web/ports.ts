@@ -1,6 +1,6 @@
-import type { ConversationId } from '../../src/conversation/id.js';
-import type { InboundMessage } from '../../src/protocol/inbound.js';
-import type { OutboundEvent } from '../../src/protocol/outbound.js';
+import type { ConversationId } from '../../src/contracts/conversation/id.js';
+import type { InboundMessage } from '../../src/contracts/protocol/inbound.js';
+import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
 
 /** Hands a user's message to the inbound queue. Rejects when the queue cannot take it (Redis down). */
 export interface InboundSubmitter {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { z } from 'zod';
-import type { ChatMessage, RuntimeToWorker, TurnStart } from '../../src/protocol/agent.js';
+import type { ChatMessage, RuntimeToWorker, TurnStart } from '../../src/contracts/protocol/agent.js';
 import { loadHistory, saveHistory } from './history.js';
 import {
   boundHistory,

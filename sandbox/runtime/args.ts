@@ -12,7 +12,7 @@ const RuntimeArgs = z.object({
     .max(64 * 1024 * 1024, '--max-line-bytes must be at most 64 MiB')
     .default(1024 * 1024),
   reapStrays: z.boolean().default(false),
-  /** Listen for the egress tunnel on this loopback port (src/protocol/egress.ts); absent: no tunnel. */
+  /** Listen for the egress tunnel on this loopback port (src/contracts/protocol/egress.ts); absent: no tunnel. */
   egressPort: z.coerce
     .number()
     .int()

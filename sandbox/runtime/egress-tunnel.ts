@@ -1,9 +1,13 @@
 import { createServer, type Server, type Socket } from 'node:net';
-import { EGRESS_MAX_STREAMS, type EgressFrame, type EgressStreamFrame } from '../../src/protocol/egress.js';
-import { EgressStreams } from '../../src/protocol/egress-streams.js';
+import {
+  EGRESS_MAX_STREAMS,
+  type EgressFrame,
+  type EgressStreamFrame,
+} from '../../src/contracts/protocol/egress.js';
+import { EgressStreams } from '../../src/contracts/protocol/egress-streams.js';
 
 /**
- * The sandbox's end of the egress tunnel (src/protocol/egress.ts): a listener on the sandbox's own
+ * The sandbox's end of the egress tunnel (src/contracts/protocol/egress.ts): a listener on the sandbox's own
  * loopback whose connections become frames on the protocol stream. It decides nothing: the worker
  * and the egress proxy behind it check every stream; this only moves bytes.
  */

@@ -1,4 +1,4 @@
-import type { ChatMessage } from '../../src/protocol/agent.js';
+import type { ChatMessage } from '../../src/contracts/protocol/agent.js';
 import { capText } from './output-cap.js';
 
 export interface HistoryBounds {

@@ -10,7 +10,7 @@ import {
 } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { ChatMessage } from '../../src/protocol/agent.js';
+import { ChatMessage } from '../../src/contracts/protocol/agent.js';
 
 const HISTORY_FILE = 'history.json';
 /** A history file larger than this is treated as unreadable rather than loaded into memory. */

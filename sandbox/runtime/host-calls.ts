@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { z } from 'zod';
-import type { HostToolResult, RuntimeToWorker, ToolCall } from '../../src/protocol/agent.js';
-import { isHostTool } from '../../src/protocol/host-tools.js';
+import type { HostToolResult, RuntimeToWorker, ToolCall } from '../../src/contracts/protocol/agent.js';
+import { isHostTool } from '../../src/contracts/protocol/host-tools.js';
 import { capText } from './output-cap.js';
 import type { ToolResult } from './tools/types.js';
 

@@ -1,5 +1,5 @@
-import { WorkerToRuntime } from '../../src/protocol/agent.js';
-import { encodeLine, LineDecoder } from '../../src/protocol/lines.js';
+import { WorkerToRuntime } from '../../src/contracts/protocol/agent.js';
+import { encodeLine, LineDecoder } from '../../src/contracts/protocol/lines.js';
 import { parseRuntimeArgs } from './args.js';
 import { Runtime } from './runtime.js';
 import { findShell } from './tools/bash.js';

@@ -8,8 +8,8 @@ import {
   RuntimeToWorker,
   type TurnStart,
   type WorkerToRuntime,
-} from '../../src/protocol/agent.js';
-import type { LineResult } from '../../src/protocol/lines.js';
+} from '../../src/contracts/protocol/agent.js';
+import type { LineResult } from '../../src/contracts/protocol/lines.js';
 import { type ModelAnswer, runTurn, type TurnLimits } from './agent-turn.js';
 import { EgressTunnelEnd } from './egress-tunnel.js';
 import { clipArgs } from './history-bounds.js';

@@ -1,4 +1,4 @@
-import { ConversationId } from '../conversation/id.js';
+import { ConversationId } from '../contracts/conversation/id.js';
 
 /** A command-line conversation id, parsed; a wrong one ends the command with exit 2 and an example. */
 export function conversationArg(value: string): ConversationId {

@@ -1,6 +1,6 @@
-import { loadConfig } from '../config/load.js';
-import type { Config } from '../config/schema.js';
-import { createLogger, type Logger } from '../log/logger.js';
+import { loadConfig } from '../contracts/config/load.js';
+import type { Config } from '../contracts/config/schema.js';
+import { createLogger, type Logger } from '../contracts/log/logger.js';
 
 /**
  * Loads config (exit 2 with one line naming the bad setting), starts the service(s), and stops them

@@ -1,4 +1,4 @@
-import type { OutboundEvent } from '../protocol/outbound.js';
+import type { OutboundEvent } from '../contracts/protocol/outbound.js';
 
 export type Platform = OutboundEvent['platform'];
 
@@ -21,18 +21,18 @@ export interface ChatAdapter {
 
 /** What the gateway hands every chat adapter. */
 export interface AdapterDeps {
-  config: import('../config/schema.js').Config;
-  logger: import('../log/logger.js').Logger;
+  config: import('../contracts/config/schema.js').Config;
+  logger: import('../contracts/log/logger.js').Logger;
   /** Enqueues a validated message (or a `reset` command) for its conversation. */
   submit(
-    message: import('../protocol/inbound.js').InboundMessage,
-  ): Promise<import('../queue/inbound-queue.js').SubmitResult>;
+    message: import('../contracts/protocol/inbound.js').InboundMessage,
+  ): Promise<import('../shared/queue/inbound-queue.js').SubmitResult>;
   /** `status` and `stop` of a conversation. */
-  control: import('../queue/conversation-control.js').ConversationControl;
+  control: import('../shared/queue/conversation-control.js').ConversationControl;
   /** File bytes in transit: put downloaded attachments, get reply files to upload. */
-  blobs: import('../files/blob-store.js').BlobStore;
+  blobs: import('../shared/stores/blob-store.js').BlobStore;
   /** The audit log, for access refusals and admin actions (absent: logged only). */
-  audit?: import('../audit/audit-log.js').AuditRecorder;
+  audit?: import('../shared/audit/audit-log.js').AuditRecorder;
   /** A Redis connection the adapter may use for its own state (progress message ids, dedupe). */
   redis: import('ioredis').Redis;
 }

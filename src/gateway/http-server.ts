@@ -16,9 +16,9 @@ import { describeIssues, postMessageBody, toInboundMessage } from '../../adapter
 import { CHAT_PAGE_HEADERS, renderChatPage } from '../../adapters/web/page.js';
 import type { WebAdapterDeps } from '../../adapters/web/ports.js';
 import { pipeSse } from '../../adapters/web/sse.js';
-import type { Config } from '../config/schema.js';
-import { WebSessionName, webConversationId } from '../conversation/id.js';
-import type { Logger } from '../log/logger.js';
+import type { Config } from '../contracts/config/schema.js';
+import { WebSessionName, webConversationId } from '../contracts/conversation/id.js';
+import type { Logger } from '../contracts/log/logger.js';
 
 /** What `/readyz` reports: each dependency the gateway needs, and whether all are usable. */
 export interface HealthReport {

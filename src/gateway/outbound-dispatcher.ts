@@ -1,8 +1,8 @@
 import type { Redis } from 'ioredis';
-import type { Logger } from '../log/logger.js';
-import { OutboundEvent } from '../protocol/outbound.js';
-import { type Job, UnrecoverableError, Worker } from '../queue/bullmq.js';
-import { bullPrefix, OUTBOUND_QUEUE } from '../queue/keys.js';
+import type { Logger } from '../contracts/log/logger.js';
+import { OutboundEvent } from '../contracts/protocol/outbound.js';
+import { bullPrefix, OUTBOUND_QUEUE } from '../contracts/redis/keys.js';
+import { type Job, UnrecoverableError, Worker } from '../shared/redis/bullmq.js';
 import type { ChatAdapter, Platform } from './chat-adapter.js';
 
 /**

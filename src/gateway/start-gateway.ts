@@ -1,15 +1,15 @@
 import { webChatEnabled } from '../../adapters/web/enabled.js';
 import { WebEventStream } from '../../adapters/web/event-stream.js';
-import type { Config } from '../config/schema.js';
-import { BlobStore } from '../files/blob-store.js';
-import type { Logger } from '../log/logger.js';
-import { observeGateway } from '../metrics/gateway-observability.js';
-import { createConversationControl } from '../queue/conversation-control.js';
-import { ConversationStore } from '../queue/conversation-store.js';
-import { InboundQueue } from '../queue/inbound-queue.js';
-import { createFailFastRedis, createRedis } from '../queue/redis.js';
+import type { Config } from '../contracts/config/schema.js';
+import type { Logger } from '../contracts/log/logger.js';
+import { createConversationControl } from '../shared/queue/conversation-control.js';
+import { ConversationStore } from '../shared/queue/conversation-store.js';
+import { InboundQueue } from '../shared/queue/inbound-queue.js';
+import { createFailFastRedis, createRedis } from '../shared/redis/connection.js';
+import { BlobStore } from '../shared/stores/blob-store.js';
 import type { AdapterDeps, ChatAdapter, Platform } from './chat-adapter.js';
 import { createHttpServer } from './http-server.js';
+import { observeGateway } from './observability.js';
 import { OutboundDispatcher } from './outbound-dispatcher.js';
 
 export interface RunningGateway {

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { silentTrail, type TurnTrail } from '../audit/turn-trail.js';
-import type { Turn } from '../queue/conversation-store.js';
-import { stopNotice, stopReasonOf } from './stop-reason.js';
-import { errorEvent, replyEvent } from './turn-events.js';
-import type { TurnOutcome, TurnRunnerDeps } from './turn-runner.js';
+import type { Turn } from '../shared/queue/conversation-store.js';
+import { silentTrail, type TurnTrail } from './audit/turn-trail.js';
+import { stopNotice, stopReasonOf } from './turn/stop-reason.js';
+import { errorEvent, replyEvent } from './turn/turn-events.js';
+import type { TurnOutcome, TurnRunnerDeps } from './turn/turn-runner.js';
 
 /**
  * Runs a chat `/run` command: one shell command in the conversation's sandbox, without the model.

@@ -1,25 +1,25 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { SandboxDriver } from '../../sandbox/driver/types.js';
-import type { AuditRecorder } from '../audit/audit-log.js';
-import type { ConversationId } from '../conversation/id.js';
-import type { EgressRecord } from '../egress/proxy.js';
-import { type Job, UnrecoverableError, Worker } from '../queue/bullmq.js';
-import { ControlMessage, controlChannel } from '../queue/conversation-control.js';
-import type { ConversationStore, Turn } from '../queue/conversation-store.js';
-import type { InboundQueue } from '../queue/inbound-queue.js';
-import { InboundJob } from '../queue/inbound-queue.js';
-import { bullPrefix, INBOUND_QUEUE, instanceKeys } from '../queue/keys.js';
-import { type Quarantine, quarantineNotice } from '../queue/quarantine.js';
-import type { TaskLimits } from '../tasks/fairness.js';
-import { closeTask } from '../tasks/task-close.js';
-import { TaskGate } from '../tasks/task-gate.js';
+import type { SandboxDriver } from '../../sandbox/host/driver/types.js';
+import type { ConversationId } from '../contracts/conversation/id.js';
+import { bullPrefix, INBOUND_QUEUE, instanceKeys } from '../contracts/redis/keys.js';
+import type { AuditRecorder } from '../shared/audit/audit-log.js';
+import { ControlMessage, controlChannel } from '../shared/queue/conversation-control.js';
+import type { ConversationStore, Turn } from '../shared/queue/conversation-store.js';
+import type { InboundQueue } from '../shared/queue/inbound-queue.js';
+import { InboundJob } from '../shared/queue/inbound-queue.js';
+import { type Job, UnrecoverableError, Worker } from '../shared/redis/bullmq.js';
+import { type Quarantine, quarantineNotice } from '../shared/stores/quarantine.js';
+import type { EgressRecord } from './egress/proxy.js';
 import { runCommand } from './run-command.js';
-import { type CapacityDeps, SandboxCapacity } from './sandbox-capacity.js';
-import type { StopReason } from './stop-reason.js';
-import { errorEvent, replyEvent } from './turn-events.js';
-import { planSegments } from './turn-plan.js';
-import { runTurn, type TurnOutcome, type TurnRunnerDeps } from './turn-runner.js';
+import { type CapacityDeps, SandboxCapacity } from './sandboxes/sandbox-capacity.js';
+import type { TaskLimits } from './tasks/fairness.js';
+import { closeTask } from './tasks/task-close.js';
+import { TaskGate } from './tasks/task-gate.js';
+import type { StopReason } from './turn/stop-reason.js';
+import { errorEvent, replyEvent } from './turn/turn-events.js';
+import { planSegments } from './turn/turn-plan.js';
+import { runTurn, type TurnOutcome, type TurnRunnerDeps } from './turn/turn-runner.js';
 
 export interface SandboxWorkerDeps extends TurnRunnerDeps {
   connection: Redis;
@@ -66,7 +66,7 @@ export class SandboxWorker {
       maxLive: number;
       /** Conversation-id prefixes wiped rather than stopped when idle. */
       ephemeral: string[];
-      /** Running tasks per person and per channel (src/tasks/fairness.ts). */
+      /** Running tasks per person and per channel (src/worker/tasks/fairness.ts). */
       taskLimits: TaskLimits;
     },
   ) {

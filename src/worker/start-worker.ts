@@ -1,30 +1,30 @@
-import { createDocker } from '../../sandbox/driver/docker-client.js';
-import { sandboxDriverFromConfig } from '../../sandbox/driver/from-config.js';
-import { describePlan, type LayerPlan, layerPlan } from '../../sandbox/layer.js';
-import { checkLayer } from '../../sandbox/layer-check.js';
-import type { AuditLog } from '../audit/audit-log.js';
-import { observeWorker } from '../audit/worker-observability.js';
-import { WorkspaceBaselines } from '../audit/workspace-baselines.js';
-import { ModelBroker } from '../broker/model-broker.js';
-import { defaultSystemPrompt } from '../broker/system-prompt.js';
-import type { Config } from '../config/schema.js';
-import { EgressService } from '../egress/egress-service.js';
-import type { EgressRecord, Lookup } from '../egress/proxy.js';
-import { BlobStore } from '../files/blob-store.js';
-import { OutboxLedger } from '../files/outbox-ledger.js';
-import type { Logger } from '../log/logger.js';
-import { publishWorkerLayer } from '../metrics/layer-report.js';
-import { ConversationStore } from '../queue/conversation-store.js';
-import { InboundQueue } from '../queue/inbound-queue.js';
-import { OutboundQueue } from '../queue/outbound-queue.js';
-import { Quarantine } from '../queue/quarantine.js';
-import { createRedis } from '../queue/redis.js';
-import { workerSkills } from '../skills/turn-skills.js';
-import { Canary } from './canary.js';
-import { subAgentOutbound } from './delegation-outbound.js';
-import { delegationFor } from './delegation-wiring.js';
+import { createDocker } from '../../sandbox/host/driver/docker-client.js';
+import { sandboxDriverFromConfig } from '../../sandbox/host/driver/from-config.js';
+import { describePlan, type LayerPlan, layerPlan } from '../../sandbox/host/layers/layer.js';
+import { checkLayer } from '../../sandbox/host/layers/layer-check.js';
+import type { Config } from '../contracts/config/schema.js';
+import type { Logger } from '../contracts/log/logger.js';
+import type { AuditLog } from '../shared/audit/audit-log.js';
+import { ConversationStore } from '../shared/queue/conversation-store.js';
+import { InboundQueue } from '../shared/queue/inbound-queue.js';
+import { OutboundQueue } from '../shared/queue/outbound-queue.js';
+import { createRedis } from '../shared/redis/connection.js';
+import { BlobStore } from '../shared/stores/blob-store.js';
+import { publishWorkerLayer } from '../shared/stores/layer-report.js';
+import { Quarantine } from '../shared/stores/quarantine.js';
+import { observeWorker } from './audit/worker-observability.js';
+import { WorkspaceBaselines } from './audit/workspace-baselines.js';
+import { ModelBroker } from './broker/model-broker.js';
+import { defaultSystemPrompt } from './broker/system-prompt.js';
+import { subAgentOutbound } from './delegation/delegation-outbound.js';
+import { delegationFor } from './delegation/delegation-wiring.js';
+import { EgressService } from './egress/egress-service.js';
+import type { EgressRecord, Lookup } from './egress/proxy.js';
 import { SandboxWorker } from './sandbox-worker.js';
-import type { WarmPool } from './warm-pool.js';
+import type { WarmPool } from './sandboxes/warm-pool.js';
+import { workerSkills } from './skills/turn-skills.js';
+import { Canary } from './turn/canary.js';
+import { OutboxLedger } from './turn/outbox-ledger.js';
 
 export interface RunningWorker {
   worker: SandboxWorker;
@@ -51,12 +51,12 @@ export async function startWorker(
   const log = logger.child({ role: 'worker' });
   const plan = layerPlan(config);
   // The warm pool's code loads only when there is a pool (SANDBOX_WARM_POOL), meanwhile.
-  const warmPoolCode = config.SANDBOX_WARM_POOL > 0 ? import('./warm-pool.js') : undefined;
+  const warmPoolCode = config.SANDBOX_WARM_POOL > 0 ? import('./sandboxes/warm-pool.js') : undefined;
   // SANDBOX_LAYER=microvm: the guest is started (or found running) and supervised; sandboxes live in its
   // engine. The micro-VM's code loads only then.
   const guest =
     plan.engine === 'guest'
-      ? await (await import('../vm/worker-guest.js')).startWorkerGuest(config, log)
+      ? await (await import('../../sandbox/host/vm/worker-guest.js')).startWorkerGuest(config, log)
       : undefined;
   // The engine at DOCKER_HOST (the host's), and the one the sandboxes live on (the guest's under microvm).
   const hostEngine = createDocker(config.DOCKER_HOST);

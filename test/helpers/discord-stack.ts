@@ -1,4 +1,4 @@
-import type { Config } from '../../src/config/schema.js';
+import type { Config } from '../../src/contracts/config/schema.js';
 import { type FakeDiscord, startFakeDiscord } from '../fakes/fake-discord.js';
 import { type FakeOllama, type FakeScript, startFakeOllama } from '../fakes/fake-ollama.js';
 import { testInstance } from './redis.js';

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { webConversationId } from '../../src/conversation/id.js';
-import type { InboundMessage } from '../../src/protocol/inbound.js';
+import { webConversationId } from '../../src/contracts/conversation/id.js';
+import type { InboundMessage } from '../../src/contracts/protocol/inbound.js';
 
 /** A web-chat message as the gateway would queue it; `extra` sets or overrides fields (files, command…). */
 export function webMessage(

@@ -1,10 +1,10 @@
-import type { Config } from '../../src/config/schema.js';
+import type { Config } from '../../src/contracts/config/schema.js';
+import { createLogger } from '../../src/contracts/log/logger.js';
+import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
 import type { ChatAdapter } from '../../src/gateway/chat-adapter.js';
 import { OutboundDispatcher } from '../../src/gateway/outbound-dispatcher.js';
-import { createLogger } from '../../src/log/logger.js';
-import type { OutboundEvent } from '../../src/protocol/outbound.js';
-import { OutboundQueue } from '../../src/queue/outbound-queue.js';
-import { createRedis } from '../../src/queue/redis.js';
+import { OutboundQueue } from '../../src/shared/queue/outbound-queue.js';
+import { createRedis } from '../../src/shared/redis/connection.js';
 
 /**
  * Runs `work` with the real outbound path to one adapter: events published to the outbound queue are

@@ -1,4 +1,4 @@
-import type { OutboundEvent } from '../../src/protocol/outbound.js';
+import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
 import type { FakeChatRequest, FakeStep } from '../fakes/fake-ollama.js';
 import { openSse, postMessage } from './sse.js';
 

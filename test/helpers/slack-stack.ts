@@ -1,4 +1,4 @@
-import type { Config } from '../../src/config/schema.js';
+import type { Config } from '../../src/contracts/config/schema.js';
 import { type FakeScript, startFakeOllama } from '../fakes/fake-ollama.js';
 import { type FakeSlack, startFakeSlack } from '../fakes/fake-slack.js';
 import { SlackSender } from '../fakes/fake-slack-events.js';

@@ -1,4 +1,4 @@
-import type { OutboundEvent } from '../../src/protocol/outbound.js';
+import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
 
 /** A live reader of a conversation's Server-Sent Events, collecting every `data:` line as an event. */
 export interface SseClient {

@@ -1,12 +1,12 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createDocker } from '../../sandbox/driver/docker-client.js';
-import { sandboxDriverFromConfig } from '../../sandbox/driver/from-config.js';
-import { layerPlan } from '../../sandbox/layer.js';
-import { parseConfig } from '../../src/config/load.js';
-import type { Config } from '../../src/config/schema.js';
+import { createDocker } from '../../sandbox/host/driver/docker-client.js';
+import { sandboxDriverFromConfig } from '../../sandbox/host/driver/from-config.js';
+import { layerPlan } from '../../sandbox/host/layers/layer.js';
+import { parseConfig } from '../../src/contracts/config/load.js';
+import type { Config } from '../../src/contracts/config/schema.js';
+import { createLogger } from '../../src/contracts/log/logger.js';
 import { startGateway } from '../../src/gateway/start-gateway.js';
-import { createLogger } from '../../src/log/logger.js';
 import { startWorker, type WorkerOverrides } from '../../src/worker/start-worker.js';
 import { type FakeOllama, type FakeScript, startFakeOllama } from '../fakes/fake-ollama.js';
 import { dropInstanceKeys, REDIS_URL } from './redis.js';

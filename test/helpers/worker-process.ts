@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import type { Config } from '../../src/config/schema.js';
+import type { Config } from '../../src/contracts/config/schema.js';
 
 /** The settings as environment variables, for a child process that parses them again. */
 function configEnv(config: Config): Record<string, string> {

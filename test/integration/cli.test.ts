@@ -1,8 +1,8 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { sandboxDriverFromConfig } from '../../sandbox/driver/from-config.js';
-import { webConversationId } from '../../src/conversation/id.js';
+import { sandboxDriverFromConfig } from '../../sandbox/host/driver/from-config.js';
+import { webConversationId } from '../../src/contracts/conversation/id.js';
 import { testInstance } from '../helpers/redis.js';
 import { cleanInstance, SANDBOX_IMAGE, testConfig } from '../helpers/stack.js';
 

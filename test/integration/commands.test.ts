@@ -1,11 +1,14 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sandboxDriverFromConfig } from '../../sandbox/driver/from-config.js';
-import { webConversationId } from '../../src/conversation/id.js';
-import { type ConversationControl, createConversationControl } from '../../src/queue/conversation-control.js';
-import { ConversationStore } from '../../src/queue/conversation-store.js';
-import { InboundQueue } from '../../src/queue/inbound-queue.js';
-import { instanceKeys } from '../../src/queue/keys.js';
+import { sandboxDriverFromConfig } from '../../sandbox/host/driver/from-config.js';
+import { webConversationId } from '../../src/contracts/conversation/id.js';
+import { instanceKeys } from '../../src/contracts/redis/keys.js';
+import {
+  type ConversationControl,
+  createConversationControl,
+} from '../../src/shared/queue/conversation-control.js';
+import { ConversationStore } from '../../src/shared/queue/conversation-store.js';
+import { InboundQueue } from '../../src/shared/queue/inbound-queue.js';
 import { webMessage } from '../helpers/messages.js';
 import { REDIS_URL, testInstance } from '../helpers/redis.js';
 import { openSse, type SseClient } from '../helpers/sse.js';

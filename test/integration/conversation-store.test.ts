@@ -1,8 +1,8 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ConversationId, webConversationId } from '../../src/conversation/id.js';
-import type { InboundMessage } from '../../src/protocol/inbound.js';
-import { ConversationStore } from '../../src/queue/conversation-store.js';
+import { type ConversationId, webConversationId } from '../../src/contracts/conversation/id.js';
+import type { InboundMessage } from '../../src/contracts/protocol/inbound.js';
+import { ConversationStore } from '../../src/shared/queue/conversation-store.js';
 import { dropInstanceKeys, REDIS_URL, testInstance } from '../helpers/redis.js';
 
 const instance = testInstance('store');

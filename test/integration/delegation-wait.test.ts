@@ -1,10 +1,10 @@
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConversationId } from '../../src/conversation/id.js';
-import type { OutboundEvent } from '../../src/protocol/outbound.js';
-import { TaskStore } from '../../src/tasks/task-store.js';
-import { subAgentOutbound } from '../../src/worker/delegation-outbound.js';
-import { awaitResult } from '../../src/worker/delegation-wait.js';
+import { ConversationId } from '../../src/contracts/conversation/id.js';
+import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
+import { TaskStore } from '../../src/shared/stores/task-store.js';
+import { subAgentOutbound } from '../../src/worker/delegation/delegation-outbound.js';
+import { awaitResult } from '../../src/worker/delegation/delegation-wait.js';
 import { dropInstanceKeys, REDIS_URL, testInstance } from '../helpers/redis.js';
 
 /**

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDiscordAdapter } from '../../adapters/discord/discord-adapter.js';
-import { createLogger } from '../../src/log/logger.js';
+import { createLogger } from '../../src/contracts/log/logger.js';
 import { startFakeDiscord } from '../fakes/fake-discord.js';
 import { type DiscordHarness, startDiscordHarness } from '../fakes/fake-discord-harness.js';
 import { testInstance } from '../helpers/redis.js';

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { UnrecoverableError } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConversationId } from '../../src/conversation/id.js';
-import type { FileRef } from '../../src/protocol/inbound.js';
-import type { OutboundEvent } from '../../src/protocol/outbound.js';
+import { ConversationId } from '../../src/contracts/conversation/id.js';
+import type { FileRef } from '../../src/contracts/protocol/inbound.js';
+import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
 import { type DiscordHarness, startDiscordHarness } from '../fakes/fake-discord-harness.js';
 import { withOutboundDelivery } from '../helpers/outbound.js';
 

@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/config/load.js';
-import type { Config } from '../../src/config/schema.js';
-import { CHECK_NAMES, type DoctorCheck } from '../../src/doctor/checks.js';
-import { doctorReport, formatDoctorReport } from '../../src/doctor/report.js';
+import { CHECK_NAMES, type DoctorCheck } from '../../src/cli/doctor/checks.js';
+import { doctorReport, formatDoctorReport } from '../../src/cli/doctor/report.js';
+import { parseConfig } from '../../src/contracts/config/load.js';
+import type { Config } from '../../src/contracts/config/schema.js';
 import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
 import { SANDBOX_IMAGE } from '../helpers/stack.js';
 

@@ -3,13 +3,13 @@ import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DockerSandboxDriver } from '../../sandbox/driver/docker-driver.js';
-import { sandboxNames } from '../../sandbox/driver/docker-spec.js';
-import type { SandboxSession } from '../../sandbox/driver/types.js';
-import { buildSandboxImage, resolveBaseImage } from '../../sandbox/image.js';
-import { ConversationId } from '../../src/conversation/id.js';
-import type { RuntimeToWorker } from '../../src/protocol/agent.js';
-import type { LineResult } from '../../src/protocol/lines.js';
+import { DockerSandboxDriver } from '../../sandbox/host/driver/docker-driver.js';
+import { sandboxNames } from '../../sandbox/host/driver/docker-spec.js';
+import type { SandboxSession } from '../../sandbox/host/driver/types.js';
+import { buildSandboxImage, resolveBaseImage } from '../../sandbox/host/image/image.js';
+import { ConversationId } from '../../src/contracts/conversation/id.js';
+import type { RuntimeToWorker } from '../../src/contracts/protocol/agent.js';
+import type { LineResult } from '../../src/contracts/protocol/lines.js';
 
 // Real engine, real sandbox image (built here from dist/: `npm run build` first), real agent runtime.
 const docker = new Docker();

@@ -1,12 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DockerSandboxDriver } from '../../sandbox/driver/docker-driver.js';
-import type { SandboxNetwork } from '../../sandbox/driver/docker-spec.js';
-import { sandboxDriverFromConfig } from '../../sandbox/driver/from-config.js';
-import type { SandboxSession } from '../../sandbox/driver/types.js';
-import { webConversationId } from '../../src/conversation/id.js';
-import { EGRESS_MAX_STREAMS } from '../../src/protocol/egress.js';
+import type { DockerSandboxDriver } from '../../sandbox/host/driver/docker-driver.js';
+import type { SandboxNetwork } from '../../sandbox/host/driver/docker-spec.js';
+import { sandboxDriverFromConfig } from '../../sandbox/host/driver/from-config.js';
+import type { SandboxSession } from '../../sandbox/host/driver/types.js';
+import { webConversationId } from '../../src/contracts/conversation/id.js';
+import { EGRESS_MAX_STREAMS } from '../../src/contracts/protocol/egress.js';
 import { testInstance } from '../helpers/redis.js';
 import { runOnSession } from '../helpers/session-run.js';
 import { cleanInstance, testConfig } from '../helpers/stack.js';

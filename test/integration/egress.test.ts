@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDocker } from '../../sandbox/driver/docker-client.js';
-import { AuditJournal } from '../../src/audit/journal.js';
-import { parseEvents } from '../../src/audit/summary.js';
-import { webConversationId } from '../../src/conversation/id.js';
-import type { EgressRecord } from '../../src/egress/proxy.js';
+import { createDocker } from '../../sandbox/host/driver/docker-client.js';
+import { webConversationId } from '../../src/contracts/conversation/id.js';
+import { AuditJournal } from '../../src/shared/audit/journal.js';
+import { parseEvents } from '../../src/shared/audit/summary.js';
+import type { EgressRecord } from '../../src/worker/egress/proxy.js';
 import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
 import { type OutsideHost, startOutsideHost } from '../helpers/outside-host.js';
 import { testInstance } from '../helpers/redis.js';

@@ -1,8 +1,8 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BlobStore } from '../../src/files/blob-store.js';
-import { ConversationStore } from '../../src/queue/conversation-store.js';
-import { InboundQueue } from '../../src/queue/inbound-queue.js';
+import { ConversationStore } from '../../src/shared/queue/conversation-store.js';
+import { InboundQueue } from '../../src/shared/queue/inbound-queue.js';
+import { BlobStore } from '../../src/shared/stores/blob-store.js';
 import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
 import { webMessage } from '../helpers/messages.js';
 import { REDIS_URL, testInstance } from '../helpers/redis.js';

@@ -4,8 +4,13 @@ import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RUNTIME_COMMAND } from '../../sandbox/driver/docker-spec.js';
-import { buildSandboxImage, imageExists, LOCAL_BASE_IMAGE, resolveBaseImage } from '../../sandbox/image.js';
+import { RUNTIME_COMMAND } from '../../sandbox/host/driver/docker-spec.js';
+import {
+  buildSandboxImage,
+  imageExists,
+  LOCAL_BASE_IMAGE,
+  resolveBaseImage,
+} from '../../sandbox/host/image/image.js';
 
 const run = promisify(execFile);
 const docker = new Docker();
@@ -70,7 +75,7 @@ describe('the sandbox image', () => {
     expect(inspect.Config.Labels?.['sandbot.image']).toBe('sandbox');
     expect(inspect.Config.User).toBe('1000:1000');
     expect(inspect.Config.WorkingDir).toBe('/workspace');
-    // The command every sandbox runs (with its settings appended: sandbox/driver/docker-spec.ts).
+    // The command every sandbox runs (with its settings appended: sandbox/host/driver/docker-spec.ts).
     expect(inspect.Config.Cmd).toEqual(RUNTIME_COMMAND);
   });
 

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDocker } from '../../sandbox/driver/docker-client.js';
-import type { DockerSandboxDriver } from '../../sandbox/driver/docker-driver.js';
-import { sandboxDriverFromConfig } from '../../sandbox/driver/from-config.js';
-import type { SandboxSession } from '../../sandbox/driver/types.js';
-import { webConversationId } from '../../src/conversation/id.js';
-import type { RuntimeToWorker } from '../../src/protocol/agent.js';
-import type { LineResult } from '../../src/protocol/lines.js';
+import { createDocker } from '../../sandbox/host/driver/docker-client.js';
+import type { DockerSandboxDriver } from '../../sandbox/host/driver/docker-driver.js';
+import { sandboxDriverFromConfig } from '../../sandbox/host/driver/from-config.js';
+import type { SandboxSession } from '../../sandbox/host/driver/types.js';
+import { webConversationId } from '../../src/contracts/conversation/id.js';
+import type { RuntimeToWorker } from '../../src/contracts/protocol/agent.js';
+import type { LineResult } from '../../src/contracts/protocol/lines.js';
 import { testInstance } from '../helpers/redis.js';
 import { cleanInstance, testConfig } from '../helpers/stack.js';
 

@@ -1,10 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sandboxDriverFromConfig } from '../../sandbox/driver/from-config.js';
-import { webConversationId } from '../../src/conversation/id.js';
-import { type ConversationControl, createConversationControl } from '../../src/queue/conversation-control.js';
-import { ConversationStore } from '../../src/queue/conversation-store.js';
+import { sandboxDriverFromConfig } from '../../sandbox/host/driver/from-config.js';
+import { webConversationId } from '../../src/contracts/conversation/id.js';
+import {
+  type ConversationControl,
+  createConversationControl,
+} from '../../src/shared/queue/conversation-control.js';
+import { ConversationStore } from '../../src/shared/queue/conversation-store.js';
 import type { FakeChatRequest, FakeStep } from '../fakes/fake-ollama.js';
 import { REDIS_URL, testInstance } from '../helpers/redis.js';
 import { shellModel } from '../helpers/shell-model.js';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sandboxDriverFromConfig } from '../../sandbox/driver/from-config.js';
-import { webConversationId } from '../../src/conversation/id.js';
+import { sandboxDriverFromConfig } from '../../sandbox/host/driver/from-config.js';
+import { webConversationId } from '../../src/contracts/conversation/id.js';
 import { testInstance } from '../helpers/redis.js';
 import { shellModel, turnEnd } from '../helpers/shell-model.js';
 import { openSse, postMessage } from '../helpers/sse.js';

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDocker } from '../../sandbox/driver/docker-client.js';
-import { webConversationId } from '../../src/conversation/id.js';
-import type { EgressRecord } from '../../src/egress/proxy.js';
-import { createRedis } from '../../src/queue/redis.js';
-import { SkillEnablement } from '../../src/skills/enablement.js';
+import { createDocker } from '../../sandbox/host/driver/docker-client.js';
+import { webConversationId } from '../../src/contracts/conversation/id.js';
+import { createRedis } from '../../src/shared/redis/connection.js';
+import { SkillEnablement } from '../../src/shared/stores/skill-enablement.js';
+import type { EgressRecord } from '../../src/worker/egress/proxy.js';
 import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
 import { type OutsideHost, startOutsideHost } from '../helpers/outside-host.js';
 import { REDIS_URL, testInstance } from '../helpers/redis.js';

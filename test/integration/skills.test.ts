@@ -1,12 +1,12 @@
 import { appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDocker } from '../../sandbox/driver/docker-client.js';
-import { webConversationId } from '../../src/conversation/id.js';
-import { createConversationControl } from '../../src/queue/conversation-control.js';
-import { ConversationStore } from '../../src/queue/conversation-store.js';
-import { createRedis } from '../../src/queue/redis.js';
-import { addSkill, approveSkill } from '../../src/skills/vetting.js';
+import { createDocker } from '../../sandbox/host/driver/docker-client.js';
+import { webConversationId } from '../../src/contracts/conversation/id.js';
+import { createConversationControl } from '../../src/shared/queue/conversation-control.js';
+import { ConversationStore } from '../../src/shared/queue/conversation-store.js';
+import { createRedis } from '../../src/shared/redis/connection.js';
+import { addSkill, approveSkill } from '../../src/worker/skills/vetting.js';
 import { REDIS_URL, testInstance } from '../helpers/redis.js';
 import { replyText } from '../helpers/shell-model.js';
 import { greeterSkill, writeSkill } from '../helpers/skill-fixtures.js';

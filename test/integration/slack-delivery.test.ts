@@ -1,8 +1,8 @@
 import { UnrecoverableError } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BlobStore } from '../../src/files/blob-store.js';
-import type { FileRef, InboundMessage } from '../../src/protocol/inbound.js';
-import type { OutboundEvent } from '../../src/protocol/outbound.js';
+import type { FileRef, InboundMessage } from '../../src/contracts/protocol/inbound.js';
+import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
+import { BlobStore } from '../../src/shared/stores/blob-store.js';
 import { waitFor } from '../fakes/fake-slack.js';
 import { personMessage } from '../fakes/fake-slack-events.js';
 import { type SlackHarness, startSlackHarness } from '../fakes/fake-slack-harness.js';

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BlobStore } from '../../src/files/blob-store.js';
+import { BlobStore } from '../../src/shared/stores/blob-store.js';
 import { waitFor } from '../fakes/fake-slack.js';
 import { personMessage, type Transport } from '../fakes/fake-slack-events.js';
 import { type SlackHarness, startSlackHarness } from '../fakes/fake-slack-harness.js';

@@ -4,10 +4,10 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebEventStream, webKeys } from '../../adapters/web/event-stream.js';
-import { ConfigSchema } from '../../src/config/schema.js';
-import { webConversationId } from '../../src/conversation/id.js';
+import { ConfigSchema } from '../../src/contracts/config/schema.js';
+import { webConversationId } from '../../src/contracts/conversation/id.js';
+import { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
 import { createHttpServer } from '../../src/gateway/http-server.js';
-import { OutboundEvent } from '../../src/protocol/outbound.js';
 
 // Outbound events through the real Redis stream and the real SSE route, read by a real HTTP client.
 const instance = `t-web-${randomBytes(4).toString('hex')}`;

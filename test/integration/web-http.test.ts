@@ -6,10 +6,10 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebEventStream } from '../../adapters/web/event-stream.js';
 import type { InboundSubmitter } from '../../adapters/web/ports.js';
-import { ConfigSchema } from '../../src/config/schema.js';
-import { webConversationId } from '../../src/conversation/id.js';
+import { ConfigSchema } from '../../src/contracts/config/schema.js';
+import { webConversationId } from '../../src/contracts/conversation/id.js';
+import { InboundMessage } from '../../src/contracts/protocol/inbound.js';
 import { createHttpServer } from '../../src/gateway/http-server.js';
-import { InboundMessage } from '../../src/protocol/inbound.js';
 
 // The web API against a real listening server and real Redis. What reaches the queue port is recorded
 // in a Redis list, so the test asserts what the queue would actually receive.

@@ -1,8 +1,8 @@
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { WorkspaceSnapshot } from '../../sandbox/driver/workspace-snapshot.js';
-import { WorkspaceBaselines } from '../../src/audit/workspace-baselines.js';
-import { webConversationId } from '../../src/conversation/id.js';
+import type { WorkspaceSnapshot } from '../../sandbox/host/driver/workspace-snapshot.js';
+import { webConversationId } from '../../src/contracts/conversation/id.js';
+import { WorkspaceBaselines } from '../../src/worker/audit/workspace-baselines.js';
 import { dropInstanceKeys, REDIS_URL, testInstance } from '../helpers/redis.js';
 
 /**

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { conversationKey } from '../../src/conversation/id.js';
+import { conversationKey } from '../../src/contracts/conversation/id.js';
 import { conversation, expectNoSecretsLeaked, type Redteam, startRedteam } from './harness.js';
 import { hostAddresses } from './net-fixtures.js';
 import { plantVictim, type Victim } from './victim.js';

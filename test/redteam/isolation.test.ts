@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { conversationKey } from '../../src/conversation/id.js';
+import { conversationKey } from '../../src/contracts/conversation/id.js';
 import { UNDER_GVISOR } from '../helpers/stack.js';
 import { conversation, expectNoSecretsLeaked, type Redteam, resultOf, startRedteam } from './harness.js';
 import { plantVictim, type Victim } from './victim.js';

@@ -3,7 +3,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer, type Server, type Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type Dockerode from 'dockerode';
-import { forbiddenAddress } from '../../src/egress/policy.js';
+import { forbiddenAddress } from '../../src/contracts/policy/network-policy.js';
 
 /**
  * Things on the host that attacks aim at, each counting what reaches it: if a count is ever above

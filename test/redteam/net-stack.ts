@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import type { Lookup } from '../../src/egress/proxy.js';
+import type { Lookup } from '../../src/worker/egress/proxy.js';
 import { UNDER_GVISOR } from '../helpers/stack.js';
 import { type Redteam, startRedteam } from './harness.js';
 import { DNSQ_PY, hostAddresses, hostPublicAddresses, TUNNEL_PY } from './net-fixtures.js';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { conversationKey } from '../../src/conversation/id.js';
+import { conversationKey } from '../../src/contracts/conversation/id.js';
 import { conversation, expectNoSecretsLeaked, type Redteam, token } from './harness.js';
 import { dockerApiTrap, PROBE_SH, PROXY_VARS_SH, type Trap, tcpTrap } from './net-fixtures.js';
 import {

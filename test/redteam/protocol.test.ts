@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { OutboundEvent } from '../../src/protocol/outbound.js';
+import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
 import { expectNoSecretsLeaked, type Redteam, startRedteam } from './harness.js';
 import { plantVictim, type Victim } from './victim.js';
 

@@ -1,7 +1,7 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GVISOR_MEMORY_OVERHEAD_MB } from '../../sandbox/layer.js';
+import { GVISOR_MEMORY_OVERHEAD_MB } from '../../sandbox/host/layers/layer.js';
 import { UNDER_GVISOR } from '../helpers/stack.js';
 import { expectNoSecretsLeaked, type Redteam, startRedteam } from './harness.js';
 import { plantVictim, type Victim } from './victim.js';

@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'vitest';
-import { sandboxNames } from '../../sandbox/driver/docker-spec.js';
-import { conversationKey } from '../../src/conversation/id.js';
+import { sandboxNames } from '../../sandbox/host/driver/docker-spec.js';
+import { conversationKey } from '../../src/contracts/conversation/id.js';
 import { conversation, type Redteam, token, until } from './harness.js';
 
 /**

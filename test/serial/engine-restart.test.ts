@@ -1,7 +1,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { openSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDocker } from '../../sandbox/driver/docker-client.js';
+import { createDocker } from '../../sandbox/host/driver/docker-client.js';
 import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
 import { testInstance } from '../helpers/redis.js';
 import { openSse, postMessage } from '../helpers/sse.js';

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { boundData } from '../../src/audit/bound.js';
-import { canonicalJson, GENESIS_HASH, hashOf, seal, verifyChain } from '../../src/audit/chain.js';
-import type { AuditBody, AuditEvent } from '../../src/audit/events.js';
-import { parseAuditInput } from '../../src/audit/events.js';
-import { describeActivity, summarizeEvents } from '../../src/audit/summary.js';
-import { toCsv } from '../../src/audit/timeline.js';
-import { diffWorkspace } from '../../src/audit/workspace-diff.js';
-import { type ConversationId, conversationKey } from '../../src/conversation/id.js';
+import type { AuditBody, AuditEvent } from '../../src/contracts/audit/events.js';
+import { parseAuditInput } from '../../src/contracts/audit/events.js';
+import { type ConversationId, conversationKey } from '../../src/contracts/conversation/id.js';
+import { boundData } from '../../src/shared/audit/bound.js';
+import { canonicalJson, GENESIS_HASH, hashOf, seal, verifyChain } from '../../src/shared/audit/chain.js';
+import { describeActivity, summarizeEvents } from '../../src/shared/audit/summary.js';
+import { toCsv } from '../../src/shared/audit/timeline.js';
+import { diffWorkspace } from '../../src/worker/audit/workspace-diff.js';
 
 const conversation = 'web:chain' as ConversationId;
 const key = conversationKey(conversation);

@@ -1,6 +1,6 @@
 import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { classifyOllamaError, ModelBrokerError, UNREADABLE_PREFIX } from '../../src/broker/errors.js';
+import { classifyOllamaError, ModelBrokerError, UNREADABLE_PREFIX } from '../../src/worker/broker/errors.js';
 
 const ctx = { host: 'http://127.0.0.1:11434', model: 'qwen2.5:7b', timeoutMs: 120_000 };
 

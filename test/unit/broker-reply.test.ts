@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { ModelBrokerError } from '../../src/broker/errors.js';
+import { ModelBrokerError } from '../../src/worker/broker/errors.js';
 import {
   addChunk,
   buildRequestMessages,
   emptyReply,
   finishReply,
   type ReplyState,
-} from '../../src/broker/reply.js';
+} from '../../src/worker/broker/reply.js';
 
 function fold(chunks: unknown[]): ReplyState {
   return chunks.reduce<ReplyState>((state, chunk) => addChunk(state, chunk).state, emptyReply());

@@ -1,9 +1,9 @@
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ModelBroker, ModelBrokerError } from '../../src/broker/model-broker.js';
-import { defaultSystemPrompt } from '../../src/broker/system-prompt.js';
-import type { ChatMessage } from '../../src/protocol/agent.js';
-import { ToolName } from '../../src/protocol/tools.js';
+import type { ChatMessage } from '../../src/contracts/protocol/agent.js';
+import { ToolName } from '../../src/contracts/protocol/tools.js';
+import { ModelBroker, ModelBrokerError } from '../../src/worker/broker/model-broker.js';
+import { defaultSystemPrompt } from '../../src/worker/broker/system-prompt.js';
 import { type FakeOllama, startFakeOllama, whenLastMessage } from '../fakes/fake-ollama.js';
 
 const MODEL = 'qwen2.5:7b';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canaryFileContent, carriesCanary, touchesCanary } from '../../src/worker/canary.js';
+import { canaryFileContent, carriesCanary, touchesCanary } from '../../src/worker/turn/canary.js';
 
 const token = 'AKIA0123456789ABCDEF';
 

@@ -1,7 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { renderConfigTable, renderEnvExample, TABLE_END, TABLE_START } from '../../src/config/docs.js';
-import { SETTING_NAMES } from '../../src/config/schema.js';
+import {
+  renderConfigTable,
+  renderEnvExample,
+  TABLE_END,
+  TABLE_START,
+} from '../../src/contracts/config/docs.js';
+import { SETTING_NAMES } from '../../src/contracts/config/schema.js';
 
 describe('config documentation', () => {
   it('.env.example lists exactly the settings of the schema (run `npm run docs:config` to refresh)', () => {

@@ -5,7 +5,7 @@ import {
   coversConversation,
   platformOf,
   webConversationId,
-} from '../../src/conversation/id.js';
+} from '../../src/contracts/conversation/id.js';
 
 describe('ConversationId', () => {
   it('accepts the platform shapes', () => {

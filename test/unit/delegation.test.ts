@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { ConversationId } from '../../src/conversation/id.js';
-import { isGranted } from '../../src/egress/policy.js';
-import type { OutboundEvent } from '../../src/protocol/outbound.js';
-import { resultOf, subAgentRoute, threadEvent } from '../../src/worker/delegation-outbound.js';
+import { ConversationId } from '../../src/contracts/conversation/id.js';
+import { isGranted } from '../../src/contracts/policy/network-policy.js';
+import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
+import { resultOf, subAgentRoute, threadEvent } from '../../src/worker/delegation/delegation-outbound.js';
 import {
   covers,
   type DelegationLimits,
@@ -10,8 +10,8 @@ import {
   refusal,
   subAgentBrief,
   workspacePath,
-} from '../../src/worker/delegation-policy.js';
-import { canonicalJson, HostCallLedger } from '../../src/worker/host-tool-relay.js';
+} from '../../src/worker/delegation/delegation-policy.js';
+import { canonicalJson, HostCallLedger } from '../../src/worker/turn/host-tool-relay.js';
 
 const limits: DelegationLimits = { maxDepth: 1, maxFanout: 2, maxSandboxes: 3, concurrency: 4, maxLive: 50 };
 const state = { depth: 0, children: 0, treeSandboxes: 0, waitingParents: 0, parentWaiting: false };

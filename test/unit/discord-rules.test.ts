@@ -6,7 +6,7 @@ import { discordInviteUrl } from '../../adapters/discord/invite.js';
 import type { Place, SlashCommand, UserMessage } from '../../adapters/discord/payloads.js';
 import { planCommand, planMessage } from '../../adapters/discord/plans.js';
 import { renderProgress } from '../../adapters/discord/progress-board.js';
-import { ConversationId } from '../../src/conversation/id.js';
+import { ConversationId } from '../../src/contracts/conversation/id.js';
 
 const G = '100000000000000001';
 const TEXT = '100000000000000002';

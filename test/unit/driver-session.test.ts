@@ -2,10 +2,10 @@ import { Duplex } from 'node:stream';
 import Docker from 'dockerode';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { AttachedSession } from '../../sandbox/driver/docker-session.js';
-import { ConversationId } from '../../src/conversation/id.js';
-import type { RuntimeToWorker } from '../../src/protocol/agent.js';
-import type { LineResult } from '../../src/protocol/lines.js';
+import { AttachedSession } from '../../sandbox/host/driver/docker-session.js';
+import { ConversationId } from '../../src/contracts/conversation/id.js';
+import type { RuntimeToWorker } from '../../src/contracts/protocol/agent.js';
+import type { LineResult } from '../../src/contracts/protocol/lines.js';
 
 // The engine's attach stream: 8-byte header (stream type, 3 zero bytes, big-endian length) + payload.
 function frame(stream: 1 | 2, payload: string | Buffer): Buffer {

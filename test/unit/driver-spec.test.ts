@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { recreateReason } from '../../sandbox/driver/docker-container.js';
+import { recreateReason } from '../../sandbox/host/driver/docker-container.js';
 import {
   containerSpec,
   instanceFilter,
@@ -9,8 +9,8 @@ import {
   type SandboxLimits,
   sandboxNames,
   volumeSpecs,
-} from '../../sandbox/driver/docker-spec.js';
-import { ConversationId } from '../../src/conversation/id.js';
+} from '../../sandbox/host/driver/docker-spec.js';
+import { ConversationId } from '../../src/contracts/conversation/id.js';
 
 const a = ConversationId.parse('web:alpha');
 const b = ConversationId.parse('slack:T1:C2:1700000000.000100');

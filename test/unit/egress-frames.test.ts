@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { RuntimeToWorker, WorkerToRuntime } from '../../src/protocol/agent.js';
-import { dataFrames, EGRESS_CHUNK_BYTES } from '../../src/protocol/egress.js';
+import { RuntimeToWorker, WorkerToRuntime } from '../../src/contracts/protocol/agent.js';
+import { dataFrames, EGRESS_CHUNK_BYTES } from '../../src/contracts/protocol/egress.js';
 
 describe('egress tunnel frames', () => {
   it('splits bytes into data frames each side accepts, and that join back whole', () => {

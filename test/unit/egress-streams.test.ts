@@ -5,8 +5,8 @@ import {
   EGRESS_CHUNK_BYTES,
   EGRESS_WINDOW_BYTES,
   type EgressStreamFrame,
-} from '../../src/protocol/egress.js';
-import { EgressStreams } from '../../src/protocol/egress-streams.js';
+} from '../../src/contracts/protocol/egress.js';
+import { EgressStreams } from '../../src/contracts/protocol/egress-streams.js';
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 const dataBytes = (frames: EgressStreamFrame[]) =>

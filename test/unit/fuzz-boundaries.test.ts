@@ -8,11 +8,11 @@ import {
 } from '../../adapters/discord/payloads.js';
 import { classifyEvent, SlackEventBody } from '../../adapters/slack/slack-event.js';
 import { describeIssues, postMessageBody } from '../../adapters/web/message-request.js';
-import { ModelBrokerError } from '../../src/broker/errors.js';
-import { addChunk, emptyReply, finishReply } from '../../src/broker/reply.js';
-import { RuntimeToWorker, WorkerToRuntime } from '../../src/protocol/agent.js';
-import { InboundMessage } from '../../src/protocol/inbound.js';
-import { LineDecoder } from '../../src/protocol/lines.js';
+import { RuntimeToWorker, WorkerToRuntime } from '../../src/contracts/protocol/agent.js';
+import { InboundMessage } from '../../src/contracts/protocol/inbound.js';
+import { LineDecoder } from '../../src/contracts/protocol/lines.js';
+import { ModelBrokerError } from '../../src/worker/broker/errors.js';
+import { addChunk, emptyReply, finishReply } from '../../src/worker/broker/reply.js';
 
 /**
  * Property tests of every parser at a boundary: whatever arrives (random JSON, mutated valid payloads,

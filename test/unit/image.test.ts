@@ -12,7 +12,7 @@ import {
   packageOf,
   runtimeClosure,
   stageSandboxContext,
-} from '../../sandbox/image.js';
+} from '../../sandbox/host/image/image.js';
 
 describe('chooseBaseImage', () => {
   it('prefers an explicit base, then the local one, then the public node image', () => {
@@ -63,9 +63,12 @@ describe('runtimeClosure', () => {
   const files: Record<string, string> = {
     'dist/sandbox/runtime/main.js':
       "import { run } from './runtime.js';\nimport { readFile } from 'node:fs/promises';",
-    'dist/sandbox/runtime/runtime.js': "import { X } from '../../src/protocol/agent.js';\nimport 'fs';",
-    'dist/src/protocol/agent.js': "import { z } from 'zod';\nimport { K } from '../conversation/id.js';",
-    'dist/src/conversation/id.js': "import { z } from 'zod/v4';\nimport { createHash } from 'node:crypto';",
+    'dist/sandbox/runtime/runtime.js':
+      "import { X } from '../../src/contracts/protocol/agent.js';\nimport 'fs';",
+    'dist/src/contracts/protocol/agent.js':
+      "import { z } from 'zod';\nimport { K } from '../conversation/id.js';",
+    'dist/src/contracts/conversation/id.js':
+      "import { z } from 'zod/v4';\nimport { createHash } from 'node:crypto';",
     'dist/src/unused.js': "import 'pino';",
   };
   const read = async (path: string) => files[path];
@@ -75,8 +78,8 @@ describe('runtimeClosure', () => {
     expect(closure.files).toEqual([
       'dist/sandbox/runtime/main.js',
       'dist/sandbox/runtime/runtime.js',
-      'dist/src/conversation/id.js',
-      'dist/src/protocol/agent.js',
+      'dist/src/contracts/conversation/id.js',
+      'dist/src/contracts/protocol/agent.js',
     ]);
     expect(closure.packages).toEqual(['zod']);
   });

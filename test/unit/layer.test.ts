@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { gvisorSeccompOpt, gvisorSeccompProfile } from '../../sandbox/gvisor-seccomp.js';
+import { gvisorSeccompOpt, gvisorSeccompProfile } from '../../sandbox/host/layers/gvisor-seccomp.js';
 import {
   describePlan,
   GVISOR_MEMORY_OVERHEAD_MB,
@@ -7,16 +7,16 @@ import {
   GVISOR_STATX_SHIM,
   layerPlan,
   registrationHint,
-} from '../../sandbox/layer.js';
+} from '../../sandbox/host/layers/layer.js';
 import {
   demuxLogs,
   judgeProbe,
   judgeRegistration,
   networkMode,
   probeSpec,
-} from '../../sandbox/layer-check.js';
-import { parseConfig } from '../../src/config/load.js';
-import { layerReadiness, type WorkerLayer } from '../../src/metrics/layer-report.js';
+} from '../../sandbox/host/layers/layer-check.js';
+import { parseConfig } from '../../src/contracts/config/load.js';
+import { layerReadiness, type WorkerLayer } from '../../src/shared/stores/layer-report.js';
 
 const plan = (settings: Record<string, string>) => layerPlan(parseConfig(settings));
 

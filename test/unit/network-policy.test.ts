@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { parseAuthority } from '../../src/egress/addresses.js';
-import { parseNetworkCommand } from '../../src/egress/network-command.js';
 import {
   forbiddenAddress,
   grantsFromRules,
   isGranted,
   NetworkRules,
   parseGrants,
-} from '../../src/egress/policy.js';
+} from '../../src/contracts/policy/network-policy.js';
+import { parseNetworkCommand } from '../../src/gateway/commands/network-command.js';
+import { parseAuthority } from '../../src/worker/egress/addresses.js';
 
 describe('network grants', () => {
   const grants = parseGrants('pypi.org, *.github.com  api.example.test:8443');

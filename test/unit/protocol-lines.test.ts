@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { RuntimeToWorker, WorkerToRuntime } from '../../src/protocol/agent.js';
-import { encodeLine, LineDecoder } from '../../src/protocol/lines.js';
+import { RuntimeToWorker, WorkerToRuntime } from '../../src/contracts/protocol/agent.js';
+import { encodeLine, LineDecoder } from '../../src/contracts/protocol/lines.js';
 
 describe('LineDecoder', () => {
   it('parses lines split across chunks', () => {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Runtime } from '../../sandbox/runtime/runtime.js';
-import type { RuntimeToWorker, WorkerToRuntime } from '../../src/protocol/agent.js';
+import type { RuntimeToWorker, WorkerToRuntime } from '../../src/contracts/protocol/agent.js';
 
 /**
  * Host tools in the agent runtime (in-process, real tools on a temp workspace): a `delegate` call goes

@@ -12,7 +12,7 @@ import { capText, completeUtf8Length, OutputCap } from '../../sandbox/runtime/ou
 import { confinePath, isInside } from '../../sandbox/runtime/paths.js';
 import { countOccurrences } from '../../sandbox/runtime/tools/files.js';
 import { describeCall } from '../../sandbox/runtime/tools/run-tool.js';
-import type { ChatMessage } from '../../src/protocol/agent.js';
+import type { ChatMessage } from '../../src/contracts/protocol/agent.js';
 
 describe('OutputCap', () => {
   it('keeps everything that fits', () => {

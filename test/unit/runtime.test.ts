@@ -3,8 +3,12 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type ChatMessage, RuntimeToWorker, type WorkerToRuntime } from '../../src/protocol/agent.js';
-import { encodeLine, LineDecoder } from '../../src/protocol/lines.js';
+import {
+  type ChatMessage,
+  RuntimeToWorker,
+  type WorkerToRuntime,
+} from '../../src/contracts/protocol/agent.js';
+import { encodeLine, LineDecoder } from '../../src/contracts/protocol/lines.js';
 import { eventually, isGone } from '../helpers/processes.js';
 
 const repo = path.resolve(import.meta.dirname, '../..');

@@ -4,9 +4,9 @@ import { SLASH_COMMANDS } from '../../adapters/discord/commands.js';
 import type { Place, SlashCommand } from '../../adapters/discord/payloads.js';
 import { planCommand } from '../../adapters/discord/plans.js';
 import { HELP_TEXT, parseCommandText } from '../../adapters/slack/commands.js';
-import { containerSpec, type SandboxLimits, skillsLabel } from '../../sandbox/driver/docker-spec.js';
-import { webConversationId } from '../../src/conversation/id.js';
-import { parseSkillCommand } from '../../src/skills/skill-control.js';
+import { containerSpec, type SandboxLimits, skillsLabel } from '../../sandbox/host/driver/docker-spec.js';
+import { webConversationId } from '../../src/contracts/conversation/id.js';
+import { parseSkillCommand } from '../../src/shared/stores/skill-control.js';
 
 /** The chat side of skills: the words admins type in Slack and the /skill command in Discord. */
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runTool } from '../../sandbox/runtime/tools/run-tool.js';
 import type { ToolContext } from '../../sandbox/runtime/tools/types.js';
-import { SkillToolSpec } from '../../src/protocol/skill-tools.js';
+import { SkillToolSpec } from '../../src/contracts/protocol/skill-tools.js';
 
 /** The runtime's side of skill tools, with real child processes: validation first, then the script. */
 

@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import type { SkillFile } from '../../src/skills/hashing.js';
-import { parseManifest } from '../../src/skills/manifest.js';
-import { binaryKind, type Finding, networkTargets, scanSkill, scanText } from '../../src/skills/scanner.js';
+import type { SkillFile } from '../../src/worker/skills/hashing.js';
+import { parseManifest } from '../../src/worker/skills/manifest.js';
+import {
+  binaryKind,
+  type Finding,
+  networkTargets,
+  scanSkill,
+  scanText,
+} from '../../src/worker/skills/scanner.js';
 import {
   awsReaderSkill,
   dropperSkill,

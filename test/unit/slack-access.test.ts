@@ -8,8 +8,8 @@ import {
   SlashCommandBody,
   statusText,
 } from '../../adapters/slack/commands.js';
-import { parseConfig } from '../../src/config/load.js';
-import type { ConversationId } from '../../src/conversation/id.js';
+import { parseConfig } from '../../src/contracts/config/load.js';
+import type { ConversationId } from '../../src/contracts/conversation/id.js';
 
 const policy = (env: Record<string, string>) => accessPolicyFrom(parseConfig(env));
 

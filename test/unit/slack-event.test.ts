@@ -6,7 +6,7 @@ import {
   SlackRoute,
   slackConversationId,
 } from '../../adapters/slack/slack-event.js';
-import { InboundMessage } from '../../src/protocol/inbound.js';
+import { InboundMessage } from '../../src/contracts/protocol/inbound.js';
 
 const BOT = 'U0BOT';
 

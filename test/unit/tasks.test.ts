@@ -1,9 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { renderDiscordBoard } from '../../adapters/discord/task-commands.js';
 import { renderSlackBoard, slackThreadLink } from '../../adapters/slack/task-commands.js';
-import { ConversationId } from '../../src/conversation/id.js';
-import { ageText, boardOf } from '../../src/tasks/board.js';
-import { type Contender, decideAdmission, ordinal, waitingNotice } from '../../src/tasks/fairness.js';
+import { ConversationId } from '../../src/contracts/conversation/id.js';
 import {
   childConversationId,
   isSubAgent,
@@ -13,8 +11,10 @@ import {
   type Task,
   taskScopeOf,
   taskTitle,
-} from '../../src/tasks/task.js';
-import { planSegments } from '../../src/worker/turn-plan.js';
+} from '../../src/contracts/tasks/task.js';
+import { ageText, boardOf } from '../../src/gateway/commands/task-board.js';
+import { type Contender, decideAdmission, ordinal, waitingNotice } from '../../src/worker/tasks/fairness.js';
+import { planSegments } from '../../src/worker/turn/turn-plan.js';
 import { webMessage } from '../helpers/messages.js';
 
 const id = (text: string) => ConversationId.parse(text);

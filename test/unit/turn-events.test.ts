@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { webConversationId } from '../../src/conversation/id.js';
-import type { Turn } from '../../src/queue/conversation-store.js';
-import { describeToolStep, errorEvent, progressEvent, replyEvent } from '../../src/worker/turn-events.js';
+import { webConversationId } from '../../src/contracts/conversation/id.js';
+import type { Turn } from '../../src/shared/queue/conversation-store.js';
+import {
+  describeToolStep,
+  errorEvent,
+  progressEvent,
+  replyEvent,
+} from '../../src/worker/turn/turn-events.js';
 
 const turn: Turn = {
   turnId: 'web:a#3-4',

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { webConversationId } from '../../src/conversation/id.js';
-import type { InboundMessage } from '../../src/protocol/inbound.js';
-import type { Turn } from '../../src/queue/conversation-store.js';
-import { planSegments } from '../../src/worker/turn-plan.js';
+import { webConversationId } from '../../src/contracts/conversation/id.js';
+import type { InboundMessage } from '../../src/contracts/protocol/inbound.js';
+import type { Turn } from '../../src/shared/queue/conversation-store.js';
+import { planSegments } from '../../src/worker/turn/turn-plan.js';
 
 const conversation = webConversationId('plan');
 const msg = (text: string, command?: 'reset' | 'run'): InboundMessage => ({

@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { GUEST_QUOTA_ROOT, quotaHelperSpec } from '../../sandbox/driver/engine-quota.js';
-import { parseConfig } from '../../src/config/load.js';
-import { chooseAccel, cpuHasVirtualization } from '../../src/vm/accel.js';
-import { guestIsCurrent, inputsHash } from '../../src/vm/build.js';
-import { parseDockerdVersion, planSeed } from '../../src/vm/data-disk.js';
-import { chainIds, layersToSend } from '../../src/vm/image-transfer.js';
-import { vmPaths } from '../../src/vm/paths.js';
-import { qemuArgs } from '../../src/vm/qemu-args.js';
-import { microvmRefusal } from '../../src/vm/worker-guest.js';
+import { GUEST_QUOTA_ROOT, quotaHelperSpec } from '../../sandbox/host/driver/engine-quota.js';
+import { chooseAccel, cpuHasVirtualization } from '../../sandbox/host/vm/accel.js';
+import { guestIsCurrent, inputsHash } from '../../sandbox/host/vm/build.js';
+import { parseDockerdVersion, planSeed } from '../../sandbox/host/vm/data-disk.js';
+import { chainIds, layersToSend } from '../../sandbox/host/vm/image-transfer.js';
+import { vmPaths } from '../../sandbox/host/vm/paths.js';
+import { qemuArgs } from '../../sandbox/host/vm/qemu-args.js';
+import { microvmRefusal } from '../../sandbox/host/vm/worker-guest.js';
+import { parseConfig } from '../../src/contracts/config/load.js';
 
 const WITH_VMX = 'processor\t: 0\nflags\t\t: fpu vme de pse tsc msr vmx sse2\n';
 const WITHOUT = 'processor\t: 0\nflags\t\t: fpu vme de pse tsc msr sse2 hypervisor\n';

@@ -7,7 +7,7 @@ import { describeIssues, postMessageBody, toInboundMessage } from '../../adapter
 import { CHAT_PAGE_HEADERS, renderChatPage } from '../../adapters/web/page.js';
 import { CHAT_PAGE_SCRIPT } from '../../adapters/web/page-script.js';
 import { formatSseComment, formatSseEvent } from '../../adapters/web/sse.js';
-import { webConversationId } from '../../src/conversation/id.js';
+import { webConversationId } from '../../src/contracts/conversation/id.js';
 
 describe('POST /api/messages body', () => {
   const schema = postMessageBody(10);

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { ToolArgs, ToolName } from '../../../src/protocol/tools.js';
+import { ToolArgs, ToolName } from '../../../src/contracts/protocol/tools.js';
 import { capText } from '../output-cap.js';
 import { runBash } from './bash.js';
 import { editFileTool, listFilesTool, readFileTool, writeFileTool } from './files.js';

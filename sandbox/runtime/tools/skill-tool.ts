@@ -1,7 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { realpathSync } from 'node:fs';
 import path from 'node:path';
-import { inputValidator, SKILLS_ROOT, type SkillToolSpec } from '../../../src/protocol/skill-tools.js';
+import {
+  inputValidator,
+  SKILLS_ROOT,
+  type SkillToolSpec,
+} from '../../../src/contracts/protocol/skill-tools.js';
 import { isInside } from '../paths.js';
 import { runBash } from './bash.js';
 import type { ToolContext, ToolResult } from './types.js';

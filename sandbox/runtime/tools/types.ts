@@ -1,4 +1,4 @@
-import type { SkillToolSpec } from '../../../src/protocol/skill-tools.js';
+import type { SkillToolSpec } from '../../../src/contracts/protocol/skill-tools.js';
 import type { ReadyShells } from './ready-shell.js';
 
 export interface ToolContext {

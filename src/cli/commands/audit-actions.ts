@@ -1,14 +1,14 @@
 import { Redis } from 'ioredis';
-import { AuditStore, auditKeys } from '../../audit/audit-store.js';
-import { verifyChain } from '../../audit/chain.js';
-import { AuditKind } from '../../audit/events.js';
-import { AuditJournal } from '../../audit/journal.js';
-import { liveEvents } from '../../audit/live-tail.js';
-import { parseEvents } from '../../audit/summary.js';
-import { formatTimeline, timelineLine, toCsv } from '../../audit/timeline.js';
-import { verifyAudit } from '../../audit/verify.js';
-import type { Config } from '../../config/schema.js';
-import type { ConversationId } from '../../conversation/id.js';
+import { AuditKind } from '../../contracts/audit/events.js';
+import type { Config } from '../../contracts/config/schema.js';
+import type { ConversationId } from '../../contracts/conversation/id.js';
+import { AuditStore, auditKeys } from '../../shared/audit/audit-store.js';
+import { verifyChain } from '../../shared/audit/chain.js';
+import { AuditJournal } from '../../shared/audit/journal.js';
+import { liveEvents } from '../../shared/audit/live-tail.js';
+import { parseEvents } from '../../shared/audit/summary.js';
+import { formatTimeline, timelineLine, toCsv } from '../../shared/audit/timeline.js';
+import { verifyAudit } from '../../shared/audit/verify.js';
 import { conversationArg } from '../conversation-arg.js';
 import { loadConfigOrExit } from '../run-service.js';
 

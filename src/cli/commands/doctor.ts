@@ -11,9 +11,9 @@ export function registerDoctorCommand(program: Command): void {
       const config = loadConfigOrExit();
       // The checks (and the engine client) load only for this command.
       const [{ createDocker }, { runDoctor }, { formatDoctorReport }] = await Promise.all([
-        import('../../../sandbox/driver/docker-client.js'),
-        import('../../doctor/checks.js'),
-        import('../../doctor/report.js'),
+        import('../../../sandbox/host/driver/docker-client.js'),
+        import('../doctor/checks.js'),
+        import('../doctor/report.js'),
       ]);
       const checks = [
         ...(await runDoctor({ config, docker: createDocker(config.DOCKER_HOST) })),

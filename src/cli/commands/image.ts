@@ -16,8 +16,8 @@ export function registerImageCommands(program: Command): void {
       const config = loadConfigOrExit();
       // The engine client and the image build load only for this command.
       const [{ createDocker }, { buildSandboxImage, resolveBaseImage }] = await Promise.all([
-        import('../../../sandbox/driver/docker-client.js'),
-        import('../../../sandbox/image.js'),
+        import('../../../sandbox/host/driver/docker-client.js'),
+        import('../../../sandbox/host/image/image.js'),
       ]);
       const docker = createDocker(config.DOCKER_HOST);
       const tag = options.tag ?? config.SANDBOX_IMAGE;

@@ -1,7 +1,7 @@
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
-import type { Config } from '../../config/schema.js';
-import type { ConversationControl } from '../../queue/conversation-control.js';
+import type { Config } from '../../contracts/config/schema.js';
+import type { ConversationControl } from '../../shared/queue/conversation-control.js';
 import { conversationArg } from '../conversation-arg.js';
 import { loadConfigOrExit } from '../run-service.js';
 
@@ -9,8 +9,8 @@ import { loadConfigOrExit } from '../run-service.js';
 async function driverFromConfig() {
   const config = loadConfigOrExit();
   const [{ sandboxDriverFromConfig }, { sandboxEngineForCli }] = await Promise.all([
-    import('../../../sandbox/driver/from-config.js'),
-    import('../../vm/cli-engine.js'),
+    import('../../../sandbox/host/driver/from-config.js'),
+    import('../../../sandbox/host/vm/cli-engine.js'),
   ]);
   try {
     // Under SANDBOX_LAYER=microvm the sandboxes live in the micro-VM's engine.
@@ -68,7 +68,7 @@ export function registerSandboxCommands(program: Command): void {
       await withControl(async (control, config) => {
         await control.kill(conversation, `admin:${userInfo().username}`, options.reason);
         // Also here, in case no worker is running to receive the kill.
-        const { sandboxDriverFromConfig } = await import('../../../sandbox/driver/from-config.js');
+        const { sandboxDriverFromConfig } = await import('../../../sandbox/host/driver/from-config.js');
         await sandboxDriverFromConfig(config).kill(conversation);
       });
       console.log(`killed ${value}; quarantined until \`sandbot sandbox release ${value}\``);
@@ -91,9 +91,9 @@ async function withControl<T>(
 ): Promise<T> {
   const config = loadConfigOrExit();
   const [{ createConversationControl }, { ConversationStore }, { createFailFastRedis }] = await Promise.all([
-    import('../../queue/conversation-control.js'),
-    import('../../queue/conversation-store.js'),
-    import('../../queue/redis.js'),
+    import('../../shared/queue/conversation-control.js'),
+    import('../../shared/queue/conversation-store.js'),
+    import('../../shared/redis/connection.js'),
   ]);
   const redis = createFailFastRedis(config.SANDBOT_REDIS_URL, `${config.SANDBOT_INSTANCE}-cli`);
   try {

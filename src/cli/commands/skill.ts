@@ -1,17 +1,17 @@
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
-import type { Registry } from '../../skills/vetting.js';
+import type { Registry } from '../../worker/skills/vetting.js';
 import { loadConfigOrExit } from '../run-service.js';
 
 /** The skills modules (store, ledger, scanner, reports) load only when a skill command runs. */
 async function skills() {
   const [{ SkillLedger }, { parseSkillRef }, { formatList, formatReport }, { SkillStore }, vetting] =
     await Promise.all([
-      import('../../skills/ledger.js'),
-      import('../../skills/manifest.js'),
-      import('../../skills/report.js'),
-      import('../../skills/store.js'),
-      import('../../skills/vetting.js'),
+      import('../../worker/skills/ledger.js'),
+      import('../../worker/skills/manifest.js'),
+      import('../../worker/skills/report.js'),
+      import('../../worker/skills/store.js'),
+      import('../../worker/skills/vetting.js'),
     ]);
   const { addSkill, approveSkill, removeSkill } = vetting;
   return {

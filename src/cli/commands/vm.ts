@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { loadConfigOrExit } from '../run-service.js';
 
 /** The micro-VM's code loads only when a `sandbot vm` command runs. */
-const microVm = () => import('../../vm/micro-vm.js');
+const microVm = () => import('../../../sandbox/host/vm/micro-vm.js');
 
 function fail(error: unknown): never {
   console.error(`sandbot: ${error instanceof Error ? error.message : String(error)}`);
@@ -21,7 +21,10 @@ export function registerVmCommands(program: Command): void {
     .option('--quiet', 'print only the result')
     .action(async (options: { force?: boolean; quiet?: boolean }) => {
       const config = loadConfigOrExit();
-      const [{ MicroVm }, { buildGuest }] = await Promise.all([microVm(), import('../../vm/build.js')]);
+      const [{ MicroVm }, { buildGuest }] = await Promise.all([
+        microVm(),
+        import('../../../sandbox/host/vm/build.js'),
+      ]);
       const machine = new MicroVm(config);
       try {
         const result = await buildGuest(machine.paths, {

@@ -1,0 +1,113 @@
+import type Dockerode from 'dockerode';
+import type { RuntimeToWorker } from '../../../src/contracts/protocol/agent.js';
+import type { LineResult } from '../../../src/contracts/protocol/lines.js';
+import { type PooledSandbox, pooledContainerSpec, removePooledSandbox, volumeData } from './docker-pool.js';
+import { type AttachedSession, attachRuntime } from './docker-session.js';
+import type { SandboxLimits } from './docker-spec.js';
+import { putWorkspaceFile } from './workspace-files.js';
+import { snapshotWorkspace } from './workspace-snapshot.js';
+
+/** A pooled sandbox whose runtime has not answered by then is given up (and removed). */
+const READY_TIMEOUT_MS = 60_000;
+
+/**
+ * Creates and starts one pooled sandbox, puts the seed files into its /workspace (the canary), waits
+ * until its runtime answers, and takes the snapshot its first turn starts from: everything a new
+ * conversation would otherwise wait for. Removed again if any step fails.
+ */
+export async function createPooledSandbox(
+  engine: { docker: Dockerode; limits: SandboxLimits; maxLineBytes: number },
+  owner: string,
+  seed: { path: string; bytes: Buffer }[],
+): Promise<PooledSandbox> {
+  const { docker, limits } = engine;
+  const spec = pooledContainerSpec(limits, owner);
+  const name = spec.name as string;
+  await docker.createContainer(spec);
+  const container = docker.getContainer(name);
+  try {
+    await container.start();
+    for (const file of seed) await putWorkspaceFile(container, file.path, file.bytes);
+    await waitReady(engine, container);
+    const info = await container.inspect();
+    const volume = (target: string) =>
+      info.Mounts.find((m) => m.Destination === target && m.Type === 'volume')?.Name ?? '';
+    const workspaceVolume = volume('/workspace');
+    const sessionVolume = volume('/session');
+    return {
+      name,
+      containerId: info.Id,
+      owner,
+      workspaceVolume,
+      sessionVolume,
+      workspaceData: await volumeData(docker, workspaceVolume),
+      sessionData: await volumeData(docker, sessionVolume),
+      snapshot: await snapshotWorkspace(container),
+    };
+  } catch (error) {
+    await removePooledSandbox(docker, limits.instance, name).catch(() => undefined);
+    throw error;
+  }
+}
+
+/** A turn nothing is saved from: it ends in a model error (see agent-turn.ts), leaving /session as it was. */
+const WARM_UP = 'pool-warm-up';
+
+/**
+ * Attaches, says hello and waits for the runtime's `ready` (its start-up one went to nobody), then runs
+ * it through one turn answered with a model error: the runtime's turn path is then compiled, so the
+ * conversation's first turn runs like any later one. A failed turn saves nothing and runs no tool.
+ */
+async function waitReady(
+  engine: { docker: Dockerode; maxLineBytes: number },
+  container: Dockerode.Container,
+): Promise<void> {
+  const session = await attachRuntime(
+    engine.docker,
+    container,
+    // Only the protocol stream is used here; no conversation owns this sandbox yet.
+    'web:sandbot-pool' as AttachedSession['conversation'],
+    engine.maxLineBytes,
+  );
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(`the pooled sandbox's runtime did not answer within ${READY_TIMEOUT_MS / 1000} s`),
+          ),
+        READY_TIMEOUT_MS,
+      );
+      const off = session.onMessage((line: LineResult<RuntimeToWorker>) => {
+        if (!line.ok) return;
+        const message = line.value;
+        if (message.type === 'ready') {
+          session.send({
+            type: 'turn',
+            turnId: WARM_UP,
+            messages: [{ user: 'sandbot', text: 'warm-up' }],
+            limits: { toolTimeoutMs: 1000, toolOutputBytes: 1024 },
+          });
+        } else if (message.type === 'model_request' && message.turnId === WARM_UP) {
+          session.send({
+            type: 'model_error',
+            turnId: WARM_UP,
+            requestId: message.requestId,
+            message: 'warm-up',
+          });
+        } else if (message.type === 'turn_done' && message.turnId === WARM_UP) {
+          clearTimeout(timer);
+          off();
+          resolve();
+        }
+      });
+      session.onClose((reason) => {
+        clearTimeout(timer);
+        reject(new Error(`the pooled sandbox stopped before it was ready: ${reason}`));
+      });
+      session.send({ type: 'hello' });
+    });
+  } finally {
+    await session.close();
+  }
+}

@@ -1,0 +1,46 @@
+import type Dockerode from 'dockerode';
+import type { Config } from '../../../src/contracts/config/schema.js';
+import type { Logger } from '../../../src/contracts/log/logger.js';
+import { layerPlan } from '../layers/layer.js';
+import { createDocker } from './docker-client.js';
+import { DockerSandboxDriver } from './docker-driver.js';
+import { GUEST_QUOTA_ROOT } from './engine-quota.js';
+
+/**
+ * The sandbox driver the settings describe. `docker`: the engine to use instead of DOCKER_HOST's (the
+ * micro-VM's guest engine under SANDBOX_LAYER=microvm, sandbox/host/vm/worker-guest.ts).
+ */
+export function sandboxDriverFromConfig(
+  config: Config,
+  logger?: Logger,
+  docker?: Dockerode,
+): DockerSandboxDriver {
+  const plan = layerPlan(config);
+  return new DockerSandboxDriver({
+    docker: docker ?? createDocker(config.DOCKER_HOST),
+    instance: config.SANDBOT_INSTANCE,
+    image: config.SANDBOX_IMAGE,
+    // The layer decides the runtime, the pids limit and any environment the runtime needs.
+    runtime: plan.runtime,
+    env: plan.env,
+    securityOpt: plan.securityOpt,
+    memoryMb: plan.memoryMb,
+    cpus: config.SANDBOX_CPUS,
+    pidsLimit: plan.pidsLimit,
+    ...(plan.nproc ? { nproc: plan.nproc } : {}),
+    tmpMb: config.SANDBOX_TMP_MB,
+    ...(config.SANDBOX_WORKSPACE_MB > 0
+      ? {
+          disk: {
+            // Under the micro-VM the images live in the guest, made through its engine.
+            root: plan.engine === 'guest' ? GUEST_QUOTA_ROOT : config.SANDBOX_DISK_DIR,
+            workspaceMb: config.SANDBOX_WORKSPACE_MB,
+            sessionMb: config.SANDBOX_SESSION_MB,
+            ...(plan.engine === 'guest' ? { onEngine: true } : {}),
+          },
+        }
+      : {}),
+    maxLineBytes: config.SANDBOT_PROTOCOL_MAX_LINE_BYTES,
+    logger,
+  });
+}

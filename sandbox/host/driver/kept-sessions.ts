@@ -1,0 +1,120 @@
+import type { ConversationId } from '../../../src/contracts/conversation/id.js';
+import type { RuntimeToWorker, WorkerToRuntime } from '../../../src/contracts/protocol/agent.js';
+import type { LineResult } from '../../../src/contracts/protocol/lines.js';
+import type { SandboxSession } from './types.js';
+
+/** What a container was made with (its labels), to match an open's options against. */
+export interface AttachedAs {
+  network: string;
+  skills: string;
+}
+
+interface Kept {
+  session: SandboxSession & { unref?(): void; ref?(): void };
+  as: AttachedAs;
+  leases: number;
+  /** Set once a lease ended: lines nobody listens to are dropped from then on, not kept for the next. */
+  sink?: () => void;
+}
+
+/**
+ * The worker's attach connections, kept open between turns: a warm turn then skips the engine's
+ * inspect and attach (≈3 ms of the path to the model). A kept connection is handed out as a lease
+ * whose close() only removes the lease's listeners. It goes when its stream ends (the container
+ * stopped, was killed or removed), when the driver stops, kills or removes the sandbox, when an open
+ * asks for other labels (network policy, skills: the driver then recreates the container), and when
+ * more than `max` are kept (the least recently used first). Between leases, lines from the container
+ * are dropped: nothing is ever delivered to a later turn that was sent before it.
+ */
+export class KeptSessions {
+  private readonly kept = new Map<ConversationId, Kept>();
+
+  constructor(private readonly max: number) {}
+
+  /** A lease on the kept connection, when there is one that matches; undefined otherwise. */
+  lease(
+    conversation: ConversationId,
+    wanted: { network: string; skills?: string },
+  ): SandboxSession | undefined {
+    const kept = this.kept.get(conversation);
+    if (!kept) return undefined;
+    if (
+      kept.as.network !== wanted.network ||
+      (wanted.skills !== undefined && kept.as.skills !== wanted.skills)
+    ) {
+      this.drop(conversation);
+      return undefined;
+    }
+    // Most recently used last, for eviction.
+    this.kept.delete(conversation);
+    this.kept.set(conversation, kept);
+    return this.leaseOf(kept);
+  }
+
+  /** Keeps a newly attached session and returns the first lease on it. */
+  keep(conversation: ConversationId, session: Kept['session'], as: AttachedAs): SandboxSession {
+    this.drop(conversation);
+    const kept: Kept = { session, as, leases: 0 };
+    this.kept.set(conversation, kept);
+    session.onClose(() => {
+      if (this.kept.get(conversation) === kept) this.kept.delete(conversation);
+    });
+    for (const [oldest] of this.kept) {
+      if (this.kept.size <= this.max) break;
+      this.drop(oldest);
+    }
+    return this.leaseOf(kept);
+  }
+
+  /** Whether a connection to the conversation's container is kept (its stream has not ended). */
+  has(conversation: ConversationId): boolean {
+    return this.kept.has(conversation);
+  }
+
+  /** Closes the conversation's kept connection, if any. */
+  drop(conversation: ConversationId): void {
+    const kept = this.kept.get(conversation);
+    if (!kept) return;
+    this.kept.delete(conversation);
+    void kept.session.close();
+  }
+
+  /** Closes every kept connection (the worker stops). */
+  dropAll(): void {
+    for (const conversation of [...this.kept.keys()]) this.drop(conversation);
+  }
+
+  private leaseOf(kept: Kept): SandboxSession {
+    kept.leases += 1;
+    kept.session.ref?.();
+    const offs: (() => void)[] = [];
+    let ended = false;
+    return {
+      conversation: kept.session.conversation,
+      containerId: kept.session.containerId,
+      send: (message: WorkerToRuntime) => {
+        if (ended) throw new Error(`the lease on the sandbox of ${kept.session.conversation} was closed`);
+        kept.session.send(message);
+      },
+      onMessage: (listener: (result: LineResult<RuntimeToWorker>) => void) => {
+        const off = kept.session.onMessage(listener);
+        offs.push(off);
+        return off;
+      },
+      onClose: (listener: (reason: string) => void) => {
+        const off = kept.session.onClose(listener);
+        offs.push(off);
+        return off;
+      },
+      close: async () => {
+        if (ended) return;
+        ended = true;
+        for (const off of offs.splice(0)) off();
+        kept.leases -= 1;
+        kept.sink ??= kept.session.onMessage(() => undefined);
+        // An idle kept connection does not keep the process alive.
+        if (kept.leases === 0) kept.session.unref?.();
+      },
+    };
+  }
+}

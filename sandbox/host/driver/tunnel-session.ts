@@ -1,0 +1,85 @@
+import type { Duplex } from 'node:stream';
+import type { RuntimeToWorker } from '../../../src/contracts/protocol/agent.js';
+import {
+  EGRESS_MAX_OPENS_PER_LEASE,
+  EGRESS_MAX_STREAMS,
+  type EgressFrame,
+  type EgressStreamFrame,
+} from '../../../src/contracts/protocol/egress.js';
+import { EgressStreams } from '../../../src/contracts/protocol/egress-streams.js';
+import type { SandboxSession } from './types.js';
+
+const isEgressFrame = (message: RuntimeToWorker): message is Extract<RuntimeToWorker, EgressFrame> =>
+  message.type.startsWith('egress_');
+
+/**
+ * The worker's end of the egress tunnel (src/contracts/protocol/egress.ts): wraps one lease on a sandbox's
+ * protocol stream, connects each stream the sandbox opens to the egress proxy (`connect`), and passes
+ * every other line on to the session's listeners, so a turn never sees a tunnel frame. Streams end
+ * with the lease. The proxy checks each request's credentials and grants: this decides nothing but
+ * how many streams one sandbox may hold at once.
+ */
+export function withEgressTunnel(session: SandboxSession, connect: () => Duplex): SandboxSession {
+  const listeners = new Set<Parameters<SandboxSession['onMessage']>[0]>();
+  const send = (frame: EgressStreamFrame) => {
+    try {
+      session.send(frame);
+    } catch {
+      // The sandbox is gone: its streams end with the lease.
+    }
+  };
+  const streams = new EgressStreams(send);
+  let opens = 0;
+
+  const open = (stream: number) => {
+    if (streams.has(stream))
+      return send({ type: 'egress_close', stream, reason: 'stream id already in use' });
+    if (streams.size >= EGRESS_MAX_STREAMS) {
+      return send({
+        type: 'egress_close',
+        stream,
+        reason: `over ${EGRESS_MAX_STREAMS} connections open at once`,
+      });
+    }
+    opens += 1;
+    if (opens > EGRESS_MAX_OPENS_PER_LEASE) {
+      return send({
+        type: 'egress_close',
+        stream,
+        reason: `over ${EGRESS_MAX_OPENS_PER_LEASE} connections in one turn`,
+      });
+    }
+    streams.add(stream, connect());
+  };
+
+  const unsubscribe = session.onMessage((line) => {
+    if (!line.ok || !isEgressFrame(line.value)) {
+      for (const listener of listeners) listener(line);
+      return;
+    }
+    const frame = line.value;
+    if (frame.type === 'egress_open') open(frame.stream);
+    else streams.receive(frame);
+  });
+
+  return {
+    conversation: session.conversation,
+    containerId: session.containerId,
+    send: (message) => session.send(message),
+    onMessage(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    onClose(listener) {
+      return session.onClose((reason) => {
+        streams.closeAll();
+        listener(reason);
+      });
+    },
+    async close() {
+      streams.closeAll();
+      unsubscribe();
+      await session.close();
+    },
+  };
+}

@@ -1,0 +1,260 @@
+import { z } from 'zod';
+import { SkillRules } from '../../shared/stores/skill-enablement.js';
+import { NetworkRules } from '../policy/network-policy.js';
+
+/**
+ * Every setting sandbot reads, from the environment (and `.env`). This schema is the single source of
+ * truth: `.env.example` and the README's config table are checked against it by a test.
+ */
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/** A comma-separated list; empty or unset means "no restriction" where the setting says so. */
+const list = z
+  .string()
+  .optional()
+  .transform((v) =>
+    (v ?? '')
+      .split(',')
+      .map((item) => item.trim())
+      .filter(Boolean),
+  );
+const optionalSecret = z
+  .string()
+  .optional()
+  .transform((v) => (v === '' ? undefined : v));
+
+export const ConfigSchema = z.object({
+  SANDBOT_INSTANCE: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]{0,30}$/, 'lowercase letters, digits and "-", up to 31 characters')
+    .default('sandbot')
+    .describe('Name of this deployment: prefixes Redis keys, container names and labels.'),
+  SANDBOT_REDIS_URL: z
+    .string()
+    .url()
+    .default('redis://127.0.0.1:6379')
+    .describe('Redis server (queues, leases).'),
+  DOCKER_HOST: z
+    .string()
+    .optional()
+    .describe('Container engine endpoint (unix:///path or tcp://host:port); default: the local socket.'),
+  SANDBOX_IMAGE: z.string().min(1).default('sandbot-sandbox:latest').describe('Image each sandbox runs.'),
+  SANDBOX_LAYER: z
+    .enum(['container', 'gvisor', 'microvm'])
+    .default('container')
+    .describe(
+      'Isolation layers: container (runc or SANDBOX_RUNTIME), gvisor (every sandbox under runsc), microvm (every sandbox inside a QEMU guest built by `sandbot vm build`).',
+    ),
+  SANDBOT_VM_DIR: z
+    .string()
+    .min(1)
+    .default('./data/vm')
+    .describe(
+      'Micro-VM files: the built guest, its TLS keys, its data disk (images, volumes) and run state.',
+    ),
+  SANDBOT_VM_MEMORY_MB: int(256, 1_048_576).default(2048).describe('Micro-VM guest memory, MiB.'),
+  SANDBOT_VM_CPUS: int(1, 256).default(2).describe('Micro-VM guest CPUs.'),
+  SANDBOT_VM_DISK_MB: int(1024, 16_777_216)
+    .default(16_384)
+    .describe('Micro-VM data disk (images, sandbox volumes), MiB; a sparse file, created once.'),
+  SANDBOT_VM_ACCEL: z
+    .enum(['auto', 'kvm', 'tcg'])
+    .default('auto')
+    .describe(
+      'Micro-VM acceleration: kvm (hardware), tcg (software emulation, slow), auto = kvm when the host CPU has vmx/svm and /dev/kvm.',
+    ),
+  SANDBOT_VM_BOOT_SECONDS: int(5, 3600)
+    .default(300)
+    .describe('How long starting the micro-VM may take until its engine answers.'),
+  SANDBOX_RUNTIME: z
+    .string()
+    .optional()
+    .describe('OCI runtime registered with the engine (e.g. runsc); default: the engine default (runc).'),
+  SANDBOX_MEMORY_MB: int(32, 65_536).default(512).describe('Memory limit per sandbox, MiB.'),
+  SANDBOX_CPUS: z.coerce.number().min(0.05).max(64).default(1).describe('CPU limit per sandbox, in cores.'),
+  SANDBOX_PIDS: int(16, 65_536).default(256).describe('Process limit per sandbox.'),
+  SANDBOX_TMP_MB: int(1, 4096).default(64).describe('Size of the tmpfs mounted at /tmp, MiB.'),
+  SANDBOX_WORKSPACE_MB: int(0, 1_048_576)
+    .default(0)
+    .describe(
+      'Size cap of each /workspace, MiB: a loop-mounted ext4 image under SANDBOX_DISK_DIR (needs root on the engine host; under the micro-VM, in the guest on its data disk). 0: uncapped Docker volumes.',
+    ),
+  SANDBOX_SESSION_MB: int(1, 1_048_576)
+    .default(64)
+    .describe('Size cap of each /session (history), MiB, when SANDBOX_WORKSPACE_MB is set.'),
+  SANDBOX_DISK_DIR: z
+    .string()
+    .min(1)
+    .default('./data/volumes')
+    .describe(
+      'Where size-capped volume images live (on the engine host; under the micro-VM the guest keeps them on its data disk instead).',
+    ),
+  SANDBOX_IDLE_SECONDS: int(10, 604_800)
+    .default(600)
+    .describe('Stop a sandbox after this long without a turn.'),
+  SANDBOX_TOOL_TIMEOUT_SECONDS: int(1, 3600).default(60).describe('Time limit of one tool call.'),
+  SANDBOX_TOOL_OUTPUT_BYTES: int(256, 1_048_576).default(16_384).describe('Output kept from one tool call.'),
+  SANDBOX_TURN_TIMEOUT_SECONDS: int(5, 86_400).default(600).describe('Wall time of one turn.'),
+  SANDBOT_PROTOCOL_MAX_LINE_BYTES: int(65_536, 16_777_216)
+    .default(1_048_576)
+    .describe(
+      'Longest protocol line either end accepts (the sandbox runtime is given the same cap; at least 64 KiB, for egress tunnel frames).',
+    ),
+  SANDBOT_NETWORK_RULES: NetworkRules.describe(
+    'Network grants from config: "<conversation-prefix>=<host>,<host>;…" (prefixes match whole id segments, e.g. slack:T1:C2 or discord:<guild>:<channel>; end one with * for a raw prefix; hosts exact or *.suffix, optional :port). Default: no network.',
+  ),
+  SANDBOT_EGRESS_PORT: int(0, 65_535)
+    .default(3128)
+    .describe(
+      'Port of the egress proxy on the sandboxes’ network gateway (0: any free port). Where egress is tunnelled (gVisor with --network=none, micro-VM) the proxy takes any free port on the worker’s loopback instead.',
+    ),
+  SANDBOT_EGRESS_MAX_BYTES: int(1024, 10_737_418_240)
+    .default(52_428_800)
+    .describe('Bytes one proxied request may move (both directions).'),
+  SANDBOT_EGRESS_MAX_SECONDS: int(1, 3600).default(120).describe('Time one proxied request may last.'),
+  SANDBOT_TRIPWIRE_EGRESS_REFUSALS: int(1, 10_000)
+    .default(5)
+    .describe('Refused network requests in one turn that kill and quarantine the sandbox.'),
+  SANDBOT_SKILLS_DIR: z
+    .string()
+    .min(1)
+    .default('./data/skills')
+    .describe(
+      'Where vetted skills live (files, scan reports, approvals, the skills ledger); the CLI, gateways and workers must see the same folder.',
+    ),
+  SANDBOT_SKILLS: SkillRules.describe(
+    'Skills enabled from config: "<conversation-prefix>=<skill>,<skill>@<version>;…" (only approved, unchanged skills load). Default: none.',
+  ),
+  OLLAMA_HOST: z
+    .string()
+    .url()
+    .default('http://127.0.0.1:11434')
+    .describe('Ollama server the model broker calls.'),
+  SANDBOT_MODEL: z.string().min(1).default('qwen2.5:7b').describe('Model used for every conversation.'),
+  SANDBOT_MODEL_TIMEOUT_SECONDS: int(1, 3600).default(120).describe('Time limit of one model request.'),
+  SANDBOT_MAX_MODEL_CALLS_PER_TURN: int(1, 1000).default(24).describe('Model requests allowed in one turn.'),
+  SANDBOT_MAX_TOKENS_PER_TURN: int(100, 100_000_000)
+    .default(200_000)
+    .describe('Model tokens (prompt + completion) one turn may use.'),
+  SANDBOX_MAX_LIVE: int(1, 100_000)
+    .default(50)
+    .describe('Running sandboxes per worker; past it idle ones are stopped first, then turns wait.'),
+  SANDBOX_WARM_POOL: int(0, 1000)
+    .default(0)
+    .describe(
+      'Sandboxes a worker keeps started ahead for new conversations (each used once; they count toward SANDBOX_MAX_LIVE). Not with SANDBOX_WORKSPACE_MB.',
+    ),
+  SANDBOT_EPHEMERAL: list.describe(
+    'Conversation-id prefixes (whole segments, or ending in *) whose workspace is wiped (not just stopped) when idle, comma-separated.',
+  ),
+  SANDBOT_WORKER_CONCURRENCY: int(1, 1000).default(4).describe('Conversations one worker runs at once.'),
+  SANDBOT_TASKS_PER_USER: int(1, 1000)
+    .default(2)
+    .describe('Tasks (group-channel threads) one person may have running at once; more wait in line.'),
+  SANDBOT_TASKS_PER_CHANNEL: int(1, 10_000)
+    .default(4)
+    .describe('Tasks one channel may have running at once; more wait in line.'),
+  SANDBOT_DELEGATE_MAX_DEPTH: int(0, 5)
+    .default(1)
+    .describe(
+      'How deep sub-agents may nest (1: agents may delegate, sub-agents may not; 0: no delegate tool).',
+    ),
+  SANDBOT_DELEGATE_MAX_FANOUT: int(1, 50)
+    .default(3)
+    .describe('Sub-agents one agent may start (over the life of its conversation).'),
+  SANDBOT_DELEGATE_MAX_SANDBOXES: int(1, 500)
+    .default(6)
+    .describe('Sub-agent sandboxes one task may use in all, at every depth.'),
+  SANDBOT_DELEGATE_MAX_SECONDS: int(10, 86_400)
+    .default(480)
+    .describe(
+      'Wall time of a delegation, sub-agents of sub-agents included; then they are stopped (the parent’s turn limit still applies).',
+    ),
+  SANDBOT_TURN_LEASE_SECONDS: int(2, 600)
+    .default(30)
+    .describe('A dead worker’s turn is taken over after this long without a lease renewal.'),
+  SANDBOT_MAX_MESSAGE_CHARS: int(1, 100_000).default(8000).describe('Longest message text accepted.'),
+  SANDBOT_HTTP_HOST: z
+    .string()
+    .min(1)
+    .default('127.0.0.1')
+    .describe('Address the gateway’s HTTP server binds.'),
+  SANDBOT_HTTP_PORT: int(0, 65_535)
+    .default(8787)
+    .describe('Port of the gateway’s HTTP server (web chat, API, health).'),
+  SANDBOT_API_TOKEN: optionalSecret.describe(
+    'When set, the web API requires "Authorization: Bearer <token>".',
+  ),
+  SANDBOT_WEB_CHAT: z
+    .enum(['auto', 'on', 'off'])
+    .default('auto')
+    .describe('Serve the web chat and API: auto = only when no Slack or Discord token is set.'),
+  SANDBOT_FILE_MAX_BYTES: int(1024, 104_857_600)
+    .default(10_485_760)
+    .describe('Largest file taken from a chat attachment or handed back from /workspace/outbox.'),
+  SLACK_BOT_TOKEN: optionalSecret.describe('Slack bot token (xoxb-…); enables the Slack adapter.'),
+  SLACK_APP_TOKEN: optionalSecret.describe(
+    'Slack app-level token (xapp-…): Socket Mode, no public URL needed.',
+  ),
+  SLACK_SIGNING_SECRET: optionalSecret.describe(
+    'Slack signing secret: HTTP Events API at POST /slack/events (used when SLACK_APP_TOKEN is unset).',
+  ),
+  SLACK_API_URL: z
+    .string()
+    .url()
+    .default('https://slack.com/api/')
+    .describe('Slack Web API base URL (point it at a local server for tests).'),
+  SLACK_SOCKET_PING_TIMEOUT_MS: int(300, 120_000)
+    .default(5000)
+    .describe(
+      'Socket Mode: a pong later than this drops the connection; reconnects wait this long times the attempt number.',
+    ),
+  SLACK_ALLOWED_TEAMS: list.describe(
+    'Slack workspace ids allowed to use the bot, comma-separated (empty: all).',
+  ),
+  SLACK_ALLOWED_CHANNELS: list.describe(
+    'Slack channel ids allowed, comma-separated (empty: all; DMs count as channels).',
+  ),
+  SLACK_ALLOWED_USERS: list.describe('Slack user ids allowed, comma-separated (empty: all).'),
+  SLACK_ADMIN_USERS: list.describe('Slack user ids allowed admin commands (kill, network), comma-separated.'),
+  DISCORD_TOKEN: optionalSecret.describe('Discord bot token; enables the Discord adapter.'),
+  DISCORD_APPLICATION_ID: optionalSecret.describe('Discord application id (needed with DISCORD_TOKEN).'),
+  DISCORD_API_URL: z
+    .string()
+    .url()
+    .default('https://discord.com/api')
+    .describe('Discord REST base URL; the gateway URL then comes from GET /gateway/bot.'),
+  DISCORD_GUILD_IDS: list.describe(
+    'Guilds to register slash commands in at once (empty: register globally).',
+  ),
+  DISCORD_ALLOWED_GUILDS: list.describe('Discord guild ids allowed, comma-separated (empty: all).'),
+  DISCORD_ALLOWED_CHANNELS: list.describe(
+    'Discord channel ids allowed (a thread counts as its parent), comma-separated (empty: all).',
+  ),
+  DISCORD_ALLOWED_ROLES: list.describe('Discord role ids allowed, comma-separated (empty: everyone).'),
+  DISCORD_ADMIN_ROLE: optionalSecret.describe('Discord role id for /kill, /network and /run.'),
+  SANDBOT_AUDIT_DIR: z
+    .string()
+    .min(1)
+    .default('./data/audit')
+    .describe(
+      'Audit log directory: one hash-chained JSONL file per conversation (never mounted into a sandbox).',
+    ),
+  SANDBOT_AUDIT_CONTENT: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true')
+    .describe('Also record message texts and model request/response content in the audit log.'),
+  SANDBOT_AUDIT_RETENTION_DAYS: int(1, 36_500)
+    .default(90)
+    .describe('Delete a conversation’s audit file this many days after its last event.'),
+  SANDBOT_AUDIT_STREAM_MAX: int(100, 100_000_000)
+    .default(100_000)
+    .describe('Events kept (about) in the Redis stream for `sandbot audit tail`.'),
+  SANDBOT_LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .default('info')
+    .describe('Log level.'),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+export const SETTING_NAMES = Object.keys(ConfigSchema.shape) as (keyof Config)[];

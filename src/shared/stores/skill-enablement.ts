@@ -1,0 +1,113 @@
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { type ConversationId, conversationKey, coversConversation } from '../../contracts/conversation/id.js';
+import { splitPrefixRules } from '../../contracts/conversation/prefix-rules.js';
+import { parentConversationId } from '../../contracts/tasks/task.js';
+import { parseSkillRef } from '../../worker/skills/manifest.js';
+
+/**
+ * Which skills a conversation has enabled: config rules (SANDBOT_SKILLS, by conversation prefix, so a
+ * whole channel) plus an admin's changes in chat (kept in Redis per conversation). Only names are kept
+ * here; whether a skill is approved and unchanged is decided each time it is used.
+ */
+
+/** "name" (the newest approved version) or "name@version". */
+export type EnabledRef = { name: string; version?: string };
+
+export const SkillRules = z
+  .string()
+  .optional()
+  .transform((text, ctx) => {
+    try {
+      return splitPrefixRules(text, 'skill>,<skill').map((rule) => ({
+        prefix: rule.prefix,
+        skills: rule.values
+          .split(/[\s,]+/)
+          .filter(Boolean)
+          .map((word) => {
+            const ref = parseSkillRef(word);
+            if (!ref) throw new Error(`"${word}" is not a skill name (name or name@1.2.3)`);
+            return ref;
+          }),
+      }));
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      return z.NEVER;
+    }
+  });
+export type SkillRules = z.infer<typeof SkillRules>;
+
+const Override = z.object({
+  enabled: z.array(z.object({ name: z.string(), version: z.string().optional() })),
+  disabled: z.array(z.string()),
+  by: z.string(),
+  at: z.string(),
+});
+type Override = z.infer<typeof Override>;
+
+/** The effective list: config rules and admin enables, minus admin disables; one version per name. */
+export function effectiveSkills(rules: SkillRules, conversation: string, override?: Override): EnabledRef[] {
+  const byName = new Map<string, EnabledRef>();
+  for (const rule of rules.filter((r) => coversConversation(r.prefix, conversation))) {
+    for (const ref of rule.skills) byName.set(ref.name, ref);
+  }
+  for (const ref of override?.enabled ?? []) byName.set(ref.name, ref);
+  for (const name of override?.disabled ?? []) byName.delete(name);
+  return [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
+}
+
+export class SkillEnablement {
+  constructor(
+    private readonly redis: Redis,
+    private readonly instance: string,
+    private readonly rules: SkillRules,
+  ) {}
+
+  private key(conversation: ConversationId): string {
+    return `${this.instance}:conv:${conversationKey(conversation)}:skills`;
+  }
+
+  private async override(conversation: ConversationId): Promise<Override | undefined> {
+    const raw = await this.redis.get(this.key(conversation));
+    if (raw === null) return undefined;
+    const parsed = Override.safeParse(JSON.parse(raw));
+    return parsed.success ? parsed.data : undefined;
+  }
+
+  /** A sub-agent gets at most its parent's skills (so at most its hosts), whatever rules name it. */
+  async enabledFor(conversation: ConversationId): Promise<EnabledRef[]> {
+    const own = effectiveSkills(this.rules, conversation, await this.override(conversation));
+    const parent = parentConversationId(conversation);
+    if (!parent || own.length === 0) return own;
+    const allowed = await this.enabledFor(parent);
+    return own.filter((ref) =>
+      allowed.some((p) => p.name === ref.name && (!ref.version || !p.version || p.version === ref.version)),
+    );
+  }
+
+  async enable(conversation: ConversationId, ref: EnabledRef, by: string): Promise<EnabledRef[]> {
+    const now = (await this.override(conversation)) ?? { enabled: [], disabled: [], by, at: '' };
+    await this.write(conversation, {
+      enabled: [...now.enabled.filter((r) => r.name !== ref.name), ref],
+      disabled: now.disabled.filter((n) => n !== ref.name),
+      by,
+      at: new Date().toISOString(),
+    });
+    return this.enabledFor(conversation);
+  }
+
+  async disable(conversation: ConversationId, name: string, by: string): Promise<EnabledRef[]> {
+    const now = (await this.override(conversation)) ?? { enabled: [], disabled: [], by, at: '' };
+    await this.write(conversation, {
+      enabled: now.enabled.filter((r) => r.name !== name),
+      disabled: [...new Set([...now.disabled, name])],
+      by,
+      at: new Date().toISOString(),
+    });
+    return this.enabledFor(conversation);
+  }
+
+  private async write(conversation: ConversationId, override: Override): Promise<void> {
+    await this.redis.set(this.key(conversation), JSON.stringify(override));
+  }
+}

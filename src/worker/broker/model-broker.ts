@@ -1,0 +1,148 @@
+import { type Message, Ollama, type Tool } from 'ollama';
+import type { ChatMessage } from '../../contracts/protocol/agent.js';
+import type { SkillToolDefinition } from '../../contracts/protocol/skill-tools.js';
+import { toolDefinitions } from '../../contracts/protocol/tools.js';
+import { classifyOllamaError, ModelBrokerError } from './errors.js';
+import { ollamaFetch } from './ollama-fetch.js';
+import { addChunk, buildRequestMessages, emptyReply, finishReply } from './reply.js';
+import { defaultSystemPrompt } from './system-prompt.js';
+
+/**
+ * The worker's only way to a model: Ollama's native /api/chat (tool calling works there), streamed,
+ * with a deadline per request. The sandbox never talks to Ollama; it asks the worker, which calls this.
+ */
+
+export interface ModelBrokerOptions {
+  /** Ollama base URL (OLLAMA_HOST). */
+  host: string;
+  /** Time limit of one request, from sending it to the last streamed chunk. */
+  timeoutMs: number;
+}
+
+export interface ChatRequest {
+  model: string;
+  messages: readonly ChatMessage[];
+  /** Put first in the request; defaults to the built-in sandbox prompt. */
+  system?: string;
+  /** Cancels the request, including the HTTP call. */
+  signal?: AbortSignal;
+  /** Called with each piece of streamed text, for progress. */
+  onDelta?: (text: string) => void;
+  /** Tools offered besides the built-in ones (the conversation's enabled skills). */
+  tools?: readonly SkillToolDefinition[];
+}
+
+export interface ChatResult {
+  message: ChatMessage;
+  promptTokens: number;
+  completionTokens: number;
+  durationMs: number;
+}
+
+export type CheckResult<T extends object = object> =
+  | ({ ok: true } & T)
+  | { ok: false; error: ModelBrokerError };
+
+export class ModelBroker {
+  private readonly host: string;
+  private readonly timeoutMs: number;
+  private readonly tools = toolDefinitions() as Tool[];
+
+  constructor(options: ModelBrokerOptions) {
+    this.host = options.host.replace(/\/+$/, '');
+    this.timeoutMs = options.timeoutMs;
+  }
+
+  async chat(request: ChatRequest): Promise<ChatResult> {
+    const started = performance.now();
+    return this.withDeadline(request.model, request.signal, async (signal) => {
+      const messages = buildRequestMessages(request.system ?? defaultSystemPrompt(), request.messages);
+      const stream = await this.client(signal).chat({
+        model: request.model,
+        messages: messages as Message[],
+        tools: request.tools?.length ? [...this.tools, ...(request.tools as Tool[])] : this.tools,
+        stream: true,
+      });
+      let state = emptyReply();
+      for await (const chunk of stream) {
+        const next = addChunk(state, chunk);
+        state = next.state;
+        if (next.delta !== '') request.onDelta?.(next.delta);
+      }
+      return {
+        message: finishReply(state),
+        promptTokens: state.promptTokens,
+        completionTokens: state.completionTokens,
+        durationMs: Math.round(performance.now() - started),
+      };
+    });
+  }
+
+  /** Is Ollama there? Answers its version. */
+  async checkServer(): Promise<CheckResult<{ version: string }>> {
+    return this.check(undefined, async (signal) => {
+      const { version } = await this.client(signal).version();
+      if (typeof version !== 'string') throw new SyntaxError('/api/version answered without a version');
+      return { version };
+    });
+  }
+
+  /** Is the model pulled? On a missing model, also lists the models that are. */
+  async checkModel(model: string): Promise<CheckResult & { pulled?: string[] }> {
+    const result = await this.check(model, async (signal) => {
+      await this.client(signal).show({ model });
+      return {};
+    });
+    if (result.ok || result.error.kind !== 'model_missing') return result;
+    const listed = await this.check(undefined, async (signal) => {
+      const { models } = await this.client(signal).list();
+      return { pulled: Array.isArray(models) ? models.map((m) => String(m.name)) : [] };
+    });
+    return listed.ok ? { ...result, pulled: listed.pulled } : result;
+  }
+
+  private async check<T extends object>(
+    model: string | undefined,
+    fn: (signal: AbortSignal) => Promise<T>,
+  ): Promise<CheckResult<T>> {
+    try {
+      return { ok: true, ...(await this.withDeadline(model, undefined, fn)) };
+    } catch (error) {
+      return { ok: false, error: error as ModelBrokerError };
+    }
+  }
+
+  private client(signal: AbortSignal): Ollama {
+    // One client per request: the client cannot take a signal, so it goes into its fetch.
+    return new Ollama({ host: this.host, fetch: ollamaFetch(signal) });
+  }
+
+  /** Runs `fn` under the request deadline and the caller's signal; every error leaves as ModelBrokerError. */
+  private async withDeadline<T>(
+    model: string | undefined,
+    callerSignal: AbortSignal | undefined,
+    fn: (signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
+    const controller = new AbortController();
+    const timer = setTimeout(
+      () => controller.abort(new DOMException(`no answer within ${this.timeoutMs} ms`, 'TimeoutError')),
+      this.timeoutMs,
+    );
+    const cancel = () => controller.abort(new DOMException('cancelled by the caller', 'AbortError'));
+    if (callerSignal?.aborted) cancel();
+    else callerSignal?.addEventListener('abort', cancel, { once: true });
+    try {
+      return await fn(controller.signal);
+    } catch (error) {
+      // After our own abort, whatever surfaced (a read error, a cut stream) is because of the abort.
+      const cause = controller.signal.aborted ? controller.signal.reason : error;
+      throw classifyOllamaError(cause, { host: this.host, model, timeoutMs: this.timeoutMs });
+    } finally {
+      clearTimeout(timer);
+      callerSignal?.removeEventListener('abort', cancel);
+      controller.abort(); // ends the HTTP request if the answer was abandoned half-way
+    }
+  }
+}
+
+export { ModelBrokerError };

@@ -1,0 +1,97 @@
+import { z } from 'zod';
+import { ChatMessage } from '../../contracts/protocol/agent.js';
+import { ModelBrokerError } from './errors.js';
+
+/**
+ * Pure parts of a model call: what the broker sends (system prompt first, the sandbox's own system
+ * messages dropped) and how streamed chunks become one validated assistant message.
+ */
+
+/** The sandbox is untrusted: it must not be able to add or replace system instructions. */
+export function buildRequestMessages(system: string, messages: readonly ChatMessage[]): ChatMessage[] {
+  return [{ role: 'system', content: system }, ...messages.filter((m) => m.role !== 'system')];
+}
+
+/** The fields of one streamed /api/chat chunk the broker reads; everything else is ignored. */
+const ChatChunk = z.object({
+  message: z
+    .object({
+      content: z.string().optional(),
+      tool_calls: z.array(z.unknown()).optional(),
+    })
+    .optional(),
+  done: z.boolean().optional(),
+  done_reason: z.string().optional(),
+  prompt_eval_count: z.number().optional(),
+  eval_count: z.number().optional(),
+});
+
+export interface ReplyState {
+  content: string;
+  toolCalls: unknown[];
+  done: boolean;
+  doneReason?: string;
+  promptTokens: number;
+  completionTokens: number;
+}
+
+export function emptyReply(): ReplyState {
+  return { content: '', toolCalls: [], done: false, promptTokens: 0, completionTokens: 0 };
+}
+
+/** Folds one chunk into the state; returns the new text (for progress) alongside. */
+export function addChunk(state: ReplyState, raw: unknown): { state: ReplyState; delta: string } {
+  const parsed = ChatChunk.safeParse(raw);
+  if (!parsed.success) {
+    throw notAChatMessage(`a streamed chunk ${describe(raw)} (${parsed.error.issues[0]?.message})`);
+  }
+  const chunk = parsed.data;
+  const delta = chunk.message?.content ?? '';
+  const next: ReplyState = {
+    content: state.content + delta,
+    toolCalls: [...state.toolCalls, ...(chunk.message?.tool_calls ?? [])],
+    done: state.done || chunk.done === true,
+    doneReason: chunk.done_reason ?? state.doneReason,
+    promptTokens: chunk.prompt_eval_count ?? state.promptTokens,
+    completionTokens: chunk.eval_count ?? state.completionTokens,
+  };
+  return { state: next, delta };
+}
+
+/** The assembled assistant message, validated like any other boundary. */
+export function finishReply(state: ReplyState): ChatMessage {
+  if (!state.done) throw notAChatMessage('the stream ended before the model was done');
+  const candidate = {
+    role: 'assistant',
+    content: state.content,
+    ...(state.toolCalls.length > 0 ? { tool_calls: state.toolCalls } : {}),
+  };
+  const parsed = ChatMessage.safeParse(candidate);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw notAChatMessage(
+      `${issue?.path.join('.') || 'message'}: ${issue?.message} in ${describe(candidate)}`,
+    );
+  }
+  // A call to a tool that does not exist is passed on: the runtime answers it with a tool error naming
+  // the real tools, which lets a small model correct itself instead of failing the whole turn.
+  return parsed.data;
+}
+
+function notAChatMessage(detail: string): ModelBrokerError {
+  return new ModelBrokerError(
+    'bad_response',
+    `the model answered something that is not a valid chat message: ${detail}`,
+  );
+}
+
+/** A short rendering of untrusted data for an error message. */
+function describe(value: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+}
