@@ -1,14 +1,9 @@
 import type { Redis } from 'ioredis';
-import { type ConversationId, conversationKey } from '../../src/contracts/conversation/id.js';
+import type { ConversationId } from '../../src/contracts/conversation/id.js';
 import { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
+import { webKeys } from '../../src/contracts/redis/keys.js';
+import { WEB_DELIVER, WEB_EVENT_FIELD } from '../../src/contracts/redis/scripts.js';
 import type { WebEventSubscriber, WebStreamEntry } from './ports.js';
-
-/** Redis keys of the web adapter, namespaced by the instance (SANDBOT_INSTANCE). */
-export const webKeys = {
-  events: (instance: string, conversation: ConversationId) =>
-    `${instance}:web:events:${conversationKey(conversation)}`,
-  delivered: (instance: string, eventId: string) => `${instance}:web:delivered:${eventId}`,
-};
 
 /** A Redis stream id as XADD makes it: what a client may send back as Last-Event-ID. */
 export const STREAM_ID = /^\d{1,20}-\d{1,20}$/;
@@ -17,16 +12,6 @@ const STREAM_MAX_LEN = 1000;
 const DELIVERED_TTL_SECONDS = 86_400;
 /** A stream untouched this long belongs to an abandoned session: let Redis reclaim it. */
 const STREAM_TTL_SECONDS = 7 * 86_400;
-const FIELD = 'event';
-
-// Guard and append in one atomic step: a crash between them can neither lose nor duplicate an event.
-const DELIVER_SCRIPT = `
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then
-  local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', '${FIELD}', ARGV[1])
-  redis.call('EXPIRE', KEYS[2], ARGV[4])
-  return id
-end
-return false`;
 
 export interface WebEventStreamOptions {
   /** How long one XREAD blocks before it is issued again (ms). */
@@ -57,7 +42,7 @@ export class WebEventStream implements WebEventSubscriber {
       );
     }
     const streamId = await this.redis.eval(
-      DELIVER_SCRIPT,
+      WEB_DELIVER,
       2,
       webKeys.delivered(this.instance, parsed.id),
       webKeys.events(this.instance, parsed.conversation),
@@ -121,7 +106,7 @@ export class WebEventStream implements WebEventSubscriber {
 
 /** Entries are written only by `deliver`, already validated; one that does not parse is skipped. */
 function decodeEntry(fields: string[]): OutboundEvent | undefined {
-  const at = fields.indexOf(FIELD);
+  const at = fields.indexOf(WEB_EVENT_FIELD);
   const json = at >= 0 ? fields[at + 1] : undefined;
   if (json === undefined) return undefined;
   try {

@@ -4,7 +4,7 @@ import type { SandboxDriver } from '../../sandbox/host/driver/types.js';
 import type { ConversationId } from '../contracts/conversation/id.js';
 import { bullPrefix, INBOUND_QUEUE, instanceKeys } from '../contracts/redis/keys.js';
 import type { AuditRecorder } from '../shared/audit/audit-log.js';
-import { ControlMessage, controlChannel } from '../shared/queue/conversation-control.js';
+import { ControlMessage } from '../shared/queue/conversation-control.js';
 import type { ConversationStore, Turn } from '../shared/queue/conversation-store.js';
 import type { InboundQueue } from '../shared/queue/inbound-queue.js';
 import { InboundJob } from '../shared/queue/inbound-queue.js';
@@ -93,7 +93,7 @@ export class SandboxWorker {
     this.worker.on('error', (error) => this.deps.logger.warn({ err: error }, 'inbound worker error'));
     this.control = this.deps.connection.duplicate();
     this.control.on('message', (_channel: string, raw: string) => this.onControl(raw));
-    void this.control.subscribe(controlChannel(this.options.instance));
+    void this.control.subscribe(instanceKeys(this.options.instance).control);
     this.every(Math.max(this.leaseMs, 2000), () => this.sweep());
     this.every(Math.min(30_000, this.options.idleSeconds * 500), () => this.stopIdleSandboxes());
   }

@@ -9,7 +9,7 @@ import { layerPlan } from '../../sandbox/host/layers/layer.js';
 import { judgeRegistration, type RegisteredRuntime } from '../../sandbox/host/layers/layer-check.js';
 import { webConversationId } from '../../src/contracts/conversation/id.js';
 import { createLogger } from '../../src/contracts/log/logger.js';
-import { layersKey } from '../../src/shared/stores/layer-report.js';
+import { instanceKeys } from '../../src/contracts/redis/keys.js';
 import { startWorker } from '../../src/worker/start-worker.js';
 import { dropInstanceKeys, REDIS_URL, testInstance } from '../helpers/redis.js';
 import { shellModel, turnEnd } from '../helpers/shell-model.js';
@@ -102,7 +102,7 @@ describe('a layer the worker cannot run', () => {
         (e: unknown) => e as Error,
       );
       // It took no work: it never published a layer.
-      expect(await redis.hlen(layersKey(instance))).toBe(0);
+      expect(await redis.hlen(instanceKeys(instance).layers)).toBe(0);
       return error?.message ?? '';
     } finally {
       await dropInstanceKeys(instance);

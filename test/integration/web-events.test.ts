@@ -3,10 +3,11 @@ import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { WebEventStream, webKeys } from '../../adapters/web/event-stream.js';
+import { WebEventStream } from '../../adapters/web/event-stream.js';
 import { ConfigSchema } from '../../src/contracts/config/schema.js';
 import { webConversationId } from '../../src/contracts/conversation/id.js';
 import { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
+import { webKeys } from '../../src/contracts/redis/keys.js';
 import { createHttpServer } from '../../src/gateway/http-server.js';
 
 // Outbound events through the real Redis stream and the real SSE route, read by a real HTTP client.

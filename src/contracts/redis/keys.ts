@@ -1,6 +1,21 @@
-import { type ConversationId, conversationKey } from '../conversation/id.js';
+import { type ConversationId, conversationKey, shortHash } from '../conversation/id.js';
 
-/** Every Redis key sandbot writes, in one place, namespaced by the instance. */
+/**
+ * Every Redis key sandbot writes, in one place (the Slack and Discord adapters' own are in
+ * chat-keys.ts). All live under the instance (SANDBOT_INSTANCE), so deployments and test runs sharing a
+ * Redis stay apart. The strings are the data's address: changing one orphans what Redis already holds.
+ */
+
+// ── Queues ──────────────────────────────────────────────────────────────────────────────────────────
+
+/** BullMQ's own key prefix; queue names are fixed. */
+export const bullPrefix = (instance: string) => `${instance}:bull`;
+export const INBOUND_QUEUE = 'inbound';
+export const OUTBOUND_QUEUE = 'outbound';
+
+// ── Per conversation: `<instance>:conv:<conversationKey>:…` ──────────────────────────────────────────
+
+/** The keys of one conversation: its queue (conversation store) and the stores kept per conversation. */
 export function conversationKeys(instance: string, conversation: ConversationId) {
   const base = `${instance}:conv:${conversationKey(conversation)}`;
   return {
@@ -16,17 +31,111 @@ export function conversationKeys(instance: string, conversation: ConversationId)
     inflight: `${base}:inflight`,
     /** Which worker runs this conversation now; expires when that worker stops renewing it. */
     lease: `${base}:lease`,
+    /** An admin's network grants (JSON), overriding the config rules. */
+    network: `${base}:network`,
+    /** Why and by whom the conversation was killed (JSON); no turn runs while it exists. */
+    quarantine: `${base}:quarantine`,
+    /** An admin's skill enables and disables (JSON), on top of the config rules. */
+    skills: `${base}:skills`,
+    /** Outbox files last handed back: HASH file name → content hash. */
+    outbox: `${base}:outbox`,
+    /** The token of the workspace's canary credentials file. */
+    canary: `${base}:canary`,
+    /** Which turn (or kept snapshot) the workspace is marked as; guards the kept audit baseline. */
+    workspaceMark: `${base}:workspace-mark`,
   };
 }
+
+/** A per-conversation key that names one value (not a family of keys). */
+export type ConversationKeyName = keyof ReturnType<typeof conversationKeys>;
+
+/** Marks a message id as taken (SET NX with an expiry), so a redelivered message is queued once. */
+export const messageSeenKey = (instance: string, conversation: ConversationId, messageId: string) =>
+  `${conversationKeys(instance, conversation).pending}:seen:${shortHash(messageId)}`;
+
+// ── Per instance ────────────────────────────────────────────────────────────────────────────────────
 
 export const instanceKeys = (instance: string) => ({
   /** Conversations that may have work left: the recovery sweep looks here. */
   active: `${instance}:active`,
   /** Last turn end per conversation (ZSET score=ms), for idle stops. */
   lastUsed: `${instance}:sandbox:last-used`,
+  /** Pub/sub channel of control messages (stop, kill) from gateways to workers. */
+  control: `${instance}:control`,
+  /** Worker reports: the sandbox layer each live worker runs under (HASH worker id → JSON). */
+  layers: `${instance}:layers`,
+  /** The egress proxy's secret for conversations' proxy credentials; the first worker sets it. */
+  egressSecret: `${instance}:egress:secret`,
+  /** A warm pool's liveness mark; expires when its worker stops renewing it. */
+  poolOwner: (owner: string) => `${instance}:pool-owner:${owner}`,
 });
 
-/** BullMQ's own key prefix; queue names are fixed. */
-export const bullPrefix = (instance: string) => `${instance}:bull`;
-export const INBOUND_QUEUE = 'inbound';
-export const OUTBOUND_QUEUE = 'outbound';
+// ── Files in transit ────────────────────────────────────────────────────────────────────────────────
+
+/** File bytes between gateway and worker; a blob's key is its handle, so a key is checked by prefix. */
+export const blobKeys = (instance: string) => {
+  const prefix = `${instance}:blob:`;
+  return { prefix, blob: (id: string) => `${prefix}${id}` };
+};
+
+// ── Audit log ───────────────────────────────────────────────────────────────────────────────────────
+
+/** Keys of the audit log; the per-conversation ones only when a conversation is given. */
+export function auditKeys(instance: string, conversation?: ConversationId) {
+  const base = `${instance}:audit`;
+  const conv = conversation === undefined ? '' : `${base}:${conversationKey(conversation)}`;
+  return {
+    /** Capped stream of every sealed event, for live tailing. */
+    stream: `${base}:stream`,
+    /** Conversations with queued events (the sweep flushes them if their writer died). */
+    dirty: `${base}:dirty`,
+    /** Events in arrival order, not yet in the file (LIST of AuditBody JSON). */
+    pending: `${conv}:pending`,
+    /** Who writes the conversation's file now. */
+    lock: `${conv}:lock`,
+    /** The last event written (seq, hash): lets `verify` see a file cut short. */
+    head: `${conv}:head`,
+  };
+}
+
+// ── Tasks ───────────────────────────────────────────────────────────────────────────────────────────
+
+/** What a task counts (sub-agents of a parent, sandboxes of a tree, its sequence). */
+export type TaskCounter = 'children' | 'subagents' | 'sequence';
+
+export const taskKeys = (instance: string) => {
+  /** A task's record, status and notes (HASH), by its conversation. */
+  const task = (conversation: string) =>
+    `${instance}:task:${conversationKey(conversation as ConversationId)}`;
+  return {
+    task,
+    /** The sub-agents ever started under a top-level task (SET). */
+    tree: (root: string) => `${task(root)}:tree`,
+    /** One count per task. */
+    counter: (conversation: string, what: TaskCounter) => `${task(conversation)}:${what}`,
+    /** A channel's top-level tasks (ZSET score=created ms). */
+    scope: (scope: string) => `${instance}:tasks:scope:${shortHash(scope)}`,
+    /** Top-level tasks with a turn running now (SET), what the fairness limits count. */
+    running: `${instance}:tasks:running`,
+    /** Tasks held back by a limit (ZSET score=since ms). */
+    waiting: `${instance}:tasks:waiting`,
+    /** Held while a worker decides an admission, so two never take the last free slot. */
+    admitLock: `${instance}:tasks:admit-lock`,
+  };
+};
+
+// ── Delegation ──────────────────────────────────────────────────────────────────────────────────────
+
+/** A sub-agent's result (JSON), stored by whichever worker ran it for the delegating agent's worker. */
+export const delegationResultKey = (instance: string, child: ConversationId) =>
+  `${instance}:delegation:${conversationKey(child)}:result`;
+
+// ── Web chat adapter ────────────────────────────────────────────────────────────────────────────────
+
+export const webKeys = {
+  /** A conversation's outbound events (STREAM), read live by the browser's event source. */
+  events: (instance: string, conversation: ConversationId) =>
+    `${instance}:web:events:${conversationKey(conversation)}`,
+  /** Marks an event id as delivered, so a redelivered job appends it once. */
+  delivered: (instance: string, eventId: string) => `${instance}:web:delivered:${eventId}`,
+};

@@ -1,7 +1,9 @@
 /**
- * Lua scripts that keep a conversation's messages in order and its turns one at a time across all
- * workers. Each runs atomically in Redis, which is what makes the ordering and hand-over race-free.
+ * Every Lua script sandbot runs in Redis (the Slack and Discord adapters' own are in chat-keys.ts). Each
+ * runs atomically, which is what makes a check and the write it guards race-free across processes.
  */
+
+// ── Conversation queue: messages in order, turns one at a time across all workers ─────────────────────
 
 /** KEYS: seq pending messages active seen · ARGV: messageId body conversation dedupeSeconds */
 export const SUBMIT = `
@@ -67,3 +69,102 @@ if redis.call('ZCOUNT', KEYS[2], '(' .. done, '+inf') > 0 then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[5], ARGV[2])
 return 1`;
+
+/**
+ * Deletes a lock or lease only while it is still the caller's (the token it set), so a holder that
+ * outlived its expiry cannot free what another took since. Returns 1 when deleted, else 0.
+ * KEYS: lock · ARGV: token
+ */
+export const DELETE_IF_HELD = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+
+// ── Audit log ───────────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * Takes written events off the conversation's queue and adds them to the live stream, in one step, while
+ * the caller still holds the write lock.
+ * KEYS: lock pending stream head · ARGV: token taken maxlen seq hash conversation lockMs [kind line]…
+ */
+export const AUDIT_COMMIT = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+for i = 8, #ARGV, 2 do
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'conversation', ARGV[6], 'kind', ARGV[i], 'event', ARGV[i + 1])
+end
+redis.call('LTRIM', KEYS[2], tonumber(ARGV[2]), -1)
+if ARGV[4] ~= '0' then redis.call('HSET', KEYS[4], 'seq', ARGV[4], 'hash', ARGV[5]) end
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[7]))
+return 1`;
+
+/**
+ * Lets go of the audit write lock only when nothing is queued (a push that saw the lock held relies on this).
+ * KEYS: lock pending dirty · ARGV: token conversation
+ */
+export const AUDIT_RELEASE = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+if redis.call('LLEN', KEYS[2]) > 0 then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[3], ARGV[2])
+return 1`;
+
+// ── Tasks ───────────────────────────────────────────────────────────────────────────────────────────
+
+/** KEYS: task scopeIndex · ARGV: record status now ttl conversation createdMs indexMax */
+export const TASK_CREATE = `
+if redis.call('HSETNX', KEYS[1], 'record', ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'updatedAt', ARGV[3])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+if KEYS[2] ~= '' then
+  redis.call('ZADD', KEYS[2], tonumber(ARGV[6]), ARGV[5])
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -tonumber(ARGV[7]) - 1)
+  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[4]))
+end
+return 1`;
+
+/**
+ * Applies a transition table atomically; keeps the set of running top-level tasks (what fairness
+ * counts) and the waiting line in step with the status.
+ * KEYS: task running waiting · ARGV: table now ttl conversation topLevel
+ */
+export const TASK_APPLY = `
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return false end
+local nextStatus = cjson.decode(ARGV[1])[status] or status
+if nextStatus ~= status then redis.call('HSET', KEYS[1], 'status', nextStatus, 'updatedAt', ARGV[2]) end
+if nextStatus == 'running' then redis.call('HDEL', KEYS[1], 'held') end
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+if ARGV[5] == '1' then
+  if nextStatus == 'running' then redis.call('SADD', KEYS[2], ARGV[4]) else redis.call('SREM', KEYS[2], ARGV[4]) end
+  if nextStatus ~= 'queued' then redis.call('ZREM', KEYS[3], ARGV[4]) end
+end
+return nextStatus`;
+
+// ── Workspace baseline and canary ───────────────────────────────────────────────────────────────────
+
+/** Sets the workspace mark and returns the one before (SET … GET, which Redis 6.0 lacks). KEYS: mark · ARGV: claim ttl */
+export const WORKSPACE_MARK = `local previous = redis.call('GET', KEYS[1])
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) return previous`;
+
+/** Sets the new token only while the workspace is still marked as the keeping turn's. KEYS: mark · ARGV: claim token ttl */
+export const WORKSPACE_KEEP_IF_CLAIMED = `if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return 1 end return 0`;
+
+/** The conversation's canary token, or ARGV[1] made its own if it has none (one round trip). KEYS: canary */
+export const CANARY_TOKEN = `local token = redis.call('GET', KEYS[1])
+  if token then return token end
+  redis.call('SET', KEYS[1], ARGV[1]) return ARGV[1]`;
+
+// ── Web chat adapter ────────────────────────────────────────────────────────────────────────────────
+
+/** The stream entry field that holds the event's JSON. */
+export const WEB_EVENT_FIELD = 'event';
+
+/**
+ * Guard and append in one atomic step: a crash between them can neither lose nor duplicate an event.
+ * KEYS: delivered events · ARGV: eventJson deliveredTtl maxLen streamTtl
+ */
+export const WEB_DELIVER = `
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then
+  local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', '${WEB_EVENT_FIELD}', ARGV[1])
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
+  return id
+end
+return false`;

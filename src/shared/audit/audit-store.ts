@@ -2,54 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { AuditBody, type AuditEvent } from '../../contracts/audit/events.js';
 import { type ConversationId, conversationKey } from '../../contracts/conversation/id.js';
+import { auditKeys } from '../../contracts/redis/keys.js';
+import { AUDIT_COMMIT, AUDIT_RELEASE, DELETE_IF_HELD } from '../../contracts/redis/scripts.js';
 import { GENESIS_HASH, seal } from './chain.js';
 import type { AuditJournal } from './journal.js';
 
-/** Redis keys of the audit log (under the instance, so tests and deployments stay apart). */
-export function auditKeys(instance: string, conversation?: ConversationId) {
-  const base = `${instance}:audit`;
-  const conv = conversation === undefined ? '' : `${base}:${conversationKey(conversation)}`;
-  return {
-    /** Capped stream of every sealed event, for live tailing. */
-    stream: `${base}:stream`,
-    /** Conversations with queued events (the sweep flushes them if their writer died). */
-    dirty: `${base}:dirty`,
-    /** Events in arrival order, not yet in the file (LIST of AuditBody JSON). */
-    pending: `${conv}:pending`,
-    /** Who writes the conversation's file now. */
-    lock: `${conv}:lock`,
-    /** The last event written (seq, hash): lets `verify` see a file cut short. */
-    head: `${conv}:head`,
-  };
-}
-
 const LOCK_MS = 30_000;
 const BATCH = 200;
-
-/** KEYS: lock pending stream head · ARGV: token taken maxlen seq hash conversation lockMs [kind line]… */
-const COMMIT = `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-for i = 8, #ARGV, 2 do
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'conversation', ARGV[6], 'kind', ARGV[i], 'event', ARGV[i + 1])
-end
-redis.call('LTRIM', KEYS[2], tonumber(ARGV[2]), -1)
-if ARGV[4] ~= '0' then redis.call('HSET', KEYS[4], 'seq', ARGV[4], 'hash', ARGV[5]) end
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[7]))
-return 1`;
-
-/** Lets go of the lock only when nothing is queued (a push that saw the lock held relies on this). */
-/** KEYS: lock pending dirty · ARGV: token conversation */
-const RELEASE = `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
-if redis.call('LLEN', KEYS[2]) > 0 then return 0 end
-redis.call('DEL', KEYS[1])
-redis.call('SREM', KEYS[3], ARGV[2])
-return 1`;
-
-/** KEYS: lock · ARGV: token */
-const UNLOCK = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-return 1`;
 
 type Script = (...args: (string | number)[]) => Promise<unknown>;
 type Scripted = Redis & { sbAuditCommit: Script; sbAuditRelease: Script; sbAuditUnlock: Script };
@@ -71,9 +30,9 @@ export class AuditStore {
     private readonly journal: AuditJournal,
     private readonly streamMax: number,
   ) {
-    redis.defineCommand('sbAuditCommit', { numberOfKeys: 4, lua: COMMIT });
-    redis.defineCommand('sbAuditRelease', { numberOfKeys: 3, lua: RELEASE });
-    redis.defineCommand('sbAuditUnlock', { numberOfKeys: 1, lua: UNLOCK });
+    redis.defineCommand('sbAuditCommit', { numberOfKeys: 4, lua: AUDIT_COMMIT });
+    redis.defineCommand('sbAuditRelease', { numberOfKeys: 3, lua: AUDIT_RELEASE });
+    redis.defineCommand('sbAuditUnlock', { numberOfKeys: 1, lua: DELETE_IF_HELD });
     this.redis = redis as Scripted;
   }
 

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { AuditEvent } from '../../contracts/audit/events.js';
-import { auditKeys } from './audit-store.js';
+import { auditKeys } from '../../contracts/redis/keys.js';
 
 export interface TailFilter {
   conversation?: string;

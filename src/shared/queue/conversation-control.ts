@@ -26,8 +26,6 @@ export const ControlMessage = z.discriminatedUnion('action', [
 ]);
 export type ControlMessage = z.infer<typeof ControlMessage>;
 
-export const controlChannel = (instance: string) => `${instance}:control`;
-
 export interface ConversationStatus {
   conversation: ConversationId;
   /** A worker is running a turn of this conversation now. */
@@ -109,7 +107,7 @@ export class ConversationControl {
     await this.quarantine.put(conversation, reason, by);
     await this.audit?.record({ conversation, actor: by, kind: 'sandbox.quarantine', data: { reason } });
     const message: ControlMessage = { action: 'kill', conversation, by, reason };
-    await this.redis.publish(controlChannel(this.instance), JSON.stringify(message));
+    await this.redis.publish(instanceKeys(this.instance).control, JSON.stringify(message));
   }
 
   /** Lets a quarantined conversation run again. False when it was not quarantined. */
@@ -127,7 +125,7 @@ export class ConversationControl {
   async stop(conversation: ConversationId, by: string): Promise<boolean> {
     if ((await this.store.leaseHolder(conversation)) === null) return false;
     const message: ControlMessage = { action: 'stop', conversation, by };
-    await this.redis.publish(controlChannel(this.instance), JSON.stringify(message));
+    await this.redis.publish(instanceKeys(this.instance).control, JSON.stringify(message));
     return true;
   }
 }

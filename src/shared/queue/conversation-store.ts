@@ -1,8 +1,8 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { type ConversationId, shortHash } from '../../contracts/conversation/id.js';
+import type { ConversationId } from '../../contracts/conversation/id.js';
 import { InboundMessage } from '../../contracts/protocol/inbound.js';
-import { conversationKeys, instanceKeys } from '../../contracts/redis/keys.js';
+import { conversationKeys, instanceKeys, messageSeenKey } from '../../contracts/redis/keys.js';
 import { COMPLETE_TURN, NEXT_TURN, RELEASE, RENEW, SUBMIT } from '../../contracts/redis/scripts.js';
 
 const StoredTurn = z.object({
@@ -62,7 +62,7 @@ export class ConversationStore {
   /** Records a message as pending. Returns its sequence number, or null when it was seen before. */
   async submit(message: InboundMessage): Promise<number | null> {
     const k = this.keys(message.conversation);
-    const seen = `${k.pending}:seen:${shortHash(message.id)}`;
+    const seen = messageSeenKey(this.instance, message.conversation, message.id);
     const active = instanceKeys(this.instance).active;
     const seq = Number(
       await this.redis.sbSubmit(

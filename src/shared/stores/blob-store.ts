@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { blobKeys } from '../../contracts/redis/keys.js';
 
 /**
  * File bytes in transit between gateway and worker (attachments in, outbox files out), in Redis with
@@ -13,14 +14,14 @@ export class BlobStore {
   ) {}
 
   async put(bytes: Buffer): Promise<string> {
-    const key = `${this.instance}:blob:${randomUUID()}`;
+    const key = blobKeys(this.instance).blob(randomUUID());
     await this.redis.set(key, bytes, 'EX', this.ttlSeconds);
     return key;
   }
 
   /** The bytes, or null when the blob expired or never was (or belongs to another instance). */
   async get(key: string): Promise<Buffer | null> {
-    if (!key.startsWith(`${this.instance}:blob:`)) return null;
+    if (!key.startsWith(blobKeys(this.instance).prefix)) return null;
     return this.redis.getBuffer(key);
   }
 }

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import { instanceKeys } from '../../contracts/redis/keys.js';
 import type { Check } from '../../gateway/readiness.js';
 
 /**
@@ -9,8 +10,6 @@ import type { Check } from '../../gateway/readiness.js';
  */
 const REFRESH_MS = 15_000;
 const STALE_MS = 45_000;
-
-export const layersKey = (instance: string) => `${instance}:layers`;
 
 export const WorkerLayer = z.object({
   layer: z.enum(['container', 'gvisor', 'microvm']),
@@ -40,7 +39,7 @@ export function publishWorkerLayer(
     const engine = pingEngine ? await engineAnswer(pingEngine) : undefined;
     await redis
       .hset(
-        layersKey(instance),
+        instanceKeys(instance).layers,
         workerId,
         JSON.stringify({ ...layer, ...(engine ? { engine } : {}), at: Date.now() }),
       )
@@ -51,7 +50,7 @@ export function publishWorkerLayer(
   timer.unref();
   return async () => {
     clearInterval(timer);
-    await redis.hdel(layersKey(instance), workerId).catch(() => undefined);
+    await redis.hdel(instanceKeys(instance).layers, workerId).catch(() => undefined);
   };
 }
 
@@ -71,7 +70,7 @@ async function engineAnswer(ping: () => Promise<unknown>): Promise<{ ok: boolean
 }
 
 export async function readWorkerLayers(redis: Redis, instance: string): Promise<Map<string, WorkerLayer>> {
-  const raw = await redis.hgetall(layersKey(instance));
+  const raw = await redis.hgetall(instanceKeys(instance).layers);
   const found = new Map<string, WorkerLayer>();
   for (const [worker, text] of Object.entries(raw)) {
     try {

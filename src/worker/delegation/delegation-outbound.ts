@@ -1,8 +1,9 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { type ConversationId, conversationKey } from '../../contracts/conversation/id.js';
+import type { ConversationId } from '../../contracts/conversation/id.js';
 import { FileRef, type ReplyRoute } from '../../contracts/protocol/inbound.js';
 import type { OutboundEvent } from '../../contracts/protocol/outbound.js';
+import { delegationResultKey } from '../../contracts/redis/keys.js';
 import { subAgentLabel } from '../../contracts/tasks/task.js';
 
 /**
@@ -16,9 +17,6 @@ export const DelegationResult = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('error'), message: z.string() }),
 ]);
 export type DelegationResult = z.infer<typeof DelegationResult>;
-
-export const delegationResultKey = (instance: string, child: ConversationId) =>
-  `${instance}:delegation:${conversationKey(child)}:result`;
 
 const RESULT_TTL_SECONDS = 86_400;
 

@@ -4,8 +4,9 @@ import type { AuditActor } from '../../contracts/audit/events.js';
 import type { Config } from '../../contracts/config/schema.js';
 import type { ConversationId } from '../../contracts/conversation/id.js';
 import type { Logger } from '../../contracts/log/logger.js';
+import { instanceKeys } from '../../contracts/redis/keys.js';
 import type { AuditRecorder } from '../../shared/audit/audit-log.js';
-import { type ControlMessage, controlChannel } from '../../shared/queue/conversation-control.js';
+import type { ControlMessage } from '../../shared/queue/conversation-control.js';
 import type { InboundQueue } from '../../shared/queue/inbound-queue.js';
 import { BlobStore } from '../../shared/stores/blob-store.js';
 import type { EgressService } from '../egress/egress-service.js';
@@ -37,7 +38,7 @@ export function delegationFor(
     submit: (message) => parts.inbound.submit(message),
     stop: async (conversation: ConversationId, by: string) => {
       const message: ControlMessage = { action: 'stop', conversation, by: by.slice(0, 256) };
-      await parts.connection.publish(controlChannel(instance), JSON.stringify(message));
+      await parts.connection.publish(instanceKeys(instance).control, JSON.stringify(message));
     },
     ...(parts.audit ? { audit: parts.audit } : {}),
     ...(parts.canaryFor ? { canaryFor: parts.canaryFor } : {}),

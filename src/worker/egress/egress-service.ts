@@ -7,6 +7,7 @@ import { ConversationId } from '../../contracts/conversation/id.js';
 import type { Logger } from '../../contracts/log/logger.js';
 import type { Grant, NetworkRules } from '../../contracts/policy/network-policy.js';
 import { EGRESS_TUNNEL_PORT } from '../../contracts/protocol/egress.js';
+import { instanceKeys } from '../../contracts/redis/keys.js';
 import { NetworkPolicyStore } from '../../shared/stores/policy-store.js';
 import {
   applyFirewall,
@@ -151,7 +152,7 @@ export class EgressService {
 
   private async secret(): Promise<string> {
     if (this.secretValue) return this.secretValue;
-    const key = `${this.options.instance}:egress:secret`;
+    const key = instanceKeys(this.options.instance).egressSecret;
     await this.options.redis.set(key, randomBytes(32).toString('hex'), 'NX');
     this.secretValue = (await this.options.redis.get(key)) ?? undefined;
     if (!this.secretValue) throw new Error('no egress secret in Redis');

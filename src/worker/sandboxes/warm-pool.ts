@@ -4,6 +4,7 @@ import type { DockerSandboxDriver } from '../../../sandbox/host/driver/docker-dr
 import type { PooledSandbox, PoolSource } from '../../../sandbox/host/driver/docker-pool.js';
 import type { ConversationId } from '../../contracts/conversation/id.js';
 import type { Logger } from '../../contracts/log/logger.js';
+import { instanceKeys } from '../../contracts/redis/keys.js';
 import type { WorkspaceBaselines } from '../audit/workspace-baselines.js';
 import { CANARY_PATH, type Canary, canaryFileContent, newCanaryToken } from '../turn/canary.js';
 
@@ -56,7 +57,7 @@ export class WarmPool implements PoolSource {
   ) {}
 
   private ownerKey(owner: string): string {
-    return `${this.options.instance}:pool-owner:${owner}`;
+    return instanceKeys(this.options.instance).poolOwner(owner);
   }
 
   /** Marks this pool alive, removes dead pools' leftovers, and starts filling (in the background). */

@@ -4,6 +4,7 @@ import type { ConversationId } from '../../contracts/conversation/id.js';
 import type { Logger } from '../../contracts/log/logger.js';
 import type { OutboundEvent } from '../../contracts/protocol/outbound.js';
 import { conversationKeys } from '../../contracts/redis/keys.js';
+import { DELETE_IF_HELD } from '../../contracts/redis/scripts.js';
 import type { Task, TaskEvent } from '../../contracts/tasks/task.js';
 import type { AuditRecorder } from '../../shared/audit/audit-log.js';
 import type { Turn } from '../../shared/queue/conversation-store.js';
@@ -30,9 +31,6 @@ const OUTCOME_EVENTS: Partial<Record<TurnOutcome, TaskEvent>> = {
   stopped: 'stopped',
   killed: 'killed',
 };
-
-/** KEYS: lease · ARGV: token — lets the conversation go with its turn still in flight (it waits). */
-const YIELD = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 
 const contender = (task: Task, since: number): Contender => ({
   conversation: task.conversation,
@@ -94,10 +92,10 @@ export class TaskGate {
     return 'wait';
   }
 
-  /** Gives the conversation's lease up while its turn waits in line (the turn stays recorded). */
+  /** Gives the conversation's lease up while its turn waits in line (the turn stays recorded in flight). */
   async yieldLease(conversation: ConversationId, token: string): Promise<void> {
     await this.deps.connection.eval(
-      YIELD,
+      DELETE_IF_HELD,
       1,
       conversationKeys(this.deps.instance, conversation).lease,
       token,
