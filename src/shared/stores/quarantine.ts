@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { type ConversationId, conversationKey } from '../../contracts/conversation/id.js';
+import type { ConversationId } from '../../contracts/conversation/id.js';
+import { ConversationValueStore } from './conversation-value.js';
 
 export const QuarantineRecord = z.object({ reason: z.string(), by: z.string(), at: z.string() });
 export type QuarantineRecord = z.infer<typeof QuarantineRecord>;
@@ -9,26 +10,20 @@ export type QuarantineRecord = z.infer<typeof QuarantineRecord>;
  * Conversations taken out of service by a kill (an admin's, or a tripwire's): no turn runs until an
  * admin releases them. Kept in Redis so every worker and gateway sees it.
  */
-export class Quarantine {
-  constructor(
-    private readonly redis: Redis,
-    private readonly instance: string,
-  ) {}
-
-  private key(conversation: ConversationId): string {
-    return `${this.instance}:conv:${conversationKey(conversation)}:quarantine`;
+export class Quarantine extends ConversationValueStore {
+  constructor(redis: Redis, instance: string) {
+    super(redis, instance, 'quarantine');
   }
 
   async put(conversation: ConversationId, reason: string, by: string): Promise<QuarantineRecord> {
     const record = { reason, by, at: new Date().toISOString() };
-    await this.redis.set(this.key(conversation), JSON.stringify(record));
+    await this.writeJson(conversation, record);
     return record;
   }
 
   async get(conversation: ConversationId): Promise<QuarantineRecord | undefined> {
-    const raw = await this.redis.get(this.key(conversation));
-    if (raw === null) return undefined;
-    const parsed = QuarantineRecord.safeParse(JSON.parse(raw));
+    const parsed = await this.readJson(conversation, QuarantineRecord);
+    if (parsed === undefined) return undefined;
     // An unreadable record still quarantines: fail closed.
     return parsed.success ? parsed.data : { reason: 'unreadable quarantine record', by: 'unknown', at: '' };
   }

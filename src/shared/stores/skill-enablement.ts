@@ -1,9 +1,10 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { type ConversationId, conversationKey, coversConversation } from '../../contracts/conversation/id.js';
+import { type ConversationId, coversConversation } from '../../contracts/conversation/id.js';
 import { splitPrefixRules } from '../../contracts/conversation/prefix-rules.js';
 import { parentConversationId } from '../../contracts/tasks/task.js';
 import { parseSkillRef } from '../../worker/skills/manifest.js';
+import { ConversationValueStore } from './conversation-value.js';
 
 /**
  * Which skills a conversation has enabled: config rules (SANDBOT_SKILLS, by conversation prefix, so a
@@ -56,22 +57,18 @@ export function effectiveSkills(rules: SkillRules, conversation: string, overrid
   return [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
 }
 
-export class SkillEnablement {
+export class SkillEnablement extends ConversationValueStore {
   constructor(
-    private readonly redis: Redis,
-    private readonly instance: string,
+    redis: Redis,
+    instance: string,
     private readonly rules: SkillRules,
-  ) {}
-
-  private key(conversation: ConversationId): string {
-    return `${this.instance}:conv:${conversationKey(conversation)}:skills`;
+  ) {
+    super(redis, instance, 'skills');
   }
 
   private async override(conversation: ConversationId): Promise<Override | undefined> {
-    const raw = await this.redis.get(this.key(conversation));
-    if (raw === null) return undefined;
-    const parsed = Override.safeParse(JSON.parse(raw));
-    return parsed.success ? parsed.data : undefined;
+    const parsed = await this.readJson(conversation, Override);
+    return parsed?.success ? parsed.data : undefined;
   }
 
   /** A sub-agent gets at most its parent's skills (so at most its hosts), whatever rules name it. */
@@ -108,6 +105,6 @@ export class SkillEnablement {
   }
 
   private async write(conversation: ConversationId, override: Override): Promise<void> {
-    await this.redis.set(this.key(conversation), JSON.stringify(override));
+    await this.writeJson(conversation, override);
   }
 }

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { WorkspaceSnapshot } from '../../../sandbox/host/driver/workspace-snapshot.js';
-import { type ConversationId, conversationKey } from '../../contracts/conversation/id.js';
+import type { ConversationId } from '../../contracts/conversation/id.js';
+import { WORKSPACE_KEEP_IF_CLAIMED, WORKSPACE_MARK } from '../../contracts/redis/scripts.js';
+import { ConversationValueStore } from '../../shared/stores/conversation-value.js';
 
 interface Kept {
   token: string;
@@ -19,12 +21,6 @@ export interface BaselineLimits {
 
 const DEFAULT_LIMITS: BaselineLimits = { maxEntries: 5000, maxTotalEntries: 100_000 };
 const TTL_SECONDS = 7 * 24 * 3600;
-/** Sets the mark and returns the one before (SET … GET, which Redis 6.0 lacks). */
-const MARK = `local previous = redis.call('GET', KEYS[1])
-  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) return previous`;
-/** Sets the new token only while the workspace is still marked as the keeping turn's. */
-const KEEP_IF_CLAIMED = `if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return 1 end return 0`;
 
 /**
  * How each conversation's last turn left /workspace, so the next turn can start its audit diff (and its
@@ -39,18 +35,16 @@ const KEEP_IF_CLAIMED = `if redis.call('GET', KEYS[1]) == ARGV[1] then
  * Anything the workspace gains between two turns regardless shows in the next turn's diff instead of
  * going unrecorded, as it would with a fresh snapshot.
  */
-export class WorkspaceBaselines {
+export class WorkspaceBaselines extends ConversationValueStore {
   private readonly kept = new Map<ConversationId, Kept>();
   private total = 0;
 
   constructor(
-    private readonly redis: Redis,
-    private readonly instance: string,
+    redis: Redis,
+    instance: string,
     private readonly limits: BaselineLimits = DEFAULT_LIMITS,
-  ) {}
-
-  private key(conversation: ConversationId): string {
-    return `${this.instance}:conv:${conversationKey(conversation)}:workspace-mark`;
+  ) {
+    super(redis, instance, 'workspaceMark');
   }
 
   /**
@@ -63,7 +57,7 @@ export class WorkspaceBaselines {
   ): Promise<{ claim: string; snapshot?: WorkspaceSnapshot }> {
     const claim = `turn:${randomUUID()}`;
     const mine = this.forget(conversation);
-    const previous = await this.redis.eval(MARK, 1, this.key(conversation), claim, TTL_SECONDS);
+    const previous = await this.redis.eval(WORKSPACE_MARK, 1, this.key(conversation), claim, TTL_SECONDS);
     const valid =
       mine !== undefined && !!containerId && mine.containerId === containerId && previous === mine.token;
     return { claim, ...(valid ? { snapshot: mine.snapshot } : {}) };
@@ -79,7 +73,14 @@ export class WorkspaceBaselines {
     const size = sizeOf(snapshot);
     if (!containerId || snapshot.truncated || size > this.limits.maxEntries) return false;
     const token = `kept:${randomUUID()}`;
-    const set = await this.redis.eval(KEEP_IF_CLAIMED, 1, this.key(conversation), claim, token, TTL_SECONDS);
+    const set = await this.redis.eval(
+      WORKSPACE_KEEP_IF_CLAIMED,
+      1,
+      this.key(conversation),
+      claim,
+      token,
+      TTL_SECONDS,
+    );
     if (set !== 1) return false;
     this.remember(conversation, { token, containerId, snapshot, size });
     return true;

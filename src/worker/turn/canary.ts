@@ -1,33 +1,26 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { WorkspaceSnapshot } from '../../../sandbox/host/driver/workspace-snapshot.js';
-import { type ConversationId, conversationKey } from '../../contracts/conversation/id.js';
+import type { ConversationId } from '../../contracts/conversation/id.js';
+import { CANARY_TOKEN } from '../../contracts/redis/scripts.js';
+import { ConversationValueStore } from '../../shared/stores/conversation-value.js';
 
 /** Where the canary lies in each workspace: a credentials file an injected prompt would go for. */
 export const CANARY_PATH = '.aws/credentials';
-
-const TOKEN = `local token = redis.call('GET', KEYS[1])
-  if token then return token end
-  redis.call('SET', KEYS[1], ARGV[1]) return ARGV[1]`;
 
 /**
  * A tripwire: a fake credentials file with a token unique to the conversation. Nothing legitimate reads
  * it; if the token ever shows up in what the sandbox sends to the model, the agent went looking for
  * secrets, and the conversation is killed.
  */
-export class Canary {
-  constructor(
-    private readonly redis: Redis,
-    private readonly instance: string,
-  ) {}
-
-  private key(conversation: ConversationId): string {
-    return `${this.instance}:conv:${conversationKey(conversation)}:canary`;
+export class Canary extends ConversationValueStore {
+  constructor(redis: Redis, instance: string) {
+    super(redis, instance, 'canary');
   }
 
   async token(conversation: ConversationId): Promise<string> {
     // The token the conversation has, or this new one if it has none (one round trip).
-    return String(await this.redis.eval(TOKEN, 1, this.key(conversation), newCanaryToken()));
+    return String(await this.redis.eval(CANARY_TOKEN, 1, this.key(conversation), newCanaryToken()));
   }
 
   /** Makes `token` the conversation's (a warm pool's sandbox, planted before it was claimed). */

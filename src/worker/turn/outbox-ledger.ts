@@ -1,19 +1,15 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { type ConversationId, conversationKey } from '../../contracts/conversation/id.js';
+import type { ConversationId } from '../../contracts/conversation/id.js';
+import { ConversationValueStore } from '../../shared/stores/conversation-value.js';
 
 /**
  * What each conversation's outbox last handed back (file name → content hash), so a reply carries only
  * files that are new or changed: the archive API's modification times have whole-second precision.
  */
-export class OutboxLedger {
-  constructor(
-    private readonly redis: Redis,
-    private readonly instance: string,
-  ) {}
-
-  private key(conversation: ConversationId): string {
-    return `${this.instance}:conv:${conversationKey(conversation)}:outbox`;
+export class OutboxLedger extends ConversationValueStore {
+  constructor(redis: Redis, instance: string) {
+    super(redis, instance, 'outbox');
   }
 
   /** Keeps the files whose content differs from what was handed back before, and records them. */
