@@ -1,0 +1,142 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Redis } from 'ioredis';
+import { describe, expect, it } from 'vitest';
+import { webConversationId } from '../../src/contracts/conversation/id.js';
+import {
+  auditKeys,
+  blobKeys,
+  bullPrefix,
+  conversationKeys,
+  delegationResultKey,
+  instanceKeys,
+  messageSeenKey,
+  taskKeys,
+  webKeys,
+} from '../../src/contracts/redis/keys.js';
+import { NetworkPolicyStore } from '../../src/shared/stores/policy-store.js';
+import { Quarantine } from '../../src/shared/stores/quarantine.js';
+import { SkillEnablement } from '../../src/shared/stores/skill-enablement.js';
+import { WorkspaceBaselines } from '../../src/worker/audit/workspace-baselines.js';
+import { Canary } from '../../src/worker/turn/canary.js';
+import { OutboxLedger } from '../../src/worker/turn/outbox-ledger.js';
+
+// The key strings are where the data already in Redis lives: these pin them, so a refactoring of how
+// they are built cannot move them. `h` is conversationKey('web:alice') (80 bits of sha256, hex).
+const alice = webConversationId('alice');
+const h = 'df3e34eb8374f3847eed';
+
+describe('Redis keys', () => {
+  it('keeps the per-conversation keys where they were', () => {
+    expect(conversationKeys('sb', alice)).toEqual({
+      seq: `sb:conv:${h}:seq`,
+      pending: `sb:conv:${h}:pending`,
+      messages: `sb:conv:${h}:messages`,
+      done: `sb:conv:${h}:done`,
+      inflight: `sb:conv:${h}:inflight`,
+      lease: `sb:conv:${h}:lease`,
+      network: `sb:conv:${h}:network`,
+      quarantine: `sb:conv:${h}:quarantine`,
+      skills: `sb:conv:${h}:skills`,
+      outbox: `sb:conv:${h}:outbox`,
+      canary: `sb:conv:${h}:canary`,
+      workspaceMark: `sb:conv:${h}:workspace-mark`,
+    });
+    // shortHash('msg-1')
+    expect(messageSeenKey('sb', alice, 'msg-1')).toBe(`sb:conv:${h}:pending:seen:3a0de37932e8b19746f2`);
+  });
+
+  it('keeps the instance, audit, task, file, delegation and web keys where they were', () => {
+    expect(bullPrefix('sb')).toBe('sb:bull');
+    const instance = instanceKeys('sb');
+    expect([
+      instance.active,
+      instance.lastUsed,
+      instance.control,
+      instance.layers,
+      instance.egressSecret,
+    ]).toEqual(['sb:active', 'sb:sandbox:last-used', 'sb:control', 'sb:layers', 'sb:egress:secret']);
+    expect(instance.poolOwner('pool-1')).toBe('sb:pool-owner:pool-1');
+    expect(auditKeys('sb', alice)).toEqual({
+      stream: 'sb:audit:stream',
+      dirty: 'sb:audit:dirty',
+      pending: `sb:audit:${h}:pending`,
+      lock: `sb:audit:${h}:lock`,
+      head: `sb:audit:${h}:head`,
+    });
+    const tasks = taskKeys('sb');
+    expect(tasks.task('web:alice')).toBe(`sb:task:${h}`);
+    expect(tasks.tree('web:alice')).toBe(`sb:task:${h}:tree`);
+    expect(tasks.counter('web:alice', 'subagents')).toBe(`sb:task:${h}:subagents`);
+    // shortHash('slack:T1:C1')
+    expect(tasks.scope('slack:T1:C1')).toBe('sb:tasks:scope:5a2577fc9685e751c42a');
+    expect([tasks.running, tasks.waiting, tasks.admitLock]).toEqual([
+      'sb:tasks:running',
+      'sb:tasks:waiting',
+      'sb:tasks:admit-lock',
+    ]);
+    expect(blobKeys('sb').blob('b1')).toBe('sb:blob:b1');
+    expect(blobKeys('sb').prefix).toBe('sb:blob:');
+    expect(delegationResultKey('sb', alice)).toBe(`sb:delegation:${h}:result`);
+    expect(webKeys.events('sb', alice)).toBe(`sb:web:events:${h}`);
+    expect(webKeys.delivered('sb', 'e1')).toBe('sb:web:delivered:e1');
+  });
+
+  it('has each per-conversation store use its own key', async () => {
+    const touched: string[] = [];
+    const note = (key: string) => {
+      touched.push(key);
+      return Promise.resolve(null);
+    };
+    const redis = {
+      get: note,
+      set: note,
+      del: note,
+      eval: (_script: string, _keys: number, key: string) => note(key),
+    } as unknown as Redis;
+    await new NetworkPolicyStore(redis, 'sb', []).grantsFor(alice);
+    await new Quarantine(redis, 'sb').get(alice);
+    await new SkillEnablement(redis, 'sb', []).enabledFor(alice);
+    await new OutboxLedger(redis, 'sb').clear(alice);
+    await new Canary(redis, 'sb').token(alice);
+    await new WorkspaceBaselines(redis, 'sb').claim(alice, undefined);
+    expect(touched).toEqual(
+      ['network', 'quarantine', 'skills', 'outbox', 'canary', 'workspace-mark'].map(
+        (k) => `sb:conv:${h}:${k}`,
+      ),
+    );
+  });
+});
+
+// ── One module ──────────────────────────────────────────────────────────────────────────────────────
+
+/** A Lua script, or a key built from the instance name: both belong in src/contracts/redis/. */
+const REDIS_SCHEMA = /redis\.call\(|\$\{[^}]*instance[^}]*\}:/i;
+
+/**
+ * Scanned now. adapters/slack and adapters/discord still build their own keys on this branch; their
+ * move into src/contracts/redis/chat-keys.ts is another change, after which `adapters` as a whole
+ * belongs here.
+ */
+const SCANNED = ['src', 'adapters/web', 'sandbox'];
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((entry) => entry.isFile() && entry.name.endsWith('.ts'))
+    .map((entry) => join(entry.parentPath, entry.name));
+}
+
+describe('the Redis schema', () => {
+  it('is defined in src/contracts/redis/ only: no key template or Lua script elsewhere', () => {
+    const outside: string[] = [];
+    for (const file of SCANNED.flatMap(sourceFiles)) {
+      if (file.startsWith('src/contracts/redis/')) continue;
+      readFileSync(file, 'utf8')
+        .split('\n')
+        .forEach((line, i) => {
+          if (REDIS_SCHEMA.test(line)) outside.push(`${file}:${i + 1}: ${line.trim()}`);
+        });
+    }
+    expect(outside).toEqual([]);
+  });
+});
