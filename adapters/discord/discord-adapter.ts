@@ -1,13 +1,13 @@
 import { UnrecoverableError } from 'bullmq';
 import { REST } from 'discord.js';
 import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
+import { discordKeys } from '../../src/contracts/redis/chat-keys.js';
 import type { AdapterDeps, ChatAdapter } from '../../src/gateway/chat-adapter.js';
 import { accessPolicyFrom } from './access.js';
 import { handleInteractionCreate } from './command-handler.js';
 import { SLASH_COMMANDS } from './commands.js';
 import { DiscordConnection } from './connection.js';
 import { DiscordRoute } from './conversation.js';
-import { DeliveryLedger } from './delivery-ledger.js';
 import { DiscordApi } from './discord-api.js';
 import { ChannelDirectory, type HandlerContext, ThreadRegistry } from './handler-context.js';
 import { handleMessageCreate } from './message-handler.js';
@@ -35,13 +35,16 @@ export function createDiscordAdapter(
   if (!token) throw new Error('DISCORD_TOKEN is not set: the Discord adapter needs the bot token.');
   const logger = parentLogger.child({ adapter: 'discord' });
   const api = new DiscordApi(new REST({ api: config.DISCORD_API_URL }).setToken(token));
-  const ledger = new DeliveryLedger(deps.redis, config.SANDBOT_INSTANCE);
-  const progress = new ProgressBoard(api, deps.redis, ledger, config.SANDBOT_INSTANCE, logger, {
+  const keys = discordKeys(config.SANDBOT_INSTANCE);
+  const ledger = deps.deliveryOnce('discord');
+  const { editIntervalMs, ...typing }: ProgressOptions = {
     editIntervalMs: 1500,
     typingIntervalMs: 8000,
     typingMaxMs: config.SANDBOX_TURN_TIMEOUT_SECONDS * 1000,
     ...options.progress,
-  });
+  };
+  const edits = deps.throttles.editPacer(editIntervalMs);
+  const progress = new ProgressBoard(api, deps.redis, ledger, keys, edits, logger, typing);
   const replies = new ReplySender(api, ledger, deps.blobs);
 
   let botId: string | undefined;
@@ -51,7 +54,8 @@ export function createDiscordAdapter(
     deps: { ...deps, logger },
     api,
     policy: accessPolicyFrom(config),
-    threads: new ThreadRegistry(deps.redis, config.SANDBOT_INSTANCE),
+    keys,
+    threads: new ThreadRegistry(deps.redis, keys),
     channels: new ChannelDirectory(api, (id) => cachedChannel(id)),
     botId: () => botId,
   };

@@ -1,11 +1,11 @@
 import type { webApi } from '@slack/bolt';
 import type { Logger } from '../../src/contracts/log/logger.js';
 import { InboundMessage } from '../../src/contracts/protocol/inbound.js';
+import { SLACK_TTL, type SlackKeys } from '../../src/contracts/redis/chat-keys.js';
 import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
 import { type AccessPolicy, decideAccess, refusalText } from './access.js';
 import { downloadAttachments } from './attachments.js';
 import { classifyEvent, SlackEventBody, type SlackIntake } from './slack-event.js';
-import { type SlackKeys, TTL } from './slack-state.js';
 
 export interface IntakeDeps {
   deps: AdapterDeps;
@@ -85,7 +85,7 @@ export class SlackIntakeHandler {
       return this.whisper(intake, `Tell me what to do, e.g. "@sandbot list the files you have".${notes}`);
     }
     // Registered before the message is queued, so the thread's next message is never missed.
-    if (!intake.dm) await redis.set(this.d.keys.thread(intake.conversation), '1', 'EX', TTL.thread);
+    if (!intake.dm) await redis.set(this.d.keys.thread(intake.conversation), '1', 'EX', SLACK_TTL.thread);
     const message = InboundMessage.parse({
       id: intake.messageId,
       conversation: intake.conversation,
@@ -115,7 +115,7 @@ export class SlackIntakeHandler {
       this.d.keys.lastConversation(team, channel, intake.user),
       intake.conversation,
       'EX',
-      TTL.lastConversation,
+      SLACK_TTL.lastConversation,
     );
     await this.d.client.reactions
       .add({ channel, timestamp: intake.route.ts as string, name: 'eyes' })
@@ -145,14 +145,10 @@ export class SlackIntakeHandler {
       kind: 'access.refused',
       data: { reason, channel },
     });
-    const first = await this.d.deps.redis.set(
-      this.d.keys.refused(team, channel, intake.user),
-      '1',
-      'EX',
-      TTL.refused,
-      'NX',
-    );
-    if (first !== null) await this.whisper(intake, refusalText(reason));
+    const refused = this.d.keys.refused(team, channel, intake.user);
+    if (await this.d.deps.throttles.notices.first(refused, SLACK_TTL.refused)) {
+      await this.whisper(intake, refusalText(reason));
+    }
   }
 
   /** A message only the sender sees, in the thread it concerns. */
@@ -178,7 +174,7 @@ export class SlackIntakeHandler {
     });
     const profile = info?.user?.profile;
     const name = (profile?.display_name || profile?.real_name || info?.user?.name || '').slice(0, 128);
-    if (info) await this.d.deps.redis.set(key, name, 'EX', TTL.userName);
+    if (info) await this.d.deps.redis.set(key, name, 'EX', SLACK_TTL.userName);
     return name === '' ? {} : { name };
   }
 }

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { slackKeys } from '../../src/contracts/redis/chat-keys.js';
 import type { AdapterDeps, AdapterHealth, ChatAdapter } from '../../src/gateway/chat-adapter.js';
 import type { HttpServer } from '../../src/gateway/http-server.js';
 import { accessPolicyFrom } from './access.js';
@@ -7,7 +8,6 @@ import { SlackDelivery } from './delivery.js';
 import { registerSlackEventsRoute } from './http-route.js';
 import { SlackIntakeHandler } from './intake.js';
 import { ProgressMessages } from './progress.js';
-import { DeliveryClaims, slackKeys } from './slack-state.js';
 import { SlashCommands } from './slash-commands.js';
 
 export interface SlackAdapter extends ChatAdapter {
@@ -29,10 +29,16 @@ export function createSlackAdapter(deps: AdapterDeps): SlackAdapter {
   const bolt = createBoltApp(config, logger);
   const keys = slackKeys(config.SANDBOT_INSTANCE);
   const policy = accessPolicyFrom(config);
-  const progress = new ProgressMessages(bolt.client, deps.redis, keys, logger);
+  const progress = new ProgressMessages(
+    bolt.client,
+    deps.redis,
+    keys,
+    logger,
+    deps.throttles.editPacer(1500),
+  );
   const delivery = new SlackDelivery({
     client: bolt.client,
-    claims: new DeliveryClaims(deps.redis, keys),
+    claims: deps.deliveryOnce('slack'),
     progress,
     blobs: deps.blobs,
     logger,

@@ -1,5 +1,6 @@
 import { ConversationId } from '../../src/contracts/conversation/id.js';
 import type { Logger } from '../../src/contracts/log/logger.js';
+import type { SlackKeys } from '../../src/contracts/redis/chat-keys.js';
 import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
 import { describeGrants, parseNetworkCommand } from '../../src/gateway/commands/network-command.js';
 import { parseSkillCommand } from '../../src/shared/stores/skill-control.js';
@@ -14,7 +15,6 @@ import {
   statusText,
 } from './commands.js';
 import { isDirectMessage, type SlackRoute, slackConversationId } from './slack-event.js';
-import type { SlackKeys } from './slack-state.js';
 import { SlackTaskCommands } from './task-commands.js';
 
 export interface SlashCommandDeps {
