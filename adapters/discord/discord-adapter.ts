@@ -12,7 +12,7 @@ import { DiscordApi } from './discord-api.js';
 import { ChannelDirectory, type HandlerContext, ThreadRegistry } from './handler-context.js';
 import { handleMessageCreate } from './message-handler.js';
 import type { DiscordChannel } from './payloads.js';
-import { ProgressBoard, type ProgressOptions } from './progress-board.js';
+import { ProgressMessages, type ProgressOptions } from './progress-message.js';
 import { ReplySender } from './reply-sender.js';
 
 export interface DiscordAdapterOptions {
@@ -44,7 +44,7 @@ export function createDiscordAdapter(
     ...options.progress,
   };
   const edits = deps.throttles.editPacer(editIntervalMs);
-  const progress = new ProgressBoard(api, deps.redis, ledger, keys, edits, logger, typing);
+  const progress = new ProgressMessages(api, deps.redis, ledger, keys, edits, logger, typing);
   const replies = new ReplySender(api, ledger, deps.blobs);
 
   let botId: string | undefined;

@@ -5,7 +5,7 @@ import type { FileRef } from '../../src/contracts/protocol/inbound.js';
 import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
 import type { DeliveryOnce } from '../../src/gateway/delivery-once.js';
 import type { BlobStore } from '../../src/shared/stores/blob-store.js';
-import type { ProgressMessages } from './progress.js';
+import type { ProgressMessages } from './progress-message.js';
 import { SlackRoute } from './slack-event.js';
 import { escapeForSlack, MAX_PARTS, preview, splitForSlack } from './slack-text.js';
 

@@ -4,11 +4,11 @@ import type { AdapterDeps, AdapterHealth, ChatAdapter } from '../../src/gateway/
 import type { HttpServer } from '../../src/gateway/http-server.js';
 import { accessPolicyFrom } from './access.js';
 import { createBoltApp, EVENTS_PATH } from './bolt-app.js';
+import { SlackCommandHandler } from './command-handler.js';
 import { SlackDelivery } from './delivery.js';
 import { registerSlackEventsRoute } from './http-route.js';
-import { SlackIntakeHandler } from './intake.js';
-import { ProgressMessages } from './progress.js';
-import { SlashCommands } from './slash-commands.js';
+import { SlackMessageHandler } from './message-handler.js';
+import { ProgressMessages } from './progress-message.js';
 
 export interface SlackAdapter extends ChatAdapter {
   readonly mode: 'socket' | 'http';
@@ -43,7 +43,7 @@ export function createSlackAdapter(deps: AdapterDeps): SlackAdapter {
     blobs: deps.blobs,
     logger,
   });
-  const intake = new SlackIntakeHandler({
+  const intake = new SlackMessageHandler({
     deps,
     client: bolt.client,
     keys,
@@ -51,7 +51,7 @@ export function createSlackAdapter(deps: AdapterDeps): SlackAdapter {
     botToken: config.SLACK_BOT_TOKEN as string,
     logger,
   });
-  const commands = new SlashCommands({ deps, keys, policy, logger });
+  const commands = new SlackCommandHandler({ deps, keys, policy, logger });
 
   // Bolt acks events before listeners run; the work below happens after the ack.
   const onEvent = async ({ body, context }: { body: unknown; context: { botUserId?: string } }) => {

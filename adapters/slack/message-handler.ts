@@ -7,7 +7,7 @@ import { type AccessPolicy, decideAccess, refusalText } from './access.js';
 import { downloadAttachments } from './attachments.js';
 import { classifyEvent, SlackEventBody, type SlackIntake } from './slack-event.js';
 
-export interface IntakeDeps {
+export interface MessageHandlerDeps {
   deps: AdapterDeps;
   client: webApi.WebClient;
   keys: SlackKeys;
@@ -21,11 +21,11 @@ export interface IntakeDeps {
  * this may take its time (downloads). The message id is Slack's channel + ts: whichever of the two
  * events (and any retry of either) arrives first is queued, the store refuses the others.
  */
-export class SlackIntakeHandler {
+export class SlackMessageHandler {
   /** Per conversation, the intake in progress: messages are queued in the order they arrived here. */
   private readonly chains = new Map<string, Promise<void>>();
 
-  constructor(private readonly d: IntakeDeps) {}
+  constructor(private readonly d: MessageHandlerDeps) {}
 
   async onEvent(body: unknown, botUserId: string | undefined): Promise<void> {
     const parsed = SlackEventBody.safeParse(body);

@@ -17,7 +17,7 @@ import {
 import { isDirectMessage, type SlackRoute, slackConversationId } from './slack-event.js';
 import { SlackTaskCommands } from './task-commands.js';
 
-export interface SlashCommandDeps {
+export interface CommandHandlerDeps {
   deps: AdapterDeps;
   keys: SlackKeys;
   policy: AccessPolicy;
@@ -37,10 +37,10 @@ interface Target {
  * whatever Redis does. In a DM a command acts on the DM; in a channel, on the caller's latest thread
  * with the agent there, or on the thread whose link (or ts) follows the verb.
  */
-export class SlashCommands {
+export class SlackCommandHandler {
   private readonly tasks: SlackTaskCommands;
 
-  constructor(private readonly d: SlashCommandDeps) {
+  constructor(private readonly d: CommandHandlerDeps) {
     this.tasks = new SlackTaskCommands(d.deps, d.policy);
   }
 

@@ -33,7 +33,7 @@ export function renderProgress(header: string, steps: string[], total: number, f
  * message's id and the steps live in Redis, so any gateway can edit it; edits are paced per turn to
  * at most one per `editIntervalMs`, always showing the latest state.
  */
-export class ProgressBoard {
+export class ProgressMessages {
   private readonly lastEditAt = new Map<string, number>();
   private readonly chains = new Map<string, Promise<void>>();
   private readonly typing = new Map<string, NodeJS.Timeout>();
