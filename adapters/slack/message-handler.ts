@@ -3,6 +3,7 @@ import type { Logger } from '../../src/contracts/log/logger.js';
 import { InboundMessage } from '../../src/contracts/protocol/inbound.js';
 import { SLACK_TTL, type SlackKeys } from '../../src/contracts/redis/chat-keys.js';
 import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
+import { InOrder } from '../../src/gateway/in-order.js';
 import { type AccessPolicy, decideAccess, refusalText } from './access.js';
 import { downloadAttachments } from './attachments.js';
 import { classifyEvent, SlackEventBody, type SlackIntake } from './slack-event.js';
@@ -22,8 +23,8 @@ export interface MessageHandlerDeps {
  * events (and any retry of either) arrives first is queued, the store refuses the others.
  */
 export class SlackMessageHandler {
-  /** Per conversation, the intake in progress: messages are queued in the order they arrived here. */
-  private readonly chains = new Map<string, Promise<void>>();
+  /** Per conversation, messages are queued in the order they arrived here. */
+  private readonly inOrder = new InOrder();
 
   constructor(private readonly d: MessageHandlerDeps) {}
 
@@ -41,15 +42,7 @@ export class SlackMessageHandler {
       this.d.logger.debug({ reason: intake.reason }, 'slack event ignored');
       return;
     }
-    // Downloads and lookups take varying time: without this, a quick second message could overtake the first.
-    const previous = this.chains.get(intake.conversation) ?? Promise.resolve();
-    const current = previous.catch(() => undefined).then(() => this.consider(intake));
-    this.chains.set(intake.conversation, current);
-    try {
-      await current;
-    } finally {
-      if (this.chains.get(intake.conversation) === current) this.chains.delete(intake.conversation);
-    }
+    await this.inOrder.run(intake.conversation, () => this.consider(intake));
   }
 
   private async consider(intake: SlackIntake): Promise<void> {
