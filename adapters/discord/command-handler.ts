@@ -1,4 +1,4 @@
-import { describeGrants, parseNetworkCommand } from '../../src/gateway/commands/network-command.js';
+import { runNetworkCommand } from '../../src/gateway/commands/network-command.js';
 import { describeActivity } from '../../src/shared/audit/summary.js';
 import type { ConversationStatus } from '../../src/shared/queue/conversation-control.js';
 import { parseSkillCommand } from '../../src/shared/stores/skill-control.js';
@@ -83,11 +83,25 @@ export async function handleInteractionCreate(context: HandlerContext, raw: unkn
   }
 }
 
-async function carryOut(
-  context: HandlerContext,
-  command: SlashCommand,
-  plan: Exclude<CommandPlan, { kind: 'refuse' | 'notice' }>,
-): Promise<void> {
+type CarriedOut = Exclude<CommandPlan, { kind: 'refuse' | 'notice' }>;
+type Submitted = Extract<CarriedOut, { kind: 'ask-thread' | 'ask-here' | 'run' | 'reset' }>;
+
+async function carryOut(context: HandlerContext, command: SlashCommand, plan: CarriedOut): Promise<void> {
+  if (
+    plan.kind === 'ask-thread' ||
+    plan.kind === 'ask-here' ||
+    plan.kind === 'run' ||
+    plan.kind === 'reset'
+  ) {
+    return submitPlan(context, command, plan);
+  }
+  // A close is answered by the worker, in order, editing this response; only its refusals answer here.
+  const content = await answerFor(context, command, plan);
+  if (content !== undefined) await context.api.editOriginal(command, { content });
+}
+
+/** The commands that queue a message: a task (in a new thread or here), a command line, a reset. */
+async function submitPlan(context: HandlerContext, command: SlashCommand, plan: Submitted): Promise<void> {
   const { api } = context;
   const receivedAt = Date.now();
   switch (plan.kind) {
@@ -128,66 +142,42 @@ async function carryOut(
         command: plan.kind,
       });
       return;
+  }
+}
+
+/** What the command's response is edited to say; undefined: nothing now (the worker answers). */
+async function answerFor(
+  context: HandlerContext,
+  command: SlashCommand,
+  plan: Exclude<CarriedOut, Submitted>,
+): Promise<string | undefined> {
+  const { control } = context.deps;
+  const by = `admin:discord:${command.user.id}` as const;
+  switch (plan.kind) {
     case 'tasks':
-      await api.editOriginal(command, { content: await taskBoardText(context, plan.scope, plan.channelId) });
-      return;
-    case 'done': {
-      // Refusals answer here; a close is answered by the worker, in order, editing this response.
-      const refusal = await closeTaskFromDiscord(context, command, plan);
-      if (refusal) await api.editOriginal(command, { content: refusal });
-      return;
-    }
-    case 'status': {
-      const status = await context.deps.control.status(plan.conversation);
-      await api.editOriginal(command, { content: describeStatus(status) });
-      return;
-    }
+      return taskBoardText(context, plan.scope, plan.channelId);
+    case 'done':
+      return closeTaskFromDiscord(context, command, plan);
+    case 'status':
+      return describeStatus(await control.status(plan.conversation));
     case 'kill':
-      await context.deps.control.kill(
-        plan.conversation,
-        `admin:discord:${command.user.id}`,
-        'killed by an admin',
-      );
-      await api.editOriginal(command, {
-        content:
-          '☠️ Killed. This conversation is quarantined until an admin releases it (`sandbot sandbox release`).',
-      });
-      return;
+      await control.kill(plan.conversation, by, 'killed by an admin');
+      return '☠️ Killed. This conversation is quarantined until an admin releases it (`sandbot sandbox release`).';
     case 'skill': {
-      const skills = context.deps.control.skills;
-      const by = `admin:discord:${command.user.id}` as const;
-      const content = skills
-        ? await skills.run(plan.conversation, parseSkillCommand(plan.words), by)
+      const content = control.skills
+        ? await control.skills.run(plan.conversation, parseSkillCommand(plan.words), by)
         : 'Skills are not set up on this sandbot (SANDBOT_SKILLS_DIR).';
-      await api.editOriginal(command, { content: content.slice(0, 2000) });
-      return;
+      return content.slice(0, 2000);
     }
-    case 'network': {
-      const network = parseNetworkCommand(plan.words);
-      if (network.action === 'invalid')
-        return void (await api.editOriginal(command, { content: network.message }));
-      const { control } = context.deps;
-      const by = `admin:discord:${command.user.id}` as const;
-      if (network.action === 'allow') await control.allowNetwork(plan.conversation, network.grants, by);
-      if (network.action === 'off') await control.networkOff(plan.conversation, by);
-      if (network.action !== 'show') {
-        context.deps.logger.warn(
-          { audit: 'policy.change', conversation: plan.conversation, by, network },
-          'network policy changed',
-        );
-      }
-      const grants = await control.network.grantsFor(plan.conversation);
-      await api.editOriginal(command, {
-        content: `This conversation now has ${describeGrants(grants)}; it applies from its next turn.`,
+    case 'network':
+      return runNetworkCommand(control, context.deps.logger, {
+        conversation: plan.conversation,
+        words: plan.words,
+        by,
       });
-      return;
-    }
     case 'stop': {
-      const stopping = await context.deps.control.stop(plan.conversation, `discord:${command.user.id}`);
-      await api.editOriginal(command, {
-        content: stopping ? '🛑 Stopping the running turn…' : 'Nothing is running in this conversation.',
-      });
-      return;
+      const stopping = await control.stop(plan.conversation, `discord:${command.user.id}`);
+      return stopping ? '🛑 Stopping the running turn…' : 'Nothing is running in this conversation.';
     }
   }
 }

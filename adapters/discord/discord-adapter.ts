@@ -1,19 +1,17 @@
-import { UnrecoverableError } from 'bullmq';
 import { REST } from 'discord.js';
-import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
+import type { Logger } from '../../src/contracts/log/logger.js';
+import { discordKeys } from '../../src/contracts/redis/chat-keys.js';
 import type { AdapterDeps, ChatAdapter } from '../../src/gateway/chat-adapter.js';
+import { InOrder } from '../../src/gateway/in-order.js';
 import { accessPolicyFrom } from './access.js';
 import { handleInteractionCreate } from './command-handler.js';
 import { SLASH_COMMANDS } from './commands.js';
 import { DiscordConnection } from './connection.js';
-import { DiscordRoute } from './conversation.js';
-import { DeliveryLedger } from './delivery-ledger.js';
+import { createDiscordDelivery } from './delivery.js';
 import { DiscordApi } from './discord-api.js';
 import { ChannelDirectory, type HandlerContext, ThreadRegistry } from './handler-context.js';
 import { handleMessageCreate } from './message-handler.js';
-import type { DiscordChannel } from './payloads.js';
-import { ProgressBoard, type ProgressOptions } from './progress-board.js';
-import { ReplySender } from './reply-sender.js';
+import type { ProgressOptions } from './progress-message.js';
 
 export interface DiscordAdapterOptions {
   progress: Partial<ProgressOptions>;
@@ -35,24 +33,20 @@ export function createDiscordAdapter(
   if (!token) throw new Error('DISCORD_TOKEN is not set: the Discord adapter needs the bot token.');
   const logger = parentLogger.child({ adapter: 'discord' });
   const api = new DiscordApi(new REST({ api: config.DISCORD_API_URL }).setToken(token));
-  const ledger = new DeliveryLedger(deps.redis, config.SANDBOT_INSTANCE);
-  const progress = new ProgressBoard(api, deps.redis, ledger, config.SANDBOT_INSTANCE, logger, {
-    editIntervalMs: 1500,
-    typingIntervalMs: 8000,
-    typingMaxMs: config.SANDBOX_TURN_TIMEOUT_SECONDS * 1000,
-    ...options.progress,
-  });
-  const replies = new ReplySender(api, ledger, deps.blobs);
+  const keys = discordKeys(config.SANDBOT_INSTANCE);
+  const delivery = createDiscordDelivery(deps, { api, keys, logger, progress: options.progress });
 
   let botId: string | undefined;
-  const channelChains = new Map<string, Promise<void>>();
+  // Messages of one channel are handled one after another, so they are queued in the order sent.
+  const channels = new InOrder();
   let registeredFor: string | undefined;
   const context: HandlerContext = {
     deps: { ...deps, logger },
     api,
     policy: accessPolicyFrom(config),
-    threads: new ThreadRegistry(deps.redis, config.SANDBOT_INSTANCE),
-    channels: new ChannelDirectory(api, (id) => cachedChannel(id)),
+    keys,
+    threads: new ThreadRegistry(deps.redis, keys),
+    channels: new ChannelDirectory(api, (id) => connection.cachedChannel(id)),
     botId: () => botId,
   };
 
@@ -69,21 +63,14 @@ export function createDiscordAdapter(
         handleInteractionCreate(context, data).catch(report);
         return;
       }
-      // Messages of one channel are handled one after another, so they are queued in the order sent.
       const channel = String((data as { channel_id?: unknown }).channel_id ?? '');
-      const next = (channelChains.get(channel) ?? Promise.resolve())
-        .then(() => handleMessageCreate(context, data))
-        .catch(report);
-      channelChains.set(channel, next);
-      void next.finally(() => {
-        if (channelChains.get(channel) === next) channelChains.delete(channel);
-      });
+      channels.run(channel, () => handleMessageCreate(context, data)).catch(report);
     },
     onReady(ids) {
       botId = ids.botId;
       const applicationId = config.DISCORD_APPLICATION_ID ?? ids.applicationId;
       if (applicationId && registeredFor !== applicationId) {
-        registerCommands(applicationId).then(
+        registerCommands(api, applicationId, config.DISCORD_GUILD_IDS, logger).then(
           () => {
             registeredFor = applicationId;
           },
@@ -97,41 +84,26 @@ export function createDiscordAdapter(
     },
   });
 
-  /** Guild commands appear at once; global ones can take up to an hour to reach every client. */
-  async function registerCommands(applicationId: string): Promise<void> {
-    const guilds = config.DISCORD_GUILD_IDS;
-    if (guilds.length === 0) await api.putCommands(applicationId, undefined, [...SLASH_COMMANDS]);
-    for (const guild of guilds) await api.putCommands(applicationId, guild, [...SLASH_COMMANDS]);
-    logger.info({ guilds: guilds.length ? guilds : 'global' }, 'discord: slash commands registered');
-  }
-
-  function cachedChannel(id: string): DiscordChannel | undefined {
-    return connection.cachedChannel(id);
-  }
-
-  async function deliver(event: OutboundEvent): Promise<void> {
-    const parsed = DiscordRoute.safeParse(event.route);
-    if (!parsed.success) {
-      throw new UnrecoverableError(
-        `discord event ${event.id} has no Discord route (channelId): it cannot be delivered`,
-      );
-    }
-    const route = parsed.data;
-    const turnId = event.turnId ?? event.id;
-    if (event.type === 'progress') return progress.progress(event, route);
-    await progress.finish(turnId, route);
-    if (event.type === 'reply') return replies.send(event.id, route, event.text, event.files ?? []);
-    return replies.send(event.id, route, `⚠️ ${event.message}`);
-  }
-
   return {
     platform: 'discord',
     start: () => connection.start(),
     async stop() {
-      progress.close();
+      delivery.close();
       await connection.stop();
     },
-    deliver,
+    deliver: (event) => delivery.deliver(event),
     health: () => connection.health(),
   };
+}
+
+/** Guild commands appear at once; global ones can take up to an hour to reach every client. */
+async function registerCommands(
+  api: DiscordApi,
+  applicationId: string,
+  guilds: readonly string[],
+  logger: Logger,
+): Promise<void> {
+  if (guilds.length === 0) await api.putCommands(applicationId, undefined, [...SLASH_COMMANDS]);
+  for (const guild of guilds) await api.putCommands(applicationId, guild, [...SLASH_COMMANDS]);
+  logger.info({ guilds: guilds.length ? guilds : 'global' }, 'discord: slash commands registered');
 }

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { ConversationId } from '../../src/contracts/conversation/id.js';
 import { type FileRef, InboundMessage, type ReplyRoute } from '../../src/contracts/protocol/inbound.js';
+import { DISCORD_TTL, type DiscordKeys } from '../../src/contracts/redis/chat-keys.js';
 import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
 import type { AccessPolicy } from './access.js';
 import { placeConversationId } from './conversation.js';
@@ -11,20 +12,15 @@ import { type DiscordChannel, type Place, placeOf } from './payloads.js';
 export class ThreadRegistry {
   constructor(
     private readonly redis: Redis,
-    private readonly instance: string,
-    private readonly ttlSeconds = 90 * 86_400,
+    private readonly keys: DiscordKeys,
   ) {}
 
-  private key(threadId: string): string {
-    return `${this.instance}:discord:thread:${threadId}`;
-  }
-
   async add(threadId: string): Promise<void> {
-    await this.redis.set(this.key(threadId), '1', 'EX', this.ttlSeconds);
+    await this.redis.set(this.keys.thread(threadId), '1', 'EX', DISCORD_TTL.thread);
   }
 
   async has(threadId: string): Promise<boolean> {
-    return (await this.redis.exists(this.key(threadId))) === 1;
+    return (await this.redis.exists(this.keys.thread(threadId))) === 1;
   }
 }
 
@@ -57,6 +53,7 @@ export interface HandlerContext {
   deps: AdapterDeps;
   api: DiscordApi;
   policy: AccessPolicy;
+  keys: DiscordKeys;
   threads: ThreadRegistry;
   channels: ChannelDirectory;
   /** The bot's own user id (known after READY). */

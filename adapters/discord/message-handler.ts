@@ -1,3 +1,4 @@
+import { DISCORD_TTL } from '../../src/contracts/redis/chat-keys.js';
 import { takeAttachments } from './attachments.js';
 import { channelRoute, discordConversationId, threadName } from './conversation.js';
 import { type HandlerContext, logRefusal, submitMessage } from './handler-context.js';
@@ -5,9 +6,6 @@ import { MessageCreate, toUserMessage, type UserMessage } from './payloads.js';
 import { planMessage } from './plans.js';
 
 type Message = Extract<UserMessage, { kind: 'message' }>;
-
-/** How often one user is told "not allowed" in one channel (a refusal per message would be spam). */
-const REFUSAL_EVERY_SECONDS = 60;
 
 /**
  * MESSAGE_CREATE → the queue: DMs and sandbot's threads are conversations; a mention in a channel starts
@@ -34,9 +32,8 @@ export async function handleMessageCreate(context: HandlerContext, raw: unknown)
   if (plan.kind === 'ignore') return;
   if (plan.kind === 'refuse') {
     logRefusal(context, { user: message.user.id, place, reason: plan.reason, via: 'message' });
-    const key = `${context.deps.config.SANDBOT_INSTANCE}:discord:refused:${message.user.id}:${message.channelId}`;
-    const first = await context.deps.redis.set(key, '1', 'EX', REFUSAL_EVERY_SECONDS, 'NX');
-    if (first === 'OK')
+    const refused = context.keys.refused(message.user.id, message.channelId);
+    if (await context.deps.throttles.notices.first(refused, DISCORD_TTL.refused))
       await context.api.postMessage(message.channelId, { content: `<@${message.user.id}> ${plan.message}` });
     return;
   }

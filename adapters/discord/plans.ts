@@ -67,7 +67,9 @@ export type CommandPlan =
   | { kind: 'ask-thread'; task: string; channelId: string; guildId: string }
   | ({ kind: 'ask-here'; task: string } & Here)
   | ({ kind: 'run'; command: string } & Here)
-  | ({ kind: 'status' | 'reset' | 'stop' | 'kill' } & Here)
+  | ({ kind: 'status' | 'stop' | 'kill' } & Here)
+  /** Apart from status, stop and kill: a reset is queued for the worker, they answer at once. */
+  | ({ kind: 'reset' } & Here)
   | ({ kind: 'network'; words: string[] } & Here)
   | ({ kind: 'skill'; words: string[] } & Here)
   /** The task board of a channel (`scope`: discord:<guild>:<channel>). */

@@ -1,7 +1,7 @@
 import type { FileRef } from '../../src/contracts/protocol/inbound.js';
+import type { DeliveryOnce } from '../../src/gateway/delivery-once.js';
 import type { BlobStore } from '../../src/shared/stores/blob-store.js';
 import { type DiscordRoute, liveInteraction } from './conversation.js';
-import type { DeliveryLedger } from './delivery-ledger.js';
 import type { DiscordApi, MessageBody, UploadFile } from './discord-api.js';
 import { layoutReply } from './split.js';
 
@@ -68,7 +68,7 @@ function groupFiles(files: UploadFile[]): UploadFile[][] {
 export class ReplySender {
   constructor(
     private readonly api: DiscordApi,
-    private readonly ledger: DeliveryLedger,
+    private readonly ledger: DeliveryOnce,
     private readonly blobs: BlobStore,
   ) {}
 

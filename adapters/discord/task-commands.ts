@@ -1,6 +1,5 @@
 import type { ConversationId } from '../../src/contracts/conversation/id.js';
 import { type Board, boardOf } from '../../src/gateway/commands/task-board.js';
-import { TaskStore } from '../../src/shared/stores/task-store.js';
 import { interactionRoute } from './conversation.js';
 import { type HandlerContext, submitMessage } from './handler-context.js';
 import type { SlashCommand } from './payloads.js';
@@ -25,22 +24,12 @@ export function renderDiscordBoard(channelId: string, board: Board): string {
   return `**Tasks in <#${channelId}>**\n${lines.join('\n')}${more}`;
 }
 
-const stores = new WeakMap<HandlerContext, TaskStore>();
-function taskStore(context: HandlerContext): TaskStore {
-  let store = stores.get(context);
-  if (!store) {
-    store = new TaskStore(context.deps.redis, context.deps.config.SANDBOT_INSTANCE);
-    stores.set(context, store);
-  }
-  return store;
-}
-
 export async function taskBoardText(
   context: HandlerContext,
   scope: string,
   channelId: string,
 ): Promise<string> {
-  const tasks = await taskStore(context).inScope(scope);
+  const tasks = await context.deps.tasks.inScope(scope);
   return renderDiscordBoard(channelId, boardOf(tasks, Date.now()));
 }
 
@@ -54,7 +43,7 @@ export async function closeTaskFromDiscord(
   command: SlashCommand,
   plan: { conversation: ConversationId; channelId: string; guildId?: string; admin: boolean },
 ): Promise<string | undefined> {
-  const tasks = taskStore(context);
+  const { tasks } = context.deps;
   const task = await tasks.get(plan.conversation);
   if (!task || task.depth > 0) {
     return 'This thread is not a task: tasks are threads started with /ask or a mention in a channel.';

@@ -3,15 +3,15 @@ import { UnrecoverableError } from 'bullmq';
 import type { Logger } from '../../src/contracts/log/logger.js';
 import type { FileRef } from '../../src/contracts/protocol/inbound.js';
 import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
+import type { DeliveryOnce } from '../../src/gateway/delivery-once.js';
 import type { BlobStore } from '../../src/shared/stores/blob-store.js';
-import type { ProgressMessages } from './progress.js';
+import type { ProgressMessages } from './progress-message.js';
 import { SlackRoute } from './slack-event.js';
-import type { DeliveryClaims } from './slack-state.js';
 import { escapeForSlack, MAX_PARTS, preview, splitForSlack } from './slack-text.js';
 
 export interface DeliveryDeps {
   client: webApi.WebClient;
-  claims: DeliveryClaims;
+  claims: DeliveryOnce;
   progress: ProgressMessages;
   blobs: Pick<BlobStore, 'get'>;
   logger: Logger;

@@ -1,14 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from '../../src/contracts/log/logger.js';
+import { slackKeys } from '../../src/contracts/redis/chat-keys.js';
 import type { AdapterDeps, AdapterHealth, ChatAdapter } from '../../src/gateway/chat-adapter.js';
 import type { HttpServer } from '../../src/gateway/http-server.js';
 import { accessPolicyFrom } from './access.js';
-import { createBoltApp, EVENTS_PATH } from './bolt-app.js';
+import { type BoltSetup, createBoltApp, EVENTS_PATH } from './bolt-app.js';
+import { SlackCommandHandler } from './command-handler.js';
 import { SlackDelivery } from './delivery.js';
 import { registerSlackEventsRoute } from './http-route.js';
-import { SlackIntakeHandler } from './intake.js';
-import { ProgressMessages } from './progress.js';
-import { DeliveryClaims, slackKeys } from './slack-state.js';
-import { SlashCommands } from './slash-commands.js';
+import { SlackMessageHandler } from './message-handler.js';
+import { ProgressMessages } from './progress-message.js';
 
 export interface SlackAdapter extends ChatAdapter {
   readonly mode: 'socket' | 'http';
@@ -18,6 +19,8 @@ export interface SlackAdapter extends ChatAdapter {
 
 /** How long start() waits for the first Socket Mode connection before it goes on (health says so). */
 const FIRST_CONNECT_WAIT_MS = 10_000;
+/** Slack allows about one update per second per message. */
+const PROGRESS_EDIT_INTERVAL_MS = 1500;
 
 /**
  * The Slack adapter: the real Bolt app (Socket Mode or the HTTP Events API) feeding the inbound queue,
@@ -29,27 +32,65 @@ export function createSlackAdapter(deps: AdapterDeps): SlackAdapter {
   const bolt = createBoltApp(config, logger);
   const keys = slackKeys(config.SANDBOT_INSTANCE);
   const policy = accessPolicyFrom(config);
-  const progress = new ProgressMessages(bolt.client, deps.redis, keys, logger);
+  const edits = deps.throttles.editPacer(PROGRESS_EDIT_INTERVAL_MS);
+  const progress = new ProgressMessages(bolt.client, deps.redis, keys, logger, edits);
   const delivery = new SlackDelivery({
     client: bolt.client,
-    claims: new DeliveryClaims(deps.redis, keys),
+    claims: deps.deliveryOnce('slack'),
     progress,
     blobs: deps.blobs,
     logger,
   });
-  const intake = new SlackIntakeHandler({
-    deps,
-    client: bolt.client,
-    keys,
-    policy,
-    botToken: config.SLACK_BOT_TOKEN as string,
+  listen(bolt, {
+    messages: new SlackMessageHandler({
+      deps,
+      client: bolt.client,
+      keys,
+      policy,
+      botToken: config.SLACK_BOT_TOKEN as string,
+      logger,
+    }),
+    commands: new SlackCommandHandler({ deps, keys, policy, logger }),
     logger,
   });
-  const commands = new SlashCommands({ deps, keys, policy, logger });
 
-  // Bolt acks events before listeners run; the work below happens after the ack.
+  const state = { running: false, routesRegistered: false, botUser: '' };
+  return {
+    platform: 'slack',
+    mode: bolt.mode,
+
+    registerRoutes(http) {
+      if (!bolt.requestListener) return;
+      registerSlackEventsRoute(http, bolt.requestListener, () => state.running);
+      state.routesRegistered = true;
+    },
+
+    async start() {
+      state.botUser = await startBolt(bolt, config, logger);
+      state.running = true;
+      logger.info({ mode: bolt.mode, bot: state.botUser }, 'slack adapter started');
+    },
+
+    async stop() {
+      state.running = false;
+      progress.stop();
+      if (bolt.mode === 'socket') await bolt.app.stop().catch(() => undefined);
+    },
+
+    deliver: (event) => delivery.deliver(event),
+
+    health: () => slackHealth(bolt, state),
+  };
+}
+
+/** Messages and slash commands into their handlers; Bolt acks before a listener runs. */
+function listen(
+  bolt: BoltSetup,
+  handlers: { messages: SlackMessageHandler; commands: SlackCommandHandler; logger: Logger },
+): void {
+  const { messages, commands, logger } = handlers;
   const onEvent = async ({ body, context }: { body: unknown; context: { botUserId?: string } }) => {
-    await intake.onEvent(body, context.botUserId);
+    await messages.onEvent(body, context.botUserId);
   };
   bolt.app.event('app_mention', onEvent);
   bolt.app.event('message', onEvent);
@@ -62,75 +103,54 @@ export function createSlackAdapter(deps: AdapterDeps): SlackAdapter {
   bolt.app.error(async (error) => {
     logger.warn({ err: error }, 'handling a Slack event failed');
   });
+}
 
-  let running = false;
-  let routesRegistered = false;
-  let botUser = '';
+/**
+ * Checks the bot token (auth.test) and, in Socket Mode, connects, waiting a while for the first
+ * connection; answers the bot's name for logs and health.
+ */
+async function startBolt(bolt: BoltSetup, config: AdapterDeps['config'], logger: Logger): Promise<string> {
+  let botUser: string;
+  try {
+    await bolt.app.init();
+    const auth = await bolt.client.auth.test();
+    botUser = `${auth.user ?? auth.user_id} in ${auth.team ?? auth.team_id}`;
+  } catch (error) {
+    throw new Error(
+      `auth.test at ${config.SLACK_API_URL} failed for SLACK_BOT_TOKEN: ${describe(error)} (check the token and that Slack is reachable)`,
+    );
+  }
+  if (bolt.mode === 'socket') {
+    const connecting = bolt.app.start() as Promise<unknown>;
+    const first = await Promise.race([
+      connecting.then(() => 'connected' as const),
+      sleep(FIRST_CONNECT_WAIT_MS, 'waiting' as const, { ref: false }),
+    ]).catch((error: unknown) => {
+      throw new Error(`Slack Socket Mode did not start (check SLACK_APP_TOKEN): ${describe(error)}`);
+    });
+    if (first === 'waiting') {
+      logger.warn('Slack Socket Mode is still connecting; the gateway starts anyway and health says so');
+      connecting.catch((error: unknown) => logger.error({ err: error }, 'Slack Socket Mode failed to start'));
+    }
+  }
+  return botUser;
+}
 
-  return {
-    platform: 'slack',
-    mode: bolt.mode,
-
-    registerRoutes(http) {
-      if (!bolt.requestListener) return;
-      registerSlackEventsRoute(http, bolt.requestListener, () => running);
-      routesRegistered = true;
-    },
-
-    async start() {
-      try {
-        await bolt.app.init();
-        const auth = await bolt.client.auth.test();
-        botUser = `${auth.user ?? auth.user_id} in ${auth.team ?? auth.team_id}`;
-      } catch (error) {
-        throw new Error(
-          `auth.test at ${config.SLACK_API_URL} failed for SLACK_BOT_TOKEN: ${describe(error)} (check the token and that Slack is reachable)`,
-        );
-      }
-      if (bolt.mode === 'socket') {
-        const connecting = bolt.app.start() as Promise<unknown>;
-        const first = await Promise.race([
-          connecting.then(() => 'connected' as const),
-          sleep(FIRST_CONNECT_WAIT_MS, 'waiting' as const, { ref: false }),
-        ]).catch((error: unknown) => {
-          throw new Error(`Slack Socket Mode did not start (check SLACK_APP_TOKEN): ${describe(error)}`);
-        });
-        if (first === 'waiting') {
-          logger.warn('Slack Socket Mode is still connecting; the gateway starts anyway and health says so');
-          connecting.catch((error: unknown) =>
-            logger.error({ err: error }, 'Slack Socket Mode failed to start'),
-          );
-        }
-      }
-      running = true;
-      logger.info({ mode: bolt.mode, bot: botUser }, 'slack adapter started');
-    },
-
-    async stop() {
-      running = false;
-      progress.stop();
-      if (bolt.mode === 'socket') await bolt.app.stop().catch(() => undefined);
-    },
-
-    deliver: (event) => delivery.deliver(event),
-
-    health(): AdapterHealth {
-      if (!running) return { ok: false, detail: 'not started' };
-      if (bolt.mode === 'http') {
-        return routesRegistered
-          ? { ok: true, detail: `HTTP Events API at POST ${EVENTS_PATH} (${botUser})` }
-          : {
-              ok: false,
-              detail: `POST ${EVENTS_PATH} is not served: the gateway did not register the route`,
-            };
-      }
-      const { connection } = bolt;
-      const since = Math.round((Date.now() - connection.since) / 1000);
-      return connection.connected
-        ? { ok: true, detail: `Socket Mode connected (${botUser})` }
-        : { ok: false, detail: `Socket Mode ${connection.state} for ${since} s` };
-    },
-  };
+function slackHealth(
+  bolt: BoltSetup,
+  state: { running: boolean; routesRegistered: boolean; botUser: string },
+): AdapterHealth {
+  if (!state.running) return { ok: false, detail: 'not started' };
+  if (bolt.mode === 'http') {
+    return state.routesRegistered
+      ? { ok: true, detail: `HTTP Events API at POST ${EVENTS_PATH} (${state.botUser})` }
+      : { ok: false, detail: `POST ${EVENTS_PATH} is not served: the gateway did not register the route` };
+  }
+  const { connection } = bolt;
+  const since = Math.round((Date.now() - connection.since) / 1000);
+  return connection.connected
+    ? { ok: true, detail: `Socket Mode connected (${state.botUser})` }
+    : { ok: false, detail: `Socket Mode ${connection.state} for ${since} s` };
 }
 
 function describe(error: unknown): string {

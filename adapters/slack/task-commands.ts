@@ -1,7 +1,6 @@
 import type { ConversationId } from '../../src/contracts/conversation/id.js';
 import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
 import { type Board, boardOf } from '../../src/gateway/commands/task-board.js';
-import { TaskStore } from '../../src/shared/stores/task-store.js';
 import { type AccessPolicy, isAdmin } from './access.js';
 import { commandMessage, type SlashCommandBody } from './commands.js';
 import type { SlackRoute } from './slack-event.js';
@@ -35,19 +34,15 @@ export function renderSlackBoard(channel: string, board: Board): string {
  * in order: it wipes an ephemeral task's sandbox and tells the thread.
  */
 export class SlackTaskCommands {
-  private readonly tasks: TaskStore;
-
   constructor(
     private readonly deps: AdapterDeps,
     private readonly policy: AccessPolicy,
-  ) {
-    this.tasks = new TaskStore(deps.redis, deps.config.SANDBOT_INSTANCE);
-  }
+  ) {}
 
   async board(cmd: SlashCommandBody, dm: boolean): Promise<string> {
     if (dm)
       return 'Tasks live in channels: use `/sandbot tasks` in one, where people mention me with requests.';
-    const tasks = await this.tasks.inScope(`slack:${cmd.team_id}:${cmd.channel_id}`);
+    const tasks = await this.deps.tasks.inScope(`slack:${cmd.team_id}:${cmd.channel_id}`);
     return renderSlackBoard(cmd.channel_id, boardOf(tasks, Date.now()));
   }
 
@@ -55,7 +50,7 @@ export class SlackTaskCommands {
     cmd: SlashCommandBody,
     target: { conversation: ConversationId; route: SlackRoute },
   ): Promise<string> {
-    const task = await this.tasks.get(target.conversation);
+    const task = await this.deps.tasks.get(target.conversation);
     if (!task || task.depth > 0) {
       return 'That thread is not a task: tasks are threads started by mentioning me in a channel.';
     }
@@ -64,7 +59,7 @@ export class SlackTaskCommands {
       return `Only <@${task.owner.id}> (who started it) or an admin can close this task.`;
     }
     if (task.status === 'done') return 'That task is already done.';
-    await this.tasks.close(target.conversation, `slack:${cmd.user_id}`);
+    await this.deps.tasks.close(target.conversation, `slack:${cmd.user_id}`);
     await this.deps.control.stop(target.conversation, `slack:${cmd.user_id}`);
     await this.deps.submit(commandMessage(cmd, target, 'done'));
     return `Closed “${escapeForSlack(task.title)}”; its thread says so.`;

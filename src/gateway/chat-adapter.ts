@@ -35,4 +35,10 @@ export interface AdapterDeps {
   audit?: import('../shared/audit/audit-log.js').AuditRecorder;
   /** A Redis connection the adapter may use for its own state (progress message ids, dedupe). */
   redis: import('ioredis').Redis;
+  /** Posts each part of an outbound event once across retries and gateways, under the platform's keys. */
+  deliveryOnce(platform: 'slack' | 'discord'): import('./delivery-once.js').DeliveryOnce;
+  /** Tasks: the `tasks` board and `done`. */
+  tasks: import('../shared/stores/task-store.js').TaskStore;
+  /** Rate limits: one notice per person and window, paced progress edits. */
+  throttles: import('./chat-throttles.js').ChatThrottles;
 }

@@ -8,6 +8,7 @@ import { InboundQueue } from '../shared/queue/inbound-queue.js';
 import { createFailFastRedis, createRedis } from '../shared/redis/connection.js';
 import { BlobStore } from '../shared/stores/blob-store.js';
 import type { AdapterDeps, ChatAdapter, Platform } from './chat-adapter.js';
+import { chatServices } from './chat-services.js';
 import { createHttpServer } from './http-server.js';
 import { observeGateway } from './observability.js';
 import { OutboundDispatcher } from './outbound-dispatcher.js';
@@ -42,6 +43,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
     }),
     blobs: new BlobStore(connection, config.SANDBOT_INSTANCE),
     redis: connection,
+    ...chatServices(connection, config.SANDBOT_INSTANCE),
   };
   const adapters = new Map<Platform, ChatAdapter>();
   // Chat platforms: each adapter is enabled by its token.

@@ -4,6 +4,7 @@ import { createDiscordAdapter, type DiscordAdapterOptions } from '../../adapters
 import type { Config } from '../../src/contracts/config/schema.js';
 import type { InboundMessage } from '../../src/contracts/protocol/inbound.js';
 import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
+import { chatServices } from '../../src/gateway/chat-services.js';
 import { createConversationControl } from '../../src/shared/queue/conversation-control.js';
 import { ConversationStore } from '../../src/shared/queue/conversation-store.js';
 import { InboundQueue } from '../../src/shared/queue/inbound-queue.js';
@@ -49,6 +50,7 @@ export async function startDiscordHarness(
     control: createConversationControl(redis, store, config),
     blobs: new BlobStore(redis, instance),
     redis,
+    ...chatServices(redis, instance),
   };
   const adapter = createDiscordAdapter(deps, { progress: { editIntervalMs: 200 }, ...options });
   await adapter.start();

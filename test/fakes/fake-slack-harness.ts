@@ -5,6 +5,7 @@ import { createSlackAdapter, type SlackAdapter } from '../../adapters/slack/slac
 import type { Config } from '../../src/contracts/config/schema.js';
 import type { InboundMessage } from '../../src/contracts/protocol/inbound.js';
 import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
+import { chatServices } from '../../src/gateway/chat-services.js';
 import { createHttpServer, type HttpServer } from '../../src/gateway/http-server.js';
 import { createConversationControl } from '../../src/shared/queue/conversation-control.js';
 import { ConversationStore } from '../../src/shared/queue/conversation-store.js';
@@ -73,6 +74,7 @@ export async function startSlackHarness(
     control: createConversationControl(redis, store, config),
     blobs: new BlobStore(redis, instance),
     redis,
+    ...chatServices(redis, instance),
   };
   const adapter = createSlackAdapter(deps);
   let http: HttpServer | undefined;

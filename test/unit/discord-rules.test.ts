@@ -5,7 +5,7 @@ import { SLASH_COMMANDS } from '../../adapters/discord/commands.js';
 import { discordInviteUrl } from '../../adapters/discord/invite.js';
 import type { Place, SlashCommand, UserMessage } from '../../adapters/discord/payloads.js';
 import { planCommand, planMessage } from '../../adapters/discord/plans.js';
-import { renderProgress } from '../../adapters/discord/progress-board.js';
+import { renderProgress } from '../../adapters/discord/progress-message.js';
 import { ConversationId } from '../../src/contracts/conversation/id.js';
 
 const G = '100000000000000001';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { orderSteps, renderProgress } from '../../adapters/slack/progress.js';
+import { orderSteps, renderProgress } from '../../adapters/slack/progress-message.js';
 import {
   escapeForSlack,
   MAX_PARTS,

@@ -1,5 +1,9 @@
 import { z } from 'zod';
+import type { AuditActor } from '../../contracts/audit/events.js';
+import type { ConversationId } from '../../contracts/conversation/id.js';
+import type { Logger } from '../../contracts/log/logger.js';
 import { Grant } from '../../contracts/policy/network-policy.js';
+import type { ConversationControl } from '../../shared/queue/conversation-control.js';
 
 export type NetworkCommand =
   | { action: 'show' }
@@ -44,4 +48,25 @@ export function parseNetworkCommand(words: readonly string[]): NetworkCommand {
 
 export function describeGrants(grants: readonly string[]): string {
   return grants.length === 0 ? 'no network' : `network to ${grants.join(', ')} (through the egress proxy)`;
+}
+
+/**
+ * Carries out an admin's `network …` words on a conversation and answers with what it has now (or why
+ * the words were refused). A change is also logged at warn, for whoever reads the logs and not the audit.
+ */
+export async function runNetworkCommand(
+  control: Pick<ConversationControl, 'allowNetwork' | 'networkOff' | 'network'>,
+  logger: Logger,
+  command: { conversation: ConversationId; words: readonly string[]; by: AuditActor },
+): Promise<string> {
+  const { conversation, by } = command;
+  const network = parseNetworkCommand(command.words);
+  if (network.action === 'invalid') return network.message;
+  if (network.action === 'allow') await control.allowNetwork(conversation, network.grants, by);
+  if (network.action === 'off') await control.networkOff(conversation, by);
+  if (network.action !== 'show') {
+    logger.warn({ audit: 'policy.change', conversation, by, network }, 'network policy changed');
+  }
+  const grants = await control.network.grantsFor(conversation);
+  return `This conversation now has ${describeGrants(grants)}; it applies from its next turn.`;
 }

@@ -1,8 +1,9 @@
 import type { Redis } from 'ioredis';
-import { shortHash } from '../../src/contracts/conversation/id.js';
 import type { Logger } from '../../src/contracts/log/logger.js';
+import { DISCORD_TTL, type DiscordKeys } from '../../src/contracts/redis/chat-keys.js';
+import type { EditPacer } from '../../src/gateway/chat-throttles.js';
+import type { DeliveryOnce } from '../../src/gateway/delivery-once.js';
 import { type DiscordRoute, liveInteraction } from './conversation.js';
-import type { DeliveryLedger } from './delivery-ledger.js';
 import type { DiscordApi } from './discord-api.js';
 
 export interface ProgressOptions {
@@ -15,7 +16,6 @@ export interface ProgressOptions {
 }
 
 const SHOWN_STEPS = 10;
-const TTL_SECONDS = 86_400;
 
 /** The progress message's text: a header and the latest steps, as a code block. */
 export function renderProgress(header: string, steps: string[], total: number, finished: boolean): string {
@@ -30,11 +30,10 @@ export function renderProgress(header: string, steps: string[], total: number, f
 
 /**
  * One progress message per turn, edited as the agent's steps arrive, plus the typing indicator. The
- * message's id and the steps live in Redis, so any gateway can edit it; edits are coalesced per turn to
+ * message's id and the steps live in Redis, so any gateway can edit it; edits are paced per turn to
  * at most one per `editIntervalMs`, always showing the latest state.
  */
-export class ProgressBoard {
-  private readonly pendingEdits = new Map<string, NodeJS.Timeout>();
+export class ProgressMessages {
   private readonly lastEditAt = new Map<string, number>();
   private readonly chains = new Map<string, Promise<void>>();
   private readonly typing = new Map<string, NodeJS.Timeout>();
@@ -42,28 +41,28 @@ export class ProgressBoard {
   constructor(
     private readonly api: DiscordApi,
     private readonly redis: Redis,
-    private readonly ledger: DeliveryLedger,
-    private readonly instance: string,
+    private readonly ledger: DeliveryOnce,
+    private readonly keys: DiscordKeys,
+    private readonly edits: EditPacer,
     private readonly logger: Logger,
-    private readonly options: ProgressOptions,
+    private readonly options: Omit<ProgressOptions, 'editIntervalMs'>,
   ) {}
 
-  private keys(turnId: string) {
-    const base = `${this.instance}:discord:progress:${shortHash(turnId)}`;
-    return { state: base, steps: `${base}:steps` };
+  private turnKeys(turnId: string) {
+    return { state: this.keys.progress(turnId), steps: this.keys.progressSteps(turnId) };
   }
 
   /** Records one progress event and shows it (the first one posts the message). */
   async progress(event: { id: string; turnId?: string; text: string }, route: DiscordRoute): Promise<void> {
     const turnId = event.turnId ?? event.id;
-    const k = this.keys(turnId);
+    const k = this.turnKeys(turnId);
     if ((await this.redis.hget(k.state, 'finished')) === '1') return;
     const isStart = event.id.endsWith(':progress:start');
     await this.ledger.once(event.id, async () => {
       const write = this.redis.multi();
       if (isStart) write.hset(k.state, 'header', event.text);
       else write.rpush(k.steps, event.text).ltrim(k.steps, -SHOWN_STEPS, -1).hincrby(k.state, 'total', 1);
-      await write.expire(k.state, TTL_SECONDS).expire(k.steps, TTL_SECONDS).exec();
+      await write.expire(k.state, DISCORD_TTL.progress).expire(k.steps, DISCORD_TTL.progress).exec();
     });
     this.startTyping(turnId, route.channelId);
     const posted = await this.ensureMessage(turnId, route);
@@ -72,10 +71,9 @@ export class ProgressBoard {
 
   /** Ends the turn's progress: no more edits or typing; a channel progress message shows "done". */
   async finish(turnId: string, route: DiscordRoute): Promise<void> {
-    const k = this.keys(turnId);
-    await this.redis.multi().hset(k.state, 'finished', '1').expire(k.state, TTL_SECONDS).exec();
-    clearTimeout(this.pendingEdits.get(turnId));
-    this.pendingEdits.delete(turnId);
+    const k = this.turnKeys(turnId);
+    await this.redis.multi().hset(k.state, 'finished', '1').expire(k.state, DISCORD_TTL.progress).exec();
+    this.edits.cancel(turnId);
     this.lastEditAt.delete(turnId);
     this.stopTyping(turnId);
     const messageId = await this.redis.hget(k.state, 'messageId');
@@ -90,7 +88,7 @@ export class ProgressBoard {
 
   /** Posts the progress message if the turn has none yet; true when this call posted it. */
   private async ensureMessage(turnId: string, route: DiscordRoute): Promise<boolean> {
-    const k = this.keys(turnId);
+    const k = this.turnKeys(turnId);
     if (await this.redis.hget(k.state, 'messageId')) return false;
     const interaction = liveInteraction(route, Date.now());
     const posted = await this.ledger.once(`${turnId}:progress-message`, async () => {
@@ -98,7 +96,11 @@ export class ProgressBoard {
       let messageId = '@original';
       if (interaction) await this.api.editOriginal(interaction, { content });
       else messageId = await this.api.postMessage(route.channelId, { content });
-      await this.redis.multi().hset(k.state, 'messageId', messageId).expire(k.state, TTL_SECONDS).exec();
+      await this.redis
+        .multi()
+        .hset(k.state, 'messageId', messageId)
+        .expire(k.state, DISCORD_TTL.progress)
+        .exec();
       this.lastEditAt.set(turnId, Date.now());
       return true;
     });
@@ -106,17 +108,12 @@ export class ProgressBoard {
   }
 
   private scheduleEdit(turnId: string, route: DiscordRoute): void {
-    if (this.pendingEdits.has(turnId)) return; // the pending edit will show the latest state
-    const wait = Math.max(0, (this.lastEditAt.get(turnId) ?? 0) + this.options.editIntervalMs - Date.now());
-    const timer = setTimeout(() => {
-      this.pendingEdits.delete(turnId);
+    this.edits.defer(turnId, this.edits.waitAfter(this.lastEditAt.get(turnId) ?? 0), () => {
       this.lastEditAt.set(turnId, Date.now());
       void this.serial(turnId, () => this.edit(turnId, route)).catch((error: unknown) =>
         this.logger.warn({ err: error, turnId }, 'discord: progress edit failed'),
       );
-    }, wait);
-    timer.unref();
-    this.pendingEdits.set(turnId, timer);
+    });
   }
 
   /** Runs edits of one turn one after another, so an older state never lands after a newer one. */
@@ -130,7 +127,7 @@ export class ProgressBoard {
   }
 
   private async edit(turnId: string, route: DiscordRoute): Promise<void> {
-    const messageId = await this.redis.hget(this.keys(turnId).state, 'messageId');
+    const messageId = await this.redis.hget(this.turnKeys(turnId).state, 'messageId');
     if (!messageId) return;
     const content = await this.render(turnId);
     if (messageId === '@original') {
@@ -142,7 +139,7 @@ export class ProgressBoard {
   }
 
   private async render(turnId: string): Promise<string> {
-    const k = this.keys(turnId);
+    const k = this.turnKeys(turnId);
     const [state, steps] = await Promise.all([
       this.redis.hgetall(k.state),
       this.redis.lrange(k.steps, 0, -1),
@@ -159,7 +156,7 @@ export class ProgressBoard {
     if (this.typing.has(turnId)) return;
     const until = Date.now() + this.options.typingMaxMs;
     const tick = async () => {
-      const finished = (await this.redis.hget(this.keys(turnId).state, 'finished')) === '1';
+      const finished = (await this.redis.hget(this.turnKeys(turnId).state, 'finished')) === '1';
       if (finished || Date.now() > until) return this.stopTyping(turnId);
       await this.api.typing(channelId);
     };
@@ -178,9 +175,8 @@ export class ProgressBoard {
 
   /** Stops every timer (the adapter is stopping). */
   close(): void {
-    for (const timer of this.pendingEdits.values()) clearTimeout(timer);
+    this.edits.stop();
     for (const timer of this.typing.values()) clearInterval(timer);
-    this.pendingEdits.clear();
     this.typing.clear();
   }
 }

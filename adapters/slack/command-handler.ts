@@ -1,7 +1,8 @@
 import { ConversationId } from '../../src/contracts/conversation/id.js';
 import type { Logger } from '../../src/contracts/log/logger.js';
+import type { SlackKeys } from '../../src/contracts/redis/chat-keys.js';
 import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
-import { describeGrants, parseNetworkCommand } from '../../src/gateway/commands/network-command.js';
+import { runNetworkCommand } from '../../src/gateway/commands/network-command.js';
 import { parseSkillCommand } from '../../src/shared/stores/skill-control.js';
 import { type AccessPolicy, decideAccess, isAdmin, refusalText } from './access.js';
 import {
@@ -12,12 +13,12 @@ import {
   parseThreadRef,
   SlashCommandBody,
   statusText,
+  type Verb,
 } from './commands.js';
 import { isDirectMessage, type SlackRoute, slackConversationId } from './slack-event.js';
-import type { SlackKeys } from './slack-state.js';
 import { SlackTaskCommands } from './task-commands.js';
 
-export interface SlashCommandDeps {
+export interface CommandHandlerDeps {
   deps: AdapterDeps;
   keys: SlackKeys;
   policy: AccessPolicy;
@@ -37,10 +38,10 @@ interface Target {
  * whatever Redis does. In a DM a command acts on the DM; in a channel, on the caller's latest thread
  * with the agent there, or on the thread whose link (or ts) follows the verb.
  */
-export class SlashCommands {
+export class SlackCommandHandler {
   private readonly tasks: SlackTaskCommands;
 
-  constructor(private readonly d: SlashCommandDeps) {
+  constructor(private readonly d: CommandHandlerDeps) {
     this.tasks = new SlackTaskCommands(d.deps, d.policy);
   }
 
@@ -52,14 +53,8 @@ export class SlashCommands {
     }
     const cmd = parsed.data;
     const command = parseCommandText(cmd.text);
-    const channel = command.kind === 'verb' ? (command.target?.channel ?? cmd.channel_id) : cmd.channel_id;
-    for (const where of new Set([cmd.channel_id, channel])) {
-      const access = decideAccess(this.d.policy, { teams: [cmd.team_id], channel: where, user: cmd.user_id });
-      if (!access.allowed) {
-        this.audit(cmd, access.reason, command);
-        return respond(refusalText(access.reason));
-      }
-    }
+    const refused = this.accessRefusal(cmd, command);
+    if (refused) return respond(refused);
     if (command.kind === 'unknown') return respond(`I don't know \`${command.word}\`.\n${HELP_TEXT}`);
     const { verb } = command;
     if (verb === 'help') return respond(HELP_TEXT);
@@ -77,54 +72,59 @@ export class SlashCommands {
         'You have no conversation with me in this channel yet: mention me to start one, or name a thread: `/sandbot status <link to the thread>`.',
       );
     }
+    return respond(await this.carryOut(cmd, { ...command, verb }, target));
+  }
+
+  /** Both the channel the command was typed in and the one it names must be open to the caller. */
+  private accessRefusal(cmd: SlashCommandBody, command: ParsedCommand): string | undefined {
+    const channel = command.kind === 'verb' ? (command.target?.channel ?? cmd.channel_id) : cmd.channel_id;
+    for (const where of new Set([cmd.channel_id, channel])) {
+      const access = decideAccess(this.d.policy, { teams: [cmd.team_id], channel: where, user: cmd.user_id });
+      if (!access.allowed) {
+        this.audit(cmd, access.reason, command);
+        return refusalText(access.reason);
+      }
+    }
+    return undefined;
+  }
+
+  /** A verb that acts on a conversation; the answer for the caller. */
+  private async carryOut(
+    cmd: SlashCommandBody,
+    command: Extract<ParsedCommand, { kind: 'verb' }> & { verb: Exclude<Verb, 'help' | 'tasks'> },
+    target: Target,
+  ): Promise<string> {
     const { control, submit } = this.d.deps;
     const by = `admin:slack:${cmd.user_id}` as const;
     // Arguments are the words after the verb that are not the thread reference.
     const words = command.rest.split(/\s+/).filter((w) => w && parseThreadRef(w) === undefined);
-    switch (verb) {
+    switch (command.verb) {
       case 'kill':
         await control.kill(target.conversation, by, words.join(' ') || 'killed by an admin');
-        return respond('Killed. The conversation is quarantined until `/sandbot release`.');
+        return 'Killed. The conversation is quarantined until `/sandbot release`.';
       case 'release':
-        return respond(
-          (await control.release(target.conversation, by))
-            ? 'Released: the conversation runs again.'
-            : 'That conversation was not quarantined.',
-        );
-      case 'network': {
-        const network = parseNetworkCommand(words);
-        if (network.action === 'invalid') return respond(network.message);
-        if (network.action === 'allow') await control.allowNetwork(target.conversation, network.grants, by);
-        if (network.action === 'off') await control.networkOff(target.conversation, by);
-        if (network.action !== 'show')
-          this.d.logger.warn(
-            { audit: 'policy.change', conversation: target.conversation, by, network },
-            'network policy changed',
-          );
-        const grants = await control.network.grantsFor(target.conversation);
-        return respond(`This conversation now has ${describeGrants(grants)}; it applies from its next turn.`);
-      }
+        return (await control.release(target.conversation, by))
+          ? 'Released: the conversation runs again.'
+          : 'That conversation was not quarantined.';
+      case 'network':
+        return runNetworkCommand(control, this.d.logger, { conversation: target.conversation, words, by });
       case 'skill':
       case 'skills': {
-        if (!control.skills) return respond('Skills are not set up on this sandbot (SANDBOT_SKILLS_DIR).');
-        const skill = parseSkillCommand(verb === 'skills' ? ['list'] : words);
-        return respond(await control.skills.run(target.conversation, skill, by));
+        if (!control.skills) return 'Skills are not set up on this sandbot (SANDBOT_SKILLS_DIR).';
+        const skill = parseSkillCommand(command.verb === 'skills' ? ['list'] : words);
+        return control.skills.run(target.conversation, skill, by);
       }
       case 'status':
-        return respond(statusText(await control.status(target.conversation)));
+        return statusText(await control.status(target.conversation));
       case 'done':
-        return respond(await this.tasks.done(cmd, target));
+        return this.tasks.done(cmd, target);
       case 'stop': {
         const stopping = await control.stop(target.conversation, `slack:${cmd.user_id}`);
-        return respond(stopping ? 'Stopping the running turn.' : 'Nothing is running there right now.');
+        return stopping ? 'Stopping the running turn.' : 'Nothing is running there right now.';
       }
-      case 'reset': {
-        const message = commandMessage(cmd, target, 'reset');
-        await submit(message);
-        return respond(
-          'Reset queued: the workspace and history of that conversation are wiped before its next turn.',
-        );
-      }
+      case 'reset':
+        await submit(commandMessage(cmd, target, 'reset'));
+        return 'Reset queued: the workspace and history of that conversation are wiped before its next turn.';
     }
   }
 

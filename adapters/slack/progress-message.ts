@@ -1,8 +1,9 @@
 import type { webApi } from '@slack/bolt';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../src/contracts/log/logger.js';
+import { SLACK_TTL, type SlackKeys } from '../../src/contracts/redis/chat-keys.js';
+import type { EditPacer } from '../../src/gateway/chat-throttles.js';
 import type { SlackRoute } from './slack-event.js';
-import { type SlackKeys, TTL } from './slack-state.js';
 import { escapeForSlack } from './slack-text.js';
 
 export type ProgressStatus = 'working' | 'done' | 'failed' | 'stopped';
@@ -37,18 +38,16 @@ export function orderSteps(steps: Record<string, string>): string[] {
 
 /**
  * One progress message per turn, in the thread, edited as tool steps come in. Its ts lives in Redis,
- * so any gateway can edit it. Edits are coalesced to one per `minIntervalMs` per turn (Slack allows
- * about one update per second per message); a later step or the turn's end flushes what was held back.
+ * so any gateway can edit it. Edits are paced to one per interval per turn (Slack allows about one
+ * update per second per message); a later step or the turn's end flushes what was held back.
  */
 export class ProgressMessages {
-  private readonly timers = new Map<string, NodeJS.Timeout>();
-
   constructor(
     private readonly client: webApi.WebClient,
     private readonly redis: Redis,
     private readonly keys: SlackKeys,
     private readonly logger: Logger,
-    private readonly minIntervalMs = 1500,
+    private readonly edits: EditPacer,
   ) {}
 
   /** Records a step (none for the turn's start) and shows it, now or at the next allowed edit. */
@@ -56,29 +55,21 @@ export class ProgressMessages {
     await this.ensureMessage(turnId, route);
     if (stepKey === undefined) return;
     const stepsKey = this.keys.progressSteps(turnId);
-    await this.redis.multi().hset(stepsKey, stepKey, text).expire(stepsKey, TTL.progress).exec();
+    await this.redis.multi().hset(stepsKey, stepKey, text).expire(stepsKey, SLACK_TTL.progress).exec();
     const last = Number((await this.redis.hget(this.keys.progress(turnId), 'last')) ?? 0);
-    const wait = last + this.minIntervalMs - Date.now();
+    const wait = this.edits.waitAfter(last);
     if (wait <= 0) return this.flush(turnId);
-    if (this.timers.has(turnId)) return;
-    const timer = setTimeout(() => {
-      this.timers.delete(turnId);
-      void this.flush(turnId);
-    }, wait);
-    timer.unref();
-    this.timers.set(turnId, timer);
+    this.edits.defer(turnId, wait, () => void this.flush(turnId));
   }
 
   /** The turn ended: the message shows the final state and every step held back. */
   async finish(turnId: string, status: ProgressStatus): Promise<void> {
-    clearTimeout(this.timers.get(turnId));
-    this.timers.delete(turnId);
+    this.edits.cancel(turnId);
     await this.flush(turnId, status);
   }
 
   stop(): void {
-    for (const timer of this.timers.values()) clearTimeout(timer);
-    this.timers.clear();
+    this.edits.stop();
   }
 
   private async ensureMessage(turnId: string, route: SlackRoute): Promise<void> {
@@ -87,7 +78,7 @@ export class ProgressMessages {
     const [ts, final] = await this.redis.hmget(key, 'ts', 'final');
     if (ts !== null || final !== null) return;
     const lock = this.keys.progressLock(turnId);
-    if ((await this.redis.set(lock, '1', 'EX', 60, 'NX')) === null) {
+    if ((await this.redis.set(lock, '1', 'EX', SLACK_TTL.progressLock, 'NX')) === null) {
       throw new Error(
         `the progress message of turn ${turnId} is being posted elsewhere; the queue will retry`,
       );
@@ -100,7 +91,7 @@ export class ProgressMessages {
       });
       if (!posted.ts) throw new Error('chat.postMessage answered without a ts');
       const fields = { channel: posted.channel ?? route.channel, ts: posted.ts, last: Date.now() };
-      await this.redis.multi().hset(key, fields).expire(key, TTL.progress).exec();
+      await this.redis.multi().hset(key, fields).expire(key, SLACK_TTL.progress).exec();
     } finally {
       await this.redis.del(lock);
     }
@@ -110,7 +101,7 @@ export class ProgressMessages {
   private async flush(turnId: string, final?: ProgressStatus): Promise<void> {
     try {
       const key = this.keys.progress(turnId);
-      if (final) await this.redis.multi().hset(key, 'final', final).expire(key, TTL.progress).exec();
+      if (final) await this.redis.multi().hset(key, 'final', final).expire(key, SLACK_TTL.progress).exec();
       const [state, steps] = await Promise.all([
         this.redis.hgetall(key),
         this.redis.hgetall(this.keys.progressSteps(turnId)),

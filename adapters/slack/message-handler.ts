@@ -1,13 +1,14 @@
 import type { webApi } from '@slack/bolt';
 import type { Logger } from '../../src/contracts/log/logger.js';
 import { InboundMessage } from '../../src/contracts/protocol/inbound.js';
+import { SLACK_TTL, type SlackKeys } from '../../src/contracts/redis/chat-keys.js';
 import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
+import { InOrder } from '../../src/gateway/in-order.js';
 import { type AccessPolicy, decideAccess, refusalText } from './access.js';
 import { downloadAttachments } from './attachments.js';
 import { classifyEvent, SlackEventBody, type SlackIntake } from './slack-event.js';
-import { type SlackKeys, TTL } from './slack-state.js';
 
-export interface IntakeDeps {
+export interface MessageHandlerDeps {
   deps: AdapterDeps;
   client: webApi.WebClient;
   keys: SlackKeys;
@@ -21,11 +22,11 @@ export interface IntakeDeps {
  * this may take its time (downloads). The message id is Slack's channel + ts: whichever of the two
  * events (and any retry of either) arrives first is queued, the store refuses the others.
  */
-export class SlackIntakeHandler {
-  /** Per conversation, the intake in progress: messages are queued in the order they arrived here. */
-  private readonly chains = new Map<string, Promise<void>>();
+export class SlackMessageHandler {
+  /** Per conversation, messages are queued in the order they arrived here. */
+  private readonly inOrder = new InOrder();
 
-  constructor(private readonly d: IntakeDeps) {}
+  constructor(private readonly d: MessageHandlerDeps) {}
 
   async onEvent(body: unknown, botUserId: string | undefined): Promise<void> {
     const parsed = SlackEventBody.safeParse(body);
@@ -41,15 +42,7 @@ export class SlackIntakeHandler {
       this.d.logger.debug({ reason: intake.reason }, 'slack event ignored');
       return;
     }
-    // Downloads and lookups take varying time: without this, a quick second message could overtake the first.
-    const previous = this.chains.get(intake.conversation) ?? Promise.resolve();
-    const current = previous.catch(() => undefined).then(() => this.consider(intake));
-    this.chains.set(intake.conversation, current);
-    try {
-      await current;
-    } finally {
-      if (this.chains.get(intake.conversation) === current) this.chains.delete(intake.conversation);
-    }
+    await this.inOrder.run(intake.conversation, () => this.consider(intake));
   }
 
   private async consider(intake: SlackIntake): Promise<void> {
@@ -85,7 +78,7 @@ export class SlackIntakeHandler {
       return this.whisper(intake, `Tell me what to do, e.g. "@sandbot list the files you have".${notes}`);
     }
     // Registered before the message is queued, so the thread's next message is never missed.
-    if (!intake.dm) await redis.set(this.d.keys.thread(intake.conversation), '1', 'EX', TTL.thread);
+    if (!intake.dm) await redis.set(this.d.keys.thread(intake.conversation), '1', 'EX', SLACK_TTL.thread);
     const message = InboundMessage.parse({
       id: intake.messageId,
       conversation: intake.conversation,
@@ -115,7 +108,7 @@ export class SlackIntakeHandler {
       this.d.keys.lastConversation(team, channel, intake.user),
       intake.conversation,
       'EX',
-      TTL.lastConversation,
+      SLACK_TTL.lastConversation,
     );
     await this.d.client.reactions
       .add({ channel, timestamp: intake.route.ts as string, name: 'eyes' })
@@ -145,14 +138,10 @@ export class SlackIntakeHandler {
       kind: 'access.refused',
       data: { reason, channel },
     });
-    const first = await this.d.deps.redis.set(
-      this.d.keys.refused(team, channel, intake.user),
-      '1',
-      'EX',
-      TTL.refused,
-      'NX',
-    );
-    if (first !== null) await this.whisper(intake, refusalText(reason));
+    const refused = this.d.keys.refused(team, channel, intake.user);
+    if (await this.d.deps.throttles.notices.first(refused, SLACK_TTL.refused)) {
+      await this.whisper(intake, refusalText(reason));
+    }
   }
 
   /** A message only the sender sees, in the thread it concerns. */
@@ -178,7 +167,7 @@ export class SlackIntakeHandler {
     });
     const profile = info?.user?.profile;
     const name = (profile?.display_name || profile?.real_name || info?.user?.name || '').slice(0, 128);
-    if (info) await this.d.deps.redis.set(key, name, 'EX', TTL.userName);
+    if (info) await this.d.deps.redis.set(key, name, 'EX', SLACK_TTL.userName);
     return name === '' ? {} : { name };
   }
 }
