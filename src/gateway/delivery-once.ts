@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { type DeliveryLayout, RELEASE_CLAIM_IF_MINE } from '../contracts/redis/chat-keys.js';
+import type { DeliveryLayout } from '../contracts/redis/chat-keys.js';
+import { DELETE_IF_HELD } from '../contracts/redis/scripts.js';
 
 /**
  * Which parts of outbound events were posted, shared by every gateway through Redis, so a retried turn
@@ -36,7 +37,7 @@ export class DeliveryOnce {
     try {
       result = await post();
     } catch (error) {
-      await this.redis.eval(RELEASE_CLAIM_IF_MINE, 1, key, token).catch(() => undefined);
+      await this.redis.eval(DELETE_IF_HELD, 1, key, token).catch(() => undefined);
       throw error;
     }
     await this.redis.set(key, 'done', 'EX', this.layout.doneSeconds);

@@ -113,12 +113,7 @@ describe('Redis keys', () => {
 /** A Lua script, or a key built from the instance name: both belong in src/contracts/redis/. */
 const REDIS_SCHEMA = /redis\.call\(|\$\{[^}]*instance[^}]*\}:/i;
 
-/**
- * Scanned now. adapters/slack and adapters/discord still build their own keys on this branch; their
- * move into src/contracts/redis/chat-keys.ts is another change, after which `adapters` as a whole
- * belongs here.
- */
-const SCANNED = ['src', 'adapters/web', 'sandbox'];
+const SCANNED = ['src', 'adapters', 'sandbox'];
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true, recursive: true })

@@ -92,9 +92,3 @@ export function deliveryLayout(instance: string, platform: 'slack' | 'discord'):
     doneSeconds: DISCORD_TTL.delivered,
   };
 }
-
-/**
- * Deletes a claim only if it is still ours (a claim that expired may belong to a retry by now).
- * KEYS: claim · ARGV: token
- */
-export const RELEASE_CLAIM_IF_MINE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;

@@ -1,5 +1,5 @@
 /**
- * Every Lua script sandbot runs in Redis (the Slack and Discord adapters' own are in chat-keys.ts). Each
+ * Every Lua script sandbot runs in Redis (the chat adapters' delivery claims use DELETE_IF_HELD). Each
  * runs atomically, which is what makes a check and the write it guards race-free across processes.
  */
 
