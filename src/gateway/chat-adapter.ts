@@ -36,3 +36,6 @@ export interface AdapterDeps {
   /** A Redis connection the adapter may use for its own state (progress message ids, dedupe). */
   redis: import('ioredis').Redis;
 }
+
+/** Builds the chat adapters the config enables (adapters/index.ts); the CLI hands it to the gateway. */
+export type ChatAdapterFactory = (deps: AdapterDeps) => Promise<ChatAdapter[]>;

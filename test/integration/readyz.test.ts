@@ -3,6 +3,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createChatAdapters } from '../../adapters/index.js';
 import { createLogger } from '../../src/contracts/log/logger.js';
 import { startGateway } from '../../src/gateway/start-gateway.js';
 import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
@@ -41,7 +42,7 @@ async function withGateway<T>(
   use: (url: string) => Promise<T>,
 ): Promise<T> {
   const config = testConfig(instance, { SANDBOT_AUDIT_DIR: dir, OLLAMA_HOST: ollama.url, ...overrides });
-  const gateway = await startGateway(config, createLogger(config));
+  const gateway = await startGateway(config, createLogger(config), createChatAdapters);
   try {
     return await use(gateway.url);
   } finally {
