@@ -10,7 +10,6 @@ import { InboundQueue } from '../shared/queue/inbound-queue.js';
 import { OutboundQueue } from '../shared/queue/outbound-queue.js';
 import { createRedis } from '../shared/redis/connection.js';
 import { BlobStore } from '../shared/stores/blob-store.js';
-import { publishWorkerLayer } from '../shared/stores/layer-report.js';
 import { Quarantine } from '../shared/stores/quarantine.js';
 import { observeWorker } from './audit/worker-observability.js';
 import { WorkspaceBaselines } from './audit/workspace-baselines.js';
@@ -20,6 +19,7 @@ import { subAgentOutbound } from './delegation/delegation-outbound.js';
 import { delegationFor } from './delegation/delegation-wiring.js';
 import { EgressService } from './egress/egress-service.js';
 import type { EgressRecord, Lookup } from './egress/proxy.js';
+import { reportWorkerHealth } from './health-report.js';
 import { SandboxWorker } from './sandbox-worker.js';
 import type { WarmPool } from './sandboxes/warm-pool.js';
 import { workerSkills } from './skills/turn-skills.js';
@@ -190,18 +190,20 @@ export async function startWorker(
       taskLimits: { perUser: config.SANDBOT_TASKS_PER_USER, perChannel: config.SANDBOT_TASKS_PER_CHANNEL },
     },
   );
-  const unpublishLayer = publishWorkerLayer(
-    connection,
-    config.SANDBOT_INSTANCE,
-    worker.id,
-    {
+  // Before the worker takes work: a gateway's /readyz counts it from its first report.
+  const report = await reportWorkerHealth({
+    redis: connection,
+    config,
+    workerId: worker.id,
+    layer: {
       layer: layer.plan.layer,
       ...(layer.plan.runtime ? { runtime: layer.plan.runtime } : {}),
       detail: layer.detail,
       egress: layer.egress,
     },
-    () => sandboxEngine.ping(),
-  );
+    hostEngine,
+    sandboxEngine,
+  });
   worker.start();
   // Fills in the background: the worker takes messages at once (new conversations start cold meanwhile).
   pool?.start().catch((error: unknown) => log.warn({ err: error }, 'warm pool did not start'));
@@ -214,7 +216,7 @@ export async function startWorker(
       await worker.stop();
       await pool?.stop();
       driver.dropAttached();
-      await unpublishLayer();
+      await report.stop();
       await observed.stop();
       await egress.stop();
       await guest?.stop();
