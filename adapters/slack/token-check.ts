@@ -1,5 +1,4 @@
 import { webApi } from '@slack/bolt';
-import type { DoctorCheck } from '../../src/cli/doctor/checks.js';
 import type { Config } from '../../src/contracts/config/schema.js';
 import { BOT_SCOPES } from './manifest.js';
 
@@ -8,6 +7,15 @@ type SlackTokens = Pick<
   'SLACK_BOT_TOKEN' | 'SLACK_APP_TOKEN' | 'SLACK_SIGNING_SECRET' | 'SLACK_API_URL'
 >;
 
+/** One finding for `sandbot doctor`: the shape of its checks (src/cli/doctor), which it lists as they are. */
+export interface TokenCheck {
+  name: string;
+  ok: boolean;
+  detail: string;
+  /** What to do about it, when not ok. */
+  fix?: string;
+}
+
 const REINSTALL =
   'add them under OAuth & Permissions (or re-create the app from `sandbot slack manifest`), then reinstall the app';
 
@@ -15,7 +23,7 @@ const REINSTALL =
  * For `sandbot doctor`: the bot token works (auth.test) and has every scope the adapter uses (Slack
  * lists a token's scopes in the x-oauth-scopes header); the app token can open a Socket Mode connection.
  */
-export async function checkSlackTokens(config: SlackTokens, timeoutMs = 5000): Promise<DoctorCheck[]> {
+export async function checkSlackTokens(config: SlackTokens, timeoutMs = 5000): Promise<TokenCheck[]> {
   if (!config.SLACK_BOT_TOKEN) return [];
   const options = {
     slackApiUrl: config.SLACK_API_URL,
@@ -23,7 +31,7 @@ export async function checkSlackTokens(config: SlackTokens, timeoutMs = 5000): P
     timeout: timeoutMs,
     rejectRateLimitedCalls: true,
   };
-  const checks: DoctorCheck[] = [];
+  const checks: TokenCheck[] = [];
   try {
     const auth = await new webApi.WebClient(config.SLACK_BOT_TOKEN, options).auth.test();
     const granted = auth.response_metadata?.scopes;
