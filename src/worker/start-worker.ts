@@ -22,6 +22,7 @@ import type { EgressRecord, Lookup } from './egress/proxy.js';
 import { reportWorkerHealth } from './health-report.js';
 import { SandboxWorker } from './sandbox-worker.js';
 import type { WarmPool } from './sandboxes/warm-pool.js';
+import { serveChatSkillCommands } from './skills/skill-control.js';
 import { workerSkills } from './skills/turn-skills.js';
 import { Canary } from './turn/canary.js';
 import { OutboxLedger } from './turn/outbox-ledger.js';
@@ -205,6 +206,11 @@ export async function startWorker(
     sandboxEngine,
   });
   worker.start();
+  const skillCommands = serveChatSkillCommands(config, {
+    redis: connection,
+    audit: observed.audit,
+    logger: log,
+  });
   // Fills in the background: the worker takes messages at once (new conversations start cold meanwhile).
   pool?.start().catch((error: unknown) => log.warn({ err: error }, 'warm pool did not start'));
   log.info({ id: worker.id, concurrency: config.SANDBOT_WORKER_CONCURRENCY }, 'worker started');
@@ -213,6 +219,7 @@ export async function startWorker(
     audit: observed.audit,
     ...(pool ? { pool } : {}),
     async stop() {
+      await skillCommands.stop();
       await worker.stop();
       await pool?.stop();
       driver.dropAttached();

@@ -14,7 +14,8 @@ const ENTRIES = [
 ];
 
 /** Runtime imports only: `import type` and `export type` load nothing. */
-const IMPORT = /(?:import|export)\s+(?!type\s)(?:[^'"]*?\sfrom\s+)?['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
+const IMPORT =
+  /(?:import|export)\s+(?!type\s)(?:[^'"]*?\sfrom\s+)?['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
 
 function closure(entries: readonly string[]): { files: Set<string>; packages: Set<string> } {
   const files = new Set<string>();
