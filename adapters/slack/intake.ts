@@ -1,6 +1,6 @@
 import type { webApi } from '@slack/bolt';
 import type { Logger } from '../../src/contracts/log/logger.js';
-import { InboundMessage } from '../../src/contracts/protocol/inbound.js';
+import type { InboundMessage } from '../../src/contracts/protocol/inbound.js';
 import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
 import { type AccessPolicy, decideAccess, refusalText } from './access.js';
 import { downloadAttachments } from './attachments.js';
@@ -86,7 +86,7 @@ export class SlackIntakeHandler {
     }
     // Registered before the message is queued, so the thread's next message is never missed.
     if (!intake.dm) await redis.set(this.d.keys.thread(intake.conversation), '1', 'EX', TTL.thread);
-    const message = InboundMessage.parse({
+    const message: InboundMessage = {
       id: intake.messageId,
       conversation: intake.conversation,
       platform: 'slack',
@@ -95,7 +95,7 @@ export class SlackIntakeHandler {
       receivedAt: new Date().toISOString(),
       route: intake.route,
       files: attachments.files,
-    });
+    };
     let result: Awaited<ReturnType<AdapterDeps['submit']>>;
     try {
       result = await submit(message);
