@@ -58,7 +58,9 @@ export class SkillCommandClient implements SkillCommands {
     const reader = this.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: 1 });
     reader.on('error', () => undefined);
     try {
-      await this.redis.lpush(requestsKey(this.instance), JSON.stringify(request));
+      // The list expires too: requests no worker took are stale anyway.
+      const key = requestsKey(this.instance);
+      await this.redis.multi().lpush(key, JSON.stringify(request)).expire(key, REPLY_TTL_SECONDS).exec();
       const answer = await reader.blpop(replyKey(this.instance, request.id), this.waitSeconds);
       if (!answer) {
         return `No worker answered within ${this.waitSeconds} s (is one running?); nothing was changed.`;
