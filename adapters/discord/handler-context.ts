@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { ConversationId } from '../../src/contracts/conversation/id.js';
-import { type FileRef, InboundMessage, type ReplyRoute } from '../../src/contracts/protocol/inbound.js';
+import type { FileRef, InboundMessage, ReplyRoute } from '../../src/contracts/protocol/inbound.js';
 import { DISCORD_TTL, type DiscordKeys } from '../../src/contracts/redis/chat-keys.js';
 import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
 import type { AccessPolicy } from './access.js';
@@ -76,7 +76,7 @@ export async function submitMessage(context: HandlerContext, submission: Submiss
   const note = '\n[message cut: it was longer than sandbot accepts]';
   const text =
     submission.text.length > max ? `${submission.text.slice(0, max - note.length)}${note}` : submission.text;
-  const message = InboundMessage.parse({
+  const message: InboundMessage = {
     id: submission.id,
     conversation: submission.conversation,
     platform: 'discord',
@@ -86,7 +86,7 @@ export async function submitMessage(context: HandlerContext, submission: Submiss
     route: submission.route,
     files: submission.files ?? [],
     ...(submission.command ? { command: submission.command } : {}),
-  });
+  };
   const result = await context.deps.submit(message);
   if (result.status === 'duplicate') {
     context.deps.logger.debug({ messageId: message.id }, 'discord: message already queued (replayed event)');

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { ConversationId } from '../../src/contracts/conversation/id.js';
-import { InboundMessage } from '../../src/contracts/protocol/inbound.js';
+import type { InboundMessage } from '../../src/contracts/protocol/inbound.js';
 import { describeActivity } from '../../src/shared/audit/summary.js';
 import type { ConversationStatus } from '../../src/shared/queue/conversation-control.js';
 import { SlackId, type SlackRoute, SlackTs } from './slack-event.js';
@@ -114,7 +114,7 @@ export function commandMessage(
   target: { conversation: ConversationId; route: SlackRoute },
   command: 'reset' | 'done',
 ): InboundMessage {
-  return InboundMessage.parse({
+  return {
     id: `slack-command:${cmd.trigger_id ?? randomUUID()}`,
     conversation: target.conversation,
     platform: 'slack',
@@ -122,6 +122,7 @@ export function commandMessage(
     text: '',
     receivedAt: new Date().toISOString(),
     route: target.route,
+    files: [],
     command,
-  });
+  };
 }

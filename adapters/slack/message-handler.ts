@@ -1,6 +1,6 @@
 import type { webApi } from '@slack/bolt';
 import type { Logger } from '../../src/contracts/log/logger.js';
-import { InboundMessage } from '../../src/contracts/protocol/inbound.js';
+import type { InboundMessage } from '../../src/contracts/protocol/inbound.js';
 import { SLACK_TTL, type SlackKeys } from '../../src/contracts/redis/chat-keys.js';
 import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
 import { InOrder } from '../../src/gateway/in-order.js';
@@ -79,7 +79,7 @@ export class SlackMessageHandler {
     }
     // Registered before the message is queued, so the thread's next message is never missed.
     if (!intake.dm) await redis.set(this.d.keys.thread(intake.conversation), '1', 'EX', SLACK_TTL.thread);
-    const message = InboundMessage.parse({
+    const message: InboundMessage = {
       id: intake.messageId,
       conversation: intake.conversation,
       platform: 'slack',
@@ -88,7 +88,7 @@ export class SlackMessageHandler {
       receivedAt: new Date().toISOString(),
       route: intake.route,
       files: attachments.files,
-    });
+    };
     let result: Awaited<ReturnType<AdapterDeps['submit']>>;
     try {
       result = await submit(message);

@@ -18,6 +18,7 @@ deferUnusedEngineDeps();
 // are imported by the commands that start them, not by `sandbot --help` or `sandbot audit show`.
 const workerModule = () => import('../worker/start-worker.js');
 const gatewayModule = () => import('../gateway/start-gateway.js');
+const adaptersModule = () => import('../../adapters/index.js');
 
 const program = new Command('sandbot')
   .description('Autonomous AI agents for Slack, Discord and web chat, each conversation in its own sandbox.')
@@ -30,9 +31,13 @@ program
     runService(async (config, logger) => {
       // Both loaded at once (their file reads overlap); the worker starts first, as before: a worker
       // that refuses its layer stops `up` before the gateway takes any message.
-      const [{ startWorker }, { startGateway }] = await Promise.all([workerModule(), gatewayModule()]);
+      const [{ startWorker }, { startGateway }, { createChatAdapters }] = await Promise.all([
+        workerModule(),
+        gatewayModule(),
+        adaptersModule(),
+      ]);
       const worker = await startWorker(config, logger);
-      const gateway = await startGateway(config, logger);
+      const gateway = await startGateway(config, logger, createChatAdapters);
       console.log(`sandbot is up: ${gateway.url}`);
       return [gateway, worker];
     }),
@@ -41,7 +46,13 @@ program
   .command('gateway')
   .description('run the gateway: chat adapters, web chat, delivery of replies')
   .action(() =>
-    runService(async (config, logger) => [await (await gatewayModule()).startGateway(config, logger)]),
+    runService(async (config, logger) => {
+      const [{ startGateway }, { createChatAdapters }] = await Promise.all([
+        gatewayModule(),
+        adaptersModule(),
+      ]);
+      return [await startGateway(config, logger, createChatAdapters)];
+    }),
   );
 program
   .command('worker')

@@ -42,3 +42,6 @@ export interface AdapterDeps {
   /** Rate limits: one notice per person and window, paced progress edits. */
   throttles: import('./chat-throttles.js').ChatThrottles;
 }
+
+/** Builds the chat adapters the config enables (adapters/index.ts); the CLI hands it to the gateway. */
+export type ChatAdapterFactory = (deps: AdapterDeps) => Promise<ChatAdapter[]>;

@@ -1,23 +1,11 @@
 import { createRequire } from 'node:module';
 import Fastify, {
   type FastifyError,
-  type FastifyInstance,
   type FastifyReply,
-  type FastifyRequest,
   type FastifyServerOptions,
   LogController,
-  type RawReplyDefaultExpression,
-  type RawRequestDefaultExpression,
-  type RawServerDefault,
 } from 'fastify';
-import { bearerToken, hostAllowed, isLoopback, tokenMatches } from '../../adapters/web/auth.js';
-import { STREAM_ID } from '../../adapters/web/event-stream.js';
-import { describeIssues, postMessageBody, toInboundMessage } from '../../adapters/web/message-request.js';
-import { CHAT_PAGE_HEADERS, renderChatPage } from '../../adapters/web/page.js';
-import type { WebAdapterDeps } from '../../adapters/web/ports.js';
-import { pipeSse } from '../../adapters/web/sse.js';
 import type { Config } from '../contracts/config/schema.js';
-import { WebSessionName, webConversationId } from '../contracts/conversation/id.js';
 import type { Logger } from '../contracts/log/logger.js';
 
 /** What `/readyz` reports: each dependency the gateway needs, and whether all are usable. */
@@ -27,16 +15,11 @@ export interface HealthReport {
 }
 
 export interface HttpServerOptions {
-  config: Pick<Config, 'SANDBOT_API_TOKEN' | 'SANDBOT_MAX_MESSAGE_CHARS' | 'SANDBOT_HTTP_HOST'>;
+  config: Pick<Config, 'SANDBOT_MAX_MESSAGE_CHARS'>;
   logger: Logger;
-  /** Present when the web chat is enabled: serves `/`, `POST /api/messages` and the event stream. */
-  web?: WebAdapterDeps;
   health: () => Promise<HealthReport>;
-  /** Comment lines keep idle event streams open through proxies. */
-  sseHeartbeatMs?: number;
 }
 
-const EVENTS_ROUTE = '/api/conversations/:conversation/events';
 const JSON_EXAMPLE = '{"conversation":"my-chat","user":"me","text":"hello"}';
 
 type CompilersFactory = NonNullable<
@@ -62,11 +45,11 @@ function lazySchemaCompilers(): Required<CompilersFactory> {
 }
 
 /**
- * The gateway's HTTP server: health, and (when enabled) the web chat page and its API. Routes are
- * registered; the caller listens. More routes (e.g. /metrics) may be added to the returned instance.
+ * The gateway's HTTP server: health, logging and error answers. Routes are registered; the caller
+ * listens. The chat adapters (web chat, Slack's Events API) and /metrics add their own routes.
  */
 export function createHttpServer(options: HttpServerOptions) {
-  const { config, web } = options;
+  const { config } = options;
   const log = options.logger.child({ component: 'http' });
   const maxChars = config.SANDBOT_MAX_MESSAGE_CHARS;
   // Room for the longest text even if every character arrives as a 6-byte JSON escape.
@@ -97,40 +80,17 @@ export function createHttpServer(options: HttpServerOptions) {
     );
   });
 
-  app.addHook('onRequest', async (request, reply) => {
-    const route = request.routeOptions.url;
-    if (route !== '/' && !route?.startsWith('/api/')) return;
-    if (!hostAllowed(request.headers.host, config.SANDBOT_HTTP_HOST)) {
-      return refuse(reply, 403, 'this server answers only to localhost names (DNS-rebinding guard)');
-    }
-    const token = config.SANDBOT_API_TOKEN;
-    if (token === undefined || route === '/') return;
-    const presented =
-      bearerToken(request.headers.authorization) ??
-      (route === EVENTS_ROUTE ? queryToken(request) : undefined);
-    if (!tokenMatches(presented, token)) {
-      reply.header('www-authenticate', 'Bearer');
-      return refuse(
-        reply,
-        401,
-        route === EVENTS_ROUTE
-          ? 'missing or wrong API token: send "Authorization: Bearer <token>" or add ?token=<token>'
-          : 'missing or wrong API token: send "Authorization: Bearer <token>" (the SANDBOT_API_TOKEN)',
-      );
-    }
-  });
-
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const status = error.statusCode ?? 500;
     if (status >= 500) {
       log.error({ err: error, route: request.routeOptions.url }, 'request failed');
-      return refuse(reply, 500, 'internal error: see the gateway log');
+      return sendError(reply, 500, 'internal error: see the gateway log');
     }
-    return refuse(reply, status, clientErrorText(error, bodyLimit, maxChars));
+    return sendError(reply, status, clientErrorText(error, bodyLimit, maxChars));
   });
 
   app.setNotFoundHandler((request, reply) =>
-    refuse(reply, 404, `no route ${request.method} ${request.url.split('?')[0]}`),
+    sendError(reply, 404, `no route ${request.method} ${request.url.split('?')[0]}`),
   );
 
   app.get('/healthz', async () => ({ status: 'ok' }));
@@ -145,84 +105,13 @@ export function createHttpServer(options: HttpServerOptions) {
     return reply.code(report.ok ? 200 : 503).send({ status: report.ok ? 'ready' : 'not ready', ...report });
   });
 
-  if (web) {
-    if (config.SANDBOT_API_TOKEN === undefined && !isLoopback(config.SANDBOT_HTTP_HOST)) {
-      log.warn(
-        { host: config.SANDBOT_HTTP_HOST },
-        'the web chat is reachable beyond this machine and SANDBOT_API_TOKEN is not set: anyone who reaches it can drive the agent',
-      );
-    }
-    registerWebRoutes(app, web, { ...options, log, maxChars });
-  }
   return app;
 }
 
 export type HttpServer = ReturnType<typeof createHttpServer>;
 
-type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, Logger>;
-
-function registerWebRoutes(
-  app: App,
-  web: WebAdapterDeps,
-  options: HttpServerOptions & { log: Logger; maxChars: number },
-): void {
-  const { log, maxChars } = options;
-  const page = renderChatPage({
-    tokenRequired: options.config.SANDBOT_API_TOKEN !== undefined,
-    maxMessageChars: maxChars,
-  });
-  const bodySchema = postMessageBody(maxChars);
-
-  app.get('/', async (_request, reply) => reply.headers(CHAT_PAGE_HEADERS).send(page));
-
-  app.post('/api/messages', async (request, reply) => {
-    const parsed = bodySchema.safeParse(request.body);
-    if (!parsed.success) return refuse(reply, 400, describeIssues(parsed.error));
-    const message = toInboundMessage(parsed.data);
-    try {
-      await web.submitter.submit(message);
-    } catch (error) {
-      log.warn({ err: error, conversation: message.conversation }, 'submitting a web message failed');
-      return refuse(
-        reply,
-        503,
-        'message not accepted: the queue is unavailable (is Redis up?); try again shortly',
-      );
-    }
-    return reply.code(202).send({ conversation: parsed.data.conversation, messageId: message.id });
-  });
-
-  // No HEAD twin: it would hold a stream open with nothing to send.
-  app.get<{ Params: { conversation: string } }>(
-    EVENTS_ROUTE,
-    { exposeHeadRoute: false },
-    async (request, reply) => {
-      const session = WebSessionName.safeParse(request.params.conversation);
-      if (!session.success) return refuse(reply, 400, describeIssues(session.error, 'conversation'));
-      const resumeFrom = lastEventId(request);
-      if (resumeFrom !== undefined && !STREAM_ID.test(resumeFrom)) {
-        return refuse(reply, 400, 'Last-Event-ID must be an id this stream sent, like "1700000000000-0"');
-      }
-      const conversation = webConversationId(session.data);
-      let from: string;
-      try {
-        // Fixed before the headers go out: a client that sees the response open misses nothing after it.
-        from = resumeFrom ?? (await web.events.position(conversation));
-      } catch (error) {
-        log.warn({ err: error, conversation }, 'opening a web event stream failed');
-        return refuse(reply, 503, 'event stream unavailable (is Redis up?); try again shortly');
-      }
-      reply.hijack();
-      await pipeSse(reply.raw, (signal) => web.events.subscribe(conversation, from, signal), {
-        heartbeatMs: options.sseHeartbeatMs ?? 15_000,
-        onError: (error) =>
-          log.warn({ err: error, conversation }, 'web event stream failed; the client will reconnect'),
-      });
-    },
-  );
-}
-
-function refuse(reply: FastifyReply, status: number, error: string): FastifyReply {
+/** An error answer: `{ error }` as JSON, in words that say what to do. */
+export function sendError(reply: FastifyReply, status: number, error: string): FastifyReply {
   return reply.code(status).type('application/json; charset=utf-8').send({ error });
 }
 
@@ -240,17 +129,4 @@ function clientErrorText(error: FastifyError, bodyLimit: number, maxChars: numbe
     default:
       return error.message;
   }
-}
-
-function queryToken(request: FastifyRequest): string | undefined {
-  const token = (request.query as Record<string, unknown> | undefined)?.token;
-  return typeof token === 'string' ? token : undefined;
-}
-
-/** The header EventSource sends on reconnect; the query form lets a reloaded page resume too. */
-function lastEventId(request: FastifyRequest): string | undefined {
-  const header = request.headers['last-event-id'];
-  if (typeof header === 'string' && header !== '') return header;
-  const query = (request.query as Record<string, unknown> | undefined)?.lastEventId;
-  return typeof query === 'string' && query !== '' ? query : undefined;
 }

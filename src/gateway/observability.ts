@@ -1,7 +1,4 @@
-import type Dockerode from 'dockerode';
 import type { Redis } from 'ioredis';
-import { createDocker } from '../../sandbox/host/driver/docker-client.js';
-import { describePlan, layerPlan } from '../../sandbox/host/layers/layer.js';
 import type { Config } from '../contracts/config/schema.js';
 import type { ConversationId } from '../contracts/conversation/id.js';
 import type { Logger } from '../contracts/log/logger.js';
@@ -9,9 +6,9 @@ import { conversationKeys } from '../contracts/redis/keys.js';
 import { AuditLog } from '../shared/audit/audit-log.js';
 import { type ActivitySummary, summarizeConversation } from '../shared/audit/summary.js';
 import { sandbotMetrics } from '../shared/metrics.js';
+import { runProbe } from '../shared/probe.js';
 import type { ConversationStore } from '../shared/queue/conversation-store.js';
-import { layerReadiness, readWorkerLayers } from '../shared/stores/layer-report.js';
-import { ModelBroker } from '../worker/broker/model-broker.js';
+import { readWorkerLayers, type WorkerLayer, workerReadiness } from '../shared/stores/layer-report.js';
 import type { ChatAdapter, Platform } from './chat-adapter.js';
 import type { HealthReport, HttpServer } from './http-server.js';
 import { registerMetricsRoute } from './metrics-route.js';
@@ -36,41 +33,28 @@ export function observeGateway(options: {
   const { config, connection, store } = options;
   const audit = new AuditLog(options.probe, config, options.logger);
   audit.start();
-  const docker = createDocker(config.DOCKER_HOST);
-  const broker = new ModelBroker({ host: config.OLLAMA_HOST, timeoutMs: READY_TIMEOUT_MS });
+  const workers = workerReports(options.probe, config.SANDBOT_INSTANCE);
   const unregister = sandbotMetrics().source('queueDepth', config.SANDBOT_INSTANCE, () =>
     queueDepth(connection, store, config.SANDBOT_INSTANCE),
   );
   return {
     audit,
-    /** `/readyz`: Redis, the container engine, Ollama, the workers' sandbox layers and each chat connection. */
-    health: (adapters: ReadonlyMap<Platform, ChatAdapter>): Promise<HealthReport> =>
-      checkReadiness(
-        {
-          redis: (signal) => pingRedis(options.probe, signal),
-          docker: (signal) => pingEngine(docker, signal, config.DOCKER_HOST),
-          ollama: async () => {
-            const server = await broker.checkServer();
-            if (!server.ok) throw new Error(server.error.message);
-            return `Ollama ${server.version}`;
-          },
-          // The layers live workers checked and run under, and their sandbox engines (they publish them;
-          // see layer-report.ts). Redis has its own entry.
-          layer: async (signal) => {
-            const configured = describePlan(layerPlan(config));
-            const workers = await pingRedis(options.probe, signal)
-              .then(() => readWorkerLayers(options.probe, config.SANDBOT_INSTANCE))
-              .catch(() => undefined);
-            if (!workers) return `configured ${configured}; the workers' layers cannot be read without Redis`;
-            const verdict = layerReadiness(configured, workers, Date.now());
-            // No live worker's sandbox engine answers (e.g. the micro-VM is down): no sandbox can start.
-            if (!verdict.ok) throw new Error(verdict.detail);
-            return verdict.detail;
-          },
-        },
-        Object.fromEntries([...adapters.values()].map((a) => [a.platform, a.health()])),
-        READY_TIMEOUT_MS,
-      ),
+    /**
+     * `/readyz`: Redis, then the container engine, Ollama and the sandbox layers as the live workers
+     * report them (see layer-report.ts), and each chat connection.
+     */
+    health: async (adapters: ReadonlyMap<Platform, ChatAdapter>): Promise<HealthReport> => {
+      const [report, reported] = await Promise.all([
+        checkReadiness({ redis: (signal) => pingRedis(options.probe, signal) }, {}, READY_TIMEOUT_MS),
+        workers.read(READY_TIMEOUT_MS),
+      ]);
+      const checks = {
+        ...report.checks,
+        ...workerReadiness(config.SANDBOX_LAYER, reported, Date.now()),
+        ...Object.fromEntries([...adapters.values()].map((a) => [a.platform, a.health()])),
+      };
+      return { ok: Object.values(checks).every((c) => c.ok), checks };
+    },
     /** A conversation's recent activity from its audit file, for `status`. */
     activity: (conversation: ConversationId): Promise<ActivitySummary | undefined> =>
       summarizeConversation(audit.journal, conversation),
@@ -105,12 +89,24 @@ async function pingRedis(redis: Redis, signal: AbortSignal): Promise<undefined> 
   return undefined;
 }
 
-async function pingEngine(docker: Dockerode, signal: AbortSignal, endpoint?: string): Promise<string> {
-  // dockerode's types omit it, but ping() takes { abortSignal } and cancels the request with it.
-  await (docker.ping as (opts: { abortSignal: AbortSignal }) => Promise<unknown>).call(docker, {
-    abortSignal: signal,
-  });
-  return endpoint ?? 'unix:///var/run/docker.sock';
+/**
+ * The workers' reports, read afresh each time; while Redis cannot be read, the last ones read (each
+ * still counts only while fresh, so a long outage ends in "no worker has reported").
+ */
+function workerReports(redis: Redis, instance: string) {
+  let last = new Map<string, WorkerLayer>();
+  return {
+    async read(timeoutMs: number): Promise<ReadonlyMap<string, WorkerLayer>> {
+      const read = async (signal: AbortSignal) => {
+        await pingRedis(redis, signal); // waits out the first connect, as the redis check does
+        last = await readWorkerLayers(redis, instance);
+        return undefined;
+      };
+      // Redis is down or slow: its own check says so; the last reports stand meanwhile.
+      await runProbe(read, timeoutMs);
+      return last;
+    },
+  };
 }
 
 /** Messages waiting for or in a turn, summed over the conversations that have any. */

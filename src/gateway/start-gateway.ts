@@ -1,5 +1,3 @@
-import { webChatEnabled } from '../../adapters/web/enabled.js';
-import { WebEventStream } from '../../adapters/web/event-stream.js';
 import type { Config } from '../contracts/config/schema.js';
 import type { Logger } from '../contracts/log/logger.js';
 import { createConversationControl } from '../shared/queue/conversation-control.js';
@@ -7,7 +5,7 @@ import { ConversationStore } from '../shared/queue/conversation-store.js';
 import { InboundQueue } from '../shared/queue/inbound-queue.js';
 import { createFailFastRedis, createRedis } from '../shared/redis/connection.js';
 import { BlobStore } from '../shared/stores/blob-store.js';
-import type { AdapterDeps, ChatAdapter, Platform } from './chat-adapter.js';
+import type { AdapterDeps, ChatAdapter, ChatAdapterFactory, Platform } from './chat-adapter.js';
 import { chatServices } from './chat-services.js';
 import { createHttpServer } from './http-server.js';
 import { observeGateway } from './observability.js';
@@ -20,10 +18,14 @@ export interface RunningGateway {
 }
 
 /**
- * Wires a gateway from config: the chat adapters, the HTTP server (web chat, API, health) and the
- * delivery of outbound events.
+ * Wires a gateway from config: the chat adapters `createAdapters` builds (adapters/index.ts), the HTTP
+ * server (health, metrics, the adapters' routes) and the delivery of outbound events.
  */
-export async function startGateway(config: Config, logger: Logger): Promise<RunningGateway> {
+export async function startGateway(
+  config: Config,
+  logger: Logger,
+  createAdapters: ChatAdapterFactory,
+): Promise<RunningGateway> {
   const log = logger.child({ role: 'gateway' });
   const connection = createRedis(config.SANDBOT_REDIS_URL, `${config.SANDBOT_INSTANCE}-gateway`);
   // Submits from HTTP must fail fast (503) when Redis is down, not hang the request.
@@ -31,7 +33,6 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
   const store = new ConversationStore(submitConnection, config.SANDBOT_INSTANCE);
   const observed = observeGateway({ connection, probe: submitConnection, store, config, logger: log });
   const inbound = new InboundQueue(submitConnection, store, config.SANDBOT_INSTANCE, observed.audit);
-  const webEvents = new WebEventStream(connection, config.SANDBOT_INSTANCE);
 
   const adapterDeps: AdapterDeps = {
     config,
@@ -45,52 +46,18 @@ export async function startGateway(config: Config, logger: Logger): Promise<Runn
     redis: connection,
     ...chatServices(connection, config.SANDBOT_INSTANCE),
   };
-  const adapters = new Map<Platform, ChatAdapter>();
-  // Chat platforms: each adapter is enabled by its token.
-  // Each platform's library loads only when its token is set (start-up time and memory).
-  if (config.SLACK_BOT_TOKEN) {
-    const { createSlackAdapter } = await import('../../adapters/slack/slack-adapter.js');
-    adapters.set('slack', createSlackAdapter(adapterDeps));
-  }
-  if (config.DISCORD_TOKEN) {
-    const { createDiscordAdapter } = await import('../../adapters/discord/discord-adapter.js');
-    adapters.set('discord', createDiscordAdapter(adapterDeps));
-  }
-  const web = webChatEnabled(config);
-  if (web) {
-    adapters.set('web', {
-      platform: 'web',
-      start: async () => undefined,
-      stop: async () => undefined,
-      deliver: async (event) => {
-        await webEvents.deliver(event);
-      },
-      health: () => ({ ok: true, detail: 'serving' }),
-    });
-  }
+  const adapters = new Map<Platform, ChatAdapter>(
+    (await createAdapters(adapterDeps)).map((adapter) => [adapter.platform, adapter]),
+  );
   for (const adapter of adapters.values()) await adapter.start();
   const dispatcher = new OutboundDispatcher(connection, config.SANDBOT_INSTANCE, adapters, log);
   dispatcher.start();
 
-  const http = createHttpServer({
-    config,
-    logger: log,
-    web: web
-      ? {
-          submitter: {
-            submit: async (message) => {
-              await inbound.submit(message);
-            },
-          },
-          events: webEvents,
-        }
-      : undefined,
-    health: () => observed.health(adapters),
-  });
+  const http = createHttpServer({ config, logger: log, health: () => observed.health(adapters) });
   observed.register(http);
   for (const adapter of adapters.values()) adapter.registerRoutes?.(http);
   const url = await http.listen({ host: config.SANDBOT_HTTP_HOST, port: config.SANDBOT_HTTP_PORT });
-  log.info({ url, web }, 'gateway listening');
+  log.info({ url, web: adapters.has('web') }, 'gateway listening');
   return {
     url,
     async stop() {

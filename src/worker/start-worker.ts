@@ -10,7 +10,6 @@ import { InboundQueue } from '../shared/queue/inbound-queue.js';
 import { OutboundQueue } from '../shared/queue/outbound-queue.js';
 import { createRedis } from '../shared/redis/connection.js';
 import { BlobStore } from '../shared/stores/blob-store.js';
-import { publishWorkerLayer } from '../shared/stores/layer-report.js';
 import { Quarantine } from '../shared/stores/quarantine.js';
 import { observeWorker } from './audit/worker-observability.js';
 import { WorkspaceBaselines } from './audit/workspace-baselines.js';
@@ -20,8 +19,10 @@ import { subAgentOutbound } from './delegation/delegation-outbound.js';
 import { delegationFor } from './delegation/delegation-wiring.js';
 import { EgressService } from './egress/egress-service.js';
 import type { EgressRecord, Lookup } from './egress/proxy.js';
+import { reportWorkerHealth } from './health-report.js';
 import { SandboxWorker } from './sandbox-worker.js';
 import type { WarmPool } from './sandboxes/warm-pool.js';
+import { serveChatSkillCommands } from './skills/skill-control.js';
 import { workerSkills } from './skills/turn-skills.js';
 import { Canary } from './turn/canary.js';
 import { OutboxLedger } from './turn/outbox-ledger.js';
@@ -190,19 +191,26 @@ export async function startWorker(
       taskLimits: { perUser: config.SANDBOT_TASKS_PER_USER, perChannel: config.SANDBOT_TASKS_PER_CHANNEL },
     },
   );
-  const unpublishLayer = publishWorkerLayer(
-    connection,
-    config.SANDBOT_INSTANCE,
-    worker.id,
-    {
+  // Before the worker takes work: a gateway's /readyz counts it from its first report.
+  const report = await reportWorkerHealth({
+    redis: connection,
+    config,
+    workerId: worker.id,
+    layer: {
       layer: layer.plan.layer,
       ...(layer.plan.runtime ? { runtime: layer.plan.runtime } : {}),
       detail: layer.detail,
       egress: layer.egress,
     },
-    () => sandboxEngine.ping(),
-  );
+    hostEngine,
+    sandboxEngine,
+  });
   worker.start();
+  const skillCommands = serveChatSkillCommands(config, {
+    redis: connection,
+    audit: observed.audit,
+    logger: log,
+  });
   // Fills in the background: the worker takes messages at once (new conversations start cold meanwhile).
   pool?.start().catch((error: unknown) => log.warn({ err: error }, 'warm pool did not start'));
   log.info({ id: worker.id, concurrency: config.SANDBOT_WORKER_CONCURRENCY }, 'worker started');
@@ -211,10 +219,11 @@ export async function startWorker(
     audit: observed.audit,
     ...(pool ? { pool } : {}),
     async stop() {
+      await skillCommands.stop();
       await worker.stop();
       await pool?.stop();
       driver.dropAttached();
-      await unpublishLayer();
+      await report.stop();
       await observed.stop();
       await egress.stop();
       await guest?.stop();

@@ -10,6 +10,7 @@ import { ConversationStore } from '../../src/shared/queue/conversation-store.js'
 import { InboundQueue } from '../../src/shared/queue/inbound-queue.js';
 import { createRedis } from '../../src/shared/redis/connection.js';
 import { BlobStore } from '../../src/shared/stores/blob-store.js';
+import { queuedMessages } from '../helpers/queued.js';
 import { dropInstanceKeys, REDIS_URL, testInstance } from '../helpers/redis.js';
 import { testConfig } from '../helpers/stack.js';
 import { type FakeDiscord, startFakeDiscord } from './fake-discord.js';
@@ -56,12 +57,8 @@ export async function startDiscordHarness(
   await adapter.start();
 
   /** Messages on the inbound queue, oldest first. */
-  async function queued(): Promise<InboundMessage[]> {
-    const jobs = await inbound.queue.getJobs(['waiting', 'delayed', 'active', 'completed', 'prioritized']);
-    return jobs
-      .filter((job) => job.data.kind === 'message')
-      .sort((a, b) => a.timestamp - b.timestamp || Number(a.id?.localeCompare(b.id ?? '')))
-      .map((job) => (job.data.kind === 'message' ? job.data.message : (undefined as never)));
+  function queued(): Promise<InboundMessage[]> {
+    return queuedMessages(inbound, redis, instance);
   }
 
   return {

@@ -11,6 +11,7 @@ import { createConversationControl } from '../../src/shared/queue/conversation-c
 import { ConversationStore } from '../../src/shared/queue/conversation-store.js';
 import { InboundQueue } from '../../src/shared/queue/inbound-queue.js';
 import { BlobStore } from '../../src/shared/stores/blob-store.js';
+import { queuedMessages } from '../helpers/queued.js';
 import { dropInstanceKeys, REDIS_URL, testInstance } from '../helpers/redis.js';
 import { testConfig } from '../helpers/stack.js';
 import { type FakeSlack, startFakeSlack } from './fake-slack.js';
@@ -91,13 +92,7 @@ export async function startSlackHarness(
     redis,
     logs,
     sender: new SlackSender(fake, transport, url ? `${url}/slack/events` : undefined),
-    async queued() {
-      const jobs = await inbound.queue.getJobs(['waiting', 'delayed', 'active', 'completed', 'prioritized']);
-      return jobs
-        .filter((job) => job.data.kind === 'message')
-        .sort((a, b) => a.timestamp - b.timestamp)
-        .map((job) => (job.data.kind === 'message' ? job.data.message : (undefined as never)));
-    },
+    queued: () => queuedMessages(inbound, redis, instance),
     async stop() {
       await http?.close();
       await adapter.stop();

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createChatAdapters } from '../../adapters/index.js';
 import { createLogger } from '../../src/contracts/log/logger.js';
 import { startGateway } from '../../src/gateway/start-gateway.js';
 import { type FakeChatRequest, type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
@@ -35,7 +36,7 @@ beforeAll(async () => {
     script: (request) => ({ delayMs: 400, reply: `answer to [${turnMessages(request).join('|')}]` }),
   });
   Object.assign(config, { OLLAMA_HOST: ollama.url });
-  gateway = await startGateway(config, createLogger(config));
+  gateway = await startGateway(config, createLogger(config), createChatAdapters);
 });
 
 afterAll(async () => {

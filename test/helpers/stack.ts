@@ -1,5 +1,6 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createChatAdapters } from '../../adapters/index.js';
 import { createDocker } from '../../sandbox/host/driver/docker-client.js';
 import { sandboxDriverFromConfig } from '../../sandbox/host/driver/from-config.js';
 import { layerPlan } from '../../sandbox/host/layers/layer.js';
@@ -42,7 +43,7 @@ export function testConfig(instance: string, overrides: Record<string, string> =
 export async function startStack(config: Config, overrides: WorkerOverrides = {}) {
   const logger = createLogger(config);
   const worker = await startWorker(config, logger, overrides);
-  const gateway = await startGateway(config, logger);
+  const gateway = await startGateway(config, logger, createChatAdapters);
   return {
     url: gateway.url,
     worker,

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createChatAdapters } from '../../adapters/index.js';
 import { Runtime } from '../../sandbox/runtime/runtime.js';
 import { createLogger } from '../../src/contracts/log/logger.js';
 import { type RuntimeToWorker, WorkerToRuntime } from '../../src/contracts/protocol/agent.js';
@@ -28,7 +29,11 @@ describe('fuzz: the web API', () => {
   const config = testConfig(testInstance('fuzz-web'));
   let gateway: Awaited<ReturnType<typeof startGateway>>;
   beforeAll(async () => {
-    gateway = await startGateway(config, createLogger({ ...config, SANDBOT_LOG_LEVEL: 'silent' }));
+    gateway = await startGateway(
+      config,
+      createLogger({ ...config, SANDBOT_LOG_LEVEL: 'silent' }),
+      createChatAdapters,
+    );
   });
   afterAll(async () => {
     await gateway?.stop();

@@ -3,16 +3,23 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createChatAdapters } from '../../adapters/index.js';
+import { createDocker } from '../../sandbox/host/driver/docker-client.js';
+import type { Config } from '../../src/contracts/config/schema.js';
 import { createLogger } from '../../src/contracts/log/logger.js';
 import { startGateway } from '../../src/gateway/start-gateway.js';
+import { createRedis } from '../../src/shared/redis/connection.js';
+import { reportWorkerHealth } from '../../src/worker/health-report.js';
+import { startWorker } from '../../src/worker/start-worker.js';
 import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
-import { dropInstanceKeys, testInstance } from '../helpers/redis.js';
-import { testConfig } from '../helpers/stack.js';
+import { testInstance } from '../helpers/redis.js';
+import { cleanInstance, testConfig } from '../helpers/stack.js';
 
 /**
  * `/readyz` of a real gateway: green with Redis, the engine, Ollama and the web chat up; red (503),
  * naming the culprit, when one of them cannot be reached. The real services keep running: the gateway
- * is pointed at a closed port instead, or (Redis) at a relay that is cut while the gateway runs.
+ * (or the worker, which checks the engine and Ollama and reports to the gateway through Redis) is pointed
+ * at a closed port instead, or (Redis) at a relay that is cut while the gateway runs.
  */
 
 const dir = mkdtempSync(path.join(tmpdir(), 'sandbot-readyz-'));
@@ -32,20 +39,54 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await ollama?.close();
-  await dropInstanceKeys(instance);
+  await cleanInstance(testConfig(instance));
   rmSync(dir, { recursive: true, force: true });
 });
+
+/** A real worker, or (`reportOnly`, for an engine it could not start on) only its health report. */
+async function startReportingWorker(config: Config, reportOnly: boolean): Promise<() => Promise<void>> {
+  if (!reportOnly) {
+    const worker = await startWorker(config, createLogger(config));
+    return () => worker.stop();
+  }
+  const redis = createRedis(config.SANDBOT_REDIS_URL, 'readyz-report');
+  const engine = createDocker(config.DOCKER_HOST);
+  const layer = { layer: 'container' as const, detail: 'not checked (a report only)' };
+  const report = await reportWorkerHealth({
+    redis,
+    config,
+    workerId: 'readyz-report',
+    layer,
+    hostEngine: engine,
+    sandboxEngine: engine,
+  });
+  return async () => {
+    await report.stop();
+    redis.disconnect();
+  };
+}
 
 async function withGateway<T>(
   overrides: Record<string, string>,
   use: (url: string) => Promise<T>,
+  worker: { overrides?: Record<string, string>; reportOnly?: boolean } = {},
 ): Promise<T> {
   const config = testConfig(instance, { SANDBOT_AUDIT_DIR: dir, OLLAMA_HOST: ollama.url, ...overrides });
-  const gateway = await startGateway(config, createLogger(config));
+  const workerConfig = testConfig(instance, {
+    SANDBOT_AUDIT_DIR: dir,
+    OLLAMA_HOST: ollama.url,
+    ...(worker.overrides ?? overrides),
+  });
+  const stopWorker = await startReportingWorker(workerConfig, worker.reportOnly ?? false);
   try {
-    return await use(gateway.url);
+    const gateway = await startGateway(config, createLogger(config), createChatAdapters);
+    try {
+      return await use(gateway.url);
+    } finally {
+      await gateway.stop();
+    }
   } finally {
-    await gateway.stop();
+    await stopWorker();
   }
 }
 
@@ -104,29 +145,38 @@ describe('GET /readyz', () => {
   it('turns red when Redis becomes unreachable, and green again when it is back', async () => {
     const relay = await redisRelay();
     try {
-      await withGateway({ SANDBOT_REDIS_URL: relay.url }, async (url) => {
-        expect((await ready(url)).status).toBe(200);
-        await relay.cut();
-        const { status, body } = await ready(url);
-        expect(status).toBe(503);
-        expect(body.checks.redis?.ok).toBe(false);
-        expect(body.checks.docker?.ok).toBe(true);
-        // Back before the gateway stops: its queue workers cannot shut down without Redis.
-        await relay.restore();
-        let back = await ready(url);
-        for (let i = 0; i < 50 && back.status !== 200; i++) {
-          await new Promise((resolve) => setTimeout(resolve, 200));
-          back = await ready(url);
-        }
-        expect(back.body.checks.redis).toEqual({ ok: true });
-      });
+      // The worker reports through Redis directly: only the gateway's connection is cut.
+      const direct = { overrides: {} };
+      await withGateway(
+        { SANDBOT_REDIS_URL: relay.url },
+        async (url) => {
+          expect((await ready(url)).status).toBe(200);
+          await relay.cut();
+          const { status, body } = await ready(url);
+          expect(status).toBe(503);
+          expect(body.checks.redis?.ok).toBe(false);
+          expect(body.checks.docker?.ok).toBe(true);
+          // Back before the gateway stops: its queue workers cannot shut down without Redis.
+          await relay.restore();
+          let back = await ready(url);
+          for (let i = 0; i < 50 && back.status !== 200; i++) {
+            await new Promise((resolve) => setTimeout(resolve, 200));
+            back = await ready(url);
+          }
+          expect(back.body.checks.redis).toEqual({ ok: true });
+        },
+        direct,
+      );
     } finally {
       await relay.close();
     }
   });
 
   it('turns red when the container engine is unreachable', async () => {
-    const { status, body } = await withGateway({ DOCKER_HOST: `tcp://127.0.0.1:${closedPort}` }, ready);
+    // A worker cannot start without its engine: its report alone, as one whose engine went away sends.
+    const { status, body } = await withGateway({ DOCKER_HOST: `tcp://127.0.0.1:${closedPort}` }, ready, {
+      reportOnly: true,
+    });
     expect(status).toBe(503);
     expect(body.checks.docker).toMatchObject({ ok: false, detail: expect.stringContaining('ECONNREFUSED') });
     expect(body.checks.redis?.ok).toBe(true);

@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebEventStream } from '../../adapters/web/event-stream.js';
+import { registerWebRoutes } from '../../adapters/web/http-routes.js';
 import { ConfigSchema } from '../../src/contracts/config/schema.js';
 import { webConversationId } from '../../src/contracts/conversation/id.js';
 import { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
@@ -19,13 +20,13 @@ let close: () => Promise<void>;
 
 beforeAll(async () => {
   const config = ConfigSchema.parse({ SANDBOT_INSTANCE: instance });
-  const app = createHttpServer({
-    config,
-    logger: pino({ level: 'silent' }),
-    health: async () => ({ ok: true, checks: {} }),
-    web: { submitter: { submit: async () => {} }, events },
-    sseHeartbeatMs: 50,
-  });
+  const logger = pino({ level: 'silent' });
+  const app = createHttpServer({ config, logger, health: async () => ({ ok: true, checks: {} }) });
+  registerWebRoutes(
+    app,
+    { submitter: { submit: async () => {} }, events },
+    { config, logger, sseHeartbeatMs: 50 },
+  );
   await app.listen({ host: '127.0.0.1', port: 0 });
   base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   close = () => app.close();

@@ -5,6 +5,7 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebEventStream } from '../../adapters/web/event-stream.js';
+import { registerWebRoutes } from '../../adapters/web/http-routes.js';
 import type { InboundSubmitter } from '../../adapters/web/ports.js';
 import { ConfigSchema } from '../../src/contracts/config/schema.js';
 import { webConversationId } from '../../src/contracts/conversation/id.js';
@@ -35,12 +36,8 @@ class RedisListSubmitter implements InboundSubmitter {
 
 async function startServer(env: Record<string, string>, submitter: InboundSubmitter) {
   const config = ConfigSchema.parse({ SANDBOT_INSTANCE: instance, SANDBOT_MAX_MESSAGE_CHARS: '50', ...env });
-  const app = createHttpServer({
-    config,
-    logger,
-    health,
-    web: { submitter, events: new WebEventStream(redis, instance) },
-  });
+  const app = createHttpServer({ config, logger, health });
+  registerWebRoutes(app, { submitter, events: new WebEventStream(redis, instance) }, { config, logger });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as AddressInfo;
   return { app, base: `http://127.0.0.1:${port}` };

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createChatAdapters } from '../../adapters/index.js';
 import { createLogger } from '../../src/contracts/log/logger.js';
 import { startGateway } from '../../src/gateway/start-gateway.js';
 import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
@@ -18,7 +19,7 @@ const workers = new WorkerProcesses(config);
 beforeAll(async () => {
   ollama = await startFakeOllama({ models: [MODEL] });
   Object.assign(config, { OLLAMA_HOST: ollama.url, SANDBOT_MODEL: MODEL });
-  gateway = await startGateway(config, createLogger(config));
+  gateway = await startGateway(config, createLogger(config), createChatAdapters);
 });
 
 afterAll(async () => {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { SkillRules } from '../../shared/stores/skill-enablement.js';
 import { NetworkRules } from '../policy/network-policy.js';
+import { SkillRules } from '../policy/skill-rules.js';
 
 /**
  * Every setting sandbot reads, from the environment (and `.env`). This schema is the single source of

@@ -5,14 +5,12 @@ import type { Config } from '../../contracts/config/schema.js';
 import { ConversationId } from '../../contracts/conversation/id.js';
 import type { Grant } from '../../contracts/policy/network-policy.js';
 import { instanceKeys } from '../../contracts/redis/keys.js';
-import { SkillStore } from '../../worker/skills/store.js';
 import type { AuditRecorder } from '../audit/audit-log.js';
 import type { ActivitySummary } from '../audit/summary.js';
 import { NetworkPolicyStore } from '../stores/policy-store.js';
 import { Quarantine } from '../stores/quarantine.js';
-import { SkillControl } from '../stores/skill-control.js';
-import { SkillEnablement } from '../stores/skill-enablement.js';
 import type { ConversationStore } from './conversation-store.js';
+import { SkillCommandClient, type SkillCommands } from './skill-commands.js';
 
 /** A control message from a gateway to the workers, on a Redis channel. */
 export const ControlMessage = z.discriminatedUnion('action', [
@@ -77,8 +75,11 @@ export class ConversationControl {
     });
   }
 
-  /** Skills enabled in a conversation (`skill enable|disable`, `skills`); absent without a skills folder. */
-  skills?: SkillControl;
+  /**
+   * Skills enabled in a conversation (`skill enable|disable`, `skills`), carried out by a worker;
+   * absent without a skills folder.
+   */
+  skills?: SkillCommands;
 
   /** Reads a conversation's recent activity from the audit log (set by the gateway). */
   activity?: (conversation: ConversationId) => Promise<ActivitySummary | undefined>;
@@ -135,7 +136,7 @@ export function createConversationControl(
   redis: Redis,
   store: ConversationStore,
   config: Pick<Config, 'SANDBOT_INSTANCE' | 'SANDBOT_NETWORK_RULES'> &
-    Partial<Pick<Config, 'SANDBOT_SKILLS_DIR' | 'SANDBOT_SKILLS'>>,
+    Partial<Pick<Config, 'SANDBOT_SKILLS_DIR'>>,
   audit?: AuditRecorder,
 ): ConversationControl {
   const control = new ConversationControl(
@@ -147,11 +148,7 @@ export function createConversationControl(
     audit,
   );
   if (config.SANDBOT_SKILLS_DIR) {
-    control.skills = new SkillControl(
-      new SkillStore(config.SANDBOT_SKILLS_DIR),
-      new SkillEnablement(redis, config.SANDBOT_INSTANCE, config.SANDBOT_SKILLS ?? []),
-      audit,
-    );
+    control.skills = new SkillCommandClient(redis, config.SANDBOT_INSTANCE);
   }
   return control;
 }

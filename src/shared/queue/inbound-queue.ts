@@ -12,15 +12,11 @@ import { TaskIntake } from './task-intake.js';
 
 /**
  * A job on the inbound queue says "this conversation has work"; the worker takes the messages from the
- * conversation's store in order. `kick` is the recovery sweep's re-announcement.
+ * conversation's store in order (validated there, as they leave Redis), so the job carries no message.
+ * `kick` is the recovery sweep's re-announcement.
  */
 export const InboundJob = z.discriminatedUnion('kind', [
-  z.object({
-    kind: z.literal('message'),
-    conversation: ConversationId,
-    seq: z.number().int(),
-    message: InboundMessage,
-  }),
+  z.object({ kind: z.literal('message'), conversation: ConversationId, seq: z.number().int() }),
   z.object({ kind: z.literal('kick'), conversation: ConversationId }),
 ]);
 export type InboundJob = z.infer<typeof InboundJob>;
@@ -48,6 +44,7 @@ export class InboundQueue {
     this.tasks = new TaskIntake(connection, instance, audit);
   }
 
+  /** The one check of a message on its way in: adapters hand over what they built, unparsed. */
   async submit(input: InboundMessage): Promise<SubmitResult> {
     const message = InboundMessage.parse(input);
     // Before the store: once there, a worker may start the turn, and the log must show the message first.
@@ -59,7 +56,7 @@ export class InboundQueue {
     sandbotMetrics().messagesIn.inc({ platform: message.platform, kind: message.command ?? 'message' });
     await this.queue.add(
       'message',
-      { kind: 'message', conversation: message.conversation, seq, message },
+      { kind: 'message', conversation: message.conversation, seq },
       {
         jobId: `m-${shortHash(`${message.conversation}\n${message.id}`)}`,
         removeOnComplete: { age: 3600, count: 10_000 },

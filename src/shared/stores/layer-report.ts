@@ -1,12 +1,13 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { instanceKeys } from '../../contracts/redis/keys.js';
-import type { Check } from '../../gateway/readiness.js';
+import { type Check, type Probe, runProbe } from '../probe.js';
 
 /**
- * Which sandbox layer each live worker checked and runs under, kept in Redis so `/readyz` on any gateway
- * reports the layers in force (not just what the gateway's own settings say). Each worker rewrites its
- * entry every REFRESH_MS; an entry older than STALE_MS belongs to a worker that is gone.
+ * What each live worker checked, kept in Redis so `/readyz` on any gateway reports it (the gateway runs
+ * no engine client and no model client of its own): the sandbox layer it runs under, and whether the
+ * container engine and Ollama answer it. Each worker rewrites its entry every REFRESH_MS; an entry older
+ * than STALE_MS belongs to a worker that is gone (and the whole key expires when every worker is).
  */
 const REFRESH_MS = 15_000;
 const STALE_MS = 45_000;
@@ -20,38 +21,72 @@ export const WorkerLayer = z.object({
   egress: z.enum(['bridge', 'tunnel']).optional(),
   /** Whether the engine the worker's sandboxes live on (the micro-VM's, under microvm) answered its last ping. */
   engine: z.object({ ok: z.boolean(), detail: z.string().max(300) }).optional(),
+  /** `/readyz` checks the worker ran (docker: the engine at DOCKER_HOST; ollama: the model server). */
+  checks: z
+    .record(z.string(), z.object({ ok: z.boolean(), detail: z.string().max(300).optional() }))
+    .optional(),
   at: z.number(),
 });
 export type WorkerLayer = z.infer<typeof WorkerLayer>;
 
-/**
- * Publishes a worker's layer until the returned stop is called (which removes it), with the answer of
- * `pingEngine` (the engine its sandboxes live on) each time.
- */
+/** What a worker probes for its report: its sandboxes' engine, and named `/readyz` checks. */
+export interface WorkerProbes {
+  /** The engine the worker's sandboxes live on (the micro-VM's, under microvm). */
+  engine?: () => Promise<unknown>;
+  checks?: Record<string, Probe>;
+}
+
+/** Each probe's time limit in a report. */
+const PROBE_TIMEOUT_MS = 2000;
+
+export interface LayerPublisher {
+  /** Settles once the first report is written (or failed to be). */
+  first: Promise<void>;
+  /** Stops reporting and removes the entry. */
+  stop(): Promise<void>;
+}
+
+/** Publishes a worker's layer and probes' answers until stopped (which removes the entry). */
 export function publishWorkerLayer(
   redis: Redis,
   instance: string,
   workerId: string,
-  layer: Omit<WorkerLayer, 'at' | 'engine'>,
-  pingEngine?: () => Promise<unknown>,
-): () => Promise<void> {
+  layer: Omit<WorkerLayer, 'at' | 'engine' | 'checks'>,
+  probes: WorkerProbes = {},
+): LayerPublisher {
   const write = async () => {
-    const engine = pingEngine ? await engineAnswer(pingEngine) : undefined;
+    const [engine, checks] = await Promise.all([
+      probes.engine ? engineAnswer(probes.engine) : undefined,
+      probes.checks ? runChecks(probes.checks) : undefined,
+    ]);
+    const entry = { ...layer, ...(engine ? { engine } : {}), ...(checks ? { checks } : {}), at: Date.now() };
     await redis
-      .hset(
-        instanceKeys(instance).layers,
-        workerId,
-        JSON.stringify({ ...layer, ...(engine ? { engine } : {}), at: Date.now() }),
-      )
+      .multi()
+      .hset(instanceKeys(instance).layers, workerId, JSON.stringify(entry))
+      .pexpire(instanceKeys(instance).layers, STALE_MS)
+      .exec()
       .catch(() => undefined);
   };
-  void write();
+  const first = write();
   const timer = setInterval(write, REFRESH_MS);
   timer.unref();
-  return async () => {
-    clearInterval(timer);
-    await redis.hdel(instanceKeys(instance).layers, workerId).catch(() => undefined);
+  return {
+    first,
+    async stop() {
+      clearInterval(timer);
+      await redis.hdel(instanceKeys(instance).layers, workerId).catch(() => undefined);
+    },
   };
+}
+
+async function runChecks(probes: Record<string, Probe>): Promise<Record<string, Check>> {
+  const entries = await Promise.all(
+    Object.entries(probes).map(async ([name, probe]) => {
+      const check = await runProbe(probe, PROBE_TIMEOUT_MS);
+      return [name, check.detail ? { ...check, detail: check.detail.slice(0, 300) } : check] as const;
+    }),
+  );
+  return Object.fromEntries(entries);
 }
 
 async function engineAnswer(ping: () => Promise<unknown>): Promise<{ ok: boolean; detail: string }> {
@@ -104,4 +139,31 @@ export function layerReadiness(
   }
   const parts = [...counts].map(([name, n]) => `${name} on ${n} worker${n === 1 ? '' : 's'}`);
   return { ok: live.some((w) => w.engine?.ok !== false), detail: parts.join('; ') };
+}
+
+/** The `/readyz` checks workers run for the gateway (it has no engine or model client of its own). */
+export const WORKER_CHECKS = ['docker', 'ollama'] as const;
+
+/**
+ * `/readyz`'s docker, ollama and layer entries from the live workers' reports: a check is ok when a
+ * live worker's last run of it was. No live worker: not ready (no turn can run), saying so.
+ */
+export function workerReadiness(
+  configured: string,
+  workers: ReadonlyMap<string, WorkerLayer>,
+  now: number,
+): Record<(typeof WORKER_CHECKS)[number] | 'layer', Check> {
+  const live = [...workers.values()].filter((w) => now - w.at <= STALE_MS);
+  const checks = Object.fromEntries(
+    WORKER_CHECKS.map((name) => {
+      if (live.length === 0) {
+        const detail = `no worker has reported in the last ${STALE_MS / 1000} s: start one (\`sandbot worker\` or \`sandbot up\`)`;
+        return [name, { ok: false, detail }];
+      }
+      const answers = live.flatMap((w) => (w.checks?.[name] ? [w.checks[name]] : []));
+      const chosen = answers.find((c) => c.ok) ?? answers[0];
+      return [name, chosen ?? { ok: false, detail: `no live worker reports a ${name} check` }];
+    }),
+  ) as Record<(typeof WORKER_CHECKS)[number], Check>;
+  return { ...checks, layer: layerReadiness(configured, workers, now) };
 }

@@ -1,16 +1,18 @@
-import type { AuditActor } from '../../contracts/audit/events.js';
-import type { ConversationId } from '../../contracts/conversation/id.js';
-import { parseSkillRef, skillRef } from '../../worker/skills/manifest.js';
-import { resolveSkills } from '../../worker/skills/resolve.js';
-import type { SkillStore } from '../../worker/skills/store.js';
-import type { AuditRecorder } from '../audit/audit-log.js';
-import type { SkillEnablement } from './skill-enablement.js';
+import { z } from 'zod';
+import { parseSkillRef } from '../../contracts/policy/skill-ref.js';
 
-export type SkillCommand =
-  | { action: 'list' }
-  | { action: 'enable'; name: string; version?: string }
-  | { action: 'disable'; name: string }
-  | { action: 'invalid'; message: string };
+/** An admin's `skill …` command in chat; gateways hand it to a worker (see skill-commands.ts). */
+export const SkillCommand = z.discriminatedUnion('action', [
+  z.object({ action: z.literal('list') }),
+  z.object({
+    action: z.literal('enable'),
+    name: z.string().max(100),
+    version: z.string().max(100).optional(),
+  }),
+  z.object({ action: z.literal('disable'), name: z.string().max(100) }),
+  z.object({ action: z.literal('invalid'), message: z.string().max(1000) }),
+]);
+export type SkillCommand = z.infer<typeof SkillCommand>;
 
 export const SKILL_USAGE = 'skill enable NAME[@VERSION] | skill disable NAME | skills (lists them)';
 
@@ -28,92 +30,4 @@ export function parseSkillCommand(words: readonly string[]): SkillCommand {
     return { action: 'invalid', message: `"${target}" is not a skill name (e.g. weather or weather@1.0.0)` };
   if (verb === 'disable') return { action: 'disable', name: ref.name };
   return { action: 'enable', name: ref.name, ...(ref.version ? { version: ref.version } : {}) };
-}
-
-/**
- * What chat admins do with skills in a conversation (`skill enable|disable`, `skills`): only approved,
- * unchanged skills can be enabled; each change is recorded in the conversation's audit log.
- */
-export class SkillControl {
-  constructor(
-    private readonly store: SkillStore,
-    private readonly enablement: SkillEnablement,
-    private readonly audit?: AuditRecorder,
-  ) {}
-
-  /** Carries out a parsed command; the answer in words. */
-  async run(conversation: ConversationId, command: SkillCommand, by: AuditActor): Promise<string> {
-    switch (command.action) {
-      case 'invalid':
-        return command.message;
-      case 'list':
-        return this.describe(conversation);
-      case 'enable':
-        return this.enable(conversation, command, by);
-      case 'disable':
-        return this.disable(conversation, command.name, by);
-    }
-  }
-
-  async enable(
-    conversation: ConversationId,
-    ref: { name: string; version?: string },
-    by: AuditActor,
-  ): Promise<string> {
-    const { active, refused } = await resolveSkills(this.store, [ref]);
-    const skill = active[0];
-    if (!skill) {
-      const why = refused[0];
-      return `Skill ${why?.skill ?? ref.name} cannot be enabled: ${why?.reason ?? 'unknown skill'}.`;
-    }
-    const enabled = await this.enablement.enable(conversation, ref, by);
-    await this.recordChange(conversation, by, { enabled: skillRef(skill.record) }, enabled);
-    const { manifest, approval } = skill.record;
-    const tools = manifest.tools.map((t) => t.name).join(', ') || 'no tools';
-    return `Skill ${skillRef(skill.record)} is enabled here from the next turn (${tools}; network: ${approval.hosts.join(', ') || 'none'}).`;
-  }
-
-  async disable(conversation: ConversationId, name: string, by: AuditActor): Promise<string> {
-    const enabled = await this.enablement.disable(conversation, name, by);
-    await this.recordChange(conversation, by, { disabled: name }, enabled);
-    return `Skill ${name} is disabled here from the next turn; its hosts are no longer granted.`;
-  }
-
-  async describe(conversation: ConversationId): Promise<string> {
-    const refs = await this.enablement.enabledFor(conversation);
-    const { active, refused } = await resolveSkills(this.store, refs);
-    const lines = [
-      ...active.map(
-        ({ record }) =>
-          `✅ ${skillRef(record)}: ${record.manifest.description} (tools: ${record.manifest.tools.map((t) => t.name).join(', ') || 'none'}; network: ${record.approval.hosts.join(', ') || 'none'})`,
-      ),
-      ...refused.map((r) => `⛔ ${r.skill}: enabled but refused — ${r.reason}`),
-    ];
-    const enabledNames = new Set(refs.map((r) => r.name));
-    const available = (await this.store.list())
-      .filter((r) => r.status === 'approved' && !enabledNames.has(r.name))
-      .map((r) => skillRef(r));
-    const head = lines.length
-      ? `Skills in this conversation:\n${lines.join('\n')}`
-      : 'No skills are enabled in this conversation.';
-    return available.length ? `${head}\nApproved, not enabled: ${[...new Set(available)].join(', ')}.` : head;
-  }
-
-  private async recordChange(
-    conversation: ConversationId,
-    by: AuditActor,
-    change: Record<string, string>,
-    enabled: readonly { name: string; version?: string }[],
-  ): Promise<void> {
-    await this.audit?.record({
-      conversation,
-      actor: by,
-      kind: 'policy.change',
-      data: {
-        policy: 'skills',
-        ...change,
-        skills: enabled.map((r) => (r.version ? `${r.name}@${r.version}` : r.name)),
-      },
-    });
-  }
 }

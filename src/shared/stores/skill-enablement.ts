@@ -1,9 +1,8 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { type ConversationId, coversConversation } from '../../contracts/conversation/id.js';
-import { splitPrefixRules } from '../../contracts/conversation/prefix-rules.js';
+import type { EnabledRef, SkillRules } from '../../contracts/policy/skill-rules.js';
 import { parentConversationId } from '../../contracts/tasks/task.js';
-import { parseSkillRef } from '../../worker/skills/manifest.js';
 import { ConversationValueStore } from './conversation-value.js';
 
 /**
@@ -12,31 +11,7 @@ import { ConversationValueStore } from './conversation-value.js';
  * here; whether a skill is approved and unchanged is decided each time it is used.
  */
 
-/** "name" (the newest approved version) or "name@version". */
-export type EnabledRef = { name: string; version?: string };
-
-export const SkillRules = z
-  .string()
-  .optional()
-  .transform((text, ctx) => {
-    try {
-      return splitPrefixRules(text, 'skill>,<skill').map((rule) => ({
-        prefix: rule.prefix,
-        skills: rule.values
-          .split(/[\s,]+/)
-          .filter(Boolean)
-          .map((word) => {
-            const ref = parseSkillRef(word);
-            if (!ref) throw new Error(`"${word}" is not a skill name (name or name@1.2.3)`);
-            return ref;
-          }),
-      }));
-    } catch (error) {
-      ctx.addIssue({ code: 'custom', message: (error as Error).message });
-      return z.NEVER;
-    }
-  });
-export type SkillRules = z.infer<typeof SkillRules>;
+export { type EnabledRef, SkillRules } from '../../contracts/policy/skill-rules.js';
 
 const Override = z.object({
   enabled: z.array(z.object({ name: z.string(), version: z.string().optional() })),

@@ -1,22 +1,16 @@
 import { z } from 'zod';
 import { Grant } from '../../contracts/policy/network-policy.js';
+import { SkillName, SkillVersion } from '../../contracts/policy/skill-ref.js';
 import { SkillToolName, ToolInputSchema } from '../../contracts/protocol/skill-tools.js';
 import { splitFrontMatter } from './front-matter.js';
+
+// Names and refs are shared with the settings (SANDBOT_SKILLS) and chat commands.
+export { parseSkillRef, SkillName, SkillVersion, skillRef } from '../../contracts/policy/skill-ref.js';
 
 /**
  * A skill's manifest: `skill.json`, or the front matter of `SKILL.md` (whose body is then the
  * instructions). Parsed with zod; every error names the field and what to write instead.
  */
-
-export const SkillName = z
-  .string()
-  .regex(
-    /^[a-z][a-z0-9-]{1,39}$/,
-    'a skill name is 2–40 lower-case letters, digits or "-", starting with a letter',
-  );
-export const SkillVersion = z
-  .string({ error: 'version must be a string such as "1.0.0" (quote it in SKILL.md)' })
-  .regex(/^\d{1,6}\.\d{1,6}\.\d{1,6}(-[0-9A-Za-z.-]{1,40})?$/, 'version is MAJOR.MINOR.PATCH, e.g. "1.0.0"');
 
 /** A path inside the skill's folder: relative, no "..", plain characters. */
 export const SkillPath = z
@@ -121,17 +115,6 @@ function describeIssues(error: z.ZodError): string {
     .slice(0, 5)
     .map((issue) => `${issue.path.join('.') || '(manifest)'}: ${issue.message}`)
     .join('; ');
-}
-
-/** "name@version" */
-export const skillRef = (m: { name: string; version: string }) => `${m.name}@${m.version}`;
-
-/** Reads "name@version" (version required) or "name" (version optional). */
-export function parseSkillRef(text: string): { name: string; version?: string } | undefined {
-  const [name = '', version, extra] = text.trim().split('@');
-  if (extra !== undefined || !SkillName.safeParse(name).success) return undefined;
-  if (version === undefined) return { name };
-  return SkillVersion.safeParse(version).success ? { name, version } : undefined;
 }
 
 /** Orders versions: numeric parts first; a pre-release sorts before its release. */

@@ -1,0 +1,137 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Config } from '../../src/contracts/config/schema.js';
+import { WebSessionName, webConversationId } from '../../src/contracts/conversation/id.js';
+import type { Logger } from '../../src/contracts/log/logger.js';
+import { type HttpServer, sendError } from '../../src/gateway/http-server.js';
+import { bearerToken, hostAllowed, isLoopback, tokenMatches } from './auth.js';
+import { STREAM_ID } from './event-stream.js';
+import { describeIssues, postMessageBody, toInboundMessage } from './message-request.js';
+import { CHAT_PAGE_HEADERS, renderChatPage } from './page.js';
+import type { WebAdapterDeps } from './ports.js';
+import { pipeSse } from './sse.js';
+
+export const EVENTS_ROUTE = '/api/conversations/:conversation/events';
+
+export interface WebRouteOptions {
+  config: Pick<Config, 'SANDBOT_API_TOKEN' | 'SANDBOT_MAX_MESSAGE_CHARS' | 'SANDBOT_HTTP_HOST'>;
+  logger: Logger;
+  /** Comment lines keep idle event streams open through proxies. */
+  sseHeartbeatMs?: number;
+}
+
+type Scope = FastifyInstance;
+
+/**
+ * The web chat on the gateway's HTTP server: the page at `/`, `POST /api/messages` and the event
+ * stream, behind the DNS-rebinding guard and (when SANDBOT_API_TOKEN is set) the API token.
+ */
+export function registerWebRoutes(http: HttpServer, web: WebAdapterDeps, options: WebRouteOptions): void {
+  const { config } = options;
+  const log = options.logger.child({ component: 'http' });
+  if (config.SANDBOT_API_TOKEN === undefined && !isLoopback(config.SANDBOT_HTTP_HOST)) {
+    log.warn(
+      { host: config.SANDBOT_HTTP_HOST },
+      'the web chat is reachable beyond this machine and SANDBOT_API_TOKEN is not set: anyone who reaches it can drive the agent',
+    );
+  }
+  // A plugin scope: the guard hook covers these routes only.
+  void http.register(async (scope) => {
+    scope.addHook('onRequest', async (request, reply) => guard(request, reply, config));
+    const page = renderChatPage({
+      tokenRequired: config.SANDBOT_API_TOKEN !== undefined,
+      maxMessageChars: config.SANDBOT_MAX_MESSAGE_CHARS,
+    });
+    scope.get('/', async (_request, reply) => reply.headers(CHAT_PAGE_HEADERS).send(page));
+    registerPostMessage(scope, web, log, config.SANDBOT_MAX_MESSAGE_CHARS);
+    registerEventStream(scope, web, log, options.sseHeartbeatMs ?? 15_000);
+  });
+}
+
+async function guard(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  config: WebRouteOptions['config'],
+): Promise<FastifyReply | undefined> {
+  const route = request.routeOptions.url;
+  if (!hostAllowed(request.headers.host, config.SANDBOT_HTTP_HOST)) {
+    return sendError(reply, 403, 'this server answers only to localhost names (DNS-rebinding guard)');
+  }
+  const token = config.SANDBOT_API_TOKEN;
+  if (token === undefined || route === '/') return;
+  const presented =
+    bearerToken(request.headers.authorization) ?? (route === EVENTS_ROUTE ? queryToken(request) : undefined);
+  if (!tokenMatches(presented, token)) {
+    reply.header('www-authenticate', 'Bearer');
+    return sendError(
+      reply,
+      401,
+      route === EVENTS_ROUTE
+        ? 'missing or wrong API token: send "Authorization: Bearer <token>" or add ?token=<token>'
+        : 'missing or wrong API token: send "Authorization: Bearer <token>" (the SANDBOT_API_TOKEN)',
+    );
+  }
+}
+
+function registerPostMessage(scope: Scope, web: WebAdapterDeps, log: Logger, maxChars: number): void {
+  const bodySchema = postMessageBody(maxChars);
+  scope.post('/api/messages', async (request, reply) => {
+    const parsed = bodySchema.safeParse(request.body);
+    if (!parsed.success) return sendError(reply, 400, describeIssues(parsed.error));
+    const message = toInboundMessage(parsed.data);
+    try {
+      await web.submitter.submit(message);
+    } catch (error) {
+      log.warn({ err: error, conversation: message.conversation }, 'submitting a web message failed');
+      return sendError(
+        reply,
+        503,
+        'message not accepted: the queue is unavailable (is Redis up?); try again shortly',
+      );
+    }
+    return reply.code(202).send({ conversation: parsed.data.conversation, messageId: message.id });
+  });
+}
+
+function registerEventStream(scope: Scope, web: WebAdapterDeps, log: Logger, heartbeatMs: number): void {
+  // No HEAD twin: it would hold a stream open with nothing to send.
+  scope.get<{ Params: { conversation: string } }>(
+    EVENTS_ROUTE,
+    { exposeHeadRoute: false },
+    async (request, reply) => {
+      const session = WebSessionName.safeParse(request.params.conversation);
+      if (!session.success) return sendError(reply, 400, describeIssues(session.error, 'conversation'));
+      const resumeFrom = lastEventId(request);
+      if (resumeFrom !== undefined && !STREAM_ID.test(resumeFrom)) {
+        return sendError(reply, 400, 'Last-Event-ID must be an id this stream sent, like "1700000000000-0"');
+      }
+      const conversation = webConversationId(session.data);
+      let from: string;
+      try {
+        // Fixed before the headers go out: a client that sees the response open misses nothing after it.
+        from = resumeFrom ?? (await web.events.position(conversation));
+      } catch (error) {
+        log.warn({ err: error, conversation }, 'opening a web event stream failed');
+        return sendError(reply, 503, 'event stream unavailable (is Redis up?); try again shortly');
+      }
+      reply.hijack();
+      await pipeSse(reply.raw, (signal) => web.events.subscribe(conversation, from, signal), {
+        heartbeatMs,
+        onError: (error) =>
+          log.warn({ err: error, conversation }, 'web event stream failed; the client will reconnect'),
+      });
+    },
+  );
+}
+
+function queryToken(request: FastifyRequest): string | undefined {
+  const token = (request.query as Record<string, unknown> | undefined)?.token;
+  return typeof token === 'string' ? token : undefined;
+}
+
+/** The header EventSource sends on reconnect; the query form lets a reloaded page resume too. */
+function lastEventId(request: FastifyRequest): string | undefined {
+  const header = request.headers['last-event-id'];
+  if (typeof header === 'string' && header !== '') return header;
+  const query = (request.query as Record<string, unknown> | undefined)?.lastEventId;
+  return typeof query === 'string' && query !== '' ? query : undefined;
+}

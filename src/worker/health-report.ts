@@ -1,0 +1,55 @@
+import type Dockerode from 'dockerode';
+import type { Redis } from 'ioredis';
+import type { Config } from '../contracts/config/schema.js';
+import { type LayerPublisher, publishWorkerLayer, type WorkerLayer } from '../shared/stores/layer-report.js';
+import { ModelBroker } from './broker/model-broker.js';
+
+/** Each check's time limit, as `/readyz` had when the gateway ran them itself. */
+const CHECK_TIMEOUT_MS = 2000;
+const FIRST_REPORT_WAIT_MS = 5000;
+
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+
+/**
+ * Reports into Redis, until stopped, what `/readyz` on any gateway shows of this worker: its sandbox
+ * layer, whether its sandboxes' engine answers, and the `docker` (engine at DOCKER_HOST) and `ollama`
+ * checks. Resolves once the first report is written.
+ */
+export async function reportWorkerHealth(options: {
+  redis: Redis;
+  config: Pick<Config, 'SANDBOT_INSTANCE' | 'DOCKER_HOST' | 'OLLAMA_HOST'>;
+  workerId: string;
+  layer: Omit<WorkerLayer, 'at' | 'engine' | 'checks'>;
+  hostEngine: Dockerode;
+  sandboxEngine: Dockerode;
+}): Promise<LayerPublisher> {
+  const { config } = options;
+  const broker = new ModelBroker({ host: config.OLLAMA_HOST, timeoutMs: CHECK_TIMEOUT_MS });
+  const publisher = publishWorkerLayer(
+    options.redis,
+    config.SANDBOT_INSTANCE,
+    options.workerId,
+    options.layer,
+    {
+      engine: () => options.sandboxEngine.ping(),
+      checks: {
+        docker: async (signal) => {
+          // dockerode's types omit it, but ping() takes { abortSignal } and cancels the request with it.
+          await (options.hostEngine.ping as (opts: { abortSignal: AbortSignal }) => Promise<unknown>).call(
+            options.hostEngine,
+            { abortSignal: signal },
+          );
+          return config.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
+        },
+        ollama: async () => {
+          const server = await broker.checkServer();
+          if (!server.ok) throw new Error(server.error.message);
+          return `Ollama ${server.version}`;
+        },
+      },
+    },
+  );
+  // Bounded: a worker whose Redis is slow to answer still starts (the next report follows).
+  await Promise.race([publisher.first, delay(FIRST_REPORT_WAIT_MS)]);
+  return publisher;
+}
