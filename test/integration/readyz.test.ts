@@ -5,8 +5,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/contracts/log/logger.js';
 import { startGateway } from '../../src/gateway/start-gateway.js';
-import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
-import { dropInstanceKeys, testInstance } from '../helpers/redis.js';
+import { type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
+import { dropInstanceKeys, testInstance } from '../../testkit/redis.js';
 import { testConfig } from '../helpers/stack.js';
 
 /**
