@@ -1,6 +1,6 @@
 import { webApi } from '@slack/bolt';
-import type { DoctorCheck } from '../../src/cli/doctor/checks.js';
 import type { Config } from '../../src/contracts/config/schema.js';
+import type { DoctorCheck } from '../../src/contracts/doctor/check.js';
 import { BOT_SCOPES } from './manifest.js';
 
 type SlackTokens = Pick<

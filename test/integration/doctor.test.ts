@@ -6,10 +6,11 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHECK_NAMES, type DoctorCheck } from '../../src/cli/doctor/checks.js';
+import { CHECK_NAMES } from '../../src/cli/doctor/checks.js';
 import { doctorReport, formatDoctorReport } from '../../src/cli/doctor/report.js';
 import { parseConfig } from '../../src/contracts/config/load.js';
 import type { Config } from '../../src/contracts/config/schema.js';
+import type { DoctorCheck } from '../../src/contracts/doctor/check.js';
 import { type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
 import { SANDBOX_IMAGE } from '../../testkit/instance.js';
 

@@ -1,4 +1,5 @@
-import { type DoctorCheck, type DoctorOptions, runDoctor } from './checks.js';
+import type { DoctorCheck } from '../../contracts/doctor/check.js';
+import { type DoctorOptions, runDoctor } from './checks.js';
 
 /** The doctor's verdict as text for a terminal: one ✓/✗ line per check, the fix under each failure. */
 export function formatDoctorReport(checks: readonly DoctorCheck[]): string {
