@@ -9,10 +9,10 @@ import { parseConfig } from '../src/contracts/config/load.js';
 import { webConversationId } from '../src/contracts/conversation/id.js';
 import { createLogger } from '../src/contracts/log/logger.js';
 import { EgressService } from '../src/worker/egress/egress-service.js';
-import { startOutsideHost } from '../test/helpers/outside-host.js';
-import { REDIS_URL } from '../test/helpers/redis.js';
-import { runOnSession } from '../test/helpers/session-run.js';
-import { SANDBOX_IMAGE } from '../test/helpers/stack.js';
+import { SANDBOX_IMAGE } from '../testkit/instance.js';
+import { startOutsideHost } from '../testkit/outside-host.js';
+import { REDIS_URL } from '../testkit/redis.js';
+import { runOnSession } from '../testkit/session-run.js';
 import { describeMachine } from './machine.js';
 import { latency, median } from './stats.js';
 

@@ -4,7 +4,7 @@ import type { InboundMessage } from '../src/contracts/protocol/inbound.js';
 import { ConversationStore } from '../src/shared/queue/conversation-store.js';
 import { InboundQueue } from '../src/shared/queue/inbound-queue.js';
 import { createFailFastRedis } from '../src/shared/redis/connection.js';
-import { dropInstanceKeys } from '../test/helpers/redis.js';
+import { dropInstanceKeys } from '../testkit/redis.js';
 import { mapLimit } from './stats.js';
 
 export interface IngestRow {

@@ -6,7 +6,7 @@ import {
   type FakeOllama,
   type FakeStep,
   startFakeOllama,
-} from '../test/fakes/fake-ollama.js';
+} from '../testkit/fakes/fake-ollama.js';
 import { rssBytes } from './machine.js';
 import { mapLimit, until } from './stats.js';
 

@@ -97,7 +97,7 @@ can be live and run at once; with the default concurrency of 4, waiting for a fr
   }
   Largest packages: ${largest || 'n/a'}.
 - **Message → agent sees it**: the bench POSTs \`/api/messages\` and takes the time just before the
-  request; the fake Ollama (test/fakes/fake-ollama.ts, in the bench process) takes the time when the
+  request; the fake Ollama (testkit/fakes/fake-ollama.ts, in the bench process) takes the time when the
   \`/api/chat\` request carrying that message arrives. The path covers the gateway, Redis, the worker's
   lease and turn, the leased attach connection, the runtime loading its history and asking for the
   model (see above for what is no longer on this path). The model answers at once. Cold:

@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import type { Redis } from 'ioredis';
-import { REDIS_URL } from '../test/helpers/redis.js';
-import { SANDBOX_IMAGE } from '../test/helpers/stack.js';
+import { SANDBOX_IMAGE } from '../testkit/instance.js';
+import { REDIS_URL } from '../testkit/redis.js';
 import { sleep, until } from './stats.js';
 
 /** `sandbot up` as a user runs it: a child process, measured from the outside. */

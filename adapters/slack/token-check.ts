@@ -1,5 +1,6 @@
 import { webApi } from '@slack/bolt';
 import type { Config } from '../../src/contracts/config/schema.js';
+import type { DoctorCheck } from '../../src/contracts/doctor/check.js';
 import { BOT_SCOPES } from './manifest.js';
 
 type SlackTokens = Pick<
@@ -7,14 +8,8 @@ type SlackTokens = Pick<
   'SLACK_BOT_TOKEN' | 'SLACK_APP_TOKEN' | 'SLACK_SIGNING_SECRET' | 'SLACK_API_URL'
 >;
 
-/** One finding, in the shape `sandbot doctor` reports (the adapter does not depend on the CLI). */
-export interface TokenCheck {
-  name: string;
-  ok: boolean;
-  detail: string;
-  /** What to do about it, when not ok. */
-  fix?: string;
-}
+/** One finding, in the shape `sandbot doctor` reports. */
+export type TokenCheck = DoctorCheck;
 
 const REINSTALL =
   'add them under OAuth & Permissions (or re-create the app from `sandbot slack manifest`), then reinstall the app';

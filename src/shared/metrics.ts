@@ -15,26 +15,46 @@ function createMetrics() {
   collectDefaultMetrics({ register: registry, prefix: 'sandbot_' });
   const registers = [registry];
   const sources = { queueDepth: new Map<string, Source>(), liveSandboxes: new Map<string, Source>() };
-
-  const sourced = (name: string, help: string, from: Map<string, Source>) =>
-    new Gauge({
-      name,
-      help,
-      labelNames: ['instance'],
-      registers,
-      async collect() {
-        this.reset();
-        await Promise.all(
-          [...from].map(async ([instance, read]) => {
-            const value = await withTimeout(read()).catch(() => undefined);
-            if (value !== undefined) this.set({ instance }, value);
-          }),
-        );
-      },
-    });
-
   return {
     registry,
+    // Each group registers its metrics as it is built: this order is the order /metrics lists them in.
+    ...chatMetrics(registers),
+    ...turnMetrics(registers, sources.queueDepth),
+    ...sandboxMetrics(registers, sources.liveSandboxes),
+    ...modelMetrics(registers),
+    ...safetyMetrics(registers),
+    /** Registers what a gauge reads for one instance; returns the way to unregister it. */
+    source(gauge: keyof typeof sources, instance: string, read: Source): () => void {
+      sources[gauge].set(instance, read);
+      return () => {
+        if (sources[gauge].get(instance) === read) sources[gauge].delete(instance);
+      };
+    },
+  };
+}
+
+/** A gauge read at scrape time from the sources registered for each instance. */
+function sourcedGauge(name: string, help: string, from: Map<string, Source>, registers: Registry[]) {
+  return new Gauge({
+    name,
+    help,
+    labelNames: ['instance'],
+    registers,
+    async collect() {
+      this.reset();
+      await Promise.all(
+        [...from].map(async ([instance, read]) => {
+          const value = await withTimeout(read()).catch(() => undefined);
+          if (value !== undefined) this.set({ instance }, value);
+        }),
+      );
+    },
+  });
+}
+
+/** Messages in from chat and events out to it (the gateway's side). */
+function chatMetrics(registers: Registry[]) {
+  return {
     messagesIn: new Counter({
       name: 'sandbot_messages_in_total',
       help: 'Messages accepted into the inbound queue.',
@@ -47,6 +67,12 @@ function createMetrics() {
       labelNames: ['platform', 'type'],
       registers,
     }),
+  };
+}
+
+/** Turns and the queue in front of them. */
+function turnMetrics(registers: Registry[], queueDepth: Map<string, Source>) {
+  return {
     turnDuration: new Histogram({
       name: 'sandbot_turn_duration_seconds',
       help: 'Wall time of a turn, by outcome.',
@@ -60,15 +86,22 @@ function createMetrics() {
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300],
       registers,
     }),
-    queueDepth: sourced(
+    queueDepth: sourcedGauge(
       'sandbot_queue_depth',
       'Messages waiting for or in a turn, over all conversations.',
-      sources.queueDepth,
+      queueDepth,
+      registers,
     ),
-    liveSandboxes: sourced(
+  };
+}
+
+function sandboxMetrics(registers: Registry[], liveSandboxes: Map<string, Source>) {
+  return {
+    liveSandboxes: sourcedGauge(
       'sandbot_live_sandboxes',
       'Sandbox containers running now.',
-      sources.liveSandboxes,
+      liveSandboxes,
+      registers,
     ),
     sandboxStart: new Histogram({
       name: 'sandbot_sandbox_start_seconds',
@@ -77,6 +110,12 @@ function createMetrics() {
       buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
       registers,
     }),
+  };
+}
+
+/** Brokered model requests and the tool calls the model made. */
+function modelMetrics(registers: Registry[]) {
+  return {
     modelLatency: new Histogram({
       name: 'sandbot_model_request_seconds',
       help: 'Duration of a brokered model request.',
@@ -96,6 +135,12 @@ function createMetrics() {
       labelNames: ['tool', 'ok'],
       registers,
     }),
+  };
+}
+
+/** Refusals, kills and audit failures. */
+function safetyMetrics(registers: Registry[]) {
+  return {
     refusals: new Counter({
       name: 'sandbot_refusals_total',
       help: 'Requests refused (access, rate limits, network policy), by reason.',
@@ -114,13 +159,6 @@ function createMetrics() {
       labelNames: ['stage'],
       registers,
     }),
-    /** Registers what a gauge reads for one instance; returns the way to unregister it. */
-    source(gauge: keyof typeof sources, instance: string, read: Source): () => void {
-      sources[gauge].set(instance, read);
-      return () => {
-        if (sources[gauge].get(instance) === read) sources[gauge].delete(instance);
-      };
-    },
   };
 }
 

@@ -1,8 +1,9 @@
 import type { Config } from '../../src/contracts/config/schema.js';
-import { type FakeDiscord, startFakeDiscord } from '../fakes/fake-discord.js';
-import { type FakeOllama, type FakeScript, startFakeOllama } from '../fakes/fake-ollama.js';
-import { testInstance } from './redis.js';
-import { cleanInstance, startStack, testConfig } from './stack.js';
+import { type FakeDiscord, startFakeDiscord } from '../../testkit/fakes/fake-discord.js';
+import { type FakeOllama, type FakeScript, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
+import { cleanInstance } from '../../testkit/instance.js';
+import { testInstance } from '../../testkit/redis.js';
+import { startStack, testConfig } from './stack.js';
 
 export const DISCORD_TEST_MODEL = 'qwen2.5:7b';
 

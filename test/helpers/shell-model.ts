@@ -1,5 +1,5 @@
 import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
-import type { FakeChatRequest, FakeStep } from '../fakes/fake-ollama.js';
+import type { FakeChatRequest, FakeStep } from '../../testkit/fakes/fake-ollama.js';
 import { openSse, postMessage } from './sse.js';
 
 /** A fake-model script: it runs the user's message as a bash command, then answers with the tool's output. */

@@ -9,7 +9,7 @@ import { parseEvents } from '../../src/shared/audit/summary.js';
 import { SkillLedger } from '../../src/worker/skills/ledger.js';
 import { SkillStore } from '../../src/worker/skills/store.js';
 import { addSkill, approveSkill, type Registry } from '../../src/worker/skills/vetting.js';
-import type { FakeChatRequest, FakeStep } from '../fakes/fake-ollama.js';
+import type { FakeChatRequest, FakeStep } from '../../testkit/fakes/fake-ollama.js';
 import { type SkillFiles, writeSkill } from './skill-fixtures.js';
 
 /** A fresh skills folder for a test instance. */

@@ -1,10 +1,11 @@
 import type { Config } from '../../src/contracts/config/schema.js';
-import { type FakeScript, startFakeOllama } from '../fakes/fake-ollama.js';
-import { type FakeSlack, startFakeSlack } from '../fakes/fake-slack.js';
-import { SlackSender } from '../fakes/fake-slack-events.js';
-import { slackSettings } from '../fakes/fake-slack-harness.js';
-import { testInstance } from './redis.js';
-import { cleanInstance, startStack, testConfig } from './stack.js';
+import { type FakeScript, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
+import { type FakeSlack, startFakeSlack } from '../../testkit/fakes/fake-slack.js';
+import { SlackSender } from '../../testkit/fakes/fake-slack-events.js';
+import { cleanInstance } from '../../testkit/instance.js';
+import { testInstance } from '../../testkit/redis.js';
+import { slackSettings } from './slack-harness.js';
+import { startStack, testConfig } from './stack.js';
 
 export const SLACK_TEST_MODEL = 'qwen2.5:7b';
 

@@ -1,18 +1,16 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createChatAdapters } from '../../adapters/index.js';
-import { createDocker } from '../../sandbox/host/driver/docker-client.js';
-import { sandboxDriverFromConfig } from '../../sandbox/host/driver/from-config.js';
 import { layerPlan } from '../../sandbox/host/layers/layer.js';
 import { parseConfig } from '../../src/contracts/config/load.js';
 import type { Config } from '../../src/contracts/config/schema.js';
 import { createLogger } from '../../src/contracts/log/logger.js';
 import { startGateway } from '../../src/gateway/start-gateway.js';
 import { startWorker, type WorkerOverrides } from '../../src/worker/start-worker.js';
-import { type FakeOllama, type FakeScript, startFakeOllama } from '../fakes/fake-ollama.js';
-import { dropInstanceKeys, REDIS_URL } from './redis.js';
+import { type FakeOllama, type FakeScript, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
+import { cleanInstance, SANDBOX_IMAGE } from '../../testkit/instance.js';
+import { REDIS_URL } from '../../testkit/redis.js';
 
-export const SANDBOX_IMAGE = process.env.SANDBOX_IMAGE ?? 'sandbot-sandbox:latest';
 /**
  * The sandbox layer every test stack runs under: `SANDBOT_TEST_LAYER=gvisor npx vitest run …` runs the
  * same tests with every sandbox under gVisor (npm test does so for the end-to-end and red-team files).
@@ -53,18 +51,6 @@ export async function startStack(config: Config, overrides: WorkerOverrides = {}
       await worker.stop();
     },
   };
-}
-
-/** Removes every sandbox (and its volumes) and every Redis key of a test instance. */
-export async function cleanInstance(config: Config): Promise<void> {
-  const driver = sandboxDriverFromConfig(config);
-  for (const sandbox of await driver.list()) await driver.remove(sandbox.conversation, { wipe: true });
-  for (const pooled of await driver.listPool()) await driver.removePooled(pooled.name);
-  await createDocker(config.DOCKER_HOST)
-    .getNetwork(`${config.SANDBOT_INSTANCE}-egress`)
-    .remove()
-    .catch(() => undefined);
-  await dropInstanceKeys(config.SANDBOT_INSTANCE);
 }
 
 export type ScriptedStack = Awaited<ReturnType<typeof startStack>> & { ollama: FakeOllama };

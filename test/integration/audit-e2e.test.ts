@@ -8,16 +8,11 @@ import { type ConversationId, webConversationId } from '../../src/contracts/conv
 import { AuditJournal } from '../../src/shared/audit/journal.js';
 import { parseEvents, summarizeConversation } from '../../src/shared/audit/summary.js';
 import { verifyAudit } from '../../src/shared/audit/verify.js';
-import type { FakeChatRequest, FakeStep } from '../fakes/fake-ollama.js';
-import { testInstance } from '../helpers/redis.js';
+import type { FakeChatRequest, FakeStep } from '../../testkit/fakes/fake-ollama.js';
+import { cleanInstance } from '../../testkit/instance.js';
+import { testInstance } from '../../testkit/redis.js';
 import { openSse, postMessage } from '../helpers/sse.js';
-import {
-  cleanInstance,
-  type ScriptedStack,
-  startScriptedStack,
-  startStack,
-  testConfig,
-} from '../helpers/stack.js';
+import { type ScriptedStack, startScriptedStack, startStack, testConfig } from '../helpers/stack.js';
 
 /**
  * The audit log of real turns: gateway, queue, worker, a real sandbox and the fake Ollama. File changes

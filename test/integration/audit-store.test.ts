@@ -13,7 +13,7 @@ import { AuditLog } from '../../src/shared/audit/audit-log.js';
 import { GENESIS_HASH, seal, verifyChain } from '../../src/shared/audit/chain.js';
 import { verifyAudit } from '../../src/shared/audit/verify.js';
 import { sandbotMetrics } from '../../src/shared/metrics.js';
-import { dropInstanceKeys, REDIS_URL, testInstance } from '../helpers/redis.js';
+import { dropInstanceKeys, REDIS_URL, testInstance } from '../../testkit/redis.js';
 import { testConfig } from '../helpers/stack.js';
 
 /** The audit store on real Redis and a real directory: ordering across writers, recovery, retention, CLI. */

@@ -6,9 +6,10 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { webConversationId } from '../../src/contracts/conversation/id.js';
 import { conversationKeys } from '../../src/contracts/redis/keys.js';
-import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
-import { REDIS_URL, testInstance } from '../helpers/redis.js';
-import { cleanInstance, SANDBOX_IMAGE, TEST_LAYER, testConfig } from '../helpers/stack.js';
+import { type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
+import { cleanInstance, SANDBOX_IMAGE } from '../../testkit/instance.js';
+import { REDIS_URL, testInstance } from '../../testkit/redis.js';
+import { TEST_LAYER, testConfig } from '../helpers/stack.js';
 
 /**
  * `sandbot up` as an operator runs it: the built CLI in its own process, which loads the worker's and

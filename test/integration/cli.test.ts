@@ -3,8 +3,9 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { sandboxDriverFromConfig } from '../../sandbox/host/driver/from-config.js';
 import { webConversationId } from '../../src/contracts/conversation/id.js';
-import { testInstance } from '../helpers/redis.js';
-import { cleanInstance, SANDBOX_IMAGE, testConfig } from '../helpers/stack.js';
+import { cleanInstance, SANDBOX_IMAGE } from '../../testkit/instance.js';
+import { testInstance } from '../../testkit/redis.js';
+import { testConfig } from '../helpers/stack.js';
 
 /** The `sandbot` command as an operator runs it (the built CLI, a real engine and Redis). */
 

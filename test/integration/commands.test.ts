@@ -9,8 +9,8 @@ import {
 } from '../../src/shared/queue/conversation-control.js';
 import { ConversationStore } from '../../src/shared/queue/conversation-store.js';
 import { InboundQueue } from '../../src/shared/queue/inbound-queue.js';
+import { REDIS_URL, testInstance } from '../../testkit/redis.js';
 import { webMessage } from '../helpers/messages.js';
-import { REDIS_URL, testInstance } from '../helpers/redis.js';
 import { openSse, type SseClient } from '../helpers/sse.js';
 import { type ScriptedStack, startScriptedStack, testConfig } from '../helpers/stack.js';
 

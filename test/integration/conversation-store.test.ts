@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ConversationId, webConversationId } from '../../src/contracts/conversation/id.js';
 import type { InboundMessage } from '../../src/contracts/protocol/inbound.js';
 import { ConversationStore } from '../../src/shared/queue/conversation-store.js';
-import { dropInstanceKeys, REDIS_URL, testInstance } from '../helpers/redis.js';
+import { dropInstanceKeys, REDIS_URL, testInstance } from '../../testkit/redis.js';
 
 const instance = testInstance('store');
 let redis: Redis;

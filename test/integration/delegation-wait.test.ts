@@ -5,7 +5,7 @@ import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
 import { TaskStore } from '../../src/shared/stores/task-store.js';
 import { subAgentOutbound } from '../../src/worker/delegation/delegation-outbound.js';
 import { awaitResult } from '../../src/worker/delegation/delegation-wait.js';
-import { dropInstanceKeys, REDIS_URL, testInstance } from '../helpers/redis.js';
+import { dropInstanceKeys, REDIS_URL, testInstance } from '../../testkit/redis.js';
 
 /**
  * The delegation's time limit and hand-back on real Redis: a parent waits for its sub-agent's result

@@ -10,10 +10,10 @@ import { grantsFromRules } from '../../src/contracts/policy/network-policy.js';
 import { AuditJournal } from '../../src/shared/audit/journal.js';
 import { parseEvents } from '../../src/shared/audit/summary.js';
 import { NetworkPolicyStore } from '../../src/shared/stores/policy-store.js';
-import type { FakeChatRequest, FakeOllama, FakeStep } from '../fakes/fake-ollama.js';
-import { type FakeSlack, waitFor } from '../fakes/fake-slack.js';
-import { personMessage, type SlackSender, slashCommand } from '../fakes/fake-slack-events.js';
-import { REDIS_URL } from '../helpers/redis.js';
+import type { FakeChatRequest, FakeOllama, FakeStep } from '../../testkit/fakes/fake-ollama.js';
+import { type FakeSlack, waitFor } from '../../testkit/fakes/fake-slack.js';
+import { personMessage, type SlackSender, slashCommand } from '../../testkit/fakes/fake-slack-events.js';
+import { REDIS_URL } from '../../testkit/redis.js';
 import { type SlackStack, startSlackStack } from '../helpers/slack-stack.js';
 
 /**

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type DiscordHarness, startDiscordHarness } from '../fakes/fake-discord-harness.js';
+import { type DiscordHarness, startDiscordHarness } from '../helpers/discord-harness.js';
 
 /**
  * Slash commands through the real discord.js client and a fake Discord: acknowledged at once (deferred

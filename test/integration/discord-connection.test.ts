@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDiscordAdapter } from '../../adapters/discord/discord-adapter.js';
 import { createLogger } from '../../src/contracts/log/logger.js';
-import { startFakeDiscord } from '../fakes/fake-discord.js';
-import { type DiscordHarness, startDiscordHarness } from '../fakes/fake-discord-harness.js';
-import { testInstance } from '../helpers/redis.js';
+import { startFakeDiscord } from '../../testkit/fakes/fake-discord.js';
+import { testInstance } from '../../testkit/redis.js';
+import { type DiscordHarness, startDiscordHarness } from '../helpers/discord-harness.js';
 import { testConfig } from '../helpers/stack.js';
 
 /**

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConversationId } from '../../src/contracts/conversation/id.js';
 import type { FileRef } from '../../src/contracts/protocol/inbound.js';
 import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
-import { type DiscordHarness, startDiscordHarness } from '../fakes/fake-discord-harness.js';
+import { type DiscordHarness, startDiscordHarness } from '../helpers/discord-harness.js';
 import { withOutboundDelivery } from '../helpers/outbound.js';
 
 /**

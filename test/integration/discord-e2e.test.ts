@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FakeDiscord } from '../fakes/fake-discord.js';
-import type { FakeChatRequest, FakeOllama, FakeStep } from '../fakes/fake-ollama.js';
+import type { FakeDiscord } from '../../testkit/fakes/fake-discord.js';
+import type { FakeChatRequest, FakeOllama, FakeStep } from '../../testkit/fakes/fake-ollama.js';
 import { type DiscordStack, startDiscordStack } from '../helpers/discord-stack.js';
 
 /**

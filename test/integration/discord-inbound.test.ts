@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DISCORD_INTENTS } from '../../adapters/discord/connection.js';
-import { type DiscordHarness, startDiscordHarness } from '../fakes/fake-discord-harness.js';
+import { type DiscordHarness, startDiscordHarness } from '../helpers/discord-harness.js';
 
 /**
  * Events in: the real discord.js client on a fake Discord, the adapter turning messages and slash

@@ -6,10 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandboxNames } from '../../sandbox/host/driver/docker-spec.js';
 import { sandboxDriverFromConfig } from '../../sandbox/host/driver/from-config.js';
 import { webConversationId } from '../../src/contracts/conversation/id.js';
-import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
-import { testInstance } from '../helpers/redis.js';
+import { type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
+import { cleanInstance } from '../../testkit/instance.js';
+import { testInstance } from '../../testkit/redis.js';
 import { replyText, shellModel } from '../helpers/shell-model.js';
-import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
+import { startStack, testConfig } from '../helpers/stack.js';
 
 /** Size-capped /workspace and /session: filling one stops at its cap; the host and others are untouched. */
 

@@ -6,12 +6,13 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHECK_NAMES, type DoctorCheck } from '../../src/cli/doctor/checks.js';
+import { CHECK_NAMES } from '../../src/cli/doctor/checks.js';
 import { doctorReport, formatDoctorReport } from '../../src/cli/doctor/report.js';
 import { parseConfig } from '../../src/contracts/config/load.js';
 import type { Config } from '../../src/contracts/config/schema.js';
-import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
-import { SANDBOX_IMAGE } from '../helpers/stack.js';
+import type { DoctorCheck } from '../../src/contracts/doctor/check.js';
+import { type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
+import { SANDBOX_IMAGE } from '../../testkit/instance.js';
 
 // Real Redis (127.0.0.1:6379), the real Docker engine, and the fake Ollama.
 const REDIS_URL = 'redis://127.0.0.1:6379';

@@ -4,10 +4,11 @@ import {
   type FakeOllama,
   type FakeStep,
   startFakeOllama,
-} from '../fakes/fake-ollama.js';
-import { testInstance } from '../helpers/redis.js';
+} from '../../testkit/fakes/fake-ollama.js';
+import { cleanInstance } from '../../testkit/instance.js';
+import { testInstance } from '../../testkit/redis.js';
 import { openSse, postMessage } from '../helpers/sse.js';
-import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
+import { startStack, testConfig } from '../helpers/stack.js';
 
 /**
  * The whole path on real parts: HTTP API → Redis queue → worker → the conversation's container (real

@@ -7,9 +7,10 @@ import { sandboxDriverFromConfig } from '../../sandbox/host/driver/from-config.j
 import type { SandboxSession } from '../../sandbox/host/driver/types.js';
 import { webConversationId } from '../../src/contracts/conversation/id.js';
 import { EGRESS_MAX_STREAMS } from '../../src/contracts/protocol/egress.js';
-import { testInstance } from '../helpers/redis.js';
-import { runOnSession } from '../helpers/session-run.js';
-import { cleanInstance, testConfig } from '../helpers/stack.js';
+import { cleanInstance } from '../../testkit/instance.js';
+import { testInstance } from '../../testkit/redis.js';
+import { runOnSession } from '../../testkit/session-run.js';
+import { testConfig } from '../helpers/stack.js';
 
 /**
  * The egress tunnel's transport on the real engine (the policy behind it is egress.test.ts, which npm

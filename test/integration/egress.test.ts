@@ -4,12 +4,13 @@ import { webConversationId } from '../../src/contracts/conversation/id.js';
 import { AuditJournal } from '../../src/shared/audit/journal.js';
 import { parseEvents } from '../../src/shared/audit/summary.js';
 import type { EgressRecord } from '../../src/worker/egress/proxy.js';
-import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
-import { type OutsideHost, startOutsideHost } from '../helpers/outside-host.js';
-import { testInstance } from '../helpers/redis.js';
+import { type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
+import { cleanInstance } from '../../testkit/instance.js';
+import { type OutsideHost, startOutsideHost } from '../../testkit/outside-host.js';
+import { testInstance } from '../../testkit/redis.js';
 import { replyText, shellModel } from '../helpers/shell-model.js';
 import { openSse, postMessage } from '../helpers/sse.js';
-import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
+import { startStack, testConfig } from '../helpers/stack.js';
 
 /**
  * Network policy on the real engine: a granted sandbox reaches its granted host only through the

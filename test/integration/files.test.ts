@@ -3,12 +3,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConversationStore } from '../../src/shared/queue/conversation-store.js';
 import { InboundQueue } from '../../src/shared/queue/inbound-queue.js';
 import { BlobStore } from '../../src/shared/stores/blob-store.js';
-import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
+import { type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
+import { cleanInstance } from '../../testkit/instance.js';
+import { REDIS_URL, testInstance } from '../../testkit/redis.js';
 import { webMessage } from '../helpers/messages.js';
-import { REDIS_URL, testInstance } from '../helpers/redis.js';
 import { shellModel } from '../helpers/shell-model.js';
 import { openSse } from '../helpers/sse.js';
-import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
+import { startStack, testConfig } from '../helpers/stack.js';
 
 /** Attachments reach /workspace/inbox; files the agent writes to /workspace/outbox come back with the reply. */
 

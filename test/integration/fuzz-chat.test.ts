@@ -9,12 +9,13 @@ import { createLogger } from '../../src/contracts/log/logger.js';
 import { type RuntimeToWorker, WorkerToRuntime } from '../../src/contracts/protocol/agent.js';
 import { LineDecoder } from '../../src/contracts/protocol/lines.js';
 import { startGateway } from '../../src/gateway/start-gateway.js';
-import { type DiscordHarness, startDiscordHarness } from '../fakes/fake-discord-harness.js';
-import { waitFor } from '../fakes/fake-slack.js';
-import { eventBody, personMessage } from '../fakes/fake-slack-events.js';
-import { type SlackHarness, startSlackHarness } from '../fakes/fake-slack-harness.js';
-import { testInstance } from '../helpers/redis.js';
-import { cleanInstance, testConfig } from '../helpers/stack.js';
+import { waitFor } from '../../testkit/fakes/fake-slack.js';
+import { eventBody, personMessage } from '../../testkit/fakes/fake-slack-events.js';
+import { cleanInstance } from '../../testkit/instance.js';
+import { testInstance } from '../../testkit/redis.js';
+import { type DiscordHarness, startDiscordHarness } from '../helpers/discord-harness.js';
+import { type SlackHarness, startSlackHarness } from '../helpers/slack-harness.js';
+import { testConfig } from '../helpers/stack.js';
 
 /**
  * Random and malformed input at the real boundaries: the gateway's HTTP API, Slack events through the

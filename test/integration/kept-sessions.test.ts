@@ -6,8 +6,9 @@ import type { SandboxSession } from '../../sandbox/host/driver/types.js';
 import { webConversationId } from '../../src/contracts/conversation/id.js';
 import type { RuntimeToWorker } from '../../src/contracts/protocol/agent.js';
 import type { LineResult } from '../../src/contracts/protocol/lines.js';
-import { testInstance } from '../helpers/redis.js';
-import { cleanInstance, testConfig } from '../helpers/stack.js';
+import { cleanInstance } from '../../testkit/instance.js';
+import { testInstance } from '../../testkit/redis.js';
+import { testConfig } from '../helpers/stack.js';
 
 /**
  * The worker's driver keeps attach connections open between turns (keepAttached): a warm open is

@@ -8,8 +8,8 @@ import {
   createConversationControl,
 } from '../../src/shared/queue/conversation-control.js';
 import { ConversationStore } from '../../src/shared/queue/conversation-store.js';
-import type { FakeChatRequest, FakeStep } from '../fakes/fake-ollama.js';
-import { REDIS_URL, testInstance } from '../helpers/redis.js';
+import type { FakeChatRequest, FakeStep } from '../../testkit/fakes/fake-ollama.js';
+import { REDIS_URL, testInstance } from '../../testkit/redis.js';
 import { shellModel } from '../helpers/shell-model.js';
 import { openSse, postMessage, type SseClient } from '../helpers/sse.js';
 import { type ScriptedStack, startScriptedStack, testConfig } from '../helpers/stack.js';

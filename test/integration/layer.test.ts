@@ -11,7 +11,7 @@ import { webConversationId } from '../../src/contracts/conversation/id.js';
 import { createLogger } from '../../src/contracts/log/logger.js';
 import { instanceKeys } from '../../src/contracts/redis/keys.js';
 import { startWorker } from '../../src/worker/start-worker.js';
-import { dropInstanceKeys, REDIS_URL, testInstance } from '../helpers/redis.js';
+import { dropInstanceKeys, REDIS_URL, testInstance } from '../../testkit/redis.js';
 import { shellModel, turnEnd } from '../helpers/shell-model.js';
 import { type ScriptedStack, startScriptedStack, testConfig } from '../helpers/stack.js';
 

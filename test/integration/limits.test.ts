@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandboxDriverFromConfig } from '../../sandbox/host/driver/from-config.js';
 import { webConversationId } from '../../src/contracts/conversation/id.js';
-import { testInstance } from '../helpers/redis.js';
+import { testInstance } from '../../testkit/redis.js';
 import { shellModel, turnEnd } from '../helpers/shell-model.js';
 import { openSse, postMessage } from '../helpers/sse.js';
 import { type ScriptedStack, startScriptedStack, testConfig } from '../helpers/stack.js';

@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FakeChatRequest } from '../fakes/fake-ollama.js';
-import { testInstance } from '../helpers/redis.js';
+import type { FakeChatRequest } from '../../testkit/fakes/fake-ollama.js';
+import { testInstance } from '../../testkit/redis.js';
 import { openSse, postMessage } from '../helpers/sse.js';
 import { type ScriptedStack, startScriptedStack, testConfig } from '../helpers/stack.js';
 

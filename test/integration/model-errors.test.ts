@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
-import { testInstance } from '../helpers/redis.js';
+import { type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
+import { cleanInstance } from '../../testkit/instance.js';
+import { testInstance } from '../../testkit/redis.js';
 import { openSse, postMessage } from '../helpers/sse.js';
-import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
+import { startStack, testConfig } from '../helpers/stack.js';
 
 /** Model trouble becomes a clear error in chat, and the conversation works again afterwards. */
 

@@ -11,9 +11,10 @@ import { startGateway } from '../../src/gateway/start-gateway.js';
 import { createRedis } from '../../src/shared/redis/connection.js';
 import { reportWorkerHealth } from '../../src/worker/health-report.js';
 import { startWorker } from '../../src/worker/start-worker.js';
-import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
-import { testInstance } from '../helpers/redis.js';
-import { cleanInstance, testConfig } from '../helpers/stack.js';
+import { type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
+import { cleanInstance } from '../../testkit/instance.js';
+import { testInstance } from '../../testkit/redis.js';
+import { testConfig } from '../helpers/stack.js';
 
 /**
  * `/readyz` of a real gateway: green with Redis, the engine, Ollama and the web chat up; red (503),

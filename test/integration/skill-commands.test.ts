@@ -3,7 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { webConversationId } from '../../src/contracts/conversation/id.js';
 import { SkillCommandClient, serveSkillCommands } from '../../src/shared/queue/skill-commands.js';
 import { createRedis } from '../../src/shared/redis/connection.js';
-import { dropInstanceKeys, REDIS_URL, testInstance } from '../helpers/redis.js';
+import { dropInstanceKeys, REDIS_URL, testInstance } from '../../testkit/redis.js';
 
 // Chat skill commands travel from a gateway to one worker and back through Redis.
 const instance = testInstance('skill-commands');

@@ -4,13 +4,14 @@ import { webConversationId } from '../../src/contracts/conversation/id.js';
 import { createRedis } from '../../src/shared/redis/connection.js';
 import { SkillEnablement } from '../../src/shared/stores/skill-enablement.js';
 import type { EgressRecord } from '../../src/worker/egress/proxy.js';
-import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
-import { type OutsideHost, startOutsideHost } from '../helpers/outside-host.js';
-import { REDIS_URL, testInstance } from '../helpers/redis.js';
+import { type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
+import { cleanInstance } from '../../testkit/instance.js';
+import { type OutsideHost, startOutsideHost } from '../../testkit/outside-host.js';
+import { REDIS_URL, testInstance } from '../../testkit/redis.js';
 import { replyText } from '../helpers/shell-model.js';
 import { weatherSkill } from '../helpers/skill-fixtures.js';
 import { registryOf, removeSkillVolumes, skillModel, skillsDir, vetSkill } from '../helpers/skill-stack.js';
-import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
+import { startStack, testConfig } from '../helpers/stack.js';
 
 /**
  * A skill's declared hosts on the real engine and egress proxy (run under the heavy lock): the host the

@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConversationId } from '../../src/contracts/conversation/id.js';
 import { SkillEnablement, SkillRules } from '../../src/shared/stores/skill-enablement.js';
-import { dropInstanceKeys, REDIS_URL, testInstance } from '../helpers/redis.js';
+import { dropInstanceKeys, REDIS_URL, testInstance } from '../../testkit/redis.js';
 
 /** A sub-agent never gets a skill (nor so its hosts) its parent lacks, whatever config or admins say. */
 

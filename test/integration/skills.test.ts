@@ -7,7 +7,7 @@ import { createConversationControl } from '../../src/shared/queue/conversation-c
 import { ConversationStore } from '../../src/shared/queue/conversation-store.js';
 import { createRedis } from '../../src/shared/redis/connection.js';
 import { addSkill, approveSkill } from '../../src/worker/skills/vetting.js';
-import { REDIS_URL, testInstance } from '../helpers/redis.js';
+import { REDIS_URL, testInstance } from '../../testkit/redis.js';
 import { replyText } from '../helpers/shell-model.js';
 import { greeterSkill, writeSkill } from '../helpers/skill-fixtures.js';
 import {

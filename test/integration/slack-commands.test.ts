@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../fakes/fake-slack.js';
-import { personMessage, slashCommand, type Transport } from '../fakes/fake-slack-events.js';
-import { type SlackHarness, startSlackHarness } from '../fakes/fake-slack-harness.js';
+import { waitFor } from '../../testkit/fakes/fake-slack.js';
+import { personMessage, slashCommand, type Transport } from '../../testkit/fakes/fake-slack-events.js';
+import { type SlackHarness, startSlackHarness } from '../helpers/slack-harness.js';
 
 /**
  * `/sandbot` through the real Bolt app over both transports: answers go to the caller only (through

@@ -3,10 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FileRef, InboundMessage } from '../../src/contracts/protocol/inbound.js';
 import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
 import { BlobStore } from '../../src/shared/stores/blob-store.js';
-import { waitFor } from '../fakes/fake-slack.js';
-import { personMessage } from '../fakes/fake-slack-events.js';
-import { type SlackHarness, startSlackHarness } from '../fakes/fake-slack-harness.js';
+import { waitFor } from '../../testkit/fakes/fake-slack.js';
+import { personMessage } from '../../testkit/fakes/fake-slack-events.js';
 import { withOutboundDelivery } from '../helpers/outbound.js';
+import { type SlackHarness, startSlackHarness } from '../helpers/slack-harness.js';
 
 /**
  * Outbound events into Slack through the adapter's deliver(), against the fake's state: one progress

@@ -4,12 +4,13 @@ import {
   type FakeOllama,
   type FakeStep,
   startFakeOllama,
-} from '../fakes/fake-ollama.js';
-import { type FakeSlack, startFakeSlack, waitFor } from '../fakes/fake-slack.js';
-import { personMessage, SlackSender, slashCommand } from '../fakes/fake-slack-events.js';
-import { slackSettings } from '../fakes/fake-slack-harness.js';
-import { testInstance } from '../helpers/redis.js';
-import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
+} from '../../testkit/fakes/fake-ollama.js';
+import { type FakeSlack, startFakeSlack, waitFor } from '../../testkit/fakes/fake-slack.js';
+import { personMessage, SlackSender, slashCommand } from '../../testkit/fakes/fake-slack-events.js';
+import { cleanInstance } from '../../testkit/instance.js';
+import { testInstance } from '../../testkit/redis.js';
+import { slackSettings } from '../helpers/slack-harness.js';
+import { startStack, testConfig } from '../helpers/stack.js';
 
 /**
  * Slack end to end on real parts: the real gateway with the real Bolt app in Socket Mode against the

@@ -1,10 +1,10 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BlobStore } from '../../src/shared/stores/blob-store.js';
-import { waitFor } from '../fakes/fake-slack.js';
-import { personMessage, type Transport } from '../fakes/fake-slack-events.js';
-import { type SlackHarness, startSlackHarness } from '../fakes/fake-slack-harness.js';
-import { REDIS_URL } from '../helpers/redis.js';
+import { waitFor } from '../../testkit/fakes/fake-slack.js';
+import { personMessage, type Transport } from '../../testkit/fakes/fake-slack-events.js';
+import { REDIS_URL } from '../../testkit/redis.js';
+import { type SlackHarness, startSlackHarness } from '../helpers/slack-harness.js';
 
 /**
  * Slack → queue, through the real Bolt app over both transports: which messages reach the agent, in

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../fakes/fake-slack.js';
-import { personMessage } from '../fakes/fake-slack-events.js';
-import { type SlackHarness, startSlackHarness } from '../fakes/fake-slack-harness.js';
+import { waitFor } from '../../testkit/fakes/fake-slack.js';
+import { personMessage } from '../../testkit/fakes/fake-slack-events.js';
+import { type SlackHarness, startSlackHarness } from '../helpers/slack-harness.js';
 
 /**
  * Socket Mode supervision with the real socket client: a dropped connection comes back by itself,

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkSlackTokens } from '../../adapters/slack/token-check.js';
-import { type FakeSlack, startFakeSlack } from '../fakes/fake-slack.js';
+import { type FakeSlack, startFakeSlack } from '../../testkit/fakes/fake-slack.js';
 
 /** The doctor's Slack checks against the fake Slack: auth.test, scopes, and the app token. */
 

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandboxDriverFromConfig } from '../../sandbox/host/driver/from-config.js';
 import type { Config } from '../../src/contracts/config/schema.js';
-import type { FakeDiscord } from '../fakes/fake-discord.js';
-import type { FakeChatRequest, FakeStep } from '../fakes/fake-ollama.js';
+import type { FakeDiscord } from '../../testkit/fakes/fake-discord.js';
+import type { FakeChatRequest, FakeStep } from '../../testkit/fakes/fake-ollama.js';
 import { type DiscordStack, startDiscordStack } from '../helpers/discord-stack.js';
 
 /**

@@ -2,9 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDocker } from '../../sandbox/host/driver/docker-client.js';
 import { sandboxDriverFromConfig } from '../../sandbox/host/driver/from-config.js';
 import type { Config } from '../../src/contracts/config/schema.js';
-import type { FakeChatRequest, FakeOllama, FakeStep } from '../fakes/fake-ollama.js';
-import { type FakeSlack, waitFor } from '../fakes/fake-slack.js';
-import { personMessage, type SlackSender, slashCommand } from '../fakes/fake-slack-events.js';
+import type { FakeChatRequest, FakeOllama, FakeStep } from '../../testkit/fakes/fake-ollama.js';
+import { type FakeSlack, waitFor } from '../../testkit/fakes/fake-slack.js';
+import { personMessage, type SlackSender, slashCommand } from '../../testkit/fakes/fake-slack-events.js';
 import { type SlackStack, startSlackStack } from '../helpers/slack-stack.js';
 
 /**

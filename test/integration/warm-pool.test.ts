@@ -13,10 +13,11 @@ import { conversationKey, webConversationId } from '../../src/contracts/conversa
 import { AuditJournal } from '../../src/shared/audit/journal.js';
 import { parseEvents } from '../../src/shared/audit/summary.js';
 import { canaryFileContent } from '../../src/worker/turn/canary.js';
-import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
-import { REDIS_URL, testInstance } from '../helpers/redis.js';
+import { type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
+import { cleanInstance } from '../../testkit/instance.js';
+import { REDIS_URL, testInstance } from '../../testkit/redis.js';
 import { replyText, shellModel, turnEnd } from '../helpers/shell-model.js';
-import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
+import { startStack, testConfig } from '../helpers/stack.js';
 
 /**
  * The warm pool (SANDBOX_WARM_POOL) on the real engine and Redis: a new conversation is served by a

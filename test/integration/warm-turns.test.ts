@@ -7,7 +7,7 @@ import { webConversationId } from '../../src/contracts/conversation/id.js';
 import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
 import { AuditJournal } from '../../src/shared/audit/journal.js';
 import { parseEvents } from '../../src/shared/audit/summary.js';
-import { testInstance } from '../helpers/redis.js';
+import { testInstance } from '../../testkit/redis.js';
 import { shellModel, turnEnd } from '../helpers/shell-model.js';
 import { type ScriptedStack, startScriptedStack, testConfig } from '../helpers/stack.js';
 

@@ -2,10 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createChatAdapters } from '../../adapters/index.js';
 import { createLogger } from '../../src/contracts/log/logger.js';
 import { startGateway } from '../../src/gateway/start-gateway.js';
-import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
-import { testInstance } from '../helpers/redis.js';
+import { type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
+import { cleanInstance } from '../../testkit/instance.js';
+import { testInstance } from '../../testkit/redis.js';
 import { openSse, postMessage } from '../helpers/sse.js';
-import { cleanInstance, testConfig } from '../helpers/stack.js';
+import { testConfig } from '../helpers/stack.js';
 import { WorkerProcesses } from '../helpers/worker-process.js';
 
 /** A worker SIGKILLed mid-turn: another worker process completes the turn, and the user gets one reply. */

@@ -3,7 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { WorkspaceSnapshot } from '../../sandbox/host/driver/workspace-snapshot.js';
 import { webConversationId } from '../../src/contracts/conversation/id.js';
 import { WorkspaceBaselines } from '../../src/worker/audit/workspace-baselines.js';
-import { dropInstanceKeys, REDIS_URL, testInstance } from '../helpers/redis.js';
+import { dropInstanceKeys, REDIS_URL, testInstance } from '../../testkit/redis.js';
 
 /**
  * When a turn may start from the snapshot the previous turn kept, on real Redis, with two workers'

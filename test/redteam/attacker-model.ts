@@ -1,4 +1,9 @@
-import type { FakeChatMessage, FakeChatRequest, FakeStep, FakeToolCall } from '../fakes/fake-ollama.js';
+import type {
+  FakeChatMessage,
+  FakeChatRequest,
+  FakeStep,
+  FakeToolCall,
+} from '../../testkit/fakes/fake-ollama.js';
 
 /**
  * A fully hijacked "model" for the fake Ollama: it does whatever the last thing it read tells it to,

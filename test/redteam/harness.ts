@@ -13,10 +13,11 @@ import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
 import { NetworkPolicyStore } from '../../src/shared/stores/policy-store.js';
 import { Quarantine, type QuarantineRecord } from '../../src/shared/stores/quarantine.js';
 import type { EgressRecord, Lookup } from '../../src/worker/egress/proxy.js';
-import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
-import { REDIS_URL, testInstance } from '../helpers/redis.js';
+import { type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
+import { cleanInstance } from '../../testkit/instance.js';
+import { REDIS_URL, testInstance } from '../../testkit/redis.js';
 import { openSse, postMessage } from '../helpers/sse.js';
-import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
+import { startStack, testConfig } from '../helpers/stack.js';
 import { attackerModel } from './attacker-model.js';
 
 export const MODEL = 'qwen2.5:7b';

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type OutsideHost, startOutsideHost } from '../helpers/outside-host.js';
+import { type OutsideHost, startOutsideHost } from '../../testkit/outside-host.js';
 import { expectNoSecretsLeaked, type Redteam, token } from './harness.js';
 import { dnsTrap, PROXY_VARS_SH, type Trap, tcpTrap } from './net-fixtures.js';
 import { GRANTED, HOST_PUBLIC, startNetworkRedteam, UNGRANTED } from './net-stack.js';

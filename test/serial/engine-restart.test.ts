@@ -2,10 +2,11 @@ import { execFileSync, spawn } from 'node:child_process';
 import { openSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDocker } from '../../sandbox/host/driver/docker-client.js';
-import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
-import { testInstance } from '../helpers/redis.js';
+import { type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
+import { cleanInstance } from '../../testkit/instance.js';
+import { testInstance } from '../../testkit/redis.js';
 import { openSse, postMessage } from '../helpers/sse.js';
-import { cleanInstance, startStack, testConfig } from '../helpers/stack.js';
+import { startStack, testConfig } from '../helpers/stack.js';
 
 /**
  * The Docker engine restarts during a run: the running turn fails with a clear message, and later turns

@@ -2,10 +2,11 @@ import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type FakeChatRequest, type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
-import { testInstance } from '../helpers/redis.js';
+import { type FakeChatRequest, type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
+import { cleanInstance } from '../../testkit/instance.js';
+import { testInstance } from '../../testkit/redis.js';
 import { openSse, postMessage, type SseClient } from '../helpers/sse.js';
-import { cleanInstance, testConfig } from '../helpers/stack.js';
+import { testConfig } from '../helpers/stack.js';
 import { WorkerProcesses } from '../helpers/worker-process.js';
 
 /**

@@ -4,7 +4,7 @@ import type { ChatMessage } from '../../src/contracts/protocol/agent.js';
 import { ToolName } from '../../src/contracts/protocol/tools.js';
 import { ModelBroker, ModelBrokerError } from '../../src/worker/broker/model-broker.js';
 import { defaultSystemPrompt } from '../../src/worker/broker/system-prompt.js';
-import { type FakeOllama, startFakeOllama, whenLastMessage } from '../fakes/fake-ollama.js';
+import { type FakeOllama, startFakeOllama, whenLastMessage } from '../../testkit/fakes/fake-ollama.js';
 
 const MODEL = 'qwen2.5:7b';
 const hello: ChatMessage[] = [{ role: 'user', content: 'hello' }];

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
+import { type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
 
 // The broker's tests exercise the streamed /api/chat; these cover what they do not.
 
@@ -58,7 +58,7 @@ describe('fake Ollama in its own process', () => {
   let child: ChildProcess;
   let url: string;
   beforeAll(async () => {
-    const file = fileURLToPath(new URL('../fakes/fake-ollama.ts', import.meta.url));
+    const file = fileURLToPath(new URL('../../testkit/fakes/fake-ollama.ts', import.meta.url));
     child = spawn(process.execPath, ['--import', 'tsx', file, '--models', 'tiny:1b'], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });

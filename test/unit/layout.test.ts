@@ -83,8 +83,8 @@ describe('layout', () => {
     expect(cycles).toEqual([]);
   });
 
-  it('bench/ does not import test/', () => {
-    const wrong = sourceFiles('bench').flatMap((file) =>
+  it('bench/ and testkit/ do not import test/', () => {
+    const wrong = ['bench', 'testkit'].flatMap(sourceFiles).flatMap((file) =>
       relativeImports(file, readFileSync(file, 'utf8'))
         .filter((target) => target.startsWith('test/'))
         .map((target) => `${file} → ${target}`),

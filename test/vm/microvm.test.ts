@@ -14,9 +14,9 @@ import { syncImage } from '../../sandbox/host/vm/guest-engine.js';
 import { MicroVm } from '../../sandbox/host/vm/micro-vm.js';
 import { readClientTls } from '../../sandbox/host/vm/tls.js';
 import { webConversationId } from '../../src/contracts/conversation/id.js';
-import { type FakeOllama, startFakeOllama } from '../fakes/fake-ollama.js';
-import { type OutsideHost, startOutsideHost } from '../helpers/outside-host.js';
-import { dropInstanceKeys, testInstance } from '../helpers/redis.js';
+import { type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
+import { type OutsideHost, startOutsideHost } from '../../testkit/outside-host.js';
+import { dropInstanceKeys, testInstance } from '../../testkit/redis.js';
 import { shellModel, turnEnd } from '../helpers/shell-model.js';
 import { startStack, testConfig } from '../helpers/stack.js';
 

@@ -2,7 +2,7 @@ import type { Duplex } from 'node:stream';
 import type Dockerode from 'dockerode';
 import { type ConversationId, conversationKey } from '../../../src/contracts/conversation/id.js';
 import { EGRESS_TUNNEL_PORT } from '../../../src/contracts/protocol/egress.js';
-import type { SkillMount } from './skill-volumes.js';
+import type { SkillMount } from './skill-mount.js';
 
 /** What shapes every sandbox container; the same for all conversations of one deployment. */
 export interface SandboxLimits {

@@ -3,13 +3,9 @@ import type Dockerode from 'dockerode';
 import { extract, pack } from 'tar-stream';
 import { type ConversationId, shortHash } from '../../../src/contracts/conversation/id.js';
 import type { Logger } from '../../../src/contracts/log/logger.js';
+import { describeDifference, type FileHash } from '../../../src/contracts/skills/file-hashes.js';
 import { sandboxNames } from './docker-spec.js';
-
-/** A skill's approved files as one read-only volume, mounted at /skills/<name> in the sandbox. */
-export interface SkillMount {
-  name: string;
-  volume: string;
-}
+import type { SkillMount } from './skill-mount.js';
 
 export interface SkillContent {
   name: string;
@@ -24,7 +20,7 @@ export interface SkillContent {
 
 export interface ExpectedSkill {
   name: string;
-  files: readonly { path: string; sha256: string }[];
+  files: readonly FileHash[];
 }
 
 function statusOf(err: unknown): number | undefined {
@@ -88,9 +84,10 @@ export class SkillVolumes {
     try {
       await loader.putArchive(archiveOf(content) as unknown as NodeJS.ReadableStream, { path: '/skills' });
       const seen = await readTree(loader, '/skills');
-      const problem = compare(
+      const problem = describeDifference(
         content.files.map((f) => ({ path: f.path, sha256: sha(f.bytes) })),
-        seen,
+        hashList(seen),
+        'extra',
       );
       if (problem)
         throw new Error(`skill ${content.name}: the volume does not hold what was copied (${problem})`);
@@ -120,7 +117,7 @@ export class SkillVolumes {
       for (const [path, hash] of seen) {
         if (path.startsWith(`${skill.name}/`)) own.set(path.slice(skill.name.length + 1), hash);
       }
-      const problem = compare(skill.files, own);
+      const problem = describeDifference(skill.files, hashList(own), 'extra');
       if (problem) problems.push(`${skill.name}: ${problem}`);
     }
     for (const name of names) if (name) problems.push(`${name}: mounted but not enabled`);
@@ -199,22 +196,8 @@ async function readTree(container: Dockerode.Container, path: string): Promise<M
   return files;
 }
 
-function compare(
-  expected: readonly { path: string; sha256: string }[],
-  seen: ReadonlyMap<string, string>,
-): string {
-  const want = new Map(expected.map((f) => [f.path, f.sha256]));
-  const changed = [...want].filter(([p, h]) => seen.has(p) && seen.get(p) !== h).map(([p]) => p);
-  const missing = [...want.keys()].filter((p) => !seen.has(p));
-  const extra = [...seen.keys()].filter((p) => !want.has(p));
-  return [
-    changed.length ? `changed: ${changed.join(', ')}` : '',
-    missing.length ? `missing: ${missing.join(', ')}` : '',
-    extra.length ? `extra: ${extra.join(', ')}` : '',
-  ]
-    .filter(Boolean)
-    .join('; ');
-}
+const hashList = (files: ReadonlyMap<string, string>): FileHash[] =>
+  [...files].map(([path, sha256]) => ({ path, sha256 }));
 
 function sha(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex');

@@ -2,7 +2,7 @@ import type { ConversationId } from '../../../src/contracts/conversation/id.js';
 import type { RuntimeToWorker, WorkerToRuntime } from '../../../src/contracts/protocol/agent.js';
 import type { LineResult } from '../../../src/contracts/protocol/lines.js';
 import type { SandboxNetwork } from './docker-spec.js';
-import type { SkillMount } from './skill-volumes.js';
+import type { SkillMount } from './skill-mount.js';
 import type { FileBytes, OutboxResult } from './workspace-files.js';
 import type { WorkspaceFilesResult } from './workspace-read.js';
 import type { WorkspaceSnapshot } from './workspace-snapshot.js';

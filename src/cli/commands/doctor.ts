@@ -10,19 +10,19 @@ export function registerDoctorCommand(program: Command): void {
     .action(async () => {
       const config = loadConfigOrExit();
       // The checks (and the engine client) load only for this command.
-      const [{ createDocker }, { runDoctor }, { formatDoctorReport }] = await Promise.all([
+      const [{ createDocker }, { doctorReport }] = await Promise.all([
         import('../../../sandbox/host/driver/docker-client.js'),
-        import('../doctor/checks.js'),
         import('../doctor/report.js'),
       ]);
-      const checks = [
-        ...(await runDoctor({ config, docker: createDocker(config.DOCKER_HOST) })),
+      const report = await doctorReport({
+        config,
+        docker: createDocker(config.DOCKER_HOST),
         // Bolt loads only when there is a Slack token to check.
-        ...(config.SLACK_BOT_TOKEN
-          ? await (await import('../../../adapters/slack/token-check.js')).checkSlackTokens(config)
-          : []),
-      ];
-      console.log(formatDoctorReport(checks));
-      process.exitCode = checks.every((c) => c.ok) ? 0 : 1;
+        chatChecks: config.SLACK_BOT_TOKEN
+          ? async () => (await import('../../../adapters/slack/token-check.js')).checkSlackTokens(config)
+          : undefined,
+      });
+      console.log(report.text);
+      process.exitCode = report.ok ? 0 : 1;
     });
 }

@@ -51,6 +51,16 @@ export function registerSkillCommands(program: Command): void {
   const skill = program
     .command('skill')
     .description('vet, approve and list skills (packaged instructions and tools)');
+  registerAdd(skill);
+  registerApprove(skill);
+  registerList(skill);
+  registerShow(skill);
+  registerRemove(skill);
+  registerLog(skill);
+}
+
+/** `skill add`: hash, scan and stage a skill. */
+function registerAdd(skill: Command): void {
   skill
     .command('add <path>')
     .description('hash and scan a skill folder or .tar.gz, print the report, and stage it as pending')
@@ -64,6 +74,10 @@ export function registerSkillCommands(program: Command): void {
         if (record.findings.some((f) => f.severity === 'critical')) process.exitCode = 1;
       }),
     );
+}
+
+/** `skill approve`: pin a scanned skill by its hash, with the hosts it may reach. */
+function registerApprove(skill: Command): void {
   skill
     .command('approve <name@version>')
     .description('pin a scanned skill by its content hash so it may be enabled (admin)')
@@ -94,6 +108,10 @@ export function registerSkillCommands(program: Command): void {
           if (left.length) console.log(`declared but not granted: ${left.join(', ')} (they stay blocked)`);
         }),
     );
+}
+
+/** `skill ls`: every skill and its status. */
+function registerList(skill: Command): void {
   skill
     .command('ls')
     .description('list skills with their status (pending, approved, or refused because their files changed)')
@@ -108,6 +126,10 @@ export function registerSkillCommands(program: Command): void {
         console.log(formatList(rows));
       }),
     );
+}
+
+/** `skill show`: a skill's vetting reports. */
+function registerShow(skill: Command): void {
   skill
     .command('show <name[@version]>')
     .description("a skill's vetting report: files, hash, tools, hosts, findings, approval")
@@ -126,6 +148,10 @@ export function registerSkillCommands(program: Command): void {
         console.log(reports.join('\n\n'));
       }),
     );
+}
+
+/** `skill remove`: delete a skill version. */
+function registerRemove(skill: Command): void {
   skill
     .command('remove <name@version>')
     .description('delete a skill version (conversations that enable it stop loading it)')
@@ -137,6 +163,10 @@ export function registerSkillCommands(program: Command): void {
         console.log(`removed ${ref}`);
       }),
     );
+}
+
+/** `skill log`: print or verify the skills ledger. */
+function registerLog(skill: Command): void {
   skill
     .command('log')
     .description('the skills ledger: every add, scan, approval, refusal and removal')

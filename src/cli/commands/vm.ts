@@ -13,6 +13,14 @@ export function registerVmCommands(program: Command): void {
   const vm = program
     .command('vm')
     .description('the micro-VM whose engine runs every sandbox under SANDBOX_LAYER=microvm');
+  registerBuild(vm);
+  registerUp(vm);
+  registerDown(vm);
+  registerStatus(vm);
+}
+
+/** `vm build`: build the guest, unless it is current. */
+function registerBuild(vm: Command): void {
   vm.command('build')
     .description(
       'build the guest from Debian packages (kernel, initramfs, root disk, TLS keys); skipped when current',
@@ -40,6 +48,10 @@ export function registerVmCommands(program: Command): void {
         fail(error);
       }
     });
+}
+
+/** `vm up`: start the guest and load the sandbox image. */
+function registerUp(vm: Command): void {
   vm.command('up')
     .description('start the guest (unless running), wait for its engine, load the sandbox image once')
     .action(async () => {
@@ -58,6 +70,10 @@ export function registerVmCommands(program: Command): void {
         fail(error);
       }
     });
+}
+
+/** `vm down`: stop the guest cleanly. */
+function registerDown(vm: Command): void {
   vm.command('down')
     .description('stop the guest cleanly (engine stopped, disk synced); its data disk stays')
     .action(async () => {
@@ -70,6 +86,10 @@ export function registerVmCommands(program: Command): void {
         fail(error);
       }
     });
+}
+
+/** `vm status`: built, running, accelerated? */
+function registerStatus(vm: Command): void {
   vm.command('status')
     .description('is the guest built, is it running, how it is accelerated')
     .option('--json', 'machine-readable')

@@ -2,6 +2,7 @@ import type Docker from 'dockerode';
 import { Redis } from 'ioredis';
 import { describePlan, layerPlan } from '../../../sandbox/host/layers/layer.js';
 import type { Config } from '../../contracts/config/schema.js';
+import type { DoctorCheck } from '../../contracts/doctor/check.js';
 import { ModelBroker } from '../../worker/broker/model-broker.js';
 import { checkSandboxLayer, LAYER_TIMEOUT_MS } from './layer.js';
 
@@ -10,14 +11,6 @@ import { checkSandboxLayer, LAYER_TIMEOUT_MS } from './layer.js';
  * limit, so the doctor never hangs on a dead endpoint; checks that depend on another (the image on the
  * engine, the model on Ollama) are reported as not checked when that one fails.
  */
-
-export interface DoctorCheck {
-  name: string;
-  ok: boolean;
-  detail: string;
-  /** What to do about it, when not ok. */
-  fix?: string;
-}
 
 export interface DoctorOptions {
   config: Config;

@@ -3,7 +3,7 @@ import { describePlan, layerPlan } from '../../../sandbox/host/layers/layer.js';
 import { checkLayer, type EgressRoute } from '../../../sandbox/host/layers/layer-check.js';
 import { checkGuestAtRest } from '../../../sandbox/host/vm/worker-guest.js';
 import type { Config } from '../../contracts/config/schema.js';
-import type { DoctorCheck } from './checks.js';
+import type { DoctorCheck } from '../../contracts/doctor/check.js';
 
 /** Starting a container (under gVisor, its kernel too) takes longer than a ping. */
 export const LAYER_TIMEOUT_MS = 30_000;

@@ -1,4 +1,5 @@
-import { type DoctorCheck, type DoctorOptions, runDoctor } from './checks.js';
+import type { DoctorCheck } from '../../contracts/doctor/check.js';
+import { type DoctorOptions, runDoctor } from './checks.js';
 
 /** The doctor's verdict as text for a terminal: one ✓/✗ line per check, the fix under each failure. */
 export function formatDoctorReport(checks: readonly DoctorCheck[]): string {
@@ -19,8 +20,13 @@ export interface DoctorReport {
   checks: DoctorCheck[];
 }
 
+export interface DoctorReportOptions extends DoctorOptions {
+  /** Checks of the chat connections (their tokens), run after the others. */
+  chatChecks?: () => Promise<DoctorCheck[]>;
+}
+
 /** Runs every check and formats the result; `ok` is false when any check failed. */
-export async function doctorReport(options: DoctorOptions): Promise<DoctorReport> {
-  const checks = await runDoctor(options);
+export async function doctorReport(options: DoctorReportOptions): Promise<DoctorReport> {
+  const checks = [...(await runDoctor(options)), ...((await options.chatChecks?.()) ?? [])];
   return { ok: checks.every((c) => c.ok), text: formatDoctorReport(checks), checks };
 }

@@ -34,22 +34,6 @@ export function contentHash(digests: readonly FileDigest[]): string {
   return sha256(sorted.map((d) => `${d.path}\0${d.sha256}\n`).join(''));
 }
 
-/** How two file lists differ, in words ("changed: a.sh; added: b.sh"); empty when they are the same. */
-export function describeDifference(expected: readonly FileDigest[], actual: readonly FileDigest[]): string {
-  const want = new Map(expected.map((d) => [d.path, d.sha256]));
-  const have = new Map(actual.map((d) => [d.path, d.sha256]));
-  const changed = [...want].filter(([p, h]) => have.has(p) && have.get(p) !== h).map(([p]) => p);
-  const removed = [...want.keys()].filter((p) => !have.has(p));
-  const added = [...have.keys()].filter((p) => !want.has(p));
-  return [
-    changed.length ? `changed: ${changed.join(', ')}` : '',
-    removed.length ? `missing: ${removed.join(', ')}` : '',
-    added.length ? `added: ${added.join(', ')}` : '',
-  ]
-    .filter(Boolean)
-    .join('; ');
-}
-
 /** Checks a file list against the limits; the first problem in words, or undefined. */
 export function checkLimits(files: readonly SkillFile[]): string | undefined {
   if (files.length === 0) return 'the skill has no files';

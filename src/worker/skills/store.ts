@@ -3,7 +3,8 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { Grant } from '../../contracts/policy/network-policy.js';
-import { contentHash, describeDifference, fileDigests, readSkillDir, type SkillFile } from './hashing.js';
+import { describeDifference } from '../../contracts/skills/file-hashes.js';
+import { contentHash, fileDigests, readSkillDir, type SkillFile } from './hashing.js';
 import { compareVersions, SkillManifest, SkillName, SkillVersion } from './manifest.js';
 import { RULE_IDS } from './scan-rules.js';
 

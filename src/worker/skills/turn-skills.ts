@@ -1,6 +1,7 @@
 import type Dockerode from 'dockerode';
 import type { Redis } from 'ioredis';
-import { type SkillMount, SkillVolumes } from '../../../sandbox/host/driver/skill-volumes.js';
+import type { SkillMount } from '../../../sandbox/host/driver/skill-mount.js';
+import { SkillVolumes } from '../../../sandbox/host/driver/skill-volumes.js';
 import type { AuditActor } from '../../contracts/audit/events.js';
 import type { Config } from '../../contracts/config/schema.js';
 import type { ConversationId } from '../../contracts/conversation/id.js';

@@ -1,14 +1,8 @@
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Grant } from '../../contracts/policy/network-policy.js';
-import {
-  checkLimits,
-  contentHash,
-  describeDifference,
-  fileDigests,
-  readSkillDir,
-  type SkillFile,
-} from './hashing.js';
+import { describeDifference } from '../../contracts/skills/file-hashes.js';
+import { checkLimits, contentHash, fileDigests, readSkillDir, type SkillFile } from './hashing.js';
 import type { SkillLedger } from './ledger.js';
 import { parseManifest, parseSkillRef, skillRef } from './manifest.js';
 import { hasCritical, scanSkill } from './scanner.js';

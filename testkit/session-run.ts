@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { SandboxSession } from '../../sandbox/host/driver/types.js';
+import type { SandboxSession } from '../sandbox/host/driver/types.js';
 
 /**
  * Runs one shell command on an open sandbox session through the protocol (as a chat `/run` does):

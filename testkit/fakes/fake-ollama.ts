@@ -452,7 +452,7 @@ function sendText(res: ServerResponse, status: number, text: string): void {
   res.end(text);
 }
 
-/** `tsx test/fakes/fake-ollama.ts [--models a,b] [--script steps.json] [--port N]`: prints the URL. */
+/** `tsx testkit/fakes/fake-ollama.ts [--models a,b] [--script steps.json] [--port N]`: prints the URL. */
 export async function main(argv = process.argv.slice(2)): Promise<FakeOllama> {
   const arg = (flag: string) => {
     const i = argv.indexOf(flag);

@@ -10,10 +10,10 @@ import { ConversationStore } from '../../src/shared/queue/conversation-store.js'
 import { InboundQueue } from '../../src/shared/queue/inbound-queue.js';
 import { createRedis } from '../../src/shared/redis/connection.js';
 import { BlobStore } from '../../src/shared/stores/blob-store.js';
-import { queuedMessages } from '../helpers/queued.js';
-import { dropInstanceKeys, REDIS_URL, testInstance } from '../helpers/redis.js';
-import { testConfig } from '../helpers/stack.js';
-import { type FakeDiscord, startFakeDiscord } from './fake-discord.js';
+import { type FakeDiscord, startFakeDiscord } from '../../testkit/fakes/fake-discord.js';
+import { dropInstanceKeys, REDIS_URL, testInstance } from '../../testkit/redis.js';
+import { queuedMessages } from './queued.js';
+import { testConfig } from './stack.js';
 
 /**
  * The real Discord adapter (real discord.js client, real Redis queue, blob store and control) against a

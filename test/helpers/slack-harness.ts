@@ -11,11 +11,11 @@ import { createConversationControl } from '../../src/shared/queue/conversation-c
 import { ConversationStore } from '../../src/shared/queue/conversation-store.js';
 import { InboundQueue } from '../../src/shared/queue/inbound-queue.js';
 import { BlobStore } from '../../src/shared/stores/blob-store.js';
-import { queuedMessages } from '../helpers/queued.js';
-import { dropInstanceKeys, REDIS_URL, testInstance } from '../helpers/redis.js';
-import { testConfig } from '../helpers/stack.js';
-import { type FakeSlack, startFakeSlack } from './fake-slack.js';
-import { SlackSender, type Transport } from './fake-slack-events.js';
+import { type FakeSlack, startFakeSlack } from '../../testkit/fakes/fake-slack.js';
+import { SlackSender, type Transport } from '../../testkit/fakes/fake-slack-events.js';
+import { dropInstanceKeys, REDIS_URL, testInstance } from '../../testkit/redis.js';
+import { queuedMessages } from './queued.js';
+import { testConfig } from './stack.js';
 
 /** Settings that point a sandbot config at a fake Slack, over the chosen transport. */
 export function slackSettings(fake: FakeSlack, transport: Transport): Record<string, string> {

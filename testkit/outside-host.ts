@@ -1,5 +1,5 @@
 import type Dockerode from 'dockerode';
-import { SANDBOX_IMAGE } from './stack.js';
+import { SANDBOX_IMAGE } from './instance.js';
 
 /**
  * An "outside" web server for egress tests: a container on its own bridge network in a documentation
