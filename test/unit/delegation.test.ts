@@ -6,6 +6,7 @@ import { resultOf, subAgentRoute, threadEvent } from '../../src/worker/delegatio
 import {
   covers,
   type DelegationLimits,
+  handedOverPaths,
   narrowGrants,
   refusal,
   subAgentBrief,
@@ -47,6 +48,15 @@ describe('what may be handed over', () => {
     expect(workspacePath('a/../../x')).toMatchObject({ error: expect.stringContaining('".."') });
     expect(workspacePath('dir/')).toMatchObject({ error: expect.stringContaining('not a directory') });
     expect(workspacePath('.')).toMatchObject({ error: expect.any(String) });
+  });
+
+  it('hands over workspace files only, each under its own name', () => {
+    expect(handedOverPaths([])).toEqual({ paths: [] });
+    expect(handedOverPaths(['/workspace/a.txt', 'notes/b.txt'])).toEqual({ paths: ['a.txt', 'notes/b.txt'] });
+    expect(handedOverPaths(['a.txt', '/etc/passwd', '../x'])).toMatchObject({
+      error: expect.stringContaining('/etc/passwd: only files in /workspace'),
+    });
+    expect(handedOverPaths(['a/x.txt', 'b/x.txt'])).toEqual({ error: 'two of the files have the same name' });
   });
 
   it('gives a sub-agent its parent’s network or less, never more', () => {

@@ -130,6 +130,15 @@ export const taskKeys = (instance: string) => {
 export const delegationResultKey = (instance: string, child: ConversationId) =>
   `${instance}:delegation:${conversationKey(child)}:result`;
 
+// ── Chat skill commands (gateway asks, a worker answers from its skills folder) ──────────────────────
+
+export const skillCommandKeys = {
+  /** Requests waiting for a worker (LIST). */
+  requests: (instance: string) => `${instance}:skills:requests`,
+  /** One request's answer (LIST of one), popped by the gateway that asked. */
+  reply: (instance: string, id: string) => `${instance}:skills:reply:${id}`,
+};
+
 // ── Web chat adapter ────────────────────────────────────────────────────────────────────────────────
 
 export const webKeys = {

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { AuditActor } from '../../contracts/audit/events.js';
 import { ConversationId } from '../../contracts/conversation/id.js';
 import type { Logger } from '../../contracts/log/logger.js';
+import { skillCommandKeys } from '../../contracts/redis/keys.js';
 import { SkillCommand } from '../stores/skill-control.js';
 
 /**
@@ -26,8 +27,7 @@ export type SkillCommandRequest = z.infer<typeof SkillCommandRequest>;
 
 const SkillCommandReply = z.object({ text: z.string() });
 
-const requestsKey = (instance: string) => `${instance}:skills:requests`;
-const replyKey = (instance: string, id: string) => `${instance}:skills:reply:${id}`;
+const { requests: requestsKey, reply: replyKey } = skillCommandKeys;
 
 const ANSWER_WAIT_SECONDS = 15;
 const REPLY_TTL_SECONDS = 60;

@@ -64,6 +64,19 @@ export function workspacePath(raw: string): { path: string } | { error: string }
   return { path };
 }
 
+/** The files a delegation hands over, as workspace paths: refused when one is not, or two share a name. */
+export function handedOverPaths(files: readonly string[]): { paths: string[] } | { error: string } {
+  const paths: string[] = [];
+  for (const raw of files) {
+    const checked = workspacePath(raw);
+    if ('error' in checked) return checked;
+    paths.push(checked.path);
+  }
+  const names = paths.map((p) => p.split('/').at(-1) ?? p);
+  if (new Set(names).size < names.length) return { error: 'two of the files have the same name' };
+  return { paths };
+}
+
 /**
  * A sub-agent's network: its parent's grants, or the ones asked for when each is covered by a parent
  * grant. Asking for anything the parent lacks refuses the delegation rather than quietly dropping it.

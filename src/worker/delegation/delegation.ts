@@ -1,18 +1,12 @@
 import type { Redis } from 'ioredis';
 import type { SandboxDriver } from '../../../sandbox/host/driver/types.js';
+import type { WorkspaceFilesResult } from '../../../sandbox/host/driver/workspace-read.js';
 import type { AuditActor } from '../../contracts/audit/events.js';
-import { type ConversationId, platformOf, shortHash } from '../../contracts/conversation/id.js';
+import type { ConversationId } from '../../contracts/conversation/id.js';
 import type { Logger } from '../../contracts/log/logger.js';
 import { HostToolArgs, hostToolDefinition } from '../../contracts/protocol/host-tools.js';
-import { type FileRef, InboundMessage } from '../../contracts/protocol/inbound.js';
-import {
-  childConversationId,
-  isSubAgent,
-  subAgentLabel,
-  type Task,
-  taskScopeOf,
-  taskTitle,
-} from '../../contracts/tasks/task.js';
+import type { FileRef, InboundMessage } from '../../contracts/protocol/inbound.js';
+import { childConversationId, isSubAgent, subAgentLabel, type Task } from '../../contracts/tasks/task.js';
 import type { AuditRecorder } from '../../shared/audit/audit-log.js';
 import type { Turn } from '../../shared/queue/conversation-store.js';
 import type { BlobStore } from '../../shared/stores/blob-store.js';
@@ -20,14 +14,8 @@ import type { NetworkPolicyStore } from '../../shared/stores/policy-store.js';
 import type { TaskStore } from '../../shared/stores/task-store.js';
 import { carriesCanary } from '../turn/canary.js';
 import type { HostCall, HostTools } from '../turn/host-tool-relay.js';
-import { subAgentRoute } from './delegation-outbound.js';
-import {
-  type DelegationLimits,
-  narrowGrants,
-  refusal,
-  subAgentBrief,
-  workspacePath,
-} from './delegation-policy.js';
+import { type DelegationLimits, handedOverPaths, narrowGrants, refusal } from './delegation-policy.js';
+import { startSubAgent } from './delegation-start.js';
 import { awaitResult, returnFiles } from './delegation-wait.js';
 
 export interface DelegationDeps {
@@ -54,6 +42,15 @@ export interface DelegationDeps {
 }
 
 type Result = { ok: boolean; output: string };
+
+/** A sub-agent counted against the limits, numbered, with the files it is handed (read, not yet stored). */
+interface Reservation {
+  child: ConversationId;
+  root: ConversationId;
+  /** Its depth (its parent's plus one). */
+  depth: number;
+  files: WorkspaceFilesResult['files'];
+}
 
 /**
  * The `delegate` host tool. The worker, never the sandbox, makes the sub-agent: a conversation of its
@@ -89,55 +86,15 @@ export class Delegation implements HostTools {
     const args = parsed.data;
     const parent = call.turn.conversation;
     const task = await this.deps.tasks.get(parent);
-    const paths: string[] = [];
-    for (const raw of args.files) {
-      const checked = workspacePath(raw);
-      if ('error' in checked) return this.refuse(call, checked.error);
-      paths.push(checked.path);
-    }
-    const names = paths.map((p) => p.split('/').at(-1) ?? p);
-    if (new Set(names).size < names.length) return this.refuse(call, 'two of the files have the same name');
+    const handed = handedOverPaths(args.files);
+    if ('error' in handed) return this.refuse(call, handed.error);
     const network = narrowGrants(await this.deps.grantsOf(parent), args.network);
     if ('error' in network) return this.refuse(call, network.error);
-
-    const root = task?.root ?? parent;
-    const children = await this.deps.tasks.bump(parent, 'children');
-    const treeSandboxes = await this.deps.tasks.bump(root, 'subagents');
-    const unreserve = async () => {
-      await this.deps.tasks.bump(parent, 'children', -1);
-      await this.deps.tasks.bump(root, 'subagents', -1);
-    };
-    const state = {
-      depth: await this.depthOf(parent, task),
-      children: children - 1,
-      treeSandboxes: treeSandboxes - 1,
-      waitingParents: this.waiting.size,
-      parentWaiting: this.waiting.has(parent),
-    };
-    const why = refusal(state, this.deps.limits);
-    if (why) {
-      await unreserve();
-      return this.refuse(call, why);
-    }
-    const read = await this.deps.driver.readWorkspaceFiles(parent, paths, this.deps.limits.fileMaxBytes);
-    if (read.refused.length > 0) {
-      await unreserve();
-      return this.refuse(call, `these files cannot be handed over: ${read.refused.join(', ')}`);
-    }
-    const canary = (await this.deps.canaryFor?.(parent)) ?? '';
-    if (canary && read.files.some((file) => carriesCanary(file.bytes.toString('utf8'), canary))) {
-      await unreserve();
-      this.deps.tripwire?.(parent, 'the agent tried to hand the canary credentials to a sub-agent');
-      return this.refuse(call, 'one of the files holds credentials that may not leave this sandbox');
-    }
-    // Numbered only once it will start, from a sequence never given back: a sub-agent's id is never reused.
-    const child = childConversationId(parent, await this.deps.tasks.bump(parent, 'sequence'));
-    if (!child) {
-      await unreserve();
-      return this.refuse(call, 'this conversation’s id leaves no room for sub-agents');
-    }
+    const reserved = await this.reserve(call, task, handed.paths);
+    if ('output' in reserved) return reserved;
+    const { child, root, depth } = reserved;
     const files: FileRef[] = [];
-    for (const file of read.files) {
+    for (const file of reserved.files) {
       files.push({
         name: file.name,
         size: file.bytes.length,
@@ -148,18 +105,80 @@ export class Delegation implements HostTools {
       task?.deadline ?? Number.POSITIVE_INFINITY,
       Date.now() + this.deps.limits.maxSeconds * 1000,
     );
-    const label = subAgentLabel(child) ?? child;
-    await this.start(call, {
+    await startSubAgent(this.deps, call, {
       child,
       task,
       root,
-      depth: state.depth + 1,
+      depth,
       deadline,
       grants: network.grants,
       args,
       files,
     });
+    return this.awaitChild(call, child, deadline);
+  }
 
+  /**
+   * Counts the sub-agent against its parent's and its tree's limits, reads the files it is handed and
+   * numbers it. Anything refused gives the counts back.
+   */
+  private async reserve(
+    call: HostCall,
+    task: Task | undefined,
+    paths: string[],
+  ): Promise<Result | Reservation> {
+    const parent = call.turn.conversation;
+    const root = task?.root ?? parent;
+    const children = await this.deps.tasks.bump(parent, 'children');
+    const treeSandboxes = await this.deps.tasks.bump(root, 'subagents');
+    const admitted = await this.admit(parent, task, paths, {
+      children: children - 1,
+      treeSandboxes: treeSandboxes - 1,
+    });
+    if ('refused' in admitted) {
+      await this.deps.tasks.bump(parent, 'children', -1);
+      await this.deps.tasks.bump(root, 'subagents', -1);
+      if (admitted.tripwire) this.deps.tripwire?.(parent, admitted.tripwire);
+      return this.refuse(call, admitted.refused);
+    }
+    return { ...admitted, root };
+  }
+
+  private async admit(
+    parent: ConversationId,
+    task: Task | undefined,
+    paths: string[],
+    counts: { children: number; treeSandboxes: number },
+  ): Promise<{ refused: string; tripwire?: string } | Omit<Reservation, 'root'>> {
+    const state = {
+      depth: await this.depthOf(parent, task),
+      ...counts,
+      waitingParents: this.waiting.size,
+      parentWaiting: this.waiting.has(parent),
+    };
+    const why = refusal(state, this.deps.limits);
+    if (why) return { refused: why };
+    const read = await this.deps.driver.readWorkspaceFiles(parent, paths, this.deps.limits.fileMaxBytes);
+    if (read.refused.length > 0) {
+      return { refused: `these files cannot be handed over: ${read.refused.join(', ')}` };
+    }
+    const canary = (await this.deps.canaryFor?.(parent)) ?? '';
+    if (canary && read.files.some((file) => carriesCanary(file.bytes.toString('utf8'), canary))) {
+      return {
+        refused: 'one of the files holds credentials that may not leave this sandbox',
+        tripwire: 'the agent tried to hand the canary credentials to a sub-agent',
+      };
+    }
+    // Numbered only once it will start, from a sequence never given back: a sub-agent's id is never reused.
+    const child = childConversationId(parent, await this.deps.tasks.bump(parent, 'sequence'));
+    if (!child) return { refused: 'this conversation’s id leaves no room for sub-agents' };
+    return { child, depth: state.depth + 1, files: read.files };
+  }
+
+  /** Waits for the sub-agent's answer (or its deadline, or the end of the parent's turn) and hands it back. */
+  private async awaitChild(call: HostCall, child: ConversationId, deadline: number): Promise<Result> {
+    const parent = call.turn.conversation;
+    const label = subAgentLabel(child) ?? child;
     this.waiting.set(parent, (this.waiting.get(parent) ?? 0) + 1);
     try {
       const outcome = await awaitResult(this.deps.redis, this.deps.instance, child, deadline, call.signal);
@@ -185,72 +204,6 @@ export class Delegation implements HostTools {
       if (left > 0) this.waiting.set(parent, left);
       else this.waiting.delete(parent);
     }
-  }
-
-  /** Makes the sub-agent's task, sets its network, records the delegation and queues its task. */
-  private async start(
-    call: HostCall,
-    plan: {
-      child: ConversationId;
-      task: Task | undefined;
-      root: ConversationId;
-      depth: number;
-      deadline: number;
-      grants: string[];
-      args: { task: string };
-      files: FileRef[];
-    },
-  ): Promise<void> {
-    const parent = call.turn.conversation;
-    const asker = call.turn.messages.at(-1);
-    const owner = plan.task?.owner ?? {
-      platform: asker?.platform ?? platformOf(parent),
-      id: asker?.user.id ?? 'unknown',
-      ...(asker?.user.name ? { name: asker.user.name } : {}),
-    };
-    await this.deps.tasks.create({
-      conversation: plan.child,
-      scope: plan.task?.scope ?? taskScopeOf(plan.root) ?? plan.root,
-      owner,
-      title: taskTitle(plan.args.task),
-      createdAt: new Date().toISOString(),
-      parent,
-      root: plan.root,
-      depth: plan.depth,
-      deadline: plan.deadline,
-    });
-    await this.deps.tasks.addToTree(plan.root, plan.child);
-    // Exactly these grants, whatever config rules would give the sub-agent's id: never wider than the parent.
-    const by = this.deps.actor();
-    await this.deps.network.off(plan.child, by);
-    if (plan.grants.length) await this.deps.network.allow(plan.child, plan.grants, by);
-    const requestedBy = `${owner.platform}:${owner.id}`;
-    const detail = { parent, child: plan.child, root: plan.root, requestedBy, depth: plan.depth };
-    for (const conversation of [parent, plan.child]) {
-      await this.deps.audit?.record({
-        conversation,
-        turnId: call.turn.turnId,
-        actor: by,
-        kind: 'delegation.started',
-        data: { ...detail, files: plan.files.map((f) => f.name), network: plan.grants },
-      });
-    }
-    await this.deps.submit(
-      InboundMessage.parse({
-        id: `delegate:${shortHash(plan.child)}`,
-        conversation: plan.child,
-        platform: platformOf(plan.child),
-        user: { id: owner.id, name: 'parent agent' },
-        text: subAgentBrief(
-          subAgentLabel(plan.child) ?? plan.child,
-          plan.args.task,
-          plan.files.map((f) => f.name),
-        ),
-        receivedAt: new Date().toISOString(),
-        route: subAgentRoute(asker?.route ?? {}),
-        files: plan.files,
-      }),
-    );
   }
 
   private async finished(call: HostCall, child: ConversationId, outcome: string): Promise<void> {
