@@ -8,6 +8,7 @@ import { instanceKeys } from '../../contracts/redis/keys.js';
 import { SkillStore } from '../../worker/skills/store.js';
 import type { AuditRecorder } from '../audit/audit-log.js';
 import type { ActivitySummary } from '../audit/summary.js';
+import { ConversationOwners, type Person } from '../stores/conversation-owner.js';
 import { NetworkPolicyStore } from '../stores/policy-store.js';
 import { Quarantine } from '../stores/quarantine.js';
 import { SkillControl } from '../stores/skill-control.js';
@@ -52,7 +53,14 @@ export class ConversationControl {
     readonly network: NetworkPolicyStore,
     /** Records kills, releases and policy changes (absent: logged by the caller only). */
     private readonly audit?: AuditRecorder,
-  ) {}
+  ) {
+    this.owners = new ConversationOwners(redis, instance);
+  }
+
+  /** Who started the conversation, when its first message recorded it. */
+  owner(conversation: ConversationId): Promise<Person | undefined> {
+    return this.owners.get(conversation);
+  }
 
   /** Grants hosts to a conversation (from its next turn on), recorded with who did it. */
   async allowNetwork(conversation: ConversationId, grants: Grant[], by: AuditActor): Promise<Grant[]> {
@@ -79,6 +87,8 @@ export class ConversationControl {
 
   /** Skills enabled in a conversation (`skill enable|disable`, `skills`); absent without a skills folder. */
   skills?: SkillControl;
+
+  private readonly owners: ConversationOwners;
 
   /** Reads a conversation's recent activity from the audit log (set by the gateway). */
   activity?: (conversation: ConversationId) => Promise<ActivitySummary | undefined>;
