@@ -116,7 +116,7 @@ describe.each<Transport>(['socket', 'http'])('/sandbot over %s', (transport) => 
     const threadConversation = `slack:${h.fake.team}:${CHANNEL}:${inChannel.ts}`;
     const dmConversation = `slack:${h.fake.team}:${BOB_DM}:${dmRoot}`;
     await waitFor('both of bob’s messages queued', async () => {
-      const queued = (await h.queued()).map((q) => q.conversation);
+      const queued = (await h.queued()).map((q): string => q.conversation);
       return queued.includes(threadConversation) && queued.includes(dmConversation);
     });
     const p = (ts: string) => `p${ts.replace('.', '')}`;
