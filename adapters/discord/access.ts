@@ -46,7 +46,7 @@ export function decideAccess(
       return refuse('channel', 'sandbot is not enabled in this channel.');
     }
   }
-  const admin = policy.adminRole !== undefined && roles.includes(policy.adminRole);
+  const admin = isAdmin(policy, roles);
   if (policy.roles.length > 0 && !admin && !roles.some((r) => policy.roles.includes(r))) {
     return refuse('role', 'You need one of the roles allowed to use sandbot.');
   }
@@ -59,6 +59,10 @@ export function decideAccess(
     );
   }
   return { allowed: true };
+}
+
+export function isAdmin(policy: AccessPolicy, roles: readonly string[]): boolean {
+  return policy.adminRole !== undefined && roles.includes(policy.adminRole);
 }
 
 function refuse(

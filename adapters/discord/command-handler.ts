@@ -1,7 +1,9 @@
 import { runNetworkCommand } from '../../src/gateway/commands/network-command.js';
+import { conversationOwner, mayAct, ownerRefusalText } from '../../src/gateway/commands/owner-check.js';
 import { describeActivity } from '../../src/shared/audit/summary.js';
 import type { ConversationStatus } from '../../src/shared/queue/conversation-control.js';
 import { parseSkillCommand } from '../../src/shared/stores/skill-control.js';
+import { isAdmin } from './access.js';
 import { channelRoute, discordConversationId, interactionRoute, threadName } from './conversation.js';
 import { DiscordErrorCode, discordErrorCode } from './discord-api.js';
 import { type HandlerContext, logRefusal, submitMessage } from './handler-context.js';
@@ -47,7 +49,7 @@ export async function handleInteractionCreate(context: HandlerContext, raw: unkn
   }
   const command = toSlashCommand(parsed.data);
   if (!command) return;
-  const plan = planCommand(command, context.policy);
+  const plan = await ownerChecked(context, command, planCommand(command, context.policy));
   try {
     if (plan.kind === 'refuse' || plan.kind === 'notice') {
       if (plan.kind === 'refuse') {
@@ -81,6 +83,28 @@ export async function handleInteractionCreate(context: HandlerContext, raw: unkn
       })
       .catch(() => undefined);
   }
+}
+
+/**
+ * A command acts on a conversation only for the person who started it, or an admin. `/ask` is not
+ * checked: it adds to the thread like any message there.
+ */
+async function ownerChecked(
+  context: HandlerContext,
+  command: SlashCommand,
+  plan: CommandPlan,
+): Promise<CommandPlan> {
+  if (!('conversation' in plan) || plan.kind === 'ask-here') return plan;
+  const sender = `discord:${command.user.id}` as const;
+  // A DM has one person in it: typed there, the command is its owner's.
+  const owner =
+    command.place.kind === 'dm' ? sender : await conversationOwner(context.deps, plan.conversation);
+  if (mayAct(sender, owner, isAdmin(context.policy, command.roles))) return plan;
+  const refusal = ownerRefusalText(plan.conversation, owner, {
+    verb: command.name,
+    shown: `/${command.name}`,
+  });
+  return { kind: 'refuse', reason: 'owner', message: refusal };
 }
 
 type CarriedOut = Exclude<CommandPlan, { kind: 'refuse' | 'notice' }>;

@@ -74,8 +74,8 @@ export type CommandPlan =
   | ({ kind: 'skill'; words: string[] } & Here)
   /** The task board of a channel (`scope`: discord:<guild>:<channel>). */
   | { kind: 'tasks'; scope: string; channelId: string }
-  /** Close the task of this thread; `admin`: the caller may close anyone's. */
-  | ({ kind: 'done'; admin: boolean } & Here);
+  /** Close the task of this thread. */
+  | ({ kind: 'done' } & Here);
 
 export function planCommand(command: SlashCommand, policy: AccessPolicy): CommandPlan {
   const { name, place } = command;
@@ -122,10 +122,6 @@ export function planCommand(command: SlashCommand, policy: AccessPolicy): Comman
     const hosts = (command.options.hosts ?? '').trim();
     const words = hosts === '' ? ['show'] : hosts.toLowerCase() === 'off' ? ['off'] : ['allow', hosts];
     return { kind: 'network', words, ...here(place) };
-  }
-  if (name === 'done') {
-    const admin = policy.adminRole !== undefined && command.roles.includes(policy.adminRole);
-    return { kind: 'done', admin, ...here(place) };
   }
   return { kind: name, ...here(place) };
 }

@@ -34,23 +34,20 @@ export async function taskBoardText(
 }
 
 /**
- * `/done` in a task's thread: its owner or an admin closes it at once (the board shows it), a running
+ * `/done` in a task's thread: its owner or an admin (the command handler checked) closes it at once (the board shows it), a running
  * turn is stopped, and a `done` is queued for the worker, which wipes an ephemeral task and answers by
  * editing this command's response.
  */
 export async function closeTaskFromDiscord(
   context: HandlerContext,
   command: SlashCommand,
-  plan: { conversation: ConversationId; channelId: string; guildId?: string; admin: boolean },
+  plan: { conversation: ConversationId; channelId: string; guildId?: string },
 ): Promise<string | undefined> {
   const { tasks } = context.deps;
   const task = await tasks.get(plan.conversation);
   if (!task || task.depth > 0) {
     return 'This thread is not a task: tasks are threads started with /ask or a mention in a channel.';
   }
-  const owner = task.owner.platform === 'discord' && task.owner.id === command.user.id;
-  if (!owner && !plan.admin)
-    return `Only <@${task.owner.id}> (who started it) or an admin can close this task.`;
   if (task.status === 'done') return 'This task is already done.';
   const by = `discord:${command.user.id}`;
   await tasks.close(plan.conversation, by);

@@ -3,6 +3,7 @@ import type { Logger } from '../../src/contracts/log/logger.js';
 import type { SlackKeys } from '../../src/contracts/redis/chat-keys.js';
 import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
 import { runNetworkCommand } from '../../src/gateway/commands/network-command.js';
+import { conversationOwner, mayAct, ownerRefusalText } from '../../src/gateway/commands/owner-check.js';
 import { parseSkillCommand } from '../../src/shared/stores/skill-control.js';
 import { type AccessPolicy, decideAccess, isAdmin, refusalText } from './access.js';
 import {
@@ -42,7 +43,7 @@ export class SlackCommandHandler {
   private readonly tasks: SlackTaskCommands;
 
   constructor(private readonly d: CommandHandlerDeps) {
-    this.tasks = new SlackTaskCommands(d.deps, d.policy);
+    this.tasks = new SlackTaskCommands(d.deps);
   }
 
   async handle(body: unknown, respond: Respond): Promise<void> {
@@ -60,7 +61,7 @@ export class SlackCommandHandler {
     if (verb === 'help') return respond(HELP_TEXT);
     const admin = verb === 'kill' || verb === 'network' || verb === 'release' || verb === 'skill';
     if (admin && !isAdmin(this.d.policy, cmd.user_id)) {
-      this.audit(cmd, 'admin', command);
+      this.audit(cmd, 'admin', verb);
       return respond(`\`/sandbot ${verb}\` is for sandbot admins only.`);
     }
     if (verb === 'tasks') {
@@ -72,7 +73,20 @@ export class SlackCommandHandler {
         'You have no conversation with me in this channel yet: mention me to start one, or name a thread: `/sandbot status <link to the thread>`.',
       );
     }
+    const notOwner = await this.ownerRefusal(cmd, verb, target);
+    if (notOwner) return respond(notOwner);
     return respond(await this.carryOut(cmd, { ...command, verb }, target));
+  }
+
+  /** A command acts on a conversation only for the person who started it, or an admin. */
+  private async ownerRefusal(cmd: SlashCommandBody, verb: Verb, target: Target): Promise<string | undefined> {
+    const sender = `slack:${cmd.user_id}` as const;
+    // A DM has one person in it: typed there, the command is its owner's.
+    const inOwnDm = target.route.channel === cmd.channel_id && isDirectMessage(cmd.channel_id, dmType(cmd));
+    const owner = inOwnDm ? sender : await conversationOwner(this.d.deps, target.conversation);
+    if (mayAct(sender, owner, isAdmin(this.d.policy, cmd.user_id))) return undefined;
+    this.audit(cmd, 'owner', verb, target.conversation);
+    return ownerRefusalText(target.conversation, owner, { verb, shown: `\`/sandbot ${verb}\`` });
   }
 
   /** Both the channel the command was typed in and the one it names must be open to the caller. */
@@ -81,7 +95,7 @@ export class SlackCommandHandler {
     for (const where of new Set([cmd.channel_id, channel])) {
       const access = decideAccess(this.d.policy, { teams: [cmd.team_id], channel: where, user: cmd.user_id });
       if (!access.allowed) {
-        this.audit(cmd, access.reason, command);
+        this.audit(cmd, access.reason, command.kind === 'verb' ? command.verb : command.word);
         return refusalText(access.reason);
       }
     }
@@ -142,7 +156,8 @@ export class SlackCommandHandler {
     return threadTs ? targetOf(team, channel, threadTs, threadTs) : undefined;
   }
 
-  private audit(cmd: SlashCommandBody, reason: string, command: ParsedCommand): void {
+  /** Filed under the conversation acted on when there is one, else under the command's channel. */
+  private audit(cmd: SlashCommandBody, reason: string, command: string, on?: ConversationId): void {
     this.d.logger.warn(
       {
         audit: 'access_refused',
@@ -151,17 +166,18 @@ export class SlackCommandHandler {
         channel: cmd.channel_id,
         user: cmd.user_id,
         reason,
-        command: command.kind === 'verb' ? command.verb : command.word,
+        command,
+        ...(on ? { conversation: on } : {}),
       },
       'slack: access refused',
     );
-    const where = ConversationId.safeParse(`slack:${cmd.team_id}:${cmd.channel_id}:channel`);
+    const where = ConversationId.safeParse(on ?? `slack:${cmd.team_id}:${cmd.channel_id}:channel`);
     if (where.success) {
       void this.d.deps.audit?.record({
         conversation: where.data,
         actor: `user:slack:${cmd.user_id}`,
         kind: 'access.refused',
-        data: { reason, command: command.kind === 'verb' ? command.verb : command.word },
+        data: { reason, command },
       });
     }
   }

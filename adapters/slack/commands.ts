@@ -90,6 +90,7 @@ export const HELP_TEXT = [
   '• `/sandbot skills` – the vetted skills enabled in the conversation',
   '• `/sandbot skill enable <name>` | `skill disable <name>` – admins: turn an approved skill on or off there',
   'In a channel they act on your latest thread with me; name another with its link: `/sandbot stop <link>`.',
+  'They act only on conversations you started (admins: any).',
 ].join('\n');
 
 /** Status in words; times use Slack's date markup so each reader sees their own time zone. */

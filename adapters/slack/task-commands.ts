@@ -1,7 +1,6 @@
 import type { ConversationId } from '../../src/contracts/conversation/id.js';
 import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
 import { type Board, boardOf } from '../../src/gateway/commands/task-board.js';
-import { type AccessPolicy, isAdmin } from './access.js';
 import { commandMessage, type SlashCommandBody } from './commands.js';
 import type { SlackRoute } from './slack-event.js';
 import { escapeForSlack } from './slack-text.js';
@@ -29,15 +28,13 @@ export function renderSlackBoard(channel: string, board: Board): string {
 }
 
 /**
- * `/sandbot tasks` (the channel's board) and `/sandbot done` (close a task: its owner or an admin).
+ * `/sandbot tasks` (the channel's board) and `/sandbot done` (close a task: its owner or an admin, as
+ * the command handler checked).
  * Closing marks the task done at once, stops a running turn, and queues a `done` that the worker runs
  * in order: it wipes an ephemeral task's sandbox and tells the thread.
  */
 export class SlackTaskCommands {
-  constructor(
-    private readonly deps: AdapterDeps,
-    private readonly policy: AccessPolicy,
-  ) {}
+  constructor(private readonly deps: AdapterDeps) {}
 
   async board(cmd: SlashCommandBody, dm: boolean): Promise<string> {
     if (dm)
@@ -53,10 +50,6 @@ export class SlackTaskCommands {
     const task = await this.deps.tasks.get(target.conversation);
     if (!task || task.depth > 0) {
       return 'That thread is not a task: tasks are threads started by mentioning me in a channel.';
-    }
-    const owner = task.owner.platform === 'slack' && task.owner.id === cmd.user_id;
-    if (!owner && !isAdmin(this.policy, cmd.user_id)) {
-      return `Only <@${task.owner.id}> (who started it) or an admin can close this task.`;
     }
     if (task.status === 'done') return 'That task is already done.';
     await this.deps.tasks.close(target.conversation, `slack:${cmd.user_id}`);

@@ -119,7 +119,11 @@ describe('discord adapter: slash commands', () => {
     const inClosed = fake.userThread(fake.channels.closed.id, 'elsewhere');
     const here = fake.command({ name: 'network', channelId: inGeneral.id });
     const there = fake.command({ name: 'network', channelId: inClosed.id });
-    await fake.waitFor(() => here.original?.content && there.original?.content, 'both network answers');
+    // A deferred response reads '' until it is edited: wait for both edits.
+    await fake.waitFor(
+      () => (here.original?.content && there.original?.content) || undefined,
+      'both network answers',
+    );
     expect(here.original?.content).toBe(
       'This conversation now has network to api.example.test (through the egress proxy); it applies from its next turn.',
     );
@@ -157,5 +161,49 @@ describe('discord adapter: slash commands', () => {
       expect.objectContaining({ reason: 'admin', via: '/network' }),
     ]);
     expect((await h.queued()).some((m) => m.id === run.id)).toBe(false);
+  });
+
+  it('acts on a conversation only for the person who started it, or an admin', async () => {
+    const { fake } = h;
+    const { bob, mallory } = fake.users;
+    const thread = fake.userThread(fake.channels.general.id, 'bob’s work', bob);
+    const conversation = `discord:${fake.guild.id}:${fake.channels.general.id}:${thread.id}`;
+    fake.userMessage({ channelId: thread.id, author: bob, content: 'build it', mention: true });
+    await h.waitForQueued((m) => m.text === 'build it', 'bob’s message');
+
+    // Mallory may not reset, stop or look at bob's conversation: refused at once, only to her.
+    const reset = fake.command({ name: 'reset', channelId: thread.id, user: mallory });
+    const stop = fake.command({ name: 'stop', channelId: thread.id, user: mallory });
+    const status = fake.command({ name: 'status', channelId: thread.id, user: mallory });
+    await fake.waitFor(() => [reset, stop, status].every((i) => i.callback), 'three refusals');
+    expect(reset.callback).toEqual({
+      type: 4,
+      data: expect.objectContaining({
+        flags: 64,
+        content: `Only <@${bob.id}> (who started it) or an admin can use /reset on it.`,
+      }),
+    });
+    expect(stop.callback?.data).toMatchObject({ flags: 64, content: expect.stringMatching(/^Only <@/) });
+    expect(status.callback?.data).toMatchObject({ flags: 64, content: expect.stringMatching(/^Only <@/) });
+
+    // Bob may; so may an admin (alice); and in his DM, bob is its owner.
+    const own = fake.command({ name: 'status', channelId: thread.id, user: bob });
+    await fake.waitFor(() => own.original?.content.includes('waiting'), 'bob’s status');
+    expect(own.original?.content).toBe('💤 Idle. 1 message waiting. No turn yet.');
+    const admin = fake.command({ name: 'reset', channelId: thread.id });
+    await h.waitForQueued((m) => m.id === admin.id, 'the admin’s reset');
+    const dm = fake.dmChannel(bob);
+    const inDm = fake.command({ name: 'reset', channelId: dm.id, user: bob });
+    await h.waitForQueued((m) => m.id === inDm.id, 'bob’s reset of his DM');
+
+    const resets = (await h.queued()).filter((m) => m.command === 'reset' && m.conversation === conversation);
+    expect(resets.map((m) => m.user.id)).toEqual([fake.users.alice.id]);
+    const refused = h.logs.filter((l) => l.audit === 'access_refused' && l.reason === 'owner');
+    // The three were handled side by side: their order is not the point.
+    expect(refused.map((l) => [l.user, l.via, l.channel]).sort()).toEqual([
+      [mallory.id, '/reset', thread.id],
+      [mallory.id, '/status', thread.id],
+      [mallory.id, '/stop', thread.id],
+    ]);
   });
 });

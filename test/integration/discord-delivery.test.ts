@@ -189,6 +189,9 @@ describe('discord adapter: delivery', () => {
   it('answers a command by editing its response while the token lives, and in the channel after', async () => {
     const { fake, adapter } = h;
     const thread = fake.userThread(fake.channels.general.id, 'commands');
+    // Alice starts the conversation, so that /reset is hers to use (no admin role is configured here).
+    fake.userMessage({ channelId: thread.id, content: 'commands, please', mention: true });
+    await h.waitForQueued((m) => m.text === 'commands, please', 'alice’s first message');
     const run = fake.command({ name: 'reset', channelId: thread.id });
     await fake.waitFor(() => run.original, 'the deferred response');
     const live = turnIn(thread.id, {

@@ -11,12 +11,14 @@ import { type SlackHarness, startSlackHarness } from '../helpers/slack-harness.j
 
 const CHANNEL = 'C0GENERAL';
 const DM = 'D0ALICE';
+const BOB_DM = 'D0BOB';
+const CAROL_DM = 'D0CAROL';
 
 describe.each<Transport>(['socket', 'http'])('/sandbot over %s', (transport) => {
   let h: SlackHarness;
   beforeAll(async () => {
     h = await startSlackHarness(`slack-cmd-${transport}`, transport, {
-      SLACK_ALLOWED_USERS: 'U0ALICE,U0BOB',
+      SLACK_ALLOWED_USERS: 'U0ALICE,U0BOB,U0CAROL',
       SLACK_ADMIN_USERS: 'U0ALICE',
     });
   });
@@ -92,6 +94,63 @@ describe.each<Transport>(['socket', 'http'])('/sandbot over %s', (transport) => 
     expect(audits.map((a) => [a.user, a.reason, a.command])).toEqual([
       ['U0BOB', 'admin', 'kill'],
       ['U0MALLORY', 'user', 'status'],
+    ]);
+  });
+
+  it('acts on a conversation only for the person who started it, or an admin', async () => {
+    // Bob starts a thread in the channel and one in his DM.
+    const inChannel = personMessage(h.fake, {
+      channel: CHANNEL,
+      user: 'U0BOB',
+      text: `<@${h.fake.botUserId}> my thread`,
+    });
+    const dmRoot = h.fake.nextTs();
+    const inDm = personMessage(h.fake, {
+      channel: BOB_DM,
+      user: 'U0BOB',
+      text: 'private',
+      thread_ts: dmRoot,
+    });
+    await h.sender.event(inChannel.mention);
+    await h.sender.event(inDm.message);
+    const threadConversation = `slack:${h.fake.team}:${CHANNEL}:${inChannel.ts}`;
+    const dmConversation = `slack:${h.fake.team}:${BOB_DM}:${dmRoot}`;
+    await waitFor('both of bob’s messages queued', async () => {
+      const queued = (await h.queued()).map((q): string => q.conversation);
+      return queued.includes(threadConversation) && queued.includes(dmConversation);
+    });
+    const p = (ts: string) => `p${ts.replace('.', '')}`;
+    const threadLink = `<https://fake.slack.com/archives/${CHANNEL}/${p(inChannel.ts)}>`;
+    const dmLink = `<https://fake.slack.com/archives/${BOB_DM}/${p(inDm.ts)}?thread_ts=${dmRoot}&cid=${BOB_DM}>`;
+
+    // Carol may not reset, stop or look at them; of the DM she learns nothing.
+    expect(await run(CHANNEL, 'U0CAROL', `reset ${threadLink}`)).toBe(
+      'Only <@U0BOB> (who started it) or an admin can use `/sandbot reset` on it.',
+    );
+    expect(await run(CHANNEL, 'U0CAROL', `stop ${threadLink}`)).toMatch(/^Only <@U0BOB> \(who started it\)/);
+    expect(await run(CAROL_DM, 'U0CAROL', `status ${dmLink}`)).toBe(
+      'Only the person who started that conversation, or an admin, can use `/sandbot status` on it.',
+    );
+    expect(await run(CHANNEL, 'U0CAROL', `reset ${dmLink}`)).toMatch(/^Only the person who started/);
+
+    // Bob may, from anywhere; so may an admin.
+    expect(await run(CHANNEL, 'U0BOB', `status ${dmLink}`)).toMatch(/^Idle, 1 message waiting\./);
+    expect(await run(DM, 'U0ALICE', `status ${dmLink}`)).toMatch(/^Idle, 1 message waiting\./);
+    expect(await run(DM, 'U0ALICE', `reset ${threadLink}`)).toMatch(/^Reset queued/);
+    const resets = await waitFor('the admin’s reset queued', async () => {
+      const found = (await h.queued()).filter(
+        (q) => q.command === 'reset' && [threadConversation, dmConversation].includes(q.conversation),
+      );
+      return found.length > 0 ? found : undefined;
+    });
+    // Only the admin's reset reached the queue.
+    expect(resets.map((r) => [r.user.id, r.conversation])).toEqual([['U0ALICE', threadConversation]]);
+    const refused = h.logs.filter((l) => l.audit === 'access_refused' && l.reason === 'owner');
+    expect(refused.map((l) => [l.user, l.command, l.conversation])).toEqual([
+      ['U0CAROL', 'reset', threadConversation],
+      ['U0CAROL', 'stop', threadConversation],
+      ['U0CAROL', 'status', dmConversation],
+      ['U0CAROL', 'reset', dmConversation],
     ]);
   });
 });

@@ -11,7 +11,8 @@ import { type SlackStack, startSlackStack } from '../helpers/slack-stack.js';
  * Tasks in a Slack channel, end to end on real parts (Bolt in Socket Mode against the fake Slack, Redis,
  * the worker, real sandboxes, the fake Ollama): a mention makes a task with its own thread, conversation
  * and sandbox; `/sandbot tasks` shows the board; the per-person limit holds a task in line and starts it
- * when a slot frees; `/sandbot done` closes a task and, the channel being ephemeral, wipes it.
+ * when a slot frees; someone else's `/sandbot reset` is refused; `/sandbot done` closes a task and, the
+ * channel being ephemeral, wipes it.
  */
 
 const CHANNEL = 'C0TASKS';
@@ -108,6 +109,23 @@ describe('tasks in a Slack channel', () => {
         ),
       );
     }
+  });
+
+  it('refuses a reset of someone else’s task: its owner’s files stay', async () => {
+    const ts = started.U0ALICE as string;
+    const link = `<https://slack.com/archives/${CHANNEL}/p${ts.replace('.', '')}>`;
+    expect(await command('U0BOB', `reset ${link}`)).toBe(
+      'Only <@U0ALICE> (who started it) or an admin can use `/sandbot reset` on it.',
+    );
+    // Had the reset been queued, it would run before this turn and wipe the workspace.
+    const next = personMessage(fake, {
+      channel: CHANNEL,
+      user: 'U0ALICE',
+      text: 'test -f /workspace/alice.txt && echo alice-file-kept',
+      thread_ts: ts,
+    });
+    await sender.event(next.message);
+    await replyIn(ts, 'tool said: alice-file-kept');
   });
 
   it('holds a second running task of the same person in line, and starts it when the first ends', async () => {

@@ -14,6 +14,7 @@ import {
   taskKeys,
   webKeys,
 } from '../../src/contracts/redis/keys.js';
+import { ConversationOwners } from '../../src/shared/stores/conversation-owner.js';
 import { NetworkPolicyStore } from '../../src/shared/stores/policy-store.js';
 import { Quarantine } from '../../src/shared/stores/quarantine.js';
 import { SkillEnablement } from '../../src/shared/stores/skill-enablement.js';
@@ -41,6 +42,7 @@ describe('Redis keys', () => {
       outbox: `sb:conv:${h}:outbox`,
       canary: `sb:conv:${h}:canary`,
       workspaceMark: `sb:conv:${h}:workspace-mark`,
+      owner: `sb:conv:${h}:owner`,
     });
     // shortHash('msg-1')
     expect(messageSeenKey('sb', alice, 'msg-1')).toBe(`sb:conv:${h}:pending:seen:3a0de37932e8b19746f2`);
@@ -100,8 +102,9 @@ describe('Redis keys', () => {
     await new OutboxLedger(redis, 'sb').clear(alice);
     await new Canary(redis, 'sb').token(alice);
     await new WorkspaceBaselines(redis, 'sb').claim(alice, undefined);
+    await new ConversationOwners(redis, 'sb').get(alice);
     expect(touched).toEqual(
-      ['network', 'quarantine', 'skills', 'outbox', 'canary', 'workspace-mark'].map(
+      ['network', 'quarantine', 'skills', 'outbox', 'canary', 'workspace-mark', 'owner'].map(
         (k) => `sb:conv:${h}:${k}`,
       ),
     );

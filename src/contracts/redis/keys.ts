@@ -43,6 +43,8 @@ export function conversationKeys(instance: string, conversation: ConversationId)
     canary: `${base}:canary`,
     /** Which turn (or kept snapshot) the workspace is marked as; guards the kept audit baseline. */
     workspaceMark: `${base}:workspace-mark`,
+    /** Who started the conversation (`<platform>:<user id>`): the one, with admins, its commands obey. */
+    owner: `${base}:owner`,
   };
 }
 

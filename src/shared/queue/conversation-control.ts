@@ -7,6 +7,7 @@ import type { Grant } from '../../contracts/policy/network-policy.js';
 import { instanceKeys } from '../../contracts/redis/keys.js';
 import type { AuditRecorder } from '../audit/audit-log.js';
 import type { ActivitySummary } from '../audit/summary.js';
+import { ConversationOwners, type Person } from '../stores/conversation-owner.js';
 import { NetworkPolicyStore } from '../stores/policy-store.js';
 import { Quarantine } from '../stores/quarantine.js';
 import type { ConversationStore } from './conversation-store.js';
@@ -50,7 +51,14 @@ export class ConversationControl {
     readonly network: NetworkPolicyStore,
     /** Records kills, releases and policy changes (absent: logged by the caller only). */
     private readonly audit?: AuditRecorder,
-  ) {}
+  ) {
+    this.owners = new ConversationOwners(redis, instance);
+  }
+
+  /** Who started the conversation, when its first message recorded it. */
+  owner(conversation: ConversationId): Promise<Person | undefined> {
+    return this.owners.get(conversation);
+  }
 
   /** Grants hosts to a conversation (from its next turn on), recorded with who did it. */
   async allowNetwork(conversation: ConversationId, grants: Grant[], by: AuditActor): Promise<Grant[]> {
@@ -80,6 +88,8 @@ export class ConversationControl {
    * absent without a skills folder.
    */
   skills?: SkillCommands;
+
+  private readonly owners: ConversationOwners;
 
   /** Reads a conversation's recent activity from the audit log (set by the gateway). */
   activity?: (conversation: ConversationId) => Promise<ActivitySummary | undefined>;

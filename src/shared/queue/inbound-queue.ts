@@ -7,6 +7,7 @@ import { bullPrefix, INBOUND_QUEUE } from '../../contracts/redis/keys.js';
 import type { AuditRecorder } from '../audit/audit-log.js';
 import { sandbotMetrics } from '../metrics.js';
 import { Queue } from '../redis/bullmq.js';
+import { ConversationOwners } from '../stores/conversation-owner.js';
 import type { ConversationStore } from './conversation-store.js';
 import { TaskIntake } from './task-intake.js';
 
@@ -32,6 +33,7 @@ export class InboundQueue {
   readonly queue: Queue<InboundJob>;
   /** Group-channel threads become tasks here (src/tasks). */
   readonly tasks: TaskIntake;
+  private readonly owners: ConversationOwners;
 
   constructor(
     connection: Redis,
@@ -42,6 +44,7 @@ export class InboundQueue {
   ) {
     this.queue = new Queue<InboundJob>(INBOUND_QUEUE, { connection, prefix: bullPrefix(instance) });
     this.tasks = new TaskIntake(connection, instance, audit);
+    this.owners = new ConversationOwners(connection, instance);
   }
 
   /** The one check of a message on its way in: adapters hand over what they built, unparsed. */
@@ -49,6 +52,10 @@ export class InboundQueue {
     const message = InboundMessage.parse(input);
     // Before the store: once there, a worker may start the turn, and the log must show the message first.
     await this.audit?.record(messageReceived(message, this.audit.content));
+    // The first writer owns the conversation; a command (a reset, an admin's `run`) claims nothing.
+    if (!message.command) {
+      await this.owners.claim(message.conversation, `${message.platform}:${message.user.id}`);
+    }
     await this.tasks.before(message);
     const seq = await this.store.submit(message);
     if (seq === null) return { status: 'duplicate' };

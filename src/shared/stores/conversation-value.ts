@@ -5,7 +5,7 @@ import { type ConversationKeyName, conversationKeys } from '../../contracts/redi
 
 /**
  * The base of the stores that keep one value per conversation in Redis (its network grants, quarantine,
- * skills, outbox ledger, canary, workspace mark): each names its key in `conversationKeys` once, and
+ * skills, outbox ledger, canary, workspace mark, owner): each names its key in `conversationKeys` once, and
  * JSON values are read and written the same way everywhere.
  */
 export abstract class ConversationValueStore {
