@@ -1,7 +1,6 @@
 import type Dockerode from 'dockerode';
 import type { Redis } from 'ioredis';
 import { createDocker } from '../../sandbox/host/driver/docker-client.js';
-import { describePlan, layerPlan } from '../../sandbox/host/layers/layer.js';
 import type { Config } from '../contracts/config/schema.js';
 import type { ConversationId } from '../contracts/conversation/id.js';
 import type { Logger } from '../contracts/log/logger.js';
@@ -57,7 +56,8 @@ export function observeGateway(options: {
           // The layers live workers checked and run under, and their sandbox engines (they publish them;
           // see layer-report.ts). Redis has its own entry.
           layer: async (signal) => {
-            const configured = describePlan(layerPlan(config));
+            // The gateway does not probe (SANDBOX_LAYER=auto is resolved by each worker, which reports it).
+            const configured = `SANDBOX_LAYER=${config.SANDBOX_LAYER}`;
             const workers = await pingRedis(options.probe, signal)
               .then(() => readWorkerLayers(options.probe, config.SANDBOT_INSTANCE))
               .catch(() => undefined);

@@ -2,6 +2,7 @@ import { createDocker } from '../../sandbox/host/driver/docker-client.js';
 import { sandboxDriverFromConfig } from '../../sandbox/host/driver/from-config.js';
 import { describePlan, type LayerPlan, layerPlan } from '../../sandbox/host/layers/layer.js';
 import { checkLayer } from '../../sandbox/host/layers/layer-check.js';
+import { resolveLayerOrThrow } from '../../sandbox/host/layers/layer-probe.js';
 import type { Config } from '../contracts/config/schema.js';
 import type { Logger } from '../contracts/log/logger.js';
 import type { AuditLog } from '../shared/audit/audit-log.js';
@@ -44,11 +45,13 @@ export interface WorkerOverrides {
 
 /** Wires a worker from config: Redis, the Docker engine, the model broker, the egress proxy. */
 export async function startWorker(
-  config: Config,
+  settings: Config,
   logger: Logger,
   overrides: WorkerOverrides = {},
 ): Promise<RunningWorker> {
   const log = logger.child({ role: 'worker' });
+  // SANDBOX_LAYER=auto becomes one layer here, once: everything below sees that one.
+  const { config, choice, described } = await resolveLayerOrThrow(settings);
   const plan = layerPlan(config);
   // The warm pool's code loads only when there is a pool (SANDBOX_WARM_POOL), meanwhile.
   const warmPoolCode = config.SANDBOX_WARM_POOL > 0 ? import('./sandboxes/warm-pool.js') : undefined;
@@ -72,10 +75,13 @@ export async function startWorker(
   if (!layer.ok) {
     await guest?.stop();
     throw new Error(
-      `the sandbox layer "${layer.plan.layer}" cannot run here: ${layer.reason}${layer.fix ? ` (fix: ${layer.fix})` : ''}`,
+      `the sandbox layer "${layer.plan.layer}" cannot run here: ${layer.reason}${layer.fix ? ` (fix: ${layer.fix})` : ''}${choice.auto ? ` [${described}]` : ''}`,
     );
   }
-  log.info({ layer: describePlan(layer.plan), detail: layer.detail }, 'sandbox layer checked');
+  log.info(
+    { layer: describePlan(layer.plan), chosen: described, detail: layer.detail },
+    'sandbox layer checked',
+  );
   const poolCode = await warmPoolCode;
   const connection = createRedis(config.SANDBOT_REDIS_URL, `${config.SANDBOT_INSTANCE}-worker`);
   const store = new ConversationStore(connection, config.SANDBOT_INSTANCE);
@@ -199,6 +205,8 @@ export async function startWorker(
       ...(layer.plan.runtime ? { runtime: layer.plan.runtime } : {}),
       detail: layer.detail,
       egress: layer.egress,
+      setting: settings.SANDBOX_LAYER,
+      reason: choice.reason,
     },
     () => sandboxEngine.ping(),
   );

@@ -1,6 +1,5 @@
 import type Docker from 'dockerode';
 import { Redis } from 'ioredis';
-import { describePlan, layerPlan } from '../../../sandbox/host/layers/layer.js';
 import type { Config } from '../../contracts/config/schema.js';
 import { ModelBroker } from '../../worker/broker/model-broker.js';
 import { checkSandboxLayer, LAYER_TIMEOUT_MS } from './layer.js';
@@ -136,7 +135,7 @@ async function checkEngineAndImage(
       {
         name: CHECK_NAMES.layer,
         ok: false,
-        detail: `not checked: the sandbox image is missing (${describePlan(layerPlan(config))})`,
+        detail: `not checked: the sandbox image is missing (SANDBOX_LAYER=${config.SANDBOX_LAYER})`,
       },
     ];
   }
