@@ -61,7 +61,7 @@ async function eventually<T>(what: string, check: () => Promise<T | undefined>, 
 }
 
 const GVISOR_CHOSEN =
-  /gvisor, chosen by SANDBOX_LAYER=auto: runsc \(gVisor\) is registered with the engine; no micro-VM: /;
+  /chosen by SANDBOX_LAYER=auto: runsc \(gVisor\) is registered with the engine; no micro-VM: /;
 
 describe('SANDBOX_LAYER=auto (the default)', () => {
   it('a fresh `sandbot up` with only defaults runs under gVisor, and says why in its log and /readyz', async () => {

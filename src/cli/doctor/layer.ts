@@ -1,7 +1,6 @@
 import type Docker from 'dockerode';
 import { describePlan, layerPlan } from '../../../sandbox/host/layers/layer.js';
 import { checkLayer, type EgressRoute } from '../../../sandbox/host/layers/layer-check.js';
-import { describeChoice } from '../../../sandbox/host/layers/layer-choice.js';
 import { resolveLayer } from '../../../sandbox/host/layers/layer-probe.js';
 import { checkGuestAtRest } from '../../../sandbox/host/vm/worker-guest.js';
 import type { Config } from '../../contracts/config/schema.js';
@@ -24,7 +23,7 @@ export async function checkSandboxLayer(
   if (!resolved.ok) return { name, ok: false, detail: resolved.reason, fix: resolved.fix };
   const { config } = resolved;
   const plan = layerPlan(config);
-  const chosen = resolved.auto ? ` (${describeChoice(resolved)})` : '';
+  const chosen = resolved.auto ? ` (chosen by SANDBOX_LAYER=auto: ${resolved.reason})` : '';
   const verdict = await checkLayer(plan, {
     docker,
     endpoint: config.DOCKER_HOST,
