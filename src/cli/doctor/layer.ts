@@ -23,7 +23,7 @@ export async function checkSandboxLayer(
   if (!resolved.ok) return { name, ok: false, detail: resolved.reason, fix: resolved.fix };
   const { config } = resolved;
   const plan = layerPlan(config);
-  const chosen = resolved.auto ? ` (chosen by SANDBOX_LAYER=auto: ${resolved.reason})` : '';
+  const chosen = resolved.auto ? `; chosen by SANDBOX_LAYER=auto: ${resolved.reason}` : '';
   const verdict = await checkLayer(plan, {
     docker,
     endpoint: config.DOCKER_HOST,
@@ -35,11 +35,11 @@ export async function checkSandboxLayer(
     guest: (p) => checkGuestAtRest(config, p),
   });
   if (!verdict.ok)
-    return { name, ok: false, detail: `${describePlan(plan)}${chosen}: ${verdict.reason}`, fix: verdict.fix };
+    return { name, ok: false, detail: `${describePlan(plan)}: ${verdict.reason}${chosen}`, fix: verdict.fix };
   return {
     name,
     ok: true,
-    detail: `${describePlan(plan)}${chosen}; ${verdict.detail}; ${egressNote(verdict.egress)}`,
+    detail: `${describePlan(plan)}; ${verdict.detail}; ${egressNote(verdict.egress)}${chosen}`,
   };
 }
 
