@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { createDocker } from '../sandbox/host/driver/docker-client.js';
 import { sandboxDriverFromConfig } from '../sandbox/host/driver/from-config.js';
 import type { SandboxSession } from '../sandbox/host/driver/types.js';
-import { describePlan, layerPlan } from '../sandbox/host/layers/layer.js';
+import { describePlan, layerPlan, namedLayer } from '../sandbox/host/layers/layer.js';
 import { parseConfig } from '../src/contracts/config/load.js';
 import { webConversationId } from '../src/contracts/conversation/id.js';
 import { createLogger } from '../src/contracts/log/logger.js';
@@ -94,7 +94,7 @@ async function measureRoute(
       );
       return {
         name: route.name,
-        plan: describePlan(layerPlan(config)),
+        plan: describePlan(layerPlan(namedLayer(config))),
         smallSeconds: seconds(small),
         downloadSeconds: seconds(big),
       };

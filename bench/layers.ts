@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { createDocker } from '../sandbox/host/driver/docker-client.js';
 import { sandboxDriverFromConfig } from '../sandbox/host/driver/from-config.js';
-import { describePlan, layerPlan } from '../sandbox/host/layers/layer.js';
+import { describePlan, layerPlan, namedLayer } from '../sandbox/host/layers/layer.js';
 import { checkLayer } from '../sandbox/host/layers/layer-check.js';
 import { parseConfig } from '../src/contracts/config/load.js';
 import type { Config } from '../src/contracts/config/schema.js';
@@ -52,7 +52,7 @@ async function clean(config: Config): Promise<void> {
 async function measureLayer(layer: string, base: Record<string, string>, redis: Redis): Promise<LayerResult> {
   const settings = { ...base, SANDBOX_LAYER: layer, SANDBOT_INSTANCE: `${base.SANDBOT_INSTANCE}-${layer}` };
   const config = parseConfig(settings);
-  const plan = layerPlan(config);
+  const plan = layerPlan(namedLayer(config));
   const docker = createDocker(config.DOCKER_HOST);
   const verdict = await checkLayer(plan, {
     docker,

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs and starts what sandbot needs on a Debian/Ubuntu machine, then builds it:
-# Redis and a Docker engine (from Debian's packages), npm dependencies, the TypeScript build, and the
-# sandbox image (from a public base image where a registry answers, else from a local root filesystem).
+# Redis and a Docker engine (from Debian's packages), gVisor registered with the engine, npm
+# dependencies, the TypeScript build, the sandbox image (from a public base image where a registry
+# answers, else from a local root filesystem), and the micro-VM guest where the host has hardware
+# virtualization: the layers SANDBOX_LAYER=auto chooses from.
 # Safe to run again: every step is skipped when its result is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +22,7 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v iptables >/dev/null || missing+=(iptables)
-# gVisor for SANDBOX_LAYER=gvisor, and a C compiler for the sandbox image's statx shim that Debian's
+# gVisor (SANDBOX_LAYER=gvisor, and auto's choice without hardware virtualization), and a C compiler for the sandbox image's statx shim that Debian's
 # runsc needs (sandbox/gvisor/statx-shim.c).
 command -v runsc >/dev/null || missing+=(runsc)
 command -v cc >/dev/null || missing+=(gcc libc6-dev)
@@ -91,4 +93,14 @@ if [ "${SANDBOT_REBUILD_IMAGE:-}" = 1 ] || ! docker image inspect "$image" >/dev
   log "building the sandbox image $image"
   node dist/src/cli/main.js image build --tag "$image"
 fi
+
+# SANDBOX_LAYER=auto (the default) takes the micro-VM where the CPU has hardware virtualization and its
+# guest is built, so build it there (skipped when current); elsewhere runsc, registered above, makes
+# gVisor the layer. Emulation (a /dev/kvm without vmx/svm, e.g. PVM) does not count.
+case "${SANDBOX_LAYER:-auto}" in auto | microvm)
+  if [ -e /dev/kvm ] && grep -qwE 'vmx|svm' /proc/cpuinfo; then
+    log "hardware virtualization: building the micro-VM guest (sandbot vm build)"
+    as_root "$(command -v node)" dist/src/cli/main.js vm build --quiet
+  fi ;;
+esac
 log "ready"

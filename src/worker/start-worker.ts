@@ -1,5 +1,6 @@
 import type { DockerSandboxDriver } from '../../sandbox/host/driver/docker-driver.js';
 import { sandboxDriverFromConfig } from '../../sandbox/host/driver/from-config.js';
+import { resolveLayerOrThrow } from '../../sandbox/host/layers/layer-probe.js';
 import type { Config } from '../contracts/config/schema.js';
 import type { Logger } from '../contracts/log/logger.js';
 import type { AuditLog } from '../shared/audit/audit-log.js';
@@ -46,14 +47,16 @@ export interface WorkerOverrides {
 
 /** Wires a worker from config: Redis, the Docker engine, the model broker, the egress proxy. */
 export async function startWorker(
-  config: Config,
+  settings: Config,
   logger: Logger,
   overrides: WorkerOverrides = {},
 ): Promise<RunningWorker> {
   const log = logger.child({ role: 'worker' });
+  // SANDBOX_LAYER=auto becomes one layer here, once: everything below sees that one.
+  const { config, choice, described } = await resolveLayerOrThrow(settings);
   // The warm pool's code loads only when there is a pool (SANDBOX_WARM_POOL), meanwhile.
   const warmPoolCode = config.SANDBOX_WARM_POOL > 0 ? import('./sandboxes/warm-pool.js') : undefined;
-  const layer = await checkedSandboxLayer(config, log);
+  const layer = await checkedSandboxLayer(config, log, choice.auto ? described : undefined);
   const poolCode = await warmPoolCode;
   const { parts, driver, worker } = wireWorker(config, log, layer, overrides, poolCode?.warmPoolFor);
   const { connection, observed, pool } = parts;
@@ -62,7 +65,7 @@ export async function startWorker(
     redis: connection,
     config,
     workerId: worker.id,
-    layer: layerReport(layer.verdict),
+    layer: layerReport(layer.verdict, { setting: settings.SANDBOX_LAYER, reason: choice.reason }),
     hostEngine: layer.hostEngine,
     sandboxEngine: layer.sandboxEngine,
   });

@@ -2,7 +2,7 @@ import type Dockerode from 'dockerode';
 import type { Redis } from 'ioredis';
 import { createDocker } from '../../sandbox/host/driver/docker-client.js';
 import type { SandboxDriver } from '../../sandbox/host/driver/types.js';
-import { describePlan, type LayerPlan, layerPlan } from '../../sandbox/host/layers/layer.js';
+import { describePlan, type LayerPlan, layerPlan, type WithLayer } from '../../sandbox/host/layers/layer.js';
 import { checkLayer, type LayerVerdict } from '../../sandbox/host/layers/layer-check.js';
 import type { WorkerGuest } from '../../sandbox/host/vm/worker-guest.js';
 import type { AuditInput } from '../contracts/audit/events.js';
@@ -43,7 +43,12 @@ export interface CheckedLayer {
  * SANDBOX_LAYER=microvm: the guest is started (or found running) and supervised; sandboxes live in its
  * engine. The micro-VM's code loads only then.
  */
-export async function checkedSandboxLayer(config: Config, log: Logger): Promise<CheckedLayer> {
+export async function checkedSandboxLayer(
+  config: WithLayer<Config>,
+  log: Logger,
+  /** How SANDBOX_LAYER=auto chose this layer (absent for an explicit layer). */
+  chosen?: string,
+): Promise<CheckedLayer> {
   const plan = layerPlan(config);
   const guest =
     plan.engine === 'guest'
@@ -60,22 +65,24 @@ export async function checkedSandboxLayer(config: Config, log: Logger): Promise<
   });
   if (!verdict.ok) {
     await guest?.stop();
-    throw new Error(layerRefusal(verdict));
+    throw new Error(layerRefusal(verdict, chosen));
   }
-  log.info({ layer: describePlan(verdict.plan), detail: verdict.detail }, 'sandbox layer checked');
+  log.info({ layer: describePlan(verdict.plan), chosen, detail: verdict.detail }, 'sandbox layer checked');
   return { verdict, ...(guest ? { guest } : {}), hostEngine, sandboxEngine };
 }
 
-export function layerRefusal(verdict: Extract<LayerVerdict, { ok: false }>): string {
+export function layerRefusal(verdict: Extract<LayerVerdict, { ok: false }>, chosen?: string): string {
   const fix = verdict.fix ? ` (fix: ${verdict.fix})` : '';
-  return `the sandbox layer "${verdict.plan.layer}" cannot run here: ${verdict.reason}${fix}`;
+  return `the sandbox layer "${verdict.plan.layer}" cannot run here: ${verdict.reason}${fix}${chosen ? ` [${chosen}]` : ''}`;
 }
 
 /** What the worker reports of its layer (for `sandbot doctor` and the readiness check). */
 export function layerReport(
   verdict: Extract<LayerVerdict, { ok: true }>,
+  choice: Pick<WorkerLayer, 'setting' | 'reason'>,
 ): Omit<WorkerLayer, 'at' | 'engine' | 'checks'> {
   return {
+    ...choice,
     layer: verdict.plan.layer,
     ...(verdict.plan.runtime ? { runtime: verdict.plan.runtime } : {}),
     detail: verdict.detail,

@@ -1,7 +1,7 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createChatAdapters } from '../../adapters/index.js';
-import { layerPlan } from '../../sandbox/host/layers/layer.js';
+import { layerPlan, namedLayer } from '../../sandbox/host/layers/layer.js';
 import { parseConfig } from '../../src/contracts/config/load.js';
 import type { Config } from '../../src/contracts/config/schema.js';
 import { createLogger } from '../../src/contracts/log/logger.js';
@@ -17,7 +17,7 @@ import { REDIS_URL } from '../../testkit/redis.js';
  */
 export const TEST_LAYER = process.env.SANDBOT_TEST_LAYER ?? 'container';
 /** The tests run every sandbox under gVisor (its /proc, /sys and limits look different from inside). */
-export const UNDER_GVISOR = layerPlan(testConfig('layer-probe')).gvisor;
+export const UNDER_GVISOR = layerPlan(namedLayer(testConfig('layer-probe'))).gvisor;
 
 /** Settings for a test stack: its own instance, a random port, a short lease so takeovers are quick. */
 export function testConfig(instance: string, overrides: Record<string, string> = {}): Config {

@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDocker } from '../../sandbox/host/driver/docker-client.js';
 import { sandboxDriverFromConfig } from '../../sandbox/host/driver/from-config.js';
-import { layerPlan } from '../../sandbox/host/layers/layer.js';
+import { layerPlan, namedLayer } from '../../sandbox/host/layers/layer.js';
 import { judgeRegistration, type RegisteredRuntime } from '../../sandbox/host/layers/layer-check.js';
 import { webConversationId } from '../../src/contracts/conversation/id.js';
 import { createLogger } from '../../src/contracts/log/logger.js';
@@ -55,7 +55,7 @@ describe('SANDBOX_LAYER=gvisor', () => {
     const info = await docker.getContainer(sandbox?.containerId ?? '').inspect();
     expect(info.HostConfig.Runtime).toBe('runsc');
     expect(info.Config.Labels['sandbot.runtime']).toBe('runsc');
-    expect(info.HostConfig.PidsLimit).toBe(layerPlan(config).pidsLimit);
+    expect(info.HostConfig.PidsLimit).toBe(layerPlan(namedLayer(config)).pidsLimit);
   });
 
   it('reports the layer the worker checked on /readyz', async () => {
@@ -66,7 +66,7 @@ describe('SANDBOX_LAYER=gvisor', () => {
 
   it('serves a granted conversation through the protocol tunnel: no network device, only the proxy', async () => {
     const info = (await docker.info()) as { Runtimes?: Record<string, RegisteredRuntime> };
-    const registration = judgeRegistration(layerPlan(config), info.Runtimes ?? {});
+    const registration = judgeRegistration(layerPlan(namedLayer(config)), info.Runtimes ?? {});
     expect(registration).toMatchObject({ ok: true, egress: 'tunnel' }); // runsc is registered --network=none
     // The proxy answers (here: the granted name does not resolve, there being no DNS in tests), and the
     // sandbox's only interface is its loopback; an ungranted host is refused by the same proxy.

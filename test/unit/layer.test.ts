@@ -6,6 +6,7 @@ import {
   GVISOR_MIN_PIDS,
   GVISOR_STATX_SHIM,
   layerPlan,
+  namedLayer,
   registrationHint,
 } from '../../sandbox/host/layers/layer.js';
 import {
@@ -18,10 +19,12 @@ import {
 import { parseConfig } from '../../src/contracts/config/load.js';
 import { layerReadiness, type WorkerLayer } from '../../src/shared/stores/layer-report.js';
 
-const plan = (settings: Record<string, string>) => layerPlan(parseConfig(settings));
+// SANDBOX_LAYER=auto is resolved before planning (layer-choice.test.ts); here the layer is named.
+const plan = (settings: Record<string, string>) =>
+  layerPlan(namedLayer(parseConfig({ SANDBOX_LAYER: 'container', ...settings })));
 
 describe('layerPlan', () => {
-  it('container by default: the engine’s default runtime and the configured limits, nothing added', () => {
+  it('container: the engine’s default runtime and the configured limits, nothing added', () => {
     expect(plan({})).toEqual({
       layer: 'container',
       gvisor: false,
@@ -272,5 +275,18 @@ describe('layerReadiness', () => {
     });
     workers.set('w-3', worker('microvm', { egress: 'tunnel', engine: { ok: true, detail: 'answering' } }));
     expect(layerReadiness('microvm', workers, at).ok).toBe(true);
+  });
+
+  it('says why SANDBOX_LAYER=auto chose a worker’s layer; a named layer needs no reason', () => {
+    const workers = new Map([
+      [
+        'w-1',
+        worker('gvisor', { runtime: 'runsc', setting: 'auto', reason: 'runsc (gVisor) is registered' }),
+      ],
+      ['w-2', worker('container', { setting: 'container', reason: 'SANDBOX_LAYER=container, as set' })],
+    ]);
+    expect(layerReadiness('SANDBOX_LAYER=auto', workers, at).detail).toBe(
+      'gvisor (runsc), chosen by SANDBOX_LAYER=auto: runsc (gVisor) is registered on 1 worker; container on 1 worker',
+    );
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { layerPlan } from '../../sandbox/host/layers/layer.js';
+import { layerPlan, namedLayer } from '../../sandbox/host/layers/layer.js';
 import { parseConfig } from '../../src/contracts/config/load.js';
 import { webConversationId } from '../../src/contracts/conversation/id.js';
 import type { EgressRecord } from '../../src/worker/egress/proxy.js';
@@ -40,16 +40,16 @@ describe('worker wiring', () => {
   });
 
   it('reports the layer checked, with its runtime only when it has one', () => {
-    const plan = layerPlan(parseConfig({}));
+    const plan = layerPlan(namedLayer(parseConfig({ SANDBOX_LAYER: 'container' })));
     const verdict = { ok: true as const, plan, detail: 'runc', egress: 'bridge' as const };
-    expect(layerReport(verdict)).toEqual({ layer: plan.layer, detail: 'runc', egress: 'bridge' });
-    expect(layerReport({ ...verdict, plan: { ...plan, runtime: 'runsc' } })).toMatchObject({
+    expect(layerReport(verdict, {})).toEqual({ layer: plan.layer, detail: 'runc', egress: 'bridge' });
+    expect(layerReport({ ...verdict, plan: { ...plan, runtime: 'runsc' } }, {})).toMatchObject({
       runtime: 'runsc',
     });
   });
 
   it('says why a layer cannot run, and the fix when there is one', () => {
-    const plan = layerPlan(parseConfig({}));
+    const plan = layerPlan(namedLayer(parseConfig({ SANDBOX_LAYER: 'container' })));
     expect(layerRefusal({ ok: false, plan, reason: 'no engine' })).toBe(
       `the sandbox layer "${plan.layer}" cannot run here: no engine`,
     );

@@ -1,7 +1,7 @@
 import type Dockerode from 'dockerode';
 import type { Config } from '../../../src/contracts/config/schema.js';
 import type { Logger } from '../../../src/contracts/log/logger.js';
-import { layerPlan } from '../layers/layer.js';
+import { layerPlan, namedLayer } from '../layers/layer.js';
 import { createDocker } from './docker-client.js';
 import { DockerSandboxDriver } from './docker-driver.js';
 import { GUEST_QUOTA_ROOT } from './engine-quota.js';
@@ -15,7 +15,8 @@ export function sandboxDriverFromConfig(
   logger?: Logger,
   docker?: Dockerode,
 ): DockerSandboxDriver {
-  const plan = layerPlan(config);
+  // SANDBOX_LAYER=auto is resolved before a driver is made (layer-probe.ts).
+  const plan = layerPlan(namedLayer(config));
   return new DockerSandboxDriver({
     docker: docker ?? createDocker(config.DOCKER_HOST),
     instance: config.SANDBOT_INSTANCE,

@@ -7,7 +7,23 @@ import { gvisorSeccompOpt } from './gvisor-seccomp.js';
  * whose plan cannot run refuses to start; it never falls back to a weaker layer.
  */
 
-export type SandboxLayer = Config['SANDBOX_LAYER'];
+/** What SANDBOX_LAYER may say: a layer, or `auto` (the strongest the host has, chosen at start). */
+export type LayerSetting = Config['SANDBOX_LAYER'];
+/** A layer itself: `auto` is resolved to one of these before anything is planned (layer-choice.ts). */
+export type SandboxLayer = Exclude<LayerSetting, 'auto'>;
+/** Settings whose SANDBOX_LAYER names a layer (auto resolved). */
+export type WithLayer<C> = C & { SANDBOX_LAYER: SandboxLayer };
+
+/**
+ * The settings as they are when SANDBOX_LAYER names a layer; `auto` here is a wiring mistake: it is
+ * resolved once at start (layer-probe.ts) so that every part of a process sees the same layer.
+ */
+export function namedLayer<C extends { SANDBOX_LAYER: LayerSetting }>(config: C): WithLayer<C> {
+  if (config.SANDBOX_LAYER === 'auto') {
+    throw new Error('SANDBOX_LAYER=auto must be resolved to a layer before use (resolveLayer)');
+  }
+  return config as WithLayer<C>;
+}
 
 /**
  * Which engine the sandboxes live on: `local` is the engine at DOCKER_HOST; `guest` is the engine inside
@@ -59,7 +75,7 @@ export const looksLikeGvisor = (runtime: string | undefined): boolean =>
   runtime !== undefined && /runsc|gvisor/i.test(runtime);
 
 export function layerPlan(
-  config: Pick<Config, 'SANDBOX_LAYER' | 'SANDBOX_RUNTIME' | 'SANDBOX_PIDS' | 'SANDBOX_MEMORY_MB'>,
+  config: WithLayer<Pick<Config, 'SANDBOX_RUNTIME' | 'SANDBOX_PIDS' | 'SANDBOX_MEMORY_MB'>>,
 ): LayerPlan {
   const layer = config.SANDBOX_LAYER;
   // gvisor: runsc unless another (gVisor) runtime is named; the start-up check proves it really is gVisor.

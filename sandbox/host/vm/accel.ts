@@ -35,3 +35,20 @@ export function chooseAccel(setting: 'auto' | Accel, kvmDevice: boolean, cpuinfo
     : 'no /dev/kvm on this host';
   return { accel: 'tcg', reason: `software emulation (TCG), since ${why}: ${TCG_COST}` };
 }
+
+/**
+ * Whether the micro-VM would run on hardware virtualization here (what SANDBOX_LAYER=auto asks before
+ * choosing it): never under emulation, which costs seconds per sandbox.
+ */
+export function hardwareVirtualization(
+  setting: 'auto' | Accel,
+  kvmDevice: boolean,
+  cpuinfo: string,
+): { ok: boolean; detail: string } {
+  if (setting === 'tcg') return { ok: false, detail: 'SANDBOT_VM_ACCEL=tcg (software emulation)' };
+  if (!kvmDevice) return { ok: false, detail: 'no /dev/kvm on this host' };
+  if (!cpuHasVirtualization(cpuinfo)) {
+    return { ok: false, detail: '/dev/kvm exists but the CPU shows no vmx/svm' };
+  }
+  return { ok: true, detail: 'hardware virtualization (KVM)' };
+}

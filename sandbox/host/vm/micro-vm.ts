@@ -6,7 +6,7 @@ import { createDocker } from '../driver/docker-client.js';
 import { type AccelChoice, chooseAccel } from './accel.js';
 import { ensureDataDisk } from './data-disk.js';
 import { guestDocker, type ImageSync, syncImage, waitForEngine } from './guest-engine.js';
-import { type VmPaths, vmPaths } from './paths.js';
+import { guestBuilt, type VmPaths, vmPaths } from './paths.js';
 import { consoleTail, launchQemu, runningGuest, type StopOutcome, stopQemu } from './qemu-process.js';
 import { isGuestProcess, type VmState } from './state.js';
 import { readClientTls } from './tls.js';
@@ -58,7 +58,7 @@ export class MicroVm {
   }
 
   built(): boolean {
-    return [this.paths.kernel, this.paths.initrd, this.paths.rootDisk].every((file) => existsSync(file));
+    return guestBuilt(this.paths);
   }
 
   running(): VmState | undefined {

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 /** Where the micro-VM's files live under SANDBOT_VM_DIR. */
@@ -54,4 +55,9 @@ export function vmPaths(dir: string): VmPaths {
 /** The guest build's shell scripts ship as source files next to this module's source. */
 export function guestFilesDir(projectRoot: string): string {
   return join(projectRoot, 'sandbox', 'host', 'vm', 'guest');
+}
+
+/** The guest is built: its kernel, initramfs and root disk are there (`sandbot vm build`). */
+export function guestBuilt(paths: VmPaths): boolean {
+  return [paths.kernel, paths.initrd, paths.rootDisk].every((file) => existsSync(file));
 }

@@ -7,13 +7,15 @@ import { loadConfigOrExit } from '../run-service.js';
 
 /** The driver (and, under SANDBOX_LAYER=microvm, the micro-VM's engine) loads only when a command runs. */
 async function driverFromConfig() {
-  const config = loadConfigOrExit();
-  const [{ sandboxDriverFromConfig }, { sandboxEngineForCli }] = await Promise.all([
+  const settings = loadConfigOrExit();
+  const [{ sandboxDriverFromConfig }, { sandboxEngineForCli }, { resolveLayerOrThrow }] = await Promise.all([
     import('../../../sandbox/host/driver/from-config.js'),
     import('../../../sandbox/host/vm/cli-engine.js'),
+    import('../../../sandbox/host/layers/layer-probe.js'),
   ]);
   try {
-    // Under SANDBOX_LAYER=microvm the sandboxes live in the micro-VM's engine.
+    // SANDBOX_LAYER=auto: the layer a worker here chooses. Under microvm the sandboxes live in its engine.
+    const { config } = await resolveLayerOrThrow(settings);
     return sandboxDriverFromConfig(config, undefined, sandboxEngineForCli(config));
   } catch (error) {
     console.error(`sandbot: ${(error as Error).message}`);
@@ -68,8 +70,11 @@ export function registerSandboxCommands(program: Command): void {
       await withControl(async (control, config) => {
         await control.kill(conversation, `admin:${userInfo().username}`, options.reason);
         // Also here, in case no worker is running to receive the kill.
-        const { sandboxDriverFromConfig } = await import('../../../sandbox/host/driver/from-config.js');
-        await sandboxDriverFromConfig(config).kill(conversation);
+        const [{ sandboxDriverFromConfig }, { resolveLayerOrThrow }] = await Promise.all([
+          import('../../../sandbox/host/driver/from-config.js'),
+          import('../../../sandbox/host/layers/layer-probe.js'),
+        ]);
+        await sandboxDriverFromConfig((await resolveLayerOrThrow(config)).config).kill(conversation);
       });
       console.log(`killed ${value}; quarantined until \`sandbot sandbox release ${value}\``);
     });

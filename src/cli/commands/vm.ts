@@ -3,6 +3,10 @@ import { loadConfigOrExit } from '../run-service.js';
 
 /** The micro-VM's code loads only when a `sandbot vm` command runs. */
 const microVm = () => import('../../../sandbox/host/vm/micro-vm.js');
+const layerChoice = async () => ({
+  ...(await import('../../../sandbox/host/layers/layer-probe.js')),
+  ...(await import('../../../sandbox/host/layers/layer-choice.js')),
+});
 
 function fail(error: unknown): never {
   console.error(`sandbot: ${error instanceof Error ? error.message : String(error)}`);
@@ -91,17 +95,23 @@ function registerDown(vm: Command): void {
 /** `vm status`: built, running, accelerated? */
 function registerStatus(vm: Command): void {
   vm.command('status')
-    .description('is the guest built, is it running, how it is accelerated')
+    .description('is the guest built, is it running, how it is accelerated, which sandbox layer is in force')
     .option('--json', 'machine-readable')
     .action(async (options: { json?: boolean }) => {
       const config = loadConfigOrExit();
-      const { MicroVm } = await microVm();
+      const [{ MicroVm }, layerCode] = await Promise.all([microVm(), layerChoice()]);
       const machine = new MicroVm(config);
       const status = machine.status();
+      // The layer a worker here runs under (SANDBOX_LAYER=auto: what it would choose, and why).
+      const chosen = await layerCode.resolveLayer(config);
+      const layer = chosen.ok
+        ? { layer: chosen.layer, auto: chosen.auto, reason: chosen.reason }
+        : { error: chosen.reason };
       if (options.json) {
-        console.log(JSON.stringify({ ...status, dir: machine.paths.root }));
+        console.log(JSON.stringify({ ...status, dir: machine.paths.root, layer }));
         return;
       }
+      console.log(`layer: ${layerCode.describeChoice(chosen)}`);
       console.log(
         `guest: ${status.built ? 'built' : 'not built (run `sandbot vm build`)'} in ${machine.paths.root}`,
       );

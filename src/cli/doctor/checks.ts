@@ -1,6 +1,5 @@
 import type Docker from 'dockerode';
 import { Redis } from 'ioredis';
-import { describePlan, layerPlan } from '../../../sandbox/host/layers/layer.js';
 import type { Config } from '../../contracts/config/schema.js';
 import type { DoctorCheck } from '../../contracts/doctor/check.js';
 import { ModelBroker } from '../../worker/broker/model-broker.js';
@@ -129,7 +128,7 @@ async function checkEngineAndImage(
       {
         name: CHECK_NAMES.layer,
         ok: false,
-        detail: `not checked: the sandbox image is missing (${describePlan(layerPlan(config))})`,
+        detail: `not checked: the sandbox image is missing (SANDBOX_LAYER=${config.SANDBOX_LAYER})`,
       },
     ];
   }

@@ -1,6 +1,7 @@
 import type Docker from 'dockerode';
 import { describePlan, layerPlan } from '../../../sandbox/host/layers/layer.js';
 import { checkLayer, type EgressRoute } from '../../../sandbox/host/layers/layer-check.js';
+import { resolveLayer } from '../../../sandbox/host/layers/layer-probe.js';
 import { checkGuestAtRest } from '../../../sandbox/host/vm/worker-guest.js';
 import type { Config } from '../../contracts/config/schema.js';
 import type { DoctorCheck } from '../../contracts/doctor/check.js';
@@ -8,14 +9,21 @@ import type { DoctorCheck } from '../../contracts/doctor/check.js';
 /** Starting a container (under gVisor, its kernel too) takes longer than a ping. */
 export const LAYER_TIMEOUT_MS = 30_000;
 
-/** The layer in force, its runtime registered, and a container of the sandbox image really run under it. */
+/**
+ * The layer in force (SANDBOX_LAYER=auto: chosen as a worker would, and why), its runtime registered,
+ * and a container of the sandbox image really run under it.
+ */
 export async function checkSandboxLayer(
   name: string,
   docker: Docker,
-  config: Config,
+  settings: Config,
   timeoutMs: number,
 ): Promise<DoctorCheck> {
+  const resolved = await resolveLayer(settings, docker);
+  if (!resolved.ok) return { name, ok: false, detail: resolved.reason, fix: resolved.fix };
+  const { config } = resolved;
   const plan = layerPlan(config);
+  const chosen = resolved.auto ? `; chosen by SANDBOX_LAYER=auto: ${resolved.reason}` : '';
   const verdict = await checkLayer(plan, {
     docker,
     endpoint: config.DOCKER_HOST,
@@ -27,11 +35,11 @@ export async function checkSandboxLayer(
     guest: (p) => checkGuestAtRest(config, p),
   });
   if (!verdict.ok)
-    return { name, ok: false, detail: `${describePlan(plan)}: ${verdict.reason}`, fix: verdict.fix };
+    return { name, ok: false, detail: `${describePlan(plan)}: ${verdict.reason}${chosen}`, fix: verdict.fix };
   return {
     name,
     ok: true,
-    detail: `${describePlan(plan)}; ${verdict.detail}; ${egressNote(verdict.egress)}`,
+    detail: `${describePlan(plan)}; ${verdict.detail}; ${egressNote(verdict.egress)}${chosen}`,
   };
 }
 

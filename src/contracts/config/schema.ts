@@ -39,10 +39,10 @@ export const ConfigSchema = z.object({
     .describe('Container engine endpoint (unix:///path or tcp://host:port); default: the local socket.'),
   SANDBOX_IMAGE: z.string().min(1).default('sandbot-sandbox:latest').describe('Image each sandbox runs.'),
   SANDBOX_LAYER: z
-    .enum(['container', 'gvisor', 'microvm'])
-    .default('container')
+    .enum(['auto', 'container', 'gvisor', 'microvm'])
+    .default('auto')
     .describe(
-      'Isolation layers: container (runc or SANDBOX_RUNTIME), gvisor (every sandbox under runsc), microvm (every sandbox inside a QEMU guest built by `sandbot vm build`).',
+      'Isolation layer: container (runc or SANDBOX_RUNTIME), gvisor (every sandbox under runsc), microvm (every sandbox inside a QEMU guest built by `sandbot vm build`); auto = the strongest this host has: microvm with hardware virtualization and a built guest, else gvisor when runsc is registered, else container. A named layer is obeyed (no fallback).',
     ),
   SANDBOT_VM_DIR: z
     .string()

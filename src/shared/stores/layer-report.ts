@@ -17,6 +17,9 @@ export const WorkerLayer = z.object({
   runtime: z.string().optional(),
   /** What the start-up check saw (runtime, how it ran). */
   detail: z.string(),
+  /** What SANDBOX_LAYER said (auto: the worker chose the layer), and why this layer. */
+  setting: z.enum(['auto', 'container', 'gvisor', 'microvm']).optional(),
+  reason: z.string().max(500).optional(),
   /** How granted sandboxes reach the egress proxy (see EgressRoute). */
   egress: z.enum(['bridge', 'tunnel']).optional(),
   /** Whether the engine the worker's sandboxes live on (the micro-VM's, under microvm) answered its last ping. */
@@ -134,7 +137,8 @@ export function layerReadiness(
   const counts = new Map<string, number>();
   for (const w of live) {
     const engineDown = w.engine && !w.engine.ok ? `, its engine not answering (${w.engine.detail})` : '';
-    const name = `${w.layer}${w.runtime ? ` (${w.runtime})` : ''}${w.egress === 'tunnel' ? ', egress tunnelled' : ''}${engineDown}`;
+    const chosen = w.setting === 'auto' && w.reason ? `, chosen by SANDBOX_LAYER=auto: ${w.reason}` : '';
+    const name = `${w.layer}${w.runtime ? ` (${w.runtime})` : ''}${w.egress === 'tunnel' ? ', egress tunnelled' : ''}${engineDown}${chosen}`;
     counts.set(name, (counts.get(name) ?? 0) + 1);
   }
   const parts = [...counts].map(([name, n]) => `${name} on ${n} worker${n === 1 ? '' : 's'}`);
