@@ -1,3 +1,4 @@
+import { requireDiskCaps } from '../../sandbox/host/driver/disk-cap.js';
 import { createDocker } from '../../sandbox/host/driver/docker-client.js';
 import { sandboxDriverFromConfig } from '../../sandbox/host/driver/from-config.js';
 import { describePlan, type LayerPlan, layerPlan } from '../../sandbox/host/layers/layer.js';
@@ -50,6 +51,8 @@ export async function startWorker(
 ): Promise<RunningWorker> {
   const log = logger.child({ role: 'worker' });
   const plan = layerPlan(config);
+  // Before anything starts: every sandbox's disk is capped, or the operator said 0 (a logged weakness).
+  requireDiskCaps(config, log);
   // The warm pool's code loads only when there is a pool (SANDBOX_WARM_POOL), meanwhile.
   const warmPoolCode = config.SANDBOX_WARM_POOL > 0 ? import('./sandboxes/warm-pool.js') : undefined;
   // SANDBOX_LAYER=microvm: the guest is started (or found running) and supervised; sandboxes live in its

@@ -73,6 +73,7 @@ describe('sandbot doctor', () => {
       [CHECK_NAMES.docker, true],
       [CHECK_NAMES.image, true],
       [CHECK_NAMES.layer, true],
+      [CHECK_NAMES.disk, true],
       [CHECK_NAMES.ollama, true],
       [CHECK_NAMES.model, true],
     ]);
