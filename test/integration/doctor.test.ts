@@ -128,7 +128,7 @@ describe('sandbot doctor', () => {
     expect(report.text).toContain(
       `✗ ${CHECK_NAMES.image}: ${config.SANDBOX_IMAGE} is not in the engine\n    fix: run`,
     );
-    expect(report.text.endsWith('4 of 6 checks failed.')).toBe(true);
+    expect(report.text.endsWith('4 of 7 checks failed.')).toBe(true);
   });
 
   it('names a runtime the engine lacks, and how to register it in daemon.json', async () => {
