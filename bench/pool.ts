@@ -39,6 +39,8 @@ export async function measurePool(
   const poolSettings = {
     ...settings,
     SANDBOX_WARM_POOL: String(POOL_SIZE),
+    // The pool serves only uncapped disks (see warmPoolFor).
+    SANDBOX_WORKSPACE_MB: '0',
     SANDBOT_HTTP_PORT: String(await freePort()),
   };
   const instance = settings.SANDBOT_INSTANCE as string;

@@ -1,3 +1,4 @@
+import { requireDiskCaps } from '../../sandbox/host/driver/disk-cap.js';
 import type { DockerSandboxDriver } from '../../sandbox/host/driver/docker-driver.js';
 import { sandboxDriverFromConfig } from '../../sandbox/host/driver/from-config.js';
 import { resolveLayerOrThrow } from '../../sandbox/host/layers/layer-probe.js';
@@ -54,6 +55,8 @@ export async function startWorker(
   const log = logger.child({ role: 'worker' });
   // SANDBOX_LAYER=auto becomes one layer here, once: everything below sees that one.
   const { config, choice, described } = await resolveLayerOrThrow(settings);
+  // Before anything starts: every sandbox's disk is capped, or the operator said 0 (a logged weakness).
+  requireDiskCaps(config, log);
   // The warm pool's code loads only when there is a pool (SANDBOX_WARM_POOL), meanwhile.
   const warmPoolCode = config.SANDBOX_WARM_POOL > 0 ? import('./sandboxes/warm-pool.js') : undefined;
   const layer = await checkedSandboxLayer(config, log, choice.auto ? described : undefined);

@@ -33,6 +33,8 @@ export function testConfig(instance: string, overrides: Record<string, string> =
     SANDBOT_WEB_CHAT: 'on',
     // Audit files of test instances go to the system's temp dir, not the checkout.
     SANDBOT_AUDIT_DIR: join(tmpdir(), 'sandbot-test-audit'),
+    // Size-capped volumes are on by default; their images go to the temp dir too.
+    SANDBOX_DISK_DIR: join(tmpdir(), 'sandbot-test-volumes'),
     ...overrides,
   });
 }

@@ -74,6 +74,7 @@ describe('sandbot doctor', () => {
       [CHECK_NAMES.docker, true],
       [CHECK_NAMES.image, true],
       [CHECK_NAMES.layer, true],
+      [CHECK_NAMES.disk, true],
       [CHECK_NAMES.ollama, true],
       [CHECK_NAMES.model, true],
     ]);
@@ -128,7 +129,7 @@ describe('sandbot doctor', () => {
     expect(report.text).toContain(
       `✗ ${CHECK_NAMES.image}: ${config.SANDBOX_IMAGE} is not in the engine\n    fix: run`,
     );
-    expect(report.text.endsWith('4 of 6 checks failed.')).toBe(true);
+    expect(report.text.endsWith('4 of 7 checks failed.')).toBe(true);
   });
 
   it('names a runtime the engine lacks, and how to register it in daemon.json', async () => {

@@ -50,7 +50,12 @@ async function volumesOf(config: Config): Promise<string[]> {
 
 describe('a warm pool of two', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'sandbot-pool-audit-'));
-  const config = testConfig(testInstance('pool'), { SANDBOX_WARM_POOL: '2', SANDBOT_AUDIT_DIR: dir });
+  const config = testConfig(testInstance('pool'), {
+    SANDBOX_WARM_POOL: '2',
+    // The pool serves only uncapped disks (see warmPoolFor).
+    SANDBOX_WORKSPACE_MB: '0',
+    SANDBOT_AUDIT_DIR: dir,
+  });
   const driver = sandboxDriverFromConfig(config);
   const journal = new AuditJournal(dir, config.SANDBOT_INSTANCE);
   const a = webConversationId('pool-a');
@@ -201,7 +206,11 @@ describe('a warm pool of two', () => {
 });
 
 describe('a warm pool under SANDBOX_MAX_LIVE', () => {
-  const config = testConfig(testInstance('pool-cap'), { SANDBOX_WARM_POOL: '2', SANDBOX_MAX_LIVE: '2' });
+  const config = testConfig(testInstance('pool-cap'), {
+    SANDBOX_WARM_POOL: '2',
+    SANDBOX_MAX_LIVE: '2',
+    SANDBOX_WORKSPACE_MB: '0',
+  });
   const driver = sandboxDriverFromConfig(config);
   let stack: Awaited<ReturnType<typeof startStack>>;
 

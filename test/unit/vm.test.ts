@@ -164,17 +164,25 @@ describe('sending an image to the guest', () => {
 });
 
 describe('size-capped volumes in the guest', () => {
-  it('runs sandbot’s helper privileged with only the quota folder bound, arguments in its environment', () => {
+  it('runs sandbot’s helper unprivileged (CAP_SYS_ADMIN, loop devices), in its own PID namespace, arguments in its environment', () => {
     const spec = quotaHelperSpec('img', 'prod', GUEST_QUOTA_ROOT, 'ensure', [
       { name: 'prod-ws-abc', sizeMb: 64, folders: ['inbox', 'outbox'] },
       { name: 'prod-sess-abc', sizeMb: 32 },
     ]);
     expect(spec.HostConfig).toEqual({
-      Privileged: true,
-      PidMode: 'host',
+      CapDrop: ['ALL'],
+      CapAdd: ['SYS_ADMIN', 'CHOWN', 'DAC_OVERRIDE', 'FOWNER'],
+      SecurityOpt: ['apparmor=unconfined', 'no-new-privileges'],
+      DeviceCgroupRules: ['b 7:* rwm', 'c 10:237 rwm'],
       NetworkMode: 'none',
-      Binds: [`${GUEST_QUOTA_ROOT}:${GUEST_QUOTA_ROOT}`],
+      Binds: ['/dev:/dev', `${GUEST_QUOTA_ROOT}:${GUEST_QUOTA_ROOT}:rw,rshared`],
     });
+    // Never the host's PID namespace, and nothing done inside a mounted volume: the folders are
+    // written into the image at format time (mkfs -d), the only chown is of the helper's own seed.
+    const script = (spec.Entrypoint as string[])[2] as string;
+    expect(script).not.toMatch(/nsenter|PidMode/);
+    expect(script).toMatch(/mkfs\.ext4 .*-d "\$seed"/);
+    expect(script.match(/chown[^\n]*/g)).toEqual(['chown -R 1000:1000 "$seed"']);
     expect(spec.Env).toEqual([
       `ROOT=${GUEST_QUOTA_ROOT}`,
       'ACTION=ensure',

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chown, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { chown, mkdir, mkdtemp, open, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -11,7 +11,9 @@ const AGENT_UID = 1000;
  * A size-capped volume: an ext4 file system in a sparse image file, loop-mounted on the engine's host
  * and bind-mounted into the sandbox. Docker's named volumes cannot be capped on ext4 (no project
  * quotas), and a tmpfs volume would not survive an idle stop. Needs root (mount) on the engine's host,
- * so it serves a worker that runs beside its engine.
+ * so it serves a worker that runs beside its engine. Nothing here looks inside a mounted volume (an
+ * agent's files, links included): a new volume's folders are written into the image when it is
+ * formatted (mkfs -d), before any agent ran, and never touched again.
  */
 export async function ensureQuotaMount(
   root: string,
@@ -27,7 +29,7 @@ export async function ensureQuotaMount(
     const file = await open(image, 'r+');
     await file.truncate(sizeMb * 1024 * 1024);
     await file.close();
-    await run('mkfs.ext4', ['-q', '-F', '-E', `root_owner=${AGENT_UID}:${AGENT_UID}`, image]);
+    await format(base, image, folders);
     await writeFile(`${image}.ready`, '');
   } else {
     await waitFor(() => existsSync(`${image}.ready`), `${image} to be formatted`);
@@ -39,15 +41,20 @@ export async function ensureQuotaMount(
         `could not mount the ${sizeMb} MiB volume ${name}: ${error.message} (size-capped volumes need root)`,
       );
     });
-    for (const folder of folders) {
-      const path = join(mountPoint, folder);
-      if (!existsSync(path)) {
-        await mkdir(path);
-        await chown(path, AGENT_UID, AGENT_UID);
-      }
-    }
   }
   return mountPoint;
+}
+
+/** An ext4 file system in `image`, its top and `folders` owned by the agent (copied from a seed folder). */
+async function format(base: string, image: string, folders: string[]): Promise<void> {
+  const seed = await mkdtemp(join(base, '.seed-'));
+  try {
+    for (const folder of folders) await mkdir(join(seed, folder));
+    for (const path of [seed, ...folders.map((f) => join(seed, f))]) await chown(path, AGENT_UID, AGENT_UID);
+    await run('mkfs.ext4', ['-q', '-F', '-E', `root_owner=${AGENT_UID}:${AGENT_UID}`, '-d', seed, image]);
+  } finally {
+    await rm(seed, { recursive: true, force: true });
+  }
 }
 
 export async function removeQuotaMount(root: string, name: string): Promise<boolean> {
@@ -58,7 +65,8 @@ export async function removeQuotaMount(root: string, name: string): Promise<bool
   const existed = existsSync(image);
   await rm(image, { force: true });
   await rm(`${image}.ready`, { force: true });
-  await rm(mountPoint, { recursive: true, force: true });
+  // Only the empty mount point: never a recursive delete that could reach into a volume still mounted.
+  await rmdir(mountPoint).catch(() => undefined);
   return existed;
 }
 

@@ -4,10 +4,16 @@ import { demuxLogs } from '../layers/layer-check.js';
 /**
  * Size-capped volumes on an engine whose host the worker cannot reach but through the engine itself
  * (the micro-VM's guest): the same ext4 images and loop mounts as disk-quota.ts, made by a short-lived
- * privileged helper container of the sandbox image, which formats the image files under `root` (bound
- * at the same path) and mounts them in the engine host's own mount namespace (nsenter into its pid 1),
- * where the sandboxes' bind mounts then find them. Trusted code only: the helper runs sandbot's own
- * script, never anything of an agent's, and is gone before the sandbox starts.
+ * helper container of the sandbox image (root with CAP_SYS_ADMIN and the loop devices; not privileged). It formats the image files under `root` (bound at
+ * the same path, with shared propagation) and mounts them there: the mounts propagate to the engine
+ * host's own mount namespace, where the sandboxes' bind mounts then find them. So the helper needs
+ * neither the host's PID namespace nor nsenter; Docker keeps its data root (/var/lib/docker, where the
+ * guest's images live) on a shared mount, which a shared bind needs.
+ *
+ * Trusted code only: the helper runs sandbot's own script, never anything of an agent's, and is gone
+ * before the sandbox starts. It never looks inside a mounted volume (an agent's files, links included):
+ * the folders a new volume holds are written into the image when it is formatted (mkfs -d), before any
+ * agent ran, and never touched again.
  */
 export interface EngineQuotaMount {
   name: string;
@@ -26,21 +32,22 @@ for spec in $SPECS; do
   (
     flock 9
     if [ "$ACTION" = remove ]; then
-      nsenter -t 1 -m -- sh -c 'if mountpoint -q "$1"; then umount -l "$1"; fi; rmdir "$1" 2>/dev/null || true' sh "$mnt"
+      if mountpoint -q "$mnt"; then umount -l "$mnt"; fi
+      rmdir "$mnt" 2>/dev/null || true
       if [ -e "$img" ]; then echo "removed $name"; fi
       rm -f "$img" "$img.ready"
     else
       if [ ! -e "$img.ready" ]; then
+        seed=$(mktemp -d)
+        for f in $(echo "$folders" | tr , " "); do mkdir "$seed/$f"; done
+        chown -R 1000:1000 "$seed"
         truncate -s "$size"M "$img"
-        mkfs.ext4 -q -F -E root_owner=1000:1000 "$img"
+        mkfs.ext4 -q -F -E root_owner=1000:1000 -d "$seed" "$img"
+        rm -rf "$seed"
         : > "$img.ready"
       fi
-      nsenter -t 1 -m -- sh -c '
-        mkdir -p "$2"
-        mountpoint -q "$2" || mount -o loop,nosuid,nodev "$1" "$2"
-        for f in $(echo "$3" | tr , " "); do
-          [ -d "$2/$f" ] || { mkdir "$2/$f"; chown 1000:1000 "$2/$f"; }
-        done' sh "$img" "$mnt" "$folders"
+      mkdir -p "$mnt"
+      mountpoint -q "$mnt" || mount -o loop,nosuid,nodev "$img" "$mnt"
       echo "mounted $name"
     fi
   ) 9>"$img.lock"
@@ -53,7 +60,10 @@ export const GUEST_QUOTA_ROOT = '/var/lib/docker/sandbot-quota';
 
 const NAME = /^[a-z0-9][a-z0-9-]*$/;
 
-/** The helper container's spec (pure): what it may touch is `root`, and the host's mount namespace. */
+/**
+ * The helper container's spec (pure): what it may touch is `root`, whose mounts it shares with the
+ * engine's host; it runs in its own PID namespace (so no nsenter into the host's) without a network.
+ */
 export function quotaHelperSpec(
   image: string,
   instance: string,
@@ -78,10 +88,16 @@ export function quotaHelperSpec(
     ],
     Labels: { 'sandbot.instance': instance, 'sandbot.kind': 'quota-helper' },
     HostConfig: {
-      Privileged: true,
-      PidMode: 'host',
+      // Not privileged: mount(2) needs CAP_SYS_ADMIN, and the engine's device rules open only the loop
+      // devices (block major 7) and /dev/loop-control to it, through the host's /dev. The engine's seccomp
+      // profile stays on; no LSM profile of the engine's would let a container mount.
+      CapDrop: ['ALL'],
+      CapAdd: ['SYS_ADMIN', 'CHOWN', 'DAC_OVERRIDE', 'FOWNER'],
+      SecurityOpt: ['apparmor=unconfined', 'no-new-privileges'],
+      DeviceCgroupRules: ['b 7:* rwm', 'c 10:237 rwm'],
       NetworkMode: 'none',
-      Binds: [`${root}:${root}`],
+      // Binds (not Mounts entries), so the engine makes `root` when it is missing.
+      Binds: ['/dev:/dev', `${root}:${root}:rw,rshared`],
     },
   };
 }

@@ -10,6 +10,7 @@ import { liveEvents } from '../../shared/audit/live-tail.js';
 import { parseEvents } from '../../shared/audit/summary.js';
 import { formatTimeline, timelineLine, toCsv } from '../../shared/audit/timeline.js';
 import { verifyAudit } from '../../shared/audit/verify.js';
+import { shownUrl } from '../cli-redis.js';
 import { conversationArg } from '../conversation-arg.js';
 import { loadConfigOrExit } from '../run-service.js';
 
@@ -48,19 +49,26 @@ export async function auditTail(options: { conversation?: string; kind?: string;
     process.exit(2);
   }
   const redis = cliRedis(config);
+  // connect() only says "Connection is closed."; the socket's own error (refused, unknown host) comes here.
+  let socketError: Error | undefined;
+  redis.on('error', (error: Error) => {
+    socketError ??= error;
+  });
   const stop = new AbortController();
   process.once('SIGINT', () => stop.abort());
   process.once('SIGTERM', () => stop.abort());
   try {
-    await redis.connect();
+    await redis.connect().catch((error: Error) => {
+      throw new Error(
+        `Redis is not reachable at ${shownUrl(config.SANDBOT_REDIS_URL)} (${(socketError ?? error).message})`,
+      );
+    });
     console.error(`tailing ${auditKeys(config.SANDBOT_INSTANCE).stream} (Ctrl-C to stop)`);
     for await (const event of liveEvents(redis, config.SANDBOT_INSTANCE, options, stop.signal)) {
       console.log(options.json ? JSON.stringify(event) : `${event.conversation}  ${timelineLine(event)}`);
     }
   } catch (error) {
-    console.error(
-      `sandbot: cannot tail the audit stream: ${(error as Error).message} (is Redis up at SANDBOT_REDIS_URL?)`,
-    );
+    console.error(`sandbot: cannot tail the audit stream: ${(error as Error).message}`);
     process.exitCode = 1;
   } finally {
     redis.disconnect();

@@ -1,13 +1,16 @@
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
+import type { AuditActor } from '../../contracts/audit/events.js';
 import type { Config } from '../../contracts/config/schema.js';
+import type { ConversationId } from '../../contracts/conversation/id.js';
+import type { AuditLog } from '../../shared/audit/audit-log.js';
 import type { ConversationControl } from '../../shared/queue/conversation-control.js';
+import { connectCliRedis } from '../cli-redis.js';
 import { conversationArg } from '../conversation-arg.js';
 import { loadConfigOrExit } from '../run-service.js';
 
 /** The driver (and, under SANDBOX_LAYER=microvm, the micro-VM's engine) loads only when a command runs. */
-async function driverFromConfig() {
-  const settings = loadConfigOrExit();
+async function driverFromConfig(settings: Config = loadConfigOrExit()) {
   const [{ sandboxDriverFromConfig }, { sandboxEngineForCli }, { resolveLayerOrThrow }] = await Promise.all([
     import('../../../sandbox/host/driver/from-config.js'),
     import('../../../sandbox/host/vm/cli-engine.js'),
@@ -65,49 +68,81 @@ export function registerSandboxCommands(program: Command): void {
     .command('kill <conversation>')
     .description('SIGKILL a sandbox at once and quarantine its conversation until released')
     .option('--reason <text>', 'why (shown in the channel)', 'killed by an operator')
-    .action(async (value: string, options: { reason: string }) => {
-      const conversation = conversationArg(value);
-      await withControl(async (control, config) => {
-        await control.kill(conversation, `admin:${userInfo().username}`, options.reason);
-        // Also here, in case no worker is running to receive the kill.
-        const [{ sandboxDriverFromConfig }, { resolveLayerOrThrow }] = await Promise.all([
-          import('../../../sandbox/host/driver/from-config.js'),
-          import('../../../sandbox/host/layers/layer-probe.js'),
-        ]);
-        await sandboxDriverFromConfig((await resolveLayerOrThrow(config)).config).kill(conversation);
-      });
-      console.log(`killed ${value}; quarantined until \`sandbot sandbox release ${value}\``);
-    });
+    .action((value: string, options: { reason: string }) =>
+      killCommand(conversationArg(value), options.reason),
+    );
   sandbox
     .command('release <conversation>')
     .description('let a quarantined conversation run again')
     .action(async (value: string) => {
       const conversation = conversationArg(value);
-      const released = await withControl((control) =>
-        control.release(conversation, `admin:${userInfo().username}`),
-      );
+      const released = await withControl((control, _config, by) => control.release(conversation, by));
+      if (released === undefined) return;
       console.log(released ? `released ${value}` : `${value} was not quarantined`);
       if (!released) process.exitCode = 1;
     });
 }
 
+/**
+ * Quarantine (recorded in the audit with who did it), the kill sent to every worker, and the kill done
+ * here too, in case no worker is running to receive it. Without Redis the sandbox is still killed
+ * through the engine, and the one line says it is not quarantined.
+ */
+async function killCommand(conversation: ConversationId, reason: string): Promise<void> {
+  const killHere = async (config: Config) => (await driverFromConfig(config)).kill(conversation);
+  const done = await withControl(
+    async (control, config, by, audit) => {
+      await control.kill(conversation, by, reason);
+      const killed = await killHere(config);
+      await audit.record({ conversation, actor: by, kind: 'sandbox.kill', data: { by, reason, killed } });
+      return true;
+    },
+    async (config) =>
+      (await killHere(config).catch(() => false)) ? 'the sandbox was killed' : 'no sandbox was killed',
+  );
+  if (done)
+    console.log(`killed ${conversation}; quarantined until \`sandbot sandbox release ${conversation}\``);
+}
+
+/**
+ * Runs `work` with the instance's conversation control and an audit log of this process (settled
+ * before the connection closes). Redis unreachable: `offline` may still act (e.g. kill through the
+ * engine), then one line and exit code 1; the result is then undefined.
+ */
 async function withControl<T>(
-  work: (control: ConversationControl, config: Config) => Promise<T>,
-): Promise<T> {
+  work: (control: ConversationControl, config: Config, by: AuditActor, audit: AuditLog) => Promise<T>,
+  offline?: (config: Config) => Promise<string>,
+): Promise<T | undefined> {
   const config = loadConfigOrExit();
-  const [{ createConversationControl }, { ConversationStore }, { createFailFastRedis }] = await Promise.all([
-    import('../../shared/queue/conversation-control.js'),
-    import('../../shared/queue/conversation-store.js'),
-    import('../../shared/redis/connection.js'),
-  ]);
-  const redis = createFailFastRedis(config.SANDBOT_REDIS_URL, `${config.SANDBOT_INSTANCE}-cli`);
-  try {
-    const control = createConversationControl(
-      redis,
-      new ConversationStore(redis, config.SANDBOT_INSTANCE),
-      config,
+  const [{ createConversationControl }, { ConversationStore }, { AuditLog }, { createLogger }] =
+    await Promise.all([
+      import('../../shared/queue/conversation-control.js'),
+      import('../../shared/queue/conversation-store.js'),
+      import('../../shared/audit/audit-log.js'),
+      import('../../contracts/log/logger.js'),
+    ]);
+  const connected = await connectCliRedis(config.SANDBOT_REDIS_URL);
+  if (!connected.ok) {
+    const note = offline ? await offline(config) : undefined;
+    console.error(
+      `sandbot: ${connected.error}: ${note ? `${note}, but the conversation is NOT quarantined` : 'nothing done'}; run this again once Redis is up`,
     );
-    return await work(control, config);
+    process.exitCode = 1;
+    return undefined;
+  }
+  const { redis } = connected;
+  const by: AuditActor = `admin:${userInfo().username}`;
+  // Only failures are logged (to stderr): the command's own output stays one line.
+  const audit = new AuditLog(redis, config, createLogger({ SANDBOT_LOG_LEVEL: 'error' }));
+  try {
+    const store = new ConversationStore(redis, config.SANDBOT_INSTANCE);
+    const result = await work(createConversationControl(redis, store, config, audit), config, by, audit);
+    await audit.settle();
+    return result;
+  } catch (error) {
+    console.error(`sandbot: ${(error as Error).message}`);
+    process.exitCode = 1;
+    return undefined;
   } finally {
     redis.disconnect();
   }

@@ -1,5 +1,6 @@
 import type Docker from 'dockerode';
 import { Redis } from 'ioredis';
+import { judgeDiskCaps } from '../../../sandbox/host/driver/disk-cap.js';
 import type { Config } from '../../contracts/config/schema.js';
 import type { DoctorCheck } from '../../contracts/doctor/check.js';
 import { ModelBroker } from '../../worker/broker/model-broker.js';
@@ -25,6 +26,7 @@ export const CHECK_NAMES = {
   docker: 'Docker engine',
   image: 'Sandbox image',
   layer: 'Sandbox layer',
+  disk: 'Disk caps',
   ollama: 'Ollama',
   model: 'Model',
 } as const;
@@ -41,7 +43,15 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorCheck[]> 
     checkEngineAndImage(docker, config, timeoutMs),
     checkOllamaAndModel(config, timeoutMs),
   ]);
-  return [redis, ...engine, ...ollama];
+  return [redis, ...engine, checkDiskCaps(config), ...ollama];
+}
+
+/** Whether a worker run as this user would cap every sandbox's disk; uncapped (0) is a weakness. */
+export function checkDiskCaps(config: Config, uid = process.getuid?.()): DoctorCheck {
+  const verdict = judgeDiskCaps(config, uid);
+  if (!verdict.ok) return { name: CHECK_NAMES.disk, ok: false, detail: verdict.reason, fix: verdict.fix };
+  if (!verdict.capped) return { name: CHECK_NAMES.disk, ok: false, detail: verdict.detail, fix: verdict.fix };
+  return { name: CHECK_NAMES.disk, ok: true, detail: verdict.detail };
 }
 
 const REDIS_FIX = 'start Redis (e.g. `redis-server`), or set SANDBOT_REDIS_URL to a reachable server';

@@ -74,13 +74,13 @@ export const ConfigSchema = z.object({
   SANDBOX_PIDS: int(16, 65_536).default(256).describe('Process limit per sandbox.'),
   SANDBOX_TMP_MB: int(1, 4096).default(64).describe('Size of the tmpfs mounted at /tmp, MiB.'),
   SANDBOX_WORKSPACE_MB: int(0, 1_048_576)
-    .default(0)
+    .default(2048)
     .describe(
-      'Size cap of each /workspace, MiB: a loop-mounted ext4 image under SANDBOX_DISK_DIR (needs root on the engine host; under the micro-VM, in the guest on its data disk). 0: uncapped Docker volumes.',
+      'Size cap of each /workspace, MiB: a loop-mounted ext4 image under SANDBOX_DISK_DIR (needs root on the engine host, else the worker refuses to start; under the micro-VM, in the guest on its data disk). 0: uncapped Docker volumes, reported as a weakness (doctor, worker start-up).',
     ),
   SANDBOX_SESSION_MB: int(1, 1_048_576)
     .default(64)
-    .describe('Size cap of each /session (history), MiB, when SANDBOX_WORKSPACE_MB is set.'),
+    .describe('Size cap of each /session (history), MiB (none when SANDBOX_WORKSPACE_MB=0).'),
   SANDBOX_DISK_DIR: z
     .string()
     .min(1)
@@ -141,7 +141,7 @@ export const ConfigSchema = z.object({
   SANDBOX_WARM_POOL: int(0, 1000)
     .default(0)
     .describe(
-      'Sandboxes a worker keeps started ahead for new conversations (each used once; they count toward SANDBOX_MAX_LIVE). Not with SANDBOX_WORKSPACE_MB.',
+      'Sandboxes a worker keeps started ahead for new conversations (each used once; they count toward SANDBOX_MAX_LIVE). Only with SANDBOX_WORKSPACE_MB=0 (uncapped disks): with caps on, as by default, it is ignored.',
     ),
   SANDBOT_EPHEMERAL: list.describe(
     'Conversation-id prefixes (whole segments, or ending in *) whose workspace is wiped (not just stopped) when idle, comma-separated.',

@@ -227,7 +227,7 @@ export function warmPoolFor(
   if (config.SANDBOX_WARM_POOL === 0) return undefined;
   if (config.SANDBOX_WORKSPACE_MB > 0) {
     deps.logger.warn(
-      'SANDBOX_WARM_POOL is ignored: pooled sandboxes cannot take size-capped volumes (SANDBOX_WORKSPACE_MB)',
+      'SANDBOX_WARM_POOL is ignored: pooled sandboxes cannot take size-capped volumes (on by default; SANDBOX_WORKSPACE_MB=0 turns them off, a weakness)',
     );
     return undefined;
   }
