@@ -152,6 +152,7 @@ describe('AttachedSession', () => {
     const { session, stdout, written } = attached();
     const results: LineResult<RuntimeToWorker>[] = [];
     session.onMessage((r) => results.push(r));
+    session.expectStartupReady();
     session.greet();
     expect(JSON.parse(written[0] ?? '')).toEqual({ type: 'hello', frameKey: session.frameKey });
     for (let i = 0; i < 3; i++) stdout('\n{"type":"ready","version":"v"}\n');

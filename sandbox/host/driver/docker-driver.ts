@@ -171,6 +171,8 @@ export class DockerSandboxDriver implements SandboxDriver {
     );
     if (!state.Running) {
       try {
+        // Before the start: the runtime's first line may come before start() returns.
+        session.expectStartupReady();
         await container.start();
         this.logger?.info({ conversation, container: name }, 'sandbox started');
         this.emit({ action: 'start', conversation, ms: performance.now() - began, cold });

@@ -43,10 +43,11 @@ export class AttachedSession implements SandboxSession {
   /** The key the runtime marks its long lines' parts with, once it got this session's hello. */
   readonly frameKey = randomBytes(16).toString('hex');
   /**
-   * `ready` lines that are the runtime's answers (one at its start, one per hello): the session's
-   * business, not a turn's, so they are not passed on; any more are, as the foreign lines they are.
+   * `ready` lines that are the runtime's answers to the session itself (its start-up line, when this
+   * session started it; the answer to greet()): not a turn's business, so not passed on. Any other is,
+   * as the foreign line it is (or the answer to a caller's own hello).
    */
-  private readiesDue = 1;
+  private readiesDue = 0;
 
   constructor(
     readonly conversation: ConversationId,
@@ -83,6 +84,11 @@ export class AttachedSession implements SandboxSession {
       );
     }
     this.socket.write(encodeLine(message));
+  }
+
+  /** The container was started after this session attached: its runtime's start-up `ready` comes here. */
+  expectStartupReady(): void {
+    this.readiesDue += 1;
   }
 
   /** Sends `hello` with this session's frame key: once after attaching, with the runtime started. */
