@@ -1,12 +1,14 @@
 import { WorkerToRuntime } from '../../src/contracts/protocol/agent.js';
-import { encodeLine, LineDecoder } from '../../src/contracts/protocol/lines.js';
+import { LineDecoder } from '../../src/contracts/protocol/lines.js';
 import { parseRuntimeArgs } from './args.js';
 import { Runtime } from './runtime.js';
+import { writeLine } from './stdout.js';
 import { findShell } from './tools/bash.js';
 
 /**
  * The agent runtime's entry point inside a sandbox: JSON lines from the worker on stdin, JSON lines to
- * it on stdout. Only protocol lines go to stdout; diagnostics go to stderr.
+ * it on stdout (in frames other writers cannot split: stdout.ts). Only protocol lines go to stdout;
+ * diagnostics go to stderr.
  */
 function main(): void {
   let args: ReturnType<typeof parseRuntimeArgs>;
@@ -17,8 +19,6 @@ function main(): void {
     process.exit(2);
   }
 
-  // The worker going away (EPIPE) leaves nobody to talk to.
-  process.stdout.on('error', () => process.exit(0));
   const runtime = new Runtime({
     workspace: args.workspace,
     session: args.session,
@@ -28,7 +28,14 @@ function main(): void {
     readyShell: args.reapStrays,
     shell: findShell(),
     egressPort: args.egressPort,
-    write: (message) => process.stdout.write(encodeLine(message)),
+    write: (message, frameKey) => {
+      try {
+        writeLine(message, frameKey);
+      } catch {
+        // The worker going away (EPIPE) leaves nobody to talk to.
+        process.exit(0);
+      }
+    },
   });
   const decoder = new LineDecoder(WorkerToRuntime, args.maxLineBytes);
 

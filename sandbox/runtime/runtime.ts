@@ -26,8 +26,11 @@ export interface RuntimeOptions {
   session: string;
   /** The longest protocol line; outgoing lines are kept well below it too. */
   maxLineBytes: number;
-  /** Writes one message as a line to the worker. */
-  write(message: RuntimeToWorker): void;
+  /**
+   * Writes one message as a line to the worker; `frameKey` is the key the worker gave in `hello`
+   * ('' until then), for the parts of long lines (src/contracts/protocol/frames.ts).
+   */
+  write(message: RuntimeToWorker, frameKey: string): void;
   /** Kill every other process of the agent at the end of each turn (in the sandbox only). */
   reapStrays?: boolean;
   shell?: { file: string; args: string[] };
@@ -69,6 +72,9 @@ export class Runtime {
   private readonly egress: EgressTunnelEnd | undefined;
   /** A tool ran since the last reaping: only tools start processes. */
   private toolsRan = false;
+  private frameKey = '';
+  /** The last job's turn id: the worker's cancel of a job that just ended needs no answer. */
+  private lastTurnId: string | undefined;
 
   constructor(private readonly options: RuntimeOptions) {
     this.limits = turnLimitsFor(options.maxLineBytes);
@@ -93,6 +99,7 @@ export class Runtime {
     const message = result.value;
     switch (message.type) {
       case 'hello':
+        if (message.frameKey) this.frameKey = message.frameKey;
         this.emit({ type: 'ready', version: RUNTIME_VERSION });
         return;
       case 'turn':
@@ -103,6 +110,9 @@ export class Runtime {
         return;
       case 'cancel':
         if (this.active?.turnId === message.turnId) this.cancelActive();
+        // The worker cancels every turn that did not end in a reply, also one that just ended here:
+        // nothing to do, and nothing to say (a line between turns counts against the sandbox).
+        else if (message.turnId === this.lastTurnId) return;
         else this.protocolError(`cancel for turn ${message.turnId} ignored: that turn is not running`);
         return;
       case 'model_response':
@@ -178,6 +188,7 @@ export class Runtime {
     body: (signal: AbortSignal, send: (message: RuntimeToWorker) => void) => Promise<void>,
   ): void {
     if (this.active) this.cancelActive();
+    this.lastTurnId = turnId;
     const controller = new AbortController();
     let doneLine: RuntimeToWorker | undefined;
     const send = (message: RuntimeToWorker) => {
@@ -200,7 +211,9 @@ export class Runtime {
         const current = this.active === undefined || this.active.controller === controller;
         if (this.options.reapStrays && current && this.toolsRan) {
           this.toolsRan = false;
-          reapStrays(process.pid, undefined, this.shells?.pid());
+          const reaped = reapStrays(process.pid, undefined, this.shells?.pid());
+          if (reaped.left > 0)
+            this.protocolError(`${reaped.left} processes of the turn outran the reaper and still run`);
         }
         // The tools that opened tunnel streams are gone, and so is the worker's lease they rode on.
         if (current) this.egress?.closeAll();
@@ -267,14 +280,14 @@ export class Runtime {
   private emit(message: RuntimeToWorker): void {
     const checked = RuntimeToWorker.safeParse(message);
     if (checked.success) {
-      this.options.write(checked.data);
+      this.options.write(checked.data, this.frameKey);
       return;
     }
     const issue = checked.error.issues[0];
     const what = issue ? `${issue.path.join('.')}: ${issue.message}` : 'invalid';
-    this.options.write({
-      type: 'error',
-      message: `runtime bug: a ${message.type} line was invalid (${what})`,
-    });
+    this.options.write(
+      { type: 'error', message: `runtime bug: a ${message.type} line was invalid (${what})` },
+      this.frameKey,
+    );
   }
 }

@@ -51,27 +51,29 @@ describe('AttachedSession', () => {
     socket.push(frame(2, '{"type":"ready","version":"from-stderr"}\n'));
     socket.push(Buffer.concat([frame(1, line.subarray(0, cut)), frame(1, line.subarray(cut))]));
     await tick();
-    expect(results).toEqual([{ ok: true, value: { type: 'progress', turnId: 't1', text: 'héllo' } }]);
+    expect(results).toEqual([
+      { ok: true, value: { type: 'progress', turnId: 't1', text: 'héllo' }, bytes: line.length - 1 },
+    ]);
   });
 
   it('keeps what arrives before the first listener and delivers it in order', async () => {
     const { socket, session, results } = attached();
-    socket.push(frame(1, '{"type":"ready","version":"1"}\n{"type":"turn_done","turnId":"t"}\n'));
+    socket.push(frame(1, '{"type":"progress","turnId":"t","text":"1"}\n{"type":"turn_done","turnId":"t"}\n'));
     await tick();
     session.onMessage((r) => results.push(r));
     expect(results).toEqual([]); // delivered after registration returns
     await tick();
-    expect(results.map((r) => r.ok && r.value.type)).toEqual(['ready', 'turn_done']);
+    expect(results.map((r) => r.ok && r.value.type)).toEqual(['progress', 'turn_done']);
   });
 
   it('turns an over-long line and a wrong shape into error results, then carries on', async () => {
     const { socket, session, results } = attached(64);
     session.onMessage((r) => results.push(r));
-    socket.push(frame(1, `${'x'.repeat(200)}\n{"type":"nope"}\n{"type":"ready","version":"2"}\n`));
+    socket.push(frame(1, `${'x'.repeat(200)}\n{"type":"nope"}\n{"type":"turn_done","turnId":"2"}\n`));
     await tick();
     expect(results[0]).toMatchObject({ ok: false, error: expect.stringMatching(/over 64 bytes/) });
     expect(results[1]).toMatchObject({ ok: false, error: expect.stringMatching(/does not match/) });
-    expect(results[2]).toEqual({ ok: true, value: { type: 'ready', version: '2' } });
+    expect(results[2]).toMatchObject({ ok: true, value: { type: 'turn_done', turnId: '2' } });
   });
 
   it('writes one JSON line per message and reports the end of the stream once', async () => {

@@ -134,7 +134,8 @@ describe('stageSandboxContext', () => {
           child.on('exit', () => resolve(out));
         });
         child.kill();
-        expect(JSON.parse(first.split('\n')[0] ?? '')).toMatchObject({ type: 'ready' });
+        // The runtime starts each line with a newline (protocol/frames.ts).
+        expect(JSON.parse(first.trim().split('\n')[0] ?? '')).toMatchObject({ type: 'ready' });
       } finally {
         await rm(work, { recursive: true, force: true });
       }

@@ -8,8 +8,8 @@ describe('LineDecoder', () => {
     const line = encodeLine({ type: 'ready', version: '1' });
     expect(decoder.push(line.slice(0, 5))).toEqual([]);
     expect(decoder.push(line.slice(5) + encodeLine({ type: 'turn_done', turnId: 't' }))).toEqual([
-      { ok: true, value: { type: 'ready', version: '1' } },
-      { ok: true, value: { type: 'turn_done', turnId: 't' } },
+      { ok: true, value: { type: 'ready', version: '1' }, bytes: line.length - 1 },
+      { ok: true, value: { type: 'turn_done', turnId: 't' }, bytes: 33 },
     ]);
   });
 
@@ -30,13 +30,13 @@ describe('LineDecoder', () => {
       ...decoder.push('y'.repeat(50)),
       ...decoder.push('z'.repeat(500)),
     ];
-    expect(results).toEqual([{ ok: false, error: 'protocol line over 64 bytes refused' }]);
+    expect(results).toEqual([{ ok: false, error: 'protocol line over 64 bytes refused', bytes: 65 }]);
     expect(decoder.push(`tail\n${encodeLine({ type: 'ready', version: '2' })}`)).toEqual([
-      { ok: true, value: { type: 'ready', version: '2' } },
+      { ok: true, value: { type: 'ready', version: '2' }, bytes: 30 },
     ]);
     const single = new LineDecoder(RuntimeToWorker, 64);
     expect(single.push(`${'a'.repeat(100)}\n`)).toEqual([
-      { ok: false, error: 'protocol line over 64 bytes refused' },
+      { ok: false, error: 'protocol line over 64 bytes refused', bytes: 65 },
     ]);
   });
 

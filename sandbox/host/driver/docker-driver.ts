@@ -40,6 +40,8 @@ export interface DockerSandboxDriverOptions extends SandboxLimits {
   docker: Dockerode;
   /** Longest protocol line accepted from a sandbox's stdout. */
   maxLineBytes: number;
+  /** What a sandbox's output may hold of the worker's memory before a turn listens (bytes). */
+  bufferBytes?: number;
   logger?: Logger;
 }
 
@@ -55,6 +57,7 @@ export class DockerSandboxDriver implements SandboxDriver {
   private readonly docker: Dockerode;
   private readonly limits: SandboxLimits;
   private readonly maxLineBytes: number;
+  private readonly bufferBytes: number | undefined;
   private readonly logger?: Logger;
   private readonly lifecycle = new Set<(event: SandboxLifecycleEvent) => void>();
   private pool?: PoolSource;
@@ -68,6 +71,7 @@ export class DockerSandboxDriver implements SandboxDriver {
     this.docker = docker;
     this.limits = limits;
     this.maxLineBytes = options.maxLineBytes;
+    this.bufferBytes = options.bufferBytes;
     this.logger = logger;
   }
 
@@ -163,9 +167,12 @@ export class DockerSandboxDriver implements SandboxDriver {
       this.maxLineBytes,
       this.logger,
       state.id,
+      this.bufferBytes,
     );
     if (!state.Running) {
       try {
+        // Before the start: the runtime's first line may come before start() returns.
+        session.expectStartupReady();
         await container.start();
         this.logger?.info({ conversation, container: name }, 'sandbox started');
         this.emit({ action: 'start', conversation, ms: performance.now() - began, cold });
@@ -177,6 +184,8 @@ export class DockerSandboxDriver implements SandboxDriver {
         }
       }
     }
+    // The runtime's long lines are framed with this session's key from here on (protocol/frames.ts).
+    session.greet();
     return { session, as: { network: state.network, skills: state.skills } };
   }
 

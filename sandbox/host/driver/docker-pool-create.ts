@@ -54,8 +54,8 @@ export async function createPooledSandbox(
 const WARM_UP = 'pool-warm-up';
 
 /**
- * Attaches, says hello and waits for the runtime's `ready` (its start-up one went to nobody), then runs
- * it through one turn answered with a model error: the runtime's turn path is then compiled, so the
+ * Attaches, says hello and runs the runtime through one turn answered with a model error (the turn's
+ * end is the answer that it is ready): the runtime's turn path is then compiled, so the
  * conversation's first turn runs like any later one. A failed turn saves nothing and runs no tool.
  */
 async function waitReady(
@@ -81,14 +81,7 @@ async function waitReady(
       const off = session.onMessage((line: LineResult<RuntimeToWorker>) => {
         if (!line.ok) return;
         const message = line.value;
-        if (message.type === 'ready') {
-          session.send({
-            type: 'turn',
-            turnId: WARM_UP,
-            messages: [{ user: 'sandbot', text: 'warm-up' }],
-            limits: { toolTimeoutMs: 1000, toolOutputBytes: 1024 },
-          });
-        } else if (message.type === 'model_request' && message.turnId === WARM_UP) {
+        if (message.type === 'model_request' && message.turnId === WARM_UP) {
           session.send({
             type: 'model_error',
             turnId: WARM_UP,
@@ -105,7 +98,15 @@ async function waitReady(
         clearTimeout(timer);
         reject(new Error(`the pooled sandbox stopped before it was ready: ${reason}`));
       });
-      session.send({ type: 'hello' });
+      // The runtime reads its stdin in order: the warm-up turn follows the hello (its `ready` is the
+      // session's, not passed on).
+      session.greet();
+      session.send({
+        type: 'turn',
+        turnId: WARM_UP,
+        messages: [{ user: 'sandbot', text: 'warm-up' }],
+        limits: { toolTimeoutMs: 1000, toolOutputBytes: 1024 },
+      });
     });
   } finally {
     await session.close();

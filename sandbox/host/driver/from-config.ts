@@ -42,6 +42,7 @@ export function sandboxDriverFromConfig(
         }
       : {}),
     maxLineBytes: config.SANDBOT_PROTOCOL_MAX_LINE_BYTES,
+    bufferBytes: config.SANDBOT_PROTOCOL_BUFFER_BYTES,
     logger,
   });
 }

@@ -28,7 +28,13 @@ export function withEgressTunnel(session: SandboxSession, connect: () => Duplex)
       // The sandbox is gone: its streams end with the lease.
     }
   };
-  const streams = new EgressStreams(send);
+  // Proxy connections are read only as fast as the sandbox's stdin drains (EgressStreams' flow).
+  const streams = new EgressStreams(
+    send,
+    session.blocked && session.onDrain
+      ? { blocked: () => session.blocked?.() ?? false, onDrain: (listener) => session.onDrain?.(listener) }
+      : undefined,
+  );
   let opens = 0;
 
   const open = (stream: number) => {
@@ -66,6 +72,13 @@ export function withEgressTunnel(session: SandboxSession, connect: () => Duplex)
     conversation: session.conversation,
     containerId: session.containerId,
     send: (message) => session.send(message),
+    ...(session.betweenTurns
+      ? { betweenTurns: () => session.betweenTurns?.() ?? { lines: 0, bytes: 0 } }
+      : {}),
+    ...(session.blocked ? { blocked: () => session.blocked?.() ?? false } : {}),
+    ...(session.onDrain
+      ? { onDrain: (listener: () => void) => session.onDrain?.(listener) ?? (() => undefined) }
+      : {}),
     onMessage(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);

@@ -30,6 +30,22 @@ export interface SandboxSession {
   onClose(listener: (reason: string) => void): () => void;
   /** Detaches; the container keeps running. */
   close(): Promise<void>;
+  /**
+   * What the sandbox wrote while no turn held it, since the previous lease ended (kept sessions only;
+   * an honest runtime writes nothing then): the turn runner adds these to the turn's bad lines at its
+   * start, so they trip the same protocol-abuse tripwire. Read once per lease (it resets).
+   */
+  betweenTurns?(): StrayOutput;
+  /** Whether the sandbox's stdin is backed up: a writer that can wait (the egress tunnel) should. */
+  blocked?(): boolean;
+  /** Calls `listener` once the sandbox's stdin has drained. */
+  onDrain?(listener: () => void): () => void;
+}
+
+/** Lines (with their bytes) a sandbox wrote outside any turn. */
+export interface StrayOutput {
+  lines: number;
+  bytes: number;
 }
 
 export interface OpenOptions {

@@ -99,6 +99,11 @@ export const ConfigSchema = z.object({
     .describe(
       'Longest protocol line either end accepts (the sandbox runtime is given the same cap; at least 64 KiB, for egress tunnel frames).',
     ),
+  SANDBOT_PROTOCOL_BUFFER_BYTES: int(65_536, 1_073_741_824)
+    .default(4_194_304)
+    .describe(
+      'Bytes of a sandbox’s output the worker holds before a turn listens (beyond that it is dropped and counted as bad lines): with the line cap, what one sandbox can make the worker keep.',
+    ),
   SANDBOT_NETWORK_RULES: NetworkRules.describe(
     'Network grants from config: "<conversation-prefix>=<host>,<host>;…" (prefixes match whole id segments, e.g. slack:T1:C2 or discord:<guild>:<channel>; end one with * for a raw prefix; hosts exact or *.suffix, optional :port). Default: no network.',
   ),

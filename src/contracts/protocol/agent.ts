@@ -56,8 +56,17 @@ export const ModelError = z.object({
   message: z.string(),
 });
 export const Cancel = z.object({ type: z.literal('cancel'), turnId });
-/** Asks the runtime to answer `ready`: a liveness check after (re)attaching. */
-export const Hello = z.object({ type: z.literal('hello') });
+/**
+ * Asks the runtime to answer `ready`: a liveness check after (re)attaching. `frameKey` is the key the
+ * runtime marks the parts of its long lines with from then on (protocol/frames.ts).
+ */
+export const Hello = z.object({
+  type: z.literal('hello'),
+  frameKey: z
+    .string()
+    .regex(/^[0-9a-f]{32}$/)
+    .optional(),
+});
 /** The result of a host tool (see HostToolRequest), as the model reads it. */
 export const HostToolResult = z.object({
   type: z.literal('host_tool_result'),

@@ -19,8 +19,18 @@ interface Stream {
  */
 export class EgressStreams {
   private readonly streams = new Map<number, Stream>();
+  private waitingForDrain = false;
 
-  constructor(private readonly send: (frame: EgressStreamFrame) => void) {}
+  /**
+   * `flow`: where frames go through a stream that can back up (the worker's writes to a sandbox's
+   * stdin), whether it has, and a call once it drained. Connections are then read only while it has
+   * not: the worker stops reading, it does not buffer. This holds whatever acknowledgements the other
+   * end sends (forged ones too); the window only keeps one stream from starving the others.
+   */
+  constructor(
+    private readonly send: (frame: EgressStreamFrame) => void,
+    private readonly flow?: { blocked(): boolean; onDrain(listener: () => void): void },
+  ) {}
 
   get size(): number {
     return this.streams.size;
@@ -39,6 +49,7 @@ export class EgressStreams {
       for (const frame of dataFrames(id, chunk)) this.send(frame);
       stream.unacked += chunk.length;
       if (stream.unacked >= EGRESS_WINDOW_BYTES) socket.pause();
+      if (this.flow?.blocked()) this.holdUntilDrained();
     });
     socket.on('end', () => {
       if (listed()) this.send({ type: 'egress_end', stream: id });
@@ -76,7 +87,8 @@ export class EgressStreams {
       }
       case 'egress_ack':
         stream.unacked = Math.max(0, stream.unacked - frame.bytes);
-        if (stream.unacked < EGRESS_WINDOW_BYTES && socket.isPaused()) socket.resume();
+        if (!this.waitingForDrain && stream.unacked < EGRESS_WINDOW_BYTES && socket.isPaused())
+          socket.resume();
         return;
       case 'egress_end':
         socket.end();
@@ -98,6 +110,19 @@ export class EgressStreams {
   closeAll(): void {
     for (const { socket } of this.streams.values()) socket.destroy();
     this.streams.clear();
+  }
+
+  /** Pauses every connection until the stream toward the other end drains, then resumes those in window. */
+  private holdUntilDrained(): void {
+    for (const { socket } of this.streams.values()) socket.pause();
+    if (this.waitingForDrain || !this.flow) return;
+    this.waitingForDrain = true;
+    this.flow.onDrain(() => {
+      this.waitingForDrain = false;
+      for (const { socket, unacked } of this.streams.values()) {
+        if (unacked < EGRESS_WINDOW_BYTES && socket.isPaused()) socket.resume();
+      }
+    });
   }
 
   private refuse(id: number, reason: string): void {

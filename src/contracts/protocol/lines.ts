@@ -1,6 +1,15 @@
 import type { z } from 'zod';
 
-export type LineResult<T> = { ok: true; value: T } | { ok: false; error: string; line?: string };
+/** Begins a part of a long framed line (protocol/frames.ts). */
+export const PART_MARK = '\x1e';
+
+/** `bytes`: the line's size as read (decoders set it; a line over the cap counts as the cap plus one). */
+export type LineResult<T> =
+  | { ok: true; value: T; bytes?: number }
+  | { ok: false; error: string; line?: string; bytes?: number };
+
+/** Takes a line that begins with PART_MARK (protocol/frames.ts): the whole line, an error, or undefined. */
+export type PartJoiner = (line: string) => string | { ok: false; error: string } | undefined;
 
 /**
  * Splits a byte stream into lines and parses each with a zod schema. A line longer than `maxLineBytes`
@@ -14,6 +23,8 @@ export class LineDecoder<S extends z.ZodType> {
   constructor(
     private readonly schema: S,
     private readonly maxLineBytes: number,
+    /** Joins the runtime's framed long lines (the worker's side); without it, parts are bad lines. */
+    private readonly join?: PartJoiner,
   ) {}
 
   push(chunk: string): LineResult<z.infer<S>>[] {
@@ -25,7 +36,7 @@ export class LineDecoder<S extends z.ZodType> {
         if (!this.discarding) {
           this.buffer += rest;
           if (Buffer.byteLength(this.buffer) > this.maxLineBytes) {
-            results.push({ ok: false, error: `protocol line over ${this.maxLineBytes} bytes refused` });
+            results.push(this.refusal());
             this.buffer = '';
             this.discarding = true;
           }
@@ -40,13 +51,25 @@ export class LineDecoder<S extends z.ZodType> {
       }
       const line = this.buffer + piece;
       this.buffer = '';
-      if (Buffer.byteLength(line) > this.maxLineBytes) {
-        results.push({ ok: false, error: `protocol line over ${this.maxLineBytes} bytes refused` });
+      const bytes = Buffer.byteLength(line);
+      if (bytes > this.maxLineBytes) {
+        results.push(this.refusal());
         continue;
       }
       if (line.trim() === '') continue;
-      results.push(parseLine(this.schema, line));
+      const joined = this.join && line.startsWith(PART_MARK) ? this.join(line) : line;
+      if (joined === undefined) continue;
+      if (typeof joined !== 'string') results.push({ ...joined, bytes });
+      else results.push({ ...parseLine(this.schema, joined), bytes });
     }
+  }
+
+  private refusal(): LineResult<never> {
+    return {
+      ok: false,
+      error: `protocol line over ${this.maxLineBytes} bytes refused`,
+      bytes: this.maxLineBytes + 1,
+    };
   }
 }
 
