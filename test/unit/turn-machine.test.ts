@@ -280,6 +280,22 @@ describe('turn machine: tripwires', () => {
     expect(state.badLines).toBe(MAX_BAD_LINES + 1);
   });
 
+  it('counts lines written between turns as foreign, and kills when they are too many', () => {
+    const few = run(fresh(), { type: 'stray_lines', lines: 3 });
+    expect(few.state.badLines).toBe(3);
+    expect(few.actions).toEqual([]);
+    const { state, actions } = run(few.state, { type: 'stray_lines', lines: MAX_BAD_LINES });
+    const reason = `protocol abuse: over ${MAX_BAD_LINES} malformed or foreign lines in one turn (${MAX_BAD_LINES} written between turns)`;
+    expect(actions).toEqual([
+      { type: 'tripwire', reason },
+      { type: 'end' },
+      cancel,
+      { type: 'resolve', result: { kind: 'stopped', reason: { kind: 'kill', by: 'tripwire', reason } } },
+    ]);
+    expect(state.result).toBeDefined();
+    expect(run(state, { type: 'stray_lines', lines: 1 }).actions).toEqual([]);
+  });
+
   it('counts lines without a turn id (ready, egress) as foreign', () => {
     const { state } = run(fresh(), line({ type: 'ready', version: '1' }));
     expect(state.badLines).toBe(1);

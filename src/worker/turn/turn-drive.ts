@@ -80,6 +80,10 @@ class TurnDrive {
       else onStop();
       return;
     }
+    // What the sandbox wrote while no turn held it counts against this turn (and may trip the wire).
+    const stray = session.betweenTurns?.().lines ?? 0;
+    if (stray > 0) void this.dispatch({ type: 'stray_lines', lines: stray });
+    if (this.state.result) return;
     abandon.addEventListener('abort', onAbandon, { once: true });
     stop.addEventListener('abort', onStop, { once: true });
     this.cleanups.push(() => abandon.removeEventListener('abort', onAbandon));

@@ -62,6 +62,8 @@ export interface TurnState {
 export type TurnEvent =
   /** A line from the sandbox, parsed or not. */
   | { type: 'line'; line: LineResult<RuntimeToWorker> }
+  /** Lines the sandbox wrote while no turn held it (since the last one): all suspect. */
+  | { type: 'stray_lines'; lines: number }
   /** A model request's turn has come (they are answered one at a time, in the order sent). */
   | { type: 'model_request_due'; requestId: string; messages: ChatMessage[] }
   | { type: 'model_answered'; requestId: string; answer: ModelAnswer }
@@ -124,6 +126,8 @@ export function stepTurn(state: TurnState, event: TurnEvent): TurnStep {
   switch (event.type) {
     case 'line':
       return state.result ? unchanged(state) : onLine(state, event.line);
+    case 'stray_lines':
+      return state.result ? unchanged(state) : onStrayLines(state, event.lines);
     case 'model_request_due':
       return onModelRequest(state, event.requestId, event.messages);
     case 'model_answered':
@@ -187,6 +191,16 @@ function onTimeout(state: TurnState): TurnStep {
     state: ended.state,
     actions: [{ type: 'limit_hit', limit: 'turn_timeout', detail: { seconds } }, ...ended.actions],
   };
+}
+
+/** Written between turns, nothing of the runtime's is expected: they count as this turn's foreign lines. */
+function onStrayLines(state: TurnState, lines: number): TurnStep {
+  const counted = { ...state, lines: state.lines + lines, badLines: state.badLines + lines };
+  const abuse = protocolAbuse(counted.lines, counted.badLines);
+  if (!abuse) return { state: counted, actions: [] };
+  const reason = `${abuse} (${lines} written between turns)`;
+  const ended = finish(counted, { kind: 'stopped', reason: { kind: 'kill', by: 'tripwire', reason } });
+  return { state: ended.state, actions: [{ type: 'tripwire', reason }, ...ended.actions] };
 }
 
 function onLine(state: TurnState, line: LineResult<RuntimeToWorker>): TurnStep {
