@@ -90,6 +90,8 @@ export async function startWorker(
     port: config.SANDBOT_EGRESS_PORT,
     maxBytes: config.SANDBOT_EGRESS_MAX_BYTES,
     maxSeconds: config.SANDBOT_EGRESS_MAX_SECONDS,
+    maxConnections: config.SANDBOT_EGRESS_MAX_CONNECTIONS,
+    maxLookups: config.SANDBOT_EGRESS_MAX_LOOKUPS,
     logger: log,
     lookup: overrides.lookup,
     extraGrants: (conversation) => skills.grantsFor(conversation),
