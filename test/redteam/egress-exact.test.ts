@@ -15,11 +15,11 @@ import { GRANTED, startNetworkRedteam } from './net-stack.js';
  * Red team, egress is exactly what was granted: domain fronting behind a granted name (another SNI, or
  * none), a granted host on ports the grant does not name, grants as wide as `*.com` from every entry
  * point, IPv6 ranges that lead back inside, IPv6 on the sandbox network, and a sandbox flooding the
- * proxy with connections and fresh names. The "outside" is a container on 192.0.2.0/24 answering on
+ * proxy with connections and fresh names. The "outside" is a container on 192.88.99.0/24 (the retired 6to4 relay range: documentation ranges are taken here by the host and the other attack files) answering on
  * 443, 25 and 22 with what reached it.
  */
 
-const OUTSIDE = '192.0.2.10';
+const OUTSIDE = '192.88.99.10';
 const FRESH_DELAY_MS = 1500;
 
 let rt: Redteam;
@@ -55,11 +55,14 @@ beforeAll(async () => {
     resolve,
   ));
   const name = `sbx-rt-exact-${token()}`;
-  outside = await outsideNetwork(rt.docker, name, '192.0.2.0/24', '192.0.2.1');
+  const network = await outsideNetwork(rt.docker, name, '192.88.99.0/24', '192.88.99.1');
+  outside = network;
   const web = await rt.docker.createContainer({
     Image: 'sandbot-sandbox:latest',
     name: `${name}-web`,
     Cmd: ['node', '-e', SERVER],
+    // Root, to listen on 443, 25 and 22.
+    User: '0:0',
     HostConfig: { NetworkMode: name, AutoRemove: true },
     NetworkingConfig: { EndpointsConfig: { [name]: { IPAMConfig: { IPv4Address: OUTSIDE } } } },
   });
@@ -69,7 +72,7 @@ beforeAll(async () => {
       web
         .remove({ force: true })
         .catch(() => undefined)
-        .then(outside.remove),
+        .then(() => network.remove()),
   };
   const ready = await rt.ask(
     GRANTED,

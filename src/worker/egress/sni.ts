@@ -52,8 +52,12 @@ export function sniProblem(host: string, hello: HelloNames): string | undefined 
  */
 export async function peekHello(socket: Socket, ms: number): Promise<HelloNames | { error: string }> {
   let timer: NodeJS.Timeout | undefined;
+  let gone: (() => void) | undefined;
   const late = new Promise<{ error: string }>((resolve) => {
     timer = setTimeout(() => resolve({ error: `no TLS ClientHello within ${ms / 1000} s` }), ms);
+    // The proxy's sockets are half-open: a client that ends its side never "closes" on its own.
+    gone = () => resolve({ error: 'the client ended the tunnel before its ClientHello' });
+    socket.once('end', gone);
   });
   try {
     return await Promise.race([
@@ -64,5 +68,6 @@ export async function peekHello(socket: Socket, ms: number): Promise<HelloNames 
     ]);
   } finally {
     clearTimeout(timer);
+    if (gone) socket.off('end', gone);
   }
 }
