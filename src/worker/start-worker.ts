@@ -180,6 +180,8 @@ function egressService(
     port: config.SANDBOT_EGRESS_PORT,
     maxBytes: config.SANDBOT_EGRESS_MAX_BYTES,
     maxSeconds: config.SANDBOT_EGRESS_MAX_SECONDS,
+    maxConnections: config.SANDBOT_EGRESS_MAX_CONNECTIONS,
+    maxLookups: config.SANDBOT_EGRESS_MAX_LOOKUPS,
     logger: log,
     lookup: overrides.lookup,
     extraGrants: hooks.grants,

@@ -169,3 +169,65 @@ export const PROBE_SH =
 /** Sets $gw and $pp to the proxy's address and port, from HTTP_PROXY. */
 export const PROXY_VARS_SH =
   'gw=$(echo "$HTTP_PROXY" | sed -E "s#.*@([0-9.]+):.*#\\1#"); pp=$(echo "$HTTP_PROXY" | sed -E "s#.*:##")';
+
+/**
+ * `python3 hello.py HOST PORT SNI` ("-": none): opens a CONNECT tunnel through the sandbox's proxy and
+ * sends a real TLS ClientHello naming SNI (domain fronting when SNI is not HOST); prints the proxy's
+ * status line and what came back through the tunnel.
+ */
+export const HELLO_PY = `import base64, os, socket, ssl, sys
+from urllib.parse import urlsplit, unquote
+proxy = urlsplit(os.environ['HTTP_PROXY'])
+host, port, sni = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+auth = base64.b64encode(f"{unquote(proxy.username)}:{unquote(proxy.password)}".encode()).decode()
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+out = ssl.MemoryBIO()
+tls = ctx.wrap_bio(ssl.MemoryBIO(), out, server_hostname=None if sni == '-' else sni)
+try:
+    tls.do_handshake()
+except ssl.SSLWantReadError:
+    pass
+hello = out.read()
+s = socket.create_connection((proxy.hostname, proxy.port), timeout=5)
+s.sendall(f"CONNECT {host}:{port} HTTP/1.1\\r\\nHost: {host}:{port}\\r\\nProxy-Authorization: Basic {auth}\\r\\n\\r\\n".encode())
+head = s.recv(400)
+status = head.split(b'\\r\\n')[0]
+data = b''
+if b' 200 ' in status:
+    s.sendall(hello)
+    try:
+        data = s.recv(400)
+    except OSError as error:
+        data = repr(error).encode()
+print(f"hello {host}:{port} sni={sni} -> {status!r} then {data[:120]!r}")
+`;
+
+/**
+ * `python3 flood.py HOST PORT N`: opens N CONNECT tunnels through the proxy at once and keeps them open;
+ * prints how many were established, refused (403) or cut before any answer.
+ */
+export const FLOOD_PY = `import base64, os, socket, sys
+from urllib.parse import urlsplit, unquote
+proxy = urlsplit(os.environ['HTTP_PROXY'])
+host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+auth = base64.b64encode(f"{unquote(proxy.username)}:{unquote(proxy.password)}".encode()).decode()
+request = f"CONNECT {host}:{port} HTTP/1.1\\r\\nHost: {host}:{port}\\r\\nProxy-Authorization: Basic {auth}\\r\\n\\r\\n".encode()
+held, counts = [], {'established': 0, 'refused': 0, 'cut': 0}
+for _ in range(n):
+    try:
+        s = socket.create_connection((proxy.hostname, proxy.port), timeout=5)
+        s.sendall(request)
+        held.append(s)
+    except OSError:
+        counts['cut'] += 1
+for s in held:
+    try:
+        status = s.recv(200).split(b'\\r\\n')[0]
+    except OSError:
+        status = b''
+    key = 'established' if b' 200 ' in status else 'refused' if b' 403 ' in status else 'cut'
+    counts[key] += 1
+print('flood ' + ' '.join(f"{k}={v}" for k, v in counts.items()))
+`;

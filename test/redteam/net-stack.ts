@@ -31,12 +31,13 @@ export interface NetworkRedteam {
 export async function startNetworkRedteam(
   label: string,
   grants: string[],
-  resolve: (host: string) => string[] | undefined,
+  resolve: (host: string) => string[] | undefined | Promise<string[] | undefined>,
+  settings: Record<string, string> = {},
 ): Promise<NetworkRedteam> {
   const looked: string[] = [];
   const lookup: Lookup = async (host) => {
     looked.push(host);
-    const addresses = resolve(host);
+    const addresses = await resolve(host);
     if (!addresses) throw new Error('ENOTFOUND');
     return addresses.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }));
   };
@@ -48,6 +49,7 @@ export async function startNetworkRedteam(
       SANDBOT_HTTP_HOST: '0.0.0.0',
       // Many refusals per attack here; the refusal tripwire has its own attack (injection).
       SANDBOT_TRIPWIRE_EGRESS_REFUSALS: '1000',
+      ...settings,
     },
   });
   for (const session of [GRANTED, UNGRANTED]) {

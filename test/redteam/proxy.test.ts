@@ -43,7 +43,8 @@ const resolve = (host: string) =>
   host === 'rebind.example.test' ? [rebinds++ % 2 === 0 ? OUTSIDE : '127.0.0.1'] : names[host];
 
 beforeAll(async () => {
-  const grants = [...Object.keys(names), 'rebind.example.test'];
+  // The outside serves on 8080, which a grant without a port (80 and 443 only) does not cover.
+  const grants = [...Object.keys(names), 'rebind.example.test'].flatMap((n) => [n, `${n}:8080`]);
   ({ rt, looked, gatewayPort } = await startNetworkRedteam('proxy', grants, resolve));
   // The page is set by each test: a server of this process behind an outside container that relays to it.
   pageServer = createServer((req, res) =>

@@ -1,13 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import {
   forbiddenAddress,
+  Grant,
   grantsFromRules,
+  grantTooBroad,
   isGranted,
   NetworkRules,
   parseGrants,
 } from '../../src/contracts/policy/network-policy.js';
 import { parseNetworkCommand } from '../../src/gateway/commands/network-command.js';
 import { parseAuthority } from '../../src/worker/egress/addresses.js';
+import { SkillPermissions } from '../../src/worker/skills/manifest.js';
 
 describe('network grants', () => {
   const grants = parseGrants('pypi.org, *.github.com  api.example.test:8443');
@@ -49,7 +52,48 @@ describe('network grants', () => {
   });
 });
 
+describe('grants no wider than one registrable domain, on web ports unless a port is named', () => {
+  it('refuses wildcards over a public suffix from config, chat and skill manifests alike', () => {
+    for (const broad of [
+      '*.com',
+      '*.co.uk',
+      '*.test',
+      '*.github.io',
+      '*.s3.amazonaws.com',
+      '*.3.4',
+      '*.com:443',
+    ]) {
+      expect(Grant.safeParse(broad).success, broad).toBe(false);
+      expect(() => NetworkRules.parse(`web:=${broad}`), broad).toThrow(/public suffix|IP addresses/);
+      expect(parseNetworkCommand(['allow', broad]), broad).toMatchObject({ action: 'invalid' });
+      expect(SkillPermissions.safeParse({ hosts: [broad] }).success, broad).toBe(false);
+      expect(grantTooBroad(broad), broad).toBeDefined();
+      // Even if one got into storage some other way, it grants nothing.
+      expect(isGranted([broad], 'a.b.com', 443), broad).toBe(false);
+    }
+    for (const fine of ['*.github.com', '*.example.co.uk', '*.api.example.test:8443', 'com', 'github.io']) {
+      expect(Grant.safeParse(fine).success, fine).toBe(true);
+    }
+  });
+
+  it('lets a grant without a port reach 80 and 443 only', () => {
+    const grants = parseGrants('mail.example.com *.example.org ssh.example.net:22');
+    for (const port of [80, 443]) expect(isGranted(grants, 'mail.example.com', port)).toBe(true);
+    for (const port of [25, 22, 587, 8080]) expect(isGranted(grants, 'mail.example.com', port)).toBe(false);
+    expect(isGranted(grants, 'a.example.org', 25)).toBe(false);
+    expect(isGranted(grants, 'ssh.example.net', 22)).toBe(true);
+    expect(isGranted(grants, 'ssh.example.net', 443)).toBe(false);
+  });
+});
+
 describe('forbidden addresses', () => {
+  it('refuses local-use NAT64, IPv4-compatible, site-local and IPv4-translated IPv6', () => {
+    for (const ip of ['64:ff9b:1::a00:1', '::7f00:1', '::a00:5', 'fec0::1', 'feff::1', '::ffff:0:a00:1']) {
+      expect(forbiddenAddress(ip), ip).toBeDefined();
+    }
+    expect(forbiddenAddress('::ffff:cb00:7107', new Set(['203.0.113.7']))).toMatch(/sandbot host itself/);
+  });
+
   it('refuses loopback, private, link-local, metadata and unique-local addresses', () => {
     for (const ip of [
       '127.0.0.1',

@@ -144,7 +144,7 @@ describe('skill scan: hosts and binaries', () => {
   });
 
   it('warns about broad host patterns', () => {
-    const files = weatherSkill(['*.test']);
+    const files = weatherSkill(['*.example.test']);
     expect(rules(scan(files), 'warning')).toContain('broad-host');
   });
 });

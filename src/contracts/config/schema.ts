@@ -116,6 +116,14 @@ export const ConfigSchema = z.object({
     .default(52_428_800)
     .describe('Bytes one proxied request may move (both directions).'),
   SANDBOT_EGRESS_MAX_SECONDS: int(1, 3600).default(120).describe('Time one proxied request may last.'),
+  SANDBOT_EGRESS_MAX_CONNECTIONS: int(1, 10_000)
+    .default(32)
+    .describe(
+      'Requests and tunnels one sandbox may have open through the egress proxy at once (on the bridge also its idle connections); more are refused.',
+    ),
+  SANDBOT_EGRESS_MAX_LOOKUPS: int(1, 1000)
+    .default(8)
+    .describe('Name lookups one sandbox’s proxy requests may have pending at once; more are refused.'),
   SANDBOT_TRIPWIRE_EGRESS_REFUSALS: int(1, 10_000)
     .default(5)
     .describe('Refused network requests in one turn that kill and quarantine the sandbox.'),

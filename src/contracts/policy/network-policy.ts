@@ -1,4 +1,5 @@
 import { BlockList, isIP } from 'node:net';
+import { parse as parseDomain } from 'tldts';
 import { z } from 'zod';
 import { coversConversation } from '../conversation/id.js';
 import { splitPrefixRules } from '../conversation/prefix-rules.js';
@@ -8,7 +9,28 @@ import { splitPrefixRules } from '../conversation/prefix-rules.js';
  * reach whatever name leads there.
  */
 
-/** One grant: an exact host name or `*.suffix`, optionally with a port. */
+/**
+ * Why a wildcard grant covers more than one registrable domain (`*.com`, `*.co.uk`, `*.github.io`, a
+ * numeric suffix that matches IP literals), or undefined when it does not. Public suffixes come from the
+ * Public Suffix List, private section included: `*.github.io` would grant every GitHub Pages site.
+ * Exact names are one host whatever they are.
+ */
+export function grantTooBroad(grant: string): string | undefined {
+  const [pattern = ''] = grant.split(':');
+  if (!pattern.startsWith('*.')) return undefined;
+  const suffix = pattern.slice(2);
+  if (/^\d+$/.test(suffix.split('.').at(-1) ?? '')) return `"${grant}" would match IP addresses`;
+  const parsed = parseDomain(suffix, { allowPrivateDomains: true });
+  if (parsed.isIp || !parsed.domain) {
+    return `"${grant}" covers every domain under the public suffix "${suffix}": grant one domain, e.g. "*.example.${suffix}"`;
+  }
+  return undefined;
+}
+
+/**
+ * One grant: an exact host name or `*.suffix` (within one registrable domain), optionally with a port.
+ * Every entry point (config rules, the chat command, skill manifests, stored grants) parses with this.
+ */
 export const Grant = z
   .string()
   .trim()
@@ -16,7 +38,11 @@ export const Grant = z
   .regex(
     /^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d{1,5})?$/,
     'a host name, "*.suffix", optionally ":port"',
-  );
+  )
+  .superRefine((grant, ctx) => {
+    const broad = grantTooBroad(grant);
+    if (broad) ctx.addIssue({ code: 'custom', message: `a grant within one domain (${broad})` });
+  });
 export type Grant = z.infer<typeof Grant>;
 
 export function parseGrants(text: string): Grant[] {
@@ -26,13 +52,22 @@ export function parseGrants(text: string): Grant[] {
     .map((item) => Grant.parse(item));
 }
 
-/** Whether `host:port` is covered by a grant. `*.example.com` covers sub-domains, not example.com itself. */
+/** The ports a grant without one allows: plain and TLS web traffic, not SMTP, SSH or anything else. */
+export const DEFAULT_GRANT_PORTS: readonly number[] = [80, 443];
+
+/**
+ * Whether `host:port` is covered by a grant. `*.example.com` covers sub-domains, not example.com itself;
+ * a grant without a port covers 80 and 443 only. A grant too broad to be accepted covers nothing.
+ */
 export function isGranted(grants: readonly Grant[], host: string, port: number): boolean {
   const name = host.toLowerCase().replace(/\.$/, '');
   return grants.some((grant) => {
     const [pattern = '', grantPort] = grant.split(':');
-    if (grantPort !== undefined && Number(grantPort) !== port) return false;
-    if (pattern.startsWith('*.')) return name.endsWith(pattern.slice(1)) && name.length > pattern.length - 1;
+    if (grantPort === undefined ? !DEFAULT_GRANT_PORTS.includes(port) : Number(grantPort) !== port)
+      return false;
+    if (pattern.startsWith('*.')) {
+      return name.endsWith(pattern.slice(1)) && name.length > pattern.length - 1 && !grantTooBroad(grant);
+    }
     return name === pattern;
   });
 }
@@ -54,8 +89,10 @@ for (const [net, prefix] of [
   forbidden.addSubnet(net, prefix, 'ipv4');
 }
 for (const [net, prefix] of [
-  ['::', 128],
-  ['::1', 128],
+  ['::', 96], // unspecified, loopback, IPv4-compatible (deprecated, embeds IPv4)
+  ['::ffff:0:0:0', 96], // IPv4-translated (SIIT)
+  ['64:ff9b:1::', 48], // local-use NAT64 (RFC 8215)
+  ['fec0::', 10], // site-local (deprecated, still routed inside some networks)
   ['fc00::', 7], // unique local (fd00::/8, e.g. AWS metadata fd00:ec2::254)
   ['fe80::', 10], // link-local
   ['ff00::', 8], // multicast
@@ -75,13 +112,25 @@ export function forbiddenAddress(
 ): string | undefined {
   const family = isIP(address);
   if (family === 0) return `${address} is not an IP address`;
-  const mapped = family === 6 ? /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1] : undefined;
-  if (mapped) return forbiddenAddress(mapped, local);
+  const dotted = family === 6 ? /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1] : undefined;
+  if (dotted) return forbiddenAddress(dotted, local);
+  // BlockList checks IPv4-mapped addresses in hex (::ffff:7f00:1) against the IPv4 rules itself.
   if (forbidden.check(address, family === 6 ? 'ipv6' : 'ipv4')) {
     return `${address} is a private, loopback, link-local or metadata address`;
   }
-  if (local.has(address.toLowerCase())) return `${address} is an address of the sandbot host itself`;
+  const mapped = family === 6 ? hexMappedIpv4(address) : undefined;
+  if (local.has(address.toLowerCase()) || (mapped && local.has(mapped))) {
+    return `${address} is an address of the sandbot host itself`;
+  }
   return undefined;
+}
+
+/** "::ffff:cb00:7107" → "203.0.113.7"; anything else → undefined. */
+function hexMappedIpv4(address: string): string | undefined {
+  const match = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(address);
+  if (!match?.[1] || !match[2]) return undefined;
+  const [high, low] = [Number.parseInt(match[1], 16), Number.parseInt(match[2], 16)];
+  return [high >> 8, high & 255, low >> 8, low & 255].join('.');
 }
 
 /**

@@ -1,5 +1,5 @@
 import { posix } from 'node:path';
-import { Grant } from '../../contracts/policy/network-policy.js';
+import { DEFAULT_GRANT_PORTS, Grant } from '../../contracts/policy/network-policy.js';
 
 /**
  * The rules of delegation, pure: which files may be handed over, which network a sub-agent may have
@@ -109,6 +109,9 @@ export function covers(outer: string, inner: string): boolean {
   const [outerHost = '', outerPort] = outer.split(':');
   const [innerHost = '', innerPort] = inner.split(':');
   if (outerPort !== undefined && outerPort !== innerPort) return false;
+  // A grant without a port allows 80 and 443 only: it does not cover "host:25".
+  if (outerPort === undefined && innerPort !== undefined && !DEFAULT_GRANT_PORTS.includes(Number(innerPort)))
+    return false;
   if (outerHost === innerHost) return true;
   if (!outerHost.startsWith('*.')) return false;
   const suffix = outerHost.slice(1); // ".example.com"

@@ -13,6 +13,7 @@ import {
   applyFirewall,
   type EgressNetwork,
   ensureEgressNetwork,
+  type FirewallRule,
   firewallRules,
   removeFirewall,
 } from './network.js';
@@ -33,6 +34,10 @@ export interface EgressServiceOptions {
   port: number;
   maxBytes: number;
   maxSeconds: number;
+  /** Proxy connections one sandbox may hold open at once (default 32). */
+  maxConnections?: number;
+  /** Name lookups one sandbox's requests may have pending at once (default 8). */
+  maxLookups?: number;
   logger: Logger;
   onRecord?: (entry: EgressRecord) => void;
   lookup?: Lookup;
@@ -50,7 +55,7 @@ export class EgressService {
   readonly policy: NetworkPolicyStore;
   private network?: EgressNetwork;
   private proxy?: EgressProxy;
-  private rules: string[][] = [];
+  private rules: FirewallRule[] = [];
   private unavailable?: string;
   private secretValue?: string;
   private ready?: Promise<void>;
@@ -80,13 +85,16 @@ export class EgressService {
         lookup: this.options.lookup,
         maxBytes: this.options.maxBytes,
         maxSeconds: this.options.maxSeconds,
+        maxConnections: this.options.maxConnections ?? 32,
+        maxLookups: this.options.maxLookups ?? 8,
+        capPerSource: !tunnel,
       });
       // Tunnelled, only this worker connects to it: any free loopback port (workers on one host differ).
       if (this.network) await this.proxy.listen(this.network.gateway, this.options.port);
       else await this.proxy.listen('127.0.0.1', 0);
       if (this.network) {
         this.rules = firewallRules(this.network, this.proxy.address().port);
-        await applyFirewall(this.rules);
+        await applyFirewall(this.rules, this.network.bridge);
       }
       this.options.logger.info(
         { route: this.options.route, network: this.network?.name, proxy: this.proxy.address() },

@@ -1,15 +1,11 @@
-import { lookup as dnsLookup } from 'node:dns/promises';
-import {
-  createServer,
-  request as httpRequest,
-  type IncomingMessage,
-  type Server,
-  type ServerResponse,
-} from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, isIP, type Socket } from 'node:net';
 import type { ConversationId } from '../../contracts/conversation/id.js';
 import { forbiddenAddress, type Grant, isGranted } from '../../contracts/policy/network-policy.js';
 import { localAddresses, parseAuthority } from './addresses.js';
+import { forwardPlain, meterTunnel } from './forward.js';
+import { dnsResolve, Slots } from './limits.js';
+import { peekHello, sniProblem } from './sni.js';
 
 export type Lookup = (host: string) => Promise<{ address: string; family: number }[]>;
 
@@ -37,6 +33,16 @@ export interface EgressProxyOptions {
   maxBytes: number;
   /** Time one request may last. */
   maxSeconds: number;
+  /** Requests and tunnels one conversation may have open at once. */
+  maxConnections: number;
+  /** Name lookups one conversation may have pending at once. */
+  maxLookups: number;
+  /**
+   * Also cap TCP connections (idle keep-alive ones too) per source address at maxConnections: on a bridge,
+   * where each sandbox has its own address. Tunnelled, every sandbox comes from loopback (the tunnel caps
+   * its own streams).
+   */
+  capPerSource?: boolean;
 }
 
 type Decision =
@@ -47,15 +53,28 @@ type Decision =
  * The only way out of a sandbox: an HTTP proxy (plain requests and CONNECT tunnels) that allows only the
  * hosts granted to the sandbox's conversation, resolves names itself and connects to the address it
  * checked (so a name cannot be re-pointed between check and use), refuses private, loopback, link-local
- * and metadata addresses whatever the name, caps bytes and time, and records every request.
+ * and metadata addresses whatever the name, lets a tunnel carry only TLS to the CONNECT host (its SNI),
+ * caps bytes, time, open connections and pending lookups per sandbox, and records every request.
  */
 export class EgressProxy {
   private readonly server: Server;
   private readonly lookup: Lookup;
+  private readonly open: Slots;
+  private readonly lookups: Slots;
 
   constructor(private readonly options: EgressProxyOptions) {
-    this.lookup = options.lookup ?? ((host) => dnsLookup(host, { all: true, verbatim: true }));
+    this.lookup = options.lookup ?? dnsResolve();
+    this.open = new Slots(options.maxConnections);
+    this.lookups = new Slots(options.maxLookups);
     this.server = createServer((req, res) => void this.onRequest(req, res));
+    if (options.capPerSource) {
+      const sockets = new Slots(options.maxConnections);
+      this.server.on('connection', (socket: Socket) => {
+        const release = sockets.take(socket.remoteAddress ?? '');
+        if (!release) return socket.destroy();
+        socket.once('close', release);
+      });
+    }
     this.server.on(
       'connect',
       (req: IncomingMessage, socket: Socket, head: Buffer) => void this.onConnect(req, socket, head),
@@ -98,22 +117,48 @@ export class EgressProxy {
         reason: `${host}:${port} is not granted to this conversation's network policy`,
       };
     }
-    let addresses: string[];
-    try {
-      addresses = isIP(host) ? [host] : (await this.lookup(host)).map((a) => a.address);
-    } catch {
-      return { allowed: false, conversation, reason: `${host} does not resolve` };
-    }
+    const resolved = await this.resolve(conversation, host);
+    if ('reason' in resolved) return { allowed: false, conversation, reason: resolved.reason };
     // Every address must be public and not the host's own: a name that also resolves to such an address
     // is refused outright. The host's addresses are read per request (interfaces come and go).
     const local = localAddresses();
-    for (const address of addresses) {
+    for (const address of resolved.addresses) {
       const why = forbiddenAddress(address, local);
       if (why) return { allowed: false, conversation, reason: `${host} resolves to ${why}` };
     }
-    const address = addresses[0];
+    const address = resolved.addresses[0];
     if (!address) return { allowed: false, conversation, reason: `${host} does not resolve` };
     return { allowed: true, conversation, address };
+  }
+
+  /** The addresses of a name, at most maxLookups pending per conversation (fresh names cost the worker). */
+  private async resolve(
+    conversation: ConversationId,
+    host: string,
+  ): Promise<{ addresses: string[] } | { reason: string }> {
+    if (isIP(host)) return { addresses: [host] };
+    const release = this.lookups.take(conversation);
+    if (!release) {
+      return {
+        reason: `this sandbox already has ${this.options.maxLookups} name lookups pending (SANDBOT_EGRESS_MAX_LOOKUPS)`,
+      };
+    }
+    try {
+      return { addresses: (await this.lookup(host)).map((a) => a.address) };
+    } catch {
+      return { reason: `${host} does not resolve` };
+    } finally {
+      release();
+    }
+  }
+
+  /** A slot for one open request or tunnel of the conversation, or the refusal when it holds them all. */
+  private slot(conversation: ConversationId | undefined): (() => void) | { reason: string } {
+    return (
+      this.open.take(conversation ?? '') ?? {
+        reason: `this sandbox already has ${this.options.maxConnections} proxy connections open (SANDBOT_EGRESS_MAX_CONNECTIONS)`,
+      }
+    );
   }
 
   private async onConnect(req: IncomingMessage, client: Socket, head: Buffer): Promise<void> {
@@ -121,35 +166,37 @@ export class EgressProxy {
     const source = client.remoteAddress ?? '';
     const target = parseAuthority(req.url ?? '');
     client.on('error', () => client.destroy());
+    const base = { source, method: 'CONNECT', started };
     if (!target)
       return this.refuse(
         { socket: client },
-        {
-          source,
-          method: 'CONNECT',
-          host: req.url ?? '',
-          port: 0,
-          started,
-          reason: 'malformed CONNECT target',
-        },
+        { ...base, host: req.url ?? '', port: 0, reason: 'malformed CONNECT target' },
       );
+    const where = { ...base, host: target.host, port: target.port };
     const decision = await this.decide(req.headers['proxy-authorization'], target.host, target.port);
-    if (!decision.allowed) {
+    const release = decision.allowed ? this.slot(decision.conversation) : decision;
+    if ('reason' in release) {
       return this.refuse(
         { socket: client },
-        {
-          source,
-          method: 'CONNECT',
-          host: target.host,
-          port: target.port,
-          started,
-          reason: decision.reason,
-          conversation: decision.conversation,
-        },
+        { ...where, reason: release.reason, conversation: decision.conversation },
       );
     }
+    if (!decision.allowed) return;
+    // The client sends its ClientHello only once told the tunnel is up: answer, then read it before
+    // anything goes upstream.
+    client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    if (head.length) client.unshift(head);
+    const hello = await peekHello(client, Math.min(10, this.options.maxSeconds) * 1000);
+    const problem = 'error' in hello ? hello.error : sniProblem(target.host, hello);
+    if (problem) {
+      release();
+      client.destroy();
+      return this.record({ ...where, reason: problem, conversation: decision.conversation });
+    }
+    client.pause();
     const upstream = connect(target.port, decision.address);
-    const meter = this.meter(client, upstream, () =>
+    const meter = meterTunnel(client, upstream, this.options, () => {
+      release();
       this.options.record({
         conversation: decision.conversation,
         source,
@@ -160,11 +207,9 @@ export class EgressProxy {
         bytesOut: meter.out,
         bytesIn: meter.in,
         durationMs: Date.now() - started,
-      }),
-    );
+      });
+    });
     upstream.once('connect', () => {
-      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      if (head.length) upstream.write(head);
       client.pipe(upstream);
       upstream.pipe(client);
     });
@@ -192,7 +237,8 @@ export class EgressProxy {
     }
     const port = Number(url.port || 80);
     const decision = await this.decide(req.headers['proxy-authorization'], url.hostname, port);
-    if (!decision.allowed) {
+    const release = decision.allowed ? this.slot(decision.conversation) : decision;
+    if ('reason' in release) {
       return this.refuse(
         { res: res },
         {
@@ -201,28 +247,14 @@ export class EgressProxy {
           host: url.hostname,
           port,
           started,
-          reason: decision.reason,
+          reason: release.reason,
           conversation: decision.conversation,
         },
       );
     }
-    const headers: Record<string, string | string[] | undefined> = { ...req.headers, host: url.host };
-    delete headers['proxy-connection'];
-    delete headers['proxy-authorization'];
-    const upstream = httpRequest({
-      host: decision.address,
-      port,
-      method: req.method,
-      path: url.pathname + url.search,
-      headers,
-    });
-    let bytesIn = 0;
-    let bytesOut = 0;
-    let recorded = false;
-    const finish = () => {
-      if (recorded) return;
-      recorded = true;
-      clearTimeout(deadline);
+    if (!decision.allowed) return;
+    forwardPlain(req, res, url, decision.address, this.options, (bytes) => {
+      release();
       this.options.record({
         conversation: decision.conversation,
         source,
@@ -230,68 +262,10 @@ export class EgressProxy {
         host: url.hostname,
         port,
         allowed: true,
-        bytesOut,
-        bytesIn,
+        ...bytes,
         durationMs: Date.now() - started,
       });
-    };
-    const deadline = setTimeout(() => {
-      upstream.destroy(new Error(`no answer within ${this.options.maxSeconds} s`));
-      res.destroy();
-    }, this.options.maxSeconds * 1000);
-    upstream.on('response', (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.on('data', (chunk: Buffer) => {
-        bytesIn += chunk.length;
-        if (bytesIn + bytesOut > this.options.maxBytes) {
-          // Cut both sides: the client sees the connection end before the answer is complete.
-          answer.destroy();
-          res.destroy();
-        }
-      });
-      answer.pipe(res);
-      answer.on('close', finish);
     });
-    upstream.on('error', (error) => {
-      if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
-      res.end(`sandbot egress proxy: ${url.hostname}: ${error.message}\n`);
-      finish();
-    });
-    req.on('data', (chunk: Buffer) => {
-      bytesOut += chunk.length;
-      if (bytesOut > this.options.maxBytes) req.destroy();
-    });
-    req.pipe(upstream);
-  }
-
-  /** Counts bytes both ways on a tunnel and cuts it past the byte or time cap. */
-  private meter(client: Socket, upstream: Socket, done: () => void) {
-    const counts = { in: 0, out: 0 };
-    const cut = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    const timer = setTimeout(cut, this.options.maxSeconds * 1000);
-    client.on('data', (chunk: Buffer) => {
-      counts.out += chunk.length;
-      if (counts.in + counts.out > this.options.maxBytes) cut();
-    });
-    upstream.on('data', (chunk: Buffer) => {
-      counts.in += chunk.length;
-      if (counts.in + counts.out > this.options.maxBytes) cut();
-    });
-    let finished = false;
-    const end = () => {
-      if (finished) return;
-      finished = true;
-      clearTimeout(timer);
-      cut();
-      done();
-    };
-    client.on('close', end);
-    upstream.on('close', end);
-    upstream.on('error', () => end());
-    return counts;
   }
 
   /** Answers 403 with the reason (the agent reads it in its tool's output) and records the refusal. */
@@ -311,7 +285,11 @@ export class EgressProxy {
       });
       to.res.end(body);
     }
-    const { started, ...rest } = refusal;
+    this.record(refusal);
+  }
+
+  /** Records a refusal. */
+  private record({ started, ...rest }: Refusal): void {
     this.options.record({
       ...rest,
       allowed: false,
