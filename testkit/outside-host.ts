@@ -5,11 +5,13 @@ import { SANDBOX_IMAGE } from './instance.js';
  * An "outside" web server for egress tests: a container on its own bridge network in a documentation
  * range. It must not be a server on this host: the egress proxy refuses the host's own addresses.
  * It answers `outside says hi to <path>`, or the page given for a path; `/big/<n>` sends n bytes and
- * `/slow` never finishes.
+ * `/slow` never finishes. With `tls`, the same pages over HTTPS too (CONNECT tunnels carry TLS only).
  */
 export interface OutsideHost {
   address: string;
   port: number;
+  /** The HTTPS port, when started with `tls`. */
+  tlsPort?: number;
   stop(): Promise<void>;
 }
 
@@ -19,13 +21,15 @@ const SERVER = `
 const http = require('http');
 const pages = JSON.parse(process.env.PAGES || '{}');
 const upstream = process.env.UPSTREAM;
-http.createServer((q, r) => {
+const serve = (q, r) => {
   const big = /^\\/big\\/(\\d+)$/.exec(q.url);
   if (big) return r.end('x'.repeat(Number(big[1])));
   if (q.url === '/slow') return r.write('starting…');
   if (!upstream) return r.end(pages[q.url] ?? 'outside says hi to ' + q.url + '\\n');
   http.get(upstream + q.url, (a) => a.pipe(r)).on('error', (e) => r.end('upstream failed: ' + e.message));
-}).listen(8080);
+};
+http.createServer(serve).listen(8080);
+if (process.env.TLS_KEY) require('https').createServer({ key: process.env.TLS_KEY, cert: process.env.TLS_CERT }, serve).listen(8443);
 `;
 
 export async function startOutsideHost(
@@ -37,6 +41,8 @@ export async function startOutsideHost(
     pages?: Record<string, string>;
     /** Relay requests to this port on the network's gateway (a server of the test on this host). */
     upstreamPort?: number;
+    /** Also serve HTTPS on 8443 with this key and certificate (PEM). */
+    tls?: { key: string; cert: string };
   },
 ): Promise<OutsideHost> {
   const gateway = options.subnet.replace(/\.0\/24$/, '.1');
@@ -64,6 +70,7 @@ export async function startOutsideHost(
     Env: [
       `PAGES=${JSON.stringify(options.pages ?? {})}`,
       ...(options.upstreamPort ? [`UPSTREAM=http://${gateway}:${options.upstreamPort}`] : []),
+      ...(options.tls ? [`TLS_KEY=${options.tls.key}`, `TLS_CERT=${options.tls.cert}`] : []),
     ],
     HostConfig: { NetworkMode: options.name, AutoRemove: false },
     NetworkingConfig: {
@@ -85,6 +92,7 @@ export async function startOutsideHost(
   return {
     address: options.address,
     port: 8080,
+    ...(options.tls ? { tlsPort: 8443 } : {}),
     async stop() {
       await container.remove({ force: true }).catch(() => undefined);
       await docker

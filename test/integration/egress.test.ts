@@ -1,3 +1,7 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDocker } from '../../sandbox/host/driver/docker-client.js';
 import { webConversationId } from '../../src/contracts/conversation/id.js';
@@ -22,7 +26,9 @@ import { startStack, testConfig } from '../helpers/stack.js';
 const docker = createDocker(undefined);
 const OUTSIDE = '198.51.100.10';
 const config = testConfig(testInstance('egress'), {
-  SANDBOT_NETWORK_RULES: 'web:net*=api.example.test,evil.example.test,meta.example.test',
+  // A grant without a port means 80 and 443: the outside's ports are named.
+  SANDBOT_NETWORK_RULES:
+    'web:net*=api.example.test:8080,api.example.test:8443,evil.example.test:8080,meta.example.test',
   SANDBOT_EGRESS_PORT: '0',
   SANDBOT_EGRESS_MAX_BYTES: '65536',
   SANDBOT_EGRESS_MAX_SECONDS: '3',
@@ -38,6 +44,7 @@ beforeAll(async () => {
     name: `sbx-outside-${process.pid}`,
     subnet: '198.51.100.0/24',
     address: OUTSIDE,
+    tls: selfSignedCertificate('api.example.test'),
   });
   outsidePort = outside.port;
   ollama = await startFakeOllama({ models: ['qwen2.5:7b'], script: shellModel });
@@ -63,11 +70,40 @@ afterAll(async () => {
 
 const ask = (session: string, command: string) => replyText(stack.url, session, command);
 
+/** A throwaway key and certificate for `host` (openssl, which setup installs). */
+function selfSignedCertificate(host: string): { key: string; cert: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'sbx-tls-'));
+  try {
+    execFileSync(
+      'openssl',
+      [
+        ...['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', `/CN=${host}`],
+        ...[
+          '-addext',
+          `subjectAltName=DNS:${host}`,
+          '-keyout',
+          join(dir, 'key.pem'),
+          '-out',
+          join(dir, 'cert.pem'),
+        ],
+      ],
+      { stdio: 'ignore' },
+    );
+    return {
+      key: readFileSync(join(dir, 'key.pem'), 'utf8'),
+      cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe('egress policy', () => {
   it('lets a granted sandbox reach its granted host through the proxy, plain and by CONNECT', async () => {
+    // CONNECT carries TLS only (its SNI is checked against the granted name): HTTPS to a self-signed host.
     const text = await ask(
       'net',
-      `curl -s http://api.example.test:${outsidePort}/plain; curl -s -p http://api.example.test:${outsidePort}/tunnel`,
+      `curl -s http://api.example.test:${outsidePort}/plain; curl -sk https://api.example.test:${outside.tlsPort}/tunnel`,
     );
     expect(text).toContain('outside says hi to /plain');
     expect(text).toContain('outside says hi to /tunnel');

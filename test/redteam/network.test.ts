@@ -35,7 +35,12 @@ const names: Record<string, string[]> = {
 };
 
 beforeAll(async () => {
-  const grants = ['evil', 'internal', 'mapped', 'docker', 'self'].map((n) => `${n}.example.test`);
+  // A grant without a port means 80 and 443: the attacks on the Docker API and Redis name their ports, so
+  // what refuses them is the address check, not the port.
+  const grants = [
+    ...['evil', 'internal', 'mapped', 'docker', 'self'].map((n) => `${n}.example.test`),
+    ...['docker.example.test:2375', 'self.example.test:2375', 'self.example.test:6379'],
+  ];
   ({ rt, gatewayPort } = await startNetworkRedteam('network', grants, (host) => names[host]));
   hostTrap = (await tcpTrap('0.0.0.0')) as Trap;
   dockerTrap = await dockerApiTrap();
