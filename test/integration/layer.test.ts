@@ -49,7 +49,7 @@ describe('SANDBOX_LAYER=gvisor', () => {
     expect(end.type).toBe('reply');
     const text = end.type === 'reply' ? end.text : '';
     expect(text).toContain('Starting gVisor');
-    expect(text).toMatch(/inbox\s+outbox/); // coreutils' ls works (the statx shim)
+    expect(text).toMatch(/inbox\s+(lost\+found\s+)?outbox/); // coreutils' ls works (the statx shim)
     expect(text).toContain(`nproc=${config.SANDBOX_PIDS}`);
     const [sandbox] = await sandboxDriverFromConfig(config).list();
     const info = await docker.getContainer(sandbox?.containerId ?? '').inspect();

@@ -40,9 +40,10 @@ beforeAll(async () => {
   });
   ollama = await startFakeOllama({ models: ['qwen2.5:7b'], script: skillModel });
   Object.assign(config, { OLLAMA_HOST: ollama.url });
-  // The skill declares two hosts; the admin approves only one.
-  await vetSkill(registryOf(config), weatherSkill(['api.example.test', 'other.example.test']), [
-    'api.example.test',
+  // The skill declares two hosts; the admin approves only one. The outside listens on 8080 (a grant
+  // without a port means 80 and 443).
+  await vetSkill(registryOf(config), weatherSkill(['api.example.test:8080', 'other.example.test:8080']), [
+    'api.example.test:8080',
   ]);
   stack = await startStack(config, {
     lookup: async () => [{ address: OUTSIDE, family: 4 }],

@@ -175,7 +175,11 @@ describe('red team: isolation', () => {
     for (const value of Object.values(rt.canaries)) expect(turn.text).not.toContain(value);
     const inspect = await rt.container(ATTACKER).inspect();
     expect(inspect.Mounts.map((m) => m.Destination).sort()).toEqual(['/session', '/workspace']);
-    expect(inspect.Mounts.every((m) => m.Type === 'volume')).toBe(true);
+    // Its own two volumes: named volumes, or (with the default disk caps) its own size-capped images,
+    // mounted from the sandbox disk folder. Nothing else of the host.
+    const own = (m: { Type: string; Source: string }) =>
+      m.Type === 'volume' || (m.Type === 'bind' && m.Source.startsWith(`${rt.config.SANDBOX_DISK_DIR}/`));
+    expect(inspect.Mounts.every(own)).toBe(true);
     await rt.auditedCall(ATTACKER, 'mounts-done');
     await rt.row(
       'read credentials from mounted files, secrets dirs, the Docker socket',

@@ -114,6 +114,14 @@ describe('skill scan: line rules', () => {
     const findings = scanText('README.md', 'See https://docs.example.test/guide', []);
     expect(findings).toEqual([expect.objectContaining({ rule: 'undeclared-host', severity: 'warning' })]);
   });
+
+  it('checks a port built at run time against the ports the manifest names for that host', () => {
+    const line = 'curl -s "http://api.example.test:${PORT}/forecast"';
+    expect(networkTargets(line)).toEqual([{ host: 'api.example.test', dynamicPort: true, scheme: 'http' }]);
+    expect(scanText('tool.sh', line, ['api.example.test:8080'])).toEqual([]);
+    expect(scanText('tool.sh', line, ['api.example.test'])).toEqual([]);
+    expect(rules(scanText('tool.sh', line, ['other.example.test:8080']))).toEqual(['undeclared-host']);
+  });
 });
 
 describe('skill scan: hosts and binaries', () => {

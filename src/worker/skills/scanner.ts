@@ -80,7 +80,7 @@ export function scanText(path: string, text: string, declared: readonly Grant[])
       }
     }
     for (const target of networkTargets(content)) {
-      if (isGranted(declared, target.host, target.port ?? defaultPort(target.scheme))) continue;
+      if (targetDeclared(declared, target)) continue;
       findings.push({
         rule: 'undeclared-host',
         severity: document ? 'warning' : 'critical',
@@ -94,9 +94,23 @@ export function scanText(path: string, text: string, declared: readonly Grant[])
   return findings;
 }
 
+/**
+ * Whether the manifest declares a target: on its port, or, when the code builds the port at run time
+ * (`http://host:${port}`), on any port the manifest names for that host.
+ */
+function targetDeclared(declared: readonly Grant[], target: NetworkTarget): boolean {
+  if (!target.dynamicPort) return isGranted(declared, target.host, target.port ?? defaultPort(target.scheme));
+  return declared.some((grant) => {
+    const port = Number(grant.split(':')[1] ?? defaultPort(target.scheme));
+    return isGranted([grant], target.host, port);
+  });
+}
+
 export interface NetworkTarget {
   host: string;
   port?: number;
+  /** The port is built at run time (`:${port}`): only the host can be checked. */
+  dynamicPort?: boolean;
   scheme?: string;
 }
 
@@ -104,18 +118,20 @@ export interface NetworkTarget {
 export function networkTargets(line: string): NetworkTarget[] {
   const found: NetworkTarget[] = [];
   const add = (host: string | undefined, port?: string, scheme?: string) => {
+    const dynamicPort = port !== undefined && !/^\d+$/.test(port);
     const name = (host ?? '').toLowerCase().replace(/\.$/, '');
     // A host built at run time ($HOST, {host}, %s) cannot be checked statically.
     if (!name || /[$%{}<>`\\]/.test(name) || !/^[a-z0-9.[\]:_-]+$/.test(name) || !/[a-z0-9]/.test(name))
       return;
     found.push({
       host: name.replace(/^\[|\]$/g, ''),
-      ...(port ? { port: Number(port) } : {}),
+      ...(port && !dynamicPort ? { port: Number(port) } : {}),
+      ...(dynamicPort ? { dynamicPort } : {}),
       ...(scheme ? { scheme } : {}),
     });
   };
   for (const m of line.matchAll(
-    /\b(https?|wss?|ftp|ftps|sftp|ssh|git|rsync|telnet):\/\/(?:[^\s/@'"`]+@)?(\[[0-9a-fA-F:.]+\]|[^\s/:'"`<>\\)\]}?#,;|]+)(?::(\d{1,5}))?/g,
+    /\b(https?|wss?|ftp|ftps|sftp|ssh|git|rsync|telnet):\/\/(?:[^\s/@'"`]+@)?(\[[0-9a-fA-F:.]+\]|[^\s/:'"`<>\\)\]}?#,;|]+)(?::(\d{1,5}|[$%{][^\s/'"`]*))?/g,
   )) {
     add(m[2], m[3], m[1]?.toLowerCase());
   }
