@@ -50,7 +50,12 @@ export function hostAllowed(
   if (isLoopback(name)) return true;
   const bind = bindHost.toLowerCase();
   if (!WILDCARDS.has(bind) && (name === bind || name === `[${bind}]`)) return true;
-  return allowedHosts.some((allowed) => hostName(allowed) === name);
+  return allowedHosts.some((allowed) => hostName(bracketed(allowed)) === name);
+}
+
+/** A bare IPv6 address in a setting (`fd00::1`) as a Host header writes it (`[fd00::1]`). */
+function bracketed(entry: string): string {
+  return !entry.startsWith('[') && entry.split(':').length > 2 ? `[${entry}]` : entry;
 }
 
 export type DoorSettings = Pick<

@@ -85,6 +85,8 @@ describe('DNS-rebinding guard', () => {
     expect(hostAllowed('sandbot.lan', '0.0.0.0', ['sandbot.lan:8787'])).toBe(true);
     expect(hostAllowed('sandbot.lan.attacker.example', '0.0.0.0', ['sandbot.lan'])).toBe(false);
     expect(hostAllowed('', '0.0.0.0', ['sandbot.lan'])).toBe(false);
+    expect(hostAllowed('[FD00::7]:8787', '::', ['fd00::7'])).toBe(true);
+    expect(hostAllowed('[fd00::8]:8787', '::', ['fd00::7'])).toBe(false);
   });
 
   it('answers names from SANDBOT_HTTP_ALLOWED_HOSTS on a loopback bind too', () => {
