@@ -5,11 +5,14 @@
 #     -v /var/run/docker.sock:/var/run/docker.sock \
 #     --group-add "$(stat -c %g /var/run/docker.sock)" \
 #     -e SANDBOT_REDIS_URL=redis://redis:6379 -e OLLAMA_HOST=http://ollama:11434 \
+#     -e SANDBOT_API_TOKEN="$(openssl rand -hex 32)" \
 #     -p 127.0.0.1:8787:8787 sandbot
 # The process runs as uid 1000, not root; --group-add gives it the socket's group. Whoever can use that
 # socket controls the host, so this container is trusted code: never mount the socket into a sandbox.
 # The sandbox image it starts is a separate image (sandbox/Dockerfile): build it on the engine with
 # `sandbot image build` (this image carries what that needs).
+# The web API listens on every interface of the container, so it needs a real API token: the placeholder
+# below makes the gateway refuse to start until SANDBOT_API_TOKEN is replaced (32+ random characters).
 #
 # Without a registry: docker build --build-arg BASE_IMAGE=sandbot-base:bookworm . (sandbox/base/build-base.sh)
 ARG BASE_IMAGE=node:20-bookworm-slim
@@ -33,7 +36,8 @@ RUN if [ -s /tmp/npm-ca.pem ]; then export NODE_EXTRA_CA_CERTS=/tmp/npm-ca.pem; 
 FROM ${BASE_IMAGE}
 LABEL sandbot.image=service
 ENV NODE_ENV=production \
-    SANDBOT_HTTP_HOST=0.0.0.0
+    SANDBOT_HTTP_HOST=0.0.0.0 \
+    SANDBOT_API_TOKEN=change-me-to-32-or-more-random-characters
 WORKDIR /app
 COPY --from=build /app/package.json /app/package-lock.json ./
 COPY --from=build /app/node_modules ./node_modules

@@ -2,8 +2,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../../src/contracts/config/schema.js';
 import { WebSessionName, webConversationId } from '../../src/contracts/conversation/id.js';
 import type { Logger } from '../../src/contracts/log/logger.js';
+import { type DoorSettings, guardDoor, isLoopback } from '../../src/gateway/http-auth.js';
 import { type HttpServer, sendError } from '../../src/gateway/http-server.js';
-import { bearerToken, hostAllowed, isLoopback, tokenMatches } from './auth.js';
 import { STREAM_ID } from './event-stream.js';
 import { describeIssues, postMessageBody, toInboundMessage } from './message-request.js';
 import { CHAT_PAGE_HEADERS, renderChatPage } from './page.js';
@@ -13,7 +13,7 @@ import { pipeSse } from './sse.js';
 export const EVENTS_ROUTE = '/api/conversations/:conversation/events';
 
 export interface WebRouteOptions {
-  config: Pick<Config, 'SANDBOT_API_TOKEN' | 'SANDBOT_MAX_MESSAGE_CHARS' | 'SANDBOT_HTTP_HOST'>;
+  config: Pick<Config, 'SANDBOT_MAX_MESSAGE_CHARS'> & DoorSettings;
   logger: Logger;
   /** Comment lines keep idle event streams open through proxies. */
   sseHeartbeatMs?: number;
@@ -28,12 +28,6 @@ type Scope = FastifyInstance;
 export function registerWebRoutes(http: HttpServer, web: WebAdapterDeps, options: WebRouteOptions): void {
   const { config } = options;
   const log = options.logger.child({ component: 'http' });
-  if (config.SANDBOT_API_TOKEN === undefined && !isLoopback(config.SANDBOT_HTTP_HOST)) {
-    log.warn(
-      { host: config.SANDBOT_HTTP_HOST },
-      'the web chat is reachable beyond this machine and SANDBOT_API_TOKEN is not set: anyone who reaches it can drive the agent',
-    );
-  }
   // A plugin scope: the guard hook covers these routes only.
   void http.register(async (scope) => {
     scope.addHook('onRequest', async (request, reply) => guard(request, reply, config));
@@ -47,29 +41,21 @@ export function registerWebRoutes(http: HttpServer, web: WebAdapterDeps, options
   });
 }
 
-async function guard(
+/**
+ * The page is open (it holds no data and asks for the token); the API needs the token when one is set,
+ * and always beyond loopback (where the gateway refuses to start without one: fail closed regardless).
+ */
+function guard(
   request: FastifyRequest,
   reply: FastifyReply,
   config: WebRouteOptions['config'],
 ): Promise<FastifyReply | undefined> {
   const route = request.routeOptions.url;
-  if (!hostAllowed(request.headers.host, config.SANDBOT_HTTP_HOST)) {
-    return sendError(reply, 403, 'this server answers only to localhost names (DNS-rebinding guard)');
-  }
-  const token = config.SANDBOT_API_TOKEN;
-  if (token === undefined || route === '/') return;
-  const presented =
-    bearerToken(request.headers.authorization) ?? (route === EVENTS_ROUTE ? queryToken(request) : undefined);
-  if (!tokenMatches(presented, token)) {
-    reply.header('www-authenticate', 'Bearer');
-    return sendError(
-      reply,
-      401,
-      route === EVENTS_ROUTE
-        ? 'missing or wrong API token: send "Authorization: Bearer <token>" or add ?token=<token>'
-        : 'missing or wrong API token: send "Authorization: Bearer <token>" (the SANDBOT_API_TOKEN)',
-    );
-  }
+  return guardDoor(request, reply, config, {
+    tokenRequired:
+      route !== '/' && (config.SANDBOT_API_TOKEN !== undefined || !isLoopback(config.SANDBOT_HTTP_HOST)),
+    queryToken: route === EVENTS_ROUTE,
+  });
 }
 
 function registerPostMessage(scope: Scope, web: WebAdapterDeps, log: Logger, maxChars: number): void {
@@ -121,11 +107,6 @@ function registerEventStream(scope: Scope, web: WebAdapterDeps, log: Logger, hea
       });
     },
   );
-}
-
-function queryToken(request: FastifyRequest): string | undefined {
-  const token = (request.query as Record<string, unknown> | undefined)?.token;
-  return typeof token === 'string' ? token : undefined;
 }
 
 /** The header EventSource sends on reconnect; the query form lets a reloaded page resume too. */

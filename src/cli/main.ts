@@ -31,11 +31,10 @@ program
     runService(async (config, logger) => {
       // Both loaded at once (their file reads overlap); the worker starts first, as before: a worker
       // that refuses its layer stops `up` before the gateway takes any message.
-      const [{ startWorker }, { startGateway }, { createChatAdapters }] = await Promise.all([
-        workerModule(),
-        gatewayModule(),
-        adaptersModule(),
-      ]);
+      const [{ startWorker }, { startGateway, assertGatewayMayStart }, { createChatAdapters }] =
+        await Promise.all([workerModule(), gatewayModule(), adaptersModule()]);
+      // The gateway's refusals (an open port, open allowlists) come before the worker starts sandboxes.
+      assertGatewayMayStart(config);
       const worker = await startWorker(config, logger);
       const gateway = await startGateway(config, logger, createChatAdapters);
       console.log(`sandbot is up: ${gateway.url}`);

@@ -7,6 +7,7 @@ import Fastify, {
 } from 'fastify';
 import type { Config } from '../contracts/config/schema.js';
 import type { Logger } from '../contracts/log/logger.js';
+import { type DoorSettings, guardDoor, probesNeedToken } from './http-auth.js';
 
 /** What `/readyz` reports: each dependency the gateway needs, and whether all are usable. */
 export interface HealthReport {
@@ -15,7 +16,7 @@ export interface HealthReport {
 }
 
 export interface HttpServerOptions {
-  config: Pick<Config, 'SANDBOT_MAX_MESSAGE_CHARS'>;
+  config: Pick<Config, 'SANDBOT_MAX_MESSAGE_CHARS'> & DoorSettings;
   logger: Logger;
   health: () => Promise<HealthReport>;
 }
@@ -93,17 +94,24 @@ export function createHttpServer(options: HttpServerOptions) {
     sendError(reply, 404, `no route ${request.method} ${request.url.split('?')[0]}`),
   );
 
+  // Says nothing but "up": open to any Host and without the token (orchestrators probe it by address).
   app.get('/healthz', async () => ({ status: 'ok' }));
 
-  app.get('/readyz', async (_request, reply) => {
-    const report = await options.health().catch(
-      (error: unknown): HealthReport => ({
-        ok: false,
-        checks: { health: { ok: false, detail: String(error) } },
-      }),
-    );
-    return reply.code(report.ok ? 200 : 503).send({ status: report.ok ? 'ready' : 'not ready', ...report });
-  });
+  // Readiness names the dependencies and their errors: the Host guard, and the token beyond loopback.
+  const probeDoor = { tokenRequired: probesNeedToken(config) };
+  app.get(
+    '/readyz',
+    { onRequest: (request, reply) => guardDoor(request, reply, config, probeDoor) },
+    async (_request, reply) => {
+      const report = await options.health().catch(
+        (error: unknown): HealthReport => ({
+          ok: false,
+          checks: { health: { ok: false, detail: String(error) } },
+        }),
+      );
+      return reply.code(report.ok ? 200 : 503).send({ status: report.ok ? 'ready' : 'not ready', ...report });
+    },
+  );
 
   return app;
 }

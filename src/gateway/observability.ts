@@ -58,7 +58,7 @@ export function observeGateway(options: {
     /** A conversation's recent activity from its audit file, for `status`. */
     activity: (conversation: ConversationId): Promise<ActivitySummary | undefined> =>
       summarizeConversation(audit.journal, conversation),
-    register: (app: HttpServer) => registerMetricsRoute(app),
+    register: (app: HttpServer) => registerMetricsRoute(app, config),
     async stop() {
       unregister();
       await audit.stop();

@@ -10,6 +10,9 @@ import { chatServices } from './chat-services.js';
 import { createHttpServer } from './http-server.js';
 import { observeGateway } from './observability.js';
 import { OutboundDispatcher } from './outbound-dispatcher.js';
+import { assertGatewayMayStart } from './start-checks.js';
+
+export { assertGatewayMayStart };
 
 export interface RunningGateway {
   /** The address the HTTP server listens on, e.g. http://127.0.0.1:8787. */
@@ -26,6 +29,7 @@ export async function startGateway(
   logger: Logger,
   createAdapters: ChatAdapterFactory,
 ): Promise<RunningGateway> {
+  assertGatewayMayStart(config); // before anything connects: an open door is refused, not warned about
   const log = logger.child({ role: 'gateway' });
   const connection = createRedis(config.SANDBOT_REDIS_URL, `${config.SANDBOT_INSTANCE}-gateway`);
   // Submits from HTTP must fail fast (503) when Redis is down, not hang the request.

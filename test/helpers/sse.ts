@@ -70,10 +70,16 @@ export async function openSse(url: string, headers: Record<string, string> = {})
   };
 }
 
-export async function postMessage(baseUrl: string, conversation: string, text: string, user = 'tester') {
+export async function postMessage(
+  baseUrl: string,
+  conversation: string,
+  text: string,
+  user = 'tester',
+  headers: Record<string, string> = {},
+) {
   const response = await fetch(`${baseUrl}/api/messages`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...headers },
     body: JSON.stringify({ conversation, user, text }),
   });
   if (response.status !== 202)

@@ -35,6 +35,9 @@ export function testConfig(instance: string, overrides: Record<string, string> =
     SANDBOT_AUDIT_DIR: join(tmpdir(), 'sandbot-test-audit'),
     // Size-capped volumes are on by default; their images go to the temp dir too.
     SANDBOX_DISK_DIR: join(tmpdir(), 'sandbot-test-volumes'),
+    // The fake Slack and Discord stacks rely on open allowlists (the gateway refuses those unless told).
+    SLACK_ALLOW_ALL: 'true',
+    DISCORD_ALLOW_ALL: 'true',
     ...overrides,
   });
 }

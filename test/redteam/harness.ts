@@ -98,9 +98,11 @@ export async function startRedteam(label: string, options: RedteamOptions = {}) 
 
     /** Sends one message and waits for the turn's reply or error. */
     async ask(session: string, text: string, timeoutMs = 60_000): Promise<TurnResult> {
-      const sse = await openSse(`${stack.url}/api/conversations/${session}/events`);
+      const token = config.SANDBOT_API_TOKEN;
+      const auth: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+      const sse = await openSse(`${stack.url}/api/conversations/${session}/events`, auth);
       try {
-        await postMessage(stack.url, session, text);
+        await postMessage(stack.url, session, text, 'tester', auth);
         const end = await sse.waitFor((e) => e.type === 'reply' || e.type === 'error', timeoutMs);
         return end.type === 'reply'
           ? { kind: 'reply', text: end.text, events: [...sse.events] }

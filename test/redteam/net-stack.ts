@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { expect } from 'vitest';
 import type { Lookup } from '../../src/worker/egress/proxy.js';
 import { UNDER_GVISOR } from '../helpers/stack.js';
@@ -47,6 +48,8 @@ export async function startNetworkRedteam(
       SANDBOT_NETWORK_RULES: `web:net-*=${grants.join(',')}`,
       SANDBOT_EGRESS_PORT: '0',
       SANDBOT_HTTP_HOST: '0.0.0.0',
+      // Beyond loopback the gateway needs a real token (issue #18); the attacks never learn it.
+      SANDBOT_API_TOKEN: randomBytes(24).toString('hex'),
       // Many refusals per attack here; the refusal tripwire has its own attack (injection).
       SANDBOT_TRIPWIRE_EGRESS_REFUSALS: '1000',
       ...settings,

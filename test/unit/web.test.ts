@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
 import { Script } from 'node:vm';
 import { describe, expect, it } from 'vitest';
-import { bearerToken, hostAllowed, tokenMatches } from '../../adapters/web/auth.js';
 import { webChatEnabled } from '../../adapters/web/enabled.js';
 import { describeIssues, postMessageBody, toInboundMessage } from '../../adapters/web/message-request.js';
 import { CHAT_PAGE_HEADERS, renderChatPage } from '../../adapters/web/page.js';
 import { CHAT_PAGE_SCRIPT } from '../../adapters/web/page-script.js';
 import { formatSseComment, formatSseEvent } from '../../adapters/web/sse.js';
 import { webConversationId } from '../../src/contracts/conversation/id.js';
+import { bearerToken, hostAllowed, tokenMatches } from '../../src/gateway/http-auth.js';
 
 describe('POST /api/messages body', () => {
   const schema = postMessageBody(10);
@@ -74,8 +74,24 @@ describe('DNS-rebinding guard', () => {
     expect(hostAllowed('evil.example', 'localhost')).toBe(false);
   });
 
-  it('is off when bound to another address', () => {
-    expect(hostAllowed('sandbot.lan:8787', '0.0.0.0')).toBe(true);
+  it('guards every bind address: loopback names, the bind address itself and SANDBOT_HTTP_ALLOWED_HOSTS', () => {
+    expect(hostAllowed('sandbot.lan:8787', '0.0.0.0')).toBe(false);
+    expect(hostAllowed('0.0.0.0:8787', '0.0.0.0')).toBe(false);
+    expect(hostAllowed('localhost:8787', '0.0.0.0')).toBe(true);
+    expect(hostAllowed('[::1]:8787', '::')).toBe(true);
+    expect(hostAllowed('192.168.1.5:8787', '192.168.1.5')).toBe(true);
+    expect(hostAllowed('[fd00::5]:8787', 'fd00::5')).toBe(true);
+    expect(hostAllowed('Sandbot.LAN:8787', '0.0.0.0', ['sandbot.lan'])).toBe(true);
+    expect(hostAllowed('sandbot.lan', '0.0.0.0', ['sandbot.lan:8787'])).toBe(true);
+    expect(hostAllowed('sandbot.lan.attacker.example', '0.0.0.0', ['sandbot.lan'])).toBe(false);
+    expect(hostAllowed('', '0.0.0.0', ['sandbot.lan'])).toBe(false);
+    expect(hostAllowed('[FD00::7]:8787', '::', ['fd00::7'])).toBe(true);
+    expect(hostAllowed('[fd00::8]:8787', '::', ['fd00::7'])).toBe(false);
+  });
+
+  it('answers names from SANDBOT_HTTP_ALLOWED_HOSTS on a loopback bind too', () => {
+    expect(hostAllowed('sandbot.test:8787', '127.0.0.1', ['sandbot.test'])).toBe(true);
+    expect(hostAllowed('rebind.attacker.example', '127.0.0.1', ['sandbot.test'])).toBe(false);
   });
 });
 

@@ -17,6 +17,11 @@ const list = z
       .map((item) => item.trim())
       .filter(Boolean),
   );
+/** "true" or "false" (unset: false). */
+const flag = z
+  .enum(['true', 'false'])
+  .default('false')
+  .transform((v) => v === 'true');
 const optionalSecret = z
   .string()
   .optional()
@@ -190,12 +195,17 @@ export const ConfigSchema = z.object({
     .string()
     .min(1)
     .default('127.0.0.1')
-    .describe('Address the gateway’s HTTP server binds.'),
+    .describe(
+      'Address the gateway’s HTTP server binds. Any address but loopback needs SANDBOT_API_TOKEN (32+ characters), or the gateway refuses to start.',
+    ),
   SANDBOT_HTTP_PORT: int(0, 65_535)
     .default(8787)
     .describe('Port of the gateway’s HTTP server (web chat, API, health).'),
+  SANDBOT_HTTP_ALLOWED_HOSTS: list.describe(
+    'Host names (Host header) the web chat, /readyz and /metrics answer besides localhost, 127.0.0.1, [::1] and the bind address, comma-separated (DNS-rebinding guard).',
+  ),
   SANDBOT_API_TOKEN: optionalSecret.describe(
-    'When set, the web API requires "Authorization: Bearer <token>".',
+    'When set, the web API requires "Authorization: Bearer <token>"; /readyz and /metrics too when SANDBOT_HTTP_HOST is not loopback, where it is required (32+ characters, e.g. `openssl rand -hex 32`).',
   ),
   SANDBOT_WEB_CHAT: z
     .enum(['auto', 'on', 'off'])
@@ -228,6 +238,9 @@ export const ConfigSchema = z.object({
     'Slack channel ids allowed, comma-separated (empty: all; DMs count as channels).',
   ),
   SLACK_ALLOWED_USERS: list.describe('Slack user ids allowed, comma-separated (empty: all).'),
+  SLACK_ALLOW_ALL: flag.describe(
+    'With SLACK_BOT_TOKEN set and all three Slack allowlists empty, the gateway starts only when this is true: anyone in any workspace that adds the app may use the agent.',
+  ),
   SLACK_ADMIN_USERS: list.describe('Slack user ids allowed admin commands (kill, network), comma-separated.'),
   DISCORD_TOKEN: optionalSecret.describe('Discord bot token; enables the Discord adapter.'),
   DISCORD_APPLICATION_ID: optionalSecret.describe('Discord application id (needed with DISCORD_TOKEN).'),
@@ -244,6 +257,9 @@ export const ConfigSchema = z.object({
     'Discord channel ids allowed (a thread counts as its parent), comma-separated (empty: all).',
   ),
   DISCORD_ALLOWED_ROLES: list.describe('Discord role ids allowed, comma-separated (empty: everyone).'),
+  DISCORD_ALLOW_ALL: flag.describe(
+    'With DISCORD_TOKEN set and all three Discord allowlists empty, the gateway starts only when this is true: anyone in any server that adds the bot may use the agent.',
+  ),
   DISCORD_ADMIN_ROLE: optionalSecret.describe('Discord role id for /kill, /network and /run.'),
   SANDBOT_AUDIT_DIR: z
     .string()
@@ -252,11 +268,9 @@ export const ConfigSchema = z.object({
     .describe(
       'Audit log directory: one hash-chained JSONL file per conversation (never mounted into a sandbox).',
     ),
-  SANDBOT_AUDIT_CONTENT: z
-    .enum(['true', 'false'])
-    .default('false')
-    .transform((v) => v === 'true')
-    .describe('Also record message texts and model request/response content in the audit log.'),
+  SANDBOT_AUDIT_CONTENT: flag.describe(
+    'Also record message texts and model request/response content in the audit log.',
+  ),
   SANDBOT_AUDIT_RETENTION_DAYS: int(1, 36_500)
     .default(90)
     .describe('Delete a conversation’s audit file this many days after its last event.'),
