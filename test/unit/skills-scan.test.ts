@@ -116,7 +116,7 @@ describe('skill scan: line rules', () => {
   });
 
   it('checks a port built at run time against the ports the manifest names for that host', () => {
-    const line = 'curl -s "http://api.example.test:${PORT}/forecast"';
+    const line = `curl -s "http://api.example.test:\${PORT}/forecast"`;
     expect(networkTargets(line)).toEqual([{ host: 'api.example.test', dynamicPort: true, scheme: 'http' }]);
     expect(scanText('tool.sh', line, ['api.example.test:8080'])).toEqual([]);
     expect(scanText('tool.sh', line, ['api.example.test'])).toEqual([]);
