@@ -58,6 +58,8 @@ function up(settings: Record<string, string>): {
       SANDBOT_WEB_CHAT: 'on',
       SANDBOT_LOG_LEVEL: 'warn',
       SANDBOT_AUDIT_DIR: join(tmpdir(), 'sandbot-test-audit'),
+      // Where cleanInstance looks for this instance's capped volumes (testConfig's folder).
+      SANDBOX_DISK_DIR: join(tmpdir(), 'sandbot-test-volumes'),
       OLLAMA_HOST: ollama.url,
       ...settings,
     },
