@@ -13,7 +13,7 @@ import type { PostureFacts } from '../shared/posture/posture.js';
  * (the engine down) are left out; the pure judging is in shared/posture/posture.ts.
  */
 
-type Settings = Pick<
+export type HostPostureSettings = Pick<
   Config,
   | 'SANDBOX_LAYER'
   | 'SANDBOX_RUNTIME'
@@ -31,7 +31,7 @@ interface EngineInfo {
 }
 
 export async function probeHostPosture(
-  config: Settings,
+  config: HostPostureSettings,
   docker: Dockerode,
   timeoutMs = 5000,
 ): Promise<Pick<PostureFacts, 'layer' | 'engine'>> {

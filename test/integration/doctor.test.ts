@@ -79,7 +79,9 @@ describe('sandbot doctor', () => {
       [CHECK_NAMES.model, true],
     ]);
     expect(report.ok).toBe(true);
-    expect(byName(report.checks, CHECK_NAMES.redis).detail).toMatch(/^PONG from redis:\/\/127\.0\.0\.1:6379/);
+    expect(byName(report.checks, CHECK_NAMES.redis).detail).toMatch(
+      /^PONG from redis:\/\/([^@]*@)?127\.0\.0\.1:6379/,
+    );
     expect(byName(report.checks, CHECK_NAMES.image).detail).toContain(SANDBOX_IMAGE);
     // The layer in force, and a container of the sandbox image really run under its runtime.
     expect(byName(report.checks, CHECK_NAMES.layer).detail).toMatch(

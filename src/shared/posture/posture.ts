@@ -59,8 +59,12 @@ export function postureFindings(config: PostureSettings, facts: PostureFacts = {
     ...engineFindings(config, facts.engine, facts.layer),
     ...grantFindings(config),
   ];
-  return found.sort((a, b) => ORDER[a.severity] - ORDER[b.severity]);
+  return bySeverity(found);
 }
+
+/** The most severe first (stable: same severity keeps its order). */
+export const bySeverity = (findings: readonly Finding[]) =>
+  [...findings].sort((a, b) => ORDER[a.severity] - ORDER[b.severity]);
 
 export const hasHigh = (findings: readonly Finding[]) => findings.some((f) => f.severity === 'high');
 

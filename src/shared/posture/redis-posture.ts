@@ -52,7 +52,7 @@ function unauthenticatedReply(url: URL, timeoutMs: number): Promise<string | und
 }
 
 async function configuredBind(url: string, timeoutMs: number): Promise<string[] | undefined> {
-  const redis = new Redis(url, {
+  const client = new Redis(url, {
     lazyConnect: true,
     connectTimeout: timeoutMs,
     commandTimeout: timeoutMs,
@@ -60,16 +60,16 @@ async function configuredBind(url: string, timeoutMs: number): Promise<string[] 
     enableReadyCheck: false,
     retryStrategy: () => null,
   });
-  redis.on('error', () => undefined);
+  client.on('error', () => undefined);
   try {
-    await redis.connect();
-    const answer = (await redis.call('CONFIG', 'GET', 'bind')) as string[];
+    await client.connect();
+    const answer = (await client.call('CONFIG', 'GET', 'bind')) as string[];
     const value = answer[1];
     // An empty bind (Redis before 6.2 had no default) listens on every address.
     return value === undefined ? undefined : value.trim() ? value.trim().split(/\s+/) : ['*'];
   } catch {
     return undefined;
   } finally {
-    redis.disconnect();
+    client.disconnect();
   }
 }
