@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs and starts what sandbot needs on a Debian/Ubuntu machine, then builds it:
-# Redis and a Docker engine (from Debian's packages), gVisor registered with the engine, npm
+# Redis (with a password, in .env) and a Docker engine (from Debian's packages), gVisor registered with the engine, npm
 # dependencies, the TypeScript build, the sandbox image (from a public base image where a registry
 # answers, else from a local root filesystem), and the micro-VM guest where the host has hardware
 # virtualization: the layers SANDBOX_LAYER=auto chooses from.
@@ -46,12 +46,9 @@ if [ ${#vm_missing[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${vm_missing[@]}" >/dev/null
 fi
 
-if ! redis-cli ping >/dev/null 2>&1; then
-  log "starting redis-server (append-only persistence in /var/lib/redis)"
-  as_root mkdir -p /var/lib/redis
-  as_root redis-server --daemonize yes --appendonly yes --dir /var/lib/redis >/dev/null
-  wait_for 20 "redis-server" redis-cli ping
-fi
+# Redis behind a password (an ACL user whose URL goes to .env, mode 0600); one already running is left
+# as it is, and `sandbot doctor --security` says when it is open.
+bash scripts/setup-redis.sh 6379 /var/lib/redis .env
 
 # Register runsc with the local engine (merged into daemon.json, only when it has no "runsc" yet; an
 # entry of the operator's is kept, and `sandbot doctor` says if it does not suit).

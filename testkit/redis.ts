@@ -1,7 +1,15 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { parseEnv } from 'node:util';
 import { Redis } from 'ioredis';
 
-export const REDIS_URL = process.env.SANDBOT_REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** The environment's, else `.env`'s (where scripts/setup.sh puts the password of a Redis it started). */
+export const REDIS_URL = process.env.SANDBOT_REDIS_URL ?? envFileUrl('.env') ?? 'redis://127.0.0.1:6379';
+
+function envFileUrl(file: string): string | undefined {
+  if (!existsSync(file)) return undefined;
+  return parseEnv(readFileSync(file, 'utf8')).SANDBOT_REDIS_URL || undefined;
+}
 
 /** A unique instance name per test file, so files can share one Redis and one engine. */
 export function testInstance(label: string): string {

@@ -8,11 +8,14 @@ import Fastify, {
 import type { Config } from '../contracts/config/schema.js';
 import type { Logger } from '../contracts/log/logger.js';
 import { type DoorSettings, guardDoor, probesNeedToken } from './http-auth.js';
+import type { SecuritySection } from './security-section.js';
 
 /** What `/readyz` reports: each dependency the gateway needs, and whether all are usable. */
 export interface HealthReport {
   ok: boolean;
   checks: Record<string, { ok: boolean; detail?: string }>;
+  /** Weakened settings (security-section.ts): shown, never counted against readiness. */
+  security?: SecuritySection;
 }
 
 export interface HttpServerOptions {

@@ -13,6 +13,7 @@ import type { ChatAdapter, Platform } from './chat-adapter.js';
 import type { HealthReport, HttpServer } from './http-server.js';
 import { registerMetricsRoute } from './metrics-route.js';
 import { checkReadiness } from './readiness.js';
+import { redisPostureCache, securitySection } from './security-section.js';
 
 /** Each readiness probe's time limit: /readyz answers within about this long, whatever is down. */
 const READY_TIMEOUT_MS = 2000;
@@ -34,6 +35,7 @@ export function observeGateway(options: {
   const audit = new AuditLog(options.probe, config, options.logger);
   audit.start();
   const workers = workerReports(options.probe, config.SANDBOT_INSTANCE);
+  const redisPosture = redisPostureCache(config.SANDBOT_REDIS_URL);
   const unregister = sandbotMetrics().source('queueDepth', config.SANDBOT_INSTANCE, () =>
     queueDepth(connection, store, config.SANDBOT_INSTANCE),
   );
@@ -41,19 +43,21 @@ export function observeGateway(options: {
     audit,
     /**
      * `/readyz`: Redis, then the container engine, Ollama and the sandbox layers as the live workers
-     * report them (see layer-report.ts), and each chat connection.
+     * report them (see layer-report.ts), and each chat connection; and the security posture.
      */
     health: async (adapters: ReadonlyMap<Platform, ChatAdapter>): Promise<HealthReport> => {
-      const [report, reported] = await Promise.all([
+      const [report, reported, redis] = await Promise.all([
         checkReadiness({ redis: (signal) => pingRedis(options.probe, signal) }, {}, READY_TIMEOUT_MS),
         workers.read(READY_TIMEOUT_MS),
+        redisPosture(READY_TIMEOUT_MS).catch(() => undefined),
       ]);
       const checks = {
         ...report.checks,
         ...workerReadiness(config.SANDBOX_LAYER, reported, Date.now()),
         ...Object.fromEntries([...adapters.values()].map((a) => [a.platform, a.health()])),
       };
-      return { ok: Object.values(checks).every((c) => c.ok), checks };
+      const security = securitySection(config, reported, redis, Date.now());
+      return { ok: Object.values(checks).every((c) => c.ok), checks, security };
     },
     /** A conversation's recent activity from its audit file, for `status`. */
     activity: (conversation: ConversationId): Promise<ActivitySummary | undefined> =>

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../contracts/config/schema.js';
 import { type LayerPublisher, publishWorkerLayer, type WorkerLayer } from '../shared/stores/layer-report.js';
 import { ModelBroker } from './broker/model-broker.js';
+import { type HostPostureSettings, probeHostPosture } from './posture-probe.js';
 
 /** Each check's time limit, as `/readyz` had when the gateway ran them itself. */
 const CHECK_TIMEOUT_MS = 2000;
@@ -13,11 +14,11 @@ const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 /**
  * Reports into Redis, until stopped, what `/readyz` on any gateway shows of this worker: its sandbox
  * layer, whether its sandboxes' engine answers, and the `docker` (engine at DOCKER_HOST) and `ollama`
- * checks. Resolves once the first report is written.
+ * checks, and the host's part of the security posture. Resolves once the first report is written.
  */
 export async function reportWorkerHealth(options: {
   redis: Redis;
-  config: Pick<Config, 'SANDBOT_INSTANCE' | 'DOCKER_HOST' | 'OLLAMA_HOST'>;
+  config: Pick<Config, 'SANDBOT_INSTANCE' | 'DOCKER_HOST' | 'OLLAMA_HOST'> & HostPostureSettings;
   workerId: string;
   layer: Omit<WorkerLayer, 'at' | 'engine' | 'checks'>;
   hostEngine: Dockerode;
@@ -25,11 +26,17 @@ export async function reportWorkerHealth(options: {
 }): Promise<LayerPublisher> {
   const { config } = options;
   const broker = new ModelBroker({ host: config.OLLAMA_HOST, timeoutMs: CHECK_TIMEOUT_MS });
+  // Once, at start: the host's strongest layer and the engine's version and user namespaces.
+  const host = await probeHostPosture(config, options.hostEngine, CHECK_TIMEOUT_MS);
+  const posture = {
+    ...(host.layer?.strongest ? { strongest: host.layer.strongest } : {}),
+    ...(host.engine ? { engine: { ...host.engine, version: host.engine.version.slice(0, 100) } } : {}),
+  };
   const publisher = publishWorkerLayer(
     options.redis,
     config.SANDBOT_INSTANCE,
     options.workerId,
-    options.layer,
+    { ...options.layer, posture },
     {
       engine: () => options.sandboxEngine.ping(),
       checks: {

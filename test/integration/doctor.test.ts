@@ -13,9 +13,9 @@ import type { Config } from '../../src/contracts/config/schema.js';
 import type { DoctorCheck } from '../../src/contracts/doctor/check.js';
 import { type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
 import { SANDBOX_IMAGE } from '../../testkit/instance.js';
+import { REDIS_URL } from '../../testkit/redis.js';
 
-// Real Redis (127.0.0.1:6379), the real Docker engine, and the fake Ollama.
-const REDIS_URL = 'redis://127.0.0.1:6379';
+// Real Redis (testkit's REDIS_URL), the real Docker engine, and the fake Ollama.
 const MODEL = 'qwen2.5:7b';
 const docker = new Docker();
 const probeImage = `sandbot-doctor-probe:${randomBytes(4).toString('hex')}`;
@@ -79,7 +79,9 @@ describe('sandbot doctor', () => {
       [CHECK_NAMES.model, true],
     ]);
     expect(report.ok).toBe(true);
-    expect(byName(report.checks, CHECK_NAMES.redis).detail).toMatch(/^PONG from redis:\/\/127\.0\.0\.1:6379/);
+    expect(byName(report.checks, CHECK_NAMES.redis).detail).toMatch(
+      /^PONG from redis:\/\/([^@]*@)?127\.0\.0\.1:6379/,
+    );
     expect(byName(report.checks, CHECK_NAMES.image).detail).toContain(SANDBOX_IMAGE);
     // The layer in force, and a container of the sandbox image really run under its runtime.
     expect(byName(report.checks, CHECK_NAMES.layer).detail).toMatch(

@@ -13,7 +13,7 @@ import { reportWorkerHealth } from '../../src/worker/health-report.js';
 import { startWorker } from '../../src/worker/start-worker.js';
 import { type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
 import { cleanInstance } from '../../testkit/instance.js';
-import { testInstance } from '../../testkit/redis.js';
+import { REDIS_URL, testInstance } from '../../testkit/redis.js';
 import { testConfig } from '../helpers/stack.js';
 
 /**
@@ -98,10 +98,12 @@ async function ready(url: string) {
 
 /** A TCP relay to the real Redis that can be cut (listener closed, connections dropped) and restored. */
 async function redisRelay() {
+  // The real Redis, its credentials (setup's password) carried over to the relay's URL.
+  const target = new URL(REDIS_URL);
   const sockets = new Set<Socket>();
   const serve = (): Server =>
     createServer((client) => {
-      const upstream = connect(6379, '127.0.0.1');
+      const upstream = connect(Number(target.port || 6379), target.hostname);
       for (const socket of [client, upstream]) {
         sockets.add(socket);
         socket.on('close', () => sockets.delete(socket));
@@ -117,8 +119,11 @@ async function redisRelay() {
       server.close(() => resolve());
       for (const socket of sockets) socket.destroy();
     });
+  const relayed = new URL(REDIS_URL);
+  relayed.hostname = '127.0.0.1';
+  relayed.port = String(port);
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: relayed.toString(),
     cut: drop,
     async restore() {
       server = serve();
@@ -140,6 +145,8 @@ describe('GET /readyz', () => {
         ollama: { ok: true, detail: expect.stringMatching(/^Ollama \d/) },
         web: { ok: true },
       },
+      // The posture report for the console: never counted against readiness.
+      security: { high: expect.any(Number), findings: expect.any(Array) },
     });
   });
 

@@ -10,10 +10,11 @@ import { webConversationId } from '../../src/contracts/conversation/id.js';
 import { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
 import { webKeys } from '../../src/contracts/redis/keys.js';
 import { createHttpServer } from '../../src/gateway/http-server.js';
+import { REDIS_URL } from '../../testkit/redis.js';
 
 // Outbound events through the real Redis stream and the real SSE route, read by a real HTTP client.
 const instance = `t-web-${randomBytes(4).toString('hex')}`;
-const redis = new Redis('redis://127.0.0.1:6379', { maxRetriesPerRequest: 1 });
+const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
 const events = new WebEventStream(redis, instance, { blockMs: 1000 });
 let base = '';
 let close: () => Promise<void>;

@@ -11,11 +11,12 @@ import { ConfigSchema } from '../../src/contracts/config/schema.js';
 import { webConversationId } from '../../src/contracts/conversation/id.js';
 import { InboundMessage } from '../../src/contracts/protocol/inbound.js';
 import { createHttpServer } from '../../src/gateway/http-server.js';
+import { REDIS_URL } from '../../testkit/redis.js';
 
 // The web API against a real listening server and real Redis. What reaches the queue port is recorded
 // in a Redis list, so the test asserts what the queue would actually receive.
 const instance = `t-web-${randomBytes(4).toString('hex')}`;
-const redis = new Redis('redis://127.0.0.1:6379', { maxRetriesPerRequest: 1 });
+const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
 const logger = pino({ level: 'silent' });
 const health = async () => ({ ok: true, checks: {} });
 const TOKEN = 'tok-0123456789';

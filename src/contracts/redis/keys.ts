@@ -66,7 +66,10 @@ export const instanceKeys = (instance: string) => ({
   control: `${instance}:control`,
   /** Worker reports: the sandbox layer each live worker runs under (HASH worker id → JSON). */
   layers: `${instance}:layers`,
-  /** The egress proxy's secret for conversations' proxy credentials; the first worker sets it. */
+  /**
+   * Where older versions kept the egress proxy's HMAC key (readable with a gateway's credentials): now
+   * each worker keeps its own in memory and deletes this.
+   */
   egressSecret: `${instance}:egress:secret`,
   /** A warm pool's liveness mark; expires when its worker stops renewing it. */
   poolOwner: (owner: string) => `${instance}:pool-owner:${owner}`,

@@ -28,6 +28,13 @@ export const WorkerLayer = z.object({
   checks: z
     .record(z.string(), z.object({ ok: z.boolean(), detail: z.string().max(300).optional() }))
     .optional(),
+  /** For `/readyz`'s security section: the strongest layer this host runs, and the engine's posture. */
+  posture: z
+    .object({
+      strongest: z.enum(['container', 'gvisor', 'microvm']).optional(),
+      engine: z.object({ version: z.string().max(100), userns: z.boolean() }).optional(),
+    })
+    .optional(),
   at: z.number(),
 });
 export type WorkerLayer = z.infer<typeof WorkerLayer>;

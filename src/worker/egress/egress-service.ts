@@ -50,6 +50,10 @@ export interface EgressServiceOptions {
  * proxy. If any part cannot be set up (no root, no iptables), grants are refused with the reason; a
  * sandbox never gets a network without the proxy in front of it. A sandbox is identified by proxy
  * credentials only it holds (an HMAC of its conversation id), not by its address, which may be reused.
+ * The HMAC key lives in this worker's memory only, never in Redis, so Redis credentials (a gateway's)
+ * cannot mint proxy credentials. Only this worker's proxy checks them (tunnelled: its loopback; bridged:
+ * the one proxy on the network's gateway port): a sandbox later served by another worker, or by this
+ * one restarted, gets new credentials, and the changed network label recreates its container.
  */
 export class EgressService {
   readonly policy: NetworkPolicyStore;
@@ -57,7 +61,8 @@ export class EgressService {
   private proxy?: EgressProxy;
   private rules: FirewallRule[] = [];
   private unavailable?: string;
-  private secretValue?: string;
+  /** The HMAC key of proxy credentials, made per worker process. */
+  private readonly secret = randomBytes(32);
   private ready?: Promise<void>;
   private failedAt = 0;
 
@@ -75,6 +80,7 @@ export class EgressService {
   }
 
   private async setUp(): Promise<void> {
+    await this.dropStoredSecret();
     try {
       const tunnel = this.options.route === 'tunnel';
       if (!tunnel) this.network = await ensureEgressNetwork(this.options.docker, this.options.instance);
@@ -130,7 +136,7 @@ export class EgressService {
       );
     }
     const { host, port } = proxy.address();
-    const credentials = await this.credentials(conversation);
+    const credentials = this.credentials(conversation);
     if (!this.network) {
       return {
         via: 'tunnel',
@@ -150,21 +156,15 @@ export class EgressService {
     this.options.onRecord?.(entry);
   }
 
-  /** Proxy credentials of a conversation: its id and an HMAC of it under the instance's egress secret. */
-  private async credentials(conversation: ConversationId): Promise<string> {
-    const mac = createHmac('sha256', await this.secret())
-      .update(conversation)
-      .digest('hex');
+  /** Proxy credentials of a conversation: its id and an HMAC of it under this worker's key. */
+  private credentials(conversation: ConversationId): string {
+    const mac = createHmac('sha256', this.secret).update(conversation).digest('hex');
     return `${encodeURIComponent(conversation)}:${mac}`;
   }
 
-  private async secret(): Promise<string> {
-    if (this.secretValue) return this.secretValue;
-    const key = instanceKeys(this.options.instance).egressSecret;
-    await this.options.redis.set(key, randomBytes(32).toString('hex'), 'NX');
-    this.secretValue = (await this.options.redis.get(key)) ?? undefined;
-    if (!this.secretValue) throw new Error('no egress secret in Redis');
-    return this.secretValue;
+  /** Drops the key older versions kept in Redis, where a gateway's credentials could read it. */
+  private async dropStoredSecret(): Promise<void> {
+    await this.options.redis.del(instanceKeys(this.options.instance).egressSecret).catch(() => undefined);
   }
 
   /** The conversation whose credentials these are; forged or missing credentials identify nobody. */
@@ -176,7 +176,7 @@ export class EgressService {
     const colon = decoded.lastIndexOf(':');
     const conversation = ConversationId.safeParse(safeDecode(decoded.slice(0, colon)));
     if (colon < 0 || !conversation.success) return undefined;
-    const expected = Buffer.from(await this.credentials(conversation.data));
+    const expected = Buffer.from(this.credentials(conversation.data));
     const given = Buffer.from(`${encodeURIComponent(conversation.data)}:${decoded.slice(colon + 1)}`);
     return expected.length === given.length && timingSafeEqual(expected, given)
       ? conversation.data
