@@ -51,7 +51,7 @@ export async function startDiscordHarness(
     control: createConversationControl(redis, store, config),
     blobs: new BlobStore(redis, instance),
     redis,
-    ...chatServices(redis, instance),
+    ...chatServices(redis, config),
   };
   const adapter = createDiscordAdapter(deps, { progress: { editIntervalMs: 200 }, ...options });
   await adapter.start();

@@ -75,7 +75,7 @@ export async function startSlackHarness(
     control: createConversationControl(redis, store, config),
     blobs: new BlobStore(redis, instance),
     redis,
-    ...chatServices(redis, instance),
+    ...chatServices(redis, config),
   };
   const adapter = createSlackAdapter(deps);
   let http: HttpServer | undefined;
