@@ -222,8 +222,23 @@ describe('rate limits in Discord', () => {
     expect(notices).toHaveLength(1);
     expect(notices[0]?.content).toContain('20 a minute');
 
+    // While limited, `/ask` is refused in its own response, and `/stop` still works.
+    const ask = fake.command({ name: 'ask', channelId: dm.id, options: { task: 'one more' } });
+    const refused = await fake.waitFor(
+      () => (ask.original?.content ? ask.original : undefined),
+      'the /ask answer',
+    );
+    expect(refused.content).toContain('20 a minute');
+    const stop = fake.command({ name: 'stop', channelId: dm.id });
+    const stopped = await fake.waitFor(
+      () => (stop.original?.content ? stop.original : undefined),
+      'the /stop answer',
+    );
+    expect(stopped.content).toContain('Nothing is running');
+
     later(61_000);
     const again = fake.userMessage({ channelId: dm.id, content: 'after the minute' });
     await h.waitForQueued((m) => m.id === again.id, 'the later message');
+    expect((await h.queued()).some((m) => m.id === ask.id)).toBe(false);
   });
 });
