@@ -1,12 +1,13 @@
 import { runNetworkCommand } from '../../src/gateway/commands/network-command.js';
 import { conversationOwner, mayAct, ownerRefusalText } from '../../src/gateway/commands/owner-check.js';
+import { limitNotice } from '../../src/gateway/rate-limits.js';
 import { describeActivity } from '../../src/shared/audit/summary.js';
 import type { ConversationStatus } from '../../src/shared/queue/conversation-control.js';
 import { parseSkillCommand } from '../../src/shared/stores/skill-control.js';
 import { isAdmin } from './access.js';
 import { channelRoute, discordConversationId, interactionRoute, threadName } from './conversation.js';
 import { DiscordErrorCode, discordErrorCode } from './discord-api.js';
-import { type HandlerContext, logRefusal, submitMessage } from './handler-context.js';
+import { admitMessage, type HandlerContext, logRefusal, submitMessage } from './handler-context.js';
 import { InteractionCreate, type SlashCommand, toSlashCommand } from './payloads.js';
 import { type CommandPlan, planCommand } from './plans.js';
 import { closeTaskFromDiscord, taskBoardText } from './task-commands.js';
@@ -128,6 +129,22 @@ async function carryOut(context: HandlerContext, command: SlashCommand, plan: Ca
 async function submitPlan(context: HandlerContext, command: SlashCommand, plan: Submitted): Promise<void> {
   const { api } = context;
   const receivedAt = Date.now();
+  // A task is a message by another door: limited like one (`run` and `reset` are the owner's commands).
+  if (plan.kind === 'ask-thread' || plan.kind === 'ask-here') {
+    const admission = await admitMessage(context, {
+      user: command.user.id,
+      messageId: command.id,
+      ...(plan.kind === 'ask-here' ? { conversation: plan.conversation } : { startsConversation: true }),
+    });
+    if (!admission?.allowed) {
+      // The command's own (deferred) response: it must say something, so every refusal is answered.
+      const content = admission
+        ? limitNotice(admission)
+        : 'sandbot could not take this right now; please try again.';
+      await api.editOriginal(command, { content });
+      return;
+    }
+  }
   switch (plan.kind) {
     case 'ask-thread': {
       const messageId = await api.editOriginal(command, { content: askedText(command, plan.task) });

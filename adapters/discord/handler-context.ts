@@ -3,6 +3,7 @@ import type { ConversationId } from '../../src/contracts/conversation/id.js';
 import type { FileRef, InboundMessage, ReplyRoute } from '../../src/contracts/protocol/inbound.js';
 import { DISCORD_TTL, type DiscordKeys } from '../../src/contracts/redis/chat-keys.js';
 import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
+import type { LimitAdmission, LimitRequest } from '../../src/gateway/rate-limiter.js';
 import type { AccessPolicy } from './access.js';
 import { placeConversationId } from './conversation.js';
 import type { DiscordApi } from './discord-api.js';
@@ -92,6 +93,36 @@ export async function submitMessage(context: HandlerContext, submission: Submiss
     context.deps.logger.debug({ messageId: message.id }, 'discord: message already queued (replayed event)');
   }
   return result;
+}
+
+/**
+ * Asks the rate limits before a person's message (or `/ask`) is taken. Undefined when they cannot be
+ * asked (Redis down): then the message is not taken either, and the caller says so.
+ */
+export async function admitMessage(
+  context: HandlerContext,
+  request: Omit<LimitRequest, 'platform'>,
+): Promise<LimitAdmission | undefined> {
+  const { deps } = context;
+  const admission = await deps.limits.admit({ platform: 'discord', ...request }).catch((error: unknown) => {
+    deps.logger.error({ err: error, messageId: request.messageId }, 'discord: rate limits unavailable');
+    return undefined;
+  });
+  if (admission && !admission.allowed) {
+    deps.logger.info(
+      { limit: admission.limit, user: request.user, told: admission.tell },
+      'discord: message refused by a rate limit',
+    );
+    if (admission.tell && request.conversation) {
+      void deps.audit?.record({
+        conversation: request.conversation,
+        actor: `user:discord:${request.user}`,
+        kind: 'limit.hit',
+        data: { limit: admission.limit, max: admission.max },
+      });
+    }
+  }
+  return admission;
 }
 
 /** A refused request, at warn, in the shape the audit log will take over. */

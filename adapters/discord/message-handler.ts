@@ -1,7 +1,8 @@
 import { DISCORD_TTL } from '../../src/contracts/redis/chat-keys.js';
+import { limitNotice } from '../../src/gateway/rate-limits.js';
 import { takeAttachments } from './attachments.js';
 import { channelRoute, discordConversationId, threadName } from './conversation.js';
-import { type HandlerContext, logRefusal, submitMessage } from './handler-context.js';
+import { admitMessage, type HandlerContext, logRefusal, submitMessage } from './handler-context.js';
 import { MessageCreate, toUserMessage, type UserMessage } from './payloads.js';
 import { planMessage } from './plans.js';
 
@@ -41,6 +42,22 @@ export async function handleMessageCreate(context: HandlerContext, raw: unknown)
     await context.api.postMessage(message.channelId, {
       content: 'Tell me what to do: mention me with a task, e.g. `@sandbot count the lines in notes.txt`.',
     });
+    return;
+  }
+
+  // Before a thread is opened or files fetched: a refused message costs nothing more.
+  const admission = await admitMessage(context, {
+    user: message.user.id,
+    messageId: message.id,
+    ...(plan.kind === 'submit' ? { conversation: plan.conversation } : { startsConversation: true }),
+  });
+  if (!admission?.allowed) {
+    if (!admission || admission.tell) {
+      const text = admission
+        ? limitNotice(admission)
+        : 'sandbot could not take this message right now; please send it again.';
+      await context.api.postMessage(message.channelId, { content: `<@${message.user.id}> ${text}` });
+    }
     return;
   }
 

@@ -4,6 +4,7 @@ import type { InboundMessage } from '../../src/contracts/protocol/inbound.js';
 import { SLACK_TTL, type SlackKeys } from '../../src/contracts/redis/chat-keys.js';
 import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
 import { InOrder } from '../../src/gateway/in-order.js';
+import { limitNotice } from '../../src/gateway/rate-limits.js';
 import { type AccessPolicy, decideAccess, refusalText } from './access.js';
 import { downloadAttachments } from './attachments.js';
 import { classifyEvent, SlackEventBody, type SlackIntake } from './slack-event.js';
@@ -67,6 +68,8 @@ export class SlackMessageHandler {
         `That message is longer than the ${maxChars} characters I take: attach it as a file instead.`,
       );
     }
+    // Before the downloads: a refused message costs nothing more.
+    if (!(await this.admitted(intake))) return;
     const attachments = await downloadAttachments(intake.files, {
       botToken: this.d.botToken,
       apiUrl: config.SLACK_API_URL,
@@ -114,6 +117,46 @@ export class SlackMessageHandler {
       .add({ channel, timestamp: intake.route.ts as string, name: 'eyes' })
       .catch((error) => this.d.logger.warn({ err: error }, 'the 👀 reaction failed'));
     if (attachments.notes.length) await this.whisper(intake, attachments.notes.join('\n'));
+  }
+
+  /**
+   * Under the person's rate limits? If not, they are told once per wait (a flood gets one notice) and
+   * the message is not taken; a limiter that cannot be asked (Redis down) refuses too, saying so.
+   */
+  private async admitted(intake: SlackIntake): Promise<boolean> {
+    const admission = await this.d.deps.limits
+      .admit({
+        platform: 'slack',
+        user: intake.user,
+        messageId: intake.messageId,
+        conversation: intake.conversation,
+      })
+      .catch((error: unknown) => {
+        this.d.logger.error({ err: error, conversation: intake.conversation }, 'rate limits unavailable');
+        return undefined;
+      });
+    if (admission?.allowed) return true;
+    if (!admission) {
+      await this.whisper(
+        intake,
+        'I could not take that message: my queue is unavailable. Please try again in a moment.',
+      );
+      return false;
+    }
+    this.d.logger.info(
+      { limit: admission.limit, user: intake.user, conversation: intake.conversation, told: admission.tell },
+      'slack: message refused by a rate limit',
+    );
+    if (admission.tell) {
+      void this.d.deps.audit?.record({
+        conversation: intake.conversation,
+        actor: `user:slack:${intake.user}`,
+        kind: 'limit.hit',
+        data: { limit: admission.limit, max: admission.max },
+      });
+      await this.whisper(intake, limitNotice(admission));
+    }
+    return false;
   }
 
   /** One polite refusal per person and channel a day; every refusal is recorded. */

@@ -1,9 +1,14 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../../src/contracts/config/schema.js';
-import { WebSessionName, webConversationId } from '../../src/contracts/conversation/id.js';
+import {
+  type ConversationId,
+  WebSessionName,
+  webConversationId,
+} from '../../src/contracts/conversation/id.js';
 import type { Logger } from '../../src/contracts/log/logger.js';
 import { type DoorSettings, guardDoor, isLoopback } from '../../src/gateway/http-auth.js';
 import { type HttpServer, sendError } from '../../src/gateway/http-server.js';
+import { limitNotice, STREAM_RETRY_SECONDS, streamRefusalText } from '../../src/gateway/rate-limits.js';
 import { STREAM_ID } from './event-stream.js';
 import { describeIssues, postMessageBody, toInboundMessage } from './message-request.js';
 import { CHAT_PAGE_HEADERS, renderChatPage } from './page.js';
@@ -65,6 +70,16 @@ function registerPostMessage(scope: Scope, web: WebAdapterDeps, log: Logger, max
     if (!parsed.success) return sendError(reply, 400, describeIssues(parsed.error));
     const message = toInboundMessage(parsed.data);
     try {
+      const admission = await web.limits?.admit({
+        platform: 'web',
+        user: message.user.id,
+        messageId: message.id,
+        conversation: message.conversation,
+      });
+      if (admission && !admission.allowed) {
+        reply.header('retry-after', String(admission.retryAfterSeconds));
+        return sendError(reply, 429, `message not accepted: ${limitNotice(admission)}`);
+      }
       await web.submitter.submit(message);
     } catch (error) {
       log.warn({ err: error, conversation: message.conversation }, 'submitting a web message failed');
@@ -99,13 +114,29 @@ function registerEventStream(scope: Scope, web: WebAdapterDeps, log: Logger, hea
         log.warn({ err: error, conversation }, 'opening a web event stream failed');
         return sendError(reply, 503, 'event stream unavailable (is Redis up?); try again shortly');
       }
+      const slot = await openSlot(web, conversation).catch((error: unknown) => error as Error);
+      if (slot instanceof Error) {
+        log.warn({ err: slot, conversation }, 'opening a web event stream failed');
+        return sendError(reply, 503, 'event stream unavailable (is Redis up?); try again shortly');
+      }
+      if (!slot.allowed) {
+        reply.header('retry-after', String(STREAM_RETRY_SECONDS));
+        return sendError(reply, 429, streamRefusalText(slot));
+      }
       reply.hijack();
       await pipeSse(reply.raw, (signal) => web.events.subscribe(conversation, from, signal), {
         heartbeatMs,
         onError: (error) =>
           log.warn({ err: error, conversation }, 'web event stream failed; the client will reconnect'),
-      });
+      }).finally(() => slot.close());
     },
+  );
+}
+
+/** A stream's slot under the caps (always one without limits). */
+function openSlot(web: WebAdapterDeps, conversation: ConversationId) {
+  return (
+    web.limits?.openStream(conversation) ?? Promise.resolve({ allowed: true as const, close: async () => {} })
   );
 }
 

@@ -1,6 +1,7 @@
 import type { ConversationId } from '../../src/contracts/conversation/id.js';
 import type { InboundMessage } from '../../src/contracts/protocol/inbound.js';
 import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
+import type { RateLimiter } from '../../src/gateway/rate-limiter.js';
 
 /** Hands a user's message to the inbound queue. Rejects when the queue cannot take it (Redis down). */
 export interface InboundSubmitter {
@@ -30,4 +31,6 @@ export interface WebEventSubscriber {
 export interface WebAdapterDeps {
   submitter: InboundSubmitter;
   events: WebEventSubscriber;
+  /** The gateway's rate limits (absent: none), answered with 429 and Retry-After. */
+  limits?: Pick<RateLimiter, 'admit' | 'openStream'>;
 }

@@ -22,7 +22,11 @@ export function createWebAdapter(deps: AdapterDeps): ChatAdapter {
           await deps.submit(message);
         },
       };
-      registerWebRoutes(http, { submitter, events }, { config: deps.config, logger: deps.logger });
+      registerWebRoutes(
+        http,
+        { submitter, events, limits: deps.limits },
+        { config: deps.config, logger: deps.logger },
+      );
     },
   };
 }

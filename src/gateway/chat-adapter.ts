@@ -41,6 +41,8 @@ export interface AdapterDeps {
   tasks: import('../shared/stores/task-store.js').TaskStore;
   /** Rate limits: one notice per person and window, paced progress edits. */
   throttles: import('./chat-throttles.js').ChatThrottles;
+  /** Messages per person and minute, new conversations per hour, open event streams (in Redis). */
+  limits: import('./rate-limiter.js').RateLimiter;
 }
 
 /** Builds the chat adapters the config enables (adapters/index.ts); the CLI hands it to the gateway. */

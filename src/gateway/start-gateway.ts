@@ -48,7 +48,7 @@ export async function startGateway(
     }),
     blobs: new BlobStore(connection, config.SANDBOT_INSTANCE),
     redis: connection,
-    ...chatServices(connection, config.SANDBOT_INSTANCE),
+    ...chatServices(connection, config, { limitsRedis: submitConnection }),
   };
   const adapters = new Map<Platform, ChatAdapter>(
     (await createAdapters(adapterDeps)).map((adapter) => [adapter.platform, adapter]),

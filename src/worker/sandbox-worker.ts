@@ -13,6 +13,7 @@ import { type Quarantine, quarantineNotice } from '../shared/stores/quarantine.j
 import type { EgressRecord } from './egress/proxy.js';
 import { runCommand } from './run-command.js';
 import { type CapacityDeps, SandboxCapacity } from './sandboxes/sandbox-capacity.js';
+import { VolumeRetention } from './sandboxes/volume-retention.js';
 import type { TaskLimits } from './tasks/fairness.js';
 import { closeTask } from './tasks/task-close.js';
 import { TaskGate } from './tasks/task-gate.js';
@@ -51,6 +52,7 @@ export class SandboxWorker {
   private control?: Redis;
   private readonly leaseMs: number;
   private readonly capacity: SandboxCapacity;
+  private readonly retention: VolumeRetention;
   private readonly tasks: TaskGate;
 
   constructor(
@@ -68,10 +70,17 @@ export class SandboxWorker {
       ephemeral: string[];
       /** Running tasks per person and per channel (src/worker/tasks/fairness.ts). */
       taskLimits: TaskLimits;
+      /** Days unused after which a conversation's sandbox and volumes go (0 or absent: kept). */
+      retentionDays?: number;
     },
   ) {
     this.leaseMs = options.leaseSeconds * 1000;
     this.capacity = new SandboxCapacity(deps, options);
+    this.retention = new VolumeRetention(deps, {
+      instance: options.instance,
+      retentionDays: options.retentionDays ?? 0,
+      actor: `worker:${this.id}`,
+    });
     this.tasks = new TaskGate({
       ...deps,
       tasks: deps.inbound.tasks.store,
@@ -96,6 +105,7 @@ export class SandboxWorker {
     void this.control.subscribe(instanceKeys(this.options.instance).control);
     this.every(Math.max(this.leaseMs, 2000), () => this.sweep());
     this.every(Math.min(30_000, this.options.idleSeconds * 500), () => this.stopIdleSandboxes());
+    if (this.options.retentionDays) this.every(3_600_000, () => this.removeExpired().then(() => undefined));
   }
 
   private every(ms: number, task: () => Promise<void>): void {
@@ -282,6 +292,11 @@ export class SandboxWorker {
   /** Stops sandboxes unused for the idle timeout; they start again on the next message. */
   stopIdleSandboxes(now = Date.now()): Promise<void> {
     return this.capacity.stopIdle(now);
+  }
+
+  /** Removes the sandboxes and volumes of conversations unused for the retention period. */
+  removeExpired(now = Date.now()): Promise<ConversationId[]> {
+    return this.retention.sweep(now);
   }
 
   async stop(): Promise<void> {

@@ -120,6 +120,7 @@ export function workerOptions(config: Config): ConstructorParameters<typeof Sand
     maxLive: config.SANDBOX_MAX_LIVE,
     ephemeral: config.SANDBOT_EPHEMERAL,
     taskLimits: { perUser: config.SANDBOT_TASKS_PER_USER, perChannel: config.SANDBOT_TASKS_PER_CHANNEL },
+    retentionDays: config.SANDBOT_VOLUME_RETENTION_DAYS,
   };
 }
 

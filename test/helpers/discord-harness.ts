@@ -23,6 +23,8 @@ import { testConfig } from './stack.js';
 export async function startDiscordHarness(
   settings: (fake: FakeDiscord) => Record<string, string> = () => ({}),
   options: Partial<DiscordAdapterOptions> = {},
+  /** The rate limits' clock, for tests that move past a window. */
+  clock?: () => number,
 ) {
   const fake = await startFakeDiscord();
   const config: Config = testConfig(testInstance('discord'), {
@@ -51,7 +53,7 @@ export async function startDiscordHarness(
     control: createConversationControl(redis, store, config),
     blobs: new BlobStore(redis, instance),
     redis,
-    ...chatServices(redis, instance),
+    ...chatServices(redis, config, clock ? { clock } : {}),
   };
   const adapter = createDiscordAdapter(deps, { progress: { editIntervalMs: 200 }, ...options });
   await adapter.start();

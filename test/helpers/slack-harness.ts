@@ -52,6 +52,8 @@ export async function startSlackHarness(
   label: string,
   transport: Transport,
   overrides: Record<string, string> = {},
+  /** The rate limits' clock, for tests that move past a window. */
+  clock?: () => number,
 ): Promise<SlackHarness> {
   const fake = await startFakeSlack();
   const config = testConfig(testInstance(label), { ...slackSettings(fake, transport), ...overrides });
@@ -75,7 +77,7 @@ export async function startSlackHarness(
     control: createConversationControl(redis, store, config),
     blobs: new BlobStore(redis, instance),
     redis,
-    ...chatServices(redis, instance),
+    ...chatServices(redis, config, clock ? { clock } : {}),
   };
   const adapter = createSlackAdapter(deps);
   let http: HttpServer | undefined;

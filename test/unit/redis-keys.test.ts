@@ -10,6 +10,7 @@ import {
   conversationKeys,
   delegationResultKey,
   instanceKeys,
+  limitKeys,
   messageSeenKey,
   taskKeys,
   webKeys,
@@ -80,6 +81,16 @@ describe('Redis keys', () => {
     expect(blobKeys('sb').blob('b1')).toBe('sb:blob:b1');
     expect(blobKeys('sb').prefix).toBe('sb:blob:');
     expect(delegationResultKey('sb', alice)).toBe(`sb:delegation:${h}:result`);
+    const limits = limitKeys('sb');
+    // shortHash('web:alice') is h too: a person is `<platform>:<user id>`.
+    const person = h;
+    expect(limits.messages('web:alice')).toBe(`sb:limit:messages:${person}`);
+    expect(limits.conversations('web:alice')).toBe(`sb:limit:conversations:${person}`);
+    expect(limits.noticed('web:alice', 'messages_per_minute')).toBe(
+      `sb:limit:noticed:messages_per_minute:${person}`,
+    );
+    expect(limits.streams(alice)).toBe(`sb:limit:streams:${h}`);
+    expect(limits.allStreams).toBe('sb:limit:streams');
     expect(webKeys.events('sb', alice)).toBe(`sb:web:events:${h}`);
     expect(webKeys.delivered('sb', 'e1')).toBe('sb:web:delivered:e1');
   });

@@ -69,6 +69,7 @@ describe('worker wiring', () => {
       maxLive: config.SANDBOX_MAX_LIVE,
       ephemeral: config.SANDBOT_EPHEMERAL,
       taskLimits: { perUser: 2, perChannel: 7 },
+      retentionDays: 30,
     });
   });
 });

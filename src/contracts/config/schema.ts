@@ -96,6 +96,11 @@ export const ConfigSchema = z.object({
   SANDBOX_IDLE_SECONDS: int(10, 604_800)
     .default(600)
     .describe('Stop a sandbox after this long without a turn.'),
+  SANDBOT_VOLUME_RETENTION_DAYS: int(0, 36_500)
+    .default(30)
+    .describe(
+      'Remove a conversation’s sandbox and volumes after this many days without a turn (its audit file stays; 0: keep forever).',
+    ),
   SANDBOX_TOOL_TIMEOUT_SECONDS: int(1, 3600).default(60).describe('Time limit of one tool call.'),
   SANDBOX_TOOL_OUTPUT_BYTES: int(256, 1_048_576).default(16_384).describe('Output kept from one tool call.'),
   SANDBOX_TURN_TIMEOUT_SECONDS: int(5, 86_400).default(600).describe('Wall time of one turn.'),
@@ -191,6 +196,20 @@ export const ConfigSchema = z.object({
     .default(30)
     .describe('A dead worker’s turn is taken over after this long without a lease renewal.'),
   SANDBOT_MAX_MESSAGE_CHARS: int(1, 100_000).default(8000).describe('Longest message text accepted.'),
+  SANDBOT_USER_MESSAGES_PER_MINUTE: int(0, 100_000)
+    .default(20)
+    .describe(
+      'Messages one person may send per minute, across gateways (more are refused with a notice or 429; 0: no limit).',
+    ),
+  SANDBOT_USER_CONVERSATIONS_PER_HOUR: int(0, 100_000)
+    .default(30)
+    .describe('New conversations one person may start per hour, across gateways (0: no limit).'),
+  SANDBOT_EVENT_STREAMS_PER_CONVERSATION: int(0, 10_000)
+    .default(5)
+    .describe('Open web event streams per conversation; more get 429 (0: no limit).'),
+  SANDBOT_EVENT_STREAMS_TOTAL: int(0, 1_000_000)
+    .default(200)
+    .describe('Open web event streams in all, across gateways; more get 429 (0: no limit).'),
   SANDBOT_HTTP_HOST: z
     .string()
     .min(1)

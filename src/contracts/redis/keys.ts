@@ -144,6 +144,25 @@ export const skillCommandKeys = {
   reply: (instance: string, id: string) => `${instance}:skills:reply:${id}`,
 };
 
+// ── Rate limits (the gateway's RateLimiter) ─────────────────────────────────────────────────────────
+
+/** Sliding windows per person (`<platform>:<user id>`, hashed) and the open event streams. */
+export const limitKeys = (instance: string) => {
+  const base = `${instance}:limit`;
+  return {
+    /** Messages taken in the last minute (ZSET score=ms member=message id). */
+    messages: (person: string) => `${base}:messages:${shortHash(person)}`,
+    /** Conversations started in the last hour (ZSET score=ms member=conversation). */
+    conversations: (person: string) => `${base}:conversations:${shortHash(person)}`,
+    /** Someone refused by a limit was told so (SET NX until the wait is over): one notice, not a flood. */
+    noticed: (person: string, limit: string) => `${base}:noticed:${limit}:${shortHash(person)}`,
+    /** A conversation's open web event streams (ZSET score=expiry ms member=stream id). */
+    streams: (conversation: ConversationId) => `${base}:streams:${conversationKey(conversation)}`,
+    /** Every open web event stream (ZSET score=expiry ms member=stream id). */
+    allStreams: `${base}:streams`,
+  };
+};
+
 // ── Web chat adapter ────────────────────────────────────────────────────────────────────────────────
 
 export const webKeys = {

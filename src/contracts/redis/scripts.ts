@@ -168,3 +168,67 @@ if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then
   return id
 end
 return false`;
+
+// ── Rate limits ─────────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * Admits a message under two sliding windows, or says which is full and its oldest entry's time (ms),
+ * from which the wait follows. Refused messages are not counted, so a flood does not prolong the wait;
+ * a message id already counted (a redelivery) passes. A conversation is new unless `seq` exists (it
+ * took a message before) or it is in the window already. A max of 0 is no limit.
+ * KEYS: messages conversations seq · ARGV: now messageWindowMs messageMax messageId
+ *   conversationWindowMs conversationMax conversation mode (new: starts one; check: new unless known; old)
+ * Returns {1} admitted, {0, 1, oldestMs} too many messages, {0, 2, oldestMs} too many conversations.
+ */
+export const RATE_ADMIT = `
+local now = tonumber(ARGV[1])
+local mWindow, mMax = tonumber(ARGV[2]), tonumber(ARGV[3])
+local cWindow, cMax = tonumber(ARGV[5]), tonumber(ARGV[6])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - mWindow)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - cWindow)
+if redis.call('ZSCORE', KEYS[1], ARGV[4]) then return {1} end
+if mMax > 0 and redis.call('ZCARD', KEYS[1]) >= mMax then
+  return {0, 1, tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2])}
+end
+local fresh = ARGV[8] == 'new'
+if ARGV[8] == 'check' then
+  fresh = redis.call('EXISTS', KEYS[3]) == 0 and not redis.call('ZSCORE', KEYS[2], ARGV[7])
+end
+if fresh and cMax > 0 then
+  if redis.call('ZCARD', KEYS[2]) >= cMax then
+    return {0, 2, tonumber(redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2])}
+  end
+  redis.call('ZADD', KEYS[2], now, ARGV[7])
+  redis.call('PEXPIRE', KEYS[2], cWindow)
+end
+if mMax > 0 then
+  redis.call('ZADD', KEYS[1], now, ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], mWindow)
+end
+return {1}`;
+
+/**
+ * Takes a slot for an open event stream under a per-conversation and a total cap. Slots are leases
+ * (score = expiry ms), renewed while the stream is open, so a gateway that died frees its slots.
+ * KEYS: conversationStreams allStreams · ARGV: now ttlMs id perConversationMax totalMax
+ * Returns 0 taken, 1 the conversation's cap is reached, 2 the total cap is reached.
+ */
+export const STREAM_OPEN = `
+local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+if tonumber(ARGV[4]) > 0 and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 1 end
+if tonumber(ARGV[5]) > 0 and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then return 2 end
+redis.call('ZADD', KEYS[1], now + ttl, ARGV[3])
+redis.call('ZADD', KEYS[2], now + ttl, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('PEXPIRE', KEYS[2], ttl)
+return 0`;
+
+/** Renews a stream's slot while it is open (only if still held). KEYS: conversationStreams allStreams · ARGV: expiryMs ttlMs id */
+export const STREAM_RENEW = `
+redis.call('ZADD', KEYS[1], 'XX', tonumber(ARGV[1]), ARGV[3])
+redis.call('ZADD', KEYS[2], 'XX', tonumber(ARGV[1]), ARGV[3])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]))
+return 1`;
