@@ -86,6 +86,8 @@ export async function startWorker(
     audit: observed.audit,
     ...(pool ? { pool } : {}),
     async stop() {
+      // First: a turn's snapshot, outbox read or delegation copy in flight is cut, not waited on.
+      driver.closeReads();
       await skillCommands.stop();
       await worker.stop();
       await pool?.stop();
