@@ -12,8 +12,8 @@ const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 /**
  * Reports into Redis, until stopped, what `/readyz` on any gateway shows of this worker: its sandbox
- * layer, whether its sandboxes' engine answers, and the `docker` (engine at DOCKER_HOST) and `ollama`
- * checks. Resolves once the first report is written.
+ * layer, whether its sandboxes' engine answers, the `docker` (engine at DOCKER_HOST) and `ollama`
+ * checks, and its `disk` caps (always ok; uncapped shows as a WEAKNESS). Resolves once the first report is written.
  */
 export async function reportWorkerHealth(options: {
   redis: Redis;
@@ -22,6 +22,8 @@ export async function reportWorkerHealth(options: {
   layer: Omit<WorkerLayer, 'at' | 'engine' | 'checks'>;
   hostEngine: Dockerode;
   sandboxEngine: Dockerode;
+  /** The start-up verdict on the sandboxes' disk caps (disk-cap.ts): reported as is, never failing. */
+  disk?: { detail: string };
 }): Promise<LayerPublisher> {
   const { config } = options;
   const broker = new ModelBroker({ host: config.OLLAMA_HOST, timeoutMs: CHECK_TIMEOUT_MS });
@@ -41,6 +43,7 @@ export async function reportWorkerHealth(options: {
           );
           return config.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
         },
+        ...(options.disk ? { disk: async () => options.disk?.detail } : {}),
         ollama: async () => {
           const server = await broker.checkServer();
           if (!server.ok) throw new Error(server.error.message);
