@@ -108,8 +108,8 @@ export interface TurnSteps {
   'open, kept connection (the worker keeps it between turns)': number[];
   'claim a pooled sandbox (new conversation, warm pool)': number[];
   'putWorkspaceFile (canary, only when not as planted)': number[];
-  'snapshotWorkspace (audit, once per turn, after the reply)': number[];
-  'readOutbox (only when the turn changed /workspace/outbox)': number[];
+  'snapshotWorkspace (audit, once per turn, after the reply is out)': number[];
+  'readOutbox (once per reply, before it)': number[];
 }
 
 export async function measureTurnSteps(config: Config, n = 20, claims = 8): Promise<TurnSteps> {
@@ -122,8 +122,8 @@ export async function measureTurnSteps(config: Config, n = 20, claims = 8): Prom
     'open, kept connection (the worker keeps it between turns)': [],
     'claim a pooled sandbox (new conversation, warm pool)': [],
     'putWorkspaceFile (canary, only when not as planted)': [],
-    'snapshotWorkspace (audit, once per turn, after the reply)': [],
-    'readOutbox (only when the turn changed /workspace/outbox)': [],
+    'snapshotWorkspace (audit, once per turn, after the reply is out)': [],
+    'readOutbox (once per reply, before it)': [],
   };
   const time = async (into: number[], step: () => Promise<unknown>) => {
     const began = performance.now();
@@ -141,10 +141,10 @@ export async function measureTurnSteps(config: Config, n = 20, claims = 8): Prom
     await time(steps['putWorkspaceFile (canary, only when not as planted)'], () =>
       driver.putWorkspaceFile(conversation, '.bench-canary', Buffer.from('x')),
     );
-    await time(steps['snapshotWorkspace (audit, once per turn, after the reply)'], () =>
+    await time(steps['snapshotWorkspace (audit, once per turn, after the reply is out)'], () =>
       driver.snapshotWorkspace(conversation),
     );
-    await time(steps['readOutbox (only when the turn changed /workspace/outbox)'], () =>
+    await time(steps['readOutbox (once per reply, before it)'], () =>
       driver.readOutbox(conversation, Date.now(), 1e6),
     );
   }

@@ -13,8 +13,9 @@ const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 /**
  * Reports into Redis, until stopped, what `/readyz` on any gateway shows of this worker: its sandbox
- * layer, whether its sandboxes' engine answers, and the `docker` (engine at DOCKER_HOST) and `ollama`
- * checks, and the host's part of the security posture. Resolves once the first report is written.
+ * layer, whether its sandboxes' engine answers, the `docker` (engine at DOCKER_HOST) and `ollama`
+ * checks, its `disk` caps (always ok; uncapped shows as a WEAKNESS), and the host's part of the security
+ * posture. Resolves once the first report is written.
  */
 export async function reportWorkerHealth(options: {
   redis: Redis;
@@ -23,6 +24,8 @@ export async function reportWorkerHealth(options: {
   layer: Omit<WorkerLayer, 'at' | 'engine' | 'checks'>;
   hostEngine: Dockerode;
   sandboxEngine: Dockerode;
+  /** The start-up verdict on the sandboxes' disk caps (disk-cap.ts): reported as is, never failing. */
+  disk?: { detail: string };
 }): Promise<LayerPublisher> {
   const { config } = options;
   const broker = new ModelBroker({ host: config.OLLAMA_HOST, timeoutMs: CHECK_TIMEOUT_MS });
@@ -48,6 +51,7 @@ export async function reportWorkerHealth(options: {
           );
           return config.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
         },
+        ...(options.disk ? { disk: async () => options.disk?.detail } : {}),
         ollama: async () => {
           const server = await broker.checkServer();
           if (!server.ok) throw new Error(server.error.message);

@@ -93,8 +93,8 @@ async function runCommandIn(
   );
   await session.close().catch(() => undefined);
   trail.commandFinished(command, typeof result === 'string' ? undefined : result);
+  // The workspace's diff is recorded after the answer goes out (trail.finished): never before it.
   if (signals.abandon.aborted) return 'abandoned';
-  await trail.workspaceAfter();
   if (signals.stop.aborted && stopReasonOf(signals.stop).kind === 'kill') {
     await deps.publish(errorEvent(turn, stopNotice(stopReasonOf(signals.stop))));
     return 'killed';

@@ -56,7 +56,7 @@ export async function startWorker(
   // SANDBOX_LAYER=auto becomes one layer here, once: everything below sees that one.
   const { config, choice, described } = await resolveLayerOrThrow(settings);
   // Before anything starts: every sandbox's disk is capped, or the operator said 0 (a logged weakness).
-  requireDiskCaps(config, log);
+  const disk = requireDiskCaps(config, log);
   // The warm pool's code loads only when there is a pool (SANDBOX_WARM_POOL), meanwhile.
   const warmPoolCode = config.SANDBOX_WARM_POOL > 0 ? import('./sandboxes/warm-pool.js') : undefined;
   const layer = await checkedSandboxLayer(config, log, choice.auto ? described : undefined);
@@ -71,6 +71,7 @@ export async function startWorker(
     layer: layerReport(layer.verdict, { setting: settings.SANDBOX_LAYER, reason: choice.reason }),
     hostEngine: layer.hostEngine,
     sandboxEngine: layer.sandboxEngine,
+    ...(disk.ok ? { disk: { detail: disk.detail } } : {}),
   });
   worker.start();
   const skillCommands = serveChatSkillCommands(config, {
@@ -86,6 +87,8 @@ export async function startWorker(
     audit: observed.audit,
     ...(pool ? { pool } : {}),
     async stop() {
+      // First: a turn's snapshot, outbox read or delegation copy in flight is cut, not waited on.
+      driver.closeReads();
       await skillCommands.stop();
       await worker.stop();
       await pool?.stop();

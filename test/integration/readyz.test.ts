@@ -144,9 +144,19 @@ describe('GET /readyz', () => {
         docker: { ok: true },
         ollama: { ok: true, detail: expect.stringMatching(/^Ollama \d/) },
         web: { ok: true },
+        disk: { ok: true, detail: expect.stringMatching(/^each \/workspace capped at 2048 MiB/) },
       },
       // The posture report for the console: never counted against readiness.
       security: { high: expect.any(Number), findings: expect.any(Array) },
+    });
+  });
+
+  it('shows uncapped sandbox disks (SANDBOX_WORKSPACE_MB=0) as a weakness, still ready', async () => {
+    const { status, body } = await withGateway({ SANDBOX_WORKSPACE_MB: '0' }, ready);
+    expect(status).toBe(200);
+    expect(body.checks.disk).toMatchObject({
+      ok: true,
+      detail: expect.stringMatching(/^WEAKNESS: \/workspace and \/session are uncapped/),
     });
   });
 

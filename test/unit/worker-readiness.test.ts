@@ -40,4 +40,21 @@ describe('workerReadiness', () => {
     const checks = workerReadiness('container', new Map([['w-1', report(undefined)]]), at);
     expect(checks.docker).toEqual({ ok: false, detail: 'no live worker reports a docker check' });
   });
+
+  it('shows the disk caps the live workers report, an uncapped one first, and is never what fails', () => {
+    const capped = { ok: true, detail: 'each /workspace capped at 2048 MiB, each /session at 64 MiB' };
+    const uncapped = { ok: true, detail: 'WEAKNESS: /workspace and /session are uncapped' };
+    const workers = new Map([
+      ['w-1', report({ ...up, disk: capped })],
+      ['w-2', report({ ...up, disk: uncapped })],
+    ]);
+    expect(workerReadiness('container', workers, at).disk).toEqual({
+      ok: true,
+      detail: `${uncapped.detail}; ${capped.detail}`,
+    });
+    expect(workerReadiness('container', new Map(), at).disk).toEqual({
+      ok: true,
+      detail: 'no live worker reports its disk caps',
+    });
+  });
 });

@@ -1,6 +1,7 @@
 import type Dockerode from 'dockerode';
 import type { ConversationId } from '../../../src/contracts/conversation/id.js';
 import type { Logger } from '../../../src/contracts/log/logger.js';
+import type { ReadBudget } from './archive-read.js';
 import {
   createSandbox,
   inspectAfterCreate,
@@ -18,6 +19,7 @@ import { createPooledSandbox } from './docker-pool-create.js';
 import { type AttachedSession, attachRuntime } from './docker-session.js';
 import { networkLabel, runtimeLabel, type SandboxLimits, sandboxNames, skillsLabel } from './docker-spec.js';
 import { type AttachedAs, KeptSessions } from './kept-sessions.js';
+import { SandboxReads } from './sandbox-reads.js';
 import { withEgressTunnel } from './tunnel-session.js';
 import type {
   OpenOptions,
@@ -42,6 +44,8 @@ export interface DockerSandboxDriverOptions extends SandboxLimits {
   maxLineBytes: number;
   /** What a sandbox's output may hold of the worker's memory before a turn listens (bytes). */
   bufferBytes?: number;
+  /** What one read of a sandbox's files (snapshot, outbox, delegation copy) may stream and take. */
+  readBudget?: Omit<ReadBudget, 'signal'>;
   logger?: Logger;
 }
 
@@ -65,9 +69,11 @@ export class DockerSandboxDriver implements SandboxDriver {
   private startingNow = 0;
   /** Attach connections kept between turns (the worker's driver only: see keepAttached). */
   private kept?: KeptSessions;
+  private readonly reads: SandboxReads;
 
   constructor(options: DockerSandboxDriverOptions) {
-    const { docker, logger, ...limits } = options;
+    const { docker, logger, readBudget, ...limits } = options;
+    this.reads = new SandboxReads(readBudget);
     this.docker = docker;
     this.limits = limits;
     this.maxLineBytes = options.maxLineBytes;
@@ -212,6 +218,11 @@ export class DockerSandboxDriver implements SandboxDriver {
     this.kept?.dropAll();
   }
 
+  /** Cuts every read of sandboxes' files, now and later: a stopping worker waits on none. */
+  closeReads(): void {
+    this.reads.close();
+  }
+
   /** Sandboxes being created or started by open() right now (the warm pool leaves room for them). */
   starting(): number {
     return this.startingNow;
@@ -251,6 +262,7 @@ export class DockerSandboxDriver implements SandboxDriver {
 
   async stop(conversation: ConversationId): Promise<boolean> {
     this.kept?.drop(conversation);
+    this.reads.abort(conversation);
     const name = sandboxNames(this.limits.instance, conversation).container;
     try {
       await this.docker.getContainer(name).stop({ t: STOP_TIMEOUT_SECONDS });
@@ -265,6 +277,7 @@ export class DockerSandboxDriver implements SandboxDriver {
 
   async kill(conversation: ConversationId): Promise<boolean> {
     this.kept?.drop(conversation);
+    this.reads.abort(conversation);
     try {
       await this.container(conversation).kill({ signal: 'SIGKILL' });
     } catch (err) {
@@ -286,7 +299,9 @@ export class DockerSandboxDriver implements SandboxDriver {
   }
 
   async readOutbox(conversation: ConversationId, sinceMs: number, maxBytes: number): Promise<OutboxResult> {
-    return readOutboxFiles(this.container(conversation), sinceMs, maxBytes);
+    return this.reads.run(conversation, (budget) =>
+      readOutboxFiles(this.container(conversation), sinceMs, maxBytes, undefined, budget),
+    );
   }
 
   async readWorkspaceFiles(
@@ -294,11 +309,15 @@ export class DockerSandboxDriver implements SandboxDriver {
     paths: readonly string[],
     maxBytes: number,
   ): Promise<WorkspaceFilesResult> {
-    return readWorkspaceFiles(this.container(conversation), paths, maxBytes);
+    return this.reads.run(conversation, (budget) =>
+      readWorkspaceFiles(this.container(conversation), paths, maxBytes, budget),
+    );
   }
 
   async snapshotWorkspace(conversation: ConversationId): Promise<WorkspaceSnapshot> {
-    return snapshotWorkspace(this.container(conversation));
+    return this.reads.run(conversation, (budget) =>
+      snapshotWorkspace(this.container(conversation), undefined, budget),
+    );
   }
 
   /** Tells `listener` what happens to sandboxes here (for the audit log and metrics); returns an unsubscribe. */
@@ -323,6 +342,7 @@ export class DockerSandboxDriver implements SandboxDriver {
 
   async remove(conversation: ConversationId, options: { wipe?: boolean } = {}): Promise<boolean> {
     this.kept?.drop(conversation);
+    this.reads.abort(conversation);
     const names = sandboxNames(this.limits.instance, conversation);
     let removed = false;
     // A sandbox claimed from the pool keeps its files in pooled volumes: learn which before it goes.

@@ -43,6 +43,10 @@ export function sandboxDriverFromConfig(
       : {}),
     maxLineBytes: config.SANDBOT_PROTOCOL_MAX_LINE_BYTES,
     bufferBytes: config.SANDBOT_PROTOCOL_BUFFER_BYTES,
+    readBudget: {
+      maxBytes: config.SANDBOX_WORKSPACE_READ_MB * 1024 * 1024,
+      maxMs: config.SANDBOX_WORKSPACE_READ_SECONDS * 1000,
+    },
     logger,
   });
 }

@@ -1,6 +1,7 @@
 import { buffer } from 'node:stream/consumers';
 import type Dockerode from 'dockerode';
-import { extract, pack } from 'tar-stream';
+import { pack } from 'tar-stream';
+import { DEFAULT_READ_BUDGET, type ReadBudget, type ReadCut, readArchive } from './archive-read.js';
 
 export interface FileBytes {
   name: string;
@@ -44,51 +45,64 @@ export async function putWorkspaceFile(
 
 export interface OutboxResult {
   files: FileBytes[];
-  /** Files left out, with the reason (too large, not a regular file, over the count). */
+  /** Files left out, with the reason (too large, not a regular file, over the count, read cut). */
   skipped: string[];
+  /** The read overran its budget or was stopped: files after `cut.at` were not looked at. */
+  cut?: ReadCut;
 }
 
 /**
  * Reads the regular files of /workspace/outbox changed since `sinceMs`, through the engine's archive API.
- * Sizes come from the archive, not from the agent; files over `maxBytes` are skipped and named.
+ * Sizes come from the archive, not from the agent; files over `maxBytes` are skipped and named. Bounded
+ * by `budget`: a file larger than what is left of it is not streamed, and the read is cut there.
  */
 export async function readOutboxFiles(
   container: Dockerode.Container,
   sinceMs: number,
   maxBytes: number,
   maxFiles = 20,
+  budget: ReadBudget = DEFAULT_READ_BUDGET,
 ): Promise<OutboxResult> {
-  let stream: NodeJS.ReadableStream;
-  try {
-    stream = await container.getArchive({ path: '/workspace/outbox' });
-  } catch (error) {
-    if ((error as { statusCode?: number }).statusCode === 404) return { files: [], skipped: [] };
-    throw error;
-  }
   const result: OutboxResult = { files: [], skipped: [] };
-  const reader = extract();
-  await new Promise<void>((resolve, reject) => {
-    reader.on('entry', (header, body, next) => {
-      const name = header.name.replace(/^outbox\/?/, '');
-      const changed = (header.mtime?.getTime() ?? 0) >= sinceMs - 1000;
-      const keep = header.type === 'file' && name !== '' && !name.includes('/') && changed;
-      if (!keep || (header.size ?? 0) > maxBytes || result.files.length >= maxFiles) {
-        if (keep)
-          result.skipped.push(
-            `${name} (${(header.size ?? 0) > maxBytes ? 'over the size limit' : 'too many files'})`,
-          );
-        body.resume();
-        body.on('end', next);
-        return;
-      }
-      buffer(body).then((bytes) => {
-        result.files.push({ name, bytes });
-        next();
-      }, next);
-    });
-    reader.on('finish', resolve);
-    reader.on('error', reject);
-    stream.pipe(reader);
+  const read = await readArchive(container, '/workspace/outbox', budget, (header, body, next, archive) => {
+    const name = header.name.replace(/^outbox\/?/, '');
+    const size = header.size ?? 0;
+    const changed = (header.mtime?.getTime() ?? 0) >= sinceMs - 1000;
+    const keep = header.type === 'file' && name !== '' && !name.includes('/') && changed;
+    const problem = !keep
+      ? undefined
+      : size > maxBytes
+        ? 'over the size limit'
+        : result.files.length >= maxFiles
+          ? 'too many files'
+          : undefined;
+    if (problem) result.skipped.push(`${name} (${problem})`);
+    if (size > archive.left()) {
+      // Not streamed: a huge (or sparse) file would spend the budget on bytes never handed back.
+      if (keep && !problem) result.skipped.push(`${name} (over what one outbox read may stream)`);
+      archive.cut('bytes', name);
+      return;
+    }
+    if (!keep || problem) {
+      body.resume();
+      body.on('end', next);
+      return;
+    }
+    buffer(body).then((bytes) => {
+      result.files.push({ name, bytes });
+      next();
+    }, next);
   });
+  if (read.cut) {
+    result.cut = read.cut;
+    result.skipped.push(`any later files (${cutNote(read.cut)})`);
+  }
   return result;
+}
+
+/** A read's cut, said briefly for the user (e.g. "the read was cut after 10 s"). */
+export function cutNote(cut: ReadCut): string {
+  if (cut.reason === 'stopped') return 'the read was stopped';
+  if (cut.reason === 'time') return `the read was cut after ${Math.round(cut.ms / 1000)} s`;
+  return `the read was cut after ${Math.round(cut.bytes / 1024 / 1024)} MiB`;
 }

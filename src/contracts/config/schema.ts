@@ -104,6 +104,14 @@ export const ConfigSchema = z.object({
   SANDBOX_TOOL_TIMEOUT_SECONDS: int(1, 3600).default(60).describe('Time limit of one tool call.'),
   SANDBOX_TOOL_OUTPUT_BYTES: int(256, 1_048_576).default(16_384).describe('Output kept from one tool call.'),
   SANDBOX_TURN_TIMEOUT_SECONDS: int(5, 86_400).default(600).describe('Wall time of one turn.'),
+  SANDBOX_WORKSPACE_READ_MB: int(1, 65_536)
+    .default(256)
+    .describe(
+      'Most one read of a sandbox’s files may stream, MiB (the audit’s /workspace snapshot, the outbox, a delegation copy; sparse files count at their apparent size): a file past it is listed by size and time, not read, and the read is cut there and recorded as cut.',
+    ),
+  SANDBOX_WORKSPACE_READ_SECONDS: int(1, 3600)
+    .default(10)
+    .describe('Most one read of a sandbox’s files may take; then it is cut and recorded as cut.'),
   SANDBOT_PROTOCOL_MAX_LINE_BYTES: int(65_536, 16_777_216)
     .default(1_048_576)
     .describe(

@@ -163,7 +163,7 @@ export function workerReadiness(
   configured: string,
   workers: ReadonlyMap<string, WorkerLayer>,
   now: number,
-): Record<(typeof WORKER_CHECKS)[number] | 'layer', Check> {
+): Record<(typeof WORKER_CHECKS)[number] | 'layer' | 'disk', Check> {
   const live = [...workers.values()].filter((w) => now - w.at <= STALE_MS);
   const checks = Object.fromEntries(
     WORKER_CHECKS.map((name) => {
@@ -176,5 +176,18 @@ export function workerReadiness(
       return [name, chosen ?? { ok: false, detail: `no live worker reports a ${name} check` }];
     }),
   ) as Record<(typeof WORKER_CHECKS)[number], Check>;
-  return { ...checks, layer: layerReadiness(configured, workers, now) };
+  return { ...checks, layer: layerReadiness(configured, workers, now), disk: diskReadiness(live) };
+}
+
+/**
+ * `/readyz`'s disk entry: the live workers' verdicts on their sandboxes' disk caps (see
+ * sandbox/host/driver/disk-cap.ts). Always ok: a worker without caps could not start unless the
+ * operator turned them off (SANDBOX_WORKSPACE_MB=0), which is shown as the weakness it is.
+ */
+export function diskReadiness(live: readonly WorkerLayer[]): Check {
+  const details = [...new Set(live.flatMap((w) => (w.checks?.disk?.detail ? [w.checks.disk.detail] : [])))];
+  if (details.length === 0) return { ok: true, detail: 'no live worker reports its disk caps' };
+  // A weakness first: one uncapped worker is what the operator must see.
+  details.sort((a, b) => Number(b.startsWith('WEAKNESS')) - Number(a.startsWith('WEAKNESS')));
+  return { ok: true, detail: details.join('; ').slice(0, 300) };
 }

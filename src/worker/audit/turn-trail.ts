@@ -43,10 +43,10 @@ export interface TurnTrail {
   /** Wraps `publish` to learn the error the user is told. */
   publishing(publish: (event: OutboundEvent) => Promise<void>): (event: OutboundEvent) => Promise<void>;
   /**
-   * Diffs /workspace against the snapshot from the start and records the changes. Called before the
-   * last message goes out, so the turn ends (and the next can start) as soon as that is sent. With
-   * `keep` (a turn that ended cleanly) the snapshot is kept for the next turn. Returns the changes, or
-   * undefined when they are not fully known (no snapshot, or one cut short).
+   * Diffs /workspace against the snapshot from the start and records the changes. Called after the
+   * last message went out: the user never waits on it (and the snapshot is bounded, so the next turn
+   * waits little). With `keep` (a turn that ended cleanly) the snapshot is kept for the next turn.
+   * Returns the changes, or undefined when they are not fully known (no snapshot, or one cut short).
    */
   workspaceAfter(options?: { keep?: boolean }): Promise<FileChange[] | undefined>;
   /** Records what is still open (and the file changes, if not yet done) and `turn.finished`. */
@@ -269,7 +269,10 @@ class RecordedTurn implements TurnTrail {
 
   private async snapshot(): Promise<WorkspaceSnapshot | undefined> {
     try {
-      return await this.deps.snapshot(this.turn.conversation);
+      const snapshot = await this.deps.snapshot(this.turn.conversation);
+      // Cut at its byte or time budget (e.g. sparse files): what it did not see is unknown, and said so.
+      if (snapshot.cut) this.limitHit('workspace_read', { read: 'snapshot', ...snapshot.cut });
+      return snapshot;
     } catch (error) {
       this.deps.logger.warn(
         { err: error, conversation: this.turn.conversation },

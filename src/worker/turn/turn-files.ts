@@ -1,8 +1,8 @@
+import type { ReadCut } from '../../../sandbox/host/driver/archive-read.js';
 import type { SandboxDriver } from '../../../sandbox/host/driver/types.js';
 import type { FileRef } from '../../contracts/protocol/inbound.js';
 import type { Turn } from '../../shared/queue/conversation-store.js';
 import type { BlobStore } from '../../shared/stores/blob-store.js';
-import type { FileChange } from '../audit/workspace-diff.js';
 import type { OutboxLedger } from './outbox-ledger.js';
 
 /**
@@ -23,12 +23,12 @@ export async function deliverInbox(driver: SandboxDriver, blobs: BlobStore, turn
   return missing;
 }
 
-const OUTBOX = '/workspace/outbox/';
-
 export interface CollectedOutbox {
   files: FileRef[];
   /** Files left out, named with the reason, for the reply text. */
   skipped: string[];
+  /** The read overran its budget (or was stopped) and was cut there. */
+  cut?: ReadCut;
 }
 
 export async function collectOutbox(
@@ -42,21 +42,7 @@ export async function collectOutbox(
   for (const file of await stores.ledger.takeChanged(turn.conversation, outbox.files)) {
     files.push({ name: file.name, size: file.bytes.length, blobKey: await stores.blobs.put(file.bytes) });
   }
-  return { files, skipped: outbox.skipped };
-}
-
-/**
- * Whether the turn may have put files in /workspace/outbox (top level, where replies' files come
- * from): when its file changes are not fully known, it may have.
- */
-export function outboxTouched(changes: FileChange[] | undefined): boolean {
-  if (changes === undefined) return true;
-  return changes.some((change) => {
-    const name = change.data.path.startsWith(OUTBOX) ? change.data.path.slice(OUTBOX.length) : '';
-    return (
-      change.kind !== 'file.deleted' && change.data.type === 'file' && name !== '' && !name.includes('/')
-    );
-  });
+  return { files, skipped: outbox.skipped, ...(outbox.cut ? { cut: outbox.cut } : {}) };
 }
 
 /** The reply text with a note on outbox files that could not be handed back. */

@@ -5,7 +5,8 @@ import { stopNotice } from './stop-reason.js';
 import type { TurnOutcome, TurnRunnerDeps } from './turn-deps.js';
 import { driveTurn, messageOf } from './turn-drive.js';
 import { errorEvent, progressEvent, replyEvent } from './turn-events.js';
-import { collectOutbox, deliverInbox, outboxTouched, withSkippedNote } from './turn-files.js';
+import { collectOutbox, deliverInbox, withSkippedNote } from './turn-files.js';
+import type { TurnResult } from './turn-machine.js';
 import { openTurnSandbox } from './turn-open.js';
 
 export type { ModelChat, TurnOutcome, TurnRunnerDeps } from './turn-deps.js';
@@ -69,26 +70,41 @@ async function runTurnIn(
     if (skills) trail.skillTools?.(skills.toolSkills);
     const result = await driveTurn({ deps, turn, session, log, trail, canary, skills }, signals);
     if (result.kind === 'abandoned') return 'abandoned';
-    // Kept for the next turn only after a clean end (the runtime reaped the agent's processes).
-    const changes = await trail.workspaceAfter({ keep: result.kind === 'reply' });
-    if (result.kind === 'stopped' && result.reason.kind === 'kill') {
-      await deps.publish(errorEvent(turn, stopNotice(result.reason)));
-      return 'killed';
-    }
-    if (result.kind === 'stopped') {
-      await deps.publish(replyEvent(turn, stopNotice(result.reason), [], 'stopped'));
-      return 'stopped';
-    }
-    if (result.kind === 'reply') {
-      const outbox = outboxTouched(changes)
-        ? await collectOutbox(deps, turn, startedAt, deps.config.SANDBOT_FILE_MAX_BYTES)
-        : { files: [], skipped: [] };
-      await deps.publish(replyEvent(turn, withSkippedNote(result.text, outbox.skipped), outbox.files));
-      return 'replied';
-    }
-    await deps.publish(errorEvent(turn, result.message));
-    return 'failed';
+    const outcome = await publishEnd(deps, turn, result, startedAt, trail);
+    // The bookkeeping follows the answer, bounded (SANDBOX_WORKSPACE_READ_*): the user never waits
+    // on it. Kept for the next turn only after a clean end (the runtime reaped the agent's processes).
+    await trail.workspaceAfter({ keep: result.kind === 'reply' });
+    return outcome;
   } finally {
     await session.close().catch(() => undefined);
   }
+}
+
+/**
+ * Tells the user how the turn ended. A reply carries the files the turn put in /workspace/outbox: read
+ * before it goes out, within the read budget (cut reads are noted in the reply and the audit).
+ */
+async function publishEnd(
+  deps: TurnRunnerDeps,
+  turn: Turn,
+  result: Exclude<TurnResult, { kind: 'abandoned' }>,
+  startedAt: number,
+  trail: TurnTrail,
+): Promise<TurnOutcome> {
+  if (result.kind === 'stopped' && result.reason.kind === 'kill') {
+    await deps.publish(errorEvent(turn, stopNotice(result.reason)));
+    return 'killed';
+  }
+  if (result.kind === 'stopped') {
+    await deps.publish(replyEvent(turn, stopNotice(result.reason), [], 'stopped'));
+    return 'stopped';
+  }
+  if (result.kind === 'reply') {
+    const outbox = await collectOutbox(deps, turn, startedAt, deps.config.SANDBOT_FILE_MAX_BYTES);
+    if (outbox.cut) trail.limitHit('workspace_read', { read: 'outbox', ...outbox.cut });
+    await deps.publish(replyEvent(turn, withSkippedNote(result.text, outbox.skipped), outbox.files));
+    return 'replied';
+  }
+  await deps.publish(errorEvent(turn, result.message));
+  return 'failed';
 }
