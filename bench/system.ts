@@ -135,5 +135,8 @@ export function benchSettings(options: {
     SANDBOT_LOG_LEVEL: 'warn',
     OLLAMA_HOST: options.ollamaUrl,
     SANDBOT_WEB_CHAT: 'on',
+    // Load from test users, not people: the per-person limits would refuse most of it.
+    SANDBOT_USER_MESSAGES_PER_MINUTE: '0',
+    SANDBOT_USER_CONVERSATIONS_PER_HOUR: '0',
   };
 }

@@ -17,7 +17,12 @@ import { WorkerProcesses } from '../helpers/worker-process.js';
 
 const KILLS = Number(process.env.FAULT_KILLS ?? 20);
 const CONVERSATIONS = ['k1', 'k2', 'k3', 'k4'];
-const config = testConfig(testInstance('kills'), { SANDBOT_TURN_LEASE_SECONDS: '2' });
+const config = testConfig(testInstance('kills'), {
+  SANDBOT_TURN_LEASE_SECONDS: '2',
+  // Load from one test user, not a person: the per-person limits would refuse most of it.
+  SANDBOT_USER_MESSAGES_PER_MINUTE: '0',
+  SANDBOT_USER_CONVERSATIONS_PER_HOUR: '0',
+});
 let ollama: FakeOllama;
 let gateway: Awaited<ReturnType<typeof startGateway>>;
 const workers = new WorkerProcesses(config);

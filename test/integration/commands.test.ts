@@ -13,6 +13,7 @@ import { REDIS_URL, testInstance } from '../../testkit/redis.js';
 import { webMessage } from '../helpers/messages.js';
 import { openSse, type SseClient } from '../helpers/sse.js';
 import { type ScriptedStack, startScriptedStack, testConfig } from '../helpers/stack.js';
+import { turnsSettled } from '../helpers/turns.js';
 
 /** Conversation commands as the chat adapters send them: run, reset, stop, status. */
 
@@ -79,6 +80,7 @@ describe('conversation commands', () => {
       stack.ollama.setScript(() => ({ reply: 'back' }));
       await submit('cmd-stop', 'hello');
       await sse.waitFor((e) => e.type === 'reply' && e.text === 'back');
+      await turnsSettled(redis, config.SANDBOT_INSTANCE, conversation);
       const status = await control.status(conversation);
       expect(status.pending).toBe(0);
       expect(status.lastTurnAt).toMatch(/^\d{4}-/);
@@ -94,6 +96,7 @@ describe('conversation commands', () => {
     try {
       await submit('cmd-idle', 'echo persisted > /workspace/p.txt', 'run');
       await sse.waitFor((e) => e.type === 'reply');
+      await turnsSettled(redis, config.SANDBOT_INSTANCE, conversation);
       // Not idle yet: nothing happens.
       await stack.worker.worker.stopIdleSandboxes();
       expect((await driver.list()).find((s) => s.conversation === conversation)?.state).toBe('running');

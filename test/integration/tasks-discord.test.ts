@@ -1,9 +1,13 @@
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandboxDriverFromConfig } from '../../sandbox/host/driver/from-config.js';
 import type { Config } from '../../src/contracts/config/schema.js';
+import type { ConversationId } from '../../src/contracts/conversation/id.js';
 import type { FakeDiscord } from '../../testkit/fakes/fake-discord.js';
 import type { FakeChatRequest, FakeStep } from '../../testkit/fakes/fake-ollama.js';
+import { REDIS_URL } from '../../testkit/redis.js';
 import { type DiscordStack, startDiscordStack } from '../helpers/discord-stack.js';
+import { turnsSettled } from '../helpers/turns.js';
 
 /**
  * Tasks in a Discord channel, end to end on real parts (discord.js against the fake Discord, Redis, the
@@ -28,15 +32,21 @@ function script(request: FakeChatRequest): FakeStep {
 let h: DiscordStack;
 let fake: FakeDiscord;
 let config: Config;
+let redis: Redis;
 
 beforeAll(async () => {
   h = await startDiscordStack('tasks-discord', script);
   ({ fake, config } = h);
+  redis = new Redis(REDIS_URL);
 });
 
 afterAll(async () => {
+  redis?.disconnect();
   await h?.stop();
 });
+
+const conversationOf = (thread: string) =>
+  `discord:${fake.guild.id}:${fake.channels.general.id}:${thread}` as ConversationId;
 
 /** /ask in #general; resolves with the task's thread once the agent answered there. */
 async function ask(user: 'alice' | 'bob', task: string) {
@@ -56,6 +66,8 @@ async function ask(user: 'alice' | 'bob', task: string) {
     'the answer in the thread',
     60_000,
   );
+  // The answer comes before its turn's bookkeeping ends (and the task leaves "running").
+  await turnsSettled(redis, config.SANDBOT_INSTANCE, conversationOf(thread.id));
   return thread;
 }
 
@@ -107,6 +119,7 @@ describe('tasks in a Discord channel', () => {
       'the reopened task answering from its kept files',
       60_000,
     );
+    await turnsSettled(redis, config.SANDBOT_INSTANCE, conversationOf(aliceThread.id));
     expect(await answerTo('tasks', general)).toContain(`💬 **waiting for input** · <#${aliceThread.id}>`);
   });
 

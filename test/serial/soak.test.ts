@@ -78,6 +78,9 @@ beforeAll(async () => {
     SANDBOT_HTTP_PORT: String(port),
     SANDBOT_WORKER_CONCURRENCY: '8',
     SANDBOX_MAX_LIVE: String(CONVERSATIONS + 20),
+    // Load from a few test users, not people: the per-person limits would refuse most of it.
+    SANDBOT_USER_MESSAGES_PER_MINUTE: '0',
+    SANDBOT_USER_CONVERSATIONS_PER_HOUR: '0',
   });
   processes = new WorkerProcesses(config);
   gatewayUrl = `http://127.0.0.1:${port}`;
