@@ -1,3 +1,4 @@
+import { type AllowlistSettings, openToAll } from '../contracts/config/allowlists.js';
 import type { Config } from '../contracts/config/schema.js';
 import { isLoopback } from './http-auth.js';
 
@@ -32,41 +33,15 @@ export function exposureProblem(
   return undefined;
 }
 
-type AllowlistSettings = Pick<
-  Config,
-  | 'SLACK_BOT_TOKEN'
-  | 'SLACK_ALLOWED_TEAMS'
-  | 'SLACK_ALLOWED_CHANNELS'
-  | 'SLACK_ALLOWED_USERS'
-  | 'SLACK_ALLOW_ALL'
-  | 'DISCORD_TOKEN'
-  | 'DISCORD_ALLOWED_GUILDS'
-  | 'DISCORD_ALLOWED_CHANNELS'
-  | 'DISCORD_ALLOWED_ROLES'
-  | 'DISCORD_ALLOW_ALL'
->;
-
 /**
  * Why open chat allowlists stop the start, or undefined: with every list empty, anyone in any
  * workspace or server that adds the app can use the agent; that must be said out loud (*_ALLOW_ALL).
  */
 export function openAllowlistProblem(config: AllowlistSettings): string | undefined {
-  const slackOpen =
-    config.SLACK_BOT_TOKEN !== undefined &&
-    !config.SLACK_ALLOW_ALL &&
-    [config.SLACK_ALLOWED_TEAMS, config.SLACK_ALLOWED_CHANNELS, config.SLACK_ALLOWED_USERS].every(
-      (list) => list.length === 0,
-    );
-  if (slackOpen) {
+  if (openToAll(config, 'slack') && !config.SLACK_ALLOW_ALL) {
     return 'SLACK_BOT_TOKEN is set and SLACK_ALLOWED_TEAMS, SLACK_ALLOWED_CHANNELS and SLACK_ALLOWED_USERS are empty: every member of any Slack workspace that adds this app could use the agent. Set an allowlist, or SLACK_ALLOW_ALL=true to accept that';
   }
-  const discordOpen =
-    config.DISCORD_TOKEN !== undefined &&
-    !config.DISCORD_ALLOW_ALL &&
-    [config.DISCORD_ALLOWED_GUILDS, config.DISCORD_ALLOWED_CHANNELS, config.DISCORD_ALLOWED_ROLES].every(
-      (list) => list.length === 0,
-    );
-  if (discordOpen) {
+  if (openToAll(config, 'discord') && !config.DISCORD_ALLOW_ALL) {
     return 'DISCORD_TOKEN is set and DISCORD_ALLOWED_GUILDS, DISCORD_ALLOWED_CHANNELS and DISCORD_ALLOWED_ROLES are empty: every member of any Discord server that adds this bot could use the agent. Set an allowlist, or DISCORD_ALLOW_ALL=true to accept that';
   }
   return undefined;

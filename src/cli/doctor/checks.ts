@@ -4,6 +4,7 @@ import { judgeDiskCaps } from '../../../sandbox/host/driver/disk-cap.js';
 import type { Config } from '../../contracts/config/schema.js';
 import type { DoctorCheck } from '../../contracts/doctor/check.js';
 import { ModelBroker } from '../../worker/broker/model-broker.js';
+import { shownUrl } from '../cli-redis.js';
 import { checkSandboxLayer, LAYER_TIMEOUT_MS } from './layer.js';
 
 /**
@@ -37,7 +38,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorCheck[]> 
   const redisUrl = options.redisUrl ?? config.SANDBOT_REDIS_URL;
   const [redis, engine, ollama] = await Promise.all([
     bounded(CHECK_NAMES.redis, timeoutMs, () => checkRedis(redisUrl, timeoutMs), {
-      detail: `Redis at ${redactUrl(redisUrl)} did not answer within ${timeoutMs / 1000} s`,
+      detail: `Redis at ${shownUrl(redisUrl)} did not answer within ${timeoutMs / 1000} s`,
       fix: REDIS_FIX,
     }),
     checkEngineAndImage(docker, config, timeoutMs),
@@ -57,7 +58,7 @@ export function checkDiskCaps(config: Config, uid = process.getuid?.()): DoctorC
 const REDIS_FIX = 'start Redis (e.g. `redis-server`), or set SANDBOT_REDIS_URL to a reachable server';
 
 async function checkRedis(url: string, timeoutMs: number): Promise<DoctorCheck> {
-  const shown = redactUrl(url);
+  const shown = shownUrl(url);
   const redis = new Redis(url, {
     lazyConnect: true,
     connectTimeout: timeoutMs,
@@ -264,15 +265,4 @@ function engineFix(error: unknown): string {
   const code = (error as { code?: unknown })?.code;
   if (code === 'EACCES') return 'run sandbot as a user allowed to use the engine (e.g. in the docker group)';
   return 'start the container engine (e.g. `dockerd`), or set DOCKER_HOST to a reachable one';
-}
-
-/** A URL without its password, for printing. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString().replace(/\/$/, '');
-  } catch {
-    return url;
-  }
 }

@@ -1,3 +1,4 @@
+import { openToAll } from '../../contracts/config/allowlists.js';
 import type { Config } from '../../contracts/config/schema.js';
 
 /**
@@ -122,13 +123,7 @@ export const isLoopback = (host: string) => LOOPBACK.test(host.replace(/^-/, '')
 export function whoFindings(config: PostureSettings): Finding[] {
   const found: Finding[] = [];
   // Empty allowlists start only with *_ALLOW_ALL=true (the gateway refuses otherwise): then it is open.
-  const slackOpen =
-    config.SLACK_ALLOW_ALL &&
-    config.SLACK_ALLOWED_TEAMS.length +
-      config.SLACK_ALLOWED_CHANNELS.length +
-      config.SLACK_ALLOWED_USERS.length ===
-      0;
-  if (config.SLACK_BOT_TOKEN && slackOpen) {
+  if (openToAll(config, 'slack') && config.SLACK_ALLOW_ALL) {
     found.push({
       severity: 'medium',
       setting: 'SLACK_ALLOWED_USERS / SLACK_ALLOWED_CHANNELS',
@@ -136,13 +131,7 @@ export function whoFindings(config: PostureSettings): Finding[] {
       fix: 'list who may use it in SLACK_ALLOWED_USERS or SLACK_ALLOWED_CHANNELS (and SLACK_ALLOWED_TEAMS)',
     });
   }
-  const discordOpen =
-    config.DISCORD_ALLOW_ALL &&
-    config.DISCORD_ALLOWED_GUILDS.length +
-      config.DISCORD_ALLOWED_CHANNELS.length +
-      config.DISCORD_ALLOWED_ROLES.length ===
-      0;
-  if (config.DISCORD_TOKEN && discordOpen) {
+  if (openToAll(config, 'discord') && config.DISCORD_ALLOW_ALL) {
     found.push({
       severity: 'high',
       setting: 'DISCORD_ALLOWED_GUILDS / DISCORD_ALLOWED_ROLES',
