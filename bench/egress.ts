@@ -68,7 +68,7 @@ async function measureRoute(
     docker: createDocker(config.DOCKER_HOST),
     redis,
     instance: config.SANDBOT_INSTANCE,
-    rules: [{ prefix: 'web:bench', grants: ['api.example.test'] }],
+    rules: [{ prefix: 'web:bench', grants: ['api.example.test:8080'] }],
     route: route.route,
     port: 0,
     maxBytes: 1024 * 1024 * 1024,

@@ -39,7 +39,8 @@ const config = testConfig(testInstance('vm'), {
   SANDBOX_TURN_TIMEOUT_SECONDS: '600',
   SANDBOX_TOOL_TIMEOUT_SECONDS: '300',
   SANDBOT_MODEL_TIMEOUT_SECONDS: '300',
-  SANDBOT_NETWORK_RULES: 'web:granted=api.example.test',
+  // The outside serves on 8080 (a grant without a port means 80 and 443).
+  SANDBOT_NETWORK_RULES: 'web:granted=api.example.test:8080',
   // Size-capped volumes: ext4 images the worker has loop-mounted in the guest (through its engine).
   SANDBOX_WORKSPACE_MB: '64',
   SANDBOX_SESSION_MB: '32',
