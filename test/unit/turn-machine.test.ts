@@ -220,7 +220,11 @@ describe('turn machine: budgets', () => {
 
   it('times out: the limit is recorded and the turn fails and is cancelled', () => {
     const { state, actions } = run(fresh(), { type: 'timed_out' });
-    const result = { kind: 'error', message: 'The turn took longer than 60 s and was stopped.' };
+    const result = {
+      kind: 'error',
+      message: 'The turn took longer than 60 s and was stopped.',
+      timedOut: true,
+    };
     expect(actions).toEqual([
       { type: 'limit_hit', limit: 'turn_timeout', detail: { seconds: 60 } },
       { type: 'end' },

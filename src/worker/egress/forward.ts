@@ -55,6 +55,11 @@ export function forwardPlain(
     answer.pipe(res);
     answer.on('close', finish);
   });
+  // The sandbox's side went away before the whole answer (its tool ended, its sandbox was killed): the
+  // rest is not read for nobody, and the request's connection slot is released now, not at the caps.
+  res.on('close', () => {
+    if (!res.writableFinished) upstream.destroy();
+  });
   upstream.on('error', (error) => {
     if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
     res.end(`sandbot egress proxy: ${url.hostname}: ${error.message}\n`);

@@ -21,7 +21,8 @@ const LOGGED_BAD_LINES = 20;
 
 export type TurnResult =
   | { kind: 'reply'; text: string }
-  | { kind: 'error'; message: string }
+  /** `timedOut`: it ran past its wall time (the runtime may no longer read anything, the cancel too). */
+  | { kind: 'error'; message: string; timedOut?: true }
   | { kind: 'stopped'; reason: StopReason }
   | { kind: 'abandoned' };
 
@@ -186,6 +187,7 @@ function onTimeout(state: TurnState): TurnStep {
   const ended = finish(state, {
     kind: 'error',
     message: `The turn took longer than ${seconds} s and was stopped.`,
+    timedOut: true,
   });
   return {
     state: ended.state,

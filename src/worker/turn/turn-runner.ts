@@ -70,6 +70,7 @@ async function runTurnIn(
     if (skills) trail.skillTools?.(skills.toolSkills);
     const result = await driveTurn({ deps, turn, session, log, trail, canary, skills }, signals);
     if (result.kind === 'abandoned') return 'abandoned';
+    if (result.kind === 'error' && result.timedOut) await killWedged(deps, turn, log);
     const outcome = await publishEnd(deps, turn, result, startedAt, trail);
     // The bookkeeping follows the answer, bounded (SANDBOX_WORKSPACE_READ_*): the user never waits
     // on it. Kept for the next turn only after a clean end (the runtime reaped the agent's processes).
@@ -78,6 +79,20 @@ async function runTurnIn(
   } finally {
     await session.close().catch(() => undefined);
   }
+}
+
+/**
+ * A turn past its wall time was sent a cancel, which only a runtime that still reads acts on: one
+ * frozen by its agent (SIGSTOP, same uid) or with its loop blocked never does, and would take every
+ * later turn of the conversation to its timeout too. So its sandbox goes; the next turn starts it
+ * again (its volumes, so its files and history, stay), and nothing the agent left running survives.
+ */
+async function killWedged(deps: TurnRunnerDeps, turn: Turn, log: TurnRunnerDeps['logger']) {
+  const killed = await deps.driver.kill(turn.conversation).catch((error: unknown) => {
+    log.error({ err: error }, 'could not kill the sandbox of a timed-out turn');
+    return false;
+  });
+  if (killed) log.warn('turn timed out: its sandbox was killed, the next turn starts it again');
 }
 
 /**
