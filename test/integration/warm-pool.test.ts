@@ -103,8 +103,13 @@ describe('a warm pool of two', () => {
     const token = await redis.get(`${config.SANDBOT_INSTANCE}:conv:${conversationKey(a)}:canary`);
     const planted = (await driver.snapshotWorkspace(a)).entries['/workspace/.aws/credentials'];
     expect(planted?.sha256).toBe(sha256(canaryFileContent(token ?? '')));
-    // The turn's file change is recorded; the worker's canary is not the agent's doing.
-    const events = parseEvents((await journal.read(a)) ?? '');
+    // The turn's file change is recorded (after the reply: wait for the turn's end in the audit); the
+    // worker's canary is not the agent's doing.
+    let events = parseEvents((await journal.read(a)) ?? '');
+    for (let i = 0; i < 100 && !events.some((e) => e.kind === 'turn.finished'); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      events = parseEvents((await journal.read(a)) ?? '');
+    }
     expect(events.find((e) => e.kind === 'sandbox.create')?.data).toMatchObject({ pooled: true });
     const files = events.filter((e) => e.kind.startsWith('file.')).map((e) => `${e.kind} ${e.data.path}`);
     expect(files).toEqual(['file.created /workspace/a.txt']);
