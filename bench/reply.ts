@@ -17,7 +17,18 @@ import { benchSettings, freePort } from './system.js';
  * its own defaults, and the table gives both.
  */
 const TURNS = Number(process.env.SANDBOT_BENCH_TURNS ?? 30);
+/** A person takes longer than this to answer; the turn's bookkeeping after its reply is done by then. */
+const THINK_MS = 250;
 const RESULTS_FILE = new URL('../../bench/REPLY.md', import.meta.url).pathname;
+
+const KINDS = ['plain', 'tool', 'plain, back to back', 'tool, back to back'] as const;
+type Kind = (typeof KINDS)[number];
+const LABELS: Record<Kind, string> = {
+  plain: `reply, no tool (sent ${THINK_MS} ms after the last reply)`,
+  tool: `reply after one bash tool call (sent ${THINK_MS} ms after the last reply)`,
+  'plain, back to back': 'reply, no tool, sent the moment the last reply came',
+  'tool, back to back': 'reply after one bash tool call, sent the moment the last reply came',
+};
 
 function script(request: FakeChatRequest): FakeStep {
   const last = request.messages.at(-1);
@@ -53,11 +64,7 @@ async function replies(url: string, conversation: string, signal: AbortSignal) {
   return { next: () => new Promise<void>((done) => waiting.push(done)), seen: () => count };
 }
 
-async function measure(
-  checkout: string,
-  label: string,
-  image?: string,
-): Promise<{ plain: number[]; tool: number[] }> {
+async function measure(checkout: string, label: string, image?: string): Promise<Record<Kind, number[]>> {
   const instance = `bench-reply-${randomBytes(3).toString('hex')}`;
   const ollama = await startFakeOllama({ script });
   const auditDir = mkdtempSync(join(tmpdir(), 'sandbot-bench-audit-'));
@@ -74,7 +81,7 @@ async function measure(
   });
   const url = `http://127.0.0.1:${port}`;
   const abort = new AbortController();
-  const result = { plain: [] as number[], tool: [] as number[] };
+  const result = Object.fromEntries(KINDS.map((kind) => [kind, [] as number[]])) as Record<Kind, number[]>;
   try {
     await until(
       `${label}: sandbot up`,
@@ -97,9 +104,15 @@ async function measure(
       return performance.now() - began;
     };
     await send('warm up [tool]'); // the cold start is not what is measured
+    const pause = () => new Promise((done) => setTimeout(done, THINK_MS));
     for (let i = 0; i < TURNS; i++) {
+      await pause();
       result.plain.push(await send(`plain ${i}`));
+      // Back to back: the next message comes the moment the reply is shown.
+      result['plain, back to back'].push(await send(`plain next ${i}`));
+      await pause();
       result.tool.push(await send(`tool ${i} [tool]`));
+      result['tool, back to back'].push(await send(`tool next ${i} [tool]`));
     }
   } finally {
     abort.abort();
@@ -119,13 +132,11 @@ async function main(): Promise<void> {
   const baselineImage = process.env.SANDBOT_BENCH_BASELINE_IMAGE;
   const baseline = baselineDir ? await measure(resolve(baselineDir), 'baseline', baselineImage) : undefined;
   const now = await measure(current, 'current');
-  for (const kind of ['plain', 'tool'] as const) {
+  for (const kind of KINDS) {
     const vs = baseline
-      ? ` | ${latency(baseline[kind])} | ${`${(median(now[kind]) / median(baseline[kind])).toFixed(2)}×`}`
+      ? ` | ${latency(baseline[kind])} | ${(median(now[kind]) / median(baseline[kind])).toFixed(2)}×`
       : '';
-    rows.push(
-      `| ${kind === 'plain' ? 'reply, no tool' : 'reply after one bash tool call'} | ${latency(now[kind])}${vs} |`,
-    );
+    rows.push(`| ${LABELS[kind]} | ${latency(now[kind])}${vs} |`);
   }
   const header = baseline
     ? '| warm turn | this checkout | baseline | median, this / baseline |\n|---|---|---|---|'
