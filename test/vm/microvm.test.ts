@@ -8,11 +8,13 @@ import type Dockerode from 'dockerode';
 import tar from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDocker } from '../../sandbox/host/driver/docker-client.js';
+import { sandboxNames } from '../../sandbox/host/driver/docker-spec.js';
 import { sandboxDriverFromConfig } from '../../sandbox/host/driver/from-config.js';
 import { buildGuest } from '../../sandbox/host/vm/build.js';
 import { syncImage } from '../../sandbox/host/vm/guest-engine.js';
 import { MicroVm } from '../../sandbox/host/vm/micro-vm.js';
 import { readClientTls } from '../../sandbox/host/vm/tls.js';
+import type { AuditEvent } from '../../src/contracts/audit/events.js';
 import { webConversationId } from '../../src/contracts/conversation/id.js';
 import { type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
 import { type OutsideHost, startOutsideHost } from '../../testkit/outside-host.js';
@@ -55,6 +57,8 @@ let ollama: FakeOllama;
 let stack: Awaited<ReturnType<typeof startStack>> | undefined;
 let guest: Dockerode;
 const seconds: Record<string, number> = {};
+/** The red-team attacks run inside the guest (issue #17): attack | outcome, printed after the file. */
+const attacks: { attack: string; outcome: string }[] = [];
 
 async function timed<T>(label: string, work: () => Promise<T>): Promise<T> {
   const began = performance.now();
@@ -103,6 +107,15 @@ afterAll(async () => {
   await ollama?.close();
   await dropInstanceKeys(config.SANDBOT_INSTANCE);
   console.log(`micro-VM test timings (s): ${JSON.stringify(seconds)}`);
+  const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\s+/g, ' ').trim();
+  console.log(
+    [
+      '\nRed-team attacks inside the micro-VM',
+      '| attack | outcome |',
+      '|---|---|',
+      ...attacks.map((a) => `| ${cell(a.attack)} | ${cell(a.outcome)} |`),
+    ].join('\n'),
+  );
 }, 5 * MINUTE);
 
 describe('the micro-VM layer', () => {
@@ -261,6 +274,150 @@ describe('the micro-VM layer', () => {
     },
     10 * MINUTE,
   );
+
+  describe('red-team attacks inside the guest (issue #17)', () => {
+    /** Far under the turn timeout (600 s), far over a TCG turn of a few commands (seconds). */
+    const PROMPT_MS = 60_000;
+    const ms = async <T>(work: () => Promise<T>): Promise<{ value: T; ms: number }> => {
+      const began = performance.now();
+      const value = await work();
+      return { value, ms: Math.round(performance.now() - began) };
+    };
+    const s = (millis: number) => `${(millis / 1000).toFixed(1)} s`;
+    const audit = async (session: string): Promise<AuditEvent[]> => {
+      await stack!.worker.audit.settle();
+      const text = await stack!.worker.audit.journal.read(webConversationId(session));
+      return (text ?? '')
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as AuditEvent);
+    };
+    const sandboxOf = (session: string) =>
+      guest.getContainer(sandboxNames(config.SANDBOT_INSTANCE, webConversationId(session)).container);
+
+    /** Sets $rtpid to the runtime's pid (as in test/redteam/outlive.test.ts). */
+    const FIND_RUNTIME =
+      'for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = node ] && grep -q runtime/main.js $p/cmdline 2>/dev/null && rtpid=$(basename $p); done';
+    /** Counts the attack's processes still alive (bracketed patterns: the counting shell does not match). */
+    const COUNT_LEFT =
+      'n=0; for p in /proc/[0-9]*; do tr "\\0" " " < $p/cmdline 2>/dev/null | grep -q -e "slee[p] 3000" -e "outlive-chai[n]" && n=$((n+1)); done; echo "left=$n"';
+
+    it(
+      'outlive: fork chains and 150 setsid decoys that flood stdout after the turn are gone before the next',
+      async () => {
+        const session = 'rt-outlive';
+        // The commands of test/redteam/outlive.test.ts. Each chain generation forks the next and exits; the
+        // one that finds GO passed floods the runtime's stdout (under TCG this may begin before the reply).
+        const chain =
+          ': outlive-chain; if [ $(date +%s) -lt $GO ]; then setsid sh -c "$CHAIN" < /dev/null > /dev/null 2>&1 & else while :; do head -c 900000 /dev/zero | tr "\\0" y; echo; done > /proc/$RT/fd/1; fi';
+        const attack = [
+          FIND_RUNTIME,
+          'for i in $(seq 150); do setsid sleep 3000 < /dev/null > /dev/null 2>&1 & done',
+          `export RT=$rtpid GO=$(( $(date +%s) + 3 )) CHAIN='${chain}'`,
+          'for c in 1 2 3 4; do setsid sh -c "$CHAIN" < /dev/null > /dev/null 2>&1 & done',
+          'sleep 0.2; echo chains-started',
+        ].join('\n');
+        const first = await timed('outlive turn', () => turnEnd(stack!.url, session, attack));
+        expect(first.type, JSON.stringify(first)).toBe('reply');
+        expect(first.type === 'reply' && first.text).toContain('chains-started');
+        // Time for any survivor to flood; then the guest's engine looks inside the sandbox (as root).
+        await new Promise((resolve) => setTimeout(resolve, 6000));
+        const sandbox = sandboxOf(session);
+        let seenByEngine = 'sandbox stopped';
+        if ((await sandbox.inspect()).State.Running) {
+          const exec = await sandbox.exec({
+            Cmd: ['sh', '-c', COUNT_LEFT],
+            User: '0',
+            AttachStdout: true,
+            AttachStderr: true,
+          });
+          const stream = await exec.start({});
+          const chunks: Buffer[] = [];
+          stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+          await new Promise((resolve) => stream.on('end', resolve));
+          seenByEngine = /left=\d+/.exec(Buffer.concat(chunks).toString('latin1'))?.[0] ?? 'no count';
+          expect(seenByEngine).toBe('left=0');
+        }
+        const next = await ms(() => turnEnd(stack!.url, session, COUNT_LEFT));
+        expect(next.value.type, JSON.stringify(next.value)).toBe('reply');
+        const left = Number(
+          /left=(\d+)/.exec(next.value.type === 'reply' ? next.value.text : '')?.[1] ?? 'NaN',
+        );
+        attacks.push({
+          attack: 'fork chains + 150 setsid decoys that flood stdout with 900 KB lines after the turn',
+          outcome:
+            left === 0
+              ? `none alive after the turn (guest engine's exec: ${seenByEngine}; the agent's own count: left=0); next turn answered in ${s(next.ms)}`
+              : `${left} SURVIVED the turn`,
+        });
+        expect(left).toBe(0);
+        expect(next.ms).toBeLessThan(PROMPT_MS);
+      },
+      10 * MINUTE,
+    );
+
+    it(
+      'sparse files: 40 × 4 GiB in /workspace, the reply comes promptly and the snapshot is cut and recorded',
+      async () => {
+        const session = 'rt-sparse';
+        const made = await ms(() =>
+          turnEnd(
+            stack!.url,
+            session,
+            'truncate -s 4G /workspace/sparse{1..40} && du -sh /workspace | cut -f1 && echo sparse-made',
+          ),
+        );
+        expect(made.value.type, JSON.stringify(made.value)).toBe('reply');
+        expect(made.value.type === 'reply' && made.value.text).toContain('sparse-made');
+        // 160 GiB streamed through the guest's engine would take hours under TCG.
+        expect(made.ms).toBeLessThan(PROMPT_MS);
+        const isCut = (e: AuditEvent) =>
+          e.kind === 'limit.hit' && e.data.limit === 'workspace_read' && e.data.read === 'snapshot';
+        const deadline = Date.now() + PROMPT_MS;
+        let cut: AuditEvent | undefined;
+        while (!cut && Date.now() < deadline) {
+          cut = (await audit(session)).find(isCut);
+          if (!cut) await new Promise((resolve) => setTimeout(resolve, 500));
+        }
+        expect(cut?.data).toMatchObject({
+          reason: 'bytes',
+          at: expect.stringMatching(/^\/workspace\/sparse\d+$/),
+        });
+        attacks.push({
+          attack: '40 sparse 4 GiB files in /workspace (160 GiB apparent, no blocks)',
+          outcome: `reply in ${s(made.ms)}; the snapshot cut at ${cut?.data.at} (${cut?.data.bytes} bytes streamed), recorded as limit.hit`,
+        });
+      },
+      10 * MINUTE,
+    );
+
+    it(
+      'disk: dd past the capped /workspace fails at the cap',
+      async () => {
+        const session = 'rt-sparse';
+        const capMb = config.SANDBOX_WORKSPACE_MB;
+        expect(capMb).toBe(64);
+        const turn = await ms(() =>
+          turnEnd(
+            stack!.url,
+            session,
+            `dd if=/dev/zero of=/workspace/fill bs=1M count=${capMb + 36} 2>&1 | grep -E "No space|copied"; du -m /workspace/fill | cut -f1; rm -f /workspace/fill; echo fill-done`,
+          ),
+        );
+        expect(turn.value.type, JSON.stringify(turn.value)).toBe('reply');
+        const text = turn.value.type === 'reply' ? turn.value.text : '';
+        expect(text).toContain('fill-done');
+        expect(text).toContain('No space left on device');
+        const written = Number(/^(\d+)$/m.exec(text)?.[1] ?? 'NaN');
+        expect(written).toBeLessThanOrEqual(capMb);
+        attacks.push({
+          attack: `dd ${capMb + 36} MB into /workspace (cap ${capMb} MiB)`,
+          outcome: `No space left on device at the cap (${written} MiB written), in ${s(turn.ms)}`,
+        });
+      },
+      10 * MINUTE,
+    );
+  });
 
   it.skipIf(process.env.SANDBOT_VM_TEST_RESTART === '0')(
     'restarts a guest whose QEMU died; the conversation continues with its files',
