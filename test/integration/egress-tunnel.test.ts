@@ -88,6 +88,13 @@ elif step == "up":
 elif step == "down":
     s = conn(); s.sendall(b"get 3145728\\n"); data = read_all(s)
     print("down", hashlib.sha256(data).hexdigest(), len(data))
+elif step == "big":
+    s = conn(); s.sendall(b"get 33554432\\n"); h, n = hashlib.sha256(), 0
+    while True:
+        got = s.recv(65536)
+        if not got: break
+        h.update(got); n += len(got)
+    print("big", h.hexdigest(), n)
 elif step == "many":
     held, answered = [], 0
     for i in range(40):
@@ -115,6 +122,15 @@ const tunnel: SandboxNetwork = {
 };
 
 const run = (session: SandboxSession, command: string) => runOnSession(session, command);
+
+/** The errors of the bad lines the session's listeners get (invalid egress frames among them). */
+function badLines(session: SandboxSession): string[] {
+  const bad: string[] = [];
+  session.onMessage((line) => {
+    if (!line.ok) bad.push(line.error);
+  });
+  return bad;
+}
 
 describe('the egress tunnel', () => {
   it('carries a connection from the sandbox’s loopback to the worker’s side, both ways, whole', async () => {
@@ -147,10 +163,13 @@ describe('the egress tunnel', () => {
   it(`caps a sandbox at ${EGRESS_MAX_STREAMS} open connections, and ends them with the lease`, async () => {
     const before = accepted.length;
     const session = await driver.open(conversation, { network: tunnel });
+    const bad = badLines(session);
     try {
       // 40 connections held open at once: the ones over the cap are closed at once (EOF or reset).
       const { output } = await run(session, `cat > /tmp/t.py <<'PY'${PY}PY\npython3 /tmp/t.py many`);
       expect(output).toContain(`answered=${EGRESS_MAX_STREAMS}`);
+      // What the declined connections sent before their close reached the sandbox is no abuse.
+      expect(bad).toEqual([]);
     } finally {
       await session.close();
     }
@@ -159,6 +178,18 @@ describe('the egress tunnel', () => {
     const opened = accepted.slice(before);
     expect(opened.length).toBe(EGRESS_MAX_STREAMS);
     expect(opened.every((s) => s.destroyed || s.readableEnded)).toBe(true);
+  });
+
+  it('counts no frame of an honest 32 MiB download as invalid (none reaches the turn as a bad line)', async () => {
+    const session = await driver.open(conversation, { network: tunnel });
+    const bad = badLines(session);
+    try {
+      const { output } = await run(session, `cat > /tmp/t.py <<'PY'${PY}PY\npython3 /tmp/t.py big`);
+      expect(output).toContain(`big ${sentSha} 33554432`);
+      expect(bad).toEqual([]);
+    } finally {
+      await session.close();
+    }
   });
 
   it('gives a sandbox opened without the tunnel no listener on that port', async () => {

@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { webConversationId } from '../../src/contracts/conversation/id.js';
+import { Quarantine } from '../../src/shared/stores/quarantine.js';
 import { type OutsideHost, startOutsideHost } from '../../testkit/outside-host.js';
 import { UNDER_GVISOR } from '../helpers/stack.js';
 import { expectNoSecretsLeaked, printTable, type Redteam, startRedteam, token } from './harness.js';
@@ -8,8 +10,11 @@ import { expectNoSecretsLeaked, printTable, type Redteam, startRedteam, token } 
  * proxy through frames on its own protocol stream. The agent starts a big download through its
  * HTTP_PROXY, freezes the runtime (SIGSTOP: same uid) so nothing reads the sandbox's stdin any more,
  * and writes forged `egress_ack` lines into the runtime's stdout, which once made the worker read the
- * proxy without bound. The worker's memory (this process hosts it) must stay flat, the turn must end
- * at its timeout and the conversation go on. Under runc a granted sandbox reaches the proxy over the
+ * proxy without bound. The worker's memory (this process hosts it) must stay flat, and the turn must
+ * end and the conversation go on. Acks of more than was sent, and frames for streams never opened,
+ * are invalid egress frames: they count toward the protocol-abuse tripwire, which now ends the turn
+ * (kills the sandbox, quarantines the conversation) within the flood's first second, long before the
+ * turn's timeout; the test releases the quarantine to read what the attack recorded. Under runc a granted sandbox reaches the proxy over the
  * bridge network, not the tunnel: there the file records that and runs nothing.
  * The outside host is on 192.52.193.0/24 (AMT relay anycast; the other attack files hold the
  * documentation ranges and 192.88.99.0/24).
@@ -44,7 +49,8 @@ open('/tmp/got', 'w').write(str(n))`;
 /**
  * Starts the download, lets it flow, freezes the runtime, then writes forged acknowledgements of the
  * whole window for the first streams into the runtime's stdout for ACK_SECONDS; what it saw goes to
- * frozen.txt in the workspace, for the next turn to show.
+ * frozen.txt in the workspace, for the next turn to show, and the count of forged acks so far to
+ * acks.txt every 100 (the tripwire kills the sandbox before the loop is over).
  */
 const ATTACK = [
   FIND_RUNTIME,
@@ -53,7 +59,7 @@ const ATTACK = [
   'kill -STOP $rtpid',
   'echo "runtime $rtpid $(grep State /proc/$rtpid/status)" > frozen.txt',
   'echo "got at freeze=$(cat /tmp/got)" >> frozen.txt',
-  `n=0; SECONDS=0; while [ $SECONDS -lt ${ACK_SECONDS} ]; do for s in 1 2 3 4; do printf '{"type":"egress_ack","stream":%d,"bytes":262144}\\n' $s; done; n=$((n+4)); done > /proc/$rtpid/fd/1`,
+  `n=0; SECONDS=0; while [ $SECONDS -lt ${ACK_SECONDS} ]; do for s in 1 2 3 4; do printf '{"type":"egress_ack","stream":%d,"bytes":262144}\\n' $s; done; n=$((n+4)); [ $((n % 100)) = 0 ] && echo "forged acks=$n" > acks.txt; done > /proc/$rtpid/fd/1`,
   'echo "forged acks=$n" >> frozen.txt',
   'echo "got after acks=$(cat /tmp/got)" >> frozen.txt',
 ].join('\n');
@@ -125,7 +131,12 @@ describe.runIf(UNDER_GVISOR)('red team: the egress tunnel under a frozen runtime
     // The turn ends at its timeout (or a tripwire), not with the attack's output.
     expect(turn.kind).toBe('error');
     expect(seconds).toBeLessThan(TURN_TIMEOUT + 20);
-    const next = await rt.ask(SESSION, 'cat frozen.txt; echo next-turn');
+    // Ended by the tripwire on invalid egress frames, well before the turn's timeout.
+    expect(turn.text).toContain('invalid egress frames');
+    expect(seconds).toBeLessThan(TURN_TIMEOUT);
+    await rt.auditedTripwire(SESSION, 'invalid egress frames');
+    expect(await new Quarantine(rt.redis, rt.instance).release(webConversationId(SESSION))).toBe(true);
+    const next = await rt.ask(SESSION, 'cat frozen.txt acks.txt; echo next-turn');
     expect(next.text).toContain('next-turn');
     // The attack did what it says: the runtime was stopped, and acks were forged into its stdout.
     expect(next.text).toMatch(/State:\s+T/);
@@ -136,7 +147,7 @@ describe.runIf(UNDER_GVISOR)('red team: the egress tunnel under a frozen runtime
     const download = await until(() => rt.egressOf(SESSION).find((r) => r.host === 'big.example.test'));
     const moved = (download?.bytesIn ?? 0) / 2 ** 20;
     await rt.row(
-      `download ${DOWNLOAD_BYTES / 2 ** 20} MiB through the tunnel, SIGSTOP the runtime, forge ${acks} egress_ack lines into its stdout for ${ACK_SECONDS} s`,
+      `download ${DOWNLOAD_BYTES / 2 ** 20} MiB through the tunnel, SIGSTOP the runtime, forge egress_ack lines into its stdout for up to ${ACK_SECONDS} s (${acks} written before the invalid-egress-frame tripwire killed the sandbox)`,
       `worker memory grew at most ${most.rss.toFixed(1)} MiB RSS, ${most.heap.toFixed(1)} MiB heap+external (bound ${BOUND_MIB}); curl had ${atFreeze.toFixed(1)} MiB when the runtime froze, the proxy read ${moved.toFixed(1)} MiB in all; turn ended (${turn.text.slice(0, 60)}) after ${seconds.toFixed(1)} s; next turn answered`,
       SESSION,
     );

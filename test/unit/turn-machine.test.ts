@@ -274,7 +274,7 @@ describe('turn machine: tripwires', () => {
     expect(warnings).toHaveLength(20);
     expect(warnings[0]).toEqual({ type: 'warn_unexpected_line', error: 'not json' });
     expect(warnings[1]).toEqual({ type: 'warn_unexpected_line', error: 'not for this turn' });
-    const reason = `protocol abuse: over ${MAX_BAD_LINES} malformed or foreign lines in one turn`;
+    const reason = `protocol abuse: over ${MAX_BAD_LINES} malformed or foreign lines or invalid egress frames in one turn`;
     expect(actions.slice(-4)).toEqual([
       { type: 'tripwire', reason },
       { type: 'end' },
@@ -289,7 +289,7 @@ describe('turn machine: tripwires', () => {
     expect(few.state.badLines).toBe(3);
     expect(few.actions).toEqual([]);
     const { state, actions } = run(few.state, { type: 'stray_lines', lines: MAX_BAD_LINES });
-    const reason = `protocol abuse: over ${MAX_BAD_LINES} malformed or foreign lines in one turn (${MAX_BAD_LINES} written between turns)`;
+    const reason = `protocol abuse: over ${MAX_BAD_LINES} malformed or foreign lines or invalid egress frames in one turn (${MAX_BAD_LINES} written between turns)`;
     expect(actions).toEqual([
       { type: 'tripwire', reason },
       { type: 'end' },

@@ -5,6 +5,7 @@ import {
   EGRESS_MAX_STREAMS,
   type EgressFrame,
   type EgressStreamFrame,
+  INVALID_EGRESS_FRAME,
 } from '../../../src/contracts/protocol/egress.js';
 import { EgressStreams } from '../../../src/contracts/protocol/egress-streams.js';
 import type { SandboxSession } from './types.js';
@@ -29,32 +30,26 @@ export function withEgressTunnel(session: SandboxSession, connect: () => Duplex)
     }
   };
   // Proxy connections are read only as fast as the sandbox's stdin drains (EgressStreams' flow).
+  // A frame no honest runtime sends goes to the turn as a bad line: it counts toward its tripwire.
   const streams = new EgressStreams(
     send,
     session.blocked && session.onDrain
       ? { blocked: () => session.blocked?.() ?? false, onDrain: (listener) => session.onDrain?.(listener) }
       : undefined,
+    (reason) => {
+      for (const listener of listeners) listener({ ok: false, error: `${INVALID_EGRESS_FRAME}: ${reason}` });
+    },
   );
   let opens = 0;
 
   const open = (stream: number) => {
     if (streams.has(stream))
       return send({ type: 'egress_close', stream, reason: 'stream id already in use' });
-    if (streams.size >= EGRESS_MAX_STREAMS) {
-      return send({
-        type: 'egress_close',
-        stream,
-        reason: `over ${EGRESS_MAX_STREAMS} connections open at once`,
-      });
-    }
+    if (streams.size >= EGRESS_MAX_STREAMS)
+      return streams.decline(stream, `over ${EGRESS_MAX_STREAMS} connections open at once`);
     opens += 1;
-    if (opens > EGRESS_MAX_OPENS_PER_LEASE) {
-      return send({
-        type: 'egress_close',
-        stream,
-        reason: `over ${EGRESS_MAX_OPENS_PER_LEASE} connections in one turn`,
-      });
-    }
+    if (opens > EGRESS_MAX_OPENS_PER_LEASE)
+      return streams.decline(stream, `over ${EGRESS_MAX_OPENS_PER_LEASE} connections in one turn`);
     streams.add(stream, connect());
   };
 

@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { dataFrames, EGRESS_CHUNK_BYTES, EGRESS_WINDOW_BYTES, type EgressStreamFrame } from './egress.js';
+import { LateFrames } from './egress-late-frames.js';
 
 interface Stream {
   socket: Duplex;
@@ -20,16 +21,20 @@ interface Stream {
 export class EgressStreams {
   private readonly streams = new Map<number, Stream>();
   private waitingForDrain = false;
+  private readonly late = new LateFrames();
 
   /**
    * `flow`: where frames go through a stream that can back up (the worker's writes to a sandbox's
    * stdin), whether it has, and a call once it drained. Connections are then read only while it has
    * not: the worker stops reading, it does not buffer. This holds whatever acknowledgements the other
    * end sends (forged ones too); the window only keeps one stream from starving the others.
+   * `onInvalid`: told of each frame no honest other end sends (for a stream not open and not
+   * expected late, or acknowledging more than was sent); such frames are dropped all the same.
    */
   constructor(
     private readonly send: (frame: EgressStreamFrame) => void,
     private readonly flow?: { blocked(): boolean; onDrain(listener: () => void): void },
+    private readonly onInvalid?: (reason: string) => void,
   ) {}
 
   get size(): number {
@@ -44,6 +49,7 @@ export class EgressStreams {
   add(id: number, socket: Duplex): void {
     const stream: Stream = { socket, unacked: 0, unwritten: 0 };
     this.streams.set(id, stream);
+    this.late.opened(id);
     const listed = () => this.streams.get(id) === stream;
     socket.on('data', (chunk: Buffer) => {
       for (const frame of dataFrames(id, chunk)) this.send(frame);
@@ -59,6 +65,7 @@ export class EgressStreams {
       // Still listed: this side ended it (the other side's close removes it first).
       if (!listed()) return;
       this.streams.delete(id);
+      this.late.closedHere(id, stream.unacked, stream.unwritten);
       this.send({ type: 'egress_close', stream: id });
     });
   }
@@ -66,7 +73,11 @@ export class EgressStreams {
   /** A frame from the other end; frames of streams not open (closed already) are dropped. */
   receive(frame: EgressStreamFrame): void {
     const stream = this.streams.get(frame.stream);
-    if (!stream) return;
+    if (!stream) {
+      const invalid = this.late.judge(frame);
+      if (invalid) this.onInvalid?.(invalid);
+      return;
+    }
     const { socket } = stream;
     switch (frame.type) {
       case 'egress_data': {
@@ -86,6 +97,8 @@ export class EgressStreams {
         return;
       }
       case 'egress_ack':
+        if (frame.bytes > stream.unacked)
+          this.onInvalid?.(`egress_ack for stream ${frame.stream} acknowledges more than was sent`);
         stream.unacked = Math.max(0, stream.unacked - frame.bytes);
         if (!this.waitingForDrain && stream.unacked < EGRESS_WINDOW_BYTES && socket.isPaused())
           socket.resume();
@@ -125,10 +138,17 @@ export class EgressStreams {
     });
   }
 
+  /** Closes a stream the other end opened without wiring it (a limit): its early frames are expected. */
+  decline(id: number, reason: string): void {
+    this.late.closedHere(id, 0, 0);
+    this.send({ type: 'egress_close', stream: id, reason });
+  }
+
   private refuse(id: number, reason: string): void {
     const stream = this.streams.get(id);
     this.streams.delete(id);
     stream?.socket.destroy();
+    if (stream) this.late.closedHere(id, stream.unacked, stream.unwritten);
     this.send({ type: 'egress_close', stream: id, reason });
   }
 }

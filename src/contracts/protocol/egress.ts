@@ -23,6 +23,8 @@ export const EGRESS_WINDOW_BYTES = 256 * 1024;
 export const EGRESS_MAX_STREAMS = 32;
 /** Streams one lease (a turn, a /run) may open in all: a bound on connection churn against the proxy. */
 export const EGRESS_MAX_OPENS_PER_LEASE = 5000;
+/** How the worker's tunnel end reports a frame no honest runtime sends, as a bad line of the turn's. */
+export const INVALID_EGRESS_FRAME = 'invalid egress frame';
 
 const stream = z
   .number()

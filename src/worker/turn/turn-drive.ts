@@ -29,6 +29,8 @@ export interface TurnDriveContext {
   trail: TurnTrail;
   canary: string;
   skills?: TurnSkills;
+  /** This run's protocol id; by default one is made up. */
+  runId?: string;
 }
 
 /**
@@ -59,7 +61,7 @@ class TurnDrive {
     const { deps, turn, canary } = context;
     // Each run of a turn gets its own protocol id: a rerun after a takeover must not take the old run's
     // lines (e.g. its turn_done) for its own. Outbound events keep the turn's id, for idempotency.
-    const runId = `${turn.turnId}@${randomUUID().slice(0, 8)}`;
+    const runId = context.runId ?? newRunId(turn);
     this.state = initialTurnState(runId, canary, {
       modelCalls: deps.config.SANDBOT_MAX_MODEL_CALLS_PER_TURN,
       tokens: deps.config.SANDBOT_MAX_TOKENS_PER_TURN,
@@ -198,6 +200,11 @@ class TurnDrive {
       log,
     });
   }
+}
+
+/** A protocol id for one run of a turn (or a /run): the turn's id and a random suffix. */
+export function newRunId(turn: Pick<Turn, 'turnId'>): string {
+  return `${turn.turnId}@${randomUUID().slice(0, 8)}`;
 }
 
 /** Tools besides the built-in ones, when there are any (the broker then offers them too). */

@@ -166,7 +166,7 @@ export function outcomeOf(state: TurnState): TurnResult {
 /** Why the line counts amount to protocol abuse, if they do. */
 export function protocolAbuse(lines: number, badLines: number): string | undefined {
   if (badLines > MAX_BAD_LINES)
-    return `protocol abuse: over ${MAX_BAD_LINES} malformed or foreign lines in one turn`;
+    return `protocol abuse: over ${MAX_BAD_LINES} malformed or foreign lines or invalid egress frames in one turn`;
   if (lines > MAX_LINES_PER_TURN) return `protocol abuse: over ${MAX_LINES_PER_TURN} lines in one turn`;
   return undefined;
 }

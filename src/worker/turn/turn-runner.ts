@@ -1,9 +1,10 @@
 import type { Turn } from '../../shared/queue/conversation-store.js';
 import { silentTrail, type TurnTrail } from '../audit/turn-trail.js';
 import { CANARY_PATH, canaryFileContent, canaryIntact } from './canary.js';
+import { awaitsCancelAnswer, CANCEL_GRACE_MS, killsSandbox, watchRunEnd } from './cancel-answer.js';
 import { stopNotice } from './stop-reason.js';
 import type { TurnOutcome, TurnRunnerDeps } from './turn-deps.js';
-import { driveTurn, messageOf } from './turn-drive.js';
+import { driveTurn, messageOf, newRunId } from './turn-drive.js';
 import { errorEvent, progressEvent, replyEvent } from './turn-events.js';
 import { collectOutbox, deliverInbox, withSkippedNote } from './turn-files.js';
 import type { TurnResult } from './turn-machine.js';
@@ -49,6 +50,9 @@ async function runTurnIn(
   }
   const { session, skills } = opened;
   const startedAt = Date.now();
+  const runId = newRunId(turn);
+  // From the start: a runtime that ends the run as the stop comes says so before the cancel.
+  const runEnd = watchRunEnd(session, runId);
   try {
     // How the previous turn left the workspace, when nothing can have changed it since: then neither
     // the canary nor the audit needs the engine's archive API before the runtime gets the turn.
@@ -68,31 +72,42 @@ async function runTurnIn(
     await trail.workspaceBefore(plant || delivered ? undefined : prior);
     if (skills?.notice) await deps.publish(progressEvent(turn, 'skills', skills.notice));
     if (skills) trail.skillTools?.(skills.toolSkills);
-    const result = await driveTurn({ deps, turn, session, log, trail, canary, skills }, signals);
+    const result = await driveTurn({ deps, turn, session, log, trail, canary, skills, runId }, signals);
     if (result.kind === 'abandoned') return 'abandoned';
-    if (result.kind === 'error' && result.timedOut) await killWedged(deps, turn, log);
+    const timedOut = killsSandbox(result, true);
+    if (timedOut) await killWedged(deps, turn, log, 'turn timed out');
     const outcome = await publishEnd(deps, turn, result, startedAt, trail);
+    // The user has the stop's answer: the next turn waits on the runtime's at most the grace.
+    const answered = awaitsCancelAnswer(result) && (await runEnd.answered(CANCEL_GRACE_MS));
+    if (!timedOut && killsSandbox(result, answered)) await killWedged(deps, turn, log, 'stop not answered');
     // The bookkeeping follows the answer, bounded (SANDBOX_WORKSPACE_READ_*): the user never waits
     // on it. Kept for the next turn only after a clean end (the runtime reaped the agent's processes).
     await trail.workspaceAfter({ keep: result.kind === 'reply' });
     return outcome;
   } finally {
+    runEnd.off();
     await session.close().catch(() => undefined);
   }
 }
 
 /**
- * A turn past its wall time was sent a cancel, which only a runtime that still reads acts on: one
- * frozen by its agent (SIGSTOP, same uid) or with its loop blocked never does, and would take every
- * later turn of the conversation to its timeout too. So its sandbox goes; the next turn starts it
- * again (its volumes, so its files and history, stay), and nothing the agent left running survives.
+ * A turn past its wall time, or stopped without the runtime answering the cancel within the grace
+ * (cancel-answer.ts): only a runtime that still reads acts on a cancel, and one frozen by its agent
+ * (SIGSTOP, same uid) or with its loop blocked never does, and would take every later turn of the
+ * conversation to its timeout too. So its sandbox goes; the next turn starts it again (its volumes,
+ * so its files and history, stay), and nothing the agent left running survives.
  */
-async function killWedged(deps: TurnRunnerDeps, turn: Turn, log: TurnRunnerDeps['logger']) {
+export async function killWedged(
+  deps: Pick<TurnRunnerDeps, 'driver'>,
+  turn: Turn,
+  log: TurnRunnerDeps['logger'],
+  why: string,
+) {
   const killed = await deps.driver.kill(turn.conversation).catch((error: unknown) => {
-    log.error({ err: error }, 'could not kill the sandbox of a timed-out turn');
+    log.error({ err: error, why }, 'could not kill a wedged sandbox');
     return false;
   });
-  if (killed) log.warn('turn timed out: its sandbox was killed, the next turn starts it again');
+  if (killed) log.warn({ why }, 'its sandbox was killed, the next turn starts it again');
 }
 
 /**
