@@ -15,6 +15,8 @@ const env = {
   ...process.env,
   SANDBOT_INSTANCE: config.SANDBOT_INSTANCE,
   SANDBOX_IMAGE,
+  // The CLI must find the sandboxes' capped volumes where the test's driver made them (it left them mounted).
+  SANDBOX_DISK_DIR: config.SANDBOX_DISK_DIR,
   OLLAMA_HOST: 'http://127.0.0.1:9',
 };
 const sandbot = (...args: string[]) =>
