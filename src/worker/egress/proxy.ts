@@ -1,13 +1,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { connect, isIP, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import type { ConversationId } from '../../contracts/conversation/id.js';
-import { forbiddenAddress, type Grant, isGranted } from '../../contracts/policy/network-policy.js';
-import { localAddresses, parseAuthority } from './addresses.js';
+import { parseAuthority } from './addresses.js';
+import { type Decision, EgressDecider, type EgressDeciderOptions } from './egress-decision.js';
 import { forwardPlain, meterTunnel } from './forward.js';
-import { dnsResolve, Slots } from './limits.js';
+import { Slots } from './limits.js';
 import { peekHello, sniProblem } from './sni.js';
 
-export type Lookup = (host: string) => Promise<{ address: string; family: number }[]>;
+export type { Lookup } from './egress-decision.js';
 
 export interface EgressRecord {
   conversation?: ConversationId;
@@ -22,21 +22,15 @@ export interface EgressRecord {
   durationMs: number;
 }
 
-export interface EgressProxyOptions {
-  /** Which conversation's sandbox sent this request, from its proxy credentials (undefined: none of ours). */
-  identify(proxyAuthorization: string | undefined): Promise<ConversationId | undefined>;
-  grantsFor(conversation: ConversationId): Promise<Grant[]>;
+export interface EgressProxyOptions extends EgressDeciderOptions {
   /** Called once per request, allowed or refused. */
   record(entry: EgressRecord): void;
-  lookup?: Lookup;
   /** Bytes one request may move, both directions together. */
   maxBytes: number;
   /** Time one request may last. */
   maxSeconds: number;
   /** Requests and tunnels one conversation may have open at once. */
   maxConnections: number;
-  /** Name lookups one conversation may have pending at once. */
-  maxLookups: number;
   /**
    * Also cap TCP connections (idle keep-alive ones too) per source address at maxConnections: on a bridge,
    * where each sandbox has its own address. Tunnelled, every sandbox comes from loopback (the tunnel caps
@@ -45,27 +39,20 @@ export interface EgressProxyOptions {
   capPerSource?: boolean;
 }
 
-type Decision =
-  | { allowed: true; address: string }
-  | { allowed: false; reason: string; conversation?: ConversationId };
-
 /**
- * The only way out of a sandbox: an HTTP proxy (plain requests and CONNECT tunnels) that allows only the
- * hosts granted to the sandbox's conversation, resolves names itself and connects to the address it
- * checked (so a name cannot be re-pointed between check and use), refuses private, loopback, link-local
- * and metadata addresses whatever the name, lets a tunnel carry only TLS to the CONNECT host (its SNI),
- * caps bytes, time, open connections and pending lookups per sandbox, and records every request.
+ * The only way out of a sandbox: an HTTP proxy (plain requests and CONNECT tunnels) that goes only where
+ * its decider (egress-decision.ts) allows, to the address the decider checked, lets a tunnel carry only
+ * TLS to the CONNECT host (its SNI), caps bytes, time, open connections and pending lookups per sandbox,
+ * and records every request.
  */
 export class EgressProxy {
   private readonly server: Server;
-  private readonly lookup: Lookup;
+  private readonly decider: EgressDecider;
   private readonly open: Slots;
-  private readonly lookups: Slots;
 
   constructor(private readonly options: EgressProxyOptions) {
-    this.lookup = options.lookup ?? dnsResolve();
+    this.decider = new EgressDecider(options);
     this.open = new Slots(options.maxConnections);
-    this.lookups = new Slots(options.maxLookups);
     this.server = createServer((req, res) => void this.onRequest(req, res));
     if (options.capPerSource) {
       const sockets = new Slots(options.maxConnections);
@@ -101,55 +88,8 @@ export class EgressProxy {
     });
   }
 
-  async decide(
-    proxyAuthorization: string | undefined,
-    host: string,
-    port: number,
-  ): Promise<Decision & { conversation?: ConversationId }> {
-    const conversation = await this.options.identify(proxyAuthorization);
-    if (!conversation)
-      return { allowed: false, reason: 'the request carries no valid sandbox proxy credentials' };
-    const grants = await this.options.grantsFor(conversation);
-    if (!isGranted(grants, host, port)) {
-      return {
-        allowed: false,
-        conversation,
-        reason: `${host}:${port} is not granted to this conversation's network policy`,
-      };
-    }
-    const resolved = await this.resolve(conversation, host);
-    if ('reason' in resolved) return { allowed: false, conversation, reason: resolved.reason };
-    // Every address must be public and not the host's own: a name that also resolves to such an address
-    // is refused outright. The host's addresses are read per request (interfaces come and go).
-    const local = localAddresses();
-    for (const address of resolved.addresses) {
-      const why = forbiddenAddress(address, local);
-      if (why) return { allowed: false, conversation, reason: `${host} resolves to ${why}` };
-    }
-    const address = resolved.addresses[0];
-    if (!address) return { allowed: false, conversation, reason: `${host} does not resolve` };
-    return { allowed: true, conversation, address };
-  }
-
-  /** The addresses of a name, at most maxLookups pending per conversation (fresh names cost the worker). */
-  private async resolve(
-    conversation: ConversationId,
-    host: string,
-  ): Promise<{ addresses: string[] } | { reason: string }> {
-    if (isIP(host)) return { addresses: [host] };
-    const release = this.lookups.take(conversation);
-    if (!release) {
-      return {
-        reason: `this sandbox already has ${this.options.maxLookups} name lookups pending (SANDBOT_EGRESS_MAX_LOOKUPS)`,
-      };
-    }
-    try {
-      return { addresses: (await this.lookup(host)).map((a) => a.address) };
-    } catch {
-      return { reason: `${host} does not resolve` };
-    } finally {
-      release();
-    }
+  decide(proxyAuthorization: string | undefined, host: string, port: number): Promise<Decision> {
+    return this.decider.decide(proxyAuthorization, host, port);
   }
 
   /** A slot for one open request or tunnel of the conversation, or the refusal when it holds them all. */
