@@ -4,7 +4,6 @@ import type { SandboxDriver } from '../../sandbox/host/driver/types.js';
 import type { ConversationId } from '../contracts/conversation/id.js';
 import { bullPrefix, INBOUND_QUEUE, instanceKeys } from '../contracts/redis/keys.js';
 import type { AuditRecorder } from '../shared/audit/audit-log.js';
-import { ControlMessage } from '../shared/queue/conversation-control.js';
 import type { ConversationStore, Turn } from '../shared/queue/conversation-store.js';
 import type { InboundQueue } from '../shared/queue/inbound-queue.js';
 import { InboundJob } from '../shared/queue/inbound-queue.js';
@@ -17,10 +16,10 @@ import { VolumeRetention } from './sandboxes/volume-retention.js';
 import type { TaskLimits } from './tasks/fairness.js';
 import { closeTask } from './tasks/task-close.js';
 import { TaskGate } from './tasks/task-gate.js';
-import type { StopReason } from './turn/stop-reason.js';
 import { errorEvent, replyEvent } from './turn/turn-events.js';
 import { planSegments } from './turn/turn-plan.js';
 import { runTurn, type TurnOutcome, type TurnRunnerDeps } from './turn/turn-runner.js';
+import { TurnEnforcement } from './turn-enforcement.js';
 
 export interface SandboxWorkerDeps extends TurnRunnerDeps {
   connection: Redis;
@@ -46,14 +45,12 @@ export class SandboxWorker {
   readonly id = `w-${randomUUID().slice(0, 8)}`;
   private worker?: Worker;
   private timers: NodeJS.Timeout[] = [];
-  /** Conversations this worker is running, with the switch a `stop` command pulls. */
-  private readonly running = new Map<ConversationId, AbortController>();
-  private readonly refusals = new Map<ConversationId, number>();
   private control?: Redis;
   private readonly leaseMs: number;
   private readonly capacity: SandboxCapacity;
   private readonly retention: VolumeRetention;
   private readonly tasks: TaskGate;
+  private readonly enforcement: TurnEnforcement;
 
   constructor(
     private readonly deps: SandboxWorkerDeps,
@@ -75,6 +72,10 @@ export class SandboxWorker {
     },
   ) {
     this.leaseMs = options.leaseSeconds * 1000;
+    this.enforcement = new TurnEnforcement(deps, {
+      actor: `worker:${this.id}`,
+      egressRefusalTripwire: options.egressRefusalTripwire,
+    });
     this.capacity = new SandboxCapacity(deps, options);
     this.retention = new VolumeRetention(deps, {
       instance: options.instance,
@@ -101,7 +102,7 @@ export class SandboxWorker {
     );
     this.worker.on('error', (error) => this.deps.logger.warn({ err: error }, 'inbound worker error'));
     this.control = this.deps.connection.duplicate();
-    this.control.on('message', (_channel: string, raw: string) => this.onControl(raw));
+    this.control.on('message', (_channel: string, raw: string) => this.enforcement.onControl(raw));
     void this.control.subscribe(instanceKeys(this.options.instance).control);
     this.every(Math.max(this.leaseMs, 2000), () => this.sweep());
     this.every(Math.min(30_000, this.options.idleSeconds * 500), () => this.stopIdleSandboxes());
@@ -116,70 +117,19 @@ export class SandboxWorker {
     this.timers.push(timer);
   }
 
-  private onControl(raw: string): void {
-    let json: unknown;
-    try {
-      json = JSON.parse(raw);
-    } catch {
-      json = undefined;
-    }
-    const parsed = ControlMessage.safeParse(json);
-    if (!parsed.success) return void this.deps.logger.warn({ raw: raw.slice(0, 200) }, 'bad control message');
-    const message = parsed.data;
-    if (message.action === 'stop') {
-      this.running.get(message.conversation)?.abort({ kind: 'stop', by: message.by } satisfies StopReason);
-      return;
-    }
-    void this.kill(message.conversation, message.by, message.reason);
-  }
-
   /** SIGKILLs the conversation's sandbox (if on this worker's engine) and ends its running turn. */
-  async kill(conversation: ConversationId, by: string, reason: string): Promise<void> {
-    this.running.get(conversation)?.abort({ kind: 'kill', by, reason } satisfies StopReason);
-    const killed = await this.deps.driver.kill(conversation).catch((error: unknown) => {
-      this.deps.logger.error({ err: error, conversation }, 'kill failed');
-      return false;
-    });
-    this.deps.logger.warn({ audit: 'sandbox.kill', conversation, by, reason, killed }, 'sandbox killed');
-    await this.deps.audit?.record({
-      conversation,
-      actor: `worker:${this.id}`,
-      kind: 'sandbox.kill',
-      data: { by, reason, killed },
-    });
+  kill(conversation: ConversationId, by: string, reason: string): Promise<void> {
+    return this.enforcement.kill(conversation, by, reason);
   }
 
   /** A tripwire fired: quarantine first (so no new turn starts), then kill. */
   tripwire(conversation: ConversationId, reason: string): void {
-    this.deps.logger.warn({ audit: 'tripwire', conversation, reason }, 'tripwire');
-    void this.deps.audit?.record({
-      conversation,
-      actor: `worker:${this.id}`,
-      kind: 'tripwire',
-      data: { name: reason },
-    });
-    void this.deps.audit?.record({
-      conversation,
-      actor: `worker:${this.id}`,
-      kind: 'sandbox.quarantine',
-      data: { reason },
-    });
-    void this.deps.quarantine
-      .put(conversation, reason, 'tripwire')
-      .then(() => this.kill(conversation, 'tripwire', reason))
-      .catch((error: unknown) =>
-        this.deps.logger.error({ err: error, conversation }, 'tripwire kill failed'),
-      );
+    this.enforcement.tripwire(conversation, reason);
   }
 
   /** Counts refused egress per conversation during its turn; too many is a tripwire. */
   noteEgress(entry: EgressRecord): void {
-    if (entry.allowed || !entry.conversation || !this.running.has(entry.conversation)) return;
-    const count = (this.refusals.get(entry.conversation) ?? 0) + 1;
-    this.refusals.set(entry.conversation, count);
-    if (count === this.options.egressRefusalTripwire) {
-      this.tripwire(entry.conversation, `${count} refused network requests in one turn`);
-    }
+    this.enforcement.noteEgress(entry);
   }
 
   async process(job: Job): Promise<string> {
@@ -237,11 +187,9 @@ export class SandboxWorker {
         continue;
       }
       await this.capacity.ensureRoom(turn, abandon, `worker:${this.id}`, ownState);
-      const stop = new AbortController();
-      this.running.set(conversation, stop);
-      this.refusals.delete(conversation);
-      const outcome = await this.runWithCommands(turn, { abandon, stop: stop.signal }).finally(() =>
-        this.running.delete(conversation),
+      const stop = this.enforcement.begin(conversation);
+      const outcome = await this.runWithCommands(turn, { abandon, stop }).finally(() =>
+        this.enforcement.end(conversation),
       );
       if (outcome === 'abandoned') return `lease lost during ${turn.turnId}`;
       await this.deps.store.complete(turn, token);
