@@ -2,23 +2,14 @@ import type Dockerode from 'dockerode';
 import type { ConversationId } from '../../../src/contracts/conversation/id.js';
 import type { Logger } from '../../../src/contracts/log/logger.js';
 import type { ReadBudget } from './archive-read.js';
-import {
-  createSandbox,
-  inspectAfterCreate,
-  inspectState,
-  messageOf,
-  quotaPaths,
-  recreateReason,
-  removeVolumes,
-  statusOf,
-} from './docker-container.js';
+import { messageOf, removeVolumes, statusOf } from './docker-container.js';
 import { countRunning, listSandboxes } from './docker-list.js';
+import { openSandbox } from './docker-open.js';
 import { listPooled, type PooledInfo, type PoolSource, removePooledSandbox } from './docker-pool.js';
-import { claimFromPool, hasOwnVolumes, mountedVolumes } from './docker-pool-claim.js';
+import { mountedVolumes } from './docker-pool-claim.js';
 import { createPooledSandbox } from './docker-pool-create.js';
-import { type AttachedSession, attachRuntime } from './docker-session.js';
-import { networkLabel, runtimeLabel, type SandboxLimits, sandboxNames, skillsLabel } from './docker-spec.js';
-import { type AttachedAs, KeptSessions } from './kept-sessions.js';
+import { networkLabel, type SandboxLimits, sandboxNames, skillsLabel } from './docker-spec.js';
+import { KeptSessions } from './kept-sessions.js';
 import { SandboxReads } from './sandbox-reads.js';
 import { withEgressTunnel } from './tunnel-session.js';
 import type {
@@ -51,10 +42,6 @@ export interface DockerSandboxDriverOptions extends SandboxLimits {
 
 /** Seconds a sandbox gets to exit on SIGTERM before it is killed. */
 const STOP_TIMEOUT_SECONDS = 5;
-/** Options a pooled sandbox already satisfies: no network, and no skill mounts (or none asked). */
-function plainOpen(options: OpenOptions): boolean {
-  return Object.values(options).every((v) => v === undefined || (Array.isArray(v) && v.length === 0));
-}
 
 /** One container per conversation on one Docker-compatible engine (chosen by the Dockerode client). */
 export class DockerSandboxDriver implements SandboxDriver {
@@ -101,98 +88,14 @@ export class DockerSandboxDriver implements SandboxDriver {
     }
   }
 
-  private async openCounted(
-    conversation: ConversationId,
-    options: OpenOptions,
-  ): Promise<{ session: AttachedSession; as: AttachedAs }> {
-    const began = performance.now();
-    const name = sandboxNames(this.limits.instance, conversation).container;
-    const container = this.docker.getContainer(name);
-    // With a warm pool, a new conversation claims a pooled sandbox unless it has volumes of its own:
-    // asked alongside the inspect rather than after it.
-    const claimable = this.pool && !this.limits.disk && plainOpen(options) ? this.pool : undefined;
-    const ownVolumes = claimable ? hasOwnVolumes(this.docker, this.limits.instance, conversation) : undefined;
-    ownVolumes?.catch(() => undefined);
-    let state = await inspectState(container);
-    const stale =
-      state &&
-      recreateReason(state, {
-        runtime: runtimeLabel(this.limits.runtime),
-        network: networkLabel(options.network),
-        ...(options.skills ? { skills: skillsLabel(options.skills) } : {}),
-      });
-    if (stale) {
-      // Recreated, never reused as it is: its volumes (so its files) stay.
-      await container.remove({ force: true });
-      this.emit({ action: 'remove', conversation, reason: stale });
-      this.logger?.info({ conversation, reason: stale }, 'sandbox recreated');
-      state = undefined;
-    }
-    if (state === undefined && claimable && ownVolumes) {
-      // A new conversation without network or skills: take a sandbox the warm pool started before.
-      const pooled = await claimFromPool(
-        this.docker,
-        this.limits.instance,
-        claimable,
-        conversation,
-        ownVolumes,
-        this.logger,
-      );
-      if (pooled) {
-        this.emit({ action: 'create', conversation, pooled: true });
-        this.emit({
-          action: 'start',
-          conversation,
-          ms: performance.now() - began,
-          cold: false,
-          pooled: true,
-        });
-        state = await inspectState(container);
-      }
-    }
-    const cold = state === undefined;
-    // Size-capped volumes are loop mounts on the engine's host: (re)mount them before the container
-    // starts (a running one has them).
-    const quota = state?.Running ? undefined : await quotaPaths(this.docker, this.limits, conversation);
-    if (state === undefined) {
-      const created = await createSandbox(
-        this.docker,
-        this.limits,
-        conversation,
-        { ...options, quota },
-        this.logger,
-      );
-      if (created) this.emit({ action: 'create', conversation });
-      // Ours is known without an inspect; one another worker created first is looked up.
-      state = created ?? (await inspectAfterCreate(container));
-    }
-    const session = await attachRuntime(
-      this.docker,
-      container,
+  private openCounted(conversation: ConversationId, options: OpenOptions) {
+    const { docker, limits, maxLineBytes, bufferBytes, logger, pool } = this;
+    const emit = (event: SandboxLifecycleEvent) => this.emit(event);
+    return openSandbox(
+      { docker, limits, maxLineBytes, bufferBytes, logger, pool, emit },
       conversation,
-      this.maxLineBytes,
-      this.logger,
-      state.id,
-      this.bufferBytes,
+      options,
     );
-    if (!state.Running) {
-      try {
-        // Before the start: the runtime's first line may come before start() returns.
-        session.expectStartupReady();
-        await container.start();
-        this.logger?.info({ conversation, container: name }, 'sandbox started');
-        this.emit({ action: 'start', conversation, ms: performance.now() - began, cold });
-      } catch (err) {
-        // 304: already started; a concurrent open may also have started it between inspect and start.
-        if (statusOf(err) !== 304 && !(await inspectState(container))?.Running) {
-          await session.close();
-          throw new Error(`could not start sandbox ${name}: ${messageOf(err)}`);
-        }
-      }
-    }
-    // The runtime's long lines are framed with this session's key from here on (protocol/frames.ts).
-    session.greet();
-    return { session, as: { network: state.network, skills: state.skills } };
   }
 
   async state(conversation: ConversationId): Promise<string | undefined> {
