@@ -6,6 +6,7 @@ import {
   emptyReply,
   finishReply,
   type ReplyState,
+  shapeReply,
 } from '../../src/worker/broker/reply.js';
 
 function fold(chunks: unknown[]): ReplyState {
@@ -87,9 +88,9 @@ describe('reply assembly', () => {
     const badArgs = fold([
       { message: { tool_calls: [{ function: { name: 'bash', arguments: 'ls' } }] }, done: true },
     ]);
-    expect(thrown(() => finishReply(badArgs)).message).toMatch(
-      /not a valid chat message: tool_calls\.0\.function\.arguments/,
-    );
+    // Arguments that are not JSON: not passed on, reported as unreadable (the broker asks again).
+    expect(finishReply(badArgs).tool_calls).toBeUndefined();
+    expect(shapeReply(badArgs, ['bash']).unreadable).toEqual(['the arguments of bash are not a JSON object']);
     expect(thrown(() => finishReply(fold([{ message: { content: 'x' } }]))).message).toContain(
       'the stream ended before the model was done',
     );

@@ -191,6 +191,21 @@ describe('turn machine: budgets', () => {
     expect(outcomeOf(refused.state)).toEqual({ kind: 'error', message: failure });
   });
 
+  it('counts the retries the broker made after an unreadable tool call against the limit of calls', () => {
+    const retried: TurnEvent = {
+      type: 'model_answered',
+      requestId: 'r1',
+      answer: { message: { role: 'assistant', content: 'a' }, modelCalls: 3 },
+    };
+    const spent = run(fresh(), due(), retried);
+    expect(spent.state.modelCalls).toBe(3);
+    expect(run(spent.state, due('r2')).actions[0]).toEqual({
+      type: 'limit_hit',
+      limit: 'model_calls_per_turn',
+      detail: { max: 3 },
+    });
+  });
+
   it('refuses the model call once the tokens are spent, naming what was used', () => {
     const spent = run(fresh(), due(), answered('a', {}, 1200)).state;
     const refused = run(spent, due('r2'));

@@ -16,13 +16,19 @@ import { pathToFileURL } from 'node:url';
 
 export interface FakeToolCall {
   name: string;
-  arguments: Record<string, unknown>;
+  /** A string is sent as is (some servers and models send the arguments as a JSON string). */
+  arguments: Record<string, unknown> | string;
 }
 
 /** One answer to one /api/chat request. Fields combine: timing first, then the answer. */
 export interface FakeStep {
-  /** Assistant text, streamed in a few chunks. */
+  /**
+   * Assistant text, streamed in a few chunks, verbatim: also how a model writes a call in its text
+   * (`<tool_call>{…}</tool_call>`, a bare `{"name": …}`) or thinks in it (`<think>…</think>`).
+   */
   reply?: string;
+  /** A reasoning model's thinking, streamed in Ollama's separate `message.thinking` field first. */
+  thinking?: string;
   /** Tool calls, sent in one chunk after any reply text (as Ollama does). */
   toolCalls?: FakeToolCall[];
   /** Answer 200 with a body that is not Ollama's (true: a fixed non-JSON text). */
@@ -228,11 +234,18 @@ async function playStep(
 function answerChunks(request: FakeChatRequest, step: FakeStep): Record<string, unknown>[] {
   const base = () => ({ model: request.model, created_at: new Date().toISOString() });
   const reply = step.reply ?? (step.toolCalls || step.error ? '' : 'ok');
-  const chunks: Record<string, unknown>[] = splitText(reply).map((content) => ({
-    ...base(),
-    message: { role: 'assistant', content },
-    done: false,
-  }));
+  const chunks: Record<string, unknown>[] = [
+    ...splitText(step.thinking ?? '').map((thinking) => ({
+      ...base(),
+      message: { role: 'assistant', content: '', thinking },
+      done: false,
+    })),
+    ...splitText(reply).map((content) => ({
+      ...base(),
+      message: { role: 'assistant', content },
+      done: false,
+    })),
+  ];
   if (step.toolCalls && step.toolCalls.length > 0) {
     chunks.push({
       ...base(),
@@ -251,7 +264,7 @@ function answerChunks(request: FakeChatRequest, step: FakeStep): Record<string, 
   const promptTokens = Math.ceil(JSON.stringify(request.messages ?? []).length / 4);
   const completionTokens = Math.max(
     1,
-    Math.ceil((reply.length + JSON.stringify(step.toolCalls ?? []).length) / 4),
+    Math.ceil(((step.thinking ?? '') + reply + JSON.stringify(step.toolCalls ?? [])).length / 4),
   );
   chunks.push({
     ...base(),
@@ -270,7 +283,10 @@ function answerChunks(request: FakeChatRequest, step: FakeStep): Record<string, 
 
 /** stream:false: Ollama sends one object, the final chunk carrying the whole message. */
 function collapse(chunks: Record<string, unknown>[]): Record<string, unknown> {
-  const messages = chunks.map((c) => c.message as { content?: string; tool_calls?: unknown[] } | undefined);
+  const messages = chunks.map(
+    (c) => c.message as { content?: string; thinking?: string; tool_calls?: unknown[] } | undefined,
+  );
+  const thinking = messages.map((m) => m?.thinking ?? '').join('');
   const toolCalls = messages.flatMap((m) => m?.tool_calls ?? []);
   const last = chunks[chunks.length - 1] ?? {};
   return {
@@ -278,6 +294,7 @@ function collapse(chunks: Record<string, unknown>[]): Record<string, unknown> {
     message: {
       role: 'assistant',
       content: messages.map((m) => m?.content ?? '').join(''),
+      ...(thinking !== '' ? { thinking } : {}),
       ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}),
     },
   };

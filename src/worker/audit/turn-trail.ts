@@ -17,7 +17,15 @@ export type TrailOutcome = 'replied' | 'failed' | 'stopped' | 'killed' | 'abando
 type ToolResult = { ok: boolean; output: string; truncated: boolean };
 
 export interface ModelCallTrail {
-  answered(result: { message: ChatMessage; promptTokens?: number; completionTokens?: number }): void;
+  answered(result: {
+    message: ChatMessage;
+    promptTokens?: number;
+    completionTokens?: number;
+    /** Requests made for this answer (retries after an unreadable tool call). */
+    modelCalls?: number;
+    /** Thinking taken out of the answer: counted, never shown. */
+    thinkingChars?: number;
+  }): void;
   failed(error: string): void;
 }
 
@@ -161,7 +169,7 @@ class RecordedTurn implements TurnTrail {
       this.record(this.deps.actor(), 'model.response', { requestId, model, durationMs, ...data });
     };
     return {
-      answered: ({ message, promptTokens, completionTokens }) => {
+      answered: ({ message, promptTokens, completionTokens, modelCalls, thinkingChars }) => {
         const calls = message.tool_calls ?? [];
         for (const call of calls) this.open.push({ name: call.function.name, args: call.function.arguments });
         if (promptTokens) this.metrics.modelTokens.inc({ model, direction: 'prompt' }, promptTokens);
@@ -172,6 +180,8 @@ class RecordedTurn implements TurnTrail {
           ...(promptTokens === undefined ? {} : { promptTokens }),
           ...(completionTokens === undefined ? {} : { completionTokens }),
           toolCalls: calls.map((c) => c.function.name),
+          ...(modelCalls && modelCalls > 1 ? { formatRetries: modelCalls - 1 } : {}),
+          ...(thinkingChars ? { thinkingChars } : {}),
           ...(this.deps.audit.content ? { content: capText(message.content, CONTENT_CHARS) } : {}),
         });
       },

@@ -4,8 +4,15 @@ import type { SkillToolDefinition } from '../../contracts/protocol/skill-tools.j
 import { toolDefinitions } from '../../contracts/protocol/tools.js';
 import { classifyOllamaError, ModelBrokerError } from './errors.js';
 import { ollamaFetch } from './ollama-fetch.js';
-import { addChunk, buildRequestMessages, emptyReply, finishReply } from './reply.js';
+import { addChunk, buildRequestMessages, emptyReply, type ShapedReply, shapeReply } from './reply.js';
 import { defaultSystemPrompt } from './system-prompt.js';
+import { formatError, stripThinking } from './tool-call-shapes.js';
+
+/**
+ * A call the model wrote but that could not be read is answered with a tool error giving the exact
+ * format, and the model asked again, at most this many times per request (each counts as a model call).
+ */
+export const FORMAT_RETRIES = 2;
 
 /**
  * The worker's only way to a model: Ollama's native /api/chat (tool calling works there), streamed,
@@ -37,6 +44,10 @@ export interface ChatResult {
   promptTokens: number;
   completionTokens: number;
   durationMs: number;
+  /** Requests made to answer this one: 1, plus one per retry after an unreadable tool call. */
+  modelCalls: number;
+  /** Characters of thinking taken out of the answers (never shown, never sent back). */
+  thinkingChars: number;
 }
 
 export type CheckResult<T extends object = object> =
@@ -55,12 +66,46 @@ export class ModelBroker {
 
   async chat(request: ChatRequest): Promise<ChatResult> {
     const started = performance.now();
+    const tools = request.tools?.length ? [...this.tools, ...(request.tools as Tool[])] : this.tools;
+    const offered = tools.map((tool) => tool.function.name ?? '').filter((name) => name !== '');
+    const result = { promptTokens: 0, completionTokens: 0, modelCalls: 0, thinkingChars: 0 };
+    let messages = [...request.messages];
+    for (;;) {
+      const answer = await this.chatOnce(request, messages, tools, offered);
+      result.modelCalls += 1;
+      result.promptTokens += answer.promptTokens;
+      result.completionTokens += answer.completionTokens;
+      result.thinkingChars += answer.thinking.length;
+      const done = answer.unreadable.length === 0 || result.modelCalls > FORMAT_RETRIES;
+      if (done) {
+        const message =
+          answer.unreadable.length > 0 && !answer.message.tool_calls?.length
+            ? { ...answer.message, content: answer.written } // out of retries: the text as written
+            : answer.message;
+        return { ...result, message, durationMs: Math.round(performance.now() - started) };
+      }
+      // The model is told what went wrong and the format to use, then asked again.
+      messages = [
+        ...messages,
+        { role: 'assistant', content: answer.written },
+        { role: 'tool', tool_name: 'tool_call', content: formatError(answer.unreadable, offered) },
+      ];
+    }
+  }
+
+  /** One streamed request; the answer shaped (thinking out, written calls read). */
+  private chatOnce(
+    request: ChatRequest,
+    history: ChatMessage[],
+    tools: Tool[],
+    offered: string[],
+  ): Promise<ShapedReply & { written: string; promptTokens: number; completionTokens: number }> {
     return this.withDeadline(request.model, request.signal, async (signal) => {
-      const messages = buildRequestMessages(request.system ?? defaultSystemPrompt(), request.messages);
+      const messages = buildRequestMessages(request.system ?? defaultSystemPrompt(), history);
       const stream = await this.client(signal).chat({
         model: request.model,
         messages: messages as Message[],
-        tools: request.tools?.length ? [...this.tools, ...(request.tools as Tool[])] : this.tools,
+        tools,
         stream: true,
       });
       let state = emptyReply();
@@ -70,10 +115,10 @@ export class ModelBroker {
         if (next.delta !== '') request.onDelta?.(next.delta);
       }
       return {
-        message: finishReply(state),
+        ...shapeReply(state, offered),
+        written: stripThinking(state.content).content.trim(),
         promptTokens: state.promptTokens,
         completionTokens: state.completionTokens,
-        durationMs: Math.round(performance.now() - started),
       };
     });
   }

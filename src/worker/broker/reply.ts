@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ChatMessage } from '../../contracts/protocol/agent.js';
 import { ModelBrokerError } from './errors.js';
+import { type ShapedAnswer, shapeAnswer } from './tool-call-shapes.js';
 
 /**
  * Pure parts of a model call: what the broker sends (system prompt first, the sandbox's own system
@@ -17,6 +18,8 @@ const ChatChunk = z.object({
   message: z
     .object({
       content: z.string().optional(),
+      /** A reasoning model's thinking (Ollama streams it apart from the content): never shown. */
+      thinking: z.string().optional(),
       tool_calls: z.array(z.unknown()).optional(),
     })
     .optional(),
@@ -28,6 +31,7 @@ const ChatChunk = z.object({
 
 export interface ReplyState {
   content: string;
+  thinking: string;
   toolCalls: unknown[];
   done: boolean;
   doneReason?: string;
@@ -36,7 +40,7 @@ export interface ReplyState {
 }
 
 export function emptyReply(): ReplyState {
-  return { content: '', toolCalls: [], done: false, promptTokens: 0, completionTokens: 0 };
+  return { content: '', thinking: '', toolCalls: [], done: false, promptTokens: 0, completionTokens: 0 };
 }
 
 /** Folds one chunk into the state; returns the new text (for progress) alongside. */
@@ -49,6 +53,7 @@ export function addChunk(state: ReplyState, raw: unknown): { state: ReplyState; 
   const delta = chunk.message?.content ?? '';
   const next: ReplyState = {
     content: state.content + delta,
+    thinking: state.thinking + (chunk.message?.thinking ?? ''),
     toolCalls: [...state.toolCalls, ...(chunk.message?.tool_calls ?? [])],
     done: state.done || chunk.done === true,
     doneReason: chunk.done_reason ?? state.doneReason,
@@ -58,13 +63,29 @@ export function addChunk(state: ReplyState, raw: unknown): { state: ReplyState; 
   return { state: next, delta };
 }
 
-/** The assembled assistant message, validated like any other boundary. */
-export function finishReply(state: ReplyState): ChatMessage {
+/** The assembled assistant message, validated like any other boundary (calls in the text taken out). */
+export function finishReply(state: ReplyState, offered: readonly string[] = []): ChatMessage {
+  return shapeReply(state, offered).message;
+}
+
+export interface ShapedReply extends Pick<ShapedAnswer, 'unreadable' | 'thinking'> {
+  message: ChatMessage;
+}
+
+/**
+ * The assembled answer: thinking taken out, calls written in the text (to the `offered` tools) made
+ * into `tool_calls`, and the calls that could not be read listed (their text is not in the message).
+ */
+export function shapeReply(state: ReplyState, offered: readonly string[]): ShapedReply {
   if (!state.done) throw notAChatMessage('the stream ended before the model was done');
+  const shaped = shapeAnswer(
+    { content: state.content, thinking: state.thinking, toolCalls: state.toolCalls },
+    offered,
+  );
   const candidate = {
     role: 'assistant',
-    content: state.content,
-    ...(state.toolCalls.length > 0 ? { tool_calls: state.toolCalls } : {}),
+    content: shaped.content,
+    ...(shaped.toolCalls.length > 0 ? { tool_calls: shaped.toolCalls } : {}),
   };
   const parsed = ChatMessage.safeParse(candidate);
   if (!parsed.success) {
@@ -75,7 +96,7 @@ export function finishReply(state: ReplyState): ChatMessage {
   }
   // A call to a tool that does not exist is passed on: the runtime answers it with a tool error naming
   // the real tools, which lets a small model correct itself instead of failing the whole turn.
-  return parsed.data;
+  return { message: parsed.data, unreadable: shaped.unreadable, thinking: shaped.thinking };
 }
 
 function notAChatMessage(detail: string): ModelBrokerError {

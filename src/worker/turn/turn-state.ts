@@ -26,6 +26,8 @@ export interface ModelAnswer {
   message: ChatMessage;
   promptTokens?: number;
   completionTokens?: number;
+  /** Requests the broker made for it (retries after an unreadable tool call): each counts. */
+  modelCalls?: number;
 }
 
 type HostToolRequest = Extract<RuntimeToWorker, { type: 'host_tool_request' }>;
