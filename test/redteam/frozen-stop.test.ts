@@ -39,6 +39,8 @@ const FIND_RUNTIME =
 const ATTACK = [
   FIND_RUNTIME,
   'kill -STOP $rtpid',
+  // The stop lands when the runtime is next scheduled: wait (briefly) until /proc says so.
+  'for i in $(seq 50); do grep -q "State:.*T" /proc/$rtpid/status && break; sleep 0.1; done',
   'echo "runtime $rtpid $(grep State /proc/$rtpid/status)" > frozen.txt',
   'sleep 600; echo never-here',
 ].join('\n');
