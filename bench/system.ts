@@ -1,8 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import type { Redis } from 'ioredis';
 import { SANDBOX_IMAGE } from '../testkit/instance.js';
 import { REDIS_URL } from '../testkit/redis.js';
+
+export { freePort } from '../testkit/ports.js';
+
 import { sleep, until } from './stats.js';
 
 /** `sandbot up` as a user runs it: a child process, measured from the outside. */
@@ -34,19 +36,6 @@ export async function measureModuleLoad(n = 3): Promise<number[]> {
     samples.push(performance.now() - began);
   }
   return samples;
-}
-
-/** A port that was free a moment ago. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** The environment of a bench `up`: only sandbot settings the bench chose, none of the caller's. */

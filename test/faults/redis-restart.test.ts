@@ -1,12 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
 import { cleanInstance } from '../../testkit/instance.js';
+import { freePort } from '../../testkit/ports.js';
 import { testInstance } from '../../testkit/redis.js';
 import { openSse, postMessage } from '../helpers/sse.js';
 import { startStack, testConfig } from '../helpers/stack.js';
@@ -23,14 +23,6 @@ let redisServer: ChildProcess | undefined;
 let ollama: FakeOllama;
 let stack: Awaited<ReturnType<typeof startStack>>;
 let config: ReturnType<typeof testConfig>;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port: p } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return p;
-}
 
 async function startRedis(): Promise<void> {
   redisServer = spawn(

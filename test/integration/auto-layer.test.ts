@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
 import { cleanInstance } from '../../testkit/instance.js';
+import { freePort } from '../../testkit/ports.js';
 import { REDIS_URL, testInstance } from '../../testkit/redis.js';
 import { testConfig } from '../helpers/stack.js';
 
@@ -38,17 +38,6 @@ function defaults(port: number): NodeJS.ProcessEnv {
     SANDBOT_AUDIT_DIR: join(tmpdir(), 'sandbot-test-audit'),
     ...(process.env.SANDBOX_IMAGE ? { SANDBOX_IMAGE: process.env.SANDBOX_IMAGE } : {}),
   };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
 }
 
 async function eventually<T>(what: string, check: () => Promise<T | undefined>, ms = 60_000): Promise<T> {

@@ -1,15 +1,13 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { webConversationId } from '../../src/contracts/conversation/id.js';
 import { conversationKeys } from '../../src/contracts/redis/keys.js';
 import { type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
-import { cleanInstance, SANDBOX_IMAGE } from '../../testkit/instance.js';
+import { cleanInstance } from '../../testkit/instance.js';
+import { freePort } from '../../testkit/ports.js';
 import { REDIS_URL, testInstance } from '../../testkit/redis.js';
-import { TEST_LAYER, testConfig } from '../helpers/stack.js';
+import { type CliService, serviceSettings, spawnService } from '../helpers/cli-service.js';
+import { testConfig } from '../helpers/stack.js';
 
 /**
  * `sandbot up` as an operator runs it: the built CLI in its own process, which loads the worker's and
@@ -31,46 +29,8 @@ afterAll(async () => {
   redis.disconnect();
 });
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
-function up(settings: Record<string, string>): {
-  child: ChildProcess;
-  stderr: () => string;
-  exit: Promise<number | null>;
-} {
-  const child = spawn(process.execPath, ['dist/src/cli/main.js', 'up'], {
-    env: {
-      ...process.env,
-      SANDBOT_INSTANCE: instance,
-      SANDBOT_REDIS_URL: REDIS_URL,
-      SANDBOX_IMAGE,
-      SANDBOX_LAYER: TEST_LAYER,
-      SANDBOX_MEMORY_MB: '256',
-      SANDBOT_WEB_CHAT: 'on',
-      SANDBOT_LOG_LEVEL: 'warn',
-      SANDBOT_AUDIT_DIR: join(tmpdir(), 'sandbot-test-audit'),
-      // Where cleanInstance looks for this instance's capped volumes (testConfig's folder).
-      SANDBOX_DISK_DIR: join(tmpdir(), 'sandbot-test-volumes'),
-      OLLAMA_HOST: ollama.url,
-      ...settings,
-    },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString('utf8');
-  });
-  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, stderr: () => stderr, exit };
+function up(settings: Record<string, string>): CliService {
+  return spawnService('up', { ...serviceSettings(instance, ollama.url), ...settings });
 }
 
 async function eventually<T>(what: string, check: () => Promise<T | undefined>, ms = 30_000): Promise<T> {

@@ -1,17 +1,15 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeDiscord } from '../../testkit/fakes/fake-discord.js';
 import { type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
 import { startFakeSlack } from '../../testkit/fakes/fake-slack.js';
-import { cleanInstance, SANDBOX_IMAGE } from '../../testkit/instance.js';
-import { REDIS_URL, testInstance } from '../../testkit/redis.js';
-import { TEST_LAYER, testConfig } from '../helpers/stack.js';
+import { cleanInstance } from '../../testkit/instance.js';
+import { freePort } from '../../testkit/ports.js';
+import { testInstance } from '../../testkit/redis.js';
+import { type CliService, serviceSettings, spawnService } from '../helpers/cli-service.js';
+import { testConfig } from '../helpers/stack.js';
 
 /**
  * Issue #18: no open door. The built CLI in its own process, as an operator starts it: what it refuses
@@ -31,38 +29,13 @@ afterAll(async () => {
   await cleanInstance(testConfig(instance));
 });
 
-interface Service {
-  child: ChildProcess;
-  stderr: () => string;
-  exit: Promise<number | null>;
-}
-
-function sandbot(command: 'up' | 'gateway', settings: Record<string, string>): Service {
-  const child = spawn(process.execPath, ['dist/src/cli/main.js', command], {
-    env: {
-      ...process.env,
-      SANDBOT_INSTANCE: instance,
-      SANDBOT_REDIS_URL: REDIS_URL,
-      SANDBOX_IMAGE,
-      SANDBOX_LAYER: TEST_LAYER,
-      SANDBOX_MEMORY_MB: '256',
-      SANDBOT_WEB_CHAT: 'on',
-      SANDBOT_LOG_LEVEL: 'warn',
-      SANDBOT_AUDIT_DIR: join(tmpdir(), 'sandbot-test-audit'),
-      SANDBOX_DISK_DIR: join(tmpdir(), 'sandbot-test-volumes'),
-      OLLAMA_HOST: ollama.url,
-      SANDBOT_API_TOKEN: '',
-      SANDBOT_HTTP_HOST: '127.0.0.1',
-      ...settings,
-    },
-    stdio: ['ignore', 'ignore', 'pipe'],
+function sandbot(command: 'up' | 'gateway', settings: Record<string, string>): CliService {
+  return spawnService(command, {
+    ...serviceSettings(instance, ollama.url),
+    SANDBOT_API_TOKEN: '',
+    SANDBOT_HTTP_HOST: '127.0.0.1',
+    ...settings,
   });
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString('utf8');
-  });
-  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, stderr: () => stderr, exit };
 }
 
 /** Exit code and stderr lines of a start that must be refused. */
@@ -74,17 +47,6 @@ async function refused(command: 'up' | 'gateway', settings: Record<string, strin
   ]);
   if (typeof code === 'string') service.child.kill('SIGKILL');
   return { code, lines: service.stderr().trim().split('\n') };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
 }
 
 /** A request with any Host header (fetch will not forge one); resolves with the status code. */
@@ -114,7 +76,7 @@ async function eventually<T>(what: string, check: () => Promise<T | undefined>, 
   }
 }
 
-async function stop(service: Service): Promise<void> {
+async function stop(service: CliService): Promise<void> {
   service.child.kill('SIGTERM');
   expect(await service.exit).toBe(0);
 }

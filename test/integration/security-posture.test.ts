@@ -1,13 +1,14 @@
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseEnv, promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { probeRedisPosture } from '../../src/shared/posture/redis-posture.js';
+import { freePort } from '../../testkit/ports.js';
 import { eventually, isGone } from '../helpers/processes.js';
 
 /**
@@ -20,14 +21,6 @@ const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'sandbot-posture-'));
 const CLI = resolve('dist/src/cli/main.js');
 const pids: number[] = [];
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  const { port } = server.address() as { port: number };
-  await new Promise((done) => server.close(done));
-  return port;
-}
 
 const setupRedis = (port: number, envFile: string) =>
   run('bash', ['scripts/setup-redis.sh', String(port), join(dir, `redis-${port}`), envFile], {

@@ -1,9 +1,9 @@
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FakeChatRequest, type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
 import { cleanInstance } from '../../testkit/instance.js';
+import { freePort } from '../../testkit/ports.js';
 import { testInstance } from '../../testkit/redis.js';
 import { openSse, postMessage, type SseClient } from '../helpers/sse.js';
 import { testConfig } from '../helpers/stack.js';
@@ -32,15 +32,6 @@ function turnMessages(request: FakeChatRequest): string[] {
     .slice(lastAnswer + 1)
     .filter((m) => m.role === 'user')
     .map((m) => m.content.replace(/^[^:]*: /, ''));
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (typeof address !== 'object' || !address) throw new Error('no port');
-  return address.port;
 }
 
 function rssMb(pid: number | undefined): number {
