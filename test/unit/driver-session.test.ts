@@ -1,11 +1,10 @@
 import { Duplex } from 'node:stream';
-import Docker from 'dockerode';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { AttachedSession } from '../../sandbox/host/driver/docker-session.js';
 import { ConversationId } from '../../src/contracts/conversation/id.js';
 import type { RuntimeToWorker } from '../../src/contracts/protocol/agent.js';
 import type { LineResult } from '../../src/contracts/protocol/lines.js';
+import { fakeAttachedSession } from '../helpers/attached-session.js';
 
 // The engine's attach stream: 8-byte header (stream type, 3 zero bytes, big-endian length) + payload.
 function frame(stream: 1 | 2, payload: string | Buffer): Buffer {
@@ -17,25 +16,10 @@ function frame(stream: 1 | 2, payload: string | Buffer): Buffer {
 }
 
 const conversation = ConversationId.parse('web:session-test');
-const modem = new Docker().modem; // no connection is made: only its demuxer is used
 
 /** The attach socket: what the engine sends is pushed in, what the session writes is recorded. */
 function attached(maxLineBytes = 256, logger?: pino.Logger) {
-  const written: string[] = [];
-  const socket = new Duplex({
-    read() {},
-    write(chunk: Buffer, _encoding, done) {
-      written.push(chunk.toString());
-      done();
-    },
-  });
-  const session = new AttachedSession(
-    conversation,
-    socket,
-    (s, out, err) => modem.demuxStream(s, out, err),
-    maxLineBytes,
-    logger,
-  );
+  const { socket, session, written } = fakeAttachedSession(conversation, { maxLineBytes, logger });
   const results: LineResult<RuntimeToWorker>[] = [];
   return { socket, session, results, written };
 }

@@ -1,7 +1,5 @@
-import { Duplex, PassThrough } from 'node:stream';
-import Docker from 'dockerode';
+import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { AttachedSession } from '../../sandbox/host/driver/docker-session.js';
 import { KeptSessions } from '../../sandbox/host/driver/kept-sessions.js';
 import type { SandboxSession } from '../../sandbox/host/driver/types.js';
 import { type ProcessTable, reapStrays } from '../../sandbox/runtime/reap.js';
@@ -11,6 +9,7 @@ import { EGRESS_CHUNK_BYTES, type EgressStreamFrame } from '../../src/contracts/
 import { EgressStreams } from '../../src/contracts/protocol/egress-streams.js';
 import { ATOMIC_WRITE_BYTES, encodeFrames, FrameJoiner } from '../../src/contracts/protocol/frames.js';
 import { LineDecoder, type LineResult } from '../../src/contracts/protocol/lines.js';
+import { fakeAttachedSession } from '../helpers/attached-session.js';
 
 const KEY = 'ab'.repeat(16);
 const tick = () => new Promise((r) => setImmediate(r));
@@ -117,33 +116,12 @@ describe('reapStrays', () => {
 });
 
 const conversation = ConversationId.parse('web:outlive-test');
-const modem = new Docker().modem;
 
 function attached(bufferBytes?: number) {
-  const written: string[] = [];
-  const socket = new Duplex({
-    read() {},
-    write(chunk: Buffer, _encoding, done) {
-      written.push(chunk.toString());
-      done();
-    },
-  });
-  const session = new AttachedSession(
-    conversation,
-    socket,
-    (s, out, err) => modem.demuxStream(s, out, err),
-    1 << 20,
-    undefined,
-    '',
+  const { session, stdout, written } = fakeAttachedSession(conversation, {
+    maxLineBytes: 1 << 20,
     bufferBytes,
-  );
-  const stdout = (payload: string | Buffer) => {
-    const body = typeof payload === 'string' ? Buffer.from(payload) : payload;
-    const header = Buffer.alloc(8);
-    header.writeUInt8(1, 0);
-    header.writeUInt32BE(body.length, 4);
-    socket.push(Buffer.concat([header, body]));
-  };
+  });
   return { session, stdout, written };
 }
 
