@@ -1,14 +1,2 @@
-import { createServer } from 'node:net';
-
-/** A loopback port that was free a moment ago. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
+/** A loopback port that was free a moment ago: the one the micro-VM's code uses for its engine's port. */
+export { freeLoopbackPort as freePort } from '../sandbox/host/vm/qemu-process.js';
