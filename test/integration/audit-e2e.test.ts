@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { type AddressInfo, connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,15 +28,23 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
 
 const SETUP = 'printf x > change.txt && printf y > remove.txt && printf z > keep.txt';
 const WORK = 'printf changed > change.txt && rm remove.txt && mkdir -p sub && printf new > sub/new.txt';
-/** What the agent tries in order to reach the audit log: its files anywhere, Redis on every address. */
-const PROBE = [
-  'touch /workspace/own-probe.jsonl', // proves the search would find one
-  "find / \\( -path /proc -o -path /sys \\) -prune -o \\( -name '*.jsonl' -o -name 'audit-canary*' \\) -print 2>/dev/null",
-  'echo FIND-DONE',
-  'for host in 127.0.0.1 172.17.0.1 192.0.2.2; do',
-  '  if timeout 3 bash -c "exec 3<>/dev/tcp/$host/6379" 2>/dev/null; then echo "REACHED $host"; else echo "BLOCKED $host"; fi',
-  'done',
-].join('\n');
+/**
+ * What the agent tries in order to reach the audit log: its files anywhere, and Redis (its port, and a
+ * stand-in listening on every host address, as a Redis bound beyond loopback would) on every address.
+ */
+const probe = (port: number) =>
+  [
+    'touch /workspace/own-probe.jsonl', // proves the search would find one
+    "find / \\( -path /proc -o -path /sys \\) -prune -o \\( -name '*.jsonl' -o -name 'audit-canary*' \\) -print 2>/dev/null",
+    'echo FIND-DONE',
+    'for host in 127.0.0.1 172.17.0.1 192.0.2.2; do',
+    `  for port in 6379 ${port}; do`,
+    '    if timeout 3 bash -c "exec 3<>/dev/tcp/$host/$port" 2>/dev/null; then echo "REACHED $host:$port"; else echo "BLOCKED $host:$port"; fi',
+    '  done',
+    'done',
+  ].join('\n');
+/** The stand-in for a Redis that listens on every host address. */
+let exposed: Server;
 
 function script(request: FakeChatRequest): FakeStep {
   const last = request.messages.at(-1);
@@ -51,18 +59,24 @@ function script(request: FakeChatRequest): FakeStep {
       ],
     };
   }
-  if (text.includes('probe')) return { toolCalls: [{ name: 'bash', arguments: { command: PROBE } }] };
+  if (text.includes('probe')) {
+    const { port } = exposed.address() as AddressInfo;
+    return { toolCalls: [{ name: 'bash', arguments: { command: probe(port) } }] };
+  }
   return { reply: 'ok' };
 }
 
 let stack: ScriptedStack;
 
 beforeAll(async () => {
+  exposed = createServer((socket) => socket.destroy());
+  await new Promise<void>((resolve) => exposed.listen(0, '0.0.0.0', resolve));
   stack = await startScriptedStack(config, script);
 });
 
 afterAll(async () => {
   await stack?.stop();
+  exposed?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -195,9 +209,10 @@ describe('the audit log of real turns', () => {
   });
 
   it('keeps the audit files and stream out of the agent’s reach', async () => {
-    // A canary in the audit directory, and proof that Redis is reachable on the bridge from outside.
+    // A canary in the audit directory, and proof that the stand-in is reachable on the bridge from outside.
     writeFileSync(path.join(dir, 'audit-canary.jsonl'), '{}\n');
-    const socket = connect(6379, '172.17.0.1');
+    const { port } = exposed.address() as AddressInfo;
+    const socket = connect(port, '172.17.0.1');
     const reachable = await new Promise<boolean>((resolve) => {
       socket.on('connect', () => resolve(true));
       socket.on('error', () => resolve(false));
@@ -209,7 +224,9 @@ describe('the audit log of real turns', () => {
     const found = text.split('\n').filter((line) => line.includes('.jsonl') || line.includes('audit-canary'));
     expect(found).toEqual(['/workspace/own-probe.jsonl']);
     expect(text).not.toContain('audit-canary');
-    for (const host of ['127.0.0.1', '172.17.0.1', '192.0.2.2']) expect(text).toContain(`BLOCKED ${host}`);
+    for (const host of ['127.0.0.1', '172.17.0.1', '192.0.2.2']) {
+      for (const target of [6379, port]) expect(text).toContain(`BLOCKED ${host}:${target}`);
+    }
     expect(text).not.toContain('REACHED');
   });
 });
