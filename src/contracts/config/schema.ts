@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { NetworkRules } from '../policy/network-policy.js';
 import { SkillRules } from '../policy/skill-rules.js';
 import { CHAT_SETTINGS } from './chat-settings.js';
+import { MODEL_SETTINGS } from './model-settings.js';
 import { SANDBOX_SETTINGS } from './sandbox-settings.js';
 import { flag, int, list, optionalSecret } from './setting-fields.js';
 
@@ -59,13 +60,7 @@ export const ConfigSchema = z.object({
   SANDBOT_SKILLS: SkillRules.describe(
     'Skills enabled from config: "<conversation-prefix>=<skill>,<skill>@<version>;…" (only approved, unchanged skills load). Default: none.',
   ),
-  OLLAMA_HOST: z
-    .string()
-    .url()
-    .default('http://127.0.0.1:11434')
-    .describe('Ollama server the model broker calls.'),
-  SANDBOT_MODEL: z.string().min(1).default('qwen2.5:7b').describe('Model used for every conversation.'),
-  SANDBOT_MODEL_TIMEOUT_SECONDS: int(1, 3600).default(120).describe('Time limit of one model request.'),
+  ...MODEL_SETTINGS,
   SANDBOT_MAX_MODEL_CALLS_PER_TURN: int(1, 1000).default(24).describe('Model requests allowed in one turn.'),
   SANDBOT_MAX_TOKENS_PER_TURN: int(100, 100_000_000)
     .default(200_000)
