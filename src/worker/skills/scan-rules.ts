@@ -4,6 +4,8 @@
  * planting persistence). A rule errs on the side of a finding: the admin reads the report and decides.
  */
 
+import type { ScriptLanguage } from './parsed/syntax-trees.js';
+
 export type Severity = 'critical' | 'warning';
 export const RULE_IDS = [
   'binary',
@@ -16,6 +18,10 @@ export const RULE_IDS = [
   'write-outside',
   'persistence',
   'broad-host',
+  'dynamic-host',
+  'unix-socket',
+  'shell-command',
+  'resource-abuse',
 ] as const;
 export type RuleId = (typeof RULE_IDS)[number];
 
@@ -25,6 +31,8 @@ export interface LineRule {
   /** Tested against each logical line (continuations joined). */
   pattern: RegExp;
   message: string;
+  /** Scripts in these languages are read through their syntax tree for this instead. */
+  parsedAway?: readonly ScriptLanguage[];
 }
 
 const SHELL = String.raw`(?:sudo\s+)?(?:ba|z|da|k|fi)?sh\b`;
@@ -78,6 +86,8 @@ export const LINE_RULES: readonly LineRule[] = [
     pattern:
       /(JSON\.stringify|Object\.(keys|entries|values|assign))\s*\(\s*(\{\s*\.\.\.)?process\.env\b|\.\.\.process\.env\b|\bos\.environ\s*(\)|\.copy\(\)|\.items\(\)|\.keys\(\)|\.values\(\)|$|[,;\]}])|\bdict\(\s*os\.environ\b|\bENV\.(to_h|to_a|each)\b/,
     message: 'reads the whole environment (process.env, os.environ)',
+    // The syntax tree tells `env=os.environ` (handed to a child) from a read of it; the line cannot.
+    parsedAway: ['python', 'javascript'],
   },
   {
     id: 'environment',
@@ -147,6 +157,21 @@ export const LINE_RULES: readonly LineRule[] = [
       String.raw`\b(writeFile|writeFileSync|appendFile|appendFileSync|createWriteStream|openSync|mkdirSync|copyFileSync|renameSync|symlinkSync)\s*\(\s*['"\x60]${OUTSIDE_PATH}|\bopen\s*\(\s*['"]${OUTSIDE_PATH}['"]\s*,\s*['"][^'"]*[wax+]|\bPath\s*\(\s*['"]${OUTSIDE_PATH}['"]\s*\)\.(write_text|write_bytes|open|mkdir|touch|symlink_to)\b|\b(shutil\.(copy|copyfile|copy2|move)|os\.(rename|replace|symlink))\s*\([^)]*['"]${OUTSIDE_PATH}`,
     ),
     message: 'writes files outside /workspace and /tmp from code',
+  },
+  // The container engine's socket, or any other host socket, from any language.
+  {
+    id: 'unix-socket',
+    severity: 'critical',
+    pattern:
+      /\bdocker\.sock\b|\/var\/run\/[\w.-]+\.sock\b|\/run\/[\w./-]+\.sock\b|--unix-socket\b|\bAF_UNIX\b|\bsocketPath\s*:|\bUNIX-CONNECT:/,
+    message:
+      'opens a unix socket (the container engine’s docker.sock and the like): a way out of the sandbox',
+  },
+  {
+    id: 'resource-abuse',
+    severity: 'critical',
+    pattern: /(\w+|:)\s*\(\)\s*\{\s*\1\s*\|\s*\1\s*&\s*\}\s*;\s*\1\b|\bwhile\b[^\n]*\bos\.fork\(/,
+    message: 'starts a fork bomb',
   },
   // Persistence.
   {

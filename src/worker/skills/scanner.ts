@@ -1,23 +1,17 @@
 import { type Grant, isGranted } from '../../contracts/policy/network-policy.js';
+import type { Finding } from './finding.js';
 import type { SkillFile } from './hashing.js';
 import type { SkillManifest } from './manifest.js';
-import { isDocument, LINE_RULES, type RuleId, type Severity } from './scan-rules.js';
+import { scanParsed } from './parsed/parsed-scan.js';
+import { type ScriptLanguage, scriptLanguage } from './parsed/syntax-trees.js';
+import { isDocument, LINE_RULES } from './scan-rules.js';
+
+export type { Finding };
 
 /**
  * The static scan of a skill before anyone approves it: pure, over the files' bytes and the manifest.
  * It reports; it does not decide. Approval refuses critical findings unless the admin accepts them.
  */
-
-export interface Finding {
-  rule: RuleId;
-  severity: Severity;
-  file: string;
-  /** 1-based line, when the finding is on one. */
-  line?: number;
-  /** The line (trimmed, shortened). */
-  excerpt?: string;
-  message: string;
-}
 
 const EXCERPT_CHARS = 160;
 /** Findings of one rule in one file past this are counted in one summary finding, not listed. */
@@ -26,6 +20,7 @@ const PER_RULE_PER_FILE = 5;
 export function scanSkill(manifest: SkillManifest | undefined, files: readonly SkillFile[]): Finding[] {
   const findings: Finding[] = [];
   const hosts = manifest?.permissions.hosts ?? [];
+  const interpreters = toolInterpreters(manifest);
   for (const file of files) {
     const binary = binaryKind(file.bytes);
     if (binary) {
@@ -37,7 +32,9 @@ export function scanSkill(manifest: SkillManifest | undefined, files: readonly S
       });
       continue;
     }
-    findings.push(...capPerRule(scanText(file.path, file.bytes.toString('utf8'), hosts)));
+    const text = file.bytes.toString('utf8');
+    const language = scriptLanguage(file.path, text, interpreters.get(file.path));
+    findings.push(...capPerRule(scanText(file.path, text, hosts, language)));
   }
   for (const grant of hosts) {
     const pattern = grant.split(':')[0] ?? '';
@@ -62,12 +59,18 @@ export function scanSkill(manifest: SkillManifest | undefined, files: readonly S
 }
 
 /** The line rules and the network check over one text file. */
-export function scanText(path: string, text: string, declared: readonly Grant[]): Finding[] {
+export function scanText(
+  path: string,
+  text: string,
+  declared: readonly Grant[],
+  language?: ScriptLanguage,
+): Finding[] {
   const findings: Finding[] = [];
   const document = isDocument(path);
   for (const { line, text: content } of logicalLines(text)) {
     const excerpt = shorten(content.trim());
     for (const rule of LINE_RULES) {
+      if (language && rule.parsedAway?.includes(language)) continue;
       if (rule.pattern.test(content)) {
         findings.push({
           rule: rule.id,
@@ -235,6 +238,38 @@ function capPerRule(findings: Finding[]): Finding[] {
 
 function shorten(text: string): string {
   return text.length > EXCERPT_CHARS ? `${text.slice(0, EXCERPT_CHARS - 1)}…` : text;
+}
+
+/**
+ * The whole static scan: the line rules over every file, then each script read through its syntax
+ * tree (what spans lines or hides behind variables). A parsed finding on a line a line rule already
+ * reported under the same rule is not repeated.
+ */
+export async function scanSkillFiles(
+  manifest: SkillManifest | undefined,
+  files: readonly SkillFile[],
+): Promise<Finding[]> {
+  const findings = scanSkill(manifest, files);
+  const seen = new Set(findings.map((f) => `${f.rule}|${f.file}|${f.line}`));
+  const interpreters = toolInterpreters(manifest);
+  for (const file of files) {
+    if (binaryKind(file.bytes)) continue;
+    const text = file.bytes.toString('utf8');
+    const language = scriptLanguage(file.path, text, interpreters.get(file.path));
+    const parsed = await scanParsed(file.path, text, manifest?.permissions.hosts ?? [], language);
+    for (const finding of capPerRule(parsed)) {
+      const key = `${finding.rule}|${finding.file}|${finding.line}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      findings.push(finding);
+    }
+  }
+  return findings;
+}
+
+/** Each tool script's interpreter, as the manifest names it. */
+function toolInterpreters(manifest: SkillManifest | undefined): Map<string, string | undefined> {
+  return new Map(manifest?.tools.map((t) => [t.run, t.interpreter]) ?? []);
 }
 
 export function hasCritical(findings: readonly Finding[]): boolean {

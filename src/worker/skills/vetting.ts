@@ -5,7 +5,7 @@ import { describeDifference } from '../../contracts/skills/file-hashes.js';
 import { checkLimits, contentHash, fileDigests, readSkillDir, type SkillFile } from './hashing.js';
 import type { SkillLedger } from './ledger.js';
 import { parseManifest, parseSkillRef, skillRef } from './manifest.js';
-import { hasCritical, scanSkill } from './scanner.js';
+import { hasCritical, scanSkillFiles } from './scanner.js';
 import type { SkillRecord, SkillStore } from './store.js';
 import { isTarball, readSkillTarball } from './tarball.js';
 
@@ -59,7 +59,7 @@ export async function addSkill(registry: Registry, source: string, by: string): 
   const { manifest } = parsed;
   const digests = fileDigests(files);
   const hash = contentHash(digests);
-  const findings = scanSkill(manifest, files);
+  const findings = await scanSkillFiles(manifest, files);
   const ref = skillRef(manifest);
   const earlier = await registry.store.get(manifest.name, manifest.version).catch(() => undefined);
   let note: string | undefined;
