@@ -5,14 +5,21 @@ import { loadConfigOrExit } from '../run-service.js';
 
 /** The skills modules (store, ledger, scanner, reports) load only when a skill command runs. */
 async function skills() {
-  const [{ SkillLedger }, { parseSkillRef }, { formatList, formatReport }, { SkillStore }, vetting] =
-    await Promise.all([
-      import('../../worker/skills/ledger.js'),
-      import('../../worker/skills/manifest.js'),
-      import('../../worker/skills/report.js'),
-      import('../../worker/skills/store.js'),
-      import('../../worker/skills/vetting.js'),
-    ]);
+  const [
+    { SkillLedger },
+    { parseSkillRef },
+    { formatList, formatReport },
+    { SkillStore },
+    vetting,
+    { rescanIfStale },
+  ] = await Promise.all([
+    import('../../worker/skills/ledger.js'),
+    import('../../worker/skills/manifest.js'),
+    import('../../worker/skills/report.js'),
+    import('../../worker/skills/store.js'),
+    import('../../worker/skills/vetting.js'),
+    import('../../worker/skills/rescan.js'),
+  ]);
   const { addSkill, approveSkill, removeSkill } = vetting;
   return {
     SkillLedger,
@@ -23,6 +30,7 @@ async function skills() {
     addSkill,
     approveSkill,
     removeSkill,
+    rescanIfStale,
   };
 }
 
@@ -117,10 +125,11 @@ function registerList(skill: Command): void {
     .description('list skills with their status (pending, approved, or refused because their files changed)')
     .action(() =>
       run(async () => {
-        const { formatList } = await skills();
+        const { formatList, rescanIfStale } = await skills();
         const { store } = await registry();
         const rows = [];
-        for (const record of await store.list()) {
+        for (const listed of await store.list()) {
+          const record = await rescanIfStale(store, listed);
           rows.push({ record, ...(record.approval ? { verification: await store.verify(record) } : {}) });
         }
         console.log(formatList(rows));
@@ -135,7 +144,7 @@ function registerShow(skill: Command): void {
     .description("a skill's vetting report: files, hash, tools, hosts, findings, approval")
     .action((text: string) =>
       run(async () => {
-        const { parseSkillRef, formatReport } = await skills();
+        const { parseSkillRef, formatReport, rescanIfStale } = await skills();
         const ref = parseSkillRef(text);
         if (!ref) throw new Error(`"${text}" is not a skill name (e.g. weather or weather@1.0.0)`);
         const { store } = await registry();
@@ -143,8 +152,10 @@ function registerShow(skill: Command): void {
         const found = records.filter((r) => r !== undefined);
         if (found.length === 0) throw new Error(`no skill ${text}`);
         const reports = [];
-        for (const record of found)
+        for (const stored of found) {
+          const record = await rescanIfStale(store, stored);
           reports.push(formatReport(record, { verification: await store.verify(record) }));
+        }
         console.log(reports.join('\n\n'));
       }),
     );

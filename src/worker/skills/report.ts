@@ -14,9 +14,16 @@ export function formatFinding(
 
 /** Status in words: pending, approved, or approved but changed since (refused until approved again). */
 export function statusOf(record: SkillRecord, verification?: Verification): string {
-  if (record.status === 'pending') return 'pending';
+  const rescan = record.rescan;
+  if (record.status === 'pending') {
+    return rescan?.newCritical
+      ? `pending: rescanned under new scanner rules on ${rescan.at}, ${rescan.newCritical} new critical finding(s) withdrew its approval`
+      : 'pending';
+  }
   if (verification && !verification.ok) return `REFUSED: ${verification.reason}; approve it again`;
-  return 'approved';
+  return rescan
+    ? `approved (rescanned under new scanner rules on ${rescan.at}: nothing new critical)`
+    : 'approved';
 }
 
 export function formatReport(

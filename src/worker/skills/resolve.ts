@@ -1,6 +1,7 @@
 import type { EnabledRef } from '../../shared/stores/skill-enablement.js';
 import type { SkillFile } from './hashing.js';
 import { skillRef } from './manifest.js';
+import { rescanIfStale } from './rescan.js';
 import type { SkillRecord, SkillStore } from './store.js';
 
 /** An enabled skill that may be used now: approved, and its files on disk hash to the approval. */
@@ -30,7 +31,8 @@ export async function resolveSkills(
     const asked = ref.version ? `${ref.name}@${ref.version}` : ref.name;
     let record: SkillRecord | undefined;
     try {
-      record = await store.pick(ref.name, ref.version);
+      const picked = await store.pick(ref.name, ref.version);
+      record = picked && (await rescanIfStale(store, picked));
     } catch (error) {
       refused.push({ skill: asked, reason: (error as Error).message });
       continue;
@@ -41,7 +43,10 @@ export async function resolveSkills(
     }
     const name = skillRef(record);
     if (record.status !== 'approved' || !record.approval) {
-      refused.push({ skill: name, reason: `it is not approved yet (\`sandbot skill approve ${name}\`)` });
+      const reason = record.rescan?.newCritical
+        ? `rescanned under new scanner rules, it has ${record.rescan.newCritical} new critical finding(s): its approval is withdrawn until an admin reviews them (\`sandbot skill show ${name}\`) and approves it again`
+        : `it is not approved yet (\`sandbot skill approve ${name}\`)`;
+      refused.push({ skill: name, reason });
       continue;
     }
     const verification = await store.verify(record);

@@ -34,6 +34,8 @@ export const Approval = z.object({
   hosts: z.array(Grant),
   /** Critical findings the admin accepted when approving (0 for a clean scan). */
   acceptedFindings: z.number().int().nonnegative(),
+  /** The scanner whose report the admin read (absent: approved before scanner versions). */
+  scannerVersion: z.string().optional(),
 });
 export type Approval = z.infer<typeof Approval>;
 
@@ -49,6 +51,12 @@ export const SkillRecord = z.object({
   source: z.string(),
   status: z.enum(['pending', 'approved']),
   approval: Approval.optional(),
+  /** The scanner that made `findings` (absent: one from before scanner versions). */
+  scannerVersion: z.string().optional(),
+  /** The last automatic rescan under newer rules, shown in the status until an admin approves again. */
+  rescan: z
+    .object({ at: z.iso.datetime(), from: z.string(), newCritical: z.number().int().nonnegative() })
+    .optional(),
 });
 export type SkillRecord = z.infer<typeof SkillRecord>;
 

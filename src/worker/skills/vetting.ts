@@ -5,7 +5,9 @@ import { describeDifference } from '../../contracts/skills/file-hashes.js';
 import { checkLimits, contentHash, fileDigests, readSkillDir, type SkillFile } from './hashing.js';
 import type { SkillLedger } from './ledger.js';
 import { parseManifest, parseSkillRef, skillRef } from './manifest.js';
+import { newCriticalFindings, rescanIfStale } from './rescan.js';
 import { hasCritical, scanSkillFiles } from './scanner.js';
+import { SCANNER_VERSION } from './scanner-version.js';
 import type { SkillRecord, SkillStore } from './store.js';
 import { isTarball, readSkillTarball } from './tarball.js';
 
@@ -64,7 +66,10 @@ export async function addSkill(registry: Registry, source: string, by: string): 
   const earlier = await registry.store.get(manifest.name, manifest.version).catch(() => undefined);
   let note: string | undefined;
   let approval: SkillRecord['approval'];
-  if (earlier?.approval && earlier.approval.hash === hash) {
+  const fresh = earlier ? newCriticalFindings(earlier.findings, findings) : [];
+  if (earlier?.approval && earlier.approval.hash === hash && fresh.length > 0) {
+    note = `unchanged, but this scan finds ${fresh.length} critical finding(s) the approved report did not: the approval is withdrawn until an admin approves again`;
+  } else if (earlier?.approval && earlier.approval.hash === hash) {
     approval = earlier.approval;
     note = `unchanged since ${earlier.approval.by} approved it; it stays approved`;
   } else if (earlier?.approval) {
@@ -79,6 +84,7 @@ export async function addSkill(registry: Registry, source: string, by: string): 
     files: digests,
     manifest,
     findings,
+    scannerVersion: SCANNER_VERSION,
     addedAt: new Date().toISOString(),
     addedBy: by,
     source: resolve(source),
@@ -122,8 +128,10 @@ export async function approveSkill(
 ): Promise<SkillRecord> {
   const ref = parseSkillRef(refText);
   if (!ref?.version) throw new Error(`name the skill as NAME@VERSION (e.g. weather@1.0.0), not "${refText}"`);
-  const record = await registry.store.get(ref.name, ref.version);
-  if (!record) throw new Error(`no skill ${refText}: add it first with \`sandbot skill add PATH\``);
+  const stored = await registry.store.get(ref.name, ref.version);
+  if (!stored) throw new Error(`no skill ${refText}: add it first with \`sandbot skill add PATH\``);
+  // The admin approves what the current scanner reports, never an older report.
+  const { rescan: _seen, ...record } = await rescanIfStale(registry.store, stored);
   const actor = `admin:${options.by}`;
   const refuse = async (reason: string): Promise<never> => {
     await registry.ledger.append({ actor, action: 'refuse', skill: refText, data: { reason } });
@@ -156,6 +164,7 @@ export async function approveSkill(
       hash: record.hash,
       hosts,
       acceptedFindings: critical.length,
+      ...(record.scannerVersion ? { scannerVersion: record.scannerVersion } : {}),
     },
   };
   await registry.store.save(approved);
