@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import type { SandboxDriver } from '../../sandbox/host/driver/types.js';
 import type { ConversationId } from '../contracts/conversation/id.js';
@@ -161,7 +162,18 @@ export class SandboxWorker {
     let turns = 0;
     for (;;) {
       if (abandon.aborted) return `lease lost after ${turns} turns`;
-      const turn = await this.deps.store.nextTurn(conversation, token, MAX_BATCH);
+      const turn = await this.deps.store.nextTurn(conversation, token, MAX_BATCH, this.leaseMs);
+      if (turn && 'wait' in turn) {
+        // Another runner's unfinished turn: it may yet finish it (Redis was away); take it over after.
+        await sleep(turn.wait, undefined, { signal: abandon }).catch(() => undefined);
+        continue;
+      }
+      if (turn?.takenOverFrom) {
+        this.deps.logger.warn(
+          { conversation, turnId: turn.turnId, from: turn.takenOverFrom },
+          'turn taken over',
+        );
+      }
       if (!turn) {
         const released = await this.deps.store.release(conversation, token);
         if (released === 'more') continue;
@@ -179,7 +191,7 @@ export class SandboxWorker {
       const admission = await this.tasks.admit(turn, `worker:${this.id}`);
       if (admission === 'wait') {
         // Over a per-person or per-channel limit: the turn stays in flight in Redis and runs when nudged.
-        await this.tasks.yieldLease(conversation, token);
+        await this.deps.store.yieldTurn(conversation, token);
         return `${turns} turns, then waiting in line`;
       }
       if (admission === 'cancelled') {

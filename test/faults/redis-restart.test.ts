@@ -1,13 +1,8 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
 import { cleanInstance } from '../../testkit/instance.js';
-import { freePort } from '../../testkit/ports.js';
 import { testInstance } from '../../testkit/redis.js';
+import { type OwnRedis, ownRedis } from '../helpers/own-redis.js';
 import { openSse, postMessage } from '../helpers/sse.js';
 import { startStack, testConfig } from '../helpers/stack.js';
 
@@ -17,63 +12,23 @@ import { startStack, testConfig } from '../helpers/stack.js';
  * redis-server on a free port, so the shared one is never disturbed.
  */
 
-let dir: string;
-let port: number;
-let redisServer: ChildProcess | undefined;
+let redis: OwnRedis;
 let ollama: FakeOllama;
 let stack: Awaited<ReturnType<typeof startStack>>;
 let config: ReturnType<typeof testConfig>;
 
-async function startRedis(): Promise<void> {
-  redisServer = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--save', ''],
-    {
-      stdio: 'ignore',
-    },
-  );
-  const probe = new Redis(port, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  for (let i = 0; i < 100; i++) {
-    if (
-      await probe.connect().then(
-        () => probe.ping().then(() => true),
-        () => false,
-      )
-    )
-      break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  probe.disconnect();
-}
-
-async function stopRedis(): Promise<void> {
-  const server = redisServer;
-  if (!server || server.exitCode !== null) return;
-  // SIGTERM: Redis flushes its append-only file and exits.
-  await new Promise((resolve) => {
-    server.once('exit', resolve);
-    server.kill('SIGTERM');
-  });
-}
-
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'sandbot-redis-'));
-  port = await freePort();
-  await startRedis();
+  redis = await ownRedis();
   ollama = await startFakeOllama({ models: ['qwen2.5:7b'], script: () => ({ reply: 'answered' }) });
-  config = testConfig(testInstance('redis'), {
-    SANDBOT_REDIS_URL: `redis://127.0.0.1:${port}`,
-    OLLAMA_HOST: ollama.url,
-  });
+  config = testConfig(testInstance('redis'), { SANDBOT_REDIS_URL: redis.url, OLLAMA_HOST: ollama.url });
   stack = await startStack(config);
 });
 
 afterAll(async () => {
   await stack?.stop();
   await cleanInstance(config).catch(() => undefined);
-  await stopRedis();
+  await redis?.remove();
   await ollama?.close();
-  await rm(dir, { recursive: true, force: true });
 });
 
 describe('Redis restart', () => {
@@ -91,7 +46,7 @@ describe('Redis restart', () => {
     await ollama.waitForHold('during-restart');
     before.close();
 
-    await stopRedis();
+    await redis.stop();
     // While Redis is down a new message is refused in words, not swallowed.
     const refused = await fetch(`${stack.url}/api/messages`, {
       method: 'POST',
@@ -102,7 +57,7 @@ describe('Redis restart', () => {
     expect((await refused.json()) as { error: string }).toMatchObject({
       error: expect.stringMatching(/queue/i),
     });
-    await startRedis();
+    await redis.start();
     ollama.release('during-restart');
 
     // After the restart: the held turn is answered, and new messages flow again.

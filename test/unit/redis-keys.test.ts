@@ -36,6 +36,8 @@ describe('Redis keys', () => {
       messages: `sb:conv:${h}:messages`,
       done: `sb:conv:${h}:done`,
       inflight: `sb:conv:${h}:inflight`,
+      runner: `sb:conv:${h}:runner`,
+      claim: `sb:conv:${h}:claim`,
       lease: `sb:conv:${h}:lease`,
       network: `sb:conv:${h}:network`,
       quarantine: `sb:conv:${h}:quarantine`,

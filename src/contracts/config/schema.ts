@@ -101,7 +101,9 @@ export const ConfigSchema = z.object({
     ),
   SANDBOT_TURN_LEASE_SECONDS: int(2, 600)
     .default(30)
-    .describe('A dead worker’s turn is taken over after this long without a lease renewal.'),
+    .describe(
+      'A dead worker’s turn is taken over after this long without a lease renewal, plus as long again (its first worker may only be cut off from Redis and still finish it).',
+    ),
   SANDBOT_MAX_MESSAGE_CHARS: int(1, 100_000).default(8000).describe('Longest message text accepted.'),
   SANDBOT_USER_MESSAGES_PER_MINUTE: int(0, 100_000)
     .default(20)

@@ -29,6 +29,10 @@ export function conversationKeys(instance: string, conversation: ConversationId)
     done: `${base}:done`,
     /** The turn being run (JSON), kept until it finishes so a takeover reruns exactly it. */
     inflight: `${base}:inflight`,
+    /** The lease token that started the turn in flight: only it may finish that turn. */
+    runner: `${base}:runner`,
+    /** A new holder's claim on another runner's turn ("token|notBefore ms"): the takeover grace. */
+    claim: `${base}:claim`,
     /** Which worker runs this conversation now; expires when that worker stops renewing it. */
     lease: `${base}:lease`,
     /** An admin's network grants (JSON), overriding the config rules. */

@@ -14,21 +14,59 @@ redis.call('ZADD', KEYS[2], s, ARGV[1])
 redis.call('SADD', KEYS[4], ARGV[3])
 return s`;
 
-/** KEYS: lease · ARGV: token ttlMs */
+/**
+ * Keeps the lease. A holder whose lease lapsed (Redis restarted, or was unreachable past the lease) takes
+ * it back while nobody else holds it and the turn in flight is still its own (the runner key), so a
+ * Redis outage does not turn a running turn into a takeover.
+ * KEYS: lease runner · ARGV: token ttlMs
+ */
 export const RENEW = `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
-return 1`;
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+  return 1
+end
+if holder == false and redis.call('GET', KEYS[2]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', tonumber(ARGV[2]))
+  return 1
+end
+return 0`;
 
 /**
  * The turn to run now: the unfinished one if a previous holder died (so a takeover reruns exactly it,
  * with the same turn id and so the same reply idempotency keys), else the next batch of pending messages.
- * KEYS: lease inflight pending done messages · ARGV: token maxBatch conversation
+ * The turn's runner (the token that started it) fences its finish: only that runner completes it. A new
+ * lease holder that finds another runner's turn first waits one grace period (the old runner may be
+ * alive and finishing it once Redis answers again), then takes it over, naming the runner it replaced.
+ * Returns the turn (JSON), or {"wait": ms} while the grace runs.
+ * KEYS: lease inflight pending done messages runner claim · ARGV: token maxBatch conversation graceMs
  */
 export const NEXT_TURN = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('lease lost') end
 local inflight = redis.call('GET', KEYS[2])
-if inflight then return inflight end
+if inflight then
+  local runner = redis.call('GET', KEYS[6])
+  if runner == false or runner == ARGV[1] then
+    redis.call('SET', KEYS[6], ARGV[1])
+    return inflight
+  end
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local grace = tonumber(ARGV[4])
+  local claim = redis.call('GET', KEYS[7])
+  local claimant, notBefore = nil, 0
+  if claim then claimant, notBefore = string.match(claim, '^(.*)|(%d+)$') end
+  if claimant ~= ARGV[1] then
+    redis.call('SET', KEYS[7], ARGV[1] .. '|' .. (now + grace), 'PX', grace * 4)
+    return cjson.encode({ wait = grace })
+  end
+  if now < tonumber(notBefore) then return cjson.encode({ wait = tonumber(notBefore) - now }) end
+  redis.call('SET', KEYS[6], ARGV[1])
+  redis.call('DEL', KEYS[7])
+  local turn = cjson.decode(inflight)
+  turn.takenOverFrom = runner
+  return cjson.encode(turn)
+end
 local done = tonumber(redis.call('GET', KEYS[4]) or '0')
 local items = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. done, '+inf', 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
 if #items == 0 then return false end
@@ -43,17 +81,32 @@ for i = 1, #items, 2 do
 end
 local turn = cjson.encode({ turnId = ARGV[3] .. '#' .. first .. '-' .. last, fromSeq = first, toSeq = last, messages = bodies })
 redis.call('SET', KEYS[2], turn)
+redis.call('SET', KEYS[6], ARGV[1])
 return turn`;
 
-/** KEYS: lease inflight pending done messages · ARGV: token toSeq */
+/**
+ * Finishes the turn in flight: fenced on its runner, not the lease, so a runner whose lease lapsed while
+ * Redis was away still records the finish (and nobody reruns it), while one that was taken over cannot.
+ * KEYS: lease inflight pending done messages runner claim · ARGV: token toSeq
+ */
 export const COMPLETE_TURN = `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if redis.call('GET', KEYS[6]) ~= ARGV[1] then return 0 end
 local upto = tonumber(ARGV[2])
 if upto > tonumber(redis.call('GET', KEYS[4]) or '0') then redis.call('SET', KEYS[4], upto) end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', upto)
 if #ids > 0 then redis.call('HDEL', KEYS[5], unpack(ids)) end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', upto)
-redis.call('DEL', KEYS[2])
+redis.call('DEL', KEYS[2], KEYS[6], KEYS[7])
+return 1`;
+
+/**
+ * Hands the turn in flight and the lease on without finishing it (it waits in line): the next holder
+ * runs it at once, as its own, with no takeover grace.
+ * KEYS: lease runner · ARGV: token
+ */
+export const YIELD_TURN = `
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1`;
 
 /**

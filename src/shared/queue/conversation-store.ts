@@ -3,7 +3,14 @@ import { z } from 'zod';
 import type { ConversationId } from '../../contracts/conversation/id.js';
 import { InboundMessage } from '../../contracts/protocol/inbound.js';
 import { conversationKeys, instanceKeys, messageSeenKey } from '../../contracts/redis/keys.js';
-import { COMPLETE_TURN, NEXT_TURN, RELEASE, RENEW, SUBMIT } from '../../contracts/redis/scripts.js';
+import {
+  COMPLETE_TURN,
+  NEXT_TURN,
+  RELEASE,
+  RENEW,
+  SUBMIT,
+  YIELD_TURN,
+} from '../../contracts/redis/scripts.js';
 
 const StoredTurn = z.object({
   turnId: z.string(),
@@ -11,7 +18,11 @@ const StoredTurn = z.object({
   toSeq: z.number().int(),
   // cjson encodes an empty table as {} rather than [].
   messages: z.union([z.array(z.string()), z.object({}).transform(() => [] as string[])]),
+  /** Set when this holder took the turn over from a runner that did not finish it. */
+  takenOverFrom: z.string().optional(),
 });
+/** Another runner's unfinished turn: wait this long (it may still finish it), then ask again. */
+const TakeoverWait = z.object({ wait: z.number().nonnegative() });
 
 export interface Turn {
   turnId: string;
@@ -19,6 +30,8 @@ export interface Turn {
   fromSeq: number;
   toSeq: number;
   messages: InboundMessage[];
+  /** The lease token of the runner this turn was taken over from (it started the turn, never finished). */
+  takenOverFrom?: string;
 }
 
 type Script = (...args: (string | number)[]) => Promise<unknown>;
@@ -28,6 +41,7 @@ type Scripted = Redis & {
   sbNextTurn: Script;
   sbComplete: Script;
   sbRelease: Script;
+  sbYieldTurn: Script;
 };
 
 /**
@@ -44,10 +58,11 @@ export class ConversationStore {
   ) {
     const scripts = {
       sbSubmit: [5, SUBMIT],
-      sbRenew: [1, RENEW],
-      sbNextTurn: [5, NEXT_TURN],
-      sbComplete: [5, COMPLETE_TURN],
+      sbRenew: [2, RENEW],
+      sbNextTurn: [7, NEXT_TURN],
+      sbComplete: [7, COMPLETE_TURN],
       sbRelease: [5, RELEASE],
+      sbYieldTurn: [2, YIELD_TURN],
     } as const;
     for (const [name, [numberOfKeys, lua]] of Object.entries(scripts)) {
       redis.defineCommand(name, { numberOfKeys, lua });
@@ -85,39 +100,56 @@ export class ConversationStore {
   }
 
   async renew(conversation: ConversationId, token: string, ttlMs: number): Promise<boolean> {
-    return Number(await this.redis.sbRenew(this.keys(conversation).lease, token, ttlMs)) === 1;
+    const k = this.keys(conversation);
+    return Number(await this.redis.sbRenew(k.lease, k.runner, token, ttlMs)) === 1;
   }
 
   async leaseHolder(conversation: ConversationId): Promise<string | null> {
     return this.redis.get(this.keys(conversation).lease);
   }
 
-  /** The turn to run now, or null when nothing is pending. Messages that fail to parse are dropped and named. */
-  async nextTurn(conversation: ConversationId, token: string, maxBatch: number): Promise<Turn | null> {
+  /**
+   * The turn to run now; null when nothing is pending; `{ wait }` while another runner's unfinished turn
+   * is in its takeover grace (`graceMs`, see NEXT_TURN).
+   */
+  async nextTurn(
+    conversation: ConversationId,
+    token: string,
+    maxBatch: number,
+    graceMs: number,
+  ): Promise<Turn | { wait: number } | null> {
     const k = this.keys(conversation);
     const raw = await this.redis.sbNextTurn(
-      k.lease,
-      k.inflight,
-      k.pending,
-      k.done,
-      k.messages,
-      token,
-      maxBatch,
-      conversation,
+      ...[k.lease, k.inflight, k.pending, k.done, k.messages, k.runner, k.claim],
+      ...[token, maxBatch, conversation, graceMs],
     );
     if (raw === null || raw === undefined) return null;
-    const stored = StoredTurn.parse(JSON.parse(String(raw)));
+    const value: unknown = JSON.parse(String(raw));
+    const wait = TakeoverWait.safeParse(value);
+    if (wait.success) return wait.data;
+    const stored = StoredTurn.parse(value);
     const messages = stored.messages.map((body) => InboundMessage.parse(JSON.parse(body)));
-    return { turnId: stored.turnId, conversation, fromSeq: stored.fromSeq, toSeq: stored.toSeq, messages };
+    return {
+      turnId: stored.turnId,
+      conversation,
+      fromSeq: stored.fromSeq,
+      toSeq: stored.toSeq,
+      messages,
+      ...(stored.takenOverFrom ? { takenOverFrom: stored.takenOverFrom } : {}),
+    };
   }
 
+  /** Records the turn finished; false when this runner no longer owns it (it was taken over). */
   async complete(turn: Turn, token: string): Promise<boolean> {
     const k = this.keys(turn.conversation);
-    return (
-      Number(
-        await this.redis.sbComplete(k.lease, k.inflight, k.pending, k.done, k.messages, token, turn.toSeq),
-      ) === 1
-    );
+    const keys = [k.lease, k.inflight, k.pending, k.done, k.messages, k.runner, k.claim];
+    return Number(await this.redis.sbComplete(...keys, token, turn.toSeq)) === 1;
+  }
+
+  /** Gives up the lease and the turn in flight unfinished, for the next holder to run at once. */
+  async yieldTurn(conversation: ConversationId, token: string): Promise<void> {
+    const k = this.keys(conversation);
+    await this.redis.sbYieldTurn(k.lease, k.runner, token);
   }
 
   /** Returns 'released', 'more' (work arrived: keep going) or 'lost' (someone else holds it now). */

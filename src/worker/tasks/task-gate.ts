@@ -92,16 +92,6 @@ export class TaskGate {
     return 'wait';
   }
 
-  /** Gives the conversation's lease up while its turn waits in line (the turn stays recorded in flight). */
-  async yieldLease(conversation: ConversationId, token: string): Promise<void> {
-    await this.deps.connection.eval(
-      DELETE_IF_HELD,
-      1,
-      conversationKeys(this.deps.instance, conversation).lease,
-      token,
-    );
-  }
-
   /** Records how the turn ended; when a top-level task stopped running, the line moves up. */
   async turnEnded(turn: Turn, outcome: TurnOutcome): Promise<void> {
     const event = OUTCOME_EVENTS[outcome];
