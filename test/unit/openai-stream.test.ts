@@ -56,8 +56,9 @@ describe('an OpenAI-compatible stream, folded', () => {
   });
 
   it('any split of the arguments into chunks gives the same call', () => {
+    // `__proto__` is the one key the validated message drops (no prototype games): tested apart below.
     const args = fc.dictionary(
-      fc.string({ minLength: 1, maxLength: 12 }),
+      fc.string({ minLength: 1, maxLength: 12 }).filter((key) => key !== '__proto__'),
       fc.oneof(fc.string(), fc.integer(), fc.boolean()),
     );
     fc.assert(
@@ -79,7 +80,20 @@ describe('an OpenAI-compatible stream, folded', () => {
         const message = shaped(chunks).message;
         expect(message.tool_calls).toEqual([{ function: { name: 'bash', arguments: JSON.parse(text) } }]);
       }),
+      { numRuns: Number(process.env.FC_RUNS ?? 100) },
     );
+  });
+
+  it('drops a __proto__ argument rather than letting it reach an object’s prototype', () => {
+    const args = '{"command": "ls", "__proto__": {"polluted": true}}';
+    const message = shaped([
+      delta({ tool_calls: [{ index: 0, id: 'c', function: { name: 'bash', arguments: args } }] }),
+      delta({}, 'tool_calls'),
+    ]).message;
+    const got = message.tool_calls?.[0]?.function.arguments ?? {};
+    expect(got).toEqual({ command: 'ls' });
+    expect(Object.getPrototypeOf(got)).toBe(Object.prototype);
+    expect(({} as { polluted?: boolean }).polluted).toBeUndefined();
   });
 
   it('counts reasoning_content and reasoning as thinking, never in the reply; <think> too', () => {
@@ -154,7 +168,7 @@ describe('the history in OpenAI’s shape', () => {
 
 describe('OpenAI-compatible errors in words', () => {
   const ctx = { url: 'http://gpu:8000/v1', model: 'qwen', timeoutMs: 5000, apiKeySet: true, now: 0 };
-  const apiError = (status: number, body: unknown, headers: Record<string, string> = {}) =>
+  const apiError = (status: number, body: object, headers: Record<string, string> = {}) =>
     APIError.generate(status, body, JSON.stringify(body), new Headers(headers));
 
   it('401 and 403: unauthorized, naming the key setting but never its value', () => {

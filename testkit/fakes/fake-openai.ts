@@ -176,7 +176,8 @@ async function playStep(
 ): Promise<void> {
   if (step.delayMs !== undefined) await sleep(step.delayMs);
   if (step.status !== undefined) {
-    const headers = step.retryAfter !== undefined ? { 'retry-after': String(step.retryAfter) } : {};
+    const headers: Record<string, string> =
+      step.retryAfter !== undefined ? { 'retry-after': String(step.retryAfter) } : {};
     const type = step.status >= 500 ? 'server_error' : 'invalid_request_error';
     return sendError(
       res,

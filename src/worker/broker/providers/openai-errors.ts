@@ -146,8 +146,15 @@ function retryAfterOf(headers: Headers | undefined, now?: number): number | unde
 function connectionWords(error: APIConnectionError): string {
   const code = networkCode(error);
   if (code !== undefined) return NETWORK_CODES[code] ?? code;
-  const cause = errorMessage((error as { cause?: unknown }).cause);
-  return cause || error.message || 'network error';
+  // fetch's own words are in the innermost cause ("fetch failed" wraps "bad port", "getaddrinfo …").
+  let words = '';
+  let current: unknown = (error as { cause?: unknown }).cause;
+  for (let depth = 0; depth < 4 && current !== undefined && current !== null; depth++) {
+    const message = errorMessage(current);
+    if (message !== '' && message !== 'fetch failed') words = message;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return words || 'network error';
 }
 
 function clip(text: string): string {
