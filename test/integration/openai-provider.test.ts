@@ -149,7 +149,7 @@ describe('the openai provider through the real stack', () => {
       .filter((e) => e.kind === 'model.response' && (e.data as { ok: boolean }).ok === false)
       .map((e) => String((e.data as { error?: string }).error));
     expect(failed).toHaveLength(expectations.length);
-    expectations.forEach(([, words], i) => expect(failed[i]).toMatch(words));
+    for (const [i, [, words]] of expectations.entries()) expect(failed[i]).toMatch(words);
     expect(JSON.stringify(events)).not.toContain(KEY);
   });
 
