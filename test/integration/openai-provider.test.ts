@@ -85,6 +85,13 @@ describe('the openai provider through the real stack', () => {
     expect(stack.openai.requests.filter((r) => r.authorization !== `Bearer ${KEY}`)).toEqual([]);
   });
 
+  it('reports the model server in /readyz (the check named ollama, for either provider)', async () => {
+    const body = (await (await fetch(`${stack.url}/readyz`)).json()) as {
+      checks: Record<string, { ok: boolean; detail?: string }>;
+    };
+    expect(body.checks.ollama).toEqual({ ok: true, detail: 'OpenAI-compatible server, 1 model' });
+  });
+
   it('runs a call written in the content (<tool_call>) too', async () => {
     const text = await replyText(stack.url, 'oa-hermes', 'hermes: echo written-$((2+3))');
     expect(text).toBe('tool said: exit code 0\nwritten-5');
@@ -170,6 +177,13 @@ describe('the openai provider through the real stack', () => {
       expect(ended.type === 'error' && ended.message).toBe(
         `cannot reach the model server at ${url}: connection refused`,
       );
+      const ready = await fetch(`${down.url}/readyz`);
+      const body = (await ready.json()) as { checks: Record<string, { ok: boolean; detail?: string }> };
+      expect(ready.status).toBe(503);
+      expect(body.checks.ollama).toMatchObject({
+        ok: false,
+        detail: expect.stringContaining(`cannot reach the model server at ${url}: connection refused`),
+      });
     } finally {
       await down.stop();
       await cleanInstance(gone);
