@@ -271,7 +271,7 @@ describe('Ollama’s 401, 403 and 429 in words', () => {
     const busy = classifyOllamaError(responseError(429, 'server busy, retry after 5 s'), ctx);
     expect(busy.kind).toBe('rate_limited');
     expect(busy.message).toBe(
-      'Ollama at http://127.0.0.1:11434 is busy (HTTP 429: server busy, retry after 5 s); try again in a moment',
+      'Ollama at http://127.0.0.1:11434 is busy (HTTP 429: server busy); retry after 5 s',
     );
   });
 });

@@ -86,10 +86,13 @@ export function classifyOllamaError(error: unknown, ctx: CallContext): ModelBrok
       );
     }
     if (status === 429) {
-      // ollamaFetch puts the server's retry-after into the words, when it sent one.
+      // ollamaFetch puts the server's retry-after at the end of the words, when it sent one.
+      const retry = /, retry after (\d+) s$/.exec(detail);
+      const words = retry ? detail.slice(0, retry.index) : detail;
+      const when = retry ? `retry after ${retry[1]} s` : 'try again in a moment';
       return new ModelBrokerError(
         'rate_limited',
-        `Ollama at ${ctx.host} is busy (HTTP 429: ${detail}); try again in a moment`,
+        `Ollama at ${ctx.host} is busy (HTTP 429: ${words}); ${when}`,
         opts,
       );
     }
