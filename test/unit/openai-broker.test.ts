@@ -91,6 +91,35 @@ describe('ModelBroker with an OpenAI-compatible server', () => {
     expect(fake.requests.map((r) => r.authorization)).toEqual([`Bearer ${KEY}`, `Bearer ${KEY}`]);
   });
 
+  it('answers an unreadable written call with the format, in a history the server accepts', async () => {
+    fake.setScript([
+      { reply: '<tool_call>{"name": "bash", "arguments": {"command": </tool_call>' },
+      { toolCalls: [{ name: 'bash', arguments: { command: 'ls' } }] },
+    ]);
+    const answer = await broker.chat({ model: MODEL, messages: hello });
+    expect(answer.modelCalls).toBe(2);
+    expect(answer.message.tool_calls).toEqual([{ function: { name: 'bash', arguments: { command: 'ls' } } }]);
+    // The note on the unreadable call answers no call: it goes as a user message (a tool one is refused).
+    const retry = fake.chatRequests()[1]?.messages.at(-1);
+    expect(retry?.role).toBe('user');
+    expect(retry?.content).toMatch(/^\[tool_call result\]\nError: your tool call could not be read/);
+  });
+
+  it('the fake refuses a tool message that answers no call, as OpenAI and vLLM do', async () => {
+    const response = await fetch(`${fake.url}/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: MODEL,
+        messages: [
+          { role: 'user', content: 'hi' },
+          { role: 'tool', tool_call_id: 'call_x', content: 'out' },
+        ],
+      }),
+    });
+    expect(response.status).toBe(400);
+  });
+
   it('checks the server and the model with GET /models, listing the served ones when missing', async () => {
     expect(await broker.checkServer()).toEqual({ ok: true, version: 'OpenAI-compatible server, 2 models' });
     expect(await broker.checkModel(MODEL)).toEqual({ ok: true });

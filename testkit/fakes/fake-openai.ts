@@ -132,6 +132,8 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
           'model_not_found',
         );
       }
+      const unanswered = toolMessageProblem(request.messages ?? []);
+      if (unanswered) return sendError(res, 400, unanswered, 'invalid_request_error');
       return playStep(res, request, stepFor(request));
     }
     return sendJson(res, 404, { error: { message: `Not found: ${path}`, type: 'not_found', code: null } });
@@ -253,6 +255,24 @@ export function answerChunks(request: FakeOpenAIRequest, step: FakeOpenAIStep): 
     });
   }
   return chunks;
+}
+
+/**
+ * As OpenAI and vLLM refuse it: a `tool` message must answer, by `tool_call_id`, a call of the
+ * assistant message before it (tool results in between).
+ */
+function toolMessageProblem(messages: FakeOpenAIMessage[]): string | undefined {
+  let open = new Set<string>();
+  for (const [i, message] of messages.entries()) {
+    if (message.role === 'assistant') open = new Set((message.tool_calls ?? []).map((c) => c.id));
+    else if (message.role === 'tool') {
+      if (!message.tool_call_id || !open.has(message.tool_call_id)) {
+        return `messages[${i}]: a message with role 'tool' must be a response to a preceding message with 'tool_calls'`;
+      }
+      open.delete(message.tool_call_id);
+    } else open = new Set();
+  }
+  return undefined;
 }
 
 /** Up to `parts` pieces, split on code points. */
