@@ -49,10 +49,15 @@ const config = testConfig(testInstance('openai'), {
 });
 let stack: OpenAIStack;
 
+const keyBefore = process.env.SANDBOT_MODEL_API_KEY;
 beforeAll(async () => {
+  // In the worker's own environment too, as `sandbot up` has it: it must still not reach a sandbox.
+  process.env.SANDBOT_MODEL_API_KEY = KEY;
   stack = await startOpenAIStack(config, model, { apiKey: KEY });
 });
 afterAll(async () => {
+  if (keyBefore === undefined) delete process.env.SANDBOT_MODEL_API_KEY;
+  else process.env.SANDBOT_MODEL_API_KEY = keyBefore;
   await stack?.stop();
 });
 
