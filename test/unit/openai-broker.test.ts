@@ -2,6 +2,7 @@ import { createServer } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { ChatMessage } from '../../src/contracts/protocol/agent.js';
 import { ModelBroker, ModelBrokerError, modelBrokerFor } from '../../src/worker/broker/model-broker.js';
+import { startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
 import { type FakeOpenAI, startFakeOpenAI } from '../../testkit/fakes/fake-openai.js';
 
 /** The broker with SANDBOT_MODEL_PROVIDER=openai, against the fake OpenAI-compatible server. */
@@ -202,5 +203,24 @@ describe('ModelBroker with an OpenAI-compatible server', () => {
     );
     const checked = await gone.checkServer();
     expect(!checked.ok && checked.error.kind).toBe('unreachable');
+  });
+});
+
+describe('contextTokens', () => {
+  it('goes to Ollama as options.num_ctx, only when given; the openai provider leaves it out', async () => {
+    const ollama = await startFakeOllama({ models: ['qwen2.5:7b'], script: () => ({ reply: 'ok' }) });
+    try {
+      const viaOllama = new ModelBroker({ host: ollama.url, timeoutMs: 5000 });
+      await viaOllama.chat({ model: 'qwen2.5:7b', messages: hello, contextTokens: 8192 });
+      await viaOllama.chat({ model: 'qwen2.5:7b', messages: hello });
+      const [sized, plain] = ollama.chatRequests();
+      expect(sized?.options).toEqual({ num_ctx: 8192 });
+      expect(plain?.options).toBeUndefined();
+    } finally {
+      await ollama.close();
+    }
+    fake.setScript([{ reply: 'ok' }]);
+    await broker.chat({ model: MODEL, messages: hello, contextTokens: 8192 });
+    expect(JSON.stringify(fake.chatRequests().at(-1))).not.toContain('8192');
   });
 });
