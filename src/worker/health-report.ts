@@ -2,7 +2,7 @@ import type Dockerode from 'dockerode';
 import type { Redis } from 'ioredis';
 import type { Config } from '../contracts/config/schema.js';
 import { type LayerPublisher, publishWorkerLayer, type WorkerLayer } from '../shared/stores/layer-report.js';
-import { ModelBroker } from './broker/model-broker.js';
+import { modelBrokerFor } from './broker/model-broker.js';
 import { type HostPostureSettings, probeHostPosture } from './posture-probe.js';
 
 /** Each check's time limit, as `/readyz` had when the gateway ran them itself. */
@@ -19,7 +19,16 @@ const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  */
 export async function reportWorkerHealth(options: {
   redis: Redis;
-  config: Pick<Config, 'SANDBOT_INSTANCE' | 'DOCKER_HOST' | 'OLLAMA_HOST'> & HostPostureSettings;
+  config: Pick<
+    Config,
+    | 'SANDBOT_INSTANCE'
+    | 'DOCKER_HOST'
+    | 'SANDBOT_MODEL_PROVIDER'
+    | 'OLLAMA_HOST'
+    | 'SANDBOT_MODEL_URL'
+    | 'SANDBOT_MODEL_API_KEY'
+  > &
+    HostPostureSettings;
   workerId: string;
   layer: Omit<WorkerLayer, 'at' | 'engine' | 'checks'>;
   hostEngine: Dockerode;
@@ -28,7 +37,7 @@ export async function reportWorkerHealth(options: {
   disk?: { detail: string };
 }): Promise<LayerPublisher> {
   const { config } = options;
-  const broker = new ModelBroker({ host: config.OLLAMA_HOST, timeoutMs: CHECK_TIMEOUT_MS });
+  const broker = modelBrokerFor(config, CHECK_TIMEOUT_MS);
   // Once, at start: the host's strongest layer and the engine's version and user namespaces.
   const host = await probeHostPosture(config, options.hostEngine, CHECK_TIMEOUT_MS);
   const posture = {
@@ -52,10 +61,11 @@ export async function reportWorkerHealth(options: {
           return config.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
         },
         ...(options.disk ? { disk: async () => options.disk?.detail } : {}),
+        // Named `ollama` for either provider: the model server check, as monitors already read it.
         ollama: async () => {
           const server = await broker.checkServer();
           if (!server.ok) throw new Error(server.error.message);
-          return `Ollama ${server.version}`;
+          return broker.describeServer(server.version);
         },
       },
     },

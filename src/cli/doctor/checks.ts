@@ -3,9 +3,10 @@ import { Redis } from 'ioredis';
 import { judgeDiskCaps } from '../../../sandbox/host/driver/disk-cap.js';
 import type { Config } from '../../contracts/config/schema.js';
 import type { DoctorCheck } from '../../contracts/doctor/check.js';
-import { ModelBroker } from '../../worker/broker/model-broker.js';
+import { modelBrokerFor } from '../../worker/broker/model-broker.js';
 import { shownUrl } from '../cli-redis.js';
 import { checkSandboxLayer, LAYER_TIMEOUT_MS } from './layer.js';
+import { checkOpenAIServerAndModel, MODEL_SERVER_CHECK } from './model-server.js';
 
 /**
  * `sandbot doctor`: is everything sandbot needs there and answering? Each check has its own time
@@ -29,6 +30,8 @@ export const CHECK_NAMES = {
   layer: 'Sandbox layer',
   disk: 'Disk caps',
   ollama: 'Ollama',
+  /** In place of `ollama` with SANDBOT_MODEL_PROVIDER=openai. */
+  modelServer: MODEL_SERVER_CHECK,
   model: 'Model',
 } as const;
 
@@ -42,7 +45,9 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorCheck[]> 
       fix: REDIS_FIX,
     }),
     checkEngineAndImage(docker, config, timeoutMs),
-    checkOllamaAndModel(config, timeoutMs),
+    config.SANDBOT_MODEL_PROVIDER === 'openai'
+      ? checkOpenAIServerAndModel(config, timeoutMs, { model: CHECK_NAMES.model })
+      : checkOllamaAndModel(config, timeoutMs),
   ]);
   return [redis, ...engine, checkDiskCaps(config), ...ollama];
 }
@@ -177,7 +182,7 @@ async function checkImage(docker: Docker, image: string): Promise<DoctorCheck> {
 }
 
 async function checkOllamaAndModel(config: Config, timeoutMs: number): Promise<DoctorCheck[]> {
-  const broker = new ModelBroker({ host: config.OLLAMA_HOST, timeoutMs });
+  const broker = modelBrokerFor(config, timeoutMs);
   const server = await broker.checkServer();
   if (!server.ok) {
     const reachableFix =

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { modelSettingsProblem } from './model-settings.js';
 import { type Config, ConfigSchema, SETTING_NAMES } from './schema.js';
 
 export class ConfigError extends Error {}
@@ -12,7 +13,12 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     if (value !== undefined && value !== '') input[name] = value;
   }
   const parsed = ConfigSchema.safeParse(input);
-  if (parsed.success) return parsed.data;
+  if (parsed.success) {
+    // Settings that depend on each other are checked after each has been read on its own.
+    const problem = modelSettingsProblem(parsed.data);
+    if (problem) throw new ConfigError(problem);
+    return parsed.data;
+  }
   const issue = parsed.error.issues[0];
   const name = String(issue?.path[0] ?? 'config');
   const got = input[name];

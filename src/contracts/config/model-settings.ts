@@ -1,13 +1,40 @@
 import { z } from 'zod';
-import { int } from './setting-fields.js';
+import { int, optionalSecret } from './setting-fields.js';
 
 /** The model server the worker's broker calls, and which model answers. Spread into ConfigSchema. */
 export const MODEL_SETTINGS = {
+  SANDBOT_MODEL_PROVIDER: z
+    .enum(['ollama', 'openai'])
+    .default('ollama')
+    .describe(
+      'Which kind of model server the broker calls: ollama (its native API at OLLAMA_HOST) or openai (any OpenAI-compatible server at SANDBOT_MODEL_URL, e.g. vLLM, llama-server).',
+    ),
   OLLAMA_HOST: z
     .string()
     .url()
     .default('http://127.0.0.1:11434')
-    .describe('Ollama server the model broker calls.'),
+    .describe('Ollama server the model broker calls (SANDBOT_MODEL_PROVIDER=ollama).'),
+  SANDBOT_MODEL_URL: z
+    .string()
+    .url()
+    .optional()
+    .describe(
+      'Base URL of the OpenAI-compatible API, e.g. http://gpu-box:8000/v1 (required with SANDBOT_MODEL_PROVIDER=openai).',
+    ),
+  SANDBOT_MODEL_API_KEY: optionalSecret.describe(
+    'Sent as "Authorization: Bearer <key>" on every request to SANDBOT_MODEL_URL (openai provider); held by the worker only, never given to a sandbox.',
+  ),
   SANDBOT_MODEL: z.string().min(1).default('qwen2.5:7b').describe('Model used for every conversation.'),
   SANDBOT_MODEL_TIMEOUT_SECONDS: int(1, 3600).default(120).describe('Time limit of one model request.'),
 };
+
+/** The model settings that depend on each other; a problem in words naming the setting, or undefined. */
+export function modelSettingsProblem(config: {
+  SANDBOT_MODEL_PROVIDER: 'ollama' | 'openai';
+  SANDBOT_MODEL_URL?: string | undefined;
+}): string | undefined {
+  if (config.SANDBOT_MODEL_PROVIDER === 'openai' && config.SANDBOT_MODEL_URL === undefined) {
+    return 'config: SANDBOT_MODEL_URL is missing: SANDBOT_MODEL_PROVIDER=openai needs the base URL of the OpenAI-compatible API (e.g. http://gpu-box:8000/v1)';
+  }
+  return undefined;
+}

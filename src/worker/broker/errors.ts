@@ -1,7 +1,7 @@
 /**
- * What can go wrong when the worker talks to Ollama, in words an operator can act on.
- * `classifyOllamaError` is a pure function of the thrown error (plus where we were calling), so the
- * wording is unit-tested without a server.
+ * What can go wrong when the worker talks to the model server, in words an operator can act on.
+ * `classifyOllamaError` (and `classifyOpenAIError`, providers/openai-errors.ts) is a pure function of
+ * the thrown error (plus where we were calling), so the wording is unit-tested without a server.
  */
 
 export type ModelBrokerErrorKind =
@@ -10,7 +10,11 @@ export type ModelBrokerErrorKind =
   | 'timeout'
   | 'cancelled'
   | 'bad_response'
-  | 'server_error';
+  | 'server_error'
+  /** The server wants credentials it was not given, or refuses the ones it was (HTTP 401/403). */
+  | 'unauthorized'
+  /** The server asks us to slow down (HTTP 429); the words carry its retry-after when it sent one. */
+  | 'rate_limited';
 
 export class ModelBrokerError extends Error {
   override readonly name = 'ModelBrokerError';
@@ -31,7 +35,7 @@ export interface CallContext {
 }
 
 /** Words for the socket-level codes Node's fetch (undici) reports in `error.cause.code`. */
-const NETWORK_CODES: Record<string, string> = {
+export const NETWORK_CODES: Record<string, string> = {
   ECONNREFUSED: 'connection refused',
   ECONNRESET: 'connection reset',
   ENOTFOUND: 'host name not found',
@@ -74,6 +78,24 @@ export function classifyOllamaError(error: unknown, ctx: CallContext): ModelBrok
   }
   if (status !== undefined) {
     const detail = message.trim() || `HTTP ${status}`;
+    if (status === 401 || status === 403) {
+      return new ModelBrokerError(
+        'unauthorized',
+        `Ollama at ${ctx.host} refused the request (HTTP ${status}: ${detail}): it wants credentials, which the ollama provider does not send; put a server there that needs none, or use SANDBOT_MODEL_PROVIDER=openai with SANDBOT_MODEL_API_KEY`,
+        opts,
+      );
+    }
+    if (status === 429) {
+      // ollamaFetch puts the server's retry-after at the end of the words, when it sent one.
+      const retry = /, retry after (\d+) s$/.exec(detail);
+      const words = retry ? detail.slice(0, retry.index) : detail;
+      const when = retry ? `retry after ${retry[1]} s` : 'try again in a moment';
+      return new ModelBrokerError(
+        'rate_limited',
+        `Ollama at ${ctx.host} is busy (HTTP 429: ${words}); ${when}`,
+        opts,
+      );
+    }
     if (status >= 500) {
       return new ModelBrokerError('server_error', `Ollama failed (HTTP ${status}): ${detail}`, opts);
     }
@@ -122,15 +144,24 @@ export function modelMissingMessage(model: string): string {
   return `model ${model} is not pulled: run \`ollama pull ${model}\``;
 }
 
-function seconds(ms: number): string {
+/** A retry-after header (seconds, or an HTTP date) as whole seconds from `now`; undefined if unreadable. */
+export function retryAfterSeconds(value: string | null | undefined, now = Date.now()): number | undefined {
+  if (value === null || value === undefined || value.trim() === '') return undefined;
+  const number = Number(value.trim());
+  if (Number.isFinite(number)) return number >= 0 ? Math.ceil(number) : undefined;
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - now) / 1000));
+}
+
+export function seconds(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`;
 }
 
-function errorName(error: unknown): string {
+export function errorName(error: unknown): string {
   return typeof error === 'object' && error !== null && 'name' in error ? String(error.name) : '';
 }
 
-function errorMessage(error: unknown): string {
+export function errorMessage(error: unknown): string {
   if (typeof error === 'object' && error !== null && 'message' in error) return String(error.message);
   return typeof error === 'string' ? error : '';
 }
@@ -141,7 +172,7 @@ function statusCode(error: unknown): number | undefined {
   return typeof status === 'number' ? status : undefined;
 }
 
-function networkCode(error: unknown): string | undefined {
+export function networkCode(error: unknown): string | undefined {
   // fetch wraps socket errors: TypeError('fetch failed', { cause: { code } }); sometimes nested once more.
   let current: unknown = error;
   for (let depth = 0; depth < 3 && typeof current === 'object' && current !== null; depth++) {

@@ -1,10 +1,13 @@
-import { type Message, Ollama, type Tool } from 'ollama';
+import type { Tool } from 'ollama';
+import type { Config } from '../../contracts/config/schema.js';
 import type { ChatMessage } from '../../contracts/protocol/agent.js';
 import type { SkillToolDefinition } from '../../contracts/protocol/skill-tools.js';
 import { toolDefinitions } from '../../contracts/protocol/tools.js';
-import { classifyOllamaError, ModelBrokerError } from './errors.js';
-import { ollamaFetch } from './ollama-fetch.js';
-import { addChunk, buildRequestMessages, emptyReply, type ShapedReply, shapeReply } from './reply.js';
+import { ModelBrokerError } from './errors.js';
+import { OllamaProvider } from './providers/ollama-provider.js';
+import { OpenAIProvider } from './providers/openai-provider.js';
+import type { ModelProvider } from './providers/provider.js';
+import { buildRequestMessages, type ShapedReply, shapeReply } from './reply.js';
 import { defaultSystemPrompt } from './system-prompt.js';
 import { formatError, stripThinking } from './tool-call-shapes.js';
 
@@ -15,15 +18,40 @@ import { formatError, stripThinking } from './tool-call-shapes.js';
 export const FORMAT_RETRIES = 2;
 
 /**
- * The worker's only way to a model: Ollama's native /api/chat (tool calling works there), streamed,
- * with a deadline per request. The sandbox never talks to Ollama; it asks the worker, which calls this.
+ * The worker's only way to a model: Ollama's native /api/chat, or an OpenAI-compatible server's chat
+ * completions (SANDBOT_MODEL_PROVIDER, providers/), streamed, with a deadline per request. The sandbox
+ * never talks to the model server (nor holds its API key); it asks the worker, which calls this.
  */
 
 export interface ModelBrokerOptions {
-  /** Ollama base URL (OLLAMA_HOST). */
+  /** The server's base URL: Ollama's (OLLAMA_HOST), or the OpenAI-compatible API's (SANDBOT_MODEL_URL). */
   host: string;
   /** Time limit of one request, from sending it to the last streamed chunk. */
   timeoutMs: number;
+  /** Which API `host` speaks; default ollama. */
+  provider?: 'ollama' | 'openai';
+  /** Bearer token for the openai provider (SANDBOT_MODEL_API_KEY). */
+  apiKey?: string;
+}
+
+/** The broker the config asks for: provider, its URL and key. */
+export function modelBrokerFor(
+  config: Pick<
+    Config,
+    'SANDBOT_MODEL_PROVIDER' | 'OLLAMA_HOST' | 'SANDBOT_MODEL_URL' | 'SANDBOT_MODEL_API_KEY'
+  >,
+  timeoutMs: number,
+): ModelBroker {
+  if (config.SANDBOT_MODEL_PROVIDER === 'openai') {
+    return new ModelBroker({
+      provider: 'openai',
+      // parseConfig refuses the openai provider without SANDBOT_MODEL_URL.
+      host: config.SANDBOT_MODEL_URL ?? '',
+      timeoutMs,
+      ...(config.SANDBOT_MODEL_API_KEY !== undefined ? { apiKey: config.SANDBOT_MODEL_API_KEY } : {}),
+    });
+  }
+  return new ModelBroker({ host: config.OLLAMA_HOST, timeoutMs });
 }
 
 export interface ChatRequest {
@@ -37,6 +65,8 @@ export interface ChatRequest {
   onDelta?: (text: string) => void;
   /** Tools offered besides the built-in ones (the conversation's enabled skills). */
   tools?: readonly SkillToolDefinition[];
+  /** The context window to ask for (Ollama: options.num_ctx; the openai provider ignores it). */
+  contextTokens?: number;
 }
 
 export interface ChatResult {
@@ -55,13 +85,19 @@ export type CheckResult<T extends object = object> =
   | { ok: false; error: ModelBrokerError };
 
 export class ModelBroker {
-  private readonly host: string;
   private readonly timeoutMs: number;
+  private readonly provider: ModelProvider;
+  readonly providerName: 'ollama' | 'openai';
   private readonly tools = toolDefinitions() as Tool[];
 
   constructor(options: ModelBrokerOptions) {
-    this.host = options.host.replace(/\/+$/, '');
+    const host = options.host.replace(/\/+$/, '');
     this.timeoutMs = options.timeoutMs;
+    this.providerName = options.provider ?? 'ollama';
+    this.provider =
+      options.provider === 'openai'
+        ? new OpenAIProvider(host, options.apiKey, options.timeoutMs)
+        : new OllamaProvider(host);
   }
 
   async chat(request: ChatRequest): Promise<ChatResult> {
@@ -102,18 +138,16 @@ export class ModelBroker {
   ): Promise<ShapedReply & { written: string; promptTokens: number; completionTokens: number }> {
     return this.withDeadline(request.model, request.signal, async (signal) => {
       const messages = buildRequestMessages(request.system ?? defaultSystemPrompt(), history);
-      const stream = await this.client(signal).chat({
-        model: request.model,
-        messages: messages as Message[],
-        tools,
-        stream: true,
-      });
-      let state = emptyReply();
-      for await (const chunk of stream) {
-        const next = addChunk(state, chunk);
-        state = next.state;
-        if (next.delta !== '') request.onDelta?.(next.delta);
-      }
+      const state = await this.provider.chat(
+        {
+          model: request.model,
+          messages,
+          tools,
+          ...(request.contextTokens !== undefined ? { contextTokens: request.contextTokens } : {}),
+          ...(request.onDelta ? { onDelta: request.onDelta } : {}),
+        },
+        signal,
+      );
       return {
         ...shapeReply(state, offered),
         written: stripThinking(state.content).content.trim(),
@@ -123,26 +157,29 @@ export class ModelBroker {
     });
   }
 
-  /** Is Ollama there? Answers its version. */
+  /**
+   * Is the server there? Answers its version (Ollama's, e.g. 0.12.6), or for an OpenAI-compatible
+   * server (which has none) how many models it serves; `describeServer` words it.
+   */
   async checkServer(): Promise<CheckResult<{ version: string }>> {
-    return this.check(undefined, async (signal) => {
-      const { version } = await this.client(signal).version();
-      if (typeof version !== 'string') throw new SyntaxError('/api/version answered without a version');
-      return { version };
-    });
+    return this.check(undefined, async (signal) => ({ version: await this.provider.serverVersion(signal) }));
   }
 
-  /** Is the model pulled? On a missing model, also lists the models that are. */
+  /** A checkServer version in words: "Ollama 0.12.6", "OpenAI-compatible server, 2 models". */
+  describeServer(version: string): string {
+    return this.providerName === 'ollama' ? `Ollama ${version}` : version;
+  }
+
+  /** Is the model there (pulled, or served)? On a missing model, also lists the models that are. */
   async checkModel(model: string): Promise<CheckResult & { pulled?: string[] }> {
     const result = await this.check(model, async (signal) => {
-      await this.client(signal).show({ model });
+      await this.provider.showModel(model, signal);
       return {};
     });
     if (result.ok || result.error.kind !== 'model_missing') return result;
-    const listed = await this.check(undefined, async (signal) => {
-      const { models } = await this.client(signal).list();
-      return { pulled: Array.isArray(models) ? models.map((m) => String(m.name)) : [] };
-    });
+    const listed = await this.check(undefined, async (signal) => ({
+      pulled: await this.provider.listModels(signal),
+    }));
     return listed.ok ? { ...result, pulled: listed.pulled } : result;
   }
 
@@ -155,11 +192,6 @@ export class ModelBroker {
     } catch (error) {
       return { ok: false, error: error as ModelBrokerError };
     }
-  }
-
-  private client(signal: AbortSignal): Ollama {
-    // One client per request: the client cannot take a signal, so it goes into its fetch.
-    return new Ollama({ host: this.host, fetch: ollamaFetch(signal) });
   }
 
   /** Runs `fn` under the request deadline and the caller's signal; every error leaves as ModelBrokerError. */
@@ -181,7 +213,10 @@ export class ModelBroker {
     } catch (error) {
       // After our own abort, whatever surfaced (a read error, a cut stream) is because of the abort.
       const cause = controller.signal.aborted ? controller.signal.reason : error;
-      throw classifyOllamaError(cause, { host: this.host, model, timeoutMs: this.timeoutMs });
+      throw this.provider.classify(cause, {
+        ...(model !== undefined ? { model } : {}),
+        timeoutMs: this.timeoutMs,
+      });
     } finally {
       clearTimeout(timer);
       callerSignal?.removeEventListener('abort', cancel);

@@ -1,4 +1,4 @@
-import { UNREADABLE_PREFIX } from './errors.js';
+import { retryAfterSeconds, UNREADABLE_PREFIX } from './errors.js';
 
 /**
  * The `fetch` handed to the ollama client. The client creates its own AbortController per stream and
@@ -31,14 +31,27 @@ export function ollamaFetch(signal: AbortSignal): typeof fetch {
 
 async function jsonErrorResponse(response: Response): Promise<Response> {
   const type = response.headers.get('content-type') ?? '';
-  if (type.includes('application/json')) return response;
+  // The client keeps only the body's words: a 429's retry-after is added to them, or it would be lost.
+  const retry = response.status === 429 ? retryAfterSeconds(response.headers.get('retry-after')) : undefined;
+  if (type.includes('application/json') && retry === undefined) return response;
   const text = (await response.text().catch(() => '')).trim().slice(0, 500);
-  const error = text || `HTTP ${response.status} ${response.statusText}`.trim();
+  let error = text || `HTTP ${response.status} ${response.statusText}`.trim();
+  if (type.includes('application/json')) error = jsonErrorWords(text) ?? error;
+  if (retry !== undefined) error = `${error}, retry after ${retry} s`;
   return new Response(JSON.stringify({ error }), {
     status: response.status,
     statusText: response.statusText,
     headers: { 'content-type': 'application/json' },
   });
+}
+
+function jsonErrorWords(text: string): string | undefined {
+  try {
+    const value = JSON.parse(text) as { error?: unknown };
+    return typeof value.error === 'string' ? value.error : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Re-emits each NDJSON line, replacing one that is not a JSON object with an error line. */
