@@ -25,6 +25,7 @@ import {
   checkedSandboxLayer,
   layerReport,
   netRequestEvent,
+  routedBroker,
   sandboxWorkerDeps,
   type WorkerParts,
   workerOptions,
@@ -127,10 +128,11 @@ function wireWorker(
     },
   });
   const canary = new Canary(connection, config.SANDBOT_INSTANCE);
-  const broker = new ModelBroker({
+  const models = new ModelBroker({
     host: config.OLLAMA_HOST,
     timeoutMs: config.SANDBOT_MODEL_TIMEOUT_SECONDS * 1000,
   });
+  const broker = routedBroker(config, connection, models, config.OLLAMA_HOST);
   // Workspace snapshots kept from turn to turn, and the warm pool (SANDBOX_WARM_POOL), if any.
   const baselines = new WorkspaceBaselines(connection, config.SANDBOT_INSTANCE);
   const pool = warmPoolFor?.(config, { driver, redis: connection, canary, baselines, logger: log });
