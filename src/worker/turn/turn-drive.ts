@@ -201,7 +201,7 @@ class TurnDrive {
   /** The model server is busy: the user is told, not left to wonder (the wait is not the model's time). */
   private waitingForModel(requestId: string, ahead: number): void {
     const { deps, turn, log } = this.context;
-    const text = ahead > 0 ? `waiting for the model (${ahead} ahead)…` : 'waiting for the model…';
+    const text = `waiting for the model (${ahead > 0 ? `${ahead} ahead` : 'next in line'})…`;
     void deps
       .publish(progressEvent(turn, `model-wait:${requestId}`, text))
       .catch((error) => log.warn({ err: error }, 'progress not published'));
