@@ -9,6 +9,7 @@ import {
   bothFailedMessage,
   fallbackFor,
   fallbackNote,
+  PASS_OVER_MS,
   unavailableReason,
 } from '../../src/worker/broker/model-choice.js';
 import { RoutedBroker } from '../../src/worker/broker/routed-broker.js';
@@ -210,6 +211,27 @@ describe('the routed broker (a scripted backend)', () => {
       'cancelled happened',
     );
     expect(b.asked).toEqual(['big']);
+  });
+
+  it('passes over a chosen model that timed out for a while, then asks it again', async () => {
+    let now = 1_000_000;
+    const b = backend({ big: [failing('timeout'), 'big is back'], small: ['one', 'two'] });
+    const broker = new RoutedBroker(b, { fallback: 'small', now: () => now });
+    expect(await broker.chat({ model: 'big' })).toMatchObject({ text: 'one', fallback: { chosen: 'big' } });
+    // Straight to the fallback: the chosen model is not made to time out again on every request.
+    const second = await broker.chat({ model: 'big' });
+    expect(second).toMatchObject({ text: 'two', model: 'small' });
+    expect(second.fallback?.reason).toBe('it did not answer in time');
+    expect(b.asked).toEqual(['big', 'small', 'small']);
+    now += PASS_OVER_MS;
+    expect(await broker.chat({ model: 'big' })).toEqual({ text: 'big is back', model: 'big' });
+  });
+
+  it('asks a missing model again on the next request (it may have been pulled meanwhile)', async () => {
+    const b = backend({ big: [failing('model_missing'), 'pulled now'], small: ['one'] });
+    const broker = new RoutedBroker(b, { fallback: 'small' });
+    await broker.chat({ model: 'big' });
+    expect(await broker.chat({ model: 'big' })).toEqual({ text: 'pulled now', model: 'big' });
   });
 
   it('holds a slot of the gate for the whole request, fallback included, and gives it back', async () => {

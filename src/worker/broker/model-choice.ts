@@ -22,6 +22,18 @@ export function afterFailure(kind: string, failures: number, hasFallback: boolea
   return 'retry';
 }
 
+/**
+ * A chosen model that timed out is passed over for this long: its next requests go to the fallback at
+ * once instead of each waiting out the time limit first (a turn makes many). Cheap failures (a missing
+ * model's 404, a server error) are asked again every time, so a model pulled meanwhile answers at once.
+ */
+export const PASS_OVER_MS = 60_000;
+
+/** Whether a failure makes the chosen model passed over for a while (see PASS_OVER_MS). */
+export function passesOver(kind: string): boolean {
+  return kind === 'timeout';
+}
+
 /** The fallback to use for a request to `chosen`, if any (a rule may choose the fallback itself). */
 export function fallbackFor(chosen: string, fallback: string | undefined): string | undefined {
   return fallback && fallback !== chosen ? fallback : undefined;

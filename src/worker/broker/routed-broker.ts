@@ -1,5 +1,12 @@
 import { ModelBrokerError } from './errors.js';
-import { afterFailure, bothFailedMessage, fallbackFor, unavailableReason } from './model-choice.js';
+import {
+  afterFailure,
+  bothFailedMessage,
+  fallbackFor,
+  PASS_OVER_MS,
+  passesOver,
+  unavailableReason,
+} from './model-choice.js';
 import type { AcquireOptions, ModelSlot } from './model-gate.js';
 
 /**
@@ -35,9 +42,14 @@ export interface RoutedBrokerOptions {
   fallback?: string;
   /** The model server's slots; absent: no limit. */
   gate?: { acquire(options: AcquireOptions): Promise<ModelSlot> };
+  /** The clock (ms) for passing over a model that timed out. */
+  now?: () => number;
 }
 
 export class RoutedBroker<Q extends { model: string; signal?: AbortSignal }, R> {
+  /** Chosen models that timed out lately: until when they are passed over, and why. */
+  private readonly passedOver = new Map<string, FallbackUsed & { until: number }>();
+
   constructor(
     private readonly backend: ChatBackend<Q, R>,
     private readonly options: RoutedBrokerOptions = {},
@@ -60,10 +72,15 @@ export class RoutedBroker<Q extends { model: string; signal?: AbortSignal }, R> 
 
   private async answer(request: Q): Promise<Routed<R>> {
     const fallback = fallbackFor(request.model, this.options.fallback);
+    const now = this.options.now ?? Date.now;
+    const over = this.passedOver.get(request.model);
+    if (fallback && over && over.until > now()) return this.answerWith(request, fallback, over);
     let failures = 0;
     for (;;) {
       try {
-        return { ...(await this.backend.chat(request)), model: request.model };
+        const answer = await this.backend.chat(request);
+        this.passedOver.delete(request.model);
+        return { ...answer, model: request.model };
       } catch (error) {
         const kind = kindOf(error);
         const next = afterFailure(kind, failures, fallback !== undefined);
@@ -75,9 +92,16 @@ export class RoutedBroker<Q extends { model: string; signal?: AbortSignal }, R> 
           reason: unavailableReason(kind, failures),
           error: words(error),
         };
-        return { ...(await this.fallback(request, fallback, used)), model: fallback, fallback: used };
+        if (passesOver(kind)) this.passedOver.set(request.model, { ...used, until: now() + PASS_OVER_MS });
+        return this.answerWith(request, fallback, used);
       }
     }
+  }
+
+  private async answerWith(request: Q, fallback: string, used: FallbackUsed): Promise<Routed<R>> {
+    const { chosen, reason, error } = used;
+    const answer = await this.fallback(request, fallback, used);
+    return { ...answer, model: fallback, fallback: { chosen, reason, error } };
   }
 
   private async fallback(request: Q, model: string, used: FallbackUsed): Promise<R> {
