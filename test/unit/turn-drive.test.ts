@@ -148,7 +148,7 @@ describe('turn drive (the shell around the turn machine)', () => {
     });
     expect(asked).toEqual(['big']);
     expect(published).toMatchObject([
-      { type: 'progress', id: 't1:progress:model-wait:r1', text: 'waiting for the model (2 ahead)…' },
+      { type: 'progress', id: 't1:progress:model-wait:1', text: 'waiting for the model (2 ahead)…' },
     ]);
   });
 

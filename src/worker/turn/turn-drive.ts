@@ -57,6 +57,8 @@ class TurnDrive {
   private readonly hostCalls = new HostCallLedger();
   // Set when the fallback model answered a request of this turn: the reply then says so.
   private fallbackNote?: string;
+  // Numbers this turn's waits for the model server: progress ids come from the worker, not the sandbox.
+  private modelWaits = 0;
 
   constructor(
     private readonly context: TurnDriveContext,
@@ -183,7 +185,7 @@ class TurnDrive {
         system: skills ? skills.systemPrompt(deps.systemPrompt) : deps.systemPrompt,
         messages,
         signal: this.modelAbort.signal,
-        onWait: (ahead) => this.waitingForModel(requestId, ahead),
+        onWait: (ahead) => this.waitingForModel(ahead),
         ...toolsOffered([...(skills?.tools.map(skillToolDefinition) ?? []), ...(await this.hostOffer)]),
       });
       call.answered(answer);
@@ -199,11 +201,11 @@ class TurnDrive {
   }
 
   /** The model server is busy: the user is told, not left to wonder (the wait is not the model's time). */
-  private waitingForModel(requestId: string, ahead: number): void {
+  private waitingForModel(ahead: number): void {
     const { deps, turn, log } = this.context;
     const text = `waiting for the model (${ahead > 0 ? `${ahead} ahead` : 'next in line'})…`;
     void deps
-      .publish(progressEvent(turn, `model-wait:${requestId}`, text))
+      .publish(progressEvent(turn, `model-wait:${++this.modelWaits}`, text))
       .catch((error) => log.warn({ err: error }, 'progress not published'));
   }
 
