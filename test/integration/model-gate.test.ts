@@ -133,6 +133,16 @@ describe('the model gate', () => {
     expect(log).toEqual(['A holds', 'B waits behind 0', 'B holds']);
   });
 
+  it('says so in words when Redis cannot be asked', async () => {
+    const gone = gate({ max: 1 });
+    gone.redis.disconnect();
+    const error = await gone.gate.acquire().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ModelBrokerError);
+    expect((error as ModelBrokerError).message).toMatch(
+      /^cannot take a turn at the model server: Redis failed \(.+\)$/,
+    );
+  });
+
   it('frees the slot of a holder that stopped renewing (its worker died) after its lease', async () => {
     const log: string[] = [];
     const dying = gate({ max: 1, leaseMs: 400 });

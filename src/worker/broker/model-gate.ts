@@ -65,18 +65,23 @@ export class ModelGate {
   private async ask(ticket: string): Promise<[number, number]> {
     const { holders, queue, waiters, seq } = this.keys;
     const { max, leaseMs } = this.options;
-    const answer = (await this.options.redis.eval(
-      MODEL_GATE_ACQUIRE,
-      4,
-      holders,
-      queue,
-      waiters,
-      seq,
-      ticket,
-      max,
-      leaseMs,
-    )) as [number, number];
-    return [Number(answer[0]), Number(answer[1])];
+    try {
+      const answer = (await this.options.redis.eval(
+        MODEL_GATE_ACQUIRE,
+        4,
+        ...[holders, queue, waiters, seq, ticket, max, leaseMs],
+      )) as [number, number];
+      return [Number(answer[0]), Number(answer[1])];
+    } catch (error) {
+      const words = error instanceof Error ? error.message : String(error);
+      throw new ModelBrokerError(
+        'unreachable',
+        `cannot take a turn at the model server: Redis failed (${words})`,
+        {
+          cause: error,
+        },
+      );
+    }
   }
 
   private hold(ticket: string): ModelSlot {
