@@ -6,6 +6,7 @@ import {
   createConversationControl,
 } from '../../src/shared/queue/conversation-control.js';
 import { ConversationStore } from '../../src/shared/queue/conversation-store.js';
+import { ModelGate } from '../../src/worker/broker/model-gate.js';
 import { REDIS_URL, testInstance } from '../../testkit/redis.js';
 import { openSse, postMessage, type SseClient } from '../helpers/sse.js';
 import { type ScriptedStack, startScriptedStack, testConfig } from '../helpers/stack.js';
@@ -29,8 +30,6 @@ beforeAll(async () => {
     const text = request.messages.map((m) => m.content).join(' ');
     const job = /job-[\w-]+/.exec(text)?.[0] ?? 'unknown';
     if (job.startsWith('job-hold')) return { hold: job, reply: `answer for ${job}` };
-    // A model that takes two thirds of its time limit.
-    if (job.startsWith('job-slow')) return { delayMs: 2000, reply: `answer for ${job}` };
     return { reply: `answer for ${job}` };
   });
   redis = new Redis(REDIS_URL);
@@ -81,20 +80,24 @@ describe('waiting for the model server', () => {
   });
 
   it('does not count toward the model request timeout', async () => {
-    const streams = [await post('job-slow-1')];
+    // The test holds the server's one slot itself, as another worker would.
+    const gate = new ModelGate({
+      redis,
+      instance: config.SANDBOT_INSTANCE,
+      serverUrl: stack.ollama.url,
+      max: 1,
+      leaseMs: config.SANDBOT_TURN_LEASE_SECONDS * 1000,
+    });
+    const slot = await gate.acquire();
+    const sse = await post('job-patient');
     try {
-      const second = await post('job-slow-2');
-      streams.push(second);
-      await waiting(second);
-      // Behind two requests of 2 s each: about 4 s in line, longer than the 3 s limit, then 2 s of its own.
-      const third = await post('job-slow-3');
-      streams.push(third);
-      expect(await waiting(third)).toMatchObject({ text: 'waiting for the model (1 ahead)…' });
-      for (const [i, sse] of streams.entries()) {
-        expect(text(await end(sse))).toBe(`answer for job-slow-${i + 1}`);
-      }
+      expect(await waiting(sse)).toMatchObject({ text: 'waiting for the model (next in line)…' });
+      // Longer in line than the model's whole time limit (3 s): counted, it would have timed out.
+      await new Promise((resolve) => setTimeout(resolve, 4000));
+      await slot.release();
+      expect(text(await end(sse))).toBe('answer for job-patient');
     } finally {
-      for (const sse of streams) sse.close();
+      sse.close();
     }
   });
 });
