@@ -11,7 +11,7 @@ import { OutboundQueue } from '../shared/queue/outbound-queue.js';
 import { createRedis } from '../shared/redis/connection.js';
 import { observeWorker } from './audit/worker-observability.js';
 import { WorkspaceBaselines } from './audit/workspace-baselines.js';
-import { modelBrokerFor } from './broker/model-broker.js';
+import { modelBrokerFor, modelServerUrl } from './broker/model-broker.js';
 import { EgressService } from './egress/egress-service.js';
 import type { EgressRecord, Lookup } from './egress/proxy.js';
 import { reportWorkerHealth } from './health-report.js';
@@ -25,6 +25,7 @@ import {
   checkedSandboxLayer,
   layerReport,
   netRequestEvent,
+  routedBroker,
   sandboxWorkerDeps,
   type WorkerParts,
   workerOptions,
@@ -127,7 +128,8 @@ function wireWorker(
     },
   });
   const canary = new Canary(connection, config.SANDBOT_INSTANCE);
-  const broker = modelBrokerFor(config, config.SANDBOT_MODEL_TIMEOUT_SECONDS * 1000);
+  const models = modelBrokerFor(config, config.SANDBOT_MODEL_TIMEOUT_SECONDS * 1000);
+  const broker = routedBroker(config, connection, models, modelServerUrl(config));
   // Workspace snapshots kept from turn to turn, and the warm pool (SANDBOX_WARM_POOL), if any.
   const baselines = new WorkspaceBaselines(connection, config.SANDBOT_INSTANCE);
   const pool = warmPoolFor?.(config, { driver, redis: connection, canary, baselines, logger: log });

@@ -15,7 +15,9 @@ import { BlobStore } from '../shared/stores/blob-store.js';
 import type { WorkerLayer } from '../shared/stores/layer-report.js';
 import { Quarantine } from '../shared/stores/quarantine.js';
 import type { WorkerObservability } from './audit/worker-observability.js';
-import type { ModelBroker } from './broker/model-broker.js';
+import type { ChatRequest, ChatResult } from './broker/model-broker.js';
+import { ModelGate } from './broker/model-gate.js';
+import { RoutedBroker } from './broker/routed-broker.js';
 import { defaultSystemPrompt } from './broker/system-prompt.js';
 import { subAgentOutbound } from './delegation/delegation-outbound.js';
 import { delegationFor } from './delegation/delegation-wiring.js';
@@ -131,7 +133,7 @@ export interface WorkerParts {
   inbound: InboundQueue;
   outbound: OutboundQueue;
   driver: SandboxDriver;
-  broker: ModelBroker;
+  broker: RoutedBroker<ChatRequest, ChatResult>;
   egress: EgressService;
   canary: Canary;
   skills: WorkerSkills;
@@ -183,4 +185,28 @@ export function sandboxWorkerDeps(
     ledger: new OutboxLedger(connection, config.SANDBOT_INSTANCE),
     config,
   };
+}
+
+/**
+ * The broker the turns call: the model server's requests capped across workers (SANDBOT_MODEL_CONCURRENCY,
+ * leases as long as the turns'), and the fallback model (SANDBOT_MODEL_FALLBACK) when the chosen one fails.
+ */
+export function routedBroker(
+  config: Config,
+  redis: Redis,
+  backend: { chat(request: ChatRequest): Promise<ChatResult> },
+  /** The model server's URL: the slots are counted per server. */
+  serverUrl: string,
+): RoutedBroker<ChatRequest, ChatResult> {
+  const gate = new ModelGate({
+    redis,
+    instance: config.SANDBOT_INSTANCE,
+    serverUrl,
+    max: config.SANDBOT_MODEL_CONCURRENCY,
+    leaseMs: config.SANDBOT_TURN_LEASE_SECONDS * 1000,
+  });
+  return new RoutedBroker(backend, {
+    gate,
+    ...(config.SANDBOT_MODEL_FALLBACK ? { fallback: config.SANDBOT_MODEL_FALLBACK } : {}),
+  });
 }

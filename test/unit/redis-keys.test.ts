@@ -12,6 +12,7 @@ import {
   instanceKeys,
   limitKeys,
   messageSeenKey,
+  modelGateKeys,
   taskKeys,
   webKeys,
 } from '../../src/contracts/redis/keys.js';
@@ -93,6 +94,13 @@ describe('Redis keys', () => {
     );
     expect(limits.streams(alice)).toBe(`sb:limit:streams:${h}`);
     expect(limits.allStreams).toBe('sb:limit:streams');
+    // shortHash('http://127.0.0.1:11434')
+    expect(modelGateKeys('sb', 'http://127.0.0.1:11434')).toEqual({
+      holders: 'sb:model-gate:b26993598dffd1f14aed:holders',
+      queue: 'sb:model-gate:b26993598dffd1f14aed:queue',
+      waiters: 'sb:model-gate:b26993598dffd1f14aed:waiters',
+      seq: 'sb:model-gate:b26993598dffd1f14aed:seq',
+    });
     expect(webKeys.events('sb', alice)).toBe(`sb:web:events:${h}`);
     expect(webKeys.delivered('sb', 'e1')).toBe('sb:web:delivered:e1');
   });

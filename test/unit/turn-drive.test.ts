@@ -4,6 +4,7 @@ import { webConversationId } from '../../src/contracts/conversation/id.js';
 import { createLogger } from '../../src/contracts/log/logger.js';
 import type { ChatMessage, RuntimeToWorker, WorkerToRuntime } from '../../src/contracts/protocol/agent.js';
 import type { LineResult } from '../../src/contracts/protocol/lines.js';
+import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
 import type { Turn } from '../../src/shared/queue/conversation-store.js';
 import { silentTrail } from '../../src/worker/audit/turn-trail.js';
 import type { TurnRunnerDeps } from '../../src/worker/turn/turn-deps.js';
@@ -111,6 +112,44 @@ describe('turn drive (the shell around the turn machine)', () => {
       },
     ]);
     expect(fake.listening()).toBe(false);
+  });
+
+  it('asks the model the rules choose, says when it waits for the model, and notes a fallback answer', async () => {
+    const fake = fakeSession();
+    const published: OutboundEvent[] = [];
+    const asked: string[] = [];
+    const chat: TurnRunnerDeps['broker']['chat'] = async (request) => {
+      asked.push(request.model);
+      request.onWait?.(2);
+      return {
+        ...answer('from small'),
+        model: 'small',
+        fallback: { chosen: request.model, reason: 'it failed', error: 'x' },
+      };
+    };
+    const routed = deps(chat);
+    routed.config = { ...routed.config, SANDBOT_MODEL_RULES: [{ prefix: 'web:a', model: 'big' }] };
+    routed.publish = async (event) => void published.push(event);
+    const result = driveTurn(
+      { deps: routed, turn, session: fake.session, trail: silentTrail, canary: '', log: routed.logger },
+      signals(),
+    );
+    const runId = fake.runId();
+    fake.say({
+      type: 'model_request',
+      turnId: runId,
+      requestId: 'r1',
+      messages: [{ role: 'user', content: 'hi' }],
+    });
+    fake.say({ type: 'turn_done', turnId: runId });
+    expect(await result).toEqual({
+      kind: 'reply',
+      text: 'from small\n\n(Answered by small: big was unavailable, it failed.)',
+    });
+    expect(asked).toEqual(['big']);
+    expect(published).toMatchObject([
+      { type: 'progress', id: 't1:progress:model-wait:1', text: 'waiting for the model (2 ahead)…' },
+    ]);
   });
 
   it('answers model requests one at a time, in order', async () => {

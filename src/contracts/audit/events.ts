@@ -68,6 +68,10 @@ export const AUDIT_DATA = {
     toolCalls: z.array(text(128)),
     error: z.string().optional(),
     content: z.string().optional(),
+    /** The fallback model, when it answered instead of `model` (SANDBOT_MODEL_FALLBACK). */
+    answeredBy: text(200).optional(),
+    /** Why `model` did not answer then: its last error. */
+    fallbackReason: z.string().optional(),
   }),
   'tool.call': z.looseObject({
     name: text(128),

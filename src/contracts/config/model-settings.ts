@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ModelName, ModelRules } from '../policy/model-rules.js';
 import { int, optionalSecret } from './setting-fields.js';
 
 /** The model server the worker's broker calls, and which model answers. Spread into ConfigSchema. */
@@ -24,8 +25,27 @@ export const MODEL_SETTINGS = {
   SANDBOT_MODEL_API_KEY: optionalSecret.describe(
     'Sent as "Authorization: Bearer <key>" on every request to SANDBOT_MODEL_URL (openai provider); held by the worker only, never given to a sandbox.',
   ),
-  SANDBOT_MODEL: z.string().min(1).default('qwen2.5:7b').describe('Model used for every conversation.'),
-  SANDBOT_MODEL_TIMEOUT_SECONDS: int(1, 3600).default(120).describe('Time limit of one model request.'),
+  SANDBOT_MODEL: z
+    .string()
+    .min(1)
+    .default('qwen2.5:7b')
+    .describe('Model used for every conversation no SANDBOT_MODEL_RULES rule covers.'),
+  SANDBOT_MODEL_RULES: ModelRules.describe(
+    'Model per place: "<conversation-prefix>=<model>;…" (prefixes match as in SANDBOT_NETWORK_RULES; the longest matching prefix wins). Default: SANDBOT_MODEL everywhere.',
+  ),
+  SANDBOT_MODEL_FALLBACK: z
+    .preprocess((v) => (v === '' ? undefined : v), ModelName.optional())
+    .describe(
+      'Model that answers when the chosen one is missing, times out or fails twice in a row; the reply then says so. Default: none (the error is shown).',
+    ),
+  SANDBOT_MODEL_TIMEOUT_SECONDS: int(1, 3600)
+    .default(120)
+    .describe('Time limit of one model request (waiting for a turn at the model server not counted).'),
+  SANDBOT_MODEL_CONCURRENCY: int(1, 1000)
+    .default(4)
+    .describe(
+      'Model requests at once per model server, across all workers; more wait in line (the user sees "waiting for the model").',
+    ),
 };
 
 /** The model settings that depend on each other; a problem in words naming the setting, or undefined. */

@@ -167,6 +167,23 @@ export const limitKeys = (instance: string) => {
   };
 };
 
+// ── Model server gate (fair use of one model server across workers) ───────────────────────────────────
+
+/** One model server's slots, by its URL (hashed): holders and the line of those waiting for one. */
+export const modelGateKeys = (instance: string, serverUrl: string) => {
+  const base = `${instance}:model-gate:${shortHash(serverUrl)}`;
+  return {
+    /** Requests holding a slot (ZSET score=lease expiry ms member=ticket). */
+    holders: `${base}:holders`,
+    /** The line, in order of arrival (ZSET score=sequence member=ticket). */
+    queue: `${base}:queue`,
+    /** Those in line, by when they count as gone unless they ask again (ZSET score=expiry ms). */
+    waiters: `${base}:waiters`,
+    /** Last sequence number handed out (orders the line; never expires, so order survives idle). */
+    seq: `${base}:seq`,
+  };
+};
+
 // ── Web chat adapter ────────────────────────────────────────────────────────────────────────────────
 
 export const webKeys = {

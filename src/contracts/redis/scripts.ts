@@ -285,3 +285,61 @@ redis.call('ZADD', KEYS[2], 'XX', tonumber(ARGV[1]), ARGV[3])
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
 redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[2]))
 return 1`;
+
+// ── Model server gate ──────────────────────────────────────────────────────────────────────────────
+
+/** Redis's own clock in ms: workers' clocks may disagree, a lease expiry must not. */
+const NOW_MS = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
+
+/**
+ * Asks for a slot of a model server, in line: drops holders and waiters whose lease ran out (a worker
+ * that died), puts the ticket in line once, and grants a slot when it is among the first in line for
+ * the free ones. Asking again renews the waiter's place; a dead waiter's place lapses.
+ * KEYS: holders queue waiters seq · ARGV: ticket max ttlMs
+ * Returns {1, 0} granted (or already held, then renewed), {0, ahead} waiting behind `ahead` others.
+ */
+export const MODEL_GATE_ACQUIRE = `
+${NOW_MS}
+local ttl = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)
+for _, ticket in ipairs(gone) do
+  redis.call('ZREM', KEYS[3], ticket)
+  redis.call('ZREM', KEYS[2], ticket)
+end
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
+  return {1, 0}
+end
+if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then
+  redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[4]), ARGV[1])
+end
+local free = tonumber(ARGV[2]) - redis.call('ZCARD', KEYS[1])
+local rank = redis.call('ZRANK', KEYS[2], ARGV[1])
+if rank < free then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], ttl * 2)
+  return {1, 0}
+end
+redis.call('ZADD', KEYS[3], now + ttl, ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ttl * 2)
+redis.call('PEXPIRE', KEYS[3], ttl * 2)
+return {0, rank}`;
+
+/** Renews a held slot's lease. KEYS: holders · ARGV: ticket ttlMs · Returns 1 still held, 0 lost. */
+export const MODEL_GATE_RENEW = `
+${NOW_MS}
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
+return 1`;
+
+/** Gives a slot back, or leaves the line (a cancelled wait). KEYS: holders queue waiters · ARGV: ticket */
+export const MODEL_GATE_LEAVE = `
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 1`;

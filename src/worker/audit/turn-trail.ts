@@ -25,6 +25,9 @@ export interface ModelCallTrail {
     modelCalls?: number;
     /** Thinking taken out of the answer: counted, never shown. */
     thinkingChars?: number;
+    /** The model that answered, when not the one asked (the fallback), and why. */
+    model?: string;
+    fallback?: { chosen: string; error: string };
   }): void;
   failed(error: string): void;
 }
@@ -163,27 +166,35 @@ class RecordedTurn implements TurnTrail {
       messages: messages.length,
       ...(this.deps.audit.content ? { content: newInput(messages) } : {}),
     });
-    const respond = (data: Record<string, unknown>) => {
+    const respond = (data: Record<string, unknown>, by = model) => {
       const durationMs = Math.round(performance.now() - began);
-      this.metrics.modelLatency.observe({ model, outcome: data.ok ? 'ok' : 'error' }, durationMs / 1000);
+      this.metrics.modelLatency.observe({ model: by, outcome: data.ok ? 'ok' : 'error' }, durationMs / 1000);
       this.record(this.deps.actor(), 'model.response', { requestId, model, durationMs, ...data });
     };
     return {
-      answered: ({ message, promptTokens, completionTokens, modelCalls, thinkingChars }) => {
+      answered: ({ message, promptTokens, completionTokens, modelCalls, thinkingChars, ...routed }) => {
         const calls = message.tool_calls ?? [];
         for (const call of calls) this.open.push({ name: call.function.name, args: call.function.arguments });
-        if (promptTokens) this.metrics.modelTokens.inc({ model, direction: 'prompt' }, promptTokens);
+        const by = routed.model ?? model;
+        if (promptTokens) this.metrics.modelTokens.inc({ model: by, direction: 'prompt' }, promptTokens);
         if (completionTokens)
-          this.metrics.modelTokens.inc({ model, direction: 'completion' }, completionTokens);
-        respond({
-          ok: true,
-          ...(promptTokens === undefined ? {} : { promptTokens }),
-          ...(completionTokens === undefined ? {} : { completionTokens }),
-          toolCalls: calls.map((c) => c.function.name),
-          ...(modelCalls && modelCalls > 1 ? { formatRetries: modelCalls - 1 } : {}),
-          ...(thinkingChars ? { thinkingChars } : {}),
-          ...(this.deps.audit.content ? { content: capText(message.content, CONTENT_CHARS) } : {}),
-        });
+          this.metrics.modelTokens.inc({ model: by, direction: 'completion' }, completionTokens);
+        const fallback = routed.fallback
+          ? { answeredBy: by, fallbackReason: capText(routed.fallback.error, 2000) }
+          : {};
+        respond(
+          {
+            ok: true,
+            ...fallback,
+            ...(promptTokens === undefined ? {} : { promptTokens }),
+            ...(completionTokens === undefined ? {} : { completionTokens }),
+            toolCalls: calls.map((c) => c.function.name),
+            ...(modelCalls && modelCalls > 1 ? { formatRetries: modelCalls - 1 } : {}),
+            ...(thinkingChars ? { thinkingChars } : {}),
+            ...(this.deps.audit.content ? { content: capText(message.content, CONTENT_CHARS) } : {}),
+          },
+          by,
+        );
       },
       failed: (error) => respond({ ok: false, toolCalls: [], error: capText(error, 2000) }),
     };

@@ -34,6 +34,13 @@ export interface ModelBrokerOptions {
   apiKey?: string;
 }
 
+/** The URL of the model server the config names: what the fair-use gate counts requests per. */
+export function modelServerUrl(
+  config: Pick<Config, 'SANDBOT_MODEL_PROVIDER' | 'OLLAMA_HOST' | 'SANDBOT_MODEL_URL'>,
+): string {
+  return config.SANDBOT_MODEL_PROVIDER === 'openai' ? (config.SANDBOT_MODEL_URL ?? '') : config.OLLAMA_HOST;
+}
+
 /** The broker the config asks for: provider, its URL and key. */
 export function modelBrokerFor(
   config: Pick<
@@ -46,7 +53,7 @@ export function modelBrokerFor(
     return new ModelBroker({
       provider: 'openai',
       // parseConfig refuses the openai provider without SANDBOT_MODEL_URL.
-      host: config.SANDBOT_MODEL_URL ?? '',
+      host: modelServerUrl(config),
       timeoutMs,
       ...(config.SANDBOT_MODEL_API_KEY !== undefined ? { apiKey: config.SANDBOT_MODEL_API_KEY } : {}),
     });

@@ -9,6 +9,7 @@ import type { SkillToolDefinition } from '../../contracts/protocol/skill-tools.j
 import type { Turn } from '../../shared/queue/conversation-store.js';
 import type { BlobStore } from '../../shared/stores/blob-store.js';
 import type { TrailMode, TurnTrail } from '../audit/turn-trail.js';
+import type { FallbackUsed } from '../broker/routed-broker.js';
 import type { TurnSkills } from '../skills/turn-skills.js';
 import type { HostTools } from './host-tool-relay.js';
 import type { OutboxLedger } from './outbox-ledger.js';
@@ -24,7 +25,17 @@ export interface ModelChat {
     signal?: AbortSignal;
     /** The enabled skills' tools, besides the built-in ones. */
     tools?: SkillToolDefinition[];
-  }): Promise<{ message: ChatMessage; promptTokens?: number; completionTokens?: number }>;
+    /** Called once if the request waits for the model server (SANDBOT_MODEL_CONCURRENCY). */
+    onWait?: (ahead: number) => void;
+  }): Promise<{
+    message: ChatMessage;
+    promptTokens?: number;
+    completionTokens?: number;
+    /** The model that answered, when the broker routes (it may be the fallback). */
+    model?: string;
+    /** Set when the fallback answered instead of the model asked for. */
+    fallback?: FallbackUsed;
+  }>;
 }
 
 export interface TurnRunnerDeps {
@@ -56,7 +67,8 @@ export interface TurnRunnerDeps {
     | 'SANDBOX_TURN_TIMEOUT_SECONDS'
     | 'SANDBOT_MAX_MODEL_CALLS_PER_TURN'
     | 'SANDBOT_MAX_TOKENS_PER_TURN'
-  >;
+  > &
+    Partial<Pick<Config, 'SANDBOT_MODEL_RULES'>>;
 }
 
 export type TurnOutcome = 'replied' | 'failed' | 'stopped' | 'killed' | 'abandoned';

@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { SandboxSession } from '../../../sandbox/host/driver/types.js';
 import type { Logger } from '../../contracts/log/logger.js';
+import { modelFor } from '../../contracts/policy/model-rules.js';
 import type { ChatMessage, WorkerToRuntime } from '../../contracts/protocol/agent.js';
 import { type SkillToolDefinition, skillToolDefinition } from '../../contracts/protocol/skill-tools.js';
 import type { Turn } from '../../shared/queue/conversation-store.js';
 import type { TurnTrail } from '../audit/turn-trail.js';
+import { fallbackNote } from '../broker/model-choice.js';
 import type { TurnSkills } from '../skills/turn-skills.js';
 import { HostCallLedger, relayHostTool } from './host-tool-relay.js';
 import { stopReasonOf } from './stop-reason.js';
@@ -53,6 +55,10 @@ class TurnDrive {
   // Host tools offered in this turn, and the calls to them the model made (only those are carried out).
   private readonly hostOffer: Promise<SkillToolDefinition[]>;
   private readonly hostCalls = new HostCallLedger();
+  // Set when the fallback model answered a request of this turn: the reply then says so.
+  private fallbackNote?: string;
+  // Numbers this turn's waits for the model server: progress ids come from the worker, not the sandbox.
+  private modelWaits = 0;
 
   constructor(
     private readonly context: TurnDriveContext,
@@ -154,7 +160,7 @@ class TurnDrive {
         this.modelAbort.abort();
         break;
       case 'resolve':
-        this.resolve(action.result);
+        this.resolve(withFallbackNote(action.result, this.fallbackNote));
         break;
     }
   }
@@ -169,23 +175,38 @@ class TurnDrive {
   }
 
   private async callModel(requestId: string, messages: ChatMessage[]): Promise<void> {
-    const { deps, trail, skills } = this.context;
-    const call = trail.modelRequest(requestId, deps.config.SANDBOT_MODEL, messages);
+    const { deps, trail, skills, turn } = this.context;
+    const { SANDBOT_MODEL_RULES: rules = [], SANDBOT_MODEL: model } = deps.config;
+    const chosen = modelFor(rules, model, turn.conversation);
+    const call = trail.modelRequest(requestId, chosen, messages);
     try {
       const answer = await deps.broker.chat({
-        model: deps.config.SANDBOT_MODEL,
+        model: chosen,
         system: skills ? skills.systemPrompt(deps.systemPrompt) : deps.systemPrompt,
         messages,
         signal: this.modelAbort.signal,
+        onWait: (ahead) => this.waitingForModel(ahead),
         ...toolsOffered([...(skills?.tools.map(skillToolDefinition) ?? []), ...(await this.hostOffer)]),
       });
       call.answered(answer);
+      if (answer.fallback && answer.model) {
+        this.fallbackNote = fallbackNote(answer.model, answer.fallback.chosen, answer.fallback.reason);
+      }
       this.dispatch({ type: 'model_answered', requestId, answer });
     } catch (error) {
       const cancelled = this.modelAbort.signal.aborted;
       call.failed(cancelled ? 'cancelled: the turn ended' : messageOf(error));
       this.dispatch({ type: 'model_failed', requestId, error: messageOf(error), cancelled });
     }
+  }
+
+  /** The model server is busy: the user is told, not left to wonder (the wait is not the model's time). */
+  private waitingForModel(ahead: number): void {
+    const { deps, turn, log } = this.context;
+    const text = `waiting for the model (${ahead > 0 ? `${ahead} ahead` : 'next in line'})…`;
+    void deps
+      .publish(progressEvent(turn, `model-wait:${++this.modelWaits}`, text))
+      .catch((error) => log.warn({ err: error }, 'progress not published'));
   }
 
   private relayHostTool(request: Extract<TurnAction, { type: 'relay_host_tool' }>['request']): Promise<void> {
@@ -205,6 +226,11 @@ class TurnDrive {
 /** A protocol id for one run of a turn (or a /run): the turn's id and a random suffix. */
 export function newRunId(turn: Pick<Turn, 'turnId'>): string {
   return `${turn.turnId}@${randomUUID().slice(0, 8)}`;
+}
+
+/** A reply some of which the fallback model wrote says so at its end. */
+function withFallbackNote(result: TurnResult, note: string | undefined): TurnResult {
+  return note && result.kind === 'reply' ? { ...result, text: `${result.text}\n\n${note}` } : result;
 }
 
 /** Tools besides the built-in ones, when there are any (the broker then offers them too). */
