@@ -37,6 +37,10 @@ export interface ChatRequest {
   onDelta?: (text: string) => void;
   /** Tools offered besides the built-in ones (the conversation's enabled skills). */
   tools?: readonly SkillToolDefinition[];
+  /** No tools at all (a request for plain text, e.g. a summary). */
+  withoutTools?: boolean;
+  /** The context window to serve the request with (Ollama's `num_ctx`; its own default is small). */
+  contextTokens?: number;
 }
 
 export interface ChatResult {
@@ -66,7 +70,9 @@ export class ModelBroker {
 
   async chat(request: ChatRequest): Promise<ChatResult> {
     const started = performance.now();
-    const tools = request.tools?.length ? [...this.tools, ...(request.tools as Tool[])] : this.tools;
+    const builtIn = request.withoutTools ? [] : this.tools;
+    const tools =
+      request.tools?.length && !request.withoutTools ? [...builtIn, ...(request.tools as Tool[])] : builtIn;
     const offered = tools.map((tool) => tool.function.name ?? '').filter((name) => name !== '');
     const result = { promptTokens: 0, completionTokens: 0, modelCalls: 0, thinkingChars: 0 };
     let messages = [...request.messages];
@@ -107,6 +113,7 @@ export class ModelBroker {
         messages: messages as Message[],
         tools,
         stream: true,
+        ...(request.contextTokens ? { options: { num_ctx: request.contextTokens } } : {}),
       });
       let state = emptyReply();
       for await (const chunk of stream) {
