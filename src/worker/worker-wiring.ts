@@ -15,6 +15,7 @@ import { BlobStore } from '../shared/stores/blob-store.js';
 import type { WorkerLayer } from '../shared/stores/layer-report.js';
 import { Quarantine } from '../shared/stores/quarantine.js';
 import type { WorkerObservability } from './audit/worker-observability.js';
+import { contextFitterFor } from './broker/context-window.js';
 import type { ModelBroker } from './broker/model-broker.js';
 import { defaultSystemPrompt } from './broker/system-prompt.js';
 import { subAgentOutbound } from './delegation/delegation-outbound.js';
@@ -153,7 +154,8 @@ export function sandboxWorkerDeps(
     store: parts.store,
     inbound,
     driver,
-    broker: parts.broker,
+    // Every request fitted to the model's context window (num_ctx named, old messages folded).
+    broker: contextFitterFor(config, connection, parts.broker, log),
     // A sub-agent's result goes to its parent (in Redis) and its progress to the parent's thread.
     publish: observed.counted(
       subAgentOutbound(connection, config.SANDBOT_INSTANCE, (event) => parts.outbound.publish(event)),

@@ -9,6 +9,7 @@ import type { AuditRecorder } from '../../shared/audit/audit-log.js';
 import { boundValue, capText } from '../../shared/audit/bound.js';
 import { type SandbotMetrics, sandbotMetrics } from '../../shared/metrics.js';
 import type { Turn } from '../../shared/queue/conversation-store.js';
+import type { ContextFolded } from '../broker/context-window.js';
 import type { WorkspaceBaselines } from './workspace-baselines.js';
 import { diffWorkspace, type FileChange } from './workspace-diff.js';
 
@@ -46,6 +47,8 @@ export interface TurnTrail {
   /** A chat `/run` command and its result (undefined: none came back). */
   commandFinished(command: string, result: ToolResult | undefined): void;
   limitHit(limit: string, detail?: Record<string, unknown>): void;
+  /** The conversation's oldest messages were folded to fit the model's context window. */
+  contextFolded?(event: ContextFolded): void;
   /** The turn's skill tools (name → "skill@version"): their calls are recorded with the skill they belong to. */
   skillTools?(tools: Record<string, string>): void;
   /** Wraps `publish` to learn the error the user is told. */
@@ -227,6 +230,10 @@ class RecordedTurn implements TurnTrail {
 
   limitHit(limit: string, detail: Record<string, unknown> = {}): void {
     this.record(this.deps.actor(), 'limit.hit', { limit, ...detail });
+  }
+
+  contextFolded(event: ContextFolded): void {
+    this.record(this.deps.actor(), 'model.context_folded', { ...event });
   }
 
   publishing(publish: (event: OutboundEvent) => Promise<void>) {

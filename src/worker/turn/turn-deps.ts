@@ -9,6 +9,7 @@ import type { SkillToolDefinition } from '../../contracts/protocol/skill-tools.j
 import type { Turn } from '../../shared/queue/conversation-store.js';
 import type { BlobStore } from '../../shared/stores/blob-store.js';
 import type { TrailMode, TurnTrail } from '../audit/turn-trail.js';
+import type { FitContext } from '../broker/context-window.js';
 import type { TurnSkills } from '../skills/turn-skills.js';
 import type { HostTools } from './host-tool-relay.js';
 import type { OutboxLedger } from './outbox-ledger.js';
@@ -24,6 +25,8 @@ export interface ModelChat {
     signal?: AbortSignal;
     /** The enabled skills' tools, besides the built-in ones. */
     tools?: SkillToolDefinition[];
+    /** The conversation, for fitting its history into the model's context window. */
+    fit?: FitContext;
   }): Promise<{ message: ChatMessage; promptTokens?: number; completionTokens?: number }>;
 }
 

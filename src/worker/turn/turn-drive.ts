@@ -178,6 +178,12 @@ class TurnDrive {
         messages,
         signal: this.modelAbort.signal,
         ...toolsOffered([...(skills?.tools.map(skillToolDefinition) ?? []), ...(await this.hostOffer)]),
+        fit: {
+          conversation: this.context.turn.conversation,
+          // A summary of older messages is one more model call: only when the turn has one left.
+          summaryAllowed: this.state.modelCalls < this.state.budget.modelCalls,
+          onFold: (event) => trail.contextFolded?.(event),
+        },
       });
       call.answered(answer);
       this.dispatch({ type: 'model_answered', requestId, answer });
