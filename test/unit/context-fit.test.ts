@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { ChatMessage } from '../../src/contracts/protocol/agent.js';
 import {
   fitMessages,
+  foldTarget,
   messagesTokens,
   planTokens,
   summaryAllowance,
@@ -92,12 +93,12 @@ describe('fitting a request into the context window', () => {
     );
   });
 
-  it('folds no more than it must: one group fewer would not fit', () => {
+  it('folds no more than it must: with one group fewer, the rest would be over the fold target', () => {
     fc.assert(
       fc.property(history, fixed, budgets, (messages, fixedTokens, budgetTokens) => {
         const input = { messages, fixedTokens, budgetTokens };
         const plan = fitMessages(input);
-        if (plan.folded.length === 0 || !plan.fits) return;
+        if (plan.folded.length === 0) return;
         const starts = [...groupStarts(messages)].sort((a, b) => a - b);
         const previous = starts.filter((s) => s < plan.folded.length).at(-1) ?? 0;
         const task = lastUser(messages);
@@ -106,7 +107,7 @@ describe('fitting a request into the context window', () => {
           folded: messages.slice(0, previous),
           kept: task && !rest.includes(task) ? [task, ...rest] : rest,
         };
-        expect(planTokens(input, fewer)).toBeGreaterThan(budgetTokens);
+        expect(messagesTokens(fewer.kept)).toBeGreaterThan(foldTarget(input));
       }),
       { numRuns: 400 },
     );
@@ -231,6 +232,27 @@ describe('a conversation’s fold', () => {
       }),
       { numRuns: 100 },
     );
+  });
+});
+
+describe('a conversation growing turn by turn', () => {
+  it('is folded now and then, not at every request: a fold leaves room to grow', () => {
+    const all: ChatMessage[] = [];
+    let fold: ContextFold | undefined;
+    let summaries = 0;
+    for (let i = 0; i < 40; i++) {
+      all.push(say('user', `question ${i} ${'q'.repeat(200)}`));
+      const applied = applyFold(all, fold);
+      const plan = fitMessages({ messages: applied.messages, fixedTokens: 300, budgetTokens: 1500 });
+      expect(plan.fits).toBe(true);
+      if (plan.folded.length > 0) {
+        summaries += 1;
+        fold = extendFold(fold, applied, plan.folded, `summary ${summaries}`);
+      }
+      all.push(say('assistant', `answer ${i} ${'a'.repeat(300)}`));
+    }
+    expect(summaries).toBeGreaterThan(3);
+    expect(summaries).toBeLessThan(12); // folding just enough each time: 17
   });
 });
 

@@ -80,9 +80,22 @@ function lastUserIndex(messages: readonly ChatMessage[]): number {
 }
 
 /**
- * The plan for one request. Groups are folded oldest first until the rest (with room for the summary)
- * fits; the newest group is never folded, nor the latest user message, which stays after the summary
- * even when steps of its turn before the newest are folded (it is given to the summary too).
+ * Once folding, fold until the messages kept take at most this share of the room for them: folding only
+ * just enough would make the next request fold again (one more summary request per request).
+ */
+export const FOLD_TARGET = 0.6;
+
+/** Tokens the messages kept after a fold may take (besides the summary). */
+export function foldTarget(input: FitInput): number {
+  const room = input.budgetTokens - input.fixedTokens - summaryAllowance(input.budgetTokens);
+  return Math.floor(room * FOLD_TARGET);
+}
+
+/**
+ * The plan for one request. When it does not fit, groups are folded oldest first until the rest takes
+ * at most `foldTarget` (the summary has its own allowance). The newest group is never folded, nor the
+ * latest user message: it stays, after the summary, even when earlier steps of its turn are folded
+ * (the summary is given it too).
  */
 export function fitMessages(input: FitInput): FitPlan {
   const messages = input.messages.filter((m) => m.role !== 'system');
@@ -92,11 +105,11 @@ export function fitMessages(input: FitInput): FitPlan {
   const userMessage = user >= 0 ? messages[user] : undefined;
   const userTokens = userMessage ? messageTokens(userMessage) : 0;
   const groups = indexedGroups(messages);
-  const room = input.budgetTokens - input.fixedTokens - summaryAllowance(input.budgetTokens);
+  const target = foldTarget(input);
   let rest = messagesTokens(messages);
   let foldedGroups = 0;
   // The newest group always stays; a group holding the user message stays in part (the message).
-  while (foldedGroups < groups.length - 1 && rest > room) {
+  while (foldedGroups < groups.length - 1 && rest > target) {
     const group = groups[foldedGroups] as IndexedGroup;
     rest -= group.tokens - (group.start <= user && user < group.end ? userTokens : 0);
     foldedGroups += 1;
