@@ -168,7 +168,8 @@ export function contextFitterFor(
   const sizes = new OllamaContextSizes(
     config.OLLAMA_HOST,
     config.SANDBOT_MODEL_CONTEXT_TOKENS,
-    config.SANDBOT_MODEL_TIMEOUT_SECONDS * 1000,
+    // Short: a request waits for it (an unanswered one falls back to the setting, and asks again later).
+    Math.min(5, config.SANDBOT_MODEL_TIMEOUT_SECONDS) * 1000,
     (model, problem) =>
       log.warn({ model, problem }, 'context length unknown: using SANDBOT_MODEL_CONTEXT_TOKENS'),
   );
