@@ -1,13 +1,18 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { webConversationId } from '../../src/contracts/conversation/id.js';
 import { AuditJournal } from '../../src/shared/audit/journal.js';
 import { parseEvents } from '../../src/shared/audit/summary.js';
+import { ConversationStore } from '../../src/shared/queue/conversation-store.js';
+import { InboundQueue } from '../../src/shared/queue/inbound-queue.js';
+import { ContextFoldStore } from '../../src/worker/broker/context-fold-store.js';
 import { defaultSystemPrompt } from '../../src/worker/broker/system-prompt.js';
 import type { FakeChatMessage, FakeChatRequest, FakeStep } from '../../testkit/fakes/fake-ollama.js';
-import { testInstance } from '../../testkit/redis.js';
+import { REDIS_URL, testInstance } from '../../testkit/redis.js';
+import { webMessage } from '../helpers/messages.js';
 import { openSse, postMessage } from '../helpers/sse.js';
 import { type ScriptedStack, startScriptedStack, testConfig } from '../helpers/stack.js';
 
@@ -41,13 +46,16 @@ function script(request: FakeChatRequest): FakeStep {
 }
 
 let stack: ScriptedStack;
+let redis: Redis;
 
 beforeAll(async () => {
   stack = await startScriptedStack(config, script);
   stack.ollama.setContextLength(CONTEXT);
+  redis = new Redis(REDIS_URL);
 });
 
 afterAll(async () => {
+  redis?.disconnect();
   await stack?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -132,5 +140,35 @@ describe('a conversation longer than the model’s context window', () => {
       expect(event.data.folded).toBeGreaterThan(0);
       expect(event.data.tokensAfter).toBeLessThan(event.data.tokensBefore as number);
     }
+  });
+
+  it('is forgotten with the history on /reset: the next request starts afresh', async () => {
+    const folds = new ContextFoldStore(redis, config.SANDBOT_INSTANCE);
+    expect((await folds.get(conversation))?.folded).toBeGreaterThan(0);
+    const inbound = new InboundQueue(
+      redis,
+      new ConversationStore(redis, config.SANDBOT_INSTANCE),
+      config.SANDBOT_INSTANCE,
+    );
+    const sse = await openSse(`${stack.url}/api/conversations/long-talk/events`);
+    try {
+      await inbound.submit(
+        webMessage('long-talk', '', { command: 'reset', user: { id: 'tester', name: 'tester' } }),
+      );
+      await sse.waitFor((e) => e.type === 'reply' && e.text.startsWith('Conversation reset'));
+    } finally {
+      sse.close();
+      await inbound.close();
+    }
+    expect(await folds.get(conversation)).toBeUndefined();
+    expect(await ask('a fresh start')).toMatch(/^answer: r+$/);
+    const fresh = stack.ollama
+      .chatRequests()
+      .filter((r) => !isSummaryRequest(r))
+      .at(-2);
+    expect(fresh?.messages).toEqual([
+      { role: 'system', content: defaultSystemPrompt() },
+      { role: 'user', content: 'a fresh start' },
+    ]);
   });
 });

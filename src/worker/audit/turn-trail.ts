@@ -22,8 +22,10 @@ export interface ModelCallTrail {
     message: ChatMessage;
     promptTokens?: number;
     completionTokens?: number;
-    /** Requests made for this answer (retries after an unreadable tool call). */
+    /** Requests made for this answer (retries after an unreadable tool call, a summary of old messages). */
     modelCalls?: number;
+    /** Of those, the ones that summarized old messages to fit the context window. */
+    contextCalls?: number;
     /** Thinking taken out of the answer: counted, never shown. */
     thinkingChars?: number;
   }): void;
@@ -172,7 +174,8 @@ class RecordedTurn implements TurnTrail {
       this.record(this.deps.actor(), 'model.response', { requestId, model, durationMs, ...data });
     };
     return {
-      answered: ({ message, promptTokens, completionTokens, modelCalls, thinkingChars }) => {
+      answered: ({ message, promptTokens, completionTokens, modelCalls, contextCalls, thinkingChars }) => {
+        const retries = (modelCalls ?? 1) - 1 - (contextCalls ?? 0);
         const calls = message.tool_calls ?? [];
         for (const call of calls) this.open.push({ name: call.function.name, args: call.function.arguments });
         if (promptTokens) this.metrics.modelTokens.inc({ model, direction: 'prompt' }, promptTokens);
@@ -183,7 +186,7 @@ class RecordedTurn implements TurnTrail {
           ...(promptTokens === undefined ? {} : { promptTokens }),
           ...(completionTokens === undefined ? {} : { completionTokens }),
           toolCalls: calls.map((c) => c.function.name),
-          ...(modelCalls && modelCalls > 1 ? { formatRetries: modelCalls - 1 } : {}),
+          ...(retries > 0 ? { formatRetries: retries } : {}),
           ...(thinkingChars ? { thinkingChars } : {}),
           ...(this.deps.audit.content ? { content: capText(message.content, CONTENT_CHARS) } : {}),
         });

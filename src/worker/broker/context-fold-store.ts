@@ -22,6 +22,10 @@ export class ContextFoldStore extends ConversationValueStore {
     }
   }
 
+  async clear(conversation: ConversationId): Promise<void> {
+    await this.redis.del(this.key(conversation));
+  }
+
   async set(conversation: ConversationId, fold: ContextFold): Promise<void> {
     await this.redis.set(this.key(conversation), JSON.stringify(fold), 'EX', FOLD_TTL_SECONDS);
   }

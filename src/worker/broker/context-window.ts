@@ -66,6 +66,9 @@ export interface FitContext {
   onFold?: (event: ContextFolded) => void;
 }
 
+/** A fitted answer: `contextCalls` of its model calls made the summary (the rest answered). */
+export type FittedChatResult = ChatResult & { contextCalls?: number };
+
 export interface FittedChatRequest extends ChatRequest {
   /** The conversation the request is for: its fold is applied and kept. Absent: fitted, not kept. */
   fit?: FitContext;
@@ -89,7 +92,7 @@ export class ContextFitter {
     private readonly deps: ContextFitterDeps,
   ) {}
 
-  async chat(request: FittedChatRequest): Promise<ChatResult> {
+  async chat(request: FittedChatRequest): Promise<FittedChatResult> {
     const { fit, ...plain } = request;
     const contextTokens = await this.deps.sizes.of(request.model);
     const budgetTokens = contextTokens - answerReserve(contextTokens);
@@ -122,6 +125,11 @@ export class ContextFitter {
     });
     const answer = await this.broker.chat({ ...plain, messages, contextTokens });
     return made.result ? addUsage(answer, made.result) : answer;
+  }
+
+  /** Forgets the conversation's fold (its history was wiped: a fold must not outlive it). */
+  async forget(conversation: ConversationId): Promise<void> {
+    await this.deps.folds?.clear(conversation);
   }
 
   /** One request asking the model to summarize the folded messages; failing, the reason why. */
@@ -205,9 +213,10 @@ function foldCounts(
 }
 
 /** The summary request counts against the turn's model calls and tokens like any other. */
-function addUsage(answer: ChatResult, summary: ChatResult): ChatResult {
+function addUsage(answer: ChatResult, summary: ChatResult): FittedChatResult {
   return {
     ...answer,
+    contextCalls: summary.modelCalls,
     modelCalls: answer.modelCalls + summary.modelCalls,
     promptTokens: answer.promptTokens + summary.promptTokens,
     completionTokens: answer.completionTokens + summary.completionTokens,

@@ -28,6 +28,8 @@ export interface ModelChat {
     /** The conversation, for fitting its history into the model's context window. */
     fit?: FitContext;
   }): Promise<{ message: ChatMessage; promptTokens?: number; completionTokens?: number }>;
+  /** Forgets what it kept of the conversation's history (its fold): the history was wiped. */
+  forget?(conversation: ConversationId): Promise<void>;
 }
 
 export interface TurnRunnerDeps {
