@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { webConversationId } from '../../src/contracts/conversation/id.js';
 import type { ChatMessage } from '../../src/contracts/protocol/agent.js';
-import { OllamaContextSizes } from '../../src/worker/broker/context-size.js';
+import { calibrate } from '../../src/worker/broker/context-fit.js';
+import { fixedContextSizes, OllamaContextSizes } from '../../src/worker/broker/context-size.js';
 import { ContextFitter, type ContextFolded } from '../../src/worker/broker/context-window.js';
-import { ModelBroker } from '../../src/worker/broker/model-broker.js';
+import { type ChatRequest, type ChatResult, ModelBroker } from '../../src/worker/broker/model-broker.js';
 import { type FakeChatRequest, type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
 
 // The broker fitted to a model's context window, against the fake Ollama (a real HTTP server).
@@ -138,5 +139,37 @@ describe('the broker within a model’s context window', () => {
     expect(fake.chatRequests().filter(isSummaryRequest)).toEqual([]);
     expect(fake.chatRequests()[0]?.messages[1]?.content).toContain('[earlier conversation omitted:');
     expect(folds[0]?.summarized).toBe(false);
+  });
+
+  it('counts on more tokens than estimated once the server has counted more', async () => {
+    // A server whose tokenizer counts twice the estimate: the same request then has to fold.
+    const asked: ChatRequest[] = [];
+    const chat = async (request: ChatRequest): Promise<ChatResult> => {
+      asked.push(request);
+      const chars = JSON.stringify(request.messages).length + (request.system ?? '').length + 2100;
+      return {
+        message: { role: 'assistant', content: 'ok' },
+        promptTokens: Math.ceil((2 * chars) / 3),
+        completionTokens: 1,
+        modelCalls: 1,
+        durationMs: 1,
+        thinkingChars: 0,
+      };
+    };
+    const fitted = new ContextFitter({ chat }, { sizes: fixedContextSizes(8192) });
+    const messages = longHistory(12);
+    await fitted.chat({ model: MODEL, messages });
+    expect(asked.map((r) => r.withoutTools ?? false)).toEqual([false]);
+    await fitted.chat({ model: MODEL, messages });
+    expect(asked.map((r) => r.withoutTools ?? false)).toEqual([false, true, false]);
+    expect(asked.map((r) => r.contextTokens)).toEqual([8192, 8192, 8192]);
+  });
+
+  it('calibrates only upwards, within reason', () => {
+    expect(calibrate(1, 1000, 1500)).toBe(1.5);
+    expect(calibrate(1.5, 1000, 800)).toBe(1.5); // a cached prompt counts fewer: no evidence
+    expect(calibrate(1, 1000, 9000)).toBe(2);
+    expect(calibrate(1, 1000, undefined)).toBe(1);
+    expect(calibrate(1, 10, 500)).toBe(1); // too small to say
   });
 });

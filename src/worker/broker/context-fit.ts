@@ -28,6 +28,16 @@ export function messagesTokens(messages: readonly ChatMessage[]): number {
   return messages.reduce((sum, message) => sum + messageTokens(message), 0);
 }
 
+/**
+ * How much to scale estimates by for a model, after a request: the largest ratio of the tokens the
+ * server counted to the estimate, between 1 and 2. Only the largest: a server reusing a cached prompt
+ * counts fewer, which says nothing about the estimate; and never below 1 (the estimate is the floor).
+ */
+export function calibrate(scale: number, estimated: number, reported: number | undefined): number {
+  if (!reported || estimated < 100) return scale;
+  return Math.min(2, Math.max(scale, reported / estimated));
+}
+
 /** Room left for the answer: a quarter of the window, at most 4096 tokens. */
 export function answerReserve(contextTokens: number): number {
   return Math.min(4096, Math.floor(contextTokens / 4));

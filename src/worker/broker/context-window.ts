@@ -7,6 +7,7 @@ import { toolDefinitions } from '../../contracts/protocol/tools.js';
 import {
   answerReserve,
   CHARS_PER_TOKEN,
+  calibrate,
   estimateTokens,
   type FitPlan,
   fitMessages,
@@ -87,6 +88,9 @@ type Summary = { summary?: string; error?: string; result?: ChatResult };
 const BUILT_IN_TOOL_TOKENS = estimateTokens(JSON.stringify(toolDefinitions()));
 
 export class ContextFitter {
+  /** Per model: what its server's token counts showed of the estimate (see `calibrate`). */
+  private readonly scales = new Map<string, number>();
+
   constructor(
     private readonly broker: { chat: Chat },
     private readonly deps: ContextFitterDeps,
@@ -95,13 +99,14 @@ export class ContextFitter {
   async chat(request: FittedChatRequest): Promise<FittedChatResult> {
     const { fit, ...plain } = request;
     const contextTokens = await this.deps.sizes.of(request.model);
-    const budgetTokens = contextTokens - answerReserve(contextTokens);
+    const scale = this.scales.get(request.model) ?? 1;
+    const budgetTokens = Math.floor((contextTokens - answerReserve(contextTokens)) / scale);
     const previous = fit ? await this.deps.folds?.get(fit.conversation) : undefined;
     const applied = applyFold(request.messages, previous);
     const input = { messages: applied.messages, fixedTokens: fixedTokens(request), budgetTokens };
     const plan = fitMessages(input);
     if (plan.folded.length === 0) {
-      return this.broker.chat({ ...plain, messages: applied.messages, contextTokens });
+      return this.answer({ ...plain, messages: applied.messages, contextTokens }, input.fixedTokens);
     }
     const made: Summary =
       fit?.summaryAllowed === false
@@ -123,8 +128,19 @@ export class ContextFitter {
           }
         : {}),
     });
-    const answer = await this.broker.chat({ ...plain, messages, contextTokens });
+    const answer = await this.answer({ ...plain, messages, contextTokens }, input.fixedTokens);
     return made.result ? addUsage(answer, made.result) : answer;
+  }
+
+  /** The request itself; its token count calibrates the estimates for the model's next requests. */
+  private async answer(request: ChatRequest, fixed: number): Promise<ChatResult> {
+    const answer = await this.broker.chat(request);
+    if (answer.modelCalls === 1) {
+      const estimated = fixed + messagesTokens(request.messages);
+      const scale = this.scales.get(request.model) ?? 1;
+      this.scales.set(request.model, calibrate(scale, estimated, answer.promptTokens));
+    }
+    return answer;
   }
 
   /** Forgets the conversation's fold (its history was wiped: a fold must not outlive it). */
