@@ -186,6 +186,38 @@ describe('a conversation’s fold', () => {
     expect(later.messages).toEqual([foldMessage(next), say('user', 'g'), say('assistant', 'h')]);
   });
 
+  it('in a long turn, folds earlier steps again without counting the task twice', () => {
+    const call = (n: number): ChatMessage => ({
+      role: 'assistant',
+      content: '',
+      tool_calls: [{ function: { name: 'bash', arguments: { command: `step ${n}` } } }],
+    });
+    const result = (n: number): ChatMessage => ({ role: 'tool', tool_name: 'bash', content: `out ${n}` });
+    const turn = [say('user', 'task'), call(1), result(1), call(2), result(2), call(3), result(3)];
+    const first: ContextFold = {
+      summary: 'S',
+      folded: 3,
+      omitted: 0,
+      hashes: turn.slice(0, 3).map(messageHash),
+    };
+    const applied = applyFold(turn, first);
+    expect(applied.messages).toEqual([foldMessage(first), say('user', 'task'), ...turn.slice(3)]);
+    // The plan folds the summary, the task (kept too) and step 2.
+    const folded = applied.messages.slice(0, 4);
+    const next = extendFold(first, applied, folded, 'S2');
+    expect(next.hashes).toEqual(turn.slice(0, 5).map(messageHash));
+    expect(next.folded).toBe(5);
+    const later = applyFold([...turn, call(4), result(4)], next);
+    expect(later.messages).toEqual([
+      foldMessage(next),
+      say('user', 'task'),
+      call(3),
+      result(3),
+      call(4),
+      result(4),
+    ]);
+  });
+
   it('without a summary, leaves the folded messages out with a marker and keeps the earlier summary', () => {
     const applied = applyFold([...old, say('user', 'e'), say('user', 'g')], fold);
     const next = extendFold(fold, applied, applied.messages.slice(0, 2), undefined);
@@ -231,6 +263,50 @@ describe('a conversation’s fold', () => {
         expect(summaryAllowance(budgetTokens)).toBeGreaterThan(0);
       }),
       { numRuns: 100 },
+    );
+  });
+});
+
+describe('a conversation with tool steps, request after request', () => {
+  const turns = fc.array(fc.tuple(user, fc.array(toolStep, { maxLength: 3 }), answer), {
+    minLength: 1,
+    maxLength: 12,
+  });
+
+  it('sends what fits, keeps its fold consistent with what was sent, and loses no message uncounted', () => {
+    fc.assert(
+      fc.property(turns, fc.integer({ min: 600, max: 3000 }), (conversation, budgetTokens) => {
+        const all: ChatMessage[] = [];
+        let fold: ContextFold | undefined;
+        const request = () => {
+          const applied = applyFold(all, fold);
+          const plan = fitMessages({ messages: applied.messages, fixedTokens: 200, budgetTokens });
+          let sent = applied.messages;
+          if (plan.folded.length > 0) {
+            fold = extendFold(fold, applied, plan.folded, 'summary');
+            sent = [foldMessage(fold), ...plan.kept];
+            // The same history asked again gets exactly what was sent: the fold holds.
+            const again = applyFold(all, fold);
+            expect(again.messages).toEqual(sent);
+            // Every folded message is one the history has, counted once.
+            expect(again.applied).toBe(fold.folded);
+          }
+          expect(sent.at(-1)).toBe(all.at(-1));
+          expect(sent).toContain(lastUser(all));
+          // No tool result without its call before it.
+          expect(toolGroups(sent).every((group) => group[0]?.role !== 'tool')).toBe(true);
+        };
+        for (const [question, steps, reply] of conversation) {
+          all.push(question);
+          request();
+          for (const step of steps) {
+            all.push(...step);
+            request();
+          }
+          all.push(reply);
+        }
+      }),
+      { numRuns: 200 },
     );
   });
 });
