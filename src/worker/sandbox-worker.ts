@@ -226,6 +226,7 @@ export class SandboxWorker {
       if (segment.kind === 'reset') {
         await this.deps.driver.remove(turn.conversation, { wipe: true });
         await this.deps.ledger.clear(turn.conversation);
+        await this.deps.broker.forget?.(turn.conversation);
         await this.deps.publish(
           replyEvent(segment.turn, 'Conversation reset: its workspace and history are wiped.', [], 'reset'),
         );

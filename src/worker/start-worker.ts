@@ -129,7 +129,7 @@ function wireWorker(
   });
   const canary = new Canary(connection, config.SANDBOT_INSTANCE);
   const models = modelBrokerFor(config, config.SANDBOT_MODEL_TIMEOUT_SECONDS * 1000);
-  const broker = routedBroker(config, connection, models, modelServerUrl(config));
+  const broker = routedBroker(config, connection, models, modelServerUrl(config), log);
   // Workspace snapshots kept from turn to turn, and the warm pool (SANDBOX_WARM_POOL), if any.
   const baselines = new WorkspaceBaselines(connection, config.SANDBOT_INSTANCE);
   const pool = warmPoolFor?.(config, { driver, redis: connection, canary, baselines, logger: log });

@@ -15,7 +15,8 @@ import { BlobStore } from '../shared/stores/blob-store.js';
 import type { WorkerLayer } from '../shared/stores/layer-report.js';
 import { Quarantine } from '../shared/stores/quarantine.js';
 import type { WorkerObservability } from './audit/worker-observability.js';
-import type { ChatRequest, ChatResult } from './broker/model-broker.js';
+import { contextFitterFor, type FittedChatRequest, type FittedChatResult } from './broker/context-window.js';
+import type { ModelBroker } from './broker/model-broker.js';
 import { ModelGate } from './broker/model-gate.js';
 import { RoutedBroker } from './broker/routed-broker.js';
 import { defaultSystemPrompt } from './broker/system-prompt.js';
@@ -133,7 +134,7 @@ export interface WorkerParts {
   inbound: InboundQueue;
   outbound: OutboundQueue;
   driver: SandboxDriver;
-  broker: RoutedBroker<ChatRequest, ChatResult>;
+  broker: RoutedBroker<FittedChatRequest, FittedChatResult>;
   egress: EgressService;
   canary: Canary;
   skills: WorkerSkills;
@@ -189,15 +190,19 @@ export function sandboxWorkerDeps(
 
 /**
  * The broker the turns call: the model server's requests capped across workers (SANDBOT_MODEL_CONCURRENCY,
- * leases as long as the turns'), and the fallback model (SANDBOT_MODEL_FALLBACK) when the chosen one fails.
+ * leases as long as the turns'), the fallback model (SANDBOT_MODEL_FALLBACK) when the chosen one fails,
+ * and inside, each request fitted to the context window of the model that answers it (num_ctx named,
+ * old messages folded).
  */
 export function routedBroker(
   config: Config,
   redis: Redis,
-  backend: { chat(request: ChatRequest): Promise<ChatResult> },
+  backend: ModelBroker,
   /** The model server's URL: the slots are counted per server. */
   serverUrl: string,
-): RoutedBroker<ChatRequest, ChatResult> {
+  log: Logger,
+): RoutedBroker<FittedChatRequest, FittedChatResult> {
+  const fitted = contextFitterFor(config, redis, backend, log);
   const gate = new ModelGate({
     redis,
     instance: config.SANDBOT_INSTANCE,
@@ -205,7 +210,7 @@ export function routedBroker(
     max: config.SANDBOT_MODEL_CONCURRENCY,
     leaseMs: config.SANDBOT_TURN_LEASE_SECONDS * 1000,
   });
-  return new RoutedBroker(backend, {
+  return new RoutedBroker(fitted, {
     gate,
     ...(config.SANDBOT_MODEL_FALLBACK ? { fallback: config.SANDBOT_MODEL_FALLBACK } : {}),
   });

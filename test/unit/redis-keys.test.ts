@@ -21,6 +21,7 @@ import { NetworkPolicyStore } from '../../src/shared/stores/policy-store.js';
 import { Quarantine } from '../../src/shared/stores/quarantine.js';
 import { SkillEnablement } from '../../src/shared/stores/skill-enablement.js';
 import { WorkspaceBaselines } from '../../src/worker/audit/workspace-baselines.js';
+import { ContextFoldStore } from '../../src/worker/broker/context-fold-store.js';
 import { Canary } from '../../src/worker/turn/canary.js';
 import { OutboxLedger } from '../../src/worker/turn/outbox-ledger.js';
 
@@ -47,6 +48,7 @@ describe('Redis keys', () => {
       canary: `sb:conv:${h}:canary`,
       workspaceMark: `sb:conv:${h}:workspace-mark`,
       owner: `sb:conv:${h}:owner`,
+      contextFold: `sb:conv:${h}:context-fold`,
     });
     // shortHash('msg-1')
     expect(messageSeenKey('sb', alice, 'msg-1')).toBe(`sb:conv:${h}:pending:seen:3a0de37932e8b19746f2`);
@@ -124,8 +126,9 @@ describe('Redis keys', () => {
     await new Canary(redis, 'sb').token(alice);
     await new WorkspaceBaselines(redis, 'sb').claim(alice, undefined);
     await new ConversationOwners(redis, 'sb').get(alice);
+    await new ContextFoldStore(redis, 'sb').get(alice);
     expect(touched).toEqual(
-      ['network', 'quarantine', 'skills', 'outbox', 'canary', 'workspace-mark', 'owner'].map(
+      ['network', 'quarantine', 'skills', 'outbox', 'canary', 'workspace-mark', 'owner', 'context-fold'].map(
         (k) => `sb:conv:${h}:${k}`,
       ),
     );

@@ -73,6 +73,22 @@ export const AUDIT_DATA = {
     /** Why `model` did not answer then: its last error. */
     fallbackReason: z.string().optional(),
   }),
+  /** A conversation too long for the model's window: its oldest messages folded into a summary (or left out). */
+  'model.context_folded': z.looseObject({
+    model: text(200),
+    contextTokens: count,
+    budgetTokens: count,
+    tokensBefore: count,
+    tokensAfter: count,
+    folded: count,
+    kept: count,
+    foldedTotal: count,
+    omitted: count,
+    summarized: z.boolean(),
+    summaryChars: count,
+    error: z.string().optional(),
+    fits: z.boolean(),
+  }),
   'tool.call': z.looseObject({
     name: text(128),
     args: z.record(z.string(), z.unknown()),

@@ -46,6 +46,11 @@ export const MODEL_SETTINGS = {
     .describe(
       'Model requests at once per model server, across all workers; more wait in line (the user sees "waiting for the model").',
     ),
+  SANDBOT_MODEL_CONTEXT_TOKENS: int(1024, 1_048_576)
+    .default(8192)
+    .describe(
+      "Context window of a model request, in tokens. Ollama: the most sent as num_ctx (the model's own length from /api/show is used when smaller); models report 32k-128k, and the server's memory grows with it. A server that does not report a length (OpenAI-compatible) is taken to have this one. A quarter is kept for the answer; a longer conversation has its oldest messages folded into a summary.",
+    ),
 };
 
 /** The model settings that depend on each other; a problem in words naming the setting, or undefined. */

@@ -49,6 +49,8 @@ export function conversationKeys(instance: string, conversation: ConversationId)
     workspaceMark: `${base}:workspace-mark`,
     /** Who started the conversation (`<platform>:<user id>`): the one, with admins, its commands obey. */
     owner: `${base}:owner`,
+    /** The oldest history messages a summary stands for in model requests (JSON, context-fold.ts). */
+    contextFold: `${base}:context-fold`,
   };
 }
 

@@ -46,6 +46,10 @@ function describeData(event: AuditEvent): string {
             Array.isArray(d.toolCalls) && d.toolCalls.length ? `, calls ${d.toolCalls.join(', ')}` : ''
           }`
         : `${s(d.model)} failed: ${one(s(d.error))}`;
+    case 'model.context_folded':
+      return `${s(d.folded)} oldest messages ${d.summarized ? `summarized (${s(d.summaryChars)} chars)` : 'left out'}, ${s(d.kept)} kept: ~${s(d.tokensBefore)} → ~${s(d.tokensAfter)} of ${s(d.contextTokens)} tokens${
+        d.error ? ` — ${one(s(d.error))}` : ''
+      }`;
     case 'tool.call':
       return `${s(d.name)} ${one(canonicalJson(d.args), 100)} → ${
         d.reported ? `${d.ok ? 'ok' : 'failed'}: ${one(s(d.result ?? ''), 80)}` : 'no result'

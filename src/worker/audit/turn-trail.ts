@@ -9,6 +9,7 @@ import type { AuditRecorder } from '../../shared/audit/audit-log.js';
 import { boundValue, capText } from '../../shared/audit/bound.js';
 import { type SandbotMetrics, sandbotMetrics } from '../../shared/metrics.js';
 import type { Turn } from '../../shared/queue/conversation-store.js';
+import type { ContextFolded } from '../broker/context-window.js';
 import type { WorkspaceBaselines } from './workspace-baselines.js';
 import { diffWorkspace, type FileChange } from './workspace-diff.js';
 
@@ -21,8 +22,10 @@ export interface ModelCallTrail {
     message: ChatMessage;
     promptTokens?: number;
     completionTokens?: number;
-    /** Requests made for this answer (retries after an unreadable tool call). */
+    /** Requests made for this answer (retries after an unreadable tool call, a summary of old messages). */
     modelCalls?: number;
+    /** Of those, the ones that summarized old messages to fit the context window. */
+    contextCalls?: number;
     /** Thinking taken out of the answer: counted, never shown. */
     thinkingChars?: number;
     /** The model that answered, when not the one asked (the fallback), and why. */
@@ -49,6 +52,8 @@ export interface TurnTrail {
   /** A chat `/run` command and its result (undefined: none came back). */
   commandFinished(command: string, result: ToolResult | undefined): void;
   limitHit(limit: string, detail?: Record<string, unknown>): void;
+  /** The conversation's oldest messages were folded to fit the model's context window. */
+  contextFolded?(event: ContextFolded): void;
   /** The turn's skill tools (name → "skill@version"): their calls are recorded with the skill they belong to. */
   skillTools?(tools: Record<string, string>): void;
   /** Wraps `publish` to learn the error the user is told. */
@@ -172,7 +177,16 @@ class RecordedTurn implements TurnTrail {
       this.record(this.deps.actor(), 'model.response', { requestId, model, durationMs, ...data });
     };
     return {
-      answered: ({ message, promptTokens, completionTokens, modelCalls, thinkingChars, ...routed }) => {
+      answered: ({
+        message,
+        promptTokens,
+        completionTokens,
+        modelCalls,
+        contextCalls,
+        thinkingChars,
+        ...routed
+      }) => {
+        const retries = (modelCalls ?? 1) - 1 - (contextCalls ?? 0);
         const calls = message.tool_calls ?? [];
         for (const call of calls) this.open.push({ name: call.function.name, args: call.function.arguments });
         const by = routed.model ?? model;
@@ -189,7 +203,7 @@ class RecordedTurn implements TurnTrail {
             ...(promptTokens === undefined ? {} : { promptTokens }),
             ...(completionTokens === undefined ? {} : { completionTokens }),
             toolCalls: calls.map((c) => c.function.name),
-            ...(modelCalls && modelCalls > 1 ? { formatRetries: modelCalls - 1 } : {}),
+            ...(retries > 0 ? { formatRetries: retries } : {}),
             ...(thinkingChars ? { thinkingChars } : {}),
             ...(this.deps.audit.content ? { content: capText(message.content, CONTENT_CHARS) } : {}),
           },
@@ -238,6 +252,10 @@ class RecordedTurn implements TurnTrail {
 
   limitHit(limit: string, detail: Record<string, unknown> = {}): void {
     this.record(this.deps.actor(), 'limit.hit', { limit, ...detail });
+  }
+
+  contextFolded(event: ContextFolded): void {
+    this.record(this.deps.actor(), 'model.context_folded', { ...event });
   }
 
   publishing(publish: (event: OutboundEvent) => Promise<void>) {

@@ -72,6 +72,8 @@ export interface ChatRequest {
   onDelta?: (text: string) => void;
   /** Tools offered besides the built-in ones (the conversation's enabled skills). */
   tools?: readonly SkillToolDefinition[];
+  /** No tools at all (a request for plain text, e.g. a summary). */
+  withoutTools?: boolean;
   /** The context window to ask for (Ollama: options.num_ctx; the openai provider ignores it). */
   contextTokens?: number;
 }
@@ -109,7 +111,9 @@ export class ModelBroker {
 
   async chat(request: ChatRequest): Promise<ChatResult> {
     const started = performance.now();
-    const tools = request.tools?.length ? [...this.tools, ...(request.tools as Tool[])] : this.tools;
+    const builtIn = request.withoutTools ? [] : this.tools;
+    const tools =
+      request.tools?.length && !request.withoutTools ? [...builtIn, ...(request.tools as Tool[])] : builtIn;
     const offered = tools.map((tool) => tool.function.name ?? '').filter((name) => name !== '');
     const result = { promptTokens: 0, completionTokens: 0, modelCalls: 0, thinkingChars: 0 };
     let messages = [...request.messages];

@@ -1,3 +1,4 @@
+import type { ConversationId } from '../../contracts/conversation/id.js';
 import { ModelBrokerError } from './errors.js';
 import {
   afterFailure,
@@ -35,6 +36,8 @@ export type Routed<R> = R & { model: string; fallback?: FallbackUsed };
 
 export interface ChatBackend<Q, R> {
   chat(request: Q): Promise<R>;
+  /** Forgets what it kept of a conversation (e.g. its folded history), when it has such a thing. */
+  forget?(conversation: ConversationId): Promise<void>;
 }
 
 export interface RoutedBrokerOptions {
@@ -54,6 +57,10 @@ export class RoutedBroker<Q extends { model: string; signal?: AbortSignal }, R> 
     private readonly backend: ChatBackend<Q, R>,
     private readonly options: RoutedBrokerOptions = {},
   ) {}
+
+  forget(conversation: ConversationId): Promise<void> {
+    return this.backend.forget?.(conversation) ?? Promise.resolve();
+  }
 
   async chat(request: Q & Omit<RoutableRequest, 'model'>): Promise<Routed<R>> {
     const { onWait, ...rest } = request;

@@ -9,6 +9,7 @@ import type { SkillToolDefinition } from '../../contracts/protocol/skill-tools.j
 import type { Turn } from '../../shared/queue/conversation-store.js';
 import type { BlobStore } from '../../shared/stores/blob-store.js';
 import type { TrailMode, TurnTrail } from '../audit/turn-trail.js';
+import type { FitContext } from '../broker/context-window.js';
 import type { FallbackUsed } from '../broker/routed-broker.js';
 import type { TurnSkills } from '../skills/turn-skills.js';
 import type { HostTools } from './host-tool-relay.js';
@@ -27,6 +28,8 @@ export interface ModelChat {
     tools?: SkillToolDefinition[];
     /** Called once if the request waits for the model server (SANDBOT_MODEL_CONCURRENCY). */
     onWait?: (ahead: number) => void;
+    /** The conversation, for fitting its history into the model's context window. */
+    fit?: FitContext;
   }): Promise<{
     message: ChatMessage;
     promptTokens?: number;
@@ -36,6 +39,8 @@ export interface ModelChat {
     /** Set when the fallback answered instead of the model asked for. */
     fallback?: FallbackUsed;
   }>;
+  /** Forgets what it kept of the conversation's history (its fold): the history was wiped. */
+  forget?(conversation: ConversationId): Promise<void>;
 }
 
 export interface TurnRunnerDeps {

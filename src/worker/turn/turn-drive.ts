@@ -187,6 +187,12 @@ class TurnDrive {
         signal: this.modelAbort.signal,
         onWait: (ahead) => this.waitingForModel(ahead),
         ...toolsOffered([...(skills?.tools.map(skillToolDefinition) ?? []), ...(await this.hostOffer)]),
+        fit: {
+          conversation: this.context.turn.conversation,
+          // A summary of older messages is one more model call: only when the turn has one left.
+          summaryAllowed: this.state.modelCalls < this.state.budget.modelCalls,
+          onFold: (event) => trail.contextFolded?.(event),
+        },
       });
       call.answered(answer);
       if (answer.fallback && answer.model) {
