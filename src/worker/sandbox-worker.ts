@@ -17,6 +17,7 @@ import { VolumeRetention } from './sandboxes/volume-retention.js';
 import type { TaskLimits } from './tasks/fairness.js';
 import { closeTask } from './tasks/task-close.js';
 import { TaskGate } from './tasks/task-gate.js';
+import { interruptedCalls, type TurnEvent, takeoverNote, withTakeoverNote } from './turn/takeover.js';
 import { errorEvent, replyEvent } from './turn/turn-events.js';
 import { planSegments } from './turn/turn-plan.js';
 import { runTurn, type TurnOutcome, type TurnRunnerDeps } from './turn/turn-runner.js';
@@ -29,6 +30,8 @@ export interface SandboxWorkerDeps extends TurnRunnerDeps {
   driver: SandboxDriver;
   quarantine: Quarantine;
   audit?: AuditRecorder;
+  /** A conversation's audit events (on disk, then still queued), for what a taken-over turn had started. */
+  readAudit?: (conversation: ConversationId) => Promise<TurnEvent[]>;
   /** The warm pool, when SANDBOX_WARM_POOL is set (its sandboxes count toward SANDBOX_MAX_LIVE). */
   pool?: CapacityDeps['pool'];
 }
@@ -162,23 +165,18 @@ export class SandboxWorker {
     let turns = 0;
     for (;;) {
       if (abandon.aborted) return `lease lost after ${turns} turns`;
-      const turn = await this.deps.store.nextTurn(conversation, token, MAX_BATCH, this.leaseMs);
-      if (turn && 'wait' in turn) {
+      const next = await this.deps.store.nextTurn(conversation, token, MAX_BATCH, this.leaseMs);
+      if (next && 'wait' in next) {
         // Another runner's unfinished turn: it may yet finish it (Redis was away); take it over after.
-        await sleep(turn.wait, undefined, { signal: abandon }).catch(() => undefined);
+        await sleep(next.wait, undefined, { signal: abandon }).catch(() => undefined);
         continue;
       }
-      if (turn?.takenOverFrom) {
-        this.deps.logger.warn(
-          { conversation, turnId: turn.turnId, from: turn.takenOverFrom },
-          'turn taken over',
-        );
-      }
-      if (!turn) {
+      if (!next) {
         const released = await this.deps.store.release(conversation, token);
         if (released === 'more') continue;
         return `${turns} turns`;
       }
+      const turn = next.takenOverFrom ? await this.takeOver(next) : next;
       // Asked alongside the checks below: whether its sandbox runs (then the live cap needs no listing).
       const ownState = this.capacity.stateOf(conversation);
       const quarantined = await this.deps.quarantine.get(conversation);
@@ -209,6 +207,33 @@ export class SandboxWorker {
       await this.deps.connection.zadd(instanceKeys(this.options.instance).lastUsed, Date.now(), conversation);
       turns += 1;
     }
+  }
+
+  /**
+   * A turn another worker started and never finished: its started tool calls go to the audit as
+   * interrupted, and the model reads which they were before the turn runs again.
+   */
+  private async takeOver(turn: Turn): Promise<Turn> {
+    const { conversation, turnId } = turn;
+    this.deps.logger.warn({ conversation, turnId, from: turn.takenOverFrom }, 'turn taken over');
+    const events = await this.deps.readAudit?.(conversation).catch((error) => {
+      this.deps.logger.warn(
+        { err: error, conversation },
+        'audit not readable: the takeover note is left out',
+      );
+      return [];
+    });
+    const calls = interruptedCalls(events ?? [], turnId);
+    for (const call of calls) {
+      await this.deps.audit?.record({
+        conversation,
+        turnId,
+        actor: `worker:${this.id}`,
+        kind: 'tool.call',
+        data: { name: call.name, args: call.args, reported: false, interrupted: true },
+      });
+    }
+    return withTakeoverNote(turn, takeoverNote(calls));
   }
 
   /** Runs a batch's segments in order: model turns, `reset` (wipe) and `run` (a shell command). */

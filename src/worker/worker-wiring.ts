@@ -8,6 +8,7 @@ import type { WorkerGuest } from '../../sandbox/host/vm/worker-guest.js';
 import type { AuditInput } from '../contracts/audit/events.js';
 import type { Config } from '../contracts/config/schema.js';
 import type { Logger } from '../contracts/log/logger.js';
+import { parseEvents } from '../shared/audit/summary.js';
 import type { ConversationStore } from '../shared/queue/conversation-store.js';
 import type { InboundQueue } from '../shared/queue/inbound-queue.js';
 import type { OutboundQueue } from '../shared/queue/outbound-queue.js';
@@ -165,6 +166,10 @@ export function sandboxWorkerDeps(
     networkFor: (conversation) => egress.networkFor(conversation),
     quarantine: new Quarantine(connection, config.SANDBOT_INSTANCE),
     audit: observed.audit,
+    readAudit: async (conversation) => [
+      ...parseEvents((await observed.audit.journal.read(conversation)) ?? ''),
+      ...(await observed.audit.store.queued(conversation)),
+    ],
     ...(pool ? { pool } : {}),
     canaryFor: (conversation) => canary.token(conversation),
     skillsFor: (conversation, turnId) => skills.forTurn(conversation, turnId),

@@ -116,11 +116,13 @@ describe('the audit log of real turns', () => {
           ? (d.toolCalls as string[]).join(',') || '-'
           : e.kind === 'tool.call'
             ? `${d.name} ${d.ok ? 'ok' : 'failed'}`
-            : e.kind.startsWith('file.')
-              ? d.path
-              : e.kind === 'turn.finished'
-                ? d.outcome
-                : '';
+            : e.kind === 'tool.started'
+              ? d.name
+              : e.kind.startsWith('file.')
+                ? d.path
+                : e.kind === 'turn.finished'
+                  ? d.outcome
+                  : '';
       return `${e.kind} ${actor} ${detail}`.trim();
     });
     expect(summary).toEqual([
@@ -128,6 +130,8 @@ describe('the audit log of real turns', () => {
       'turn.started worker',
       'model.request worker',
       'model.response worker bash,write_file',
+      'tool.started agent bash',
+      'tool.started agent write_file',
       'tool.call agent bash ok',
       'tool.call agent write_file ok',
       'model.request worker',
@@ -143,7 +147,8 @@ describe('the audit log of real turns', () => {
     expect(received?.data.text).toBeUndefined(); // content is off by default
     expect(work.slice(1).every((e) => e.turnId === started?.turnId)).toBe(true);
     expect(response?.data).toMatchObject({ model: MODEL, ok: true, promptTokens: expect.any(Number) });
-    expect(work[4]?.data).toMatchObject({ args: { command: WORK }, reported: true });
+    expect(work[4]?.data).toMatchObject({ args: { command: WORK } });
+    expect(work[6]?.data).toMatchObject({ args: { command: WORK }, reported: true });
     const byPath = Object.fromEntries(
       work.filter((e) => e.kind.startsWith('file.')).map((e) => [e.data.path, e.data]),
     );

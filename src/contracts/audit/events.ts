@@ -89,11 +89,18 @@ export const AUDIT_DATA = {
     error: z.string().optional(),
     fits: z.boolean(),
   }),
+  /** The model asked for a tool call and it goes to the sandbox: on record before it can have effects. */
+  'tool.started': z.looseObject({
+    name: text(128),
+    args: z.record(z.string(), z.unknown()),
+  }),
   'tool.call': z.looseObject({
     name: text(128),
     args: z.record(z.string(), z.unknown()),
     /** False when the sandbox never reported a result for this call. */
     reported: z.boolean(),
+    /** The call had started when its worker stopped; the turn was taken over and run again. */
+    interrupted: z.boolean().optional(),
     ok: z.boolean().optional(),
     result: z.string().optional(),
     truncated: z.boolean().optional(),

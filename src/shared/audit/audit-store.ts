@@ -121,6 +121,19 @@ export class AuditStore {
     return seq && hash ? { seq: Number(seq), hash } : undefined;
   }
 
+  /** Events queued but not yet in the file (a writer that died may hold its lock a while), oldest first. */
+  async queued(conversation: ConversationId, max = 2000): Promise<AuditBody[]> {
+    const raw = await this.redis.lrange(auditKeys(this.instance, conversation).pending, 0, max - 1);
+    return raw.flatMap((line) => {
+      try {
+        const parsed = AuditBody.safeParse(JSON.parse(line));
+        return parsed.success ? [parsed.data] : [];
+      } catch {
+        return [];
+      }
+    });
+  }
+
   async pendingCount(conversation: ConversationId): Promise<number> {
     return this.redis.llen(auditKeys(this.instance, conversation).pending);
   }

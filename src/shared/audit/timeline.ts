@@ -50,9 +50,15 @@ function describeData(event: AuditEvent): string {
       return `${s(d.folded)} oldest messages ${d.summarized ? `summarized (${s(d.summaryChars)} chars)` : 'left out'}, ${s(d.kept)} kept: ~${s(d.tokensBefore)} → ~${s(d.tokensAfter)} of ${s(d.contextTokens)} tokens${
         d.error ? ` — ${one(s(d.error))}` : ''
       }`;
+    case 'tool.started':
+      return `${s(d.name)} ${one(canonicalJson(d.args), 100)}`;
     case 'tool.call':
       return `${s(d.name)} ${one(canonicalJson(d.args), 100)} → ${
-        d.reported ? `${d.ok ? 'ok' : 'failed'}: ${one(s(d.result ?? ''), 80)}` : 'no result'
+        d.interrupted
+          ? 'interrupted (its worker stopped)'
+          : d.reported
+            ? `${d.ok ? 'ok' : 'failed'}: ${one(s(d.result ?? ''), 80)}`
+            : 'no result'
       }`;
     case 'file.created':
     case 'file.changed':

@@ -10,6 +10,7 @@ import { boundValue, capText } from '../../shared/audit/bound.js';
 import { type SandbotMetrics, sandbotMetrics } from '../../shared/metrics.js';
 import type { Turn } from '../../shared/queue/conversation-store.js';
 import type { ContextFolded } from '../broker/context-window.js';
+import { ARG_CHARS, type ModelCallTrail, modelCallTrail } from './model-call-trail.js';
 import type { WorkspaceBaselines } from './workspace-baselines.js';
 import { diffWorkspace, type FileChange } from './workspace-diff.js';
 
@@ -17,25 +18,9 @@ export type TrailMode = 'chat' | 'run';
 export type TrailOutcome = 'replied' | 'failed' | 'stopped' | 'killed' | 'abandoned';
 type ToolResult = { ok: boolean; output: string; truncated: boolean };
 
-export interface ModelCallTrail {
-  answered(result: {
-    message: ChatMessage;
-    promptTokens?: number;
-    completionTokens?: number;
-    /** Requests made for this answer (retries after an unreadable tool call, a summary of old messages). */
-    modelCalls?: number;
-    /** Of those, the ones that summarized old messages to fit the context window. */
-    contextCalls?: number;
-    /** Thinking taken out of the answer: counted, never shown. */
-    thinkingChars?: number;
-    /** The model that answered, when not the one asked (the fallback), and why. */
-    model?: string;
-    fallback?: { chosen: string; error: string };
-  }): void;
-  failed(error: string): void;
-}
-
 /** What the turn runner tells the audit log and the metrics about one turn. */
+export type { ModelCallTrail };
+
 export interface TurnTrail {
   started(): void;
   /**
@@ -80,8 +65,6 @@ export interface TrailDeps {
 }
 
 const RESULT_CHARS = 2000;
-const ARG_CHARS = 4000;
-const CONTENT_CHARS = 8000;
 const MAX_FILE_EVENTS = 1000;
 
 /** Does nothing: for a runner wired without an audit log. */
@@ -163,55 +146,17 @@ class RecordedTurn implements TurnTrail {
   }
 
   modelRequest(requestId: string, model: string, messages: ChatMessage[]): ModelCallTrail {
-    const began = performance.now();
     this.modelCalls += 1;
-    this.record(this.deps.actor(), 'model.request', {
-      requestId,
-      model,
-      messages: messages.length,
-      ...(this.deps.audit.content ? { content: newInput(messages) } : {}),
-    });
-    const respond = (data: Record<string, unknown>, by = model) => {
-      const durationMs = Math.round(performance.now() - began);
-      this.metrics.modelLatency.observe({ model: by, outcome: data.ok ? 'ok' : 'error' }, durationMs / 1000);
-      this.record(this.deps.actor(), 'model.response', { requestId, model, durationMs, ...data });
-    };
-    return {
-      answered: ({
-        message,
-        promptTokens,
-        completionTokens,
-        modelCalls,
-        contextCalls,
-        thinkingChars,
-        ...routed
-      }) => {
-        const retries = (modelCalls ?? 1) - 1 - (contextCalls ?? 0);
-        const calls = message.tool_calls ?? [];
-        for (const call of calls) this.open.push({ name: call.function.name, args: call.function.arguments });
-        const by = routed.model ?? model;
-        if (promptTokens) this.metrics.modelTokens.inc({ model: by, direction: 'prompt' }, promptTokens);
-        if (completionTokens)
-          this.metrics.modelTokens.inc({ model: by, direction: 'completion' }, completionTokens);
-        const fallback = routed.fallback
-          ? { answeredBy: by, fallbackReason: capText(routed.fallback.error, 2000) }
-          : {};
-        respond(
-          {
-            ok: true,
-            ...fallback,
-            ...(promptTokens === undefined ? {} : { promptTokens }),
-            ...(completionTokens === undefined ? {} : { completionTokens }),
-            toolCalls: calls.map((c) => c.function.name),
-            ...(retries > 0 ? { formatRetries: retries } : {}),
-            ...(thinkingChars ? { thinkingChars } : {}),
-            ...(this.deps.audit.content ? { content: capText(message.content, CONTENT_CHARS) } : {}),
-          },
-          by,
-        );
+    return modelCallTrail(
+      {
+        actor: this.deps.actor(),
+        content: this.deps.audit.content,
+        metrics: this.metrics,
+        record: (actor, kind, data) => this.record(actor, kind, data),
+        opened: (call) => this.open.push(call),
       },
-      failed: (error) => respond({ ok: false, toolCalls: [], error: capText(error, 2000) }),
-    };
+      { requestId, model, messages },
+    );
   }
 
   toolFinished(result: ToolResult & { name: string }): void {
@@ -320,15 +265,4 @@ class RecordedTurn implements TurnTrail {
       return undefined;
     }
   }
-}
-
-/** The messages after the model's last answer: what is new in this request. */
-function newInput(messages: ChatMessage[]) {
-  let from = messages.length;
-  while (from > 0 && messages[from - 1]?.role !== 'assistant') from -= 1;
-  return messages.slice(from).map((m) => ({
-    role: m.role,
-    content: capText(m.content, CONTENT_CHARS),
-    ...(m.tool_name ? { tool: m.tool_name } : {}),
-  }));
 }

@@ -3,8 +3,6 @@ import type { AuditActor } from '../../contracts/audit/events.js';
 import type { ConversationId } from '../../contracts/conversation/id.js';
 import type { Logger } from '../../contracts/log/logger.js';
 import type { OutboundEvent } from '../../contracts/protocol/outbound.js';
-import { conversationKeys } from '../../contracts/redis/keys.js';
-import { DELETE_IF_HELD } from '../../contracts/redis/scripts.js';
 import type { Task, TaskEvent } from '../../contracts/tasks/task.js';
 import type { AuditRecorder } from '../../shared/audit/audit-log.js';
 import type { Turn } from '../../shared/queue/conversation-store.js';
