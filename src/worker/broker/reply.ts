@@ -47,7 +47,7 @@ export function emptyReply(): ReplyState {
 export function addChunk(state: ReplyState, raw: unknown): { state: ReplyState; delta: string } {
   const parsed = ChatChunk.safeParse(raw);
   if (!parsed.success) {
-    throw notAChatMessage(`a streamed chunk ${describe(raw)} (${parsed.error.issues[0]?.message})`);
+    throw notAChatMessage(`a streamed chunk ${describeUntrusted(raw)} (${parsed.error.issues[0]?.message})`);
   }
   const chunk = parsed.data;
   const delta = chunk.message?.content ?? '';
@@ -91,7 +91,7 @@ export function shapeReply(state: ReplyState, offered: readonly string[]): Shape
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw notAChatMessage(
-      `${issue?.path.join('.') || 'message'}: ${issue?.message} in ${describe(candidate)}`,
+      `${issue?.path.join('.') || 'message'}: ${issue?.message} in ${describeUntrusted(candidate)}`,
     );
   }
   // A call to a tool that does not exist is passed on: the runtime answers it with a tool error naming
@@ -107,7 +107,7 @@ function notAChatMessage(detail: string): ModelBrokerError {
 }
 
 /** A short rendering of untrusted data for an error message. */
-function describe(value: unknown): string {
+export function describeUntrusted(value: unknown): string {
   let text: string;
   try {
     text = JSON.stringify(value) ?? String(value);

@@ -2,7 +2,7 @@ import type { ChatCompletionMessageParam } from 'openai/resources/chat/completio
 import { z } from 'zod';
 import type { ChatMessage } from '../../../contracts/protocol/agent.js';
 import { ModelBrokerError } from '../errors.js';
-import type { ReplyState } from '../reply.js';
+import { describeUntrusted, type ReplyState } from '../reply.js';
 
 /**
  * Pure parts of a call to an OpenAI-compatible server: the history in its message shape, and the
@@ -84,7 +84,7 @@ export function addOpenAIChunk(
     const issue = parsed.error.issues[0];
     throw new ModelBrokerError(
       'bad_response',
-      `the model answered something that is not a valid chat message: a streamed chunk ${describe(raw)} (${issue?.path.join('.')}: ${issue?.message})`,
+      `the model answered something that is not a valid chat message: a streamed chunk ${describeUntrusted(raw)} (${issue?.path.join('.')}: ${issue?.message})`,
     );
   }
   const chunk = parsed.data;
@@ -162,14 +162,4 @@ export function toOpenAIMessages(messages: readonly ChatMessage[]): ChatCompleti
     }
     return { role: message.role, content: message.content };
   });
-}
-
-function describe(value: unknown): string {
-  let text: string;
-  try {
-    text = JSON.stringify(value) ?? String(value);
-  } catch {
-    text = String(value);
-  }
-  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }
