@@ -37,8 +37,10 @@ export async function startIpv6Engine(): Promise<Ipv6Engine> {
   const dir = mkdtempSync('/tmp/sbx6-');
   const tag = randomBytes(2).toString('hex');
   const bridge = `sbx6-${tag}`;
-  const cidr = `fd00:5b0:${tag}::/80`;
-  const gateway6 = `fd00:5b0:${tag}::1`;
+  // Written as the engine writes addresses (no leading zeros in a group), so prefixes compare as text.
+  const group = Number.parseInt(tag, 16).toString(16);
+  const cidr = `fd00:5b0:${group}::/80`;
+  const gateway6 = `fd00:5b0:${group}::1`;
   const octet = Number.parseInt(tag, 16) % 256;
   const socket = `${dir}/docker.sock`;
   const state: EngineState = { dir, bridge, pid: 0, networks: [] };
