@@ -141,7 +141,7 @@ describe.runIf(UNDER_GVISOR)('red team: the egress tunnel under a frozen runtime
     // The attack did what it says: the runtime was stopped, and acks were forged into its stdout.
     expect(next.text).toMatch(/State:\s+T/);
     const acks = Number(/forged acks=(\d+)/.exec(next.text)?.[1] ?? 0);
-    expect(acks).toBeGreaterThan(100);
+    expect(acks).toBeGreaterThanOrEqual(100);
     // The download was under way when the runtime froze, and the proxy read little more after.
     const atFreeze = Number(/got at freeze=(\d+)/.exec(next.text)?.[1] ?? 0) / 2 ** 20;
     const download = await until(() => rt.egressOf(SESSION).find((r) => r.host === 'big.example.test'));
