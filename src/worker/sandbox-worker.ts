@@ -30,6 +30,8 @@ export interface SandboxWorkerDeps extends TurnRunnerDeps {
   audit?: AuditRecorder;
   /** The warm pool, when SANDBOX_WARM_POOL is set (its sandboxes count toward SANDBOX_MAX_LIVE). */
   pool?: CapacityDeps['pool'];
+  /** After each turn (schedules record their runs here). */
+  afterTurn?(turn: Turn, outcome: TurnOutcome): Promise<void>;
 }
 
 /** Messages folded into one turn at most; the rest go to the next turn. */
@@ -174,6 +176,7 @@ export class SandboxWorker {
         await this.deps.publish(errorEvent(turn, quarantineNotice(quarantined)));
         await this.deps.store.complete(turn, token);
         await this.tasks.turnEnded(turn, 'killed');
+        await this.afterTurn(turn, 'killed');
         continue;
       }
       const admission = await this.tasks.admit(turn, `worker:${this.id}`);
@@ -194,9 +197,19 @@ export class SandboxWorker {
       if (outcome === 'abandoned') return `lease lost during ${turn.turnId}`;
       await this.deps.store.complete(turn, token);
       await this.tasks.turnEnded(turn, outcome);
+      await this.afterTurn(turn, outcome);
       await this.deps.connection.zadd(instanceKeys(this.options.instance).lastUsed, Date.now(), conversation);
       turns += 1;
     }
+  }
+
+  /** Never fails the drain: what follows a turn is bookkeeping, logged when it fails. */
+  private async afterTurn(turn: Turn, outcome: TurnOutcome): Promise<void> {
+    await this.deps
+      .afterTurn?.(turn, outcome)
+      .catch((error: unknown) =>
+        this.deps.logger.warn({ err: error, turnId: turn.turnId }, 'after-turn bookkeeping failed'),
+      );
   }
 
   /** Runs a batch's segments in order: model turns, `reset` (wipe) and `run` (a shell command). */

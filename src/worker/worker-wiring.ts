@@ -23,6 +23,7 @@ import type { EgressService } from './egress/egress-service.js';
 import type { EgressRecord } from './egress/proxy.js';
 import type { SandboxWorker, SandboxWorkerDeps } from './sandbox-worker.js';
 import type { WarmPool } from './sandboxes/warm-pool.js';
+import type { ScheduleRunner } from './schedules/schedule-runner.js';
 import type { WorkerSkills } from './skills/turn-skills.js';
 import type { Canary } from './turn/canary.js';
 import { OutboxLedger } from './turn/outbox-ledger.js';
@@ -137,6 +138,7 @@ export interface WorkerParts {
   skills: WorkerSkills;
   observed: WorkerObservability;
   pool?: WarmPool;
+  schedules?: ScheduleRunner;
 }
 
 /** What the worker's turns are given; `self` is the worker (tripwires and delegation call back into it). */
@@ -163,6 +165,7 @@ export function sandboxWorkerDeps(
     quarantine: new Quarantine(connection, config.SANDBOT_INSTANCE),
     audit: observed.audit,
     ...(pool ? { pool } : {}),
+    afterTurn: async (turn, outcome) => parts.schedules?.turnEnded(turn, outcome),
     canaryFor: (conversation) => canary.token(conversation),
     skillsFor: (conversation, turnId) => skills.forTurn(conversation, turnId),
     tripwire,
