@@ -1,0 +1,131 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SCHEDULED_MARK } from '../../src/contracts/schedules/schedule.js';
+import { testInstance } from '../../testkit/redis.js';
+import { api, createSchedule, listSchedules, sleep } from '../helpers/schedules.js';
+import { openSse, type SseClient } from '../helpers/sse.js';
+import { type ScriptedStack, startScriptedStack, testConfig } from '../helpers/stack.js';
+
+/**
+ * Schedules through the web API, on real Redis, a real worker and the real engine (only the model is
+ * scripted): validation in words, a one-off that runs once, an interval paused, resumed and deleted.
+ */
+
+const config = testConfig(testInstance('sched-web'), { SANDBOT_SCHEDULE_MIN_SECONDS: '2' });
+let stack: ScriptedStack;
+
+beforeAll(async () => {
+  stack = await startScriptedStack(config, (request) => ({
+    reply: `did: ${request.messages.at(-1)?.content ?? ''}`,
+  }));
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+const replies = (sse: SseClient) => sse.events.filter((e) => e.type === 'reply');
+
+describe('the schedules web API', () => {
+  it('refuses what it cannot run, in words', async () => {
+    const base = { conversation: 'refusals', user: 'ann', text: 'check the deploy' };
+    const tooOften = await api(stack.url, 'POST', '/api/schedules', { ...base, every: '1s' });
+    expect(tooOften.status).toBe(400);
+    expect(tooOften.body.error).toMatch(/shorter than the minimum of 2s.*SANDBOT_SCHEDULE_MIN_SECONDS/);
+    const cronTooOften = await api(stack.url, 'POST', '/api/schedules', { ...base, cron: '* * * * * *' });
+    expect(cronTooOften.status).toBe(400);
+    expect(cronTooOften.body.error).toMatch(/five fields/);
+    const none = await api(stack.url, 'POST', '/api/schedules', base);
+    expect(none.body.error).toMatch(/exactly one of "cron".*"every".*"at"/);
+    const past = await api(stack.url, 'POST', '/api/schedules', { ...base, at: '2001-01-01T00:00:00Z' });
+    expect(past.body.error).toMatch(/in the past/);
+    const zone = await api(stack.url, 'POST', '/api/schedules', {
+      ...base,
+      cron: '0 9 * * 1-5',
+      tz: 'Mars/Base',
+    });
+    expect(zone.body.error).toMatch(/tz: must be an IANA time zone/);
+    expect(await listSchedules(stack.url, 'refusals')).toEqual([]);
+    expect((await api(stack.url, 'DELETE', '/api/schedules/s-0000000000')).status).toBe(404);
+  });
+
+  it('answers a cron schedule with its next run in its time zone', async () => {
+    const created = await api(stack.url, 'POST', '/api/schedules', {
+      conversation: 'crons',
+      user: 'ann',
+      text: 'summarise failed CI runs',
+      cron: '0 9 * * 1-5',
+      tz: 'Europe/Berlin',
+    });
+    expect(created.status).toBe(201);
+    const next = new Date(String(created.body.next));
+    // 09:00 in Berlin is 07:00 or 08:00 UTC, on a weekday.
+    expect([7, 8]).toContain(next.getUTCHours());
+    expect([1, 2, 3, 4, 5]).toContain(next.getUTCDay());
+    const [listed] = await listSchedules(stack.url, 'crons');
+    expect(listed).toMatchObject({ id: created.body.id, cron: '0 9 * * 1-5', paused: false, last: null });
+    expect(listed?.next).toBe(created.body.next);
+  });
+
+  it('runs a one-off `at` once, marked as scheduled before its reply', { timeout: 90_000 }, async () => {
+    const sse = await openSse(`${stack.url}/api/conversations/once/events`);
+    try {
+      const at = new Date(Date.now() + 2000).toISOString();
+      const id = await createSchedule(stack.url, { conversation: 'once', user: 'ann', text: 'say once', at });
+      await sse.waitFor((e) => e.type === 'reply', 60_000);
+      const marker = sse.events.findIndex((e) => e.type === 'progress' && e.text.startsWith(SCHEDULED_MARK));
+      const reply = sse.events.findIndex((e) => e.type === 'reply');
+      expect(marker).toBeGreaterThanOrEqual(0);
+      expect(marker).toBeLessThan(reply);
+      expect(sse.events[marker]).toMatchObject({ text: `${SCHEDULED_MARK} say once` });
+      expect(replies(sse)[0]).toMatchObject({ text: expect.stringContaining('say once') });
+      await expect
+        .poll(async () => (await listSchedules(stack.url, 'once'))[0]?.last?.outcome, { timeout: 20_000 })
+        .toBe('replied');
+      const [listed] = await listSchedules(stack.url, 'once');
+      expect(listed).toMatchObject({ id, at, next: null, paused: false });
+      await sleep(4000);
+      expect(replies(sse)).toHaveLength(1);
+    } finally {
+      sse.close();
+    }
+  });
+
+  it('stops an interval while paused, runs it again when resumed, and never after delete', {
+    timeout: 120_000,
+  }, async () => {
+    const sse = await openSse(`${stack.url}/api/conversations/interval/events`);
+    try {
+      const id = await createSchedule(stack.url, {
+        conversation: 'interval',
+        user: 'ann',
+        text: 'tick',
+        every: '3s',
+      });
+      await sse.waitFor((e) => e.type === 'reply', 60_000);
+      const paused = await api(stack.url, 'POST', `/api/schedules/${id}/pause`);
+      expect(paused).toMatchObject({ status: 200, body: { id, paused: true, next: null } });
+      // A run already under way when paused may still answer; after that, nothing for 3 intervals.
+      await sleep(3000);
+      const whilePaused = replies(sse).length;
+      await sleep(9000);
+      expect(replies(sse)).toHaveLength(whilePaused);
+
+      const resumed = await api(stack.url, 'POST', `/api/schedules/${id}/resume`);
+      expect(resumed).toMatchObject({ status: 200, body: { id, paused: false } });
+      expect(resumed.body.next).not.toBeNull();
+      await expect.poll(() => replies(sse).length, { timeout: 30_000 }).toBeGreaterThan(whilePaused);
+
+      expect((await api(stack.url, 'DELETE', `/api/schedules/${id}`)).status).toBe(204);
+      expect(await listSchedules(stack.url, 'interval')).toEqual([]);
+      await sleep(3000);
+      const afterDelete = replies(sse).length;
+      await sleep(9000);
+      expect(replies(sse)).toHaveLength(afterDelete);
+      // One reply per occurrence: no event id twice.
+      const ids = replies(sse).map((e) => e.id);
+      expect(new Set(ids).size).toBe(ids.length);
+    } finally {
+      sse.close();
+    }
+  });
+});
