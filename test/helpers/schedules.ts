@@ -1,4 +1,9 @@
 import { expect } from 'vitest';
+import type { AuditEvent } from '../../src/contracts/audit/events.js';
+import type { Config } from '../../src/contracts/config/schema.js';
+import type { ConversationId } from '../../src/contracts/conversation/id.js';
+import { AuditJournal } from '../../src/shared/audit/journal.js';
+import { parseEvents } from '../../src/shared/audit/summary.js';
 
 /** The web API's schedule calls, answering with status and JSON body. */
 export async function api(
@@ -43,3 +48,13 @@ export async function listSchedules(base: string, conversation: string): Promise
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A conversation's audit events of one kind, as written to its file. */
+export async function auditOf(
+  config: Pick<Config, 'SANDBOT_AUDIT_DIR' | 'SANDBOT_INSTANCE'>,
+  conversation: ConversationId,
+  kind: AuditEvent['kind'],
+): Promise<AuditEvent[]> {
+  const journal = new AuditJournal(config.SANDBOT_AUDIT_DIR, config.SANDBOT_INSTANCE);
+  return parseEvents((await journal.read(conversation)) ?? '').filter((e) => e.kind === kind);
+}
