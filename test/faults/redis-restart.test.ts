@@ -1,68 +1,37 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
 import { cleanInstance } from '../../testkit/instance.js';
 import { freePort } from '../../testkit/ports.js';
 import { testInstance } from '../../testkit/redis.js';
+import { OwnRedis } from '../helpers/redis-server.js';
 import { openSse, postMessage } from '../helpers/sse.js';
 import { startStack, testConfig } from '../helpers/stack.js';
 
 /**
  * Redis restarts during a run (with append-only persistence, as the README recommends): nothing that was
  * accepted is lost, and the gateway and worker reconnect by themselves. This file runs its own
- * redis-server on a free port, so the shared one is never disturbed.
+ * redis-server on a free port (OwnRedis), so the shared one is never disturbed.
  */
 
 let dir: string;
-let port: number;
-let redisServer: ChildProcess | undefined;
+let redisServer: OwnRedis;
 let ollama: FakeOllama;
 let stack: Awaited<ReturnType<typeof startStack>>;
 let config: ReturnType<typeof testConfig>;
 
-async function startRedis(): Promise<void> {
-  redisServer = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--save', ''],
-    {
-      stdio: 'ignore',
-    },
-  );
-  const probe = new Redis(port, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  for (let i = 0; i < 100; i++) {
-    if (
-      await probe.connect().then(
-        () => probe.ping().then(() => true),
-        () => false,
-      )
-    )
-      break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  probe.disconnect();
-}
-
-async function stopRedis(): Promise<void> {
-  const server = redisServer;
-  if (!server || server.exitCode !== null) return;
-  // SIGTERM: Redis flushes its append-only file and exits.
-  await new Promise((resolve) => {
-    server.once('exit', resolve);
-    server.kill('SIGTERM');
-  });
-}
+const startRedis = () => redisServer.start();
+const stopRedis = async () => redisServer?.stop();
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'sandbot-redis-'));
-  port = await freePort();
+  redisServer = new OwnRedis(await freePort(), dir);
   await startRedis();
   ollama = await startFakeOllama({ models: ['qwen2.5:7b'], script: () => ({ reply: 'answered' }) });
   config = testConfig(testInstance('redis'), {
-    SANDBOT_REDIS_URL: `redis://127.0.0.1:${port}`,
+    SANDBOT_REDIS_URL: redisServer.url,
     OLLAMA_HOST: ollama.url,
   });
   stack = await startStack(config);

@@ -193,12 +193,16 @@ export function isFailure(outcome: string): boolean {
   return outcome === 'failed' || outcome === 'killed';
 }
 
-/** How late an occurrence may run and still count as on time (restarts, a dead worker's job taken over). */
+/** How late an occurrence may run and still count as on time (a restart, a dead worker's job taken over). */
 export const CATCH_UP_GRACE_MS = 120_000;
 
-/** Whether a late occurrence runs: always with catch-up on, else only within the grace. */
-export function shouldRun(occurrence: number, now: number, catchUp: boolean): boolean {
-  return catchUp || now - occurrence <= CATCH_UP_GRACE_MS;
+/**
+ * Whether a late occurrence runs: always with catch-up on, else only when it is late by less than the
+ * grace, and less than an interval's length (later than that it was missed, not delayed).
+ */
+export function shouldRun(occurrence: number, now: number, catchUp: boolean, when: ScheduleWhen): boolean {
+  const grace = when.kind === 'every' ? Math.min(when.ms, CATCH_UP_GRACE_MS) : CATCH_UP_GRACE_MS;
+  return catchUp || now - occurrence <= grace;
 }
 
 /** How a schedule shows its timing to people: "cron 0 9 * * 1-5 (UTC)", "every 15m", "at …". */

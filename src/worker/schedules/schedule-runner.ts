@@ -75,7 +75,7 @@ export class ScheduleRunner {
       );
       return 'quarantined';
     }
-    if (!shouldRun(occurrence, Date.now(), this.deps.catchUp)) {
+    if (!shouldRun(occurrence, Date.now(), this.deps.catchUp, schedule.when)) {
       await this.skip(
         schedule,
         occurrence,
