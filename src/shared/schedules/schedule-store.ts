@@ -64,6 +64,11 @@ export class ScheduleStore {
     return this.load(await this.redis.smembers(this.keys.conversation(conversation)));
   }
 
+  /** The schedules of a channel (a thread's channel; a DM or web chat is its own), oldest first. */
+  async inChannel(channel: string): Promise<Schedule[]> {
+    return this.load(await this.redis.smembers(this.keys.channel(channel)));
+  }
+
   /** Every schedule's id. */
   allIds(): Promise<string[]> {
     return this.redis.smembers(this.keys.all);

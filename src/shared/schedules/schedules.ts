@@ -127,6 +127,15 @@ export class Schedules {
     return this.store.inConversation(conversation);
   }
 
+  /** A channel's schedules: a thread's channel (`slack:<team>:<channel>`), or a DM or web chat itself. */
+  inChannel(channel: string): Promise<Schedule[]> {
+    return this.store.inChannel(channel);
+  }
+
+  get timezone(): string {
+    return this.settings.SANDBOT_TIMEZONE;
+  }
+
   async pause(schedule: Schedule, actor: AuditActor, reason = `paused by ${actor}`): Promise<void> {
     await this.store.setPaused(schedule.id, true, reason);
     await this.disarm(schedule);
