@@ -28,12 +28,23 @@ export interface ChatFormat {
 
 export async function createFromChat(
   schedules: Schedules,
-  request: { text: string; conversation: ConversationId; route: ReplyRoute; caller: ScheduleCaller },
+  request: {
+    /** `<when> <task>` in one text (Slack), or only `<when>` when the task comes apart (Discord). */
+    text: string;
+    task?: string;
+    conversation: ConversationId;
+    route: ReplyRoute;
+    caller: ScheduleCaller;
+  },
   format: ChatFormat,
   now: Date = new Date(),
 ): Promise<string> {
-  const split = splitWhen(request.text, now, schedules.timezone);
-  if (!split.ok) return split.error;
+  const read = splitWhen(request.text, now, schedules.timezone);
+  if (!read.ok) return read.error;
+  if (request.task !== undefined && read.task !== '') {
+    return `I could not read “${read.task}” in when: give only the time there, e.g. \`every weekday at 9:00\`.`;
+  }
+  const split = { ...read, task: request.task?.trim() ?? read.task };
   if (split.task === '')
     return 'What should it do? Put the task after the time, e.g. `every weekday at 9:00 summarise yesterday’s failed CI runs`.';
   const created = await schedules.create(
