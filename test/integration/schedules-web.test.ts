@@ -1,6 +1,9 @@
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { webConversationId } from '../../src/contracts/conversation/id.js';
 import { SCHEDULED_MARK } from '../../src/contracts/schedules/schedule.js';
-import { testInstance } from '../../testkit/redis.js';
+import { Quarantine } from '../../src/shared/stores/quarantine.js';
+import { REDIS_URL, testInstance } from '../../testkit/redis.js';
 import { api, createSchedule, listSchedules, sleep } from '../helpers/schedules.js';
 import { openSse, type SseClient } from '../helpers/sse.js';
 import { type ScriptedStack, startScriptedStack, testConfig } from '../helpers/stack.js';
@@ -10,13 +13,19 @@ import { type ScriptedStack, startScriptedStack, testConfig } from '../helpers/s
  * scripted): validation in words, a one-off that runs once, an interval paused, resumed and deleted.
  */
 
-const config = testConfig(testInstance('sched-web'), { SANDBOT_SCHEDULE_MIN_SECONDS: '2' });
+const config = testConfig(testInstance('sched-web'), {
+  SANDBOT_SCHEDULE_MIN_SECONDS: '2',
+  SANDBOT_SCHEDULES_PER_USER: '3',
+  SANDBOT_SCHEDULES_PER_CHANNEL: '4',
+  SANDBOT_SCHEDULE_MAX_FAILURES: '2',
+});
 let stack: ScriptedStack;
 
 beforeAll(async () => {
-  stack = await startScriptedStack(config, (request) => ({
-    reply: `did: ${request.messages.at(-1)?.content ?? ''}`,
-  }));
+  stack = await startScriptedStack(config, (request) => {
+    const last = request.messages.at(-1)?.content ?? '';
+    return last.includes('FAIL') ? { status: 500, error: 'the model broke' } : { reply: `did: ${last}` };
+  });
 }, 120_000);
 
 afterAll(async () => {
@@ -126,6 +135,116 @@ describe('the schedules web API', () => {
       expect(new Set(ids).size).toBe(ids.length);
     } finally {
       sse.close();
+    }
+  });
+
+  it('caps schedules per person and per channel', async () => {
+    const make = (conversation: string, user: string) =>
+      api(stack.url, 'POST', '/api/schedules', { conversation, user, text: 'later', cron: '0 9 * * 1-5' });
+    for (const n of [1, 2, 3]) expect((await make(`caps-${n}`, 'cap')).status).toBe(201);
+    const fourth = await make('caps-4', 'cap');
+    expect(fourth).toMatchObject({
+      status: 409,
+      body: { error: expect.stringMatching(/you have 3 schedules already \(SANDBOT_SCHEDULES_PER_USER\)/) },
+    });
+    for (const user of ['u1', 'u2', 'u3', 'u4']) expect((await make('busy', user)).status).toBe(201);
+    expect(await make('busy', 'u5')).toMatchObject({
+      status: 409,
+      body: {
+        error: expect.stringMatching(
+          /this channel has 4 schedules already \(SANDBOT_SCHEDULES_PER_CHANNEL\)/,
+        ),
+      },
+    });
+    // A deleted one frees its place.
+    const [first] = await listSchedules(stack.url, 'caps-1');
+    expect((await api(stack.url, 'DELETE', `/api/schedules/${first?.id}`)).status).toBe(204);
+    expect((await make('caps-4', 'cap')).status).toBe(201);
+  });
+
+  it('pauses a schedule whose runs keep failing, and tells its owner', { timeout: 90_000 }, async () => {
+    const sse = await openSse(`${stack.url}/api/conversations/failing/events`);
+    try {
+      const id = await createSchedule(stack.url, {
+        conversation: 'failing',
+        user: 'ann',
+        text: 'FAIL now',
+        every: '2s',
+      });
+      const notice = await sse.waitFor(
+        (e) => e.type === 'error' && e.message.startsWith(`Schedule ${id} is paused`),
+        60_000,
+      );
+      expect(notice).toMatchObject({
+        message: `Schedule ${id} is paused: its last 2 runs failed. Resume it when the cause is fixed.`,
+      });
+      const [listed] = await listSchedules(stack.url, 'failing');
+      expect(listed).toMatchObject({
+        paused: true,
+        pausedReason: '2 runs failed in a row',
+        next: null,
+        last: { outcome: 'failed' },
+      });
+    } finally {
+      sse.close();
+    }
+  });
+
+  it('pauses the schedules of a quarantined conversation', { timeout: 90_000 }, async () => {
+    const sse = await openSse(`${stack.url}/api/conversations/quarantined/events`);
+    const redis = new Redis(REDIS_URL);
+    try {
+      const id = await createSchedule(stack.url, {
+        conversation: 'quarantined',
+        user: 'ann',
+        text: 'tick',
+        every: '2s',
+      });
+      await sse.waitFor((e) => e.type === 'reply', 60_000);
+      // As an admin's kill or a tripwire leaves it.
+      await new Quarantine(redis, config.SANDBOT_INSTANCE).put(
+        webConversationId('quarantined'),
+        'test kill',
+        'admin:test',
+      );
+      await expect
+        .poll(async () => (await listSchedules(stack.url, 'quarantined'))[0]?.paused, { timeout: 20_000 })
+        .toBe(true);
+      const [listed] = await listSchedules(stack.url, 'quarantined');
+      expect(listed).toMatchObject({ id, pausedReason: 'its conversation is quarantined (test kill)' });
+    } finally {
+      sse.close();
+      redis.disconnect();
+    }
+  });
+
+  it('runs each occurrence in a fresh conversation of its own with "conversation": "new"', {
+    timeout: 90_000,
+  }, async () => {
+    const created = await api(stack.url, 'POST', '/api/schedules', {
+      conversation: 'new',
+      user: 'ann',
+      text: 'fresh',
+      every: '2s',
+    });
+    expect(created.status).toBe(201);
+    const base = String(created.body.conversation);
+    expect(base).toMatch(/^new-[0-9a-f]{8}$/);
+    await expect
+      .poll(async () => (await listSchedules(stack.url, base))[0]?.last?.outcome, { timeout: 60_000 })
+      .toBe('replied');
+    const [listed] = await listSchedules(stack.url, base);
+    expect(listed).toMatchObject({ newThread: true });
+    const occurrence = Date.parse(listed?.last?.at ?? '');
+    const sse = await openSse(`${stack.url}/api/conversations/${base}-${occurrence.toString(36)}/events`, {
+      'last-event-id': '0-0',
+    });
+    try {
+      const reply = await sse.waitFor((e) => e.type === 'reply', 20_000);
+      expect(reply).toMatchObject({ text: expect.stringContaining('fresh') });
+    } finally {
+      sse.close();
+      await api(stack.url, 'DELETE', `/api/schedules/${listed?.id}`);
     }
   });
 });
