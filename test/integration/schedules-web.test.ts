@@ -196,7 +196,7 @@ describe('the schedules web API', () => {
     try {
       const id = await createSchedule(stack.url, {
         conversation: 'quarantined',
-        user: 'ann',
+        user: 'quinn',
         text: 'tick',
         every: '2s',
       });
@@ -223,7 +223,7 @@ describe('the schedules web API', () => {
   }, async () => {
     const created = await api(stack.url, 'POST', '/api/schedules', {
       conversation: 'new',
-      user: 'ann',
+      user: 'nina',
       text: 'fresh',
       every: '2s',
     });
