@@ -39,7 +39,7 @@ export async function createFromChat(
   format: ChatFormat,
   now: Date = new Date(),
 ): Promise<string> {
-  const read = splitWhen(request.text, now, schedules.timezone);
+  const read = await splitWhen(request.text, now, schedules.timezone);
   if (!read.ok) return read.error;
   if (request.task !== undefined && read.task !== '') {
     return `I could not read “${read.task}” in when: give only the time there, e.g. \`every weekday at 9:00\`.`;
