@@ -2,7 +2,7 @@ import type { webApi } from '@slack/bolt';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../src/contracts/log/logger.js';
 import { SLACK_TTL, type SlackKeys } from '../../src/contracts/redis/chat-keys.js';
-import { SCHEDULED_MARK } from '../../src/contracts/schedules/schedule.js';
+import { SCHEDULED_MARK } from '../../src/contracts/schedules/schedule-run.js';
 import type { EditPacer } from '../../src/gateway/chat-throttles.js';
 import type { SlackRoute } from './slack-event.js';
 import { escapeForSlack } from './slack-text.js';

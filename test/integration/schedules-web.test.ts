@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { webConversationId } from '../../src/contracts/conversation/id.js';
-import { SCHEDULED_MARK } from '../../src/contracts/schedules/schedule.js';
+import { SCHEDULED_MARK } from '../../src/contracts/schedules/schedule-run.js';
 import { Quarantine } from '../../src/shared/stores/quarantine.js';
 import { REDIS_URL, testInstance } from '../../testkit/redis.js';
 import { api, createSchedule, listSchedules, sleep } from '../helpers/schedules.js';

@@ -4,14 +4,16 @@ import {
   checkWhen,
   everySeconds,
   nextRun,
+  type ScheduleRecord,
+  scheduleView,
+} from '../../src/contracts/schedules/schedule.js';
+import {
   occurrenceOfJobId,
   runConversation,
-  type ScheduleRecord,
   scheduledMessage,
   scheduledNotice,
-  scheduleView,
   shouldRun,
-} from '../../src/contracts/schedules/schedule.js';
+} from '../../src/contracts/schedules/schedule-run.js';
 import { mayManage, newScheduleId } from '../../src/shared/schedules/schedules.js';
 
 const settings = { minSeconds: 60, timezone: 'UTC' };

@@ -3,13 +3,13 @@ import type { AuditActor } from '../../contracts/audit/events.js';
 import type { Logger } from '../../contracts/log/logger.js';
 import type { OutboundEvent } from '../../contracts/protocol/outbound.js';
 import { bullPrefix, SCHEDULE_QUEUE } from '../../contracts/redis/keys.js';
+import type { Schedule } from '../../contracts/schedules/schedule.js';
 import {
   isFailure,
   occurrenceOfJobId,
-  type Schedule,
   scheduledMessage,
   shouldRun,
-} from '../../contracts/schedules/schedule.js';
+} from '../../contracts/schedules/schedule-run.js';
 import type { AuditRecorder } from '../../shared/audit/audit-log.js';
 import type { Turn } from '../../shared/queue/conversation-store.js';
 import type { InboundQueue } from '../../shared/queue/inbound-queue.js';

@@ -1,4 +1,4 @@
-import { scheduledNotice } from '../../contracts/schedules/schedule.js';
+import { scheduledNotice } from '../../contracts/schedules/schedule-run.js';
 import type { Turn } from '../../shared/queue/conversation-store.js';
 import { silentTrail, type TurnTrail } from '../audit/turn-trail.js';
 import { CANARY_PATH, canaryFileContent, canaryIntact } from './canary.js';
