@@ -170,6 +170,8 @@ export class Schedules {
     const template = { name: 'run', data: { schedule: schedule.id }, opts: JOB_OPTIONS };
     const { when } = schedule;
     if (when.kind === 'at') {
+      // A one-off that ran (or was skipped) is done: resuming it must not run it again.
+      if (schedule.last) return;
       const delay = Math.max(0, new Date(when.at).getTime() - now.getTime());
       await this.queue.add(
         'run',
