@@ -48,11 +48,15 @@ afterAll(async () => {
 
 describe('a schedule with two workers, one killed mid-way', () => {
   it('runs each occurrence exactly once over a minute', { timeout: 300_000 }, async () => {
-    const doomed = workers.spawn();
-    workers.spawn();
-    await expect
-      .poll(() => redis.hlen(instanceKeys(config.SANDBOT_INSTANCE).layers), { timeout: 60_000 })
-      .toBe(2);
+    // Each worker's id (from its report), so the one running the schedule's turn can be the one killed.
+    const layers = instanceKeys(config.SANDBOT_INSTANCE).layers;
+    const byId = new Map<string, ReturnType<typeof workers.spawn>>();
+    for (const n of [1, 2]) {
+      const child = workers.spawn();
+      await expect.poll(() => redis.hlen(layers), { timeout: 60_000 }).toBe(n);
+      const id = (await redis.hkeys(layers)).find((k) => !byId.has(k));
+      if (id) byId.set(id, child);
+    }
     const sse = await openSse(`${gateway.url}/api/conversations/ticks/events`);
     try {
       const created = await api(gateway.url, 'POST', '/api/schedules', {
@@ -66,11 +70,15 @@ describe('a schedule with two workers, one killed mid-way', () => {
       const first = Date.parse(String(created.body.next));
       const expected = [0, 1, 2, 3, 4, 5].map((k) => first + k * 10_000);
 
-      // Mid-way: the third run's model call is under way; one worker dies (whichever it was running on).
+      // Mid-way: the third run's model call is under way; the worker running it dies.
       await expect
         .poll(() => ollama.chatRequests().length, { timeout: 60_000, interval: 100 })
         .toBeGreaterThanOrEqual(3);
-      doomed.kill('SIGKILL');
+      const lease = conversationKeys(config.SANDBOT_INSTANCE, webConversationId('ticks')).lease;
+      const holder = (await redis.get(lease))?.split(':')[0] ?? '';
+      const doomed = byId.get(holder);
+      expect(doomed, `the lease holder ${holder} is one of ${[...byId.keys()]}`).toBeDefined();
+      doomed?.kill('SIGKILL');
       // After the sixth occurrence is due (and taken), no more: pause.
       await sleep(Math.max(0, expected[5]! + 5000 - Date.now()));
       expect((await api(gateway.url, 'POST', `/api/schedules/${id}/pause`)).status).toBe(200);
