@@ -55,6 +55,20 @@ describe('the schedules web API', () => {
     expect(zone.body.error).toMatch(/tz: must be an IANA time zone/);
     expect(await listSchedules(stack.url, 'refusals')).toEqual([]);
     expect((await api(stack.url, 'DELETE', '/api/schedules/s-0000000000')).status).toBe(404);
+    expect(await api(stack.url, 'POST', '/api/schedules/not-an-id/pause')).toMatchObject({
+      status: 404,
+      body: { error: 'no schedule not-an-id' },
+    });
+    expect(await api(stack.url, 'GET', '/api/schedules')).toMatchObject({
+      status: 400,
+      body: { error: expect.stringMatching(/^conversation: give the conversation as posted/) },
+    });
+    expect(
+      await api(stack.url, 'POST', '/api/schedules', { ...base, every: '5m', color: 'red' }),
+    ).toMatchObject({
+      status: 400,
+      body: { error: expect.stringMatching(/unknown field\(s\) "color"/) },
+    });
   });
 
   it('answers a cron schedule with its next run in its time zone', async () => {
