@@ -18,6 +18,24 @@ describe('reading when from a chat command', () => {
     expect(await splitWhen(text, now, 'UTC')).toEqual({ ok: true, when, task });
   });
 
+  it('takes a time zone named after a recurring time', async () => {
+    expect(await splitWhen('every weekday at 9:00 Europe/Berlin summarise', now, 'UTC')).toEqual({
+      ok: true,
+      when: { cron: '0 9 * * 1-5', tz: 'Europe/Berlin' },
+      task: 'summarise',
+    });
+    expect(await splitWhen('cron 0 9 * * * UTC standup', now, 'Europe/Berlin')).toEqual({
+      ok: true,
+      when: { cron: '0 9 * * *', tz: 'UTC' },
+      task: 'standup',
+    });
+    // Not a zone: part of the task.
+    expect(await splitWhen('every day at 7 water/feed the plants', now, 'UTC')).toMatchObject({
+      when: { cron: '0 7 * * *' },
+      task: 'water/feed the plants',
+    });
+  });
+
   it('reads plain words for one run, in the time zone', async () => {
     expect(await splitWhen('in 2 hours check whether the deploy finished', now, 'UTC')).toEqual({
       ok: true,

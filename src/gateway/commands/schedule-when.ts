@@ -1,3 +1,4 @@
+import { isTimeZone } from '../../contracts/config/schedule-settings.js';
 import type { WhenInput } from '../../contracts/schedules/schedule.js';
 
 /**
@@ -6,6 +7,7 @@ import type { WhenInput } from '../../contracts/schedules/schedule.js';
  *   at 2030-01-31T09:00:00Z <task>   every weekday at 9:00 <task> / every monday at 14:30 <task>
  *   every day at 9 <task>            every hour <task>
  *   in 2 hours <task> / tomorrow at 9 <task>   (plain words for one run, read by chrono-node)
+ * A cron-like one may name its time zone after the time: `every weekday at 9:00 Europe/Berlin <task>`.
  * The time zone and "now" are given. chrono-node loads on first use of plain words (≈85 ms, kept
  * off the gateway's start).
  */
@@ -99,7 +101,7 @@ export async function splitWhen(input: string, now: Date, timeZone: string): Pro
   const text = input.trim();
   for (const rule of RULES) {
     const found = rule(text);
-    if (found) return withTask(found.when, found.task);
+    if (found) return found.when.cron ? withZone(found.when, found.task) : withTask(found.when, found.task);
   }
   // One run, in plain words at the start ("in 2 hours …", "tomorrow at 9 …").
   const chrono = await import('chrono-node');
@@ -112,6 +114,13 @@ export async function splitWhen(input: string, now: Date, timeZone: string): Pro
     return withTask({ at: first.date().toISOString() }, text.slice(first.text.length));
   }
   return { ok: false, error: `I could not read when to run it. Start with one of ${WHEN_EXAMPLES}.` };
+}
+
+/** A time zone named first in the rest (`Europe/Berlin`, `UTC`) belongs to the cron pattern. */
+function withZone(when: WhenInput, rest: string): SplitWhen {
+  const match = /^\s*(UTC|[A-Za-z_]+\/[A-Za-z_+\-/]+)(?=\s|$)/.exec(rest);
+  if (!match?.[1] || !isTimeZone(match[1])) return withTask(when, rest);
+  return withTask({ ...when, tz: match[1] }, rest.slice(match[0].length));
 }
 
 function withTask(when: WhenInput, task: string): SplitWhen {
