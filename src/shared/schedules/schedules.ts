@@ -47,7 +47,13 @@ export type Created =
   | { ok: true; schedule: Schedule; next?: Date }
   | { ok: false; status: 400 | 409; error: string };
 
-const JOB_OPTIONS = { removeOnComplete: { age: 86_400, count: 1000 }, removeOnFail: { age: 7 * 86_400 } };
+/** An occurrence that could not be submitted (Redis away a moment) is tried again: its message id dedups. */
+const JOB_OPTIONS = {
+  removeOnComplete: { age: 86_400, count: 1000 },
+  removeOnFail: { age: 7 * 86_400 },
+  attempts: 5,
+  backoff: { type: 'exponential', delay: 1000 },
+};
 
 /** A one-off's job id: fixed, so arming it twice queues it once. */
 const atJobId = (id: string) => `at-${id}`;
