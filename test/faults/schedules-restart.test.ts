@@ -1,8 +1,11 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { webConversationId } from '../../src/contracts/conversation/id.js';
+import { bullPrefix, SCHEDULE_QUEUE } from '../../src/contracts/redis/keys.js';
 import { type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
 import { cleanInstance } from '../../testkit/instance.js';
 import { freePort } from '../../testkit/ports.js';
@@ -129,5 +132,34 @@ describe('schedules across restarts', () => {
     const runs = await occurrencesOf('skipped', 'schedule.run');
     // Nothing due before sandbot came back ran; what ran is what came due after.
     expect(runs.filter((o) => o < back)).toEqual([]);
+  });
+
+  it('re-arms, when a worker starts, a schedule whose job scheduler went missing', {
+    timeout: 120_000,
+  }, async () => {
+    Object.assign(config, { SANDBOT_SCHEDULE_CATCH_UP: true });
+    const id = await createSchedule(stack?.url ?? '', {
+      conversation: 'rearmed',
+      user: 'ann',
+      text: 'tick',
+      every: '2s',
+    });
+    await downFor(1000, async () => {
+      // As if Redis came back from a snapshot taken before the scheduler was written.
+      const redisClient = new Redis(redis.url);
+      const queue = new Queue(SCHEDULE_QUEUE, {
+        connection: redisClient,
+        prefix: bullPrefix(config.SANDBOT_INSTANCE),
+      });
+      expect(await queue.removeJobScheduler(id)).toBe(true);
+      await queue.close();
+      redisClient.disconnect();
+    });
+    const back = Date.now();
+    await expect
+      .poll(async () => (await occurrencesOf('rearmed', 'schedule.run')).filter((o) => o > back).length, {
+        timeout: 30_000,
+      })
+      .toBeGreaterThan(0);
   });
 });
