@@ -10,6 +10,7 @@ import { DiscordErrorCode, discordErrorCode } from './discord-api.js';
 import { admitMessage, type HandlerContext, logRefusal, submitMessage } from './handler-context.js';
 import { InteractionCreate, type SlashCommand, toSlashCommand } from './payloads.js';
 import { type CommandPlan, planCommand } from './plans.js';
+import { scheduleFromDiscord, schedulesFromDiscord } from './schedule-commands.js';
 import { closeTaskFromDiscord, taskBoardText } from './task-commands.js';
 
 /** The answer to /status. */
@@ -197,6 +198,10 @@ async function answerFor(
   switch (plan.kind) {
     case 'tasks':
       return taskBoardText(context, plan.scope, plan.channelId);
+    case 'schedule':
+      return scheduleFromDiscord(context, command, plan);
+    case 'schedules':
+      return schedulesFromDiscord(context, command, plan);
     case 'done':
       return closeTaskFromDiscord(context, command, plan);
     case 'status':

@@ -90,6 +90,48 @@ export const SLASH_COMMANDS = [
     ],
     ...serversOnly,
   },
+  {
+    name: 'schedule',
+    description:
+      'Run a task here on a schedule: every weekday at 9:00, every 15m, cron 0 9 * * 1-5, in 2 hours…',
+    options: [
+      {
+        type: STRING,
+        name: 'when',
+        description: 'every 15m | every weekday at 9:00 | cron 0 9 * * 1-5 | at <ISO time> | in 2 hours',
+        required: true,
+        max_length: 200,
+      },
+      {
+        type: STRING,
+        name: 'task',
+        description: 'What sandbot should do each time',
+        required: true,
+        max_length: 4000,
+      },
+    ],
+    ...everywhere,
+  },
+  {
+    name: 'schedules',
+    description: 'The schedules here; pause, resume or delete one (whoever made it, or an admin)',
+    options: [
+      {
+        type: STRING,
+        name: 'action',
+        description: 'What to do (default: list)',
+        required: false,
+        choices: [
+          { name: 'list', value: 'list' },
+          { name: 'pause', value: 'pause' },
+          { name: 'resume', value: 'resume' },
+          { name: 'delete', value: 'delete' },
+        ],
+      },
+      { type: STRING, name: 'id', description: 'The schedule, e.g. s-abc123xyz0', required: false },
+    ],
+    ...everywhere,
+  },
 ] as const;
 
 export type CommandName = (typeof SLASH_COMMANDS)[number]['name'];
@@ -105,6 +147,7 @@ export const CONVERSATION_COMMANDS: readonly string[] = [
   'kill',
   'network',
   'skill',
+  'schedule',
 ];
 
 export function isCommandName(name: string): name is CommandName {

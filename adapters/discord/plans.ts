@@ -1,4 +1,5 @@
 import type { ConversationId } from '../../src/contracts/conversation/id.js';
+import { channelOf } from '../../src/shared/schedules/schedule-store.js';
 import { type AccessPolicy, decideAccess } from './access.js';
 import { ADMIN_COMMANDS, CONVERSATION_COMMANDS, isCommandName } from './commands.js';
 import { placeConversationId } from './conversation.js';
@@ -75,7 +76,11 @@ export type CommandPlan =
   /** The task board of a channel (`scope`: discord:<guild>:<channel>). */
   | { kind: 'tasks'; scope: string; channelId: string }
   /** Close the task of this thread. */
-  | ({ kind: 'done' } & Here);
+  | ({ kind: 'done' } & Here)
+  /** Make a schedule that runs in this conversation. */
+  | ({ kind: 'schedule'; when: string; task: string } & Here)
+  /** List or manage the schedules of a channel (no conversation: whoever made one, or an admin, decides). */
+  | { kind: 'schedules'; words: string[]; channel: string };
 
 export function planCommand(command: SlashCommand, policy: AccessPolicy): CommandPlan {
   const { name, place } = command;
@@ -98,6 +103,10 @@ export function planCommand(command: SlashCommand, policy: AccessPolicy): Comman
     const channelId = place.kind === 'thread' ? (place.parentId ?? place.channelId) : place.channelId;
     return { kind: 'tasks', scope: `discord:${place.guildId}:${channelId}`, channelId };
   }
+  if (name === 'schedules') {
+    const words = [command.options.action ?? 'list', command.options.id ?? ''].filter((w) => w.trim() !== '');
+    return { kind: 'schedules', words, channel: scheduleChannel(place) };
+  }
   if (CONVERSATION_COMMANDS.includes(name) && place.kind === 'channel') {
     return {
       kind: 'notice',
@@ -109,6 +118,11 @@ export function planCommand(command: SlashCommand, policy: AccessPolicy): Comman
     const shell = (command.options.command ?? '').trim();
     if (shell === '') return { kind: 'notice', message: 'Give the command to run: `/run command: ls -la`.' };
     return { kind: 'run', command: shell, ...here(place) };
+  }
+  if (name === 'schedule') {
+    const when = (command.options.when ?? '').trim();
+    const task = (command.options.task ?? '').trim();
+    return { kind: 'schedule', when, task, ...here(place) };
   }
   if (name === 'skill') {
     // `/skill` lists; `action: enable name: weather` enables; `action: disable name: weather` disables.
@@ -124,6 +138,12 @@ export function planCommand(command: SlashCommand, policy: AccessPolicy): Comman
     return { kind: 'network', words, ...here(place) };
   }
   return { kind: name, ...here(place) };
+}
+
+/** The channel whose schedules `/schedules` shows: a thread's channel, a channel, or a DM itself. */
+function scheduleChannel(place: Place): string {
+  if (place.kind === 'channel') return `discord:${place.guildId}:${place.channelId}`;
+  return channelOf(placeConversationId(place));
 }
 
 function here(place: Exclude<Place, { kind: 'channel' }>): Here {

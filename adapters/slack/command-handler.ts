@@ -16,6 +16,7 @@ import {
   statusText,
   type Verb,
 } from './commands.js';
+import { SlackScheduleCommands } from './schedule-commands.js';
 import { isDirectMessage, type SlackRoute, slackConversationId } from './slack-event.js';
 import { SlackTaskCommands } from './task-commands.js';
 
@@ -41,9 +42,11 @@ interface Target {
  */
 export class SlackCommandHandler {
   private readonly tasks: SlackTaskCommands;
+  private readonly schedules: SlackScheduleCommands;
 
   constructor(private readonly d: CommandHandlerDeps) {
     this.tasks = new SlackTaskCommands(d.deps);
+    this.schedules = new SlackScheduleCommands(d.deps);
   }
 
   async handle(body: unknown, respond: Respond): Promise<void> {
@@ -66,6 +69,11 @@ export class SlackCommandHandler {
     }
     if (verb === 'tasks') {
       return respond(await this.tasks.board(cmd, isDirectMessage(cmd.channel_id, dmType(cmd))));
+    }
+    if (verb === 'schedules') {
+      const dm = isDirectMessage(cmd.channel_id, dmType(cmd));
+      const words = command.rest.split(/\s+/);
+      return respond(await this.schedules.schedules(cmd, words, dm, isAdmin(this.d.policy, cmd.user_id)));
     }
     const target = await this.target(cmd, command);
     if (!target) {
@@ -105,7 +113,9 @@ export class SlackCommandHandler {
   /** A verb that acts on a conversation; the answer for the caller. */
   private async carryOut(
     cmd: SlashCommandBody,
-    command: Extract<ParsedCommand, { kind: 'verb' }> & { verb: Exclude<Verb, 'help' | 'tasks'> },
+    command: Extract<ParsedCommand, { kind: 'verb' }> & {
+      verb: Exclude<Verb, 'help' | 'tasks' | 'schedules'>;
+    },
     target: Target,
   ): Promise<string> {
     const { control, submit } = this.d.deps;
@@ -132,6 +142,8 @@ export class SlackCommandHandler {
         return statusText(await control.status(target.conversation));
       case 'done':
         return this.tasks.done(cmd, target);
+      case 'schedule':
+        return this.schedules.schedule(cmd, words.join(' '), target, isAdmin(this.d.policy, cmd.user_id));
       case 'stop': {
         const stopping = await control.stop(target.conversation, `slack:${cmd.user_id}`);
         return stopping ? 'Stopping the running turn.' : 'Nothing is running there right now.';

@@ -31,6 +31,8 @@ export const VERBS = [
   'network',
   'skill',
   'skills',
+  'schedule',
+  'schedules',
   'help',
 ] as const;
 export type Verb = (typeof VERBS)[number];
@@ -89,6 +91,8 @@ export const HELP_TEXT = [
   '• `/sandbot network allow <host>[,<host>…]` | `network off` | `network` – admins: the conversation’s network grants',
   '• `/sandbot skills` – the vetted skills enabled in the conversation',
   '• `/sandbot skill enable <name>` | `skill disable <name>` – admins: turn an approved skill on or off there',
+  '• `/sandbot schedule <when> <task>` – run a task on a schedule in your conversation here: `every weekday at 9:00 …`, `every 15m …`, `cron 0 9 * * 1-5 …`, `in 2 hours …`, `at <ISO time> …`',
+  '• `/sandbot schedules` – the schedules in this channel; `schedules pause|resume|delete <id>` (whoever made it, or an admin)',
   'In a channel they act on your latest thread with me; name another with its link: `/sandbot stop <link>`.',
   'They act only on conversations you started (admins: any).',
 ].join('\n');

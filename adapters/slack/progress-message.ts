@@ -2,6 +2,7 @@ import type { webApi } from '@slack/bolt';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../src/contracts/log/logger.js';
 import { SLACK_TTL, type SlackKeys } from '../../src/contracts/redis/chat-keys.js';
+import { SCHEDULED_MARK } from '../../src/contracts/schedules/schedule-run.js';
 import type { EditPacer } from '../../src/gateway/chat-throttles.js';
 import type { SlackRoute } from './slack-event.js';
 import { escapeForSlack } from './slack-text.js';
@@ -17,11 +18,14 @@ const HEADERS: Record<ProgressStatus, string> = {
 /** Steps shown in the progress message; earlier ones are counted, not listed. */
 const SHOWN_STEPS = 8;
 
-/** The progress message's text: a header and the latest tool steps. */
-export function renderProgress(status: ProgressStatus, steps: string[]): string {
+/**
+ * The progress message's text: a header and the latest tool steps; a scheduled run's first line says
+ * so ("⏰ scheduled task: …").
+ */
+export function renderProgress(status: ProgressStatus, steps: string[], note?: string): string {
   const count = steps.length === 0 ? '' : ` – ${steps.length} step${steps.length === 1 ? '' : 's'}`;
   const hidden = steps.length - SHOWN_STEPS;
-  const lines = [`${HEADERS[status]}${count}`];
+  const lines = [...(note ? [escapeForSlack(note)] : []), `${HEADERS[status]}${count}`];
   if (hidden > 0) lines.push(`_… ${hidden} earlier step${hidden === 1 ? '' : 's'}_`);
   for (const step of steps.slice(-SHOWN_STEPS))
     lines.push(`• \`${escapeForSlack(step.replace(/`/g, "'"))}\``);
@@ -52,7 +56,8 @@ export class ProgressMessages {
 
   /** Records a step (none for the turn's start) and shows it, now or at the next allowed edit. */
   async step(turnId: string, route: SlackRoute, stepKey: string | undefined, text: string): Promise<void> {
-    await this.ensureMessage(turnId, route);
+    const scheduled = stepKey === undefined && text.startsWith(SCHEDULED_MARK);
+    await this.ensureMessage(turnId, route, scheduled ? text : undefined);
     if (stepKey === undefined) return;
     const stepsKey = this.keys.progressSteps(turnId);
     await this.redis.multi().hset(stepsKey, stepKey, text).expire(stepsKey, SLACK_TTL.progress).exec();
@@ -72,7 +77,7 @@ export class ProgressMessages {
     this.edits.stop();
   }
 
-  private async ensureMessage(turnId: string, route: SlackRoute): Promise<void> {
+  private async ensureMessage(turnId: string, route: SlackRoute, note?: string): Promise<void> {
     const key = this.keys.progress(turnId);
     // Posted already, or the turn already ended (a late retry of its start must not post after the reply).
     const [ts, final] = await this.redis.hmget(key, 'ts', 'final');
@@ -86,11 +91,16 @@ export class ProgressMessages {
     try {
       const posted = await this.client.chat.postMessage({
         channel: route.channel,
-        text: renderProgress('working', []),
+        text: renderProgress('working', [], note),
         ...(route.thread_ts ? { thread_ts: route.thread_ts } : {}),
       });
       if (!posted.ts) throw new Error('chat.postMessage answered without a ts');
-      const fields = { channel: posted.channel ?? route.channel, ts: posted.ts, last: Date.now() };
+      const fields = {
+        channel: posted.channel ?? route.channel,
+        ts: posted.ts,
+        last: Date.now(),
+        ...(note ? { note } : {}),
+      };
       await this.redis.multi().hset(key, fields).expire(key, SLACK_TTL.progress).exec();
     } finally {
       await this.redis.del(lock);
@@ -112,7 +122,7 @@ export class ProgressMessages {
       await this.client.chat.update({
         channel: state.channel,
         ts: state.ts,
-        text: renderProgress(status, orderSteps(steps)),
+        text: renderProgress(status, orderSteps(steps), state.note),
       });
     } catch (error) {
       this.logger.warn({ err: error, turnId }, 'updating the Slack progress message failed');

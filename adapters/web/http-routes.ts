@@ -13,6 +13,7 @@ import { STREAM_ID } from './event-stream.js';
 import { describeIssues, postMessageBody, toInboundMessage } from './message-request.js';
 import { CHAT_PAGE_HEADERS, renderChatPage } from './page.js';
 import type { WebAdapterDeps } from './ports.js';
+import { registerScheduleRoutes } from './schedule-routes.js';
 import { pipeSse } from './sse.js';
 
 export const EVENTS_ROUTE = '/api/conversations/:conversation/events';
@@ -27,8 +28,8 @@ export interface WebRouteOptions {
 type Scope = FastifyInstance;
 
 /**
- * The web chat on the gateway's HTTP server: the page at `/`, `POST /api/messages` and the event
- * stream, behind the DNS-rebinding guard and (when SANDBOT_API_TOKEN is set) the API token.
+ * The web chat on the gateway's HTTP server: the page at `/`, `POST /api/messages`, the event
+ * stream and the schedules API, behind the DNS-rebinding guard and (when SANDBOT_API_TOKEN is set) the API token.
  */
 export function registerWebRoutes(http: HttpServer, web: WebAdapterDeps, options: WebRouteOptions): void {
   const { config } = options;
@@ -43,6 +44,7 @@ export function registerWebRoutes(http: HttpServer, web: WebAdapterDeps, options
     scope.get('/', async (_request, reply) => reply.headers(CHAT_PAGE_HEADERS).send(page));
     registerPostMessage(scope, web, log, config.SANDBOT_MAX_MESSAGE_CHARS);
     registerEventStream(scope, web, log, options.sseHeartbeatMs ?? 15_000);
+    if (web.schedules) registerScheduleRoutes(scope, web.schedules, log, config.SANDBOT_MAX_MESSAGE_CHARS);
   });
 }
 

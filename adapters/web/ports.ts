@@ -2,6 +2,7 @@ import type { ConversationId } from '../../src/contracts/conversation/id.js';
 import type { InboundMessage } from '../../src/contracts/protocol/inbound.js';
 import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
 import type { RateLimiter } from '../../src/gateway/rate-limiter.js';
+import type { Schedules } from '../../src/shared/schedules/schedules.js';
 
 /** Hands a user's message to the inbound queue. Rejects when the queue cannot take it (Redis down). */
 export interface InboundSubmitter {
@@ -33,4 +34,6 @@ export interface WebAdapterDeps {
   events: WebEventSubscriber;
   /** The gateway's rate limits (absent: none), answered with 429 and Retry-After. */
   limits?: Pick<RateLimiter, 'admit' | 'openStream'>;
+  /** The schedules API (absent: not served). */
+  schedules?: Schedules;
 }

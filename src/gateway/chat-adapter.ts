@@ -39,6 +39,8 @@ export interface AdapterDeps {
   deliveryOnce(platform: 'slack' | 'discord'): import('./delivery-once.js').DeliveryOnce;
   /** Tasks: the `tasks` board and `done`. */
   tasks: import('../shared/stores/task-store.js').TaskStore;
+  /** Schedules: made, listed, paused, resumed and deleted from chat and the web API. */
+  schedules: import('../shared/schedules/schedules.js').Schedules;
   /** Rate limits: one notice per person and window, paced progress edits. */
   throttles: import('./chat-throttles.js').ChatThrottles;
   /** Messages per person and minute, new conversations per hour, open event streams (in Redis). */

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
-import type { Config } from '../contracts/config/schema.js';
 import { deliveryLayout } from '../contracts/redis/chat-keys.js';
+import type { AuditRecorder } from '../shared/audit/audit-log.js';
+import { type ScheduleSettings, Schedules } from '../shared/schedules/schedules.js';
 import { TaskStore } from '../shared/stores/task-store.js';
 import type { AdapterDeps } from './chat-adapter.js';
 import { type ChatThrottles, EditPacer, NoticeThrottle } from './chat-throttles.js';
@@ -11,14 +12,16 @@ import { rateLimitSettings } from './rate-limits.js';
 /** The Redis-backed pieces the gateway hands every chat adapter, on one connection. */
 export function chatServices(
   redis: Redis,
-  config: Parameters<typeof rateLimitSettings>[0] & Pick<Config, 'SANDBOT_INSTANCE'>,
+  config: Parameters<typeof rateLimitSettings>[0] & ScheduleSettings,
   options: {
     /** The rate limits' connection: a fail-fast one, so a message is refused (503) rather than held when Redis is down. */
     limitsRedis?: Redis;
     /** The rate limits' clock (tests move it past a window). */
     clock?: () => number;
+    /** Records schedules made, paused, resumed and deleted. */
+    audit?: AuditRecorder;
   } = {},
-): Pick<AdapterDeps, 'deliveryOnce' | 'tasks' | 'throttles' | 'limits'> {
+): Pick<AdapterDeps, 'deliveryOnce' | 'tasks' | 'throttles' | 'limits' | 'schedules'> {
   const instance = config.SANDBOT_INSTANCE;
   const throttles: ChatThrottles = {
     notices: new NoticeThrottle(redis),
@@ -27,6 +30,8 @@ export function chatServices(
   return {
     deliveryOnce: (platform) => new DeliveryOnce(redis, deliveryLayout(instance, platform)),
     tasks: new TaskStore(redis, instance),
+    // Fail-fast like the rate limits: a schedule that cannot be saved is refused, not held.
+    schedules: new Schedules(options.limitsRedis ?? redis, config, options.audit),
     throttles,
     limits: new RateLimiter(
       options.limitsRedis ?? redis,

@@ -48,7 +48,7 @@ export async function startGateway(
     }),
     blobs: new BlobStore(connection, config.SANDBOT_INSTANCE),
     redis: connection,
-    ...chatServices(connection, config, { limitsRedis: submitConnection }),
+    ...chatServices(connection, config, { limitsRedis: submitConnection, audit: observed.audit }),
   };
   const adapters = new Map<Platform, ChatAdapter>(
     (await createAdapters(adapterDeps)).map((adapter) => [adapter.platform, adapter]),
@@ -70,6 +70,7 @@ export async function startGateway(
       await observed.stop();
       for (const adapter of adapters.values()) await adapter.stop();
       await inbound.close();
+      await adapterDeps.schedules.close();
       connection.disconnect();
       submitConnection.disconnect();
     },

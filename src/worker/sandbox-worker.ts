@@ -17,7 +17,7 @@ import { VolumeRetention } from './sandboxes/volume-retention.js';
 import type { TaskLimits } from './tasks/fairness.js';
 import { closeTask } from './tasks/task-close.js';
 import { TaskGate } from './tasks/task-gate.js';
-import { interruptedCalls, type TurnEvent, takeoverNote, withTakeoverNote } from './turn/takeover.js';
+import { type TurnEvent, takeOver } from './turn/takeover.js';
 import { errorEvent, replyEvent } from './turn/turn-events.js';
 import { planSegments } from './turn/turn-plan.js';
 import { runTurn, type TurnOutcome, type TurnRunnerDeps } from './turn/turn-runner.js';
@@ -34,6 +34,8 @@ export interface SandboxWorkerDeps extends TurnRunnerDeps {
   readAudit?: (conversation: ConversationId) => Promise<TurnEvent[]>;
   /** The warm pool, when SANDBOX_WARM_POOL is set (its sandboxes count toward SANDBOX_MAX_LIVE). */
   pool?: CapacityDeps['pool'];
+  /** After each turn (schedules record their runs here). */
+  afterTurn?(turn: Turn, outcome: TurnOutcome): Promise<void>;
 }
 
 /** Messages folded into one turn at most; the rest go to the next turn. */
@@ -176,7 +178,7 @@ export class SandboxWorker {
         if (released === 'more') continue;
         return `${turns} turns`;
       }
-      const turn = next.takenOverFrom ? await this.takeOver(next) : next;
+      const turn = next.takenOverFrom ? await takeOver(this.deps, `worker:${this.id}`, next) : next;
       // Asked alongside the checks below: whether its sandbox runs (then the live cap needs no listing).
       const ownState = this.capacity.stateOf(conversation);
       const quarantined = await this.deps.quarantine.get(conversation);
@@ -184,6 +186,7 @@ export class SandboxWorker {
         await this.deps.publish(errorEvent(turn, quarantineNotice(quarantined)));
         await this.deps.store.complete(turn, token);
         await this.tasks.turnEnded(turn, 'killed');
+        await this.afterTurn(turn, 'killed');
         continue;
       }
       const admission = await this.tasks.admit(turn, `worker:${this.id}`);
@@ -204,36 +207,19 @@ export class SandboxWorker {
       if (outcome === 'abandoned') return `lease lost during ${turn.turnId}`;
       await this.deps.store.complete(turn, token);
       await this.tasks.turnEnded(turn, outcome);
+      await this.afterTurn(turn, outcome);
       await this.deps.connection.zadd(instanceKeys(this.options.instance).lastUsed, Date.now(), conversation);
       turns += 1;
     }
   }
 
-  /**
-   * A turn another worker started and never finished: its started tool calls go to the audit as
-   * interrupted, and the model reads which they were before the turn runs again.
-   */
-  private async takeOver(turn: Turn): Promise<Turn> {
-    const { conversation, turnId } = turn;
-    this.deps.logger.warn({ conversation, turnId, from: turn.takenOverFrom }, 'turn taken over');
-    const events = await this.deps.readAudit?.(conversation).catch((error) => {
-      this.deps.logger.warn(
-        { err: error, conversation },
-        'audit not readable: the takeover note is left out',
+  /** Never fails the drain: what follows a turn is bookkeeping, logged when it fails. */
+  private async afterTurn(turn: Turn, outcome: TurnOutcome): Promise<void> {
+    await this.deps
+      .afterTurn?.(turn, outcome)
+      .catch((error: unknown) =>
+        this.deps.logger.warn({ err: error, turnId: turn.turnId }, 'after-turn bookkeeping failed'),
       );
-      return [];
-    });
-    const calls = interruptedCalls(events ?? [], turnId);
-    for (const call of calls) {
-      await this.deps.audit?.record({
-        conversation,
-        turnId,
-        actor: `worker:${this.id}`,
-        kind: 'tool.call',
-        data: { name: call.name, args: call.args, reported: false, interrupted: true },
-      });
-    }
-    return withTakeoverNote(turn, takeoverNote(calls));
   }
 
   /** Runs a batch's segments in order: model turns, `reset` (wipe) and `run` (a shell command). */

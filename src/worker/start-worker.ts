@@ -9,6 +9,8 @@ import { ConversationStore } from '../shared/queue/conversation-store.js';
 import { InboundQueue } from '../shared/queue/inbound-queue.js';
 import { OutboundQueue } from '../shared/queue/outbound-queue.js';
 import { createRedis } from '../shared/redis/connection.js';
+import { Schedules } from '../shared/schedules/schedules.js';
+import { Quarantine } from '../shared/stores/quarantine.js';
 import { observeWorker } from './audit/worker-observability.js';
 import { WorkspaceBaselines } from './audit/workspace-baselines.js';
 import { modelBrokerFor, modelServerUrl } from './broker/model-broker.js';
@@ -17,6 +19,7 @@ import type { EgressRecord, Lookup } from './egress/proxy.js';
 import { reportWorkerHealth } from './health-report.js';
 import { SandboxWorker } from './sandbox-worker.js';
 import type { WarmPool } from './sandboxes/warm-pool.js';
+import { ScheduleRunner } from './schedules/schedule-runner.js';
 import { serveChatSkillCommands } from './skills/skill-control.js';
 import { workerSkills } from './skills/turn-skills.js';
 import { Canary } from './turn/canary.js';
@@ -75,6 +78,7 @@ export async function startWorker(
     ...(disk.ok ? { disk: { detail: disk.detail } } : {}),
   });
   worker.start();
+  parts.schedules?.start(connection);
   const skillCommands = serveChatSkillCommands(config, {
     redis: connection,
     audit: observed.audit,
@@ -91,6 +95,7 @@ export async function startWorker(
       // First: a turn's snapshot, outbox read or delegation copy in flight is cut, not waited on.
       driver.closeReads();
       await skillCommands.stop();
+      await parts.schedules?.stop();
       await worker.stop();
       await pool?.stop();
       driver.dropAttached();
@@ -157,6 +162,7 @@ function wireWorker(
   const parts: WorkerParts = {
     ...{ connection, store, inbound, outbound, driver, broker, egress, canary, skills, observed },
     ...(pool ? { pool } : {}),
+    schedules: scheduleRunner(config, log, { connection, inbound, outbound, observed }, () => worker.id),
   };
   const worker: SandboxWorker = new SandboxWorker(
     sandboxWorkerDeps(config, log, parts, () => worker),
@@ -188,6 +194,27 @@ function egressService(
     lookup: overrides.lookup,
     extraGrants: hooks.grants,
     onRecord: hooks.onRecord,
+  });
+}
+
+/** The schedule queue's consumer: occurrences become messages, runs are recorded after their turns. */
+function scheduleRunner(
+  config: Config,
+  log: Logger,
+  parts: Pick<WorkerParts, 'connection' | 'inbound' | 'outbound' | 'observed'>,
+  workerId: () => string,
+): ScheduleRunner {
+  return new ScheduleRunner({
+    schedules: new Schedules(parts.connection, config, parts.observed.audit),
+    inbound: parts.inbound,
+    quarantine: new Quarantine(parts.connection, config.SANDBOT_INSTANCE),
+    audit: parts.observed.audit,
+    publish: (event) => parts.outbound.publish(event),
+    logger: log,
+    actor: () => `worker:${workerId()}`,
+    instance: config.SANDBOT_INSTANCE,
+    catchUp: config.SANDBOT_SCHEDULE_CATCH_UP,
+    maxFailures: config.SANDBOT_SCHEDULE_MAX_FAILURES,
   });
 }
 

@@ -27,6 +27,7 @@ import type { EgressService } from './egress/egress-service.js';
 import type { EgressRecord } from './egress/proxy.js';
 import type { SandboxWorker, SandboxWorkerDeps } from './sandbox-worker.js';
 import type { WarmPool } from './sandboxes/warm-pool.js';
+import type { ScheduleRunner } from './schedules/schedule-runner.js';
 import type { WorkerSkills } from './skills/turn-skills.js';
 import type { Canary } from './turn/canary.js';
 import { OutboxLedger } from './turn/outbox-ledger.js';
@@ -141,6 +142,7 @@ export interface WorkerParts {
   skills: WorkerSkills;
   observed: WorkerObservability;
   pool?: WarmPool;
+  schedules?: ScheduleRunner;
 }
 
 /** What the worker's turns are given; `self` is the worker (tripwires and delegation call back into it). */
@@ -171,6 +173,7 @@ export function sandboxWorkerDeps(
       ...(await observed.audit.store.queued(conversation)),
     ],
     ...(pool ? { pool } : {}),
+    afterTurn: async (turn, outcome) => parts.schedules?.turnEnded(turn, outcome),
     canaryFor: (conversation) => canary.token(conversation),
     skillsFor: (conversation, turnId) => skills.forTurn(conversation, turnId),
     tripwire,

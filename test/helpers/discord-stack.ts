@@ -8,7 +8,12 @@ import { startStack, testConfig } from './stack.js';
 export const DISCORD_TEST_MODEL = 'qwen2.5:7b';
 
 /** The real gateway and worker with the Discord adapter against a fake Discord, and a scripted model. */
-export async function startDiscordStack(label: string, script: FakeScript) {
+export async function startDiscordStack(
+  label: string,
+  script: FakeScript,
+  /** More settings for the stack's config. */
+  settings: Record<string, string> = {},
+) {
   const [fake, ollama] = await Promise.all([
     startFakeDiscord(),
     startFakeOllama({ models: [DISCORD_TEST_MODEL], script }),
@@ -22,6 +27,7 @@ export async function startDiscordStack(label: string, script: FakeScript) {
     SANDBOT_WEB_CHAT: 'off',
     OLLAMA_HOST: ollama.url,
     SANDBOT_MODEL: DISCORD_TEST_MODEL,
+    ...settings,
   });
   const stack = await startStack(config);
   return {

@@ -21,11 +21,16 @@ function configEnv(config: Config): Record<string, string> {
 export class WorkerProcesses {
   private readonly live = new Set<ChildProcess>();
 
-  constructor(private readonly config: Config) {}
+  constructor(
+    private readonly config: Config,
+    /** Run the TypeScript sources through tsx instead of the built CLI (no build needed). */
+    private readonly fromSource = false,
+  ) {}
 
   spawn(command: 'worker' | 'gateway' = 'worker'): ChildProcess {
     const env = { ...(process.env as Record<string, string>), ...configEnv(this.config) };
-    const child = spawn(process.execPath, ['dist/src/cli/main.js', command], {
+    const entry = this.fromSource ? ['--import', 'tsx', 'src/cli/main.ts'] : ['dist/src/cli/main.js'];
+    const child = spawn(process.execPath, [...entry, command], {
       env,
       stdio: ['ignore', 'ignore', 'pipe'],
     });

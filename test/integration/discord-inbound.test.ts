@@ -45,6 +45,8 @@ describe('discord adapter: events in', () => {
       'network',
       'reset',
       'run',
+      'schedule',
+      'schedules',
       'skill',
       'status',
       'stop',

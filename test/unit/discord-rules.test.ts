@@ -199,6 +199,31 @@ describe('what a slash command does', () => {
     expect(planCommand(command('dance', thread), open)).toMatchObject({ kind: 'notice' });
   });
 
+  it('plans /schedule in a conversation and /schedules for the channel it is used in', () => {
+    expect(
+      planCommand(command('schedule', thread, { when: ' every 15m ', task: 'tick' }), open),
+    ).toMatchObject({
+      kind: 'schedule',
+      when: 'every 15m',
+      task: 'tick',
+      conversation: `discord:${G}:${TEXT}:${THREAD}`,
+    });
+    expect(planCommand(command('schedule', channel, { when: 'every 15m', task: 'x' }), open)).toMatchObject({
+      kind: 'notice',
+    });
+    expect(planCommand(command('schedules', thread), open)).toEqual({
+      kind: 'schedules',
+      words: ['list'],
+      channel: `discord:${G}:${TEXT}`,
+    });
+    expect(planCommand(command('schedules', channel, { action: 'pause', id: 's-1' }), open)).toEqual({
+      kind: 'schedules',
+      words: ['pause', 's-1'],
+      channel: `discord:${G}:${TEXT}`,
+    });
+    expect(planCommand(command('schedules', dm), open)).toMatchObject({ channel: `discord:dm:${DM}` });
+  });
+
   it('every command it plans for is one it registers', () => {
     expect(SLASH_COMMANDS.map((c) => c.name)).toEqual([
       'ask',
@@ -211,8 +236,14 @@ describe('what a slash command does', () => {
       'kill',
       'network',
       'skill',
+      'schedule',
+      'schedules',
     ]);
-    for (const c of SLASH_COMMANDS) expect(c.description.length).toBeLessThanOrEqual(100);
+    for (const c of SLASH_COMMANDS) {
+      expect(c.description.length).toBeLessThanOrEqual(100);
+      for (const option of 'options' in c ? c.options : [])
+        expect(option.description.length).toBeLessThanOrEqual(100);
+    }
   });
 });
 

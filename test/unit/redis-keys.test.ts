@@ -13,6 +13,8 @@ import {
   limitKeys,
   messageSeenKey,
   modelGateKeys,
+  SCHEDULE_QUEUE,
+  scheduleKeys,
   taskKeys,
   webKeys,
 } from '../../src/contracts/redis/keys.js';
@@ -105,6 +107,17 @@ describe('Redis keys', () => {
     });
     expect(webKeys.events('sb', alice)).toBe(`sb:web:events:${h}`);
     expect(webKeys.delivered('sb', 'e1')).toBe('sb:web:delivered:e1');
+  });
+
+  it('keeps the schedule keys where they were', () => {
+    const schedules = scheduleKeys('sb');
+    expect(SCHEDULE_QUEUE).toBe('schedules');
+    expect(schedules.schedule('s-abcdefghij')).toBe('sb:schedule:s-abcdefghij');
+    expect(schedules.all).toBe('sb:schedules');
+    expect(schedules.conversation(alice)).toBe(`sb:schedules:conv:${h}`);
+    // shortHash('web:alice') is h; shortHash('slack:T1:C1') as for the task scopes above.
+    expect(schedules.owner('web:alice')).toBe(`sb:schedules:owner:${h}`);
+    expect(schedules.channel('slack:T1:C1')).toBe('sb:schedules:channel:5a2577fc9685e751c42a');
   });
 
   it('has each per-conversation store use its own key', async () => {

@@ -94,6 +94,17 @@ describe('progress message', () => {
     expect(text).toContain('step 11');
   });
 
+  it('heads a scheduled run’s progress message with its mark, to the end', () => {
+    expect(renderProgress('working', [], '⏰ scheduled task: check <the> deploy')).toBe(
+      '⏰ scheduled task: check &lt;the&gt; deploy\n:hourglass_flowing_sand: Working…',
+    );
+    expect(renderProgress('done', ['bash: ls'], '⏰ scheduled task: x').split('\n')).toEqual([
+      '⏰ scheduled task: x',
+      ':white_check_mark: Done – 1 step',
+      '• `bash: ls`',
+    ]);
+  });
+
   it('escapes what the agent ran', () => {
     expect(renderProgress('working', ['bash: echo `<!channel>`'])).toContain(
       "• `bash: echo '&lt;!channel&gt;'`",

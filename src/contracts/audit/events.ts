@@ -139,6 +139,13 @@ export const AUDIT_DATA = {
   }),
   'delegation.finished': z.looseObject({ parent: text(256), child: text(256), outcome: text(50) }),
   'delegation.refused': z.looseObject({ reason: z.string() }),
+  /** Schedules: made, run (the run's turn is the event's turnId), skipped, paused, resumed, deleted. */
+  'schedule.created': z.looseObject({ schedule: text(20), when: text(300), owner: text(300) }),
+  'schedule.run': z.looseObject({ schedule: text(20), occurrence: z.iso.datetime(), outcome: text(50) }),
+  'schedule.skipped': z.looseObject({ schedule: text(20), occurrence: z.iso.datetime(), reason: z.string() }),
+  'schedule.paused': z.looseObject({ schedule: text(20), reason: z.string() }),
+  'schedule.resumed': z.looseObject({ schedule: text(20) }),
+  'schedule.deleted': z.looseObject({ schedule: text(20) }),
   /** A vetted skill in a turn: loaded (with its hash), refused (why), or a mount that did not match. */
   skill: z.looseObject({ action: text(50), skill: text(200) }),
 } as const;

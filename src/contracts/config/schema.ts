@@ -4,6 +4,7 @@ import { SkillRules } from '../policy/skill-rules.js';
 import { CHAT_SETTINGS } from './chat-settings.js';
 import { MODEL_SETTINGS } from './model-settings.js';
 import { SANDBOX_SETTINGS } from './sandbox-settings.js';
+import { SCHEDULE_SETTINGS } from './schedule-settings.js';
 import { flag, int, list, optionalSecret } from './setting-fields.js';
 
 /**
@@ -143,6 +144,7 @@ export const ConfigSchema = z.object({
     .default(10_485_760)
     .describe('Largest file taken from a chat attachment or handed back from /workspace/outbox.'),
   ...CHAT_SETTINGS,
+  ...SCHEDULE_SETTINGS,
   SANDBOT_AUDIT_DIR: z
     .string()
     .min(1)

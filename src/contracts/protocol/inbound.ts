@@ -37,5 +37,7 @@ export const InboundMessage = z.object({
    * it when the channel's tasks are ephemeral).
    */
   command: z.enum(['reset', 'run', 'done']).optional(),
+  /** Set when a schedule sent it (its id, and the occurrence in ms): marked so in chat, its run recorded. */
+  schedule: z.object({ id: z.string().max(20), occurrence: z.number().int().nonnegative() }).optional(),
 });
 export type InboundMessage = z.infer<typeof InboundMessage>;

@@ -12,6 +12,8 @@ import { type ConversationId, conversationKey, shortHash } from '../conversation
 export const bullPrefix = (instance: string) => `${instance}:bull`;
 export const INBOUND_QUEUE = 'inbound';
 export const OUTBOUND_QUEUE = 'outbound';
+/** Schedules' occurrences: one BullMQ job scheduler per schedule, its jobs consumed by the workers. */
+export const SCHEDULE_QUEUE = 'schedules';
 
 // ── Per conversation: `<instance>:conv:<conversationKey>:…` ──────────────────────────────────────────
 
@@ -183,6 +185,25 @@ export const modelGateKeys = (instance: string, serverUrl: string) => {
     waiters: `${base}:waiters`,
     /** Last sequence number handed out (orders the line; never expires, so order survives idle). */
     seq: `${base}:seq`,
+  };
+};
+
+// ── Schedules ───────────────────────────────────────────────────────────────────────────────────────
+
+/** Schedules: each one's hash, and the sets that list them by conversation, owner and channel. */
+export const scheduleKeys = (instance: string) => {
+  const base = `${instance}:schedule`;
+  return {
+    /** One schedule (HASH: record JSON, paused, pausedReason, failures, last JSON). */
+    schedule: (id: string) => `${base}:${id}`,
+    /** Every schedule's id (SET), for the workers' check that each has its job scheduler. */
+    all: `${base}s`,
+    /** The schedules made in a conversation (SET of ids). */
+    conversation: (conversation: ConversationId) => `${base}s:conv:${conversationKey(conversation)}`,
+    /** A person's schedules (SET), for SANDBOT_SCHEDULES_PER_USER. */
+    owner: (person: string) => `${base}s:owner:${shortHash(person)}`,
+    /** A channel's schedules (SET), for SANDBOT_SCHEDULES_PER_CHANNEL. */
+    channel: (channel: string) => `${base}s:channel:${shortHash(channel)}`,
   };
 };
 

@@ -343,3 +343,28 @@ redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 return 1`;
+
+// ── Schedules ───────────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * Creates a schedule under the per-person and per-channel caps, atomically (two creates never both take
+ * the last place). KEYS: schedule all conversation owner channel · ARGV: id recordJson ownerMax channelMax
+ * Returns 0 created, 1 the person's cap is reached, 2 the channel's.
+ */
+export const SCHEDULE_CREATE = `
+if redis.call('SCARD', KEYS[4]) >= tonumber(ARGV[3]) then return 1 end
+if redis.call('SCARD', KEYS[5]) >= tonumber(ARGV[4]) then return 2 end
+redis.call('HSET', KEYS[1], 'record', ARGV[2], 'paused', '0', 'failures', '0')
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('SADD', KEYS[4], ARGV[1])
+redis.call('SADD', KEYS[5], ARGV[1])
+return 0`;
+
+/** A run's end: the last run, and failures in a row (reset by a success). KEYS: schedule · ARGV: lastJson failed */
+export const SCHEDULE_RUN_END = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+redis.call('HSET', KEYS[1], 'last', ARGV[1])
+if ARGV[2] == '1' then return redis.call('HINCRBY', KEYS[1], 'failures', 1) end
+redis.call('HSET', KEYS[1], 'failures', '0')
+return 0`;

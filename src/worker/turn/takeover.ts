@@ -1,10 +1,13 @@
 import type { AuditEvent } from '../../contracts/audit/events.js';
+import type { ConversationId } from '../../contracts/conversation/id.js';
+import type { Logger } from '../../contracts/log/logger.js';
+import type { AuditRecorder } from '../../shared/audit/audit-log.js';
 import type { Turn } from '../../shared/queue/conversation-store.js';
 
 /**
  * A turn taken over from a worker that stopped mid-way is run again from its start. Tool calls that
  * worker had started may have had effects (a file written, a request sent), so the model is told which,
- * and the audit records them as interrupted. Pure: the worker reads the audit and records around it.
+ * and the audit records them as interrupted. The decisions are pure; `takeOver` reads and records.
  */
 
 export interface StartedCall {
@@ -58,4 +61,35 @@ export function withTakeoverNote(turn: Turn, note: string | undefined): Turn {
   const [first, ...rest] = turn.messages;
   if (!note || !first) return turn;
   return { ...turn, messages: [{ ...first, text: `${note}\n\n${first.text}` }, ...rest] };
+}
+
+export interface TakeoverDeps {
+  logger: Logger;
+  audit?: AuditRecorder;
+  /** A conversation's audit events (on disk, then still queued). */
+  readAudit?: (conversation: ConversationId) => Promise<TurnEvent[]>;
+}
+
+/**
+ * A turn another worker started and never finished: its started tool calls go to the audit as
+ * interrupted, and the model reads which they were before the turn runs again.
+ */
+export async function takeOver(deps: TakeoverDeps, actor: `worker:${string}`, turn: Turn): Promise<Turn> {
+  const { conversation, turnId } = turn;
+  deps.logger.warn({ conversation, turnId, from: turn.takenOverFrom }, 'turn taken over');
+  const events = await deps.readAudit?.(conversation).catch((error) => {
+    deps.logger.warn({ err: error, conversation }, 'audit not readable: the takeover note is left out');
+    return [];
+  });
+  const calls = interruptedCalls(events ?? [], turnId);
+  for (const call of calls) {
+    await deps.audit?.record({
+      conversation,
+      turnId,
+      actor,
+      kind: 'tool.call',
+      data: { name: call.name, args: call.args, reported: false, interrupted: true },
+    });
+  }
+  return withTakeoverNote(turn, takeoverNote(calls));
 }

@@ -1,3 +1,4 @@
+import { scheduledNotice } from '../../contracts/schedules/schedule-run.js';
 import type { Turn } from '../../shared/queue/conversation-store.js';
 import { silentTrail, type TurnTrail } from '../audit/turn-trail.js';
 import { CANARY_PATH, canaryFileContent, canaryIntact } from './canary.js';
@@ -38,7 +39,7 @@ async function runTurnIn(
   const log = deps.logger.child({ conversation: turn.conversation, turnId: turn.turnId });
   // Independent of one another, so not one after the other: the progress note, the skills and the
   // network grants (each a Redis round trip or two before the sandbox is opened).
-  const working = deps.publish(progressEvent(turn, 'start', 'working…'));
+  const working = deps.publish(progressEvent(turn, 'start', startNote(turn)));
   // Awaited below; this only keeps an early failure from counting as unhandled meanwhile.
   working.catch(() => undefined);
   const opened = await openTurnSandbox(deps, turn);
@@ -88,6 +89,12 @@ async function runTurnIn(
     runEnd.off();
     await session.close().catch(() => undefined);
   }
+}
+
+/** The turn's first progress line: a scheduled run says so ("⏰ scheduled task: …"), before anything else. */
+export function startNote(turn: Turn): string {
+  const scheduled = turn.messages.find((m) => m.schedule);
+  return scheduled ? scheduledNotice(scheduled.text) : 'working…';
 }
 
 /**
