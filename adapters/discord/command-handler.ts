@@ -10,7 +10,11 @@ import { DiscordErrorCode, discordErrorCode } from './discord-api.js';
 import { admitMessage, type HandlerContext, logRefusal, submitMessage } from './handler-context.js';
 import { InteractionCreate, type SlashCommand, toSlashCommand } from './payloads.js';
 import { type CommandPlan, planCommand } from './plans.js';
-import { scheduleFromDiscord, schedulesFromDiscord } from './schedule-commands.js';
+import {
+  scheduleFromDiscord,
+  schedulesFromDiscord,
+  scheduleThreadsFromDiscord,
+} from './schedule-commands.js';
 import { closeTaskFromDiscord, taskBoardText } from './task-commands.js';
 
 /** The answer to /status. */
@@ -200,6 +204,8 @@ async function answerFor(
       return taskBoardText(context, plan.scope, plan.channelId);
     case 'schedule':
       return scheduleFromDiscord(context, command, plan);
+    case 'schedule-threads':
+      return scheduleThreadsFromDiscord(context, command, plan);
     case 'schedules':
       return schedulesFromDiscord(context, command, plan);
     case 'done':

@@ -5,6 +5,7 @@
  */
 
 const STRING = 3;
+const BOOLEAN = 5;
 /** Usable in servers (0) and in the bot's DMs (1); installed to servers only (0). */
 const everywhere = { contexts: [0, 1], integration_types: [0] };
 const serversOnly = { contexts: [0], integration_types: [0] };
@@ -108,6 +109,12 @@ export const SLASH_COMMANDS = [
         description: 'What sandbot should do each time',
         required: true,
         max_length: 4000,
+      },
+      {
+        type: BOOLEAN,
+        name: 'new_thread',
+        description: 'Start a thread of its own for each run (in a server channel)',
+        required: false,
       },
     ],
     ...everywhere,

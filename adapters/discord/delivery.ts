@@ -5,8 +5,10 @@ import type { DiscordKeys } from '../../src/contracts/redis/chat-keys.js';
 import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
 import { DiscordRoute } from './conversation.js';
 import type { DiscordApi } from './discord-api.js';
+import { ThreadRegistry } from './handler-context.js';
 import { ProgressMessages, type ProgressOptions } from './progress-message.js';
 import { ReplySender } from './reply-sender.js';
+import { ScheduledThreads } from './scheduled-thread.js';
 
 /**
  * Delivers outbound events into Discord: progress into the turn's progress message (and typing), the
@@ -16,6 +18,7 @@ export class DiscordDelivery {
   constructor(
     private readonly progress: ProgressMessages,
     private readonly replies: ReplySender,
+    private readonly scheduledThreads: ScheduledThreads,
   ) {}
 
   async deliver(event: OutboundEvent): Promise<void> {
@@ -27,6 +30,7 @@ export class DiscordDelivery {
     }
     const route = parsed.data;
     const turnId = event.turnId ?? event.id;
+    if (event.type === 'thread_start') return this.scheduledThreads.start(event, route);
     if (event.type === 'progress') return this.progress.progress(event, route);
     await this.progress.finish(turnId, route);
     if (event.type === 'reply') return this.replies.send(event.id, route, event.text, event.files ?? []);
@@ -55,5 +59,8 @@ export function createDiscordDelivery(
   return new DiscordDelivery(
     new ProgressMessages(api, deps.redis, ledger, keys, edits, logger, typing),
     new ReplySender(api, ledger, deps.blobs),
+    new ScheduledThreads(api, ledger, new ThreadRegistry(deps.redis, keys), (message) =>
+      deps.submit(message),
+    ),
   );
 }

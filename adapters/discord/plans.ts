@@ -79,6 +79,8 @@ export type CommandPlan =
   | ({ kind: 'done' } & Here)
   /** Make a schedule that runs in this conversation. */
   | ({ kind: 'schedule'; when: string; task: string } & Here)
+  /** Make a schedule of a channel whose runs each start a thread there. */
+  | { kind: 'schedule-threads'; when: string; task: string; channelId: string; guildId: string }
   /** List or manage the schedules of a channel (no conversation: whoever made one, or an admin, decides). */
   | { kind: 'schedules'; words: string[]; channel: string };
 
@@ -107,6 +109,7 @@ export function planCommand(command: SlashCommand, policy: AccessPolicy): Comman
     const words = [command.options.action ?? 'list', command.options.id ?? ''].filter((w) => w.trim() !== '');
     return { kind: 'schedules', words, channel: scheduleChannel(place) };
   }
+  if (name === 'schedule' && command.options.new_thread === 'true') return threadsSchedule(command, place);
   if (CONVERSATION_COMMANDS.includes(name) && place.kind === 'channel') {
     return {
       kind: 'notice',
@@ -138,6 +141,20 @@ export function planCommand(command: SlashCommand, policy: AccessPolicy): Comman
     return { kind: 'network', words, ...here(place) };
   }
   return { kind: name, ...here(place) };
+}
+
+/** `/schedule … new_thread: True`: the channel's (a thread's parent's), never a DM's. */
+function threadsSchedule(command: SlashCommand, place: Place): CommandPlan {
+  if (place.kind === 'dm') {
+    return {
+      kind: 'notice',
+      message: 'A run in a thread of its own needs a server channel: use new_thread there.',
+    };
+  }
+  const channelId = place.kind === 'thread' ? (place.parentId ?? place.channelId) : place.channelId;
+  const when = (command.options.when ?? '').trim();
+  const task = (command.options.task ?? '').trim();
+  return { kind: 'schedule-threads', when, task, channelId, guildId: place.guildId };
 }
 
 /** The channel whose schedules `/schedules` shows: a thread's channel, a channel, or a DM itself. */

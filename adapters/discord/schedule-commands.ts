@@ -5,7 +5,7 @@ import {
   schedulesCommand,
 } from '../../src/gateway/commands/schedule-commands.js';
 import { isAdmin } from './access.js';
-import { channelRoute } from './conversation.js';
+import { channelRoute, discordConversationId } from './conversation.js';
 import type { HandlerContext } from './handler-context.js';
 import type { SlashCommand } from './payloads.js';
 import type { CommandPlan } from './plans.js';
@@ -41,6 +41,26 @@ export function scheduleFromDiscord(
       // Runs answer in the thread itself: an interaction's token is long expired by then.
       route: channelRoute(plan.channelId, plan.guildId),
       caller: caller(context, command),
+    },
+    DISCORD_FORMAT,
+  );
+}
+
+/** `/schedule … new_thread: True`: the channel's schedule; each run starts a thread there. */
+export function scheduleThreadsFromDiscord(
+  context: HandlerContext,
+  command: SlashCommand,
+  plan: Extract<CommandPlan, { kind: 'schedule-threads' }>,
+): Promise<string> {
+  return createFromChat(
+    context.deps.schedules,
+    {
+      text: plan.when,
+      task: plan.task,
+      conversation: discordConversationId(plan.guildId, plan.channelId),
+      route: channelRoute(plan.channelId, plan.guildId),
+      caller: caller(context, command),
+      newThread: true,
     },
     DISCORD_FORMAT,
   );

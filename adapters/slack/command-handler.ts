@@ -75,6 +75,13 @@ export class SlackCommandHandler {
       const words = command.rest.split(/\s+/);
       return respond(await this.schedules.schedules(cmd, words, dm, isAdmin(this.d.policy, cmd.user_id)));
     }
+    if (verb === 'schedule' && NEW_THREAD_FLAG.test(command.rest)) {
+      const dm = isDirectMessage(cmd.channel_id, dmType(cmd));
+      const text = command.rest.replace(NEW_THREAD_FLAG, '');
+      return respond(
+        await this.schedules.scheduleThreads(cmd, text, dm, isAdmin(this.d.policy, cmd.user_id)),
+      );
+    }
     const target = await this.target(cmd, command);
     if (!target) {
       return respond(
@@ -199,6 +206,9 @@ export class SlackCommandHandler {
 function dmType(cmd: SlashCommandBody): 'im' | undefined {
   return cmd.channel_name === 'directmessage' ? 'im' : undefined;
 }
+
+/** `/sandbot schedule --new-thread <when> <task>`: each run in a thread of its own in this channel. */
+const NEW_THREAD_FLAG = /^\s*--new-thread\b\s*/;
 
 function targetOf(team: string, channel: string, threadTs: string, replyThread: string | undefined): Target {
   return {

@@ -1,12 +1,12 @@
 import type { webApi } from '@slack/bolt';
 import { UnrecoverableError } from 'bullmq';
 import type { Logger } from '../../src/contracts/log/logger.js';
-import type { FileRef } from '../../src/contracts/protocol/inbound.js';
+import type { FileRef, InboundMessage } from '../../src/contracts/protocol/inbound.js';
 import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
 import type { DeliveryOnce } from '../../src/gateway/delivery-once.js';
 import type { BlobStore } from '../../src/shared/stores/blob-store.js';
 import type { ProgressMessages } from './progress-message.js';
-import { SlackRoute } from './slack-event.js';
+import { SlackRoute, slackConversationId } from './slack-event.js';
 import { escapeForSlack, MAX_PARTS, preview, splitForSlack } from './slack-text.js';
 
 export interface DeliveryDeps {
@@ -15,6 +15,8 @@ export interface DeliveryDeps {
   progress: ProgressMessages;
   blobs: Pick<BlobStore, 'get'>;
   logger: Logger;
+  /** Submits a scheduled run into the thread made for it. */
+  submit: (message: InboundMessage) => Promise<unknown>;
 }
 
 /** The turn an event belongs to: its `turnId`, else the id up to the event's own suffix. */
@@ -66,7 +68,31 @@ export class SlackDelivery {
         await this.deps.progress.finish(turnId, 'failed');
         await this.deps.claims.once(event.id, () => this.post(route, `:x: ${escapeForSlack(event.message)}`));
         return this.react(route, 'x');
+      case 'thread_start':
+        return this.startThread(event, route);
     }
+  }
+
+  /**
+   * A scheduled run in a thread of its own: its title posted in the channel, the run submitted in the
+   * thread that post starts. Both in one claim: a failed submit posts again on the retry rather than
+   * leave a thread without its run.
+   */
+  private async startThread(event: Extract<OutboundEvent, { type: 'thread_start' }>, route: SlackRoute) {
+    await this.deps.claims.once(event.id, async () => {
+      const posted = await this.deps.client.chat.postMessage({
+        channel: route.channel,
+        text: escapeForSlack(event.title),
+        unfurl_links: false,
+        unfurl_media: false,
+      });
+      if (!posted.ts) throw new Error(`Slack did not say where the thread of ${event.id} starts`);
+      await this.deps.submit({
+        ...event.run,
+        conversation: slackConversationId(route.team, route.channel, posted.ts),
+        route: { team: route.team, channel: route.channel, thread_ts: posted.ts },
+      });
+    });
   }
 
   /** Short text in one message; longer text split into a few; longer still, attached as a file. */

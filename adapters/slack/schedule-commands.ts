@@ -1,3 +1,4 @@
+import { ConversationId } from '../../src/contracts/conversation/id.js';
 import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
 import {
   type ChatFormat,
@@ -45,6 +46,23 @@ export class SlackScheduleCommands {
     return createFromChat(
       this.deps.schedules,
       { text, conversation: target.conversation, route: target.route, caller: slackCaller(cmd, admin) },
+      SLACK_FORMAT,
+    );
+  }
+
+  /** `--new-thread`: the schedule belongs to the channel, and each run starts a thread there. */
+  async scheduleThreads(cmd: SlashCommandBody, text: string, dm: boolean, admin: boolean): Promise<string> {
+    if (dm)
+      return 'A run in a thread of its own needs a channel: use `--new-thread` in one, or schedule here without it.';
+    return createFromChat(
+      this.deps.schedules,
+      {
+        text,
+        conversation: ConversationId.parse(`slack:${cmd.team_id}:${cmd.channel_id}`),
+        route: { team: cmd.team_id, channel: cmd.channel_id },
+        caller: slackCaller(cmd, admin),
+        newThread: true,
+      },
       SLACK_FORMAT,
     );
   }

@@ -40,6 +40,7 @@ export function createSlackAdapter(deps: AdapterDeps): SlackAdapter {
     progress,
     blobs: deps.blobs,
     logger,
+    submit: (message) => deps.submit(message),
   });
   listen(bolt, {
     messages: new SlackMessageHandler({

@@ -100,4 +100,48 @@ describe('schedules from Discord', () => {
       `user:discord:${bob.id}`,
     );
   });
+  it('with new_thread, starts a thread of its own in the channel for each run', {
+    timeout: 120_000,
+  }, async () => {
+    const { alice } = fake.users;
+    const general = fake.channels.general.id;
+    expect(
+      await run('schedule', fake.dmChannel(alice).id, alice, {
+        when: 'every 3s',
+        task: 'x',
+        new_thread: 'true',
+      }),
+    ).toMatch(/needs a server channel/);
+    const made = await run('schedule', general, alice, {
+      when: 'every 3s',
+      task: 'say thread',
+      new_thread: 'true',
+    });
+    expect(made).toMatch(
+      /^⏰ Scheduled `s-[a-z0-9]{10}` \(every 3s\): “say thread”\. Each run starts a thread/,
+    );
+    const id = /`(s-[a-z0-9]{10})`/.exec(made)?.[1] ?? '';
+    // Each run: a post in the channel saying what it is, a thread on it, the run's answer in the thread.
+    const answered = (threadId: string) =>
+      fake.botMessages(threadId).find((m) => m.content.startsWith('did:'));
+    const roots = await fake.waitFor(
+      () => {
+        const done = fake
+          .botMessages(general)
+          .filter((m) => m.content.startsWith('⏰ scheduled task: say thread') && answered(m.id));
+        return done.length >= 2 ? done : undefined;
+      },
+      'two runs answered, each in its own thread',
+      90_000,
+    );
+    expect(answered(roots[0]?.id ?? '')?.content).toContain('say thread');
+    expect(await run('schedules', general, alice, { action: 'delete', id })).toBe(
+      `Deleted \`${id}\`: it will not run again.`,
+    );
+    const thread = fake.channel(roots[0]?.id ?? '');
+    expect(thread?.parent_id).toBe(general);
+    const conversation = ConversationId.parse(`discord:${thread?.guild_id}:${general}:${roots[0]?.id}`);
+    const [ran] = await auditOf(h.config, conversation, 'schedule.run');
+    expect(ran?.data).toMatchObject({ schedule: id, outcome: 'replied' });
+  });
 });

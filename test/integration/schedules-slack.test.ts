@@ -93,6 +93,41 @@ describe('schedules from Slack', () => {
     expect((await auditOf(s.config, conversation, 'schedule.deleted'))[0]?.actor).toBe('user:slack:U0ADMIN');
   });
 
+  it('with --new-thread, starts a thread of its own in the channel for each run', {
+    timeout: 120_000,
+  }, async () => {
+    const CHANNEL = 'C0SCHEDULES';
+    expect(await run(ALICE_DM, 'U0ALICE', 'schedule --new-thread every 3s say hi')).toMatch(
+      /needs a channel/,
+    );
+    const made = await run(CHANNEL, 'U0ALICE', 'schedule --new-thread every 3s say thread');
+    expect(made).toMatch(
+      /^⏰ Scheduled `s-[a-z0-9]{10}` \(every 3s\): “say thread”\. Each run starts a thread/,
+    );
+    const id = /`(s-[a-z0-9]{10})`/.exec(made)?.[1] ?? '';
+    // Each run: a top-level post in the channel saying what it is, and the run's answer in its thread.
+    const roots = () =>
+      s.fake.botMessages(CHANNEL).filter((m) => m.text.startsWith('⏰ scheduled task: say thread'));
+    const answered = (ts: string) => s.fake.botMessages(CHANNEL, ts).find((m) => m.text.startsWith('did:'));
+    const [first, second] = await waitFor(
+      'two runs answered, each in its own thread',
+      () => {
+        const done = roots().filter((m) => answered(m.ts));
+        return done.length >= 2 ? done : undefined;
+      },
+      90_000,
+    );
+    expect(first?.ts).not.toBe(second?.ts);
+    expect(answered(first?.ts ?? '')?.text).toContain('say thread');
+    expect(await run(CHANNEL, 'U0ALICE', `schedules delete ${id}`)).toBe(
+      `Deleted \`${id}\`: it will not run again.`,
+    );
+    // Each thread is a conversation of its own, with its run recorded there.
+    const conversation = ConversationId.parse(`slack:${s.fake.team}:${CHANNEL}:${first?.ts}`);
+    const [ran] = await auditOf(s.config, conversation, 'schedule.run');
+    expect(ran?.data).toMatchObject({ schedule: id, outcome: 'replied' });
+  });
+
   it('reads plain words for a one-off', async () => {
     const made = await run(BOB_DM, 'U0BOB', 'schedule in 2 hours check whether the deploy finished');
     expect(made).toMatch(

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ConversationId } from '../conversation/id.js';
-import { FileRef, ReplyRoute } from './inbound.js';
+import { FileRef, InboundMessage, ReplyRoute } from './inbound.js';
 
 const base = {
   /** Idempotency key: a retried turn emits the same ids, and delivery skips ids already delivered. */
@@ -21,5 +21,10 @@ export const OutboundEvent = z.discriminatedUnion('type', [
     files: z.array(FileRef).max(50).optional(),
   }),
   z.object({ ...base, type: z.literal('error'), message: z.string() }),
+  /**
+   * A scheduled run that gets a thread of its own (Slack, Discord): the gateway posts `title` in the
+   * channel, opens a thread on it, and submits `run` there (only the gateway can make threads).
+   */
+  z.object({ ...base, type: z.literal('thread_start'), title: z.string().max(500), run: InboundMessage }),
 ]);
 export type OutboundEvent = z.infer<typeof OutboundEvent>;

@@ -1,5 +1,6 @@
 import { ConversationId } from '../conversation/id.js';
 import type { InboundMessage } from '../protocol/inbound.js';
+import type { OutboundEvent } from '../protocol/outbound.js';
 import { taskTitle } from '../tasks/task.js';
 import type { ScheduleId, ScheduleRecord, ScheduleWhen } from './schedule.js';
 
@@ -64,5 +65,27 @@ export function scheduledMessage(
     route: record.route,
     files: [],
     schedule: { id: record.id, occurrence },
+  };
+}
+
+/**
+ * A Slack or Discord occurrence of a schedule whose runs each get a thread: the event that asks the
+ * gateway to open one in the schedule's channel and submit the run there. Its id is the occurrence's,
+ * so a retried job asks once.
+ */
+export function threadStartEvent(
+  record: ScheduleRecord,
+  occurrence: number,
+  now: Date = new Date(),
+): OutboundEvent {
+  const run = scheduledMessage({ ...record, newThread: false }, occurrence, now);
+  return {
+    id: `${run.id}:thread`,
+    conversation: record.conversation,
+    platform: record.owner.platform,
+    route: record.route,
+    type: 'thread_start',
+    title: scheduledNotice(record.text),
+    run,
   };
 }

@@ -35,6 +35,8 @@ export async function createFromChat(
     conversation: ConversationId;
     route: ReplyRoute;
     caller: ScheduleCaller;
+    /** Each run in a thread of its own in the channel (`conversation` is then the channel's). */
+    newThread?: boolean;
   },
   format: ChatFormat,
   now: Date = new Date(),
@@ -55,6 +57,7 @@ export async function createFromChat(
       text: split.task,
       when: split.when,
       actor: request.caller.actor,
+      ...(request.newThread ? { newThread: true } : {}),
     },
     now,
   );
@@ -62,7 +65,8 @@ export async function createFromChat(
   const { schedule, next } = created;
   const when = describeWhen(schedule.when);
   const nextText = next ? ` Next run: ${format.time(next.toISOString())}.` : '';
-  return `⏰ Scheduled ${format.code(schedule.id)} (${when}): “${taskTitle(schedule.text)}”.${nextText} See or change it with ${format.manage}.`;
+  const where = schedule.newThread ? ' Each run starts a thread of its own here.' : '';
+  return `⏰ Scheduled ${format.code(schedule.id)} (${when}): “${taskTitle(schedule.text)}”.${where}${nextText} See or change it with ${format.manage}.`;
 }
 
 /** `schedules` (the list), or `schedules pause|resume|delete <id>`. */

@@ -50,6 +50,8 @@ export function threadEvent(event: OutboundEvent, label: string): OutboundEvent 
       return { ...event, text: `🤖 sub-agent ${label} finished.`, files: [] };
     case 'error':
       return { ...event, message: `sub-agent ${label} failed: ${event.message}` };
+    case 'thread_start':
+      return event; // a schedule's, never a sub-agent's
   }
 }
 

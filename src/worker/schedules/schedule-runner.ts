@@ -9,6 +9,7 @@ import {
   occurrenceOfJobId,
   scheduledMessage,
   shouldRun,
+  threadStartEvent,
 } from '../../contracts/schedules/schedule-run.js';
 import type { AuditRecorder } from '../../shared/audit/audit-log.js';
 import type { Turn } from '../../shared/queue/conversation-store.js';
@@ -82,6 +83,11 @@ export class ScheduleRunner {
         'missed while sandbot was down (SANDBOT_SCHEDULE_CATCH_UP=false)',
       );
       return 'skipped';
+    }
+    if (schedule.newThread && schedule.owner.platform !== 'web') {
+      // Only the gateway can open a thread in Slack or Discord: it posts the run's title, then submits.
+      await this.deps.publish(threadStartEvent(schedule, occurrence));
+      return 'thread asked for';
     }
     const result = await this.deps.inbound.submit(scheduledMessage(schedule, occurrence));
     return result.status;
