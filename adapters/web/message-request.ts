@@ -3,20 +3,28 @@ import { z } from 'zod';
 import { WebSessionName, webConversationId } from '../../src/contracts/conversation/id.js';
 import type { InboundMessage } from '../../src/contracts/protocol/inbound.js';
 
+/** Who writes, as a web client names them (also for schedules). */
+export const userField = () =>
+  z
+    .string({ error: requiredString })
+    .trim()
+    .min(1, 'must not be empty')
+    .max(128, 'must be at most 128 characters');
+
+/** What a message (or a scheduled task) says, up to SANDBOT_MAX_MESSAGE_CHARS. */
+export const textField = (maxChars: number) =>
+  z
+    .string({ error: requiredString })
+    .refine((t) => t.trim().length > 0, 'must not be empty')
+    .refine((t) => t.length <= maxChars, `must be at most ${maxChars} characters`);
+
 /** The body of `POST /api/messages`. The single source of truth for what a web client may send. */
 export function postMessageBody(maxChars: number) {
   return z.strictObject(
     {
       conversation: z.string({ error: requiredString }).pipe(WebSessionName),
-      user: z
-        .string({ error: requiredString })
-        .trim()
-        .min(1, 'must not be empty')
-        .max(128, 'must be at most 128 characters'),
-      text: z
-        .string({ error: requiredString })
-        .refine((t) => t.trim().length > 0, 'must not be empty')
-        .refine((t) => t.length <= maxChars, `must be at most ${maxChars} characters`),
+      user: userField(),
+      text: textField(maxChars),
     },
     { error: requiredObject },
   );

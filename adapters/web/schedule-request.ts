@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { isTimeZone } from '../../src/contracts/config/schedule-settings.js';
 import { WebSessionName, webConversationId } from '../../src/contracts/conversation/id.js';
 import type { NewSchedule } from '../../src/shared/schedules/schedules.js';
+import { textField, userField } from './message-request.js';
 
 const requiredString = (issue: { input?: unknown }) =>
   issue.input === undefined ? 'is required' : 'must be a string';
@@ -17,15 +18,8 @@ export function postScheduleBody(maxChars: number) {
           error: 'conversation must be "new" or 1–64 letters, digits, "-" or "_"',
         }),
       ),
-      user: z
-        .string({ error: requiredString })
-        .trim()
-        .min(1, 'must not be empty')
-        .max(128, 'must be at most 128 characters'),
-      text: z
-        .string({ error: requiredString })
-        .refine((t) => t.trim().length > 0, 'must not be empty')
-        .refine((t) => t.length <= maxChars, `must be at most ${maxChars} characters`),
+      user: userField(),
+      text: textField(maxChars),
       cron: optionalString,
       every: optionalString,
       at: optionalString,
