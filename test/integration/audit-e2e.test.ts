@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, connect, createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ConversationId, webConversationId } from '../../src/contracts/conversation/id.js';
@@ -37,12 +37,21 @@ const probe = (port: number) =>
     'touch /workspace/own-probe.jsonl', // proves the search would find one
     "find / \\( -path /proc -o -path /sys \\) -prune -o \\( -name '*.jsonl' -o -name 'audit-canary*' \\) -print 2>/dev/null",
     'echo FIND-DONE',
-    'for host in 127.0.0.1 172.17.0.1 192.0.2.2; do',
+    `for host in ${PROBED.join(' ')}; do`,
     `  for port in 6379 ${port}; do`,
     '    if timeout 3 bash -c "exec 3<>/dev/tcp/$host/$port" 2>/dev/null; then echo "REACHED $host:$port"; else echo "BLOCKED $host:$port"; fi',
     '  done',
     'done',
   ].join('\n');
+/**
+ * Where the agent looks: loopback, the usual bridge gateway, a documentation address, and every IPv4
+ * address the host has (its own network's among them).
+ */
+const HOST_IPV4 = Object.values(networkInterfaces())
+  .flatMap((addresses) => addresses ?? [])
+  .filter((a) => a.family === 'IPv4' && !a.internal)
+  .map((a) => a.address);
+const PROBED = [...new Set(['127.0.0.1', '172.17.0.1', '192.0.2.2', ...HOST_IPV4])];
 /** The stand-in for a Redis that listens on every host address. */
 let exposed: Server;
 
@@ -214,10 +223,11 @@ describe('the audit log of real turns', () => {
   });
 
   it('keeps the audit files and stream out of the agent’s reach', async () => {
-    // A canary in the audit directory, and proof that the stand-in is reachable on the bridge from outside.
+    // A canary in the audit directory, and proof that the stand-in answers on the host's own address.
     writeFileSync(path.join(dir, 'audit-canary.jsonl'), '{}\n');
     const { port } = exposed.address() as AddressInfo;
-    const socket = connect(port, '172.17.0.1');
+    expect(HOST_IPV4.length).toBeGreaterThan(0);
+    const socket = connect(port, HOST_IPV4[0] as string);
     const reachable = await new Promise<boolean>((resolve) => {
       socket.on('connect', () => resolve(true));
       socket.on('error', () => resolve(false));
@@ -229,7 +239,7 @@ describe('the audit log of real turns', () => {
     const found = text.split('\n').filter((line) => line.includes('.jsonl') || line.includes('audit-canary'));
     expect(found).toEqual(['/workspace/own-probe.jsonl']);
     expect(text).not.toContain('audit-canary');
-    for (const host of ['127.0.0.1', '172.17.0.1', '192.0.2.2']) {
+    for (const host of PROBED) {
       for (const target of [6379, port]) expect(text).toContain(`BLOCKED ${host}:${target}`);
     }
     expect(text).not.toContain('REACHED');
