@@ -4,6 +4,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type Dockerode from 'dockerode';
 import { forbiddenAddress } from '../../src/contracts/policy/network-policy.js';
+import { closeServer } from '../../testkit/fakes/close-server.js';
 
 /**
  * Things on the host that attacks aim at, each counting what reaches it: if a count is ever above
@@ -54,11 +55,7 @@ export async function dockerApiTrap(): Promise<(Trap & { paths: string[] }) | un
     server.listen(2375, '0.0.0.0', () => resolve(true));
   });
   if (!ok) return undefined;
-  trap.close = () =>
-    new Promise((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    });
+  trap.close = () => closeServer(server);
   return trap;
 }
 

@@ -1,6 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { closeServer } from './close-server.js';
 import { FakeGateway } from './fake-discord-gateway.js';
 import { type InjectedFailure, readRequest, sendFailure, sendJson } from './fake-discord-rest.js';
 import { answerApi } from './fake-discord-routes.js';
@@ -215,11 +216,9 @@ export async function startFakeDiscord(options: { token?: string } = {}) {
       }
     },
 
-    close: () =>
-      new Promise<void>((resolve) => {
-        gateway.close();
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: () => {
+      gateway.close();
+      return closeServer(server);
+    },
   };
 }

@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { text as readText } from 'node:stream/consumers';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
+import { closeServer } from './close-server.js';
 
 /**
  * A fake Ollama server speaking the parts of Ollama's native API sandbot uses, on a real socket:
@@ -124,7 +126,7 @@ export async function startFakeOllama(options: FakeOllamaOptions = {}): Promise<
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     const method = req.method ?? 'GET';
-    const text = await readBody(req);
+    const text = await readText(req);
     let body: unknown;
     if (text !== '') {
       try {
@@ -196,11 +198,7 @@ export async function startFakeOllama(options: FakeOllamaOptions = {}): Promise<
     },
     release: (id) => holds.release(id),
     waitForHold: (id) => holds.arrived(id),
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: () => closeServer(server),
   };
 }
 
@@ -459,15 +457,6 @@ function showResponse(name: string, contextLength: number | undefined) {
     capabilities: ['completion', 'tools'],
     modified_at: '2025-01-01T00:00:00Z',
   };
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    req.on('data', (part: Buffer) => parts.push(part));
-    req.on('end', () => resolve(Buffer.concat(parts).toString('utf8')));
-    req.on('error', reject);
-  });
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {

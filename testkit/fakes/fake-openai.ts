@@ -1,6 +1,8 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { text as readText } from 'node:stream/consumers';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { closeServer } from './close-server.js';
 import type { FakeToolCall } from './fake-ollama.js';
 
 /**
@@ -96,7 +98,7 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     const method = req.method ?? 'GET';
-    const text = await readBody(req);
+    const text = await readText(req);
     const authorization = req.headers.authorization;
     let body: unknown;
     try {
@@ -163,11 +165,7 @@ export async function startFakeOpenAI(options: FakeOpenAIOptions = {}): Promise<
     setApiKey(key) {
       apiKey = key;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: () => closeServer(server),
   };
 }
 
@@ -300,13 +298,4 @@ function sendError(
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json' });
   res.end(JSON.stringify(body));
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    req.on('data', (part: Buffer) => parts.push(part));
-    req.on('end', () => resolve(Buffer.concat(parts).toString('utf8')));
-    req.on('error', reject);
-  });
 }

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { closeServer } from './close-server.js';
 import { type Answer, type Args, FakeSlackWorkspace } from './fake-slack-api.js';
 import { FakeSocketMode } from './fake-slack-socket.js';
 
@@ -70,8 +71,7 @@ export class FakeSlack extends FakeSlackWorkspace {
 
   async close(): Promise<void> {
     await this.socket.close();
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await closeServer(this.server);
   }
 
   /** Makes the next call(s) of a method fail, in order. */
