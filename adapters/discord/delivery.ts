@@ -31,6 +31,7 @@ export class DiscordDelivery {
     const route = parsed.data;
     const turnId = event.turnId ?? event.id;
     if (event.type === 'thread_start') return this.scheduledThreads.start(event, route);
+    if (event.type === 'approval') return; // TODO(approvals-chat): the card as button components
     if (event.type === 'progress') return this.progress.progress(event, route);
     await this.progress.finish(turnId, route);
     if (event.type === 'reply') return this.replies.send(event.id, route, event.text, event.files ?? []);

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { NetworkRules } from '../policy/network-policy.js';
 import { SkillRules } from '../policy/skill-rules.js';
+import { APPROVAL_SETTINGS } from './approval-settings.js';
 import { CHAT_SETTINGS } from './chat-settings.js';
 import { MODEL_SETTINGS } from './model-settings.js';
 import { SANDBOX_SETTINGS } from './sandbox-settings.js';
@@ -145,6 +146,7 @@ export const ConfigSchema = z.object({
     .describe('Largest file taken from a chat attachment or handed back from /workspace/outbox.'),
   ...CHAT_SETTINGS,
   ...SCHEDULE_SETTINGS,
+  ...APPROVAL_SETTINGS,
   SANDBOT_AUDIT_DIR: z
     .string()
     .min(1)

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { Approval } from '../approvals/approval.js';
 import { ConversationId } from '../conversation/id.js';
 import { FileRef, InboundMessage, ReplyRoute } from './inbound.js';
 
@@ -26,5 +27,10 @@ export const OutboundEvent = z.discriminatedUnion('type', [
    * channel, opens a thread on it, and submits `run` there (only the gateway can make threads).
    */
   z.object({ ...base, type: z.literal('thread_start'), title: z.string().max(500), run: InboundMessage }),
+  /**
+   * An approval card (request_access): posted when pending, edited in place on each later event for the
+   * same approval id (decided, expired). Adapters render it with approval-card.ts.
+   */
+  z.object({ ...base, type: z.literal('approval'), approval: Approval }),
 ]);
 export type OutboundEvent = z.infer<typeof OutboundEvent>;

@@ -188,6 +188,25 @@ export const modelGateKeys = (instance: string, serverUrl: string) => {
   };
 };
 
+// ── Approvals (request_access cards) ────────────────────────────────────────────────────────────────
+
+/** One approval request and the list the asking turn waits on; the instance's pending ones. */
+export const approvalKeys = (instance: string) => {
+  const base = `${instance}:approval`;
+  return {
+    /** One request (HASH: record JSON, status, expiresAtMs, decidedBy, decidedByName, decidedAt, scope, note). */
+    record: (id: string) => `${base}:${id}`,
+    /** Pushed once when the request is decided or expires: the asking turn BLPOPs it (no polling). */
+    decided: (id: string) => `${base}:${id}:decided`,
+    /** Where each platform posted the request's card (HASH platform → JSON ref), so it can be edited. */
+    card: (id: string) => `${base}:${id}:card`,
+    /** Requests not yet decided (ZSET score=expiry ms member=id), for the console. */
+    pending: `${base}s:pending`,
+    /** Grants and allowances an approval gave for one hour (ZSET score=expiry ms member=JSON), per conversation. */
+    temporary: (conversation: ConversationId) => `${base}s:temporary:${conversationKey(conversation)}`,
+  };
+};
+
 // ── Schedules ───────────────────────────────────────────────────────────────────────────────────────
 
 /** Schedules: each one's hash, and the sets that list them by conversation, owner and channel. */

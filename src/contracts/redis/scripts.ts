@@ -368,3 +368,32 @@ redis.call('HSET', KEYS[1], 'last', ARGV[1])
 if ARGV[2] == '1' then return redis.call('HINCRBY', KEYS[1], 'failures', 1) end
 redis.call('HSET', KEYS[1], 'failures', '0')
 return 0`;
+
+// ── Approvals ───────────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * Decides an approval request once: the first decision (or the expiry) wins, later ones change nothing.
+ * A click that arrives after the request's expiry finds it expired. Wakes the asking turn.
+ * KEYS: record decided pending · ARGV: status by byName at scope note nowMs id ttlMs
+ * Returns -1 unknown, 0 already decided, 1 decided now, 2 expired (the decision came too late).
+ */
+export const APPROVAL_DECIDE = `
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return -1 end
+if status ~= 'pending' then return 0 end
+local result = 1
+local fields = {'status', ARGV[1], 'decidedAt', ARGV[4]}
+if ARGV[1] ~= 'expired' and tonumber(redis.call('HGET', KEYS[1], 'expiresAtMs')) <= tonumber(ARGV[7]) then
+  fields = {'status', 'expired', 'decidedAt', ARGV[4], 'note', 'Expired without a decision: denied'}
+  result = 2
+else
+  if ARGV[2] ~= '' then table.insert(fields, 'decidedBy') table.insert(fields, ARGV[2]) end
+  if ARGV[3] ~= '' then table.insert(fields, 'decidedByName') table.insert(fields, ARGV[3]) end
+  if ARGV[5] ~= '' then table.insert(fields, 'scope') table.insert(fields, ARGV[5]) end
+  if ARGV[6] ~= '' then table.insert(fields, 'note') table.insert(fields, ARGV[6]) end
+end
+redis.call('HSET', KEYS[1], unpack(fields))
+redis.call('ZREM', KEYS[3], ARGV[8])
+redis.call('RPUSH', KEYS[2], result)
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[9]))
+return result`;

@@ -52,6 +52,8 @@ export function threadEvent(event: OutboundEvent, label: string): OutboundEvent 
       return { ...event, message: `sub-agent ${label} failed: ${event.message}` };
     case 'thread_start':
       return event; // a schedule's, never a sub-agent's
+    case 'approval':
+      return event; // a sub-agent's request is decided in its parent's thread, as it is
   }
 }
 
