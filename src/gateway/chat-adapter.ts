@@ -45,6 +45,8 @@ export interface AdapterDeps {
   throttles: import('./chat-throttles.js').ChatThrottles;
   /** Messages per person and minute, new conversations per hour, open event streams (in Redis). */
   limits: import('./rate-limiter.js').RateLimiter;
+  /** Approval requests (request_access): read, decide once, and where each card was posted. */
+  approvals: import('../shared/stores/approval-store.js').ApprovalStore;
 }
 
 /** Builds the chat adapters the config enables (adapters/index.ts); the CLI hands it to the gateway. */

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import { deliveryLayout } from '../contracts/redis/chat-keys.js';
 import type { AuditRecorder } from '../shared/audit/audit-log.js';
 import { type ScheduleSettings, Schedules } from '../shared/schedules/schedules.js';
+import { ApprovalStore } from '../shared/stores/approval-store.js';
 import { TaskStore } from '../shared/stores/task-store.js';
 import type { AdapterDeps } from './chat-adapter.js';
 import { type ChatThrottles, EditPacer, NoticeThrottle } from './chat-throttles.js';
@@ -21,7 +22,7 @@ export function chatServices(
     /** Records schedules made, paused, resumed and deleted. */
     audit?: AuditRecorder;
   } = {},
-): Pick<AdapterDeps, 'deliveryOnce' | 'tasks' | 'throttles' | 'limits' | 'schedules'> {
+): Pick<AdapterDeps, 'deliveryOnce' | 'tasks' | 'throttles' | 'limits' | 'schedules' | 'approvals'> {
   const instance = config.SANDBOT_INSTANCE;
   const throttles: ChatThrottles = {
     notices: new NoticeThrottle(redis),
@@ -30,6 +31,7 @@ export function chatServices(
   return {
     deliveryOnce: (platform) => new DeliveryOnce(redis, deliveryLayout(instance, platform)),
     tasks: new TaskStore(redis, instance),
+    approvals: new ApprovalStore(redis, instance),
     // Fail-fast like the rate limits: a schedule that cannot be saved is refused, not held.
     schedules: new Schedules(options.limitsRedis ?? redis, config, options.audit),
     throttles,
