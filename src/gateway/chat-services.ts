@@ -31,7 +31,7 @@ export function chatServices(
   return {
     deliveryOnce: (platform) => new DeliveryOnce(redis, deliveryLayout(instance, platform)),
     tasks: new TaskStore(redis, instance),
-    approvals: new ApprovalStore(redis, instance),
+    approvals: new ApprovalStore(redis, instance, options.audit),
     // Fail-fast like the rate limits: a schedule that cannot be saved is refused, not held.
     schedules: new Schedules(options.limitsRedis ?? redis, config, options.audit),
     throttles,

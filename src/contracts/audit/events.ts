@@ -148,6 +148,22 @@ export const AUDIT_DATA = {
   'schedule.deleted': z.looseObject({ schedule: text(20) }),
   /** A vetted skill in a turn: loaded (with its hash), refused (why), or a mount that did not match. */
   skill: z.looseObject({ action: text(50), skill: text(200) }),
+  /** The agent asked for more (request_access): the card's id, what and why (its words). */
+  'approval.requested': z.looseObject({
+    approval: text(60),
+    kind: z.enum(['network', 'skill', 'delegate']),
+    target: text(260),
+    reason: text(1000),
+  }),
+  /** A request decided (the actor clicked) or expired (actor: the worker); recorded once, by whoever ended it. */
+  'approval.decided': z.looseObject({
+    approval: text(60),
+    kind: z.enum(['network', 'skill', 'delegate']),
+    target: text(260),
+    status: z.enum(['approved', 'denied', 'expired']),
+    scope: z.enum(['conversation', 'hour']).optional(),
+    note: text(300).optional(),
+  }),
 } as const;
 
 export type AuditKind = keyof typeof AUDIT_DATA;

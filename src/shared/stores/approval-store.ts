@@ -7,8 +7,10 @@ import {
   type ApprovalStatus,
   decisionOutcome,
 } from '../../contracts/approvals/approval.js';
+import { AuditActor } from '../../contracts/audit/events.js';
 import { approvalKeys } from '../../contracts/redis/keys.js';
 import { APPROVAL_DECIDE } from '../../contracts/redis/scripts.js';
+import type { AuditRecorder } from '../audit/audit-log.js';
 
 /** What the asking side fills in; the store adds id, times and status. */
 export type ApprovalInput = Omit<Approval, 'id' | 'requestedAt' | 'expiresAtMs' | 'status'> & {
@@ -49,6 +51,8 @@ export class ApprovalStore {
   constructor(
     private readonly redis: Redis,
     instance: string,
+    /** Records each request's end once (`approval.decided`), whoever ended it; absent: not recorded. */
+    private readonly audit?: AuditRecorder,
   ) {
     this.keys = approvalKeys(instance);
   }
@@ -125,9 +129,28 @@ export class ApprovalStore {
     if (result === -1) return { outcome: 'unknown' };
     const approval = await this.get(id);
     if (!approval) return { outcome: 'unknown' };
-    if (result === 1) return { outcome: 'decided', approval };
-    if (result === 2) return { outcome: 'expired', approval };
-    return { outcome: 'already', approval };
+    if (result === 0) return { outcome: 'already', approval };
+    await this.recordEnd(approval, result === 2 ? 'gateway' : fields.by);
+    return { outcome: result === 2 ? 'expired' : 'decided', approval };
+  }
+
+  private async recordEnd(approval: Approval, actor: string | undefined): Promise<void> {
+    const parsed = AuditActor.safeParse(actor);
+    const status = approval.status === 'pending' ? 'expired' : approval.status;
+    await this.audit?.record({
+      conversation: approval.conversation,
+      turnId: approval.turnId,
+      actor: parsed.success ? parsed.data : 'gateway',
+      kind: 'approval.decided',
+      data: {
+        approval: approval.id,
+        kind: approval.kind,
+        target: approval.target,
+        status,
+        ...(approval.scope ? { scope: approval.scope } : {}),
+        ...(approval.note ? { note: approval.note } : {}),
+      },
+    });
   }
 
   /**
