@@ -25,12 +25,16 @@ export async function deliverApprovalCard(
 ): Promise<void> {
   const { approvals, claims, poster } = deps;
   const approval = (await approvals.get(event.approval.id)) ?? event.approval;
-  const posted = await claims.once(`approval:${approval.id}:card`, async () => {
-    const ref = await poster.post(approval);
-    await approvals.setCardRef(approval.id, poster.platform, ref);
-    return true;
-  });
+  // The card's place outlives the claim's record: a card once posted is only ever edited.
+  const known = await approvals.cardRef(approval.id, poster.platform);
+  const posted =
+    !known &&
+    (await claims.once(`approval:${approval.id}:card`, async () => {
+      const ref = await poster.post(approval);
+      await approvals.setCardRef(approval.id, poster.platform, ref);
+      return true;
+    }));
   if (posted || approval.status === 'pending') return;
-  const ref = await approvals.cardRef(approval.id, poster.platform);
+  const ref = known ?? (await approvals.cardRef(approval.id, poster.platform));
   if (ref) await poster.edit(ref, approval);
 }
