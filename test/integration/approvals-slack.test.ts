@@ -13,6 +13,7 @@ import { ApprovalStore } from '../../src/shared/stores/approval-store.js';
 import { ConversationOwners } from '../../src/shared/stores/conversation-owner.js';
 import { type FakeMessage, waitFor } from '../../testkit/fakes/fake-slack.js';
 import { blockActions, type Transport } from '../../testkit/fakes/fake-slack-events.js';
+import { withOutboundDelivery } from '../helpers/outbound.js';
 import { type SlackHarness, startSlackHarness } from '../helpers/slack-harness.js';
 
 /**
@@ -245,6 +246,22 @@ describe('approval cards in Slack (HTTP interactivity, SANDBOT_APPROVERS=admins)
     expect(messages).toHaveLength(1);
     expect(messages[0]?.text).toContain('⛔ Denied by ana');
     expect(buttonIds(messages[0] as FakeMessage)).toEqual([]);
+  });
+
+  it('goes through the outbound queue as the worker publishes it', async () => {
+    const { approval, threadTs, event } = await request(f);
+    await withOutboundDelivery(f.h.config, f.h.adapter, async (publish) => {
+      await publish(event());
+      const card = await cardIn(f, threadTs);
+      await click(f, card, ADMIN, 'deny', approval.id);
+      await waitFor('the card edited by the click', () => card.edits.length === 1);
+      const decided = await f.store.get(approval.id);
+      expect(decided?.status).toBe('denied');
+      await publish(event(decided));
+      await waitFor('the card edited by the final event', () => card.edits.length === 2);
+      expect(card.text).toContain('⛔ Denied by alice');
+      expect(f.h.fake.botMessages(CHANNEL, threadTs)).toHaveLength(1);
+    });
   });
 
   it('refuses a click naming a request of another channel', async () => {
