@@ -2,7 +2,11 @@ import { UnrecoverableError } from 'bullmq';
 import type { Logger } from '../../src/contracts/log/logger.js';
 import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
 import type { DiscordKeys } from '../../src/contracts/redis/chat-keys.js';
+import { type ApprovalEvent, deliverApprovalCard } from '../../src/gateway/approval-delivery.js';
 import type { AdapterDeps } from '../../src/gateway/chat-adapter.js';
+import type { DeliveryOnce } from '../../src/gateway/delivery-once.js';
+import type { ApprovalStore } from '../../src/shared/stores/approval-store.js';
+import { discordApprovalCard } from './approval-card.js';
 import { DiscordRoute } from './conversation.js';
 import type { DiscordApi } from './discord-api.js';
 import { ThreadRegistry } from './handler-context.js';
@@ -19,7 +23,26 @@ export class DiscordDelivery {
     private readonly progress: ProgressMessages,
     private readonly replies: ReplySender,
     private readonly scheduledThreads: ScheduledThreads,
+    private readonly cards: { api: DiscordApi; approvals: ApprovalStore; ledger: DeliveryOnce },
   ) {}
+
+  /** The approval card in the conversation's channel, posted once and edited in place as it ends. */
+  private approvalCard(event: ApprovalEvent, route: DiscordRoute): Promise<void> {
+    const { api, approvals, ledger } = this.cards;
+    return deliverApprovalCard(event, {
+      approvals,
+      claims: ledger,
+      poster: {
+        platform: 'discord',
+        post: async (approval) => ({
+          channelId: route.channelId,
+          messageId: await api.postCard(route.channelId, discordApprovalCard(approval)),
+        }),
+        edit: (ref, approval) =>
+          api.editCard(ref.channelId ?? route.channelId, ref.messageId ?? '', discordApprovalCard(approval)),
+      },
+    });
+  }
 
   async deliver(event: OutboundEvent): Promise<void> {
     const parsed = DiscordRoute.safeParse(event.route);
@@ -31,7 +54,7 @@ export class DiscordDelivery {
     const route = parsed.data;
     const turnId = event.turnId ?? event.id;
     if (event.type === 'thread_start') return this.scheduledThreads.start(event, route);
-    if (event.type === 'approval') return; // TODO(approvals-chat): the card as button components
+    if (event.type === 'approval') return this.approvalCard(event, route);
     if (event.type === 'progress') return this.progress.progress(event, route);
     await this.progress.finish(turnId, route);
     if (event.type === 'reply') return this.replies.send(event.id, route, event.text, event.files ?? []);
@@ -63,5 +86,6 @@ export function createDiscordDelivery(
     new ScheduledThreads(api, ledger, new ThreadRegistry(deps.redis, keys), (message) =>
       deps.submit(message),
     ),
+    { api, approvals: deps.approvals, ledger },
   );
 }

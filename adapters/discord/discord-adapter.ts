@@ -4,6 +4,7 @@ import { discordKeys } from '../../src/contracts/redis/chat-keys.js';
 import type { AdapterDeps, ChatAdapter } from '../../src/gateway/chat-adapter.js';
 import { InOrder } from '../../src/gateway/in-order.js';
 import { accessPolicyFrom } from './access.js';
+import { handleApprovalButton, isComponentInteraction } from './approval-buttons.js';
 import { handleInteractionCreate } from './command-handler.js';
 import { SLASH_COMMANDS } from './commands.js';
 import { DiscordConnection } from './connection.js';
@@ -60,7 +61,8 @@ export function createDiscordAdapter(
       const report = (error: unknown) => logger.error({ err: error, type }, 'discord: event not handled');
       if (type === 'INTERACTION_CREATE') {
         // Not queued behind anything: Discord wants an answer within 3 seconds.
-        handleInteractionCreate(context, data).catch(report);
+        const handle = isComponentInteraction(data) ? handleApprovalButton : handleInteractionCreate;
+        handle(context, data).catch(report);
         return;
       }
       const channel = String((data as { channel_id?: unknown }).channel_id ?? '');

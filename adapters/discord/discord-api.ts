@@ -18,7 +18,17 @@ const Created = z.object({ id: Snowflake, channel_id: Snowflake.optional() });
 /** Interaction callback types (discord-api-types InteractionResponseType). */
 const CALLBACK_MESSAGE = 4;
 const CALLBACK_DEFERRED = 5;
+/** A component's interaction answered by editing the message the component is on. */
+const CALLBACK_UPDATE_MESSAGE = 7;
 const EPHEMERAL = 64;
+/** No link previews under a message (the agent's words could name any URL). */
+const SUPPRESS_EMBEDS = 4;
+
+/** A message with components (an approval card); `components: []` removes them. */
+export interface ComponentsBody {
+  content: string;
+  components: unknown[];
+}
 
 /** Discord error codes the adapter reacts to. */
 export const DiscordErrorCode = {
@@ -56,6 +66,28 @@ export class DiscordApi {
   async editMessage(channelId: string, messageId: string, content: string): Promise<void> {
     await this.rest.patch(Routes.channelMessage(channelId, messageId), {
       body: { content, allowed_mentions: { parse: [] } },
+    });
+  }
+
+  /** Posts a message with components (buttons); returns its id. */
+  async postCard(channelId: string, body: ComponentsBody): Promise<string> {
+    const created = await this.rest.post(Routes.channelMessages(channelId), {
+      body: { ...body, allowed_mentions: { parse: [] }, flags: SUPPRESS_EMBEDS },
+    });
+    return Created.parse(created).id;
+  }
+
+  async editCard(channelId: string, messageId: string, body: ComponentsBody): Promise<void> {
+    await this.rest.patch(Routes.channelMessage(channelId, messageId), {
+      body: { ...body, allowed_mentions: { parse: [] } },
+    });
+  }
+
+  /** Answers a component's click by editing the message it is on (within the 3 seconds). */
+  async updateMessage(interaction: { id: string; token: string }, body: ComponentsBody): Promise<void> {
+    await this.rest.post(Routes.interactionCallback(interaction.id, interaction.token), {
+      auth: false,
+      body: { type: CALLBACK_UPDATE_MESSAGE, data: { ...body, allowed_mentions: { parse: [] } } },
     });
   }
 

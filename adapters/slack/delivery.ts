@@ -3,8 +3,11 @@ import { UnrecoverableError } from 'bullmq';
 import type { Logger } from '../../src/contracts/log/logger.js';
 import type { FileRef, InboundMessage } from '../../src/contracts/protocol/inbound.js';
 import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
+import { type ApprovalEvent, deliverApprovalCard } from '../../src/gateway/approval-delivery.js';
 import type { DeliveryOnce } from '../../src/gateway/delivery-once.js';
+import type { ApprovalStore } from '../../src/shared/stores/approval-store.js';
 import type { BlobStore } from '../../src/shared/stores/blob-store.js';
+import { slackApprovalCard } from './approval-card.js';
 import type { ProgressMessages } from './progress-message.js';
 import { SlackRoute, slackConversationId } from './slack-event.js';
 import { escapeForSlack, MAX_PARTS, preview, splitForSlack } from './slack-text.js';
@@ -15,6 +18,8 @@ export interface DeliveryDeps {
   progress: ProgressMessages;
   blobs: Pick<BlobStore, 'get'>;
   logger: Logger;
+  /** Approval requests: the card's current state and where it was posted. */
+  approvals: ApprovalStore;
   /** Submits a scheduled run into the thread made for it. */
   submit: (message: InboundMessage) => Promise<unknown>;
 }
@@ -70,7 +75,39 @@ export class SlackDelivery {
         return this.react(route, 'x');
       case 'thread_start':
         return this.startThread(event, route);
+      case 'approval':
+        return this.approvalCard(event, route);
     }
+  }
+
+  /** The approval card in the thread, posted once and edited in place as the request ends. */
+  private approvalCard(event: ApprovalEvent, route: SlackRoute): Promise<void> {
+    const { client } = this.deps;
+    return deliverApprovalCard(event, {
+      approvals: this.deps.approvals,
+      claims: this.deps.claims,
+      poster: {
+        platform: 'slack',
+        async post(approval) {
+          const posted = await client.chat.postMessage({
+            channel: route.channel,
+            ...slackApprovalCard(approval),
+            ...(route.thread_ts ? { thread_ts: route.thread_ts } : {}),
+            unfurl_links: false,
+            unfurl_media: false,
+          });
+          if (!posted.ts) throw new Error(`Slack did not say where the card of ${approval.id} is`);
+          return { channel: posted.channel ?? route.channel, ts: posted.ts };
+        },
+        async edit(ref, approval) {
+          await client.chat.update({
+            channel: ref.channel ?? route.channel,
+            ts: ref.ts ?? '',
+            ...slackApprovalCard(approval),
+          });
+        },
+      },
+    });
   }
 
   /**

@@ -63,7 +63,8 @@ export function slackManifest(options: ManifestOptions): Record<string, unknown>
         bot_events: [...BOT_EVENTS],
         ...(requestUrl ? { request_url: requestUrl } : {}),
       },
-      interactivity: { is_enabled: false },
+      // Approval cards' buttons: Slack posts the clicks to the same URL as events (or over the socket).
+      interactivity: { is_enabled: true, ...(requestUrl ? { request_url: requestUrl } : {}) },
       org_deploy_enabled: false,
       socket_mode_enabled: options.socketMode,
       token_rotation_enabled: false,

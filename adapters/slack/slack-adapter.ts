@@ -4,6 +4,7 @@ import { slackKeys } from '../../src/contracts/redis/chat-keys.js';
 import type { AdapterDeps, AdapterHealth, ChatAdapter } from '../../src/gateway/chat-adapter.js';
 import type { HttpServer } from '../../src/gateway/http-server.js';
 import { accessPolicyFrom } from './access.js';
+import { SlackApprovalActions } from './approval-actions.js';
 import { type BoltSetup, createBoltApp, EVENTS_PATH } from './bolt-app.js';
 import { SlackCommandHandler } from './command-handler.js';
 import { SlackDelivery } from './delivery.js';
@@ -40,6 +41,7 @@ export function createSlackAdapter(deps: AdapterDeps): SlackAdapter {
     progress,
     blobs: deps.blobs,
     logger,
+    approvals: deps.approvals,
     submit: (message) => deps.submit(message),
   });
   listen(bolt, {
@@ -52,6 +54,7 @@ export function createSlackAdapter(deps: AdapterDeps): SlackAdapter {
       logger,
     }),
     commands: new SlackCommandHandler({ deps, keys, policy, logger }),
+    approvals: new SlackApprovalActions({ deps, client: bolt.client, policy, logger }),
     logger,
   });
 
@@ -84,12 +87,17 @@ export function createSlackAdapter(deps: AdapterDeps): SlackAdapter {
   };
 }
 
-/** Messages and slash commands into their handlers; Bolt acks before a listener runs. */
+/** Messages, slash commands and approval buttons into their handlers. */
 function listen(
   bolt: BoltSetup,
-  handlers: { messages: SlackMessageHandler; commands: SlackCommandHandler; logger: Logger },
+  handlers: {
+    messages: SlackMessageHandler;
+    commands: SlackCommandHandler;
+    approvals: SlackApprovalActions;
+    logger: Logger;
+  },
 ): void {
-  const { messages, commands, logger } = handlers;
+  const { messages, commands, approvals, logger } = handlers;
   const onEvent = async ({ body, context }: { body: unknown; context: { botUserId?: string } }) => {
     await messages.onEvent(body, context.botUserId);
   };
@@ -99,6 +107,13 @@ function listen(
     await ack();
     await commands.handle(body, async (text) => {
       await respond({ response_type: 'ephemeral', text });
+    });
+  });
+  // Approval buttons: ack within Slack's 3 seconds, then decide; notes go to the clicker only.
+  bolt.app.action(/^sandbot_approval:/, async ({ ack, body, respond }) => {
+    await ack();
+    await approvals.onClick(body, async (text) => {
+      await respond({ response_type: 'ephemeral', replace_original: false, text });
     });
   });
   bolt.app.error(async (error) => {

@@ -9,9 +9,12 @@ describe('slackManifest', () => {
       settings: {
         socket_mode_enabled: boolean;
         event_subscriptions: { bot_events: string[]; request_url?: string };
+        interactivity: { is_enabled: boolean; request_url?: string };
       };
     };
     expect(manifest.settings.socket_mode_enabled).toBe(true);
+    // Approval cards' buttons: clicks come over the socket.
+    expect(manifest.settings.interactivity).toEqual({ is_enabled: true });
     expect(manifest.settings.event_subscriptions.request_url).toBeUndefined();
     expect(manifest.settings.event_subscriptions.bot_events).toEqual(
       expect.arrayContaining(['app_mention', 'message.im', 'message.channels']),
@@ -24,6 +27,10 @@ describe('slackManifest', () => {
     const manifest = slackManifest({ socketMode: false, publicUrl: 'https://bot.example.com/' });
     expect(JSON.stringify(manifest)).toContain('"request_url":"https://bot.example.com/slack/events"');
     expect(JSON.stringify(manifest)).toContain('"url":"https://bot.example.com/slack/events"');
+    expect((manifest.settings as { interactivity: unknown }).interactivity).toEqual({
+      is_enabled: true,
+      request_url: 'https://bot.example.com/slack/events',
+    });
     expect(() => slackManifest({ socketMode: false })).toThrow(/public URL/);
   });
 });

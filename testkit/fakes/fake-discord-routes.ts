@@ -63,6 +63,13 @@ function interactionCallback({ world, body, params: [id, token], res }: Call) {
     return discordError(res, 400, 40060, 'Interaction has already been acknowledged.');
   interaction.callback = body as FakeInteraction['callback'];
   const data = (body.data ?? {}) as { content?: string; flags?: number };
+  const clicked = world.messages.find((x) => x.id === interaction.messageId && !x.deleted);
+  if (body.type === 7) {
+    // UPDATE_MESSAGE: a component's interaction edits the message the component is on.
+    if (!clicked) return discordError(res, 400, 50035, 'Invalid Form Body');
+    world.editMessage(clicked, data, []);
+    return sendNoContent(res);
+  }
   interaction.original = world.createMessage(interaction.channelId, world.bot, data.content ?? '', {
     interactionToken: interaction.token,
     flags: data.flags ?? 0,

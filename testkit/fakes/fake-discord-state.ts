@@ -55,14 +55,20 @@ export interface FakeMessage {
   flags: number;
   deleted?: boolean;
   createdAt: number;
+  /** Action rows of components (buttons), as last posted or edited. */
+  components?: unknown[];
+  /** allowed_mentions as last posted or edited. */
+  allowedMentions?: unknown;
 }
 
 export interface FakeInteraction {
   id: string;
   token: string;
   channelId: string;
-  /** The callback Discord got (type 4 reply, 5 deferred), if any. */
-  callback?: { type: number; data?: { content?: string; flags?: number } };
+  /** The callback Discord got (type 4 reply, 5 deferred, 7 update of the clicked message), if any. */
+  callback?: { type: number; data?: { content?: string; flags?: number; components?: unknown[] } };
+  /** A component's interaction: the message the clicked component is on. */
+  messageId?: string;
   /** The original response, once the callback created it. */
   original?: FakeMessage;
 }
@@ -137,6 +143,7 @@ export function messageObject(message: FakeMessage, baseUrl: string, guildId?: s
       proxy_url: `${baseUrl}/attachments/${message.channel_id}/${a.id}/${encodeURIComponent(a.filename)}`,
     })),
     embeds: [],
+    ...(message.components ? { components: message.components } : {}),
     pinned: false,
     type: 0,
     flags: message.flags,

@@ -85,11 +85,17 @@ export class FakeWorld {
     return message;
   }
 
-  editMessage(message: FakeMessage, body: { content?: unknown }, files: RecordedRequest['files']): void {
+  editMessage(
+    message: FakeMessage,
+    body: { content?: unknown; components?: unknown; allowed_mentions?: unknown },
+    files: RecordedRequest['files'],
+  ): void {
     if (typeof body.content === 'string') {
       message.content = body.content;
       message.history.push(body.content);
     }
+    if (Array.isArray(body.components)) message.components = body.components;
+    if (body.allowed_mentions !== undefined) message.allowedMentions = body.allowed_mentions;
     for (const file of files) {
       message.attachments.push({
         id: snowflake(),
@@ -101,7 +107,11 @@ export class FakeWorld {
   }
 
   /** A message the bot posts; Discord sends the bot its own MESSAGE_CREATE too. */
-  botPost(channelId: string, body: { content?: unknown }, files: RecordedRequest['files']): FakeMessage {
+  botPost(
+    channelId: string,
+    body: { content?: unknown; components?: unknown },
+    files: RecordedRequest['files'],
+  ): FakeMessage {
     const message = this.createMessage(channelId, this.bot, '', { history: [] });
     this.editMessage(message, body, files);
     const channel = this.channels.get(channelId);

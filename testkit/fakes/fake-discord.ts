@@ -191,6 +191,43 @@ export async function startFakeDiscord(options: { token?: string } = {}) {
       return interaction;
     },
 
+    /**
+     * A user clicks a button on a message (the bot's): INTERACTION_CREATE type 3, as Discord sends it,
+     * with the whole message and who clicked (a member with roles in a guild, a user in a DM).
+     */
+    click(o: { message: FakeMessage; customId: string; user?: FakeUser; roles?: string[] }): FakeInteraction {
+      const channel = channelOrThrow(o.message.channel_id);
+      const user = o.user ?? world.users.alice;
+      const interaction: FakeInteraction = {
+        id: snowflake(),
+        token: `itok-${snowflake()}`,
+        channelId: channel.id,
+        messageId: o.message.id,
+      };
+      world.interactions.set(interaction.id, interaction);
+      const dm = channel.type === ChannelTypes.DM;
+      const where = dm
+        ? { user: userObject(user), context: 1 }
+        : { guild_id: channel.guild_id, member: memberObject(user, rolesOf(user, o.roles)), context: 0 };
+      gateway.dispatch('INTERACTION_CREATE', {
+        id: interaction.id,
+        application_id: world.applicationId,
+        type: 3,
+        token: interaction.token,
+        version: 1,
+        data: { custom_id: o.customId, component_type: 2 },
+        message: messageObject(o.message, world.baseUrl, channel.guild_id),
+        channel_id: channel.id,
+        channel: channelObject(channel),
+        ...where,
+        app_permissions: '0',
+        locale: 'en-US',
+        entitlements: [],
+        authorizing_integration_owners: {},
+      });
+      return interaction;
+    },
+
     channel: (id: string) => world.channels.get(id),
     /** The bot's messages in a channel, oldest first (deleted ones left out). */
     botMessages: (channelId: string) =>

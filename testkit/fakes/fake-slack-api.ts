@@ -13,6 +13,8 @@ export interface FakeMessage {
   /** Texts set by chat.update, in order. */
   edits: string[];
   files: FakeUpload[];
+  /** Block Kit blocks, as last posted or updated. */
+  blocks?: Record<string, unknown>[];
 }
 
 export interface FakeUpload {
@@ -130,6 +132,8 @@ export abstract class FakeSlackWorkspace {
         if (!channel) return fail('channel_not_found');
         if (!args.text) return fail('no_text');
         const message = this.post(channel, String(args.text), args.thread_ts as string | undefined, []);
+        const blocks = blocksOf(args.blocks);
+        if (blocks) message.blocks = blocks;
         return ok({
           channel,
           ts: message.ts,
@@ -141,6 +145,9 @@ export abstract class FakeSlackWorkspace {
         if (!message) return fail('message_not_found');
         message.text = String(args.text ?? '');
         message.edits.push(message.text);
+        const blocks = blocksOf(args.blocks);
+        if (blocks) message.blocks = blocks;
+        else delete message.blocks;
         return ok({ channel, ts: message.ts, text: message.text });
       }
       case 'chat.postEphemeral':
@@ -213,4 +220,10 @@ export abstract class FakeSlackWorkspace {
     this.messages.push(message);
     return message;
   }
+}
+
+/** Blocks as the web client sends them: an array in a JSON body, a JSON string in a form. */
+function blocksOf(value: unknown): Record<string, unknown>[] | undefined {
+  const parsed = typeof value === 'string' ? (JSON.parse(value) as unknown) : value;
+  return Array.isArray(parsed) ? (parsed as Record<string, unknown>[]) : undefined;
 }

@@ -1,5 +1,5 @@
 import { createHmac, randomUUID } from 'node:crypto';
-import type { FakeSlack } from './fake-slack.js';
+import type { FakeMessage, FakeSlack } from './fake-slack.js';
 
 /**
  * What Slack sends an app, built like Slack builds it, and the two ways it arrives: a signed POST to
@@ -101,6 +101,74 @@ export function slashCommand(
   };
 }
 
+/**
+ * A `block_actions` payload: a person clicks a button on a message the bot posted, as Slack sends it
+ * (the same object over Socket Mode, and as the form field `payload` to the request URL).
+ */
+export function blockActions(
+  fake: FakeSlack,
+  spec: { user: string; message: FakeMessage; actionId: string },
+): Record<string, unknown> {
+  const { message } = spec;
+  const action = findAction(message, spec.actionId);
+  const name = fake.users.get(spec.user) ?? spec.user.toLowerCase();
+  return {
+    type: 'block_actions',
+    user: { id: spec.user, username: name, name, team_id: fake.team },
+    api_app_id: 'A0FAKE',
+    token: 'legacy-verification-token',
+    container: {
+      type: 'message',
+      message_ts: message.ts,
+      channel_id: message.channel,
+      is_ephemeral: false,
+      ...(message.thread_ts ? { thread_ts: message.thread_ts } : {}),
+    },
+    trigger_id: `${Date.now()}.${randomUUID().slice(0, 8)}`,
+    team: { id: fake.team, domain: 'fake' },
+    enterprise: null,
+    is_enterprise_install: false,
+    channel: { id: message.channel, name: message.channel.startsWith('D') ? 'directmessage' : 'general' },
+    message: {
+      type: 'message',
+      user: message.user,
+      ts: message.ts,
+      text: message.text,
+      ...(message.bot_id ? { bot_id: message.bot_id } : {}),
+      ...(message.thread_ts ? { thread_ts: message.thread_ts } : {}),
+      ...(message.blocks ? { blocks: message.blocks } : {}),
+    },
+    state: { values: {} },
+    response_url: fake.responseUrl(),
+    actions: [
+      {
+        action_id: spec.actionId,
+        block_id: action.blockId,
+        text: { type: 'plain_text', text: action.label, emoji: true },
+        ...(action.value === undefined ? {} : { value: action.value }),
+        type: 'button',
+        action_ts: `${Math.floor(Date.now() / 1000)}.000100`,
+      },
+    ],
+  };
+}
+
+/** The button a click names, as the message's blocks show it (a click on a missing button is a test bug). */
+function findAction(message: FakeMessage, actionId: string) {
+  for (const block of message.blocks ?? []) {
+    const elements = (block.elements ?? []) as Record<string, unknown>[];
+    const button = elements.find((e) => e.type === 'button' && e.action_id === actionId);
+    if (button) {
+      return {
+        blockId: String(block.block_id ?? 'actions'),
+        label: String((button.text as { text?: unknown } | undefined)?.text ?? ''),
+        value: button.value === undefined ? undefined : String(button.value),
+      };
+    }
+  }
+  throw new Error(`fake slack: message ${message.ts} has no button ${actionId}`);
+}
+
 export interface SignOptions {
   retryNum?: number;
   /** Sign with this secret instead of the right one. */
@@ -177,6 +245,22 @@ export class SlackSender {
       form,
       'application/x-www-form-urlencoded',
       options,
+    );
+    return result.status;
+  }
+
+  /** An interaction payload (a button click): an `interactive` envelope, or a signed form `payload=`. */
+  async interaction(payload: Record<string, unknown>): Promise<number> {
+    if (this.transport === 'socket') {
+      await this.fake.socket.send('interactive', payload);
+      return 200;
+    }
+    const form = new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
+    const result = await postSigned(
+      this.url(),
+      this.fake.signingSecret,
+      form,
+      'application/x-www-form-urlencoded',
     );
     return result.status;
   }

@@ -4,7 +4,7 @@ import { type WebSocket, WebSocketServer } from 'ws';
 
 /**
  * Slack's Socket Mode server: `apps.connections.open` hands out a URL here; on connect the server says
- * hello, then pushes envelopes (`events_api`, `slash_commands`) that the client acks with
+ * hello, then pushes envelopes (`events_api`, `slash_commands`, `interactive`) that the client acks with
  * `{envelope_id, payload}`. The client pings; `ws` answers pongs by itself.
  */
 export class FakeSocketMode {
@@ -71,7 +71,7 @@ export class FakeSocketMode {
 
   /** Pushes one envelope to the connected client; resolves with the ack's payload. */
   send(
-    type: 'events_api' | 'slash_commands',
+    type: 'events_api' | 'slash_commands' | 'interactive',
     payload: unknown,
     options: { retryAttempt?: number; retryReason?: string; timeoutMs?: number } = {},
   ): Promise<unknown> {
