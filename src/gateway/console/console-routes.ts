@@ -75,7 +75,8 @@ class ConsoleContext {
         'content-security-policy': contentSecurityPolicy(nonce),
         'x-frame-options': 'DENY',
         'x-content-type-options': 'nosniff',
-        'referrer-policy': 'no-referrer',
+        // Not no-referrer: under it browsers send "Origin: null" on form posts, and the Origin check needs the real one.
+        'referrer-policy': 'same-origin',
         'cache-control': 'no-store',
       })
       .send(render(nonce));

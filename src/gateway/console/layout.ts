@@ -47,7 +47,7 @@ export function page(options: PageOptions): string {
   const doc = html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
+<meta name="referrer" content="same-origin">
 <title>${options.title} · sandbot console</title>
 <style nonce="${options.nonce}">${new Html(STYLE)}</style></head>
 <body><header><h1><a href="/console">sandbot console</a></h1>${

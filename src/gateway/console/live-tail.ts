@@ -29,7 +29,8 @@ export async function streamConversation(
   const abort = new AbortController();
   const stop = () => abort.abort();
   res.on('close', stop);
-  const reader = source.redis.duplicate({ maxRetriesPerRequest: null });
+  // Its own connection (XREAD BLOCK holds it), which waits to be connected (the gateway's may fail fast).
+  const reader = source.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
   reader.on('error', () => undefined);
   res.writeHead(200, {
     'content-type': 'text/event-stream; charset=utf-8',
@@ -49,6 +50,7 @@ export async function streamConversation(
     const live = liveEvents(reader, source.instance, { conversation }, abort.signal);
     // The stream's first read starts now ("from here on"); then the file says what came before it.
     const first = live.next();
+    first.catch(() => undefined); // awaited below; meanwhile a failure is not "unhandled"
     const written = parseEvents(await source.journal.tail(conversation, CATCH_UP_BYTES));
     for (const event of written) await send(eventView(event));
     for (let next = await first; !next.done; next = await live.next()) await send(eventView(next.value));
