@@ -11,8 +11,11 @@ import { parseEvents } from '../../src/shared/audit/summary.js';
 import { createRedis } from '../../src/shared/redis/connection.js';
 import { ApprovalStore } from '../../src/shared/stores/approval-store.js';
 import { Quarantine } from '../../src/shared/stores/quarantine.js';
+import { addSkill } from '../../src/worker/skills/vetting.js';
 import type { FakeChatRequest, FakeStep } from '../../testkit/fakes/fake-ollama.js';
 import { testInstance } from '../../testkit/redis.js';
+import { greeterSkill, writeSkill } from '../helpers/skill-fixtures.js';
+import { registryOf } from '../helpers/skill-stack.js';
 import { postMessage } from '../helpers/sse.js';
 import { type ScriptedStack, startScriptedStack, testConfig } from '../helpers/stack.js';
 import { turnsSettled } from '../helpers/turns.js';
@@ -28,7 +31,11 @@ const TOKEN = 'console-browser-token-0123456789';
 const OPERATOR = 'Ada';
 const SHOTS = path.resolve('test-results/console');
 const dir = mkdtempSync(path.join(tmpdir(), 'sandbot-console-browser-'));
-const config = testConfig(testInstance('console-ui'), { SANDBOT_API_TOKEN: TOKEN, SANDBOT_AUDIT_DIR: dir });
+const config = testConfig(testInstance('console-ui'), {
+  SANDBOT_API_TOKEN: TOKEN,
+  SANDBOT_AUDIT_DIR: dir,
+  SANDBOT_SKILLS_DIR: path.join(dir, 'skills'),
+});
 const instance = config.SANDBOT_INSTANCE;
 const session = 'console-live';
 const conversation = webConversationId(session);
@@ -69,6 +76,8 @@ const api = { authorization: `Bearer ${TOKEN}` };
 describe.skipIf(!existsSync(CHROMIUM))(`the console in headless Chromium (needs ${CHROMIUM})`, () => {
   beforeAll(async () => {
     mkdirSync(SHOTS, { recursive: true });
+    // A skill added but not approved: the worker reports it as waiting for approval.
+    await addSkill(registryOf(config), await writeSkill(greeterSkill()), 'test-admin');
     stack = await startScriptedStack(config, script);
     redis = createRedis(config.SANDBOT_REDIS_URL, 'console-browser');
     browser = await puppeteer.launch({
@@ -106,6 +115,17 @@ describe.skipIf(!existsSync(CHROMIUM))(`the console in headless Chromium (needs 
     await turnsSettled(redis, instance, conversation, 60_000);
     await postMessage(stack.url, session, 'two', 'tester', api);
     await stack.ollama.waitForHold('two');
+    // One request waiting on the overview (the last test decides another).
+    await new ApprovalStore(redis, instance).create({
+      conversation,
+      platform: 'web',
+      route: {},
+      kind: 'network',
+      target: 'pypi.org',
+      reason: 'to install the requests package',
+      turnId: `${conversation}#2`,
+      timeoutSeconds: 600,
+    });
     // The worker reports its sandboxes every 10 s: reload until this one is in.
     let sandboxes = '';
     for (let i = 0; i < 30 && !sandboxes.includes(conversation); i++) {
@@ -114,11 +134,21 @@ describe.skipIf(!existsSync(CHROMIUM))(`the console in headless Chromium (needs 
       if (!sandboxes.includes(conversation)) await new Promise((r) => setTimeout(r, 1000));
     }
     expect(sandboxes).toContain(conversation);
-    expect(sandboxes).toMatch(/\d+(\.\d+)?%/);
-    expect(sandboxes).toMatch(/MiB of /);
+    const cells = await page.$eval(`#sandboxes tr[data-sandbox="${conversation}"]`, (tr) =>
+      [...(tr as HTMLTableRowElement).cells].map((c) => c.textContent ?? ''),
+    );
+    expect(cells.slice(1)).toEqual([
+      'running',
+      expect.stringMatching(/^\d+(\.\d+)?%$/),
+      expect.stringMatching(/^[\d.]+ [KM]iB of 256\.0 MiB$/), // SANDBOX_MEMORY_MB=256
+      expect.stringMatching(/^[\d.]+ [KM]iB of [\d.]+ [MG]iB$/), // the capped /workspace's file system
+    ]);
     const row = await page.$eval(`tr[data-conversation="${conversation}"]`, (tr) => tr.textContent ?? '');
     expect(row).toContain('running');
     expect(row).toContain('web:tester');
+    const skills = await page.$eval('#skills', (s) => s.textContent ?? '');
+    expect(skills).toContain('greeter@1.0.0');
+    expect(skills).toContain('sandbot skill approve greeter@1.0.0');
     await shot('02-overview');
   }, 120_000);
 
@@ -172,10 +202,15 @@ describe.skipIf(!existsSync(CHROMIUM))(`the console in headless Chromium (needs 
     expect(await page.$eval('#summary', (s) => s.textContent)).toContain('quarantined');
     const record = await new Quarantine(redis, instance).get(conversation);
     expect(record).toMatchObject({ reason: 'checking the console kill', by: `admin:console:${OPERATOR}` });
-    const events = await auditEvents((e) => e.some((x) => x.kind === 'sandbox.quarantine'));
+    const events = await auditEvents((e) => e.some((x) => x.kind === 'sandbox.kill'));
     expect(events.find((e) => e.kind === 'sandbox.quarantine')).toMatchObject({
       actor: `admin:console:${OPERATOR}`,
       data: { reason: 'checking the console kill' },
+    });
+    // The worker whose engine had the sandbox SIGKILLed it, on the console's word.
+    expect(events.find((e) => e.kind === 'sandbox.kill')?.data).toMatchObject({
+      by: `admin:console:${OPERATOR}`,
+      killed: true,
     });
     await shot('05-killed');
   }, 60_000);

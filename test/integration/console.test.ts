@@ -7,13 +7,17 @@ import { createChatAdapters } from '../../adapters/index.js';
 import type { AuditEvent } from '../../src/contracts/audit/events.js';
 import { type ConversationId, webConversationId } from '../../src/contracts/conversation/id.js';
 import { createLogger } from '../../src/contracts/log/logger.js';
+import { consoleKeys } from '../../src/contracts/redis/keys.js';
 import { type RunningGateway, startGateway } from '../../src/gateway/start-gateway.js';
 import { AuditJournal } from '../../src/shared/audit/journal.js';
 import { parseEvents } from '../../src/shared/audit/summary.js';
+import { ConversationStore } from '../../src/shared/queue/conversation-store.js';
 import { createRedis } from '../../src/shared/redis/connection.js';
 import { ApprovalStore } from '../../src/shared/stores/approval-store.js';
 import { NetworkPolicyStore } from '../../src/shared/stores/policy-store.js';
 import { Quarantine } from '../../src/shared/stores/quarantine.js';
+import { writeSandboxReport } from '../../src/shared/stores/sandbox-report.js';
+import { TaskStore } from '../../src/shared/stores/task-store.js';
 import { dropInstanceKeys, testInstance } from '../../testkit/redis.js';
 import { consoleRequest, signIn } from '../helpers/console-client.js';
 import { testConfig } from '../helpers/stack.js';
@@ -243,6 +247,74 @@ describe('console actions', () => {
     expect(page.body).toContain('Already denied by Ada');
   });
 
+  it('queues a reset in order with the messages, recorded as the operator', async () => {
+    expect((await post('reset', { csrf: session.csrf })).status).toBe(303);
+    expect(await new ConversationStore(redis, instance).pendingCount(conversation)).toBe(1);
+    const events = await auditEvents(conversation, (e) =>
+      e.some((x) => x.kind === 'message.received' && x.data.command === 'reset'),
+    );
+    expect(events.find((e) => e.kind === 'admin.action' && e.data.action === 'reset')?.actor).toBe(
+      'admin:console:Ada',
+    );
+    expect(events.find((e) => e.kind === 'message.received')?.data).toMatchObject({ command: 'reset' });
+  });
+
+  it('streams the timeline to a signed-in session only, from after the last event shown', async () => {
+    const url = `${gateway.url}${convPath}/events`;
+    expect((await consoleRequest(url)).status).toBe(401);
+    const events = await auditEvents(conversation, (e) => e.length >= 3);
+    const abort = new AbortController();
+    const response = await fetch(`${url}?after=${events.length - 2}`, {
+      headers: { cookie: session.cookie },
+      signal: abort.signal,
+    });
+    expect(response.headers.get('content-type')).toContain('text/event-stream');
+    if (!response.body) throw new Error('no event stream');
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let text = '';
+    while ((text.match(/^data: /gm) ?? []).length < 2) text += (await reader.read()).value ?? '';
+    abort.abort();
+    const seqs = [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+    expect(seqs).toEqual([events.length - 1, events.length]);
+  });
+
+  it('shows the task board and each worker’s reported sandboxes', async () => {
+    const task = 'slack:T1:C2:1700000000.000100' as ConversationId;
+    await new TaskStore(redis, instance).create(
+      {
+        conversation: task,
+        scope: 'slack:T1:C2',
+        owner: { platform: 'slack', id: 'U1', name: 'grace' },
+        title: 'Fix the <flaky> build',
+        createdAt: new Date().toISOString(),
+        root: task,
+        depth: 0,
+      },
+      'running',
+    );
+    await writeSandboxReport(redis, instance, 'w-test', {
+      at: Date.now(),
+      sandboxes: [
+        {
+          conversation: task,
+          state: 'running',
+          cpuPercent: 12.5,
+          memoryBytes: 64 * 1024 * 1024,
+          memoryLimitBytes: 256 * 1024 * 1024,
+          diskUsedBytes: 3 * 1024 * 1024,
+          diskTotalBytes: 2048 * 1024 * 1024,
+        },
+      ],
+    });
+    const page = (await consoleRequest(`${gateway.url}/console`, { headers: { cookie: session.cookie } }))
+      .body;
+    expect(page).toContain('Fix the &lt;flaky&gt; build');
+    expect(page).toContain('grace');
+    expect(page).toContain('<td>12.5%</td><td>64.0 MiB of 256.0 MiB</td><td>3.0 MiB of 2.0 GiB</td>');
+    // The task's conversation is listed too, with its channel.
+    expect(page).toContain('<td>slack</td><td>T1:C2</td>');
+  });
+
   it('signs out: the session is gone', async () => {
     const out = await consoleRequest(`${gateway.url}/console/logout`, {
       headers: { cookie: session.cookie, origin: session.origin },
@@ -252,5 +324,26 @@ describe('console actions', () => {
     expect(String(out.headers['set-cookie'])).toContain('Max-Age=0');
     const after = await post('kill', { reason: 'late', csrf: session.csrf });
     expect(after.status).toBe(401);
+  });
+});
+
+describe('console sign-in throttle', () => {
+  it('refuses sign-in for a while after too many wrong tokens from one address', async () => {
+    const attempt = (token: string) =>
+      consoleRequest(`${gateway.url}/console/login`, {
+        headers: { origin: gateway.url },
+        form: { token, name: 'Mallory' },
+      });
+    let last = 0;
+    for (let i = 0; i < 12 && last !== 429; i++) last = (await attempt('wrong')).status;
+    expect(last).toBe(429);
+    // Even the right token waits now.
+    const right = await attempt(TOKEN);
+    expect(right.status).toBe(429);
+    expect(right.headers['set-cookie']).toBeUndefined();
+    await redis.del(
+      consoleKeys(instance).failures('127.0.0.1'),
+      consoleKeys(instance).failures('::ffff:127.0.0.1'),
+    );
   });
 });

@@ -49,7 +49,7 @@ function sandboxesSection(workers: Overview['workers'], now: number): Html {
                 ? html`<p class="muted">No sandboxes.</p>`
                 : html`<div class="scroll"><table><thead><tr><th>Conversation</th><th>State</th><th>CPU</th><th>Memory</th><th>Disk</th></tr></thead><tbody>${w.sandboxes.map(
                     (s) =>
-                      html`<tr><td>${s.pooled ? html`<span class="muted">warm pool</span>` : html`<a class="mono" href="${convUrl(s.conversation)}">${s.conversation}</a>`}</td><td>${s.state}</td><td>${s.cpuPercent === undefined ? '—' : `${s.cpuPercent}%`}</td><td>${formatShare(s.memoryBytes, s.memoryLimitBytes)}</td><td>${formatShare(s.diskUsedBytes, s.diskTotalBytes)}</td></tr>`,
+                      html`<tr data-sandbox="${s.conversation}"><td>${s.pooled ? html`<span class="muted">warm pool</span>` : html`<a class="mono" href="${convUrl(s.conversation)}">${s.conversation}</a>`}</td><td>${s.state}</td><td>${s.cpuPercent === undefined ? '—' : `${s.cpuPercent}%`}</td><td>${formatShare(s.memoryBytes, s.memoryLimitBytes)}</td><td>${formatShare(s.diskUsedBytes, s.diskTotalBytes)}</td></tr>`,
                   )}</tbody></table></div>`
             }`,
         )

@@ -17,7 +17,8 @@ export async function pendingSkills(root: string): Promise<PendingSkill[]> {
         addedAt: r.addedAt,
         critical,
         warnings: r.findings.length - critical,
-        next: approveHint(r).slice(0, 1000),
+        // The hint's `code` marks are chat markup; the console shows the command as code itself.
+        next: approveHint(r).replaceAll('`', '').slice(0, 1000),
       };
     });
 }
