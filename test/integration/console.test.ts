@@ -245,6 +245,16 @@ describe('console actions', () => {
     });
     const page = await consoleRequest(`${gateway.url}/console`, { headers: { cookie: session.cookie } });
     expect(page.body).toContain('Already denied by Ada');
+    const unknown = await consoleRequest(
+      `${gateway.url}/console/approvals/${encodeURIComponent('x:y')}/decide`,
+      {
+        headers: { cookie: session.cookie, origin: session.origin },
+        form: { csrf: session.csrf, decision: 'approve', back: '/console' },
+      },
+    );
+    expect(unknown.status).toBe(303);
+    const after = await consoleRequest(`${gateway.url}/console`, { headers: { cookie: session.cookie } });
+    expect(after.body).toContain('No such request.');
   });
 
   it('queues a reset in order with the messages, recorded as the operator', async () => {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { ApprovalDecision } from '../../contracts/approvals/approval.js';
+import { APPROVAL_ID_PATTERN, ApprovalDecision } from '../../contracts/approvals/approval.js';
 import type { AuditActor } from '../../contracts/audit/events.js';
 import { type ConversationId, platformOf } from '../../contracts/conversation/id.js';
 import { forbiddenAddress, Grant } from '../../contracts/policy/network-policy.js';
@@ -157,6 +157,7 @@ export async function decideApproval(
   rawDecision: unknown,
   operator: { actor: AuditActor; name: string },
 ): Promise<string> {
+  if (!APPROVAL_ID_PATTERN.test(id)) return 'No such request.';
   const decision = ApprovalDecision.safeParse(rawDecision);
   if (!decision.success) return 'Unknown decision: approve, approve_hour or deny.';
   const result = await approvals.decide(id, decision.data, { actor: operator.actor, name: operator.name });
