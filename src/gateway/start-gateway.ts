@@ -7,6 +7,7 @@ import { createFailFastRedis, createRedis } from '../shared/redis/connection.js'
 import { BlobStore } from '../shared/stores/blob-store.js';
 import type { AdapterDeps, ChatAdapter, ChatAdapterFactory, Platform } from './chat-adapter.js';
 import { chatServices } from './chat-services.js';
+import { registerConsole } from './console/console-routes.js';
 import { createHttpServer } from './http-server.js';
 import { observeGateway } from './observability.js';
 import { OutboundDispatcher } from './outbound-dispatcher.js';
@@ -60,6 +61,15 @@ export async function startGateway(
   const http = createHttpServer({ config, logger: log, health: () => observed.health(adapters) });
   observed.register(http);
   for (const adapter of adapters.values()) adapter.registerRoutes?.(http);
+  // The operator console needs the token to sign in: without one, /console does not exist (404).
+  if (config.SANDBOT_API_TOKEN) {
+    registerConsole(http, {
+      ...adapterDeps,
+      redis: submitConnection,
+      store,
+      audit: observed.audit,
+    });
+  }
   const url = await http.listen({ host: config.SANDBOT_HTTP_HOST, port: config.SANDBOT_HTTP_PORT });
   log.info({ url, web: adapters.has('web') }, 'gateway listening');
   return {

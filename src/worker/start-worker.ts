@@ -18,8 +18,10 @@ import { EgressService } from './egress/egress-service.js';
 import type { EgressRecord, Lookup } from './egress/proxy.js';
 import { reportWorkerHealth } from './health-report.js';
 import { SandboxWorker } from './sandbox-worker.js';
+import { reportSandboxStats } from './sandboxes/sandbox-stats.js';
 import type { WarmPool } from './sandboxes/warm-pool.js';
 import { ScheduleRunner } from './schedules/schedule-runner.js';
+import { pendingSkills } from './skills/pending-skills.js';
 import { serveChatSkillCommands } from './skills/skill-control.js';
 import { workerSkills } from './skills/turn-skills.js';
 import { Canary } from './turn/canary.js';
@@ -84,6 +86,19 @@ export async function startWorker(
     audit: observed.audit,
     logger: log,
   });
+  // For the operator console: this worker's sandboxes with CPU, memory and disk, and skills to approve.
+  const stats = reportSandboxStats({
+    redis: connection,
+    instance: config.SANDBOT_INSTANCE,
+    workerId: worker.id,
+    engine: layer.sandboxEngine,
+    list: () => driver.list(),
+    ...(disk.ok && disk.capped && config.SANDBOX_LAYER !== 'microvm'
+      ? { diskRoot: config.SANDBOX_DISK_DIR }
+      : {}),
+    pendingSkills: () => pendingSkills(config.SANDBOT_SKILLS_DIR),
+    logger: log,
+  });
   // Fills in the background: the worker takes messages at once (new conversations start cold meanwhile).
   pool?.start().catch((error: unknown) => log.warn({ err: error }, 'warm pool did not start'));
   log.info({ id: worker.id, concurrency: config.SANDBOT_WORKER_CONCURRENCY }, 'worker started');
@@ -95,6 +110,7 @@ export async function startWorker(
       // First: a turn's snapshot, outbox read or delegation copy in flight is cut, not waited on.
       driver.closeReads();
       await skillCommands.stop();
+      await stats.stop();
       await parts.schedules?.stop();
       await worker.stop();
       await pool?.stop();

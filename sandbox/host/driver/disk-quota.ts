@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chown, mkdir, mkdtemp, open, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { chown, mkdir, mkdtemp, open, readFile, rm, rmdir, statfs, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -92,4 +92,15 @@ async function waitFor(check: () => boolean, what: string): Promise<void> {
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Used and total bytes of a mounted size-capped volume (the console's disk column); undefined when not mounted here. */
+export async function quotaUsage(
+  root: string,
+  name: string,
+): Promise<{ used: number; total: number } | undefined> {
+  const mountPoint = join(resolve(root), 'mnt', name);
+  if (!(await isMounted(mountPoint))) return undefined;
+  const fs = await statfs(mountPoint);
+  return { used: (fs.blocks - fs.bfree) * fs.bsize, total: fs.blocks * fs.bsize };
 }

@@ -127,6 +127,8 @@ export const AUDIT_DATA = {
   'limit.hit': z.looseObject({ limit: text(200) }),
   tripwire: z.looseObject({ name: text(200) }),
   'access.refused': z.looseObject({ reason: z.string() }),
+  /** An operator's action that has no event of its own (the console's stop and reset). */
+  'admin.action': z.looseObject({ action: text(50), detail: text(500).optional() }),
   /** Tasks (group-channel threads) and sub-agents: made, closed, held in line; delegations to sub-agents. */
   'task.created': z.looseObject({ scope: text(256), owner: text(300), depth: count }),
   'task.closed': z.looseObject({ by: text(300), wiped: z.boolean() }),

@@ -79,6 +79,8 @@ export const instanceKeys = (instance: string) => ({
    * each worker keeps its own in memory and deletes this.
    */
   egressSecret: `${instance}:egress:secret`,
+  /** Worker reports for the console: each live worker's sandboxes with CPU, memory, disk (HASH worker id → JSON). */
+  sandboxes: `${instance}:sandboxes`,
   /** A warm pool's liveness mark; expires when its worker stops renewing it. */
   poolOwner: (owner: string) => `${instance}:pool-owner:${owner}`,
 });
@@ -223,6 +225,18 @@ export const scheduleKeys = (instance: string) => {
     owner: (person: string) => `${base}s:owner:${shortHash(person)}`,
     /** A channel's schedules (SET), for SANDBOT_SCHEDULES_PER_CHANNEL. */
     channel: (channel: string) => `${base}s:channel:${shortHash(channel)}`,
+  };
+};
+
+// ── Operator console (src/gateway/console) ───────────────────────────────────────────────────────────
+
+export const consoleKeys = (instance: string) => {
+  const base = `${instance}:console`;
+  return {
+    /** One signed-in operator's session (HASH: name, csrf), by its random id (hashed); expires. */
+    session: (id: string) => `${base}:session:${shortHash(id)}`,
+    /** Failed sign-ins from one address in the current window (counter with an expiry). */
+    failures: (address: string) => `${base}:login-failures:${shortHash(address)}`,
   };
 };
 

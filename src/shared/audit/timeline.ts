@@ -20,7 +20,8 @@ function shortTurn(turnId: string): string {
   return at === -1 ? turnId : turnId.slice(at);
 }
 
-function describeData(event: AuditEvent): string {
+/** What an event says, in one line (its kind, actor and time aside). */
+export function describeData(event: AuditEvent): string {
   const d = event.data as Record<string, unknown>;
   const s = (v: unknown) => (typeof v === 'string' ? v : JSON.stringify(v));
   const one = (text: string, max = 120) => {

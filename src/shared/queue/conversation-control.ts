@@ -72,6 +72,18 @@ export class ConversationControl {
     return now;
   }
 
+  /** Takes one granted host away (from the next turn on), recorded with who did it. False when not granted. */
+  async revokeNetwork(conversation: ConversationId, host: Grant, by: AuditActor): Promise<boolean> {
+    if (!(await this.network.revoke(conversation, host, by))) return false;
+    await this.audit?.record({
+      conversation,
+      actor: by,
+      kind: 'policy.change',
+      data: { policy: 'network', revoked: host, grants: await this.network.grantsFor(conversation) },
+    });
+    return true;
+  }
+
   /** No network for a conversation (from its next turn on), recorded with who did it. */
   async networkOff(conversation: ConversationId, by: AuditActor): Promise<void> {
     await this.network.off(conversation, by);

@@ -32,6 +32,15 @@ export class NetworkPolicyStore extends ConversationValueStore {
     return next;
   }
 
+  /** Takes one host off the conversation's grants (the rest stay). False when it had no such grant. */
+  async revoke(conversation: ConversationId, host: Grant, by: string): Promise<boolean> {
+    const now = await this.grantsFor(conversation);
+    if (!now.includes(host)) return false;
+    const next = now.filter((g) => g !== host);
+    await this.writeJson(conversation, { grants: next, by, at: new Date().toISOString() });
+    return true;
+  }
+
   /** No network for this conversation, whatever the config says. */
   async off(conversation: ConversationId, by: string): Promise<void> {
     await this.writeJson(conversation, { grants: [], by, at: new Date().toISOString() });
