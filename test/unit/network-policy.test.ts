@@ -33,6 +33,14 @@ describe('network grants', () => {
     }
   });
 
+  it('refuses private, loopback and metadata address literals as grants, and keeps public ones', () => {
+    for (const bad of ['10.0.0.1', '127.0.0.1:8080', '169.254.169.254', '192.168.1.5:443', '100.64.0.1']) {
+      expect(Grant.safeParse(bad).success, bad).toBe(false);
+    }
+    expect(Grant.safeParse('10.0.0.1').error?.issues[0]?.message).toMatch(/public host .*private/);
+    expect(Grant.parse('203.0.113.7:443')).toBe('203.0.113.7:443');
+  });
+
   it('reads config rules per conversation prefix and names a bad rule', () => {
     const rules = NetworkRules.parse('slack:T1:C1=pypi.org;web:=example.com,*.example.org');
     expect(grantsFromRules(rules, 'slack:T1:C1:1700000000.1')).toEqual(['pypi.org']);

@@ -42,6 +42,11 @@ export const Grant = z
   .superRefine((grant, ctx) => {
     const broad = grantTooBroad(grant);
     if (broad) ctx.addIssue({ code: 'custom', message: `a grant within one domain (${broad})` });
+    // An address literal is granted only when anyone could reach it: the proxy would refuse a private
+    // one anyway, so saying so when the grant is made beats a grant that silently never works.
+    const host = grant.replace(/:\d{1,5}$/, '');
+    const forbiddenWhy = isIP(host) ? forbiddenAddress(host) : undefined;
+    if (forbiddenWhy) ctx.addIssue({ code: 'custom', message: `a public host (${forbiddenWhy})` });
   });
 export type Grant = z.infer<typeof Grant>;
 

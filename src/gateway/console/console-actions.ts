@@ -25,9 +25,10 @@ export const CONVERSATION_ACTIONS = ['kill', 'release', 'stop', 'reset', 'grant'
 
 /** One host an operator typed, as a grant, or why not (private addresses, too-wide wildcards, junk). */
 export function parseHost(host: string): { grant: Grant } | { error: string } {
-  const bare = host.replace(/^\[|\]$/g, '').replace(/:\d{1,5}$/, '');
-  if (isIP(bare) || isIP(host.replace(/^\[|\]$/g, ''))) {
-    const why = forbiddenAddress(isIP(bare) ? bare : host.replace(/^\[|\]$/g, ''));
+  // IPv6 literals never match Grant's host syntax; IPv4 ones do, and Grant refuses private ones.
+  const bare = host.replace(/^\[|\]$/g, '');
+  if (isIP(bare) === 6) {
+    const why = forbiddenAddress(bare);
     if (why) return { error: `"${host}" is refused: ${why}` };
   }
   const parsed = Grant.safeParse(host);
