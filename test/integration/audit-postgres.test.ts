@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { checkAuditDatabase } from '../../src/cli/doctor/database.js';
 import { AuditBody, type AuditEvent, type AuditInput } from '../../src/contracts/audit/events.js';
 import { type ConversationId, conversationKey } from '../../src/contracts/conversation/id.js';
 import { createLogger } from '../../src/contracts/log/logger.js';
@@ -289,6 +290,28 @@ describePostgres('the audit log in PostgreSQL', (url) => {
     expect((result as { stderr: string }).stderr).toMatch(
       /^sandbot: cannot read the audit log in postgresql:\/\/sandbot:\*\*\*@127\.0\.0\.1:9\/sandbot .*ECONNREFUSED/m,
     );
+  });
+
+  it('is checked by `sandbot doctor`: reachable and writable, or why not, never with the password', async () => {
+    const ok = await checkAuditDatabase(url, instance);
+    expect(ok).toMatchObject({ name: 'Audit database', ok: true });
+    expect(ok.detail).toMatch(
+      /^PostgreSQL \d+\S* at postgresql:\/\/sandbot:\*\*\*@.* can append \(schema v1\)$/,
+    );
+    // The probe row was rolled back.
+    const { rows } = await sql.query(`SELECT 1 FROM ${AUDIT_TABLE} WHERE instance LIKE '%doctor-probe'`);
+    expect(rows).toEqual([]);
+    const wrong = new URL(url);
+    wrong.password = 'not-the-password';
+    const refused = await checkAuditDatabase(wrong.toString(), instance);
+    expect(refused).toMatchObject({
+      ok: false,
+      detail: expect.stringMatching(/password authentication failed/),
+      fix: 'put the role’s password in SANDBOT_DATABASE_URL',
+    });
+    expect(refused.detail).not.toContain('not-the-password');
+    const closed = await checkAuditDatabase('postgresql://sandbot:pw@127.0.0.1:9/sandbot', instance);
+    expect(closed).toMatchObject({ ok: false, fix: expect.stringMatching(/^start PostgreSQL/) });
   });
 
   it('removes conversations past their retention; one that comes back starts afresh', async () => {

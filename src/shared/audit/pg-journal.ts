@@ -192,13 +192,13 @@ export class PgAuditJournal implements AuditStorage {
     const client = await this.pool.connect();
     try {
       await client.query('BEGIN');
-      const { rows } = await client.query<{ version: string }>('SHOW server_version');
+      const { rows } = await client.query<{ server_version: string }>('SHOW server_version');
       await client.query(
         `INSERT INTO ${AUDIT_TABLE} (instance, conversation, conversation_key, seq, id, kind, time, event)
          VALUES ($1, 'web:doctor', 'doctor', 1, gen_random_uuid(), 'probe', now(), '{}')`,
         [`${this.instance}-doctor-probe`],
       );
-      return `PostgreSQL ${rows[0]?.version ?? '?'} at ${this.root}: can append (schema v${AUDIT_SCHEMA_VERSION})`;
+      return `PostgreSQL ${rows[0]?.server_version.split(' ')[0] ?? '?'} at ${this.root}: can append (schema v${AUDIT_SCHEMA_VERSION})`;
     } finally {
       await client.query('ROLLBACK').catch(() => undefined);
       client.release();
