@@ -292,6 +292,30 @@ describePostgres('the audit log in PostgreSQL', (url) => {
     );
   });
 
+  it('makes its tables on first use, once, and refuses a schema newer than it knows', async () => {
+    // A schema of its own (search_path), so the version can be changed without touching the others.
+    const schema = `t_${instance.replace(/-/g, '_')}`;
+    await sql.query(`CREATE SCHEMA ${schema}`);
+    const scoped = new URL(url);
+    scoped.searchParams.set('options', `-c search_path=${schema}`);
+    const journals = Array.from({ length: 3 }, () => new PgAuditJournal(scoped.toString(), instance));
+    try {
+      // Three processes starting at once: the advisory lock keeps their CREATE TABLEs apart.
+      expect(await Promise.all(journals.map((j) => j.list()))).toEqual([[], [], []]);
+      const { rows } = await sql.query(`SELECT component, version FROM ${schema}.sandbot_schema`);
+      expect(rows).toEqual([{ component: 'audit', version: 1 }]);
+      await sql.query(`UPDATE ${schema}.sandbot_schema SET version = 2 WHERE component = 'audit'`);
+      const later = new PgAuditJournal(scoped.toString(), instance);
+      journals.push(later);
+      await expect(later.list()).rejects.toThrow(
+        /are schema v2, newer than this sandbot's v1: upgrade sandbot$/,
+      );
+    } finally {
+      await Promise.all(journals.map((j) => j.close()));
+      await sql.query(`DROP SCHEMA ${schema} CASCADE`);
+    }
+  });
+
   it('is checked by `sandbot doctor`: reachable and writable, or why not, never with the password', async () => {
     const ok = await checkAuditDatabase(url, instance);
     expect(ok).toMatchObject({ name: 'Audit database', ok: true });

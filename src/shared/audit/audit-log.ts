@@ -177,6 +177,9 @@ export class AuditLog implements AuditRecorder {
   private failed(stage: string, error: unknown, input: unknown): void {
     sandbotMetrics().auditFailures.inc({ stage });
     const { conversation, kind } = (input ?? {}) as { conversation?: string; kind?: string };
-    this.logger.error({ err: error, stage, conversation, kind }, 'audit event not recorded');
+    // A write that failed (storage down, or another writer's seq in PostgreSQL) left its events queued.
+    const what =
+      stage === 'write' ? 'audit events not written yet (still queued in Redis)' : 'audit event not recorded';
+    this.logger.error({ err: error, stage, conversation, kind }, what);
   }
 }
