@@ -8,7 +8,11 @@ import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { checkAuditDatabase } from '../../src/cli/doctor/database.js';
 import { AuditBody, type AuditEvent, type AuditInput } from '../../src/contracts/audit/events.js';
-import { type ConversationId, conversationKey } from '../../src/contracts/conversation/id.js';
+import {
+  type ConversationId,
+  conversationKey,
+  webConversationId,
+} from '../../src/contracts/conversation/id.js';
 import { createLogger } from '../../src/contracts/log/logger.js';
 import { AuditLog } from '../../src/shared/audit/audit-log.js';
 import { GENESIS_HASH, seal, verifyChain } from '../../src/shared/audit/chain.js';
@@ -19,7 +23,8 @@ import { verifyAudit } from '../../src/shared/audit/verify.js';
 import { sandbotMetrics } from '../../src/shared/metrics.js';
 import { dropInstanceKeys, REDIS_URL, testInstance } from '../../testkit/redis.js';
 import { describePostgres, dropInstanceRows } from '../helpers/postgres.js';
-import { testConfig } from '../helpers/stack.js';
+import { openSse, postMessage } from '../helpers/sse.js';
+import { startScriptedStack, testConfig } from '../helpers/stack.js';
 
 /**
  * The audit log in PostgreSQL (SANDBOT_DATABASE_URL) on real Redis and a real database: the chain and
@@ -68,11 +73,12 @@ describePostgres('the audit log in PostgreSQL', (url) => {
     (await sandbotMetrics().auditFailures.get()).values.find((v) => v.labels.stage === stage)?.value ?? 0;
 
   /** `sandbot …` as its own process, from the sources, on the other "host": its audit dir is empty. */
-  const sandbot = (...args: string[]) =>
+  const sandbot = (...args: string[]) => sandbotOf(instance, ...args);
+  const sandbotOf = (of: string, ...args: string[]) =>
     run(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
       env: {
         ...process.env,
-        SANDBOT_INSTANCE: instance,
+        SANDBOT_INSTANCE: of,
         SANDBOT_REDIS_URL: REDIS_URL,
         SANDBOT_AUDIT_DIR: dirs.cli,
         SANDBOT_DATABASE_URL: url,
@@ -361,5 +367,46 @@ describePostgres('the audit log in PostgreSQL', (url) => {
     expect((await eventsOf(log, old)).map((e) => [e.seq, e.prevHash])).toEqual([[1, GENESIS_HASH]]);
     expect((await verifyAudit(log.journal, log.store, old)).map((v) => v.problem)).toEqual([undefined]);
     expect(await log.applyRetention()).toBe(0);
+  });
+  it('records a real turn’s reply on one host; the CLI on another shows what the user read', async () => {
+    const other = testInstance('audit-pg-turn');
+    const worker = tmpDir('turn');
+    const stackConfig = testConfig(other, { SANDBOT_AUDIT_DIR: worker, SANDBOT_DATABASE_URL: url });
+    const answer = 'Two things:\n1. the list\n2. the sum';
+    const stack = await startScriptedStack(stackConfig, () => ({ reply: answer }));
+    try {
+      const sse = await openSse(`${stack.url}/api/conversations/pg-turn/events`);
+      try {
+        await postMessage(stack.url, 'pg-turn', 'what do you have?');
+        const reply = await sse.waitFor((e) => e.type === 'reply' || e.type === 'error');
+        expect(reply).toMatchObject({ type: 'reply', text: answer });
+      } finally {
+        sse.close();
+      }
+      const conversation = webConversationId('pg-turn');
+      await expect
+        .poll(
+          async () => parseEvents((await stack.worker.audit.journal.read(conversation)) ?? '').at(-1)?.kind,
+          {
+            timeout: 20_000,
+          },
+        )
+        .toBe('turn.finished');
+      expect(readdirSync(worker)).toEqual([]);
+      const shown = await sandbotOf(other, 'audit', 'show', conversation);
+      expect(shown.code).toBe(0);
+      expect(shown.stdout).toMatch(/ {2}message.received +user:web:tester {2}\d+ chars\n/);
+      expect(shown.stdout).toMatch(
+        / {2}reply +agent \[#\S+\] {2}34 chars: Two things: 1\. the list 2\. the sum\n/,
+      );
+      expect(shown.stdout).toContain('    │ Two things:\n    │ 1. the list\n    │ 2. the sum\n');
+      const verified = await sandbotOf(other, 'audit', 'verify');
+      expect(verified).toMatchObject({ code: 0 });
+      expect(verified.stdout).toMatch(/^ok {6}web:pg-turn {2}\d+ events$/m);
+    } finally {
+      await stack.stop();
+      await dropInstanceRows(url, other);
+      rmSync(worker, { recursive: true, force: true });
+    }
   });
 });
