@@ -17,8 +17,8 @@ type Scripted = Redis & { sbAuditCommit: Script; sbAuditRelease: Script; sbAudit
  * Orders and writes audit events. Any process pushes events onto the conversation's Redis list: Redis
  * gives them one order across all processes. The process holding the conversation's write lock takes
  * them off in that order, gives each the next seq and the previous hash (read from the storage's own
- * last event, the one place the chain lives: a file, or PostgreSQL), appends them, then in one step drops them from the list and
- * adds them to the live stream. A writer that dies is succeeded by the next push or by the sweep; lines
+ * last event, the one place the chain lives: a file, or PostgreSQL), appends them, then in one step
+ * drops them from the list and adds them to the live stream. A writer that dies is succeeded by the next push or by the sweep; lines
  * it had already appended are recognised by event id and not written twice.
  */
 export class AuditStore {
