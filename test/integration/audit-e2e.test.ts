@@ -112,7 +112,8 @@ describe('the audit log of real turns', () => {
 
   it('records a turn’s message, model calls, tool calls and file changes, exactly and in order', async () => {
     expect(await turn('audited', 'setup please')).toContain('done:');
-    expect(await turn('audited', 'now work')).toContain('done:');
+    const replied = await turn('audited', 'now work');
+    expect(replied).toContain('done:');
     const events = parseEvents((await journal.read(conversation)) ?? '');
     expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
     const from = events.map((e) => e.kind).lastIndexOf('message.received');
@@ -145,6 +146,7 @@ describe('the audit log of real turns', () => {
       'tool.call agent write_file ok',
       'model.request worker',
       'model.response worker -',
+      'reply agent',
       'file.changed agent /workspace/change.txt',
       'file.created agent /workspace/notes.md',
       'file.deleted agent /workspace/remove.txt',
@@ -172,6 +174,13 @@ describe('the audit log of real turns', () => {
       previous: { size: 1, sha256: sha256('x') },
     });
     expect(work.at(-1)?.data).toMatchObject({ modelCalls: 2, toolCalls: 2, filesChanged: 4 });
+    // What the user read is on record, whatever SANDBOT_AUDIT_CONTENT says (it is off here).
+    expect(work.find((e) => e.kind === 'reply')?.data).toEqual({
+      messageId: `${started?.turnId}:reply`,
+      chars: replied.length,
+      text: replied,
+      files: [],
+    });
     // The first turn created the sandbox; that is on record too.
     expect(events.slice(0, from).map((e) => e.kind)).toEqual(
       expect.arrayContaining(['sandbox.create', 'sandbox.start', 'file.created']),

@@ -5,8 +5,9 @@ import type { ConversationId } from '../../contracts/conversation/id.js';
 import { auditKeys } from '../../contracts/redis/keys.js';
 import { AuditStore } from '../../shared/audit/audit-store.js';
 import { verifyChain } from '../../shared/audit/chain.js';
-import { AuditJournal } from '../../shared/audit/journal.js';
 import { liveEvents } from '../../shared/audit/live-tail.js';
+import { openAuditStorage } from '../../shared/audit/open-storage.js';
+import type { AuditStorage } from '../../shared/audit/storage.js';
 import { parseEvents } from '../../shared/audit/summary.js';
 import { formatTimeline, timelineLine, toCsv } from '../../shared/audit/timeline.js';
 import { verifyAudit } from '../../shared/audit/verify.js';
@@ -28,11 +29,29 @@ function cliRedis(config: Config): Redis {
   return redis;
 }
 
-async function readEvents(journal: AuditJournal, conversation: ConversationId) {
+/**
+ * Runs `work` with the audit's storage (PostgreSQL with SANDBOT_DATABASE_URL, else the files), closed
+ * after; a storage that cannot be read (the database down) is said in one line, exit 1.
+ */
+async function withStorage(config: Config, work: (journal: AuditStorage) => Promise<void>) {
+  const journal = openAuditStorage(config);
+  try {
+    await work(journal);
+  } catch (error) {
+    console.error(`sandbot: cannot read the audit log in ${journal.root}: ${(error as Error).message}`);
+    process.exitCode = 1;
+  } finally {
+    await journal.close().catch(() => undefined);
+  }
+}
+
+/** A conversation's events; undefined (said on stderr, exit code 1) when it has none. */
+async function readEvents(journal: AuditStorage, conversation: ConversationId) {
   const text = await journal.read(conversation);
   if (text === undefined) {
     console.error(`sandbot: no audit log for ${conversation} (looked for ${journal.fileOf(conversation)})`);
-    process.exit(1);
+    process.exitCode = 1;
+    return undefined;
   }
   return { text, events: parseEvents(text) };
 }
@@ -78,29 +97,32 @@ export async function auditTail(options: { conversation?: string; kind?: string;
 export async function auditShow(value: string) {
   const config = loadConfigOrExit();
   const conversation = conversationArg(value);
-  const journal = new AuditJournal(config.SANDBOT_AUDIT_DIR, config.SANDBOT_INSTANCE);
-  const { text, events } = await readEvents(journal, conversation);
-  process.stdout.write(formatTimeline(events));
-  const broken = verifyChain(text).broken;
-  if (broken) console.error(`warning: the chain is broken at line ${broken.line}: ${broken.problem}`);
+  await withStorage(config, async (journal) => {
+    const read = await readEvents(journal, conversation);
+    if (!read) return;
+    process.stdout.write(formatTimeline(read.events));
+    const broken = verifyChain(read.text).broken;
+    if (broken) console.error(`warning: the chain is broken at line ${broken.line}: ${broken.problem}`);
+  });
 }
 
 export async function auditVerify(value: string | undefined) {
   const config = loadConfigOrExit();
   const conversation = value === undefined ? undefined : conversationArg(value);
-  const journal = new AuditJournal(config.SANDBOT_AUDIT_DIR, config.SANDBOT_INSTANCE);
   const redis = cliRedis(config);
-  const store = new AuditStore(redis, config.SANDBOT_INSTANCE, journal, config.SANDBOT_AUDIT_STREAM_MAX);
   await redis.connect().catch(() => undefined);
   try {
-    const verdicts = await verifyAudit(journal, store, conversation);
-    if (verdicts.length === 0) console.log(`no audit files in ${journal.root}`);
-    for (const v of verdicts) {
-      const who = v.report.conversation ?? v.file;
-      if (v.problem) console.log(`BROKEN  ${who}  ${v.problem}`);
-      else console.log(`ok      ${who}  ${v.report.events} events${v.note ? `  (${v.note})` : ''}`);
-    }
-    if (verdicts.some((v) => v.problem)) process.exitCode = 1;
+    await withStorage(config, async (journal) => {
+      const store = new AuditStore(redis, config.SANDBOT_INSTANCE, journal, config.SANDBOT_AUDIT_STREAM_MAX);
+      const verdicts = await verifyAudit(journal, store, conversation);
+      if (verdicts.length === 0) console.log(`no audit files in ${journal.root}`);
+      for (const v of verdicts) {
+        const who = v.report.conversation ?? v.file;
+        if (v.problem) console.log(`BROKEN  ${who}  ${v.problem}`);
+        else console.log(`ok      ${who}  ${v.report.events} events${v.note ? `  (${v.note})` : ''}`);
+      }
+      if (verdicts.some((v) => v.problem)) process.exitCode = 1;
+    });
   } finally {
     redis.disconnect();
   }
@@ -113,7 +135,8 @@ export async function auditExport(value: string, options: { format: string }) {
     console.error(`sandbot: --format must be jsonl or csv, not "${options.format}"`);
     process.exit(2);
   }
-  const journal = new AuditJournal(config.SANDBOT_AUDIT_DIR, config.SANDBOT_INSTANCE);
-  const { text, events } = await readEvents(journal, conversation);
-  process.stdout.write(options.format === 'jsonl' ? text : toCsv(events));
+  await withStorage(config, async (journal) => {
+    const read = await readEvents(journal, conversation);
+    if (read) process.stdout.write(options.format === 'jsonl' ? read.text : toCsv(read.events));
+  });
 }

@@ -5,6 +5,7 @@ import type { Config } from '../../contracts/config/schema.js';
 import type { DoctorCheck } from '../../contracts/doctor/check.js';
 import { modelBrokerFor } from '../../worker/broker/model-broker.js';
 import { shownUrl } from '../cli-redis.js';
+import { checkAuditDatabase, DATABASE_CHECK } from './database.js';
 import { checkSandboxLayer, LAYER_TIMEOUT_MS } from './layer.js';
 import { checkOpenAIServerAndModel, MODEL_SERVER_CHECK } from './model-server.js';
 
@@ -25,6 +26,8 @@ export interface DoctorOptions {
 
 export const CHECK_NAMES = {
   redis: 'Redis',
+  /** Only with SANDBOT_DATABASE_URL. */
+  database: DATABASE_CHECK,
   docker: 'Docker engine',
   image: 'Sandbox image',
   layer: 'Sandbox layer',
@@ -39,17 +42,23 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorCheck[]> 
   const { config, docker } = options;
   const timeoutMs = options.timeoutMs ?? 5000;
   const redisUrl = options.redisUrl ?? config.SANDBOT_REDIS_URL;
-  const [redis, engine, ollama] = await Promise.all([
+  const databaseUrl = config.SANDBOT_DATABASE_URL;
+  const [redis, database, engine, ollama] = await Promise.all([
     bounded(CHECK_NAMES.redis, timeoutMs, () => checkRedis(redisUrl, timeoutMs), {
       detail: `Redis at ${shownUrl(redisUrl)} did not answer within ${timeoutMs / 1000} s`,
       fix: REDIS_FIX,
     }),
+    databaseUrl
+      ? bounded(CHECK_NAMES.database, timeoutMs, () =>
+          checkAuditDatabase(databaseUrl, config.SANDBOT_INSTANCE),
+        )
+      : undefined,
     checkEngineAndImage(docker, config, timeoutMs),
     config.SANDBOT_MODEL_PROVIDER === 'openai'
       ? checkOpenAIServerAndModel(config, timeoutMs, { model: CHECK_NAMES.model })
       : checkOllamaAndModel(config, timeoutMs),
   ]);
-  return [redis, ...engine, checkDiskCaps(config), ...ollama];
+  return [redis, ...(database ? [database] : []), ...engine, checkDiskCaps(config), ...ollama];
 }
 
 /** Whether a worker run as this user would cap every sandbox's disk; uncapped (0) is a weakness. */

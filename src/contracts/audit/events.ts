@@ -52,6 +52,17 @@ export const AUDIT_DATA = {
     toolCalls: count,
     error: z.string().optional(),
   }),
+  /**
+   * A reply sent to the chat (for a sub-agent: to its parent), recorded once it is handed on for
+   * delivery: what the user read. Its text is recorded whatever SANDBOT_AUDIT_CONTENT says (it is the
+   * agent's act, like a tool call's arguments); cut at REPLY_CHARS, `chars` says how long it was.
+   */
+  reply: z.looseObject({
+    messageId: text(300),
+    chars: count,
+    text: z.string(),
+    files: z.array(z.object({ name: text(255), size: count })),
+  }),
   'model.request': z.looseObject({
     requestId: text(64),
     model: text(200),

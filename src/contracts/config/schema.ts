@@ -154,12 +154,21 @@ export const ConfigSchema = z.object({
     .describe(
       'Audit log directory: one hash-chained JSONL file per conversation (never mounted into a sandbox).',
     ),
+  SANDBOT_DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\/\S*$/, 'a postgresql://user:password@host:port/database URL')
+    .optional()
+    .describe(
+      'PostgreSQL for the audit log (postgresql://user:password@host:port/database, holds a password): when set, every host and the CLI keep and read the hash-chained events there instead of the files in SANDBOT_AUDIT_DIR. `bash scripts/setup-postgres.sh` sets one up.',
+    ),
   SANDBOT_AUDIT_CONTENT: flag.describe(
-    'Also record message texts and model request/response content in the audit log.',
+    'Also record message texts and model request/response content in the audit log (the replies sent to chat are always recorded).',
   ),
   SANDBOT_AUDIT_RETENTION_DAYS: int(1, 36_500)
     .default(90)
-    .describe('Delete a conversation’s audit file this many days after its last event.'),
+    .describe(
+      'Delete a conversation’s audit file (or its rows in SANDBOT_DATABASE_URL) this many days after its last event.',
+    ),
   SANDBOT_AUDIT_STREAM_MAX: int(100, 100_000_000)
     .default(100_000)
     .describe('Events kept (about) in the Redis stream for `sandbot audit tail`.'),

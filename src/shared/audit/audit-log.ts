@@ -7,8 +7,9 @@ import type { Logger } from '../../contracts/log/logger.js';
 import { sandbotMetrics } from '../metrics.js';
 import { AuditStore } from './audit-store.js';
 import { boundData } from './bound.js';
-import { AuditJournal } from './journal.js';
+import { openAuditStorage } from './open-storage.js';
 import { expireOldFiles } from './retention.js';
+import type { AuditStorage } from './storage.js';
 
 /** What code that records events needs: `record` never throws and never rejects. */
 export interface AuditRecorder {
@@ -22,6 +23,7 @@ export type AuditSettings = Pick<
   Config,
   | 'SANDBOT_INSTANCE'
   | 'SANDBOT_AUDIT_DIR'
+  | 'SANDBOT_DATABASE_URL'
   | 'SANDBOT_AUDIT_CONTENT'
   | 'SANDBOT_AUDIT_RETENTION_DAYS'
   | 'SANDBOT_AUDIT_STREAM_MAX'
@@ -35,13 +37,14 @@ const RETENTION_MS = 3_600_000;
 const STOP_WAIT_MS = 5_000;
 
 /**
- * The audit log of one process: queues events in Redis and writes them to the conversation's file
- * (see AuditStore for how several processes share one chain). Recording is fire-and-forget: a failure
+ * The audit log of one process: queues events in Redis and writes them to the conversation's file or
+ * to PostgreSQL (see AuditStore for how several processes share one chain). Recording is fire-and-forget: a failure
  * is logged and counted, never thrown into the turn or request that recorded it.
  */
 export class AuditLog implements AuditRecorder {
   readonly content: boolean;
-  readonly journal: AuditJournal;
+  /** Where sealed events are kept: the files, or PostgreSQL with SANDBOT_DATABASE_URL. */
+  readonly journal: AuditStorage;
   readonly store: AuditStore;
   private backlog = 0;
   private readonly flushing = new Map<ConversationId, { again: boolean; done: Promise<void> }>();
@@ -54,7 +57,7 @@ export class AuditLog implements AuditRecorder {
     private readonly logger: Logger,
   ) {
     this.content = settings.SANDBOT_AUDIT_CONTENT;
-    this.journal = new AuditJournal(settings.SANDBOT_AUDIT_DIR, settings.SANDBOT_INSTANCE);
+    this.journal = openAuditStorage(settings);
     this.store = new AuditStore(
       redis,
       settings.SANDBOT_INSTANCE,
@@ -135,6 +138,7 @@ export class AuditLog implements AuditRecorder {
         'audit events still unwritten at stop (those already queued in Redis are written by the next writer)',
       );
     }
+    await this.journal.close().catch((error) => this.logger.warn({ err: error }, 'audit storage not closed'));
   }
 
   /** One flush per conversation at a time in this process; a request during one runs it again after. */
@@ -173,6 +177,9 @@ export class AuditLog implements AuditRecorder {
   private failed(stage: string, error: unknown, input: unknown): void {
     sandbotMetrics().auditFailures.inc({ stage });
     const { conversation, kind } = (input ?? {}) as { conversation?: string; kind?: string };
-    this.logger.error({ err: error, stage, conversation, kind }, 'audit event not recorded');
+    // A write that failed (storage down, or another writer's seq in PostgreSQL) left its events queued.
+    const what =
+      stage === 'write' ? 'audit events not written yet (still queued in Redis)' : 'audit event not recorded';
+    this.logger.error({ err: error, stage, conversation, kind }, what);
   }
 }

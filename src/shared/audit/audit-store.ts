@@ -5,7 +5,7 @@ import { type ConversationId, conversationKey } from '../../contracts/conversati
 import { auditKeys } from '../../contracts/redis/keys.js';
 import { AUDIT_COMMIT, AUDIT_RELEASE, DELETE_IF_HELD } from '../../contracts/redis/scripts.js';
 import { GENESIS_HASH, seal } from './chain.js';
-import type { AuditJournal } from './journal.js';
+import type { AuditStorage } from './storage.js';
 
 const LOCK_MS = 30_000;
 const BATCH = 200;
@@ -16,9 +16,9 @@ type Scripted = Redis & { sbAuditCommit: Script; sbAuditRelease: Script; sbAudit
 /**
  * Orders and writes audit events. Any process pushes events onto the conversation's Redis list: Redis
  * gives them one order across all processes. The process holding the conversation's write lock takes
- * them off in that order, gives each the next seq and the previous hash (read from the file's own last
- * line, the one place the chain lives), appends them, then in one step drops them from the list and
- * adds them to the live stream. A writer that dies is succeeded by the next push or by the sweep; lines
+ * them off in that order, gives each the next seq and the previous hash (read from the storage's own
+ * last event, the one place the chain lives: a file, or PostgreSQL), appends them, then in one step
+ * drops them from the list and adds them to the live stream. A writer that dies is succeeded by the next push or by the sweep; lines
  * it had already appended are recognised by event id and not written twice.
  */
 export class AuditStore {
@@ -27,7 +27,7 @@ export class AuditStore {
   constructor(
     redis: Redis,
     private readonly instance: string,
-    private readonly journal: AuditJournal,
+    private readonly journal: AuditStorage,
     private readonly streamMax: number,
   ) {
     redis.defineCommand('sbAuditCommit', { numberOfKeys: 4, lua: AUDIT_COMMIT });
@@ -59,10 +59,7 @@ export class AuditStore {
           return written;
         }
         const events = await this.sealBatch(conversation, raw);
-        await this.journal.append(
-          conversation,
-          events.map((e) => JSON.stringify(e)),
-        );
+        await this.journal.append(conversation, events);
         const last = events.at(-1);
         const committed = await this.redis.sbAuditCommit(
           k.lock,

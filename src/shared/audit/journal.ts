@@ -1,22 +1,11 @@
 import { mkdir, open, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { type ConversationId, conversationKey } from '../../contracts/conversation/id.js';
+import type { AuditEvent } from '../../contracts/audit/events.js';
+import { ConversationId, conversationKey } from '../../contracts/conversation/id.js';
 import { MAX_EVENT_BYTES } from './bound.js';
+import type { AuditStorage, ChainHead, JournalFile } from './storage.js';
 
-/** The last event of a file: where the chain goes on from. */
-export interface ChainHead {
-  id: string;
-  seq: number;
-  hash: string;
-}
-
-export interface JournalFile {
-  /** conversationKey of the conversation, also the file's name without `.jsonl`. */
-  key: string;
-  path: string;
-  mtimeMs: number;
-  size: number;
-}
+export type { ChainHead, JournalFile } from './storage.js';
 
 const TAIL_BYTES = 2 * MAX_EVENT_BYTES;
 
@@ -26,7 +15,7 @@ const TAIL_BYTES = 2 * MAX_EVENT_BYTES;
  * CLI) finds a conversation's file without an index; each event names its conversation.
  * Only the holder of the conversation's write lock (audit-store.ts) calls `head` and `append`.
  */
-export class AuditJournal {
+export class AuditJournal implements AuditStorage {
   readonly root: string;
 
   constructor(dir: string, instance: string) {
@@ -39,6 +28,10 @@ export class AuditJournal {
 
   fileOfKey(key: string): string {
     return path.join(this.root, `${key}.jsonl`);
+  }
+
+  locate(file: string, line: number, seq?: number): string {
+    return `${file} line ${line}${seq === undefined ? '' : ` (seq ${seq})`}`;
   }
 
   /**
@@ -78,8 +71,9 @@ export class AuditJournal {
   }
 
   /** Appends whole lines and syncs them to disk before the queue lets go of them. */
-  async append(conversation: ConversationId, lines: string[]): Promise<void> {
-    if (lines.length === 0) return;
+  async append(conversation: ConversationId, events: AuditEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    const lines = events.map((e) => JSON.stringify(e));
     await mkdir(this.root, { recursive: true, mode: 0o700 });
     const file = await open(this.fileOf(conversation), 'a', 0o600);
     try {
@@ -150,6 +144,24 @@ export class AuditJournal {
     }
     return files;
   }
+
+  async lastWritten(key: string): Promise<number | undefined> {
+    return (await stat(this.fileOfKey(key)).catch(() => undefined))?.mtimeMs;
+  }
+
+  /** From the file's first line; undefined when it does not name a conversation whose file this is. */
+  async conversationOfKey(key: string): Promise<ConversationId | undefined> {
+    const text = await this.readHead(key, MAX_EVENT_BYTES + 1);
+    try {
+      const first = JSON.parse(text.split('\n')[0] ?? '') as { conversation?: unknown };
+      const parsed = ConversationId.safeParse(first.conversation);
+      return parsed.success && conversationKey(parsed.data) === key ? parsed.data : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async close(): Promise<void> {}
 
   async remove(key: string): Promise<void> {
     await unlink(this.fileOfKey(key)).catch((error: NodeJS.ErrnoException) => {

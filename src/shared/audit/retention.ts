@@ -1,16 +1,14 @@
-import { stat } from 'node:fs/promises';
-import { ConversationId, conversationKey } from '../../contracts/conversation/id.js';
 import type { AuditStore } from './audit-store.js';
-import { MAX_EVENT_BYTES } from './bound.js';
-import type { AuditJournal } from './journal.js';
+import type { AuditStorage } from './storage.js';
 
 /**
- * Removes conversation files not written to for longer than the retention. A file goes whole, under
- * its write lock and only when nothing is queued for it, so the chain of a conversation that comes
- * back starts afresh at seq 1 instead of continuing a chain whose beginning is gone.
+ * Removes conversations not written to for longer than the retention: a file, or its rows in
+ * PostgreSQL. A conversation goes whole, under its write lock and only when nothing is queued for it,
+ * so the chain of a conversation that comes back starts afresh at seq 1 instead of continuing a chain
+ * whose beginning is gone.
  */
 export async function expireOldFiles(
-  journal: AuditJournal,
+  journal: AuditStorage,
   store: AuditStore,
   maxAgeMs: number,
 ): Promise<number> {
@@ -18,26 +16,13 @@ export async function expireOldFiles(
   let removed = 0;
   for (const file of await journal.list()) {
     if (file.mtimeMs >= cutoff()) continue;
-    const conversation = await conversationOf(journal, file.key);
+    const conversation = await journal.conversationOfKey(file.key);
     if (!conversation) continue; // not ours to judge: `sandbot audit verify` names it
     const stillExpired = async () => {
-      const info = await stat(file.path).catch(() => undefined);
-      return info !== undefined && info.mtimeMs < cutoff();
+      const written = await journal.lastWritten(file.key);
+      return written !== undefined && written < cutoff();
     };
     if (await store.expire(conversation, stillExpired)) removed += 1;
   }
   return removed;
-}
-
-/** The conversation a file belongs to, from its first line. */
-async function conversationOf(journal: AuditJournal, key: string): Promise<ConversationId | undefined> {
-  const text = await journal.readHead(key, MAX_EVENT_BYTES + 1);
-  try {
-    const parsed = ConversationId.safeParse(
-      (JSON.parse(text.split('\n')[0] ?? '') as { conversation?: unknown }).conversation,
-    );
-    return parsed.success && conversationKey(parsed.data) === key ? parsed.data : undefined;
-  } catch {
-    return undefined;
-  }
 }

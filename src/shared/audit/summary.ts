@@ -1,6 +1,6 @@
 import { AuditEvent } from '../../contracts/audit/events.js';
 import type { ConversationId } from '../../contracts/conversation/id.js';
-import type { AuditJournal } from './journal.js';
+import type { AuditStorage } from './storage.js';
 
 /** A conversation's recent activity, from the end of its audit log (for `status` in chat). */
 export interface ActivitySummary {
@@ -69,7 +69,7 @@ export function parseEvents(text: string): AuditEvent[] {
 }
 
 export async function summarizeConversation(
-  journal: AuditJournal,
+  journal: Pick<AuditStorage, 'tail'>,
   conversation: ConversationId,
 ): Promise<ActivitySummary | undefined> {
   return summarizeEvents(parseEvents(await journal.tail(conversation, TAIL_BYTES)));

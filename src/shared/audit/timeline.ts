@@ -7,11 +7,29 @@ export function timelineLine(event: AuditEvent): string {
   return `${event.time}  #${event.seq}  ${event.kind.padEnd(16)} ${event.actor}${turn}  ${describeData(event)}`;
 }
 
+/** The timeline, each reply's whole text under its line: what the user read, not only that one came. */
 export function formatTimeline(events: AuditEvent[]): string {
   const head = events[0]
     ? `conversation ${events[0].conversation}, ${events.length} events\n`
     : 'no events\n';
-  return head + events.map((e) => `${timelineLine(e)}\n`).join('');
+  return head + events.map((e) => `${timelineLine(e)}\n${replyBlock(e)}`).join('');
+}
+
+/** A reply's text, each line indented under its event ('' for other events). */
+function replyBlock(event: AuditEvent): string {
+  const text = event.kind === 'reply' ? event.data.text : undefined;
+  if (typeof text !== 'string' || text === '') return '';
+  const lines = text.replace(/\r\n?/g, '\n').split('\n');
+  return `${lines.map((line) => `    │ ${visible(line)}`).join('\n')}\n`;
+}
+
+/** Control characters (tab aside) shown as \uXXXX, not obeyed: a reply must not drive the terminal. */
+function visible(line: string): string {
+  return Array.from(line, (c) => {
+    const n = c.charCodeAt(0);
+    const control = (n < 0x20 && n !== 0x09) || (n >= 0x7f && n <= 0x9f);
+    return control ? `\\u${n.toString(16).padStart(4, '0')}` : c;
+  }).join('');
 }
 
 /** The part of a turn id after the conversation id ("#3-4"), which the line already names. */
@@ -33,6 +51,10 @@ export function describeData(event: AuditEvent): string {
       return `${d.command ? `/${s(d.command)} ` : ''}${s(d.chars)} chars${
         Array.isArray(d.files) && d.files.length ? `, ${d.files.length} files` : ''
       }${d.text ? `: ${one(s(d.text))}` : ''}`;
+    case 'reply': {
+      const files = Array.isArray(d.files) && d.files.length ? `, ${d.files.length} files` : '';
+      return `${s(d.chars)} chars${files}: ${one(s(d.text ?? ''), 80)}`;
+    }
     case 'turn.started':
       return `${s(d.mode)}, ${s(d.messages)} message(s)`;
     case 'turn.finished':

@@ -1,7 +1,7 @@
 import { type ConversationId, conversationKey } from '../../contracts/conversation/id.js';
 import type { AuditStore } from './audit-store.js';
 import { type ChainReport, verifyChain } from './chain.js';
-import type { AuditJournal } from './journal.js';
+import type { AuditStorage } from './storage.js';
 
 export interface Verdict {
   file: string;
@@ -13,11 +13,12 @@ export interface Verdict {
 }
 
 /**
- * Checks the chains of one conversation's file or of all files. With the store, also checks the file
- * against the head Redis remembers, which catches events cut off the end of a file.
+ * Checks the chains of one conversation's file or of all files (or their rows in PostgreSQL: the same
+ * lines). With the store, also checks the end against the head Redis remembers, which catches events
+ * cut off the end of a file (or deleted last rows).
  */
 export async function verifyAudit(
-  journal: AuditJournal,
+  journal: AuditStorage,
   store: Pick<AuditStore, 'head' | 'pendingCount'> | undefined,
   conversation?: ConversationId,
 ): Promise<Verdict[]> {
@@ -35,9 +36,10 @@ export async function verifyAudit(
     const verdict: Verdict = { file: path, report };
     if (report.broken) {
       const { line, seq, problem } = report.broken;
-      verdict.problem = `${path} line ${line}${seq === undefined ? '' : ` (seq ${seq})`}: ${problem}`;
+      verdict.problem = `${journal.locate(path, line, seq, idAt(text, line))}: ${problem}`;
     } else if (store && report.conversation) {
-      Object.assign(verdict, await checkHead(store, report.conversation, report, path));
+      const at = (line: number, seq: number) => journal.locate(path, line, seq, idAt(text, line));
+      Object.assign(verdict, await checkHead(store, report.conversation, report, path, at));
     }
     verdicts.push(verdict);
   }
@@ -49,6 +51,7 @@ async function checkHead(
   conversation: ConversationId,
   report: ChainReport,
   path: string,
+  at: (line: number, seq: number) => string,
 ): Promise<Pick<Verdict, 'problem' | 'note'>> {
   let head: Awaited<ReturnType<AuditStore['head']>>;
   let pending: number;
@@ -66,11 +69,19 @@ async function checkHead(
     };
   }
   if (head.hash !== report.lastHash) {
-    return {
-      problem: `${path} line ${report.events} (seq ${report.lastSeq}): differs from the event written`,
-    };
+    return { problem: `${at(report.events, report.lastSeq)}: differs from the event written` };
   }
   return queued;
+}
+
+/** The id of the event on a line (1-based), when it has one: names the event in the message. */
+function idAt(text: string, line: number): string | undefined {
+  try {
+    const id = (JSON.parse(text.split('\n')[line - 1] ?? '') as { id?: unknown }).id;
+    return typeof id === 'string' ? id : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function emptyReport(): ChainReport {

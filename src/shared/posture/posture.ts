@@ -1,5 +1,6 @@
 import { openToAll } from '../../contracts/config/allowlists.js';
 import type { Config } from '../../contracts/config/schema.js';
+import { databaseFindings } from './database-posture.js';
 
 /**
  * The security posture: each setting weaker than its default or than the strongest this host runs,
@@ -33,6 +34,7 @@ export type PostureSettings = Pick<
   | 'SANDBOX_LAYER'
   | 'SANDBOX_WORKSPACE_MB'
   | 'SANDBOT_REDIS_URL'
+  | 'SANDBOT_DATABASE_URL'
   | 'DOCKER_HOST'
   | 'SANDBOT_HTTP_HOST'
   | 'SANDBOT_API_TOKEN'
@@ -59,6 +61,7 @@ export function postureFindings(config: PostureSettings, facts: PostureFacts = {
     ...diskFindings(config),
     ...whoFindings(config),
     ...redisFindings(config, facts.redis),
+    ...databaseFindings(config),
     ...engineFindings(config, facts.engine, facts.layer),
     ...grantFindings(config),
   ];

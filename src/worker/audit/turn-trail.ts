@@ -41,7 +41,7 @@ export interface TurnTrail {
   contextFolded?(event: ContextFolded): void;
   /** The turn's skill tools (name → "skill@version"): their calls are recorded with the skill they belong to. */
   skillTools?(tools: Record<string, string>): void;
-  /** Wraps `publish` to learn the error the user is told. */
+  /** Wraps `publish` to learn the error the user is told, and to record each reply sent (`reply`). */
   publishing(publish: (event: OutboundEvent) => Promise<void>): (event: OutboundEvent) => Promise<void>;
   /**
    * Diffs /workspace against the snapshot from the start and records the changes. Called after the
@@ -65,6 +65,8 @@ export interface TrailDeps {
 }
 
 const RESULT_CHARS = 2000;
+/** Longest reply text recorded (a chat message is rarely longer; the rest is counted, not kept). */
+const REPLY_CHARS = 8000;
 const MAX_FILE_EVENTS = 1000;
 
 /** Does nothing: for a runner wired without an audit log. */
@@ -204,9 +206,18 @@ class RecordedTurn implements TurnTrail {
   }
 
   publishing(publish: (event: OutboundEvent) => Promise<void>) {
-    return (event: OutboundEvent) => {
+    return async (event: OutboundEvent) => {
       if (event.type === 'error') this.error = event.message;
-      return publish(event);
+      await publish(event);
+      // After it was handed on: a reply that could not be sent was never read.
+      if (event.type === 'reply') {
+        this.record(this.mode === 'chat' ? 'agent' : this.deps.actor(), 'reply', {
+          messageId: event.id,
+          chars: event.text.length,
+          text: capText(event.text, REPLY_CHARS),
+          files: (event.files ?? []).map((f) => ({ name: f.name, size: f.size })),
+        });
+      }
     };
   }
 
