@@ -1,11 +1,10 @@
-import { stat } from 'node:fs/promises';
 import type { Redis } from 'ioredis';
 import type { Approval } from '../../contracts/approvals/approval.js';
 import type { AuditEvent } from '../../contracts/audit/events.js';
-import { type ConversationId, platformOf } from '../../contracts/conversation/id.js';
+import { type ConversationId, conversationKey, platformOf } from '../../contracts/conversation/id.js';
 import { instanceKeys } from '../../contracts/redis/keys.js';
 import type { Task } from '../../contracts/tasks/task.js';
-import type { AuditJournal } from '../../shared/audit/journal.js';
+import type { AuditStorage } from '../../shared/audit/storage.js';
 import { parseEvents } from '../../shared/audit/summary.js';
 import type { ConversationControl } from '../../shared/queue/conversation-control.js';
 import type { ConversationStore } from '../../shared/queue/conversation-store.js';
@@ -27,7 +26,7 @@ export interface ConsoleSources {
   control: ConversationControl;
   approvals: ApprovalStore;
   tasks: TaskStore;
-  journal: AuditJournal;
+  journal: AuditStorage;
 }
 
 export type ConversationState = 'running' | 'idle' | 'quarantined';
@@ -81,15 +80,15 @@ export async function conversationRow(
   sources: ConsoleSources,
   conversation: ConversationId,
 ): Promise<ConversationRow> {
-  const [holder, pending, quarantine, owner, lastTurn, file] = await Promise.all([
+  const [holder, pending, quarantine, owner, lastTurn, written] = await Promise.all([
     sources.store.leaseHolder(conversation),
     sources.store.pendingCount(conversation),
     sources.control.quarantined(conversation),
     sources.control.owner(conversation),
     sources.redis.zscore(instanceKeys(sources.instance).lastUsed, conversation),
-    stat(sources.journal.fileOf(conversation)).catch(() => undefined),
+    sources.journal.lastWritten(conversationKey(conversation)).catch(() => undefined),
   ]);
-  const last = Math.max(Number(lastTurn ?? 0), file?.mtimeMs ?? 0);
+  const last = Math.max(Number(lastTurn ?? 0), written ?? 0);
   return {
     conversation,
     platform: platformOf(conversation),

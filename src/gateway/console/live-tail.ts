@@ -2,8 +2,8 @@ import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import type { Redis } from 'ioredis';
 import type { ConversationId } from '../../contracts/conversation/id.js';
-import type { AuditJournal } from '../../shared/audit/journal.js';
 import { liveEvents } from '../../shared/audit/live-tail.js';
+import type { AuditStorage } from '../../shared/audit/storage.js';
 import { parseEvents } from '../../shared/audit/summary.js';
 import { type EventView, eventView } from './timeline-view.js';
 
@@ -22,7 +22,7 @@ export function sseFrame(view: EventView): string {
  */
 export async function streamConversation(
   res: ServerResponse,
-  source: { redis: Redis; instance: string; journal: AuditJournal },
+  source: { redis: Redis; instance: string; journal: AuditStorage },
   conversation: ConversationId,
   after: number,
 ): Promise<void> {
