@@ -63,8 +63,12 @@ function skillApprovals(config: Config, redis: Redis, audit: AuditRecorder | und
   );
   return {
     async refusal(name) {
-      const { active, refused } = await resolveSkills(store, [{ name }]);
-      return active.length > 0 ? undefined : (refused[0]?.reason ?? 'no such skill');
+      try {
+        const { active, refused } = await resolveSkills(store, [{ name }]);
+        return active.length > 0 ? undefined : (refused[0]?.reason ?? 'no such skill');
+      } catch (error) {
+        return `the skills folder cannot be read (${(error as Error).message})`;
+      }
     },
     enable: (conversation, name, by) => control.enable(conversation, { name }, by),
   };
