@@ -15,6 +15,8 @@ import { HostCallLedger, relayHostTool } from '../../src/worker/turn/host-tool-r
 import type { FakeChatRequest, FakeStep } from '../../testkit/fakes/fake-ollama.js';
 import { type OutsideHost, startOutsideHost } from '../../testkit/outside-host.js';
 import { REDIS_URL, testInstance } from '../../testkit/redis.js';
+import { greeterSkill } from '../helpers/skill-fixtures.js';
+import { registryOf, removeSkillVolumes, skillsDir, toolsOffered, vetSkill } from '../helpers/skill-stack.js';
 import { openSse, postMessage, type SseClient } from '../helpers/sse.js';
 import { type ScriptedStack, startScriptedStack, testConfig } from '../helpers/stack.js';
 
@@ -79,6 +81,9 @@ function script(request: FakeChatRequest): FakeStep {
 const resultLine = (m: Message) => `${m.tool_name}: ${m.content}`;
 
 beforeAll(async () => {
+  // An admin-approved skill the agent may ask for.
+  Object.assign(config, { SANDBOT_SKILLS_DIR: await skillsDir() });
+  await vetSkill(registryOf(config), greeterSkill());
   outside = await startOutsideHost(docker, {
     name: `sbx-apr-outside-${process.pid}`,
     subnet: '192.88.99.0/24', // not the host's own network (192.0.2.0/24 here), nor another test's
@@ -92,6 +97,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stack?.stop();
+  await removeSkillVolumes(docker, config.SANDBOT_INSTANCE);
   await outside?.stop();
   redis.disconnect();
 });
@@ -219,6 +225,26 @@ describe('approvals through the web chat', () => {
     });
   });
 
+  it('grants a host for one hour without touching the conversation’s grants', async () => {
+    const sse = await events('hour');
+    try {
+      await send('hour', ask({ kind: 'network', host: `${HOST}:8080`, reason: 'one download' }));
+      const pending = await card(sse, 'pending');
+      expect((await decide(pending.approval.id, 'approve_hour')).status).toBe(200);
+      expect((await card(sse, 'approved')).card.outcome).toMatch(/^✅ Approved for 1 hour by the web API/);
+      expect(await reply(sse)).toMatch(/for 1 hour: pkgs\.example\.test:8080 is granted until \d{4}-/);
+      sse.events.length = 0;
+      await send('hour', `curl -s http://${HOST}:8080/hourly`);
+      expect(await reply(sse)).toContain('outside says hi to /hourly');
+    } finally {
+      sse.close();
+    }
+    const policy = new NetworkPolicyStore(redis, config.SANDBOT_INSTANCE, []);
+    expect(await policy.grantsFor(webConversationId('hour'))).toEqual([]);
+    const allowances = new ApprovalAllowances(redis, config.SANDBOT_INSTANCE);
+    expect(await allowances.grants(webConversationId('hour'))).toEqual([`${HOST}:8080`]);
+  });
+
   it('tells the model a denial, and grants nothing', async () => {
     const sse = await events('deny');
     try {
@@ -272,6 +298,25 @@ describe('approvals through the web chat', () => {
       expect(ended.approval.id).toBe(pending.approval.id);
       expect(ended.card.outcome).toMatch(/^⌛ the turn ended before a decision at /);
       expect((await decide(pending.approval.id, 'approve')).status).toBe(409);
+    } finally {
+      sse.close();
+    }
+  });
+
+  it('enables an admin-approved skill for the conversation once approved, from the next turn', async () => {
+    const sse = await events('skill');
+    try {
+      await send('skill', ask({ kind: 'skill', skill: 'greeter', reason: 'to greet the team' }));
+      const pending = await card(sse, 'pending');
+      expect(pending.card.title).toBe('🔐 The agent asks to use the skill greeter');
+      expect((await decide(pending.approval.id, 'approve')).status).toBe(200);
+      expect(await reply(sse)).toContain(
+        'approved by the web API (admin:web-api) for this conversation: Skill greeter@1.0.0 is enabled here from the next turn',
+      );
+      sse.events.length = 0;
+      await send('skill', 'echo next-turn');
+      expect(await reply(sse)).toContain('next-turn');
+      expect(toolsOffered(stack.ollama.chatRequests(), 'echo next-turn')).toContain('greet');
     } finally {
       sse.close();
     }
