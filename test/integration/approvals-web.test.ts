@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import puppeteer from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDocker } from '../../sandbox/host/driver/docker-client.js';
 import type { Approval } from '../../src/contracts/approvals/approval.js';
@@ -408,4 +409,52 @@ describe('approvals through the web chat', () => {
       sse.close();
     }
   }, 240_000);
+
+  it('shows the card in the web chat page, its words as text, and its buttons decide', async () => {
+    const browser = await puppeteer.launch({
+      executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu'],
+    });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${stack.url}/`);
+      await page.$eval('#token', (e, token) => ((e as HTMLInputElement).value = token), TOKEN);
+      await page.$eval('#conversation', (e) => ((e as HTMLInputElement).value = 'browser'));
+      await page.$eval('#user', (e) => ((e as HTMLInputElement).value = 'ana'));
+      await page.click('#settings button[type=submit]');
+      const reason = 'see <img src=x onerror="document.title=1"> here';
+      await page.type('#text', ask({ kind: 'network', host: 'browser.example.test', reason }));
+      await page.click('#send');
+      await page.waitForSelector('.message.approval .buttons button', { timeout: 30_000 });
+      const shown = await page.$eval('.message.approval', (e) => ({
+        title: e.querySelector('.body')?.textContent,
+        reason: e.querySelector('.reason')?.textContent,
+        images: e.querySelectorAll('img').length,
+        buttons: [...e.querySelectorAll('button')].map((b) => b.textContent),
+      }));
+      expect(shown).toEqual({
+        title: '🔐 The agent asks for network access to browser.example.test',
+        reason: `The agent's reason (its own words, not checked): “${reason}”`,
+        images: 0,
+        buttons: ['Approve for this conversation', 'Approve for 1 hour', 'Deny'],
+      });
+      await page.click('.message.approval button[data-decision=deny]');
+      await page.waitForFunction(
+        () => /Denied by ana \(web\)/.test(document.querySelector('.approval .outcome')?.textContent ?? ''),
+        { timeout: 30_000 },
+      );
+      expect(await page.$$('.message.approval button')).toHaveLength(0);
+      await page.waitForFunction(
+        () =>
+          [...document.querySelectorAll('.message.bot .body')].some((b) =>
+            /denied by ana/.test(b.textContent ?? ''),
+          ),
+        { timeout: 30_000 },
+      );
+      expect(await page.title()).toBe('sandbot');
+    } finally {
+      await browser.close();
+    }
+  });
 });
