@@ -13,7 +13,8 @@ const resultLine = (m: Message) => `${m.tool_name}: ${m.content}`;
 
 /**
  * The fake model of the approvals tests, by the turn's own message: `ASK <json>` calls request_access
- * with that (an array: several calls in one answer); `DELEGATE a b` starts a sub-agent per word at once;
+ * with that (an array: several calls in one answer), then runs the command of a `\nTHEN <command>` line
+ * after it; `DELEGATE a b` starts a sub-agent per word at once;
  * anything else runs as a bash command. After tool results it answers with what it read.
  */
 export function approvalScript(request: FakeChatRequest): FakeStep {
@@ -21,6 +22,10 @@ export function approvalScript(request: FakeChatRequest): FakeStep {
   // The turn's own message (the history holds the earlier ones).
   const text = [...messages].reverse().find((m) => m.role === 'user')?.content ?? '';
   const last = messages.at(-1);
+  const then = /\nTHEN (.*)$/s.exec(text)?.[1];
+  if (last?.role === 'tool' && last.tool_name === 'request_access' && then) {
+    return { toolCalls: [{ name: 'bash', arguments: { command: then } }] };
+  }
   if (last?.role === 'tool') {
     const from = messages.map((m) => m.role).lastIndexOf('assistant');
     return {
@@ -36,7 +41,9 @@ export function approvalScript(request: FakeChatRequest): FakeStep {
     return { toolCalls: tasks.map((task) => ({ name: 'delegate', arguments: { task } })) };
   }
   if (text.startsWith('ASK ')) {
-    const parsed = JSON.parse(text.slice(4)) as Record<string, unknown> | Record<string, unknown>[];
+    const parsed = JSON.parse(text.slice(4).split('\nTHEN ')[0] ?? '') as
+      | Record<string, unknown>
+      | Record<string, unknown>[];
     const calls = Array.isArray(parsed) ? parsed : [parsed];
     return { toolCalls: calls.map((args) => ({ name: 'request_access', arguments: args })) };
   }

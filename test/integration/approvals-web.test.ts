@@ -38,6 +38,8 @@ const config = testConfig(testInstance('approvals-web'), {
   SANDBOT_APPROVAL_TIMEOUT_SECONDS: '10',
   SANDBOT_WORKER_CONCURRENCY: '2',
   SANDBOT_EGRESS_PORT: '0',
+  // Conversations `pre…` have a grant already, so their sandboxes start with the proxy.
+  SANDBOT_NETWORK_RULES: 'web:pre*=other.example.test',
 });
 let outside: OutsideHost;
 let stack: ScriptedStack;
@@ -132,7 +134,9 @@ describe('approvals of network access through the web chat', () => {
       expect(text).toContain(
         `approved by the web API (admin:web-api) for this conversation: ${HOST}:8080 is granted`,
       );
-      expect(toolResults('request_access').at(-1)).toContain('It works from your next turn');
+      expect(toolResults('request_access').at(-1)).toContain(
+        'it works at once; otherwise from your next turn',
+      );
     } finally {
       sse.close();
     }
@@ -182,6 +186,19 @@ describe('approvals of network access through the web chat', () => {
     expect(await policy.grantsFor(webConversationId('hour'))).toEqual([]);
     const allowances = new ApprovalAllowances(redis, config.SANDBOT_INSTANCE);
     expect(await allowances.grants(webConversationId('hour'))).toEqual([`${HOST}:8080`]);
+  });
+
+  it('works in the same turn in a sandbox that already has network access', async () => {
+    const sse = await events('pre-net');
+    try {
+      const request = ask({ kind: 'network', host: `${HOST}:8080`, reason: 'one more host' });
+      await send('pre-net', `${request}\nTHEN curl -s http://${HOST}:8080/same-turn`);
+      const pending = await card(sse, 'pending');
+      expect((await decide(pending.approval.id, 'approve')).status).toBe(200);
+      expect(await reply(sse)).toContain('outside says hi to /same-turn');
+    } finally {
+      sse.close();
+    }
   });
 
   it('tells the model a denial, and grants nothing', async () => {

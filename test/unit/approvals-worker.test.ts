@@ -149,7 +149,7 @@ describe('allowances from approvals', () => {
     };
     const decided = approval({ status: 'approved', decidedBy: 'user:slack:U1' });
     const hour = await applyApproval(deps, { ...decided, scope: 'hour' }, 1000);
-    expect(hour.text).toContain('works from your next turn');
+    expect(hour.text).toContain('it works at once; otherwise from your next turn');
     expect(added).toEqual([{ target: 'pypi.org', until: 1000 + HOUR_MS }]);
     await applyApproval(deps, { ...decided, scope: 'conversation' }, 1000);
     expect(allowed).toEqual([['pypi.org']]);

@@ -54,7 +54,7 @@ export async function applyApproval(deps: ApplyDeps, approval: Approval, now = D
       }
       return {
         ok: true,
-        text: `${grant.data} is granted${lapse}. It works from your next turn (this turn's sandbox keeps the network it started with): finish this turn, saying what you will fetch next.`,
+        text: `${grant.data} is granted${lapse}. If this sandbox already has network access (HTTP_PROXY is set) it works at once; otherwise from your next turn (a sandbox keeps the network it started the turn with): then finish this turn, saying what you will fetch next.`,
       };
     }
     case 'skill':
