@@ -1,6 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { Approval } from '../../src/contracts/approvals/approval.js';
 import { webConversationId } from '../../src/contracts/conversation/id.js';
+import { childConversationId } from '../../src/contracts/tasks/task.js';
 import {
   activeAllowances,
   allowedGrants,
@@ -12,6 +13,7 @@ import {
   checkHost,
   waitSeconds,
 } from '../../src/worker/approvals/access-request.js';
+import { type AccessRequestDeps, AccessRequests } from '../../src/worker/approvals/access-requests.js';
 import { applyApproval, HOUR_MS } from '../../src/worker/approvals/approval-apply.js';
 import type { HostCall, HostTools } from '../../src/worker/turn/host-tool-relay.js';
 import { hostToolSet } from '../../src/worker/turn/host-tool-set.js';
@@ -196,5 +198,76 @@ describe('host tools together', () => {
     expect(ran).toEqual(['request_access:request_access']);
     const alone = hostToolSet({ delegate });
     expect(await alone.run(call)).toEqual({ ok: false, output: 'request_access is not available here' });
+  });
+});
+
+describe('request_access before any card', () => {
+  // Nothing here may reach the store: a refusal posts no card and creates no request.
+  const untouchable = new Proxy(
+    {},
+    {
+      get: () => {
+        throw new Error('the store was used');
+      },
+    },
+  );
+  const tools = (turnSeconds: number) =>
+    new AccessRequests({
+      store: untouchable,
+      redis: untouchable,
+      publish: async () => {
+        throw new Error('a card was posted');
+      },
+      ownerOf: async () => undefined,
+      apply: { network: untouchable, allowances: untouchable },
+      actor: () => 'worker:w1',
+      logger: untouchable,
+      settings: { timeoutSeconds: 900, turnSeconds },
+    } as unknown as AccessRequestDeps);
+  const turn = (conversation = webConversationId('chat')) => ({
+    turnId: 't1',
+    conversation,
+    fromSeq: 0,
+    toSeq: 0,
+    messages: [],
+  });
+  const call = (conversation?: ReturnType<typeof webConversationId>) =>
+    ({
+      turn: turn(conversation),
+      name: 'request_access',
+      args: { kind: 'network', host: 'pypi.org', reason: 'pip' },
+      signal: new AbortController().signal,
+    }) as HostCall;
+
+  it('is not offered to sub-agents, and refuses them in words if they call it anyway', async () => {
+    const child = childConversationId(webConversationId('chat'), 1);
+    if (!child) throw new Error('no child id');
+    expect(await tools(600).offered(turn(child))).toEqual([]);
+    expect((await tools(600).run(call(child))).output).toBe(
+      'request_access refused: a sub-agent cannot ask people: tell the agent that started you what you need',
+    );
+  });
+
+  it('refuses when the turn has no time left to wait, and what can never be granted', async () => {
+    const late = tools(600);
+    vi.useFakeTimers({ now: 1_000_000 });
+    try {
+      expect((await late.offered(turn())).map((t) => t.function.name)).toEqual(['request_access']);
+      // 580 s into a 600 s turn: less than the margin the model needs to answer after the outcome.
+      vi.setSystemTime(1_000_000 + 580_000);
+      expect((await late.run(call())).output).toBe(
+        'request_access refused: this turn has no time left to wait for a person: ask again early in the next turn',
+      );
+    } finally {
+      vi.useRealTimers();
+    }
+    const wide = { ...call(), args: { kind: 'network', host: '*.co.uk', reason: 'x' } } as HostCall;
+    expect((await tools(600).run(wide)).output).toMatch(
+      /^request_access refused: "\*\.co\.uk" cannot be granted/,
+    );
+    const skill = { ...call(), args: { kind: 'skill', skill: 'pdf', reason: 'x' } } as HostCall;
+    expect((await tools(600).run(skill)).output).toBe(
+      'request_access refused: skill pdf cannot be enabled: this worker has no skills folder',
+    );
   });
 });
