@@ -9,6 +9,7 @@ import type { Logger } from '../../src/contracts/log/logger.js';
 import { type DoorSettings, guardDoor, isLoopback } from '../../src/gateway/http-auth.js';
 import { type HttpServer, sendError } from '../../src/gateway/http-server.js';
 import { limitNotice, STREAM_RETRY_SECONDS, streamRefusalText } from '../../src/gateway/rate-limits.js';
+import { registerApprovalRoutes } from './approval-routes.js';
 import { STREAM_ID } from './event-stream.js';
 import { describeIssues, postMessageBody, toInboundMessage } from './message-request.js';
 import { CHAT_PAGE_HEADERS, renderChatPage } from './page.js';
@@ -19,7 +20,7 @@ import { pipeSse } from './sse.js';
 export const EVENTS_ROUTE = '/api/conversations/:conversation/events';
 
 export interface WebRouteOptions {
-  config: Pick<Config, 'SANDBOT_MAX_MESSAGE_CHARS'> & DoorSettings;
+  config: Pick<Config, 'SANDBOT_MAX_MESSAGE_CHARS' | 'SANDBOT_APPROVERS'> & DoorSettings;
   logger: Logger;
   /** Comment lines keep idle event streams open through proxies. */
   sseHeartbeatMs?: number;
@@ -29,7 +30,7 @@ type Scope = FastifyInstance;
 
 /**
  * The web chat on the gateway's HTTP server: the page at `/`, `POST /api/messages`, the event
- * stream and the schedules API, behind the DNS-rebinding guard and (when SANDBOT_API_TOKEN is set) the API token.
+ * stream, the schedules API and the approval buttons' route, behind the DNS-rebinding guard and (when SANDBOT_API_TOKEN is set) the API token.
  */
 export function registerWebRoutes(http: HttpServer, web: WebAdapterDeps, options: WebRouteOptions): void {
   const { config } = options;
@@ -45,6 +46,7 @@ export function registerWebRoutes(http: HttpServer, web: WebAdapterDeps, options
     registerPostMessage(scope, web, log, config.SANDBOT_MAX_MESSAGE_CHARS);
     registerEventStream(scope, web, log, options.sseHeartbeatMs ?? 15_000);
     if (web.schedules) registerScheduleRoutes(scope, web.schedules, log, config.SANDBOT_MAX_MESSAGE_CHARS);
+    if (web.approvals) registerApprovalRoutes(scope, web.approvals, config, log);
   });
 }
 

@@ -24,6 +24,7 @@ export const CHAT_PAGE_SCRIPT = `
   };
   let conversation = '';
   let source = null;
+  const cards = new Map();
 
   function randomName() {
     const bytes = new Uint8Array(9);
@@ -37,7 +38,64 @@ export const CHAT_PAGE_SCRIPT = `
   function transcript() {
     try { return JSON.parse(store.get('transcript.' + conversation) || '[]'); } catch { return []; }
   }
+  function element(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+  // An approval card: the same words as on Slack and Discord (the server sends them), the agent's
+  // reason as plain text, buttons while it is pending; edited in place when the outcome arrives.
+  function renderCard(entry) {
+    let item = cards.get(entry.id);
+    const fresh = !item;
+    if (!item) {
+      item = element('div', 'message approval');
+      item.dataset.approval = entry.id;
+      cards.set(entry.id, item);
+    }
+    const card = entry.card;
+    item.replaceChildren(element('span', 'who', 'Approval request'), element('div', 'body', card.title),
+      element('div', 'reason', card.reason));
+    if (card.outcome) item.append(element('div', 'outcome', card.outcome));
+    if (card.buttons && card.buttons.length) {
+      const row = element('div', 'buttons');
+      const note = element('div', 'note');
+      for (const b of card.buttons) {
+        const button = element('button', b.style, b.label);
+        button.type = 'button';
+        button.dataset.decision = b.decision;
+        button.addEventListener('click', () => decide(entry.id, b.decision, row, note));
+        row.append(button);
+      }
+      item.append(row, note);
+    }
+    if (fresh) { els.transcript.append(item); item.scrollIntoView({ block: 'end' }); }
+  }
+  async function decide(id, decision, row, note) {
+    const buttons = Array.from(row.querySelectorAll('button'));
+    buttons.forEach((b) => { b.disabled = true; });
+    const headers = { 'content-type': 'application/json' };
+    if (token()) headers.authorization = 'Bearer ' + token();
+    const name = els.user.value.trim();
+    const body = name ? { decision, name } : { decision };
+    note.textContent = 'Sending…';
+    try {
+      const response = await fetch('/api/approvals/' + encodeURIComponent(id), {
+        method: 'POST', headers, body: JSON.stringify(body),
+      });
+      const answer = await response.json().catch(() => ({}));
+      if (response.ok) { note.textContent = 'Decided; the agent is told.'; return; }
+      if (response.status === 401) showTokenField();
+      note.textContent = 'Not decided: ' + (answer.error || response.status + ' ' + response.statusText);
+      if (response.status !== 409) buttons.forEach((b) => { b.disabled = false; });
+    } catch (err) {
+      note.textContent = 'Not decided: the server cannot be reached (' + err.message + ').';
+      buttons.forEach((b) => { b.disabled = false; });
+    }
+  }
   function render(entry) {
+    if (entry.kind === 'approval') { renderCard(entry); return; }
     const item = document.createElement('div');
     item.className = 'message ' + entry.kind;
     const who = document.createElement('span');
@@ -53,6 +111,13 @@ export const CHAT_PAGE_SCRIPT = `
   function add(entry) {
     store.set('transcript.' + conversation, JSON.stringify(transcript().concat([entry]).slice(-200)));
     render(entry);
+  }
+  function addCard(entry) {
+    const saved = transcript();
+    const at = saved.findIndex((e) => e.kind === 'approval' && e.id === entry.id);
+    if (at >= 0) saved[at] = entry; else saved.push(entry);
+    store.set('transcript.' + conversation, JSON.stringify(saved.slice(-200)));
+    renderCard(entry);
   }
 
   function connect() {
@@ -72,6 +137,9 @@ export const CHAT_PAGE_SCRIPT = `
       if (event.type === 'progress') setStatus(event.text);
       else if (event.type === 'reply') { setStatus(''); add({ kind: 'bot', text: event.text }); }
       else if (event.type === 'error') { setStatus(''); add({ kind: 'error', text: event.message }); }
+      else if (event.type === 'approval' && event.card) {
+        addCard({ kind: 'approval', id: event.approval.id, card: event.card });
+      }
     };
     source.onerror = () => {
       if (current.readyState === EventSource.CLOSED) {
@@ -89,6 +157,7 @@ export const CHAT_PAGE_SCRIPT = `
     els.conversation.value = name;
     els.conversation.removeAttribute('aria-invalid');
     els.transcript.replaceChildren();
+    cards.clear();
     transcript().forEach(render);
     setStatus('');
     connect();

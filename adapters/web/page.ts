@@ -25,6 +25,13 @@ button:disabled { opacity: 0.6; cursor: progress; }
 .message.user { align-self: flex-end; background: var(--user); }
 .message.bot { align-self: flex-start; background: var(--bot); }
 .message.error { align-self: flex-start; background: var(--error); }
+.message.approval { align-self: stretch; max-width: 100%; background: var(--bot); border: 1px solid var(--line); }
+.approval .reason { font-style: italic; white-space: pre-wrap; overflow-wrap: anywhere; }
+.approval .outcome { font-weight: 600; margin-top: 0.25rem; }
+.approval .buttons { display: flex; flex-wrap: wrap; gap: 0.5rem; margin-top: 0.5rem; }
+.approval button.secondary { background: var(--bg); color: var(--fg); border-color: var(--line); }
+.approval button.danger { background: #c5221f; border-color: #c5221f; }
+.approval .note { font-size: 0.8125rem; color: var(--muted); }
 .who { display: block; font-size: 0.75rem; font-weight: 600; color: var(--muted); }
 .body { white-space: pre-wrap; overflow-wrap: anywhere; }
 #status { min-height: 1.5em; margin: 0.25rem 0; color: var(--muted); font-style: italic; }

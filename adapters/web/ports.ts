@@ -3,6 +3,7 @@ import type { InboundMessage } from '../../src/contracts/protocol/inbound.js';
 import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
 import type { RateLimiter } from '../../src/gateway/rate-limiter.js';
 import type { Schedules } from '../../src/shared/schedules/schedules.js';
+import type { ApprovalStore } from '../../src/shared/stores/approval-store.js';
 
 /** Hands a user's message to the inbound queue. Rejects when the queue cannot take it (Redis down). */
 export interface InboundSubmitter {
@@ -36,4 +37,6 @@ export interface WebAdapterDeps {
   limits?: Pick<RateLimiter, 'admit' | 'openStream'>;
   /** The schedules API (absent: not served). */
   schedules?: Schedules;
+  /** Approval requests the web chat's buttons decide (absent: not served). */
+  approvals?: Pick<ApprovalStore, 'get' | 'decide'>;
 }

@@ -1,10 +1,17 @@
 import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
+import { approvalCard } from '../../src/contracts/approvals/approval-card.js';
 import type { WebStreamEntry } from './ports.js';
 
-/** One Server-Sent Event. JSON.stringify never emits a raw newline, so `data:` stays one line. */
+/**
+ * One Server-Sent Event. JSON.stringify never emits a raw newline, so `data:` stays one line. An approval
+ * event carries its card (title, the agent's reason marked as such, outcome, buttons), worded as on
+ * every other platform, so the page only renders it.
+ */
 export function formatSseEvent(entry: WebStreamEntry): string {
-  return `id: ${entry.id}\ndata: ${JSON.stringify(entry.event)}\n\n`;
+  const { event } = entry;
+  const data = event.type === 'approval' ? { ...event, card: approvalCard(event.approval) } : event;
+  return `id: ${entry.id}\ndata: ${JSON.stringify(data)}\n\n`;
 }
 
 /** A comment line: ignored by EventSource, but keeps proxies from closing an idle stream. */

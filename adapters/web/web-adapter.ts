@@ -24,7 +24,7 @@ export function createWebAdapter(deps: AdapterDeps): ChatAdapter {
       };
       registerWebRoutes(
         http,
-        { submitter, events, limits: deps.limits, schedules: deps.schedules },
+        { submitter, events, limits: deps.limits, schedules: deps.schedules, approvals: deps.approvals },
         { config: deps.config, logger: deps.logger },
       );
     },

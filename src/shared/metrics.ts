@@ -159,6 +159,12 @@ function safetyMetrics(registers: Registry[]) {
       labelNames: ['stage'],
       registers,
     }),
+    approvals: new Counter({
+      name: 'sandbot_approvals_total',
+      help: 'Approval requests (request_access) that ended, by kind and outcome (approved, denied, expired).',
+      labelNames: ['kind', 'outcome'],
+      registers,
+    }),
   };
 }
 

@@ -12,9 +12,11 @@ import { parseEvents } from '../shared/audit/summary.js';
 import type { ConversationStore } from '../shared/queue/conversation-store.js';
 import type { InboundQueue } from '../shared/queue/inbound-queue.js';
 import type { OutboundQueue } from '../shared/queue/outbound-queue.js';
+import { ApprovalAllowances } from '../shared/stores/approval-allowances.js';
 import { BlobStore } from '../shared/stores/blob-store.js';
 import type { WorkerLayer } from '../shared/stores/layer-report.js';
 import { Quarantine } from '../shared/stores/quarantine.js';
+import { accessRequestsFor } from './approvals/access-wiring.js';
 import type { WorkerObservability } from './audit/worker-observability.js';
 import { contextFitterFor, type FittedChatRequest, type FittedChatResult } from './broker/context-window.js';
 import type { ModelBroker } from './broker/model-broker.js';
@@ -30,6 +32,7 @@ import type { WarmPool } from './sandboxes/warm-pool.js';
 import type { ScheduleRunner } from './schedules/schedule-runner.js';
 import type { WorkerSkills } from './skills/turn-skills.js';
 import type { Canary } from './turn/canary.js';
+import { hostToolSet } from './turn/host-tool-set.js';
 import { OutboxLedger } from './turn/outbox-ledger.js';
 
 /** The sandbox layer this worker runs, checked, and the engines it runs on. */
@@ -154,16 +157,39 @@ export function sandboxWorkerDeps(
 ): SandboxWorkerDeps {
   const { connection, driver, egress, canary, skills, observed, inbound, pool } = parts;
   const tripwire = (...args: Parameters<SandboxWorker['tripwire']>) => self().tripwire(...args);
+  // A sub-agent's result goes to its parent (in Redis) and its progress to the parent's thread.
+  const publish = observed.counted(
+    subAgentOutbound(connection, config.SANDBOT_INSTANCE, (event) => parts.outbound.publish(event)),
+  );
+  const actor = () => `worker:${self().id}` as const;
+  const allowances = new ApprovalAllowances(connection, config.SANDBOT_INSTANCE);
+  const delegate = delegationFor(config, {
+    connection,
+    driver,
+    inbound,
+    egress,
+    audit: observed.audit,
+    canaryFor: (conversation) => canary.token(conversation),
+    tripwire,
+    logger: log,
+    actor,
+    extraSubAgents: (conversation) => allowances.extraSubAgents(conversation),
+  });
+  const requestAccess = accessRequestsFor(config, {
+    connection,
+    egress,
+    publish,
+    audit: observed.audit,
+    logger: log,
+    actor,
+  });
   return {
     connection,
     store: parts.store,
     inbound,
     driver,
     broker: parts.broker,
-    // A sub-agent's result goes to its parent (in Redis) and its progress to the parent's thread.
-    publish: observed.counted(
-      subAgentOutbound(connection, config.SANDBOT_INSTANCE, (event) => parts.outbound.publish(event)),
-    ),
+    publish,
     observe: observed.observe,
     networkFor: (conversation) => egress.networkFor(conversation),
     quarantine: new Quarantine(connection, config.SANDBOT_INSTANCE),
@@ -177,17 +203,7 @@ export function sandboxWorkerDeps(
     canaryFor: (conversation) => canary.token(conversation),
     skillsFor: (conversation, turnId) => skills.forTurn(conversation, turnId),
     tripwire,
-    hostTools: delegationFor(config, {
-      connection,
-      driver,
-      inbound,
-      egress,
-      audit: observed.audit,
-      canaryFor: (conversation) => canary.token(conversation),
-      tripwire,
-      logger: log,
-      actor: () => `worker:${self().id}`,
-    }),
+    hostTools: hostToolSet({ delegate, request_access: requestAccess }),
     logger: log,
     systemPrompt: defaultSystemPrompt(),
     blobs: new BlobStore(connection, config.SANDBOT_INSTANCE),

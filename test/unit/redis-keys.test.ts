@@ -131,6 +131,8 @@ describe('Redis keys', () => {
       set: note,
       del: note,
       eval: (_script: string, _keys: number, key: string) => note(key),
+      // SkillEnablement reads the one-hour skills of approvals too (a key of approvalKeys, not conversationKeys).
+      zrangebyscore: () => Promise.resolve([]),
     } as unknown as Redis;
     await new NetworkPolicyStore(redis, 'sb', []).grantsFor(alice);
     await new Quarantine(redis, 'sb').get(alice);

@@ -25,6 +25,27 @@ export const HostToolArgs = {
         'Hosts the sub-agent may reach: some of those you may reach (default: all of yours, never more).',
       ),
   }),
+  request_access: z.object({
+    kind: z
+      .enum(['network', 'skill', 'delegate'])
+      .describe('What you ask for: network access to one host, a skill, or more sub-agents than your limit.'),
+    host: z
+      .string()
+      .max(260)
+      .optional()
+      .describe('kind "network": the host, e.g. "pypi.org", "*.example.com" or "api.example.com:8443".'),
+    skill: z.string().max(100).optional().describe('kind "skill": the skill\'s name.'),
+    count: z
+      .number()
+      .int()
+      .optional()
+      .describe('kind "delegate": how many more sub-agents than your limit (1 to 10).'),
+    reason: z
+      .string()
+      .min(1)
+      .max(1000)
+      .describe('Why you need it, in one or two sentences: the person deciding reads this.'),
+  }),
 } as const;
 
 export type HostToolName = keyof typeof HostToolArgs;
@@ -37,6 +58,8 @@ export function isHostTool(name: string): name is HostToolName {
 export const HOST_TOOL_DESCRIPTIONS: Record<HostToolName, string> = {
   delegate:
     'Hand a sub-task to a sub-agent that works in a sandbox of its own and answers with its result. Call it several times in one answer to run sub-agents in parallel. Files it leaves in its /workspace/outbox are copied to your /workspace/subagents/<name>/.',
+  request_access:
+    'Ask a person for more than you have: network access to one host, a skill, or more sub-agents than your limit. A card with your reason is posted in this conversation; the call waits until a person approves or denies it (or it expires, as denied) and answers with the decision. Ask only when you need it, once per thing.',
 };
 
 /** A host tool as Ollama's /api/chat expects it. */

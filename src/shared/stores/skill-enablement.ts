@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { type ConversationId, coversConversation } from '../../contracts/conversation/id.js';
 import type { EnabledRef, SkillRules } from '../../contracts/policy/skill-rules.js';
 import { parentConversationId } from '../../contracts/tasks/task.js';
+import { ApprovalAllowances } from './approval-allowances.js';
 import { ConversationValueStore } from './conversation-value.js';
 
 /**
@@ -32,6 +33,18 @@ export function effectiveSkills(rules: SkillRules, conversation: string, overrid
   return [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
 }
 
+/** Skills an approval enabled for one hour (request_access), unless an admin disabled them since. */
+function withApproved(
+  refs: EnabledRef[],
+  approved: readonly string[],
+  disabled: readonly string[],
+): EnabledRef[] {
+  const names = new Set(refs.map((r) => r.name));
+  const extra = approved.filter((name) => !names.has(name) && !disabled.includes(name));
+  if (extra.length === 0) return refs;
+  return [...refs, ...extra.map((name): EnabledRef => ({ name }))].sort((a, b) => (a.name < b.name ? -1 : 1));
+}
+
 export class SkillEnablement extends ConversationValueStore {
   constructor(
     redis: Redis,
@@ -48,7 +61,12 @@ export class SkillEnablement extends ConversationValueStore {
 
   /** A sub-agent gets at most its parent's skills (so at most its hosts), whatever rules name it. */
   async enabledFor(conversation: ConversationId): Promise<EnabledRef[]> {
-    const own = effectiveSkills(this.rules, conversation, await this.override(conversation));
+    const override = await this.override(conversation);
+    const own = withApproved(
+      effectiveSkills(this.rules, conversation, override),
+      await new ApprovalAllowances(this.redis, this.instance).skills(conversation),
+      override?.disabled ?? [],
+    );
     const parent = parentConversationId(conversation);
     if (!parent || own.length === 0) return own;
     const allowed = await this.enabledFor(parent);

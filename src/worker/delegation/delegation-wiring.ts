@@ -25,6 +25,8 @@ export function delegationFor(
     tripwire?(conversation: ConversationId, reason: string): void;
     logger: Logger;
     actor(): AuditActor;
+    /** Extra sub-agents approvals gave a conversation. */
+    extraSubAgents?(conversation: ConversationId): Promise<number>;
   },
 ): Delegation {
   const instance = config.SANDBOT_INSTANCE;
@@ -46,6 +48,7 @@ export function delegationFor(
     logger: parts.logger,
     instance,
     actor: parts.actor,
+    ...(parts.extraSubAgents ? { extraSubAgents: parts.extraSubAgents } : {}),
     limits: {
       maxDepth: config.SANDBOT_DELEGATE_MAX_DEPTH,
       maxFanout: config.SANDBOT_DELEGATE_MAX_FANOUT,

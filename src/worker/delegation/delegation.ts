@@ -39,6 +39,8 @@ export interface DelegationDeps {
   instance: string;
   actor(): AuditActor;
   limits: DelegationLimits & { maxSeconds: number; fileMaxBytes: number };
+  /** Sub-agents beyond the fan-out and sandbox limits that approvals gave the conversation (request_access). */
+  extraSubAgents?(conversation: ConversationId): Promise<number>;
 }
 
 type Result = { ok: boolean; output: string };
@@ -156,7 +158,13 @@ export class Delegation implements HostTools {
       waitingParents: this.waiting.size,
       parentWaiting: this.waiting.has(parent),
     };
-    const why = refusal(state, this.deps.limits);
+    const extra = (await this.deps.extraSubAgents?.(parent)) ?? 0;
+    const limits = {
+      ...this.deps.limits,
+      maxFanout: this.deps.limits.maxFanout + extra,
+      maxSandboxes: this.deps.limits.maxSandboxes + extra,
+    };
+    const why = refusal(state, limits);
     if (why) return { refused: why };
     const read = await this.deps.driver.readWorkspaceFiles(parent, paths, this.deps.limits.fileMaxBytes);
     if (read.refused.length > 0) {

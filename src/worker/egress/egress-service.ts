@@ -8,6 +8,7 @@ import type { Logger } from '../../contracts/log/logger.js';
 import type { Grant, NetworkRules } from '../../contracts/policy/network-policy.js';
 import { EGRESS_TUNNEL_PORT } from '../../contracts/protocol/egress.js';
 import { instanceKeys } from '../../contracts/redis/keys.js';
+import { ApprovalAllowances } from '../../shared/stores/approval-allowances.js';
 import { NetworkPolicyStore } from '../../shared/stores/policy-store.js';
 import {
   applyFirewall,
@@ -57,6 +58,8 @@ export interface EgressServiceOptions {
  */
 export class EgressService {
   readonly policy: NetworkPolicyStore;
+  /** One-hour grants from approvals (request_access), until they lapse. */
+  private readonly allowances: ApprovalAllowances;
   private network?: EgressNetwork;
   private proxy?: EgressProxy;
   private rules: FirewallRule[] = [];
@@ -68,6 +71,7 @@ export class EgressService {
 
   constructor(private readonly options: EgressServiceOptions) {
     this.policy = new NetworkPolicyStore(options.redis, options.instance, options.rules);
+    this.allowances = new ApprovalAllowances(options.redis, options.instance);
   }
 
   /** Sets up network, proxy and firewall on first need (an instance that never grants a host makes none). */
@@ -115,15 +119,17 @@ export class EgressService {
     }
   }
 
-  /** The network a conversation's sandbox joins, or undefined for none (no grants). */
-  /** The policy's grants and the extra ones (skills), together. */
+  /** The policy's grants, the extra ones (skills) and unexpired one-hour grants of approvals, together. */
   async grantsFor(conversation: ConversationId): Promise<Grant[]> {
-    const [policy, extra] = await Promise.all([
+    const [policy, extra, approved] = await Promise.all([
       this.policy.grantsFor(conversation),
       this.options.extraGrants?.(conversation) ?? [],
+      this.allowances.grants(conversation),
     ]);
-    return [...new Set([...policy, ...extra])];
+    return [...new Set([...policy, ...extra, ...approved])];
   }
+
+  /** The network a conversation's sandbox joins, or undefined for none (no grants). */
 
   async networkFor(conversation: ConversationId): Promise<SandboxNetwork | undefined> {
     const grants = await this.grantsFor(conversation);
