@@ -150,7 +150,8 @@ describe('console HTML', () => {
 describe('console actions and data', () => {
   it('refuses private addresses and whole public suffixes as grants, with words', () => {
     expect(parseHost('10.0.0.1')).toEqual({
-      error: '"10.0.0.1" is not a public host (10.0.0.1 is a private, loopback, link-local or metadata address)',
+      error:
+        '"10.0.0.1" is not a public host (10.0.0.1 is a private, loopback, link-local or metadata address)',
     });
     expect(parseHost('169.254.169.254:80')).toMatchObject({ error: expect.stringContaining('metadata') });
     expect(parseHost('[::1]')).toMatchObject({ error: expect.stringContaining('loopback') });
