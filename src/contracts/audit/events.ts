@@ -127,6 +127,8 @@ export const AUDIT_DATA = {
   'limit.hit': z.looseObject({ limit: text(200) }),
   tripwire: z.looseObject({ name: text(200) }),
   'access.refused': z.looseObject({ reason: z.string() }),
+  /** Its home host changed: a reset while the home was gone, an admin's rehome, or a drain (files copied). */
+  'host.rehomed': z.looseObject({ from: text(200), to: text(200), reason: text(50) }),
   /** Tasks (group-channel threads) and sub-agents: made, closed, held in line; delegations to sub-agents. */
   'task.created': z.looseObject({ scope: text(256), owner: text(300), depth: count }),
   'task.closed': z.looseObject({ by: text(300), wiped: z.boolean() }),
