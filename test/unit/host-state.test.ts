@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { HostReport } from '../../src/shared/hosts/host-report.js';
+import { type HostReport, hostIdOf } from '../../src/shared/hosts/host-report.js';
 import {
   drainPlan,
   healthOf,
@@ -72,10 +72,11 @@ describe("a conversation's home", () => {
   });
 
   it('names the host and says what to do', () => {
-    const text = hostGoneNotice(hostLabel('ab12cd34-0000-1111-2222-333344445555', { name: 'box2' }));
+    const text = hostGoneNotice(hostLabel('MLKN:CBXI/0a1b2c3d', { name: 'box2' }));
     expect(text).toBe(
-      "This conversation's workspace is on host box2 (ab12cd34-0000-), which is not answering; say `reset` to start afresh here, or wait.",
+      "This conversation's workspace is on host box2 (MLKN:CBXI/0a1b2c3d), which is not answering; say `reset` to start afresh here, or wait.",
     );
+    expect(hostLabel('abc')).toBe('abc');
   });
 });
 
@@ -103,5 +104,15 @@ describe('draining a host', () => {
       problem: expect.stringMatching(/no other live host/),
     });
     expect(drainPlan('a', items, s, 'b').problem).toMatch(/not live/);
+  });
+});
+
+describe('host ids', () => {
+  it('is the engine ID, with its data root when that is not the default (engines sharing one key)', () => {
+    expect(hostIdOf({ ID: 'MLKN:CBXI', DockerRootDir: '/var/lib/docker' })).toBe('MLKN:CBXI');
+    const other = hostIdOf({ ID: 'MLKN:CBXI', DockerRootDir: '/tmp/sbxh-1/data' });
+    expect(other).toMatch(/^MLKN:CBXI\/[0-9a-f]{8}$/);
+    expect(hostIdOf({ ID: 'MLKN:CBXI', DockerRootDir: '/tmp/sbxh-2/data' })).not.toBe(other);
+    expect(() => hostIdOf({})).toThrow(/no ID/);
   });
 });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { instanceKeys } from '../../contracts/redis/keys.js';
@@ -28,6 +29,18 @@ export const HostReport = z.object({
   at: z.number(),
 });
 export type HostReport = z.infer<typeof HostReport>;
+
+/**
+ * A host's ID from its engine's `docker info`: the engine's ID, and for an engine whose data root is not
+ * the default, a hash of that root too. Engines before Docker 23 take their ID from the machine's
+ * /etc/docker/key.json, so two engines on one machine would otherwise be one host.
+ */
+export function hostIdOf(info: { ID?: string; DockerRootDir?: string }): string {
+  if (!info.ID) throw new Error('the container engine reports no ID: cannot tell this host apart');
+  const root = info.DockerRootDir;
+  if (!root || root === '/var/lib/docker') return info.ID;
+  return `${info.ID}/${createHash('sha256').update(root).digest('hex').slice(0, 8)}`;
+}
 
 export interface HostReporter {
   first: Promise<void>;

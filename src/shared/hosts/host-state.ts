@@ -104,10 +104,9 @@ export function homeVerdict(home: string, me: string, states: ReadonlyMap<string
   return { forward: home };
 }
 
-/** How a host is named to people: its engine's name when known, and the start of its ID. */
+/** How a host is named to people: its engine's name when known (machines), and its ID (engines). */
 export function hostLabel(host: string, state?: Pick<HostState, 'name'>): string {
-  const id = host.length > 14 ? host.slice(0, 14) : host;
-  return state?.name ? `${state.name} (${id})` : id;
+  return state?.name ? `${state.name} (${host})` : host;
 }
 
 /** The words a held conversation gets, once per outage of its home. */

@@ -5,7 +5,7 @@ import type { Config } from '../../contracts/config/schema.js';
 import type { Logger } from '../../contracts/log/logger.js';
 import type { OutboundEvent } from '../../contracts/protocol/outbound.js';
 import type { AuditRecorder } from '../../shared/audit/audit-log.js';
-import { publishHostReport } from '../../shared/hosts/host-report.js';
+import { hostIdOf, publishHostReport } from '../../shared/hosts/host-report.js';
 import type { ConversationStore } from '../../shared/queue/conversation-store.js';
 import { HostGate } from './host-gate.js';
 
@@ -34,15 +34,15 @@ export async function startWorkerHost(
   workerId: string,
   log: Logger,
 ): Promise<WorkerHost> {
-  const info = (await parts.engine.info()) as { ID?: string; Name?: string };
-  if (!info.ID) throw new Error('the container engine reports no ID: cannot tell this host apart');
+  const info = (await parts.engine.info()) as { ID?: string; Name?: string; DockerRootDir?: string };
+  const host = hostIdOf(info);
   const measure = async () => {
     const [sandboxes, warm] = await Promise.all([parts.driver.list(), parts.pool?.count() ?? 0]);
     const live = sandboxes.filter((s) => s.state === 'running').length + warm;
     return { live, warm };
   };
   const report = publishHostReport(parts.redis, config.SANDBOT_INSTANCE, async () => ({
-    host: info.ID as string,
+    host,
     worker: workerId,
     ...(info.Name ? { name: info.Name.slice(0, 200) } : {}),
     ...(parts.reachable ? { endpoint: config.DOCKER_HOST ?? 'unix:///var/run/docker.sock' } : {}),
@@ -60,7 +60,7 @@ export async function startWorkerHost(
     },
     {
       instance: config.SANDBOT_INSTANCE,
-      host: info.ID,
+      host,
       graceMs: config.SANDBOT_HOST_GRACE_SECONDS * 1000,
       free: async () => {
         const { live, warm } = await measure();
@@ -68,7 +68,7 @@ export async function startWorkerHost(
       },
     },
   );
-  log.info({ host: info.ID, name: info.Name }, 'worker host');
+  log.info({ host, name: info.Name }, 'worker host');
   return {
     gate,
     async stop() {
