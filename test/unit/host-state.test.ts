@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type HostReport, hostIdOf } from '../../src/shared/hosts/host-report.js';
+import { hostsSection } from '../../src/shared/hosts/host-section.js';
 import {
   drainPlan,
   healthOf,
@@ -114,5 +115,52 @@ describe('host ids', () => {
     expect(other).toMatch(/^MLKN:CBXI\/[0-9a-f]{8}$/);
     expect(hostIdOf({ ID: 'MLKN:CBXI', DockerRootDir: '/tmp/sbxh-2/data' })).not.toBe(other);
     expect(() => hostIdOf({})).toThrow(/no ID/);
+  });
+});
+
+describe("/readyz's hosts", () => {
+  const snapshot = (reports: HostReport[], homes: Record<string, string> = {}) => ({
+    reports,
+    draining: new Set(['b']),
+    homes: new Map(Object.entries(homes)),
+  });
+
+  it('lists each host with its conversations; ready while one host is live', () => {
+    const { check, hosts } = hostsSection(
+      snapshot([report('a', NOW, 2), report('b', NOW - GRACE - 4000)], {
+        'web:x': 'a',
+        'web:y': 'b',
+        'web:z': 'b',
+      }),
+      NOW,
+      GRACE,
+    );
+    expect(check.ok).toBe(true);
+    expect(check.detail).toBe(
+      'a: live, 1 conversation; b: gone (draining), 2 conversations waiting for it (last seen 124 s ago)',
+    );
+    expect(hosts).toEqual([
+      expect.objectContaining({
+        host: 'a',
+        health: 'live',
+        conversations: 1,
+        sandboxes: { live: 2, max: 8, warm: 0 },
+      }),
+      expect.objectContaining({
+        host: 'b',
+        health: 'gone',
+        draining: true,
+        conversations: 2,
+        lastSeenSeconds: 124,
+      }),
+    ]);
+  });
+
+  it('is not ready when hosts reported and none is live; says so when none reported', () => {
+    expect(hostsSection(snapshot([report('a', NOW - GRACE - 1)]), NOW, GRACE).check.ok).toBe(false);
+    expect(hostsSection(snapshot([]), NOW, GRACE).check).toEqual({
+      ok: true,
+      detail: 'no host has reported yet',
+    });
   });
 });
