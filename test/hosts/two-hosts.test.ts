@@ -11,7 +11,7 @@ import { sandboxNames } from '../../sandbox/host/driver/docker-spec.js';
 import { webConversationId } from '../../src/contracts/conversation/id.js';
 import { createLogger } from '../../src/contracts/log/logger.js';
 import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
-import { instanceKeys } from '../../src/contracts/redis/keys.js';
+import { auditKeys, instanceKeys } from '../../src/contracts/redis/keys.js';
 import { startGateway } from '../../src/gateway/start-gateway.js';
 import { hostIdOf } from '../../src/shared/hosts/host-report.js';
 import { ConversationStore } from '../../src/shared/queue/conversation-store.js';
@@ -110,6 +110,21 @@ async function turn(session: string, n: number): Promise<OutboundEvent> {
     return await sse.waitFor(ended, 90_000);
   } finally {
     sse.close();
+  }
+}
+
+/** The conversation's `host.rehomed` audit events, from the live stream (waits for them to be written). */
+async function rehomedEvents(session: string): Promise<{ actor: string; data: Record<string, unknown> }[]> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const entries = await redis.xrange(auditKeys(config.SANDBOT_INSTANCE).stream, '-', '+');
+    const found = entries.flatMap(([, fields]) => {
+      const field = (name: string) => fields[fields.indexOf(name) + 1];
+      if (field('conversation') !== webConversationId(session) || field('kind') !== 'host.rehomed') return [];
+      return [JSON.parse(field('event') ?? '{}') as { actor: string; data: Record<string, unknown> }];
+    });
+    if (found.length > 0 || Date.now() > deadline) return found;
+    await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }
 
@@ -235,6 +250,12 @@ describe('two hosts, one Redis', () => {
       const sse = streams.get(resetOne);
       await sse?.waitFor((e) => e.type === 'reply' && e.text.startsWith('Conversation reset'), 60_000);
       expect(await homeOf(resetOne)).toBe(ids.a);
+      expect(await rehomedEvents(resetOne)).toEqual([
+        expect.objectContaining({
+          actor: 'user:web:u1',
+          data: expect.objectContaining({ from: ids.b, to: ids.a, reason: 'reset' }),
+        }),
+      ]);
     }
     // The host comes back: its conversations carry on with their files, the held messages answered in order.
     await engine.start();
@@ -275,6 +296,16 @@ describe('two hosts, one Redis', () => {
     expect(await cli('host', 'ls')).toMatch(
       new RegExp(`${ids.b}\\t[^\\n]*live \\(draining\\)\\t[^\\n]*\\t0\\n`),
     );
+    // An admin's word: a conversation started afresh on a named host, on record.
+    expect(await cli('host', 'rehome', 'web:home-new', '--to', ids.b)).toContain('now lives on');
+    expect(await homeOf('home-new')).toBe(ids.b);
+    expect(await rehomedEvents('home-new')).toEqual([
+      expect.objectContaining({
+        actor: expect.stringMatching(/^admin:/),
+        data: expect.objectContaining({ reason: 'admin' }),
+      }),
+    ]);
+    await redis.hset(instanceKeys(config.SANDBOT_INSTANCE).homes, webConversationId('home-new'), ids.a);
     const ready = (await (await fetch(`${gateway?.url}/readyz`)).json()) as {
       hosts: { host: string; health: string; draining: boolean; conversations: number }[];
     };
