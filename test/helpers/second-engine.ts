@@ -12,6 +12,7 @@ const run = promisify(execFile);
  * data and exec roots and socket, no default bridge and no firewall of its own (--bridge=none
  * --iptables=false: it must not touch the system engine's chains). It can be stopped and started
  * again on the same data root, as a host that goes away and comes back; `remove` ends it for good.
+ * Its networks come from a range of their own (not the IPv6 engine's, which may run beside it).
  */
 export interface SecondEngine {
   /** DOCKER_HOST for it: unix://… */
@@ -45,7 +46,7 @@ export async function startSecondEngine(): Promise<SecondEngine> {
           '--ip-forward=false',
           '--ip-masq=false',
         ],
-        ...['--userland-proxy=false', '--default-address-pool', 'base=198.19.0.0/16,size=24'],
+        ...['--userland-proxy=false', '--default-address-pool', 'base=10.213.0.0/16,size=24'],
       ],
       { detached: true, stdio: ['ignore', log, log] },
     );
