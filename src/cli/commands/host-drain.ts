@@ -2,12 +2,24 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { createDocker } from '../../../sandbox/host/driver/docker-client.js';
 import { copyConversationVolumes, removeConversation } from '../../../sandbox/host/driver/volume-copy.js';
+import type { AuditActor } from '../../contracts/audit/events.js';
+import type { Config } from '../../contracts/config/schema.js';
 import type { ConversationId } from '../../contracts/conversation/id.js';
 import { instanceKeys } from '../../contracts/redis/keys.js';
 import { MOVE_HOME } from '../../contracts/redis/scripts.js';
-import { type DrainItem, drainPlan } from '../../shared/hosts/host-state.js';
+import type { AuditLog } from '../../shared/audit/audit-log.js';
+import { type DrainItem, drainPlan, type HostState } from '../../shared/hosts/host-state.js';
 import { ConversationStore } from '../../shared/queue/conversation-store.js';
-import type { HostContext } from './host.js';
+
+/** What a `sandbot host` command works with: Redis, the audit log, every host's state and every home. */
+export interface HostContext {
+  config: Config;
+  redis: Redis;
+  by: AuditActor;
+  audit: AuditLog;
+  states: Map<string, HostState>;
+  homes: Map<string, string>;
+}
 
 /** How long a drain holds one conversation's lease (no turn starts meanwhile) and may copy for. */
 const MOVE_MS = 10 * 60_000;

@@ -1,25 +1,14 @@
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import type { Redis } from 'ioredis';
-import type { AuditActor } from '../../contracts/audit/events.js';
-import type { Config } from '../../contracts/config/schema.js';
 import { instanceKeys } from '../../contracts/redis/keys.js';
 import { MOVE_HOME } from '../../contracts/redis/scripts.js';
-import type { AuditLog } from '../../shared/audit/audit-log.js';
 import { readHosts } from '../../shared/hosts/host-report.js';
 import { type HostState, hostStates, openHosts } from '../../shared/hosts/host-state.js';
 import { connectCliRedis } from '../cli-redis.js';
 import { conversationArg } from '../conversation-arg.js';
 import { loadConfigOrExit } from '../run-service.js';
-
-export interface HostContext {
-  config: Config;
-  redis: Redis;
-  by: AuditActor;
-  audit: AuditLog;
-  states: Map<string, HostState>;
-  homes: Map<string, string>;
-}
+import type { HostContext } from './host-drain.js';
 
 export function registerHostCommands(program: Command): void {
   const host = program
