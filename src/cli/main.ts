@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerDiscordCommands } from './commands/discord.js';
 import { registerDoctorCommand } from './commands/doctor.js';
+import { registerHostCommands } from './commands/host.js';
 import { registerImageCommands } from './commands/image.js';
 import { registerSandboxCommands } from './commands/sandbox.js';
 import { registerSkillCommands } from './commands/skill.js';
@@ -62,6 +63,7 @@ program
 
 registerAuditCommands(program);
 registerDoctorCommand(program);
+registerHostCommands(program);
 registerImageCommands(program);
 registerSandboxCommands(program);
 registerSkillCommands(program);

@@ -7,6 +7,7 @@ import Fastify, {
 } from 'fastify';
 import type { Config } from '../contracts/config/schema.js';
 import type { Logger } from '../contracts/log/logger.js';
+import type { HostEntry } from '../shared/hosts/host-section.js';
 import { type DoorSettings, guardDoor, probesNeedToken } from './http-auth.js';
 import type { SecuritySection } from './security-section.js';
 
@@ -16,6 +17,8 @@ export interface HealthReport {
   checks: Record<string, { ok: boolean; detail?: string }>;
   /** Weakened settings (security-section.ts): shown, never counted against readiness. */
   security?: SecuritySection;
+  /** Each host workers run on, its health and conversations (src/shared/hosts/host-section.ts). */
+  hosts?: HostEntry[];
 }
 
 export interface HttpServerOptions {

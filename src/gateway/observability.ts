@@ -5,6 +5,8 @@ import type { Logger } from '../contracts/log/logger.js';
 import { conversationKeys } from '../contracts/redis/keys.js';
 import { AuditLog } from '../shared/audit/audit-log.js';
 import { type ActivitySummary, summarizeConversation } from '../shared/audit/summary.js';
+import { type HostsSnapshot, readHosts } from '../shared/hosts/host-report.js';
+import { hostsSection } from '../shared/hosts/host-section.js';
 import { sandbotMetrics } from '../shared/metrics.js';
 import { runProbe } from '../shared/probe.js';
 import type { ConversationStore } from '../shared/queue/conversation-store.js';
@@ -46,18 +48,21 @@ export function observeGateway(options: {
      * report them (see layer-report.ts), and each chat connection; and the security posture.
      */
     health: async (adapters: ReadonlyMap<Platform, ChatAdapter>): Promise<HealthReport> => {
-      const [report, reported, redis] = await Promise.all([
+      const [report, reported, redis, snapshot] = await Promise.all([
         checkReadiness({ redis: (signal) => pingRedis(options.probe, signal) }, {}, READY_TIMEOUT_MS),
         workers.read(READY_TIMEOUT_MS),
         redisPosture(READY_TIMEOUT_MS).catch(() => undefined),
+        hostsNow(options.probe, config.SANDBOT_INSTANCE),
       ]);
+      const hosts = hostsSection(snapshot, Date.now(), config.SANDBOT_HOST_GRACE_SECONDS * 1000);
       const checks = {
         ...report.checks,
         ...workerReadiness(config.SANDBOX_LAYER, reported, Date.now()),
+        hosts: hosts.check,
         ...Object.fromEntries([...adapters.values()].map((a) => [a.platform, a.health()])),
       };
       const security = securitySection(config, reported, redis, Date.now());
-      return { ok: Object.values(checks).every((c) => c.ok), checks, security };
+      return { ok: Object.values(checks).every((c) => c.ok), checks, security, hosts: hosts.hosts };
     },
     /** A conversation's recent activity from its audit file, for `status`. */
     activity: (conversation: ConversationId): Promise<ActivitySummary | undefined> =>
@@ -111,6 +116,19 @@ function workerReports(redis: Redis, instance: string) {
       return last;
     },
   };
+}
+
+/** The hosts' reports and homes; none while Redis cannot be read (its own check says so). */
+async function hostsNow(redis: Redis, instance: string): Promise<HostsSnapshot> {
+  const none: HostsSnapshot = { reports: [], draining: new Set(), homes: new Map() };
+  if (redis.status !== 'ready') return none;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<HostsSnapshot>((resolve) => {
+    timer = setTimeout(() => resolve(none), READY_TIMEOUT_MS);
+  });
+  return Promise.race([readHosts(redis, instance, true).catch(() => none), late]).finally(() =>
+    clearTimeout(timer),
+  );
 }
 
 /** Messages waiting for or in a turn, summed over the conversations that have any. */

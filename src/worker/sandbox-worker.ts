@@ -11,6 +11,7 @@ import { InboundJob } from '../shared/queue/inbound-queue.js';
 import { type Job, UnrecoverableError, Worker } from '../shared/redis/bullmq.js';
 import { type Quarantine, quarantineNotice } from '../shared/stores/quarantine.js';
 import type { EgressRecord } from './egress/proxy.js';
+import type { HostGate } from './hosts/host-gate.js';
 import { runCommand } from './run-command.js';
 import { type CapacityDeps, SandboxCapacity } from './sandboxes/sandbox-capacity.js';
 import { VolumeRetention } from './sandboxes/volume-retention.js';
@@ -50,6 +51,9 @@ const MAX_BATCH = 50;
 export class SandboxWorker {
   readonly id = `w-${randomUUID().slice(0, 8)}`;
   private worker?: Worker;
+  /** This host's own queue (conversations homed here), beside the shared one. */
+  private hostWorker?: Worker;
+  private host?: HostGate;
   private timers: NodeJS.Timeout[] = [];
   private control?: Redis;
   private readonly leaseMs: number;
@@ -97,22 +101,33 @@ export class SandboxWorker {
     });
   }
 
+  /** Keeps each conversation on its home host (src/worker/hosts); set before `start`. */
+  useHost(gate: HostGate): void {
+    this.host = gate;
+  }
+
   start(): void {
-    this.worker = new Worker(INBOUND_QUEUE, (job) => this.process(job), {
-      connection: this.deps.connection,
-      prefix: bullPrefix(this.options.instance),
-      concurrency: this.options.concurrency,
-    });
-    this.worker.on('failed', (job, error) =>
-      this.deps.logger.error({ jobId: job?.id, err: error }, 'inbound job failed'),
-    );
-    this.worker.on('error', (error) => this.deps.logger.warn({ err: error }, 'inbound worker error'));
+    this.worker = this.consume(INBOUND_QUEUE, false);
+    if (this.host) this.hostWorker = this.consume(this.host.queueName, true);
     this.control = this.deps.connection.duplicate();
     this.control.on('message', (_channel: string, raw: string) => this.enforcement.onControl(raw));
     void this.control.subscribe(instanceKeys(this.options.instance).control);
     this.every(Math.max(this.leaseMs, 2000), () => this.sweep());
     this.every(Math.min(30_000, this.options.idleSeconds * 500), () => this.stopIdleSandboxes());
     if (this.options.retentionDays) this.every(3_600_000, () => this.removeExpired().then(() => undefined));
+  }
+
+  private consume(queue: string, own: boolean): Worker {
+    const worker = new Worker(queue, (job) => this.process(job, own), {
+      connection: this.deps.connection,
+      prefix: bullPrefix(this.options.instance),
+      concurrency: this.options.concurrency,
+    });
+    worker.on('failed', (job, error) =>
+      this.deps.logger.error({ jobId: job?.id, err: error }, 'inbound job failed'),
+    );
+    worker.on('error', (error) => this.deps.logger.warn({ err: error }, 'inbound worker error'));
+    return worker;
   }
 
   private every(ms: number, task: () => Promise<void>): void {
@@ -138,16 +153,25 @@ export class SandboxWorker {
     this.enforcement.noteEgress(entry);
   }
 
-  async process(job: Job): Promise<string> {
+  /** `own`: the job came on this host's queue (see HostGate.route). */
+  async process(job: Job, own = false): Promise<string> {
     const parsed = InboundJob.safeParse(job.data);
     if (!parsed.success) {
       throw new UnrecoverableError(`inbound job ${job.id} is malformed: ${parsed.error.issues[0]?.message}`);
     }
     const conversation = parsed.data.conversation;
+    const routed = { ...(job.id ? { id: job.id } : {}), data: parsed.data };
+    const route = await this.host?.route(conversation, routed, own);
+    if (route && route !== 'run') return route;
     const token = `${this.id}:${randomUUID()}`;
     if (!(await this.deps.store.acquire(conversation, token, this.leaseMs))) {
       // The holder drains everything pending before it lets go (see RELEASE), including this message.
       return 'held elsewhere';
+    }
+    if (this.host && !(await this.host.isHome(conversation))) {
+      // Moved between the gate and the lease (a drain): its new home runs it.
+      await this.deps.store.yieldTurn(conversation, token);
+      return this.host.route(conversation, routed, false);
     }
     const abandon = new AbortController();
     const renewal = setInterval(() => {
@@ -274,6 +298,6 @@ export class SandboxWorker {
   async stop(): Promise<void> {
     for (const timer of this.timers) clearInterval(timer);
     this.control?.disconnect();
-    await this.worker?.close();
+    await Promise.all([this.worker?.close(), this.hostWorker?.close()]);
   }
 }

@@ -17,6 +17,7 @@ import { modelBrokerFor, modelServerUrl } from './broker/model-broker.js';
 import { EgressService } from './egress/egress-service.js';
 import type { EgressRecord, Lookup } from './egress/proxy.js';
 import { reportWorkerHealth } from './health-report.js';
+import { startWorkerHost } from './hosts/host-wiring.js';
 import { SandboxWorker } from './sandbox-worker.js';
 import { reportSandboxStats } from './sandboxes/sandbox-stats.js';
 import type { WarmPool } from './sandboxes/warm-pool.js';
@@ -79,6 +80,9 @@ export async function startWorker(
     sandboxEngine: layer.sandboxEngine,
     ...(disk.ok ? { disk: { detail: disk.detail } } : {}),
   });
+  // Its engine's ID names this host: conversations are homed on it (src/worker/hosts).
+  const host = await startWorkerHost(config, hostParts(parts, layer, driver), worker.id, log);
+  worker.useHost(host.gate);
   worker.start();
   parts.schedules?.start(connection);
   const skillCommands = serveChatSkillCommands(config, {
@@ -113,6 +117,7 @@ export async function startWorker(
       await stats.stop();
       await parts.schedules?.stop();
       await worker.stop();
+      await host.stop();
       await pool?.stop();
       driver.dropAttached();
       await report.stop();
@@ -122,6 +127,17 @@ export async function startWorker(
       await Promise.all([parts.inbound.close(), parts.outbound.close()]);
       connection.disconnect();
     },
+  };
+}
+
+function hostParts(parts: WorkerParts, layer: CheckedLayer, driver: DockerSandboxDriver) {
+  return {
+    ...{ engine: layer.sandboxEngine, driver, redis: parts.connection, store: parts.store },
+    publish: (event: Parameters<WorkerParts['outbound']['publish']>[0]) => parts.outbound.publish(event),
+    audit: parts.observed.audit,
+    ...(parts.pool ? { pool: parts.pool } : {}),
+    // Under the micro-VM only its worker reaches the guest's engine: no drain from outside.
+    reachable: !layer.guest,
   };
 }
 

@@ -83,7 +83,7 @@ export async function startIpv6Engine(): Promise<Ipv6Engine> {
   }
 }
 
-interface EngineState {
+export interface EngineState {
   dir: string;
   bridge: string;
   pid: number;
@@ -91,7 +91,7 @@ interface EngineState {
   networks: string[];
 }
 
-async function answering(docker: Dockerode, state: EngineState): Promise<void> {
+export async function answering(docker: Dockerode, state: EngineState): Promise<void> {
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (
@@ -108,7 +108,7 @@ async function answering(docker: Dockerode, state: EngineState): Promise<void> {
 }
 
 /** `docker save | docker load`, from the system engine to this one. */
-async function loadSandboxImage(docker: Dockerode): Promise<void> {
+export async function loadSandboxImage(docker: Dockerode): Promise<void> {
   const saved = await createDocker(process.env.DOCKER_HOST).getImage(SANDBOX_IMAGE).get();
   const loading = await docker.loadImage(saved, { quiet: true });
   await new Promise<void>((resolve, reject) => {
@@ -156,7 +156,7 @@ async function stopEngine(docker: Dockerode | undefined, state: EngineState): Pr
   rmSync(state.dir, { recursive: true, force: true });
 }
 
-function pidIn(file: string): number | undefined {
+export function pidIn(file: string): number | undefined {
   try {
     return Number(readFileSync(file, 'utf8').trim()) || undefined;
   } catch {
@@ -164,7 +164,7 @@ function pidIn(file: string): number | undefined {
   }
 }
 
-async function terminate(pid: number): Promise<void> {
+export async function terminate(pid: number): Promise<void> {
   if (!pid || isGone(pid)) return;
   const signal = (name: NodeJS.Signals) => {
     try {

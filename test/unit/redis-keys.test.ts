@@ -9,6 +9,7 @@ import {
   bullPrefix,
   conversationKeys,
   delegationResultKey,
+  hostQueue,
   instanceKeys,
   limitKeys,
   messageSeenKey,
@@ -51,6 +52,7 @@ describe('Redis keys', () => {
       workspaceMark: `sb:conv:${h}:workspace-mark`,
       owner: `sb:conv:${h}:owner`,
       contextFold: `sb:conv:${h}:context-fold`,
+      hostNotice: `sb:conv:${h}:host-notice`,
     });
     // shortHash('msg-1')
     expect(messageSeenKey('sb', alice, 'msg-1')).toBe(`sb:conv:${h}:pending:seen:3a0de37932e8b19746f2`);
@@ -67,6 +69,13 @@ describe('Redis keys', () => {
       instance.egressSecret,
     ]).toEqual(['sb:active', 'sb:sandbox:last-used', 'sb:control', 'sb:layers', 'sb:egress:secret']);
     expect(instance.poolOwner('pool-1')).toBe('sb:pool-owner:pool-1');
+    expect([instance.hosts, instance.homes, instance.drainingHosts]).toEqual([
+      'sb:hosts',
+      'sb:homes',
+      'sb:hosts:draining',
+    ]);
+    // A host's own inbound queue: BullMQ names take no ':' (old engine IDs are colon-separated).
+    expect(hostQueue('ABCD:EF12')).toBe('inbound-host-ABCD-EF12');
     expect(auditKeys('sb', alice)).toEqual({
       stream: 'sb:audit:stream',
       dirty: 'sb:audit:dirty',

@@ -26,6 +26,22 @@ async function driverFromConfig(settings: Config = loadConfigOrExit()) {
   }
 }
 
+/** Each conversation's home host (src/shared/hosts), when Redis answers; else none (the listing still works). */
+async function homesOrNone(config: Config = loadConfigOrExit()): Promise<Map<string, string>> {
+  const connected = await connectCliRedis(config.SANDBOT_REDIS_URL);
+  if (!connected.ok) return new Map();
+  try {
+    const { instanceKeys } = await import('../../contracts/redis/keys.js');
+    return new Map(
+      Object.entries(await connected.redis.hgetall(instanceKeys(config.SANDBOT_INSTANCE).homes)),
+    );
+  } catch {
+    return new Map();
+  } finally {
+    connected.redis.disconnect();
+  }
+}
+
 export function registerSandboxCommands(program: Command): void {
   const sandbox = program.command('sandbox').description("list, stop and remove this instance's sandboxes");
   sandbox
@@ -33,15 +49,18 @@ export function registerSandboxCommands(program: Command): void {
     .description('list sandboxes (one per conversation)')
     .action(async () => {
       const driver = await driverFromConfig();
-      const [rows, pooled] = await Promise.all([driver.list(), driver.listPool()]);
+      const [rows, pooled, homes] = await Promise.all([driver.list(), driver.listPool(), homesOrNone()]);
       if (rows.length === 0 && pooled.length === 0) return console.log('no sandboxes');
-      console.log(['CONVERSATION', 'STATE', 'CREATED', 'CONTAINER'].join('\t'));
+      console.log(['CONVERSATION', 'STATE', 'CREATED', 'CONTAINER', 'HOME HOST'].join('\t'));
       for (const s of rows) {
         const state = s.pooled ? `${s.state} (from pool)` : s.state;
-        console.log([s.conversation, state, s.createdAt, s.name].join('\t'));
+        console.log(
+          [s.conversation, state, s.createdAt, s.name, homes.get(s.conversation) ?? '-'].join('\t'),
+        );
       }
       // Warm pool: started ahead, no conversation yet (SANDBOX_WARM_POOL).
-      for (const p of pooled) console.log(['(pool)', p.state, p.createdAt, p.name].join('\t'));
+      for (const p of pooled) console.log(['(pool)', p.state, p.createdAt, p.name, '-'].join('\t'));
+      console.log('(every host and its conversations: sandbot host ls --conversations)');
     });
   sandbox
     .command('stop <conversation>')

@@ -140,6 +140,8 @@ export const AUDIT_DATA = {
   'access.refused': z.looseObject({ reason: z.string() }),
   /** An operator's action that has no event of its own (the console's stop and reset). */
   'admin.action': z.looseObject({ action: text(50), detail: text(500).optional() }),
+  /** Its home host changed: a reset while the home was gone, an admin's rehome, or a drain (files copied). */
+  'host.rehomed': z.looseObject({ from: text(200), to: text(200), reason: text(50) }),
   /** Tasks (group-channel threads) and sub-agents: made, closed, held in line; delegations to sub-agents. */
   'task.created': z.looseObject({ scope: text(256), owner: text(300), depth: count }),
   'task.closed': z.looseObject({ by: text(300), wiped: z.boolean() }),

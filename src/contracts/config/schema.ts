@@ -106,6 +106,11 @@ export const ConfigSchema = z.object({
     .describe(
       'A dead worker’s turn is taken over after this long without a lease renewal, plus as long again (its first worker may only be cut off from Redis and still finish it).',
     ),
+  SANDBOT_HOST_GRACE_SECONDS: int(1, 86_400)
+    .default(120)
+    .describe(
+      'A conversation whose home host (the engine its files live on) has had no live worker this long gets a notice in its channel on its next message; its messages wait for the host (or a `reset` to start afresh elsewhere).',
+    ),
   SANDBOT_MAX_MESSAGE_CHARS: int(1, 100_000).default(8000).describe('Longest message text accepted.'),
   SANDBOT_USER_MESSAGES_PER_MINUTE: int(0, 100_000)
     .default(20)

@@ -14,6 +14,11 @@ export const INBOUND_QUEUE = 'inbound';
 export const OUTBOUND_QUEUE = 'outbound';
 /** Schedules' occurrences: one BullMQ job scheduler per schedule, its jobs consumed by the workers. */
 export const SCHEDULE_QUEUE = 'schedules';
+/**
+ * One inbound queue per host (a Docker engine, by its ID) beside the shared one: a conversation's turns
+ * go to a worker on the engine its volumes live on (src/shared/hosts). BullMQ names take no ':'.
+ */
+export const hostQueue = (host: string) => `inbound-host-${host.replace(/[^A-Za-z0-9_-]/g, '-')}`;
 
 // ── Per conversation: `<instance>:conv:<conversationKey>:…` ──────────────────────────────────────────
 
@@ -53,6 +58,8 @@ export function conversationKeys(instance: string, conversation: ConversationId)
     owner: `${base}:owner`,
     /** The oldest history messages a summary stands for in model requests (JSON, context-fold.ts). */
     contextFold: `${base}:context-fold`,
+    /** The outage of its home host it was last told about (one notice per outage, src/worker/hosts). */
+    hostNotice: `${base}:host-notice`,
   };
 }
 
@@ -81,6 +88,12 @@ export const instanceKeys = (instance: string) => ({
   egressSecret: `${instance}:egress:secret`,
   /** Worker reports for the console: each live worker's sandboxes with CPU, memory, disk (HASH worker id → JSON). */
   sandboxes: `${instance}:sandboxes`,
+  /** Each worker's host report: its engine's ID and free capacity (HASH worker id → JSON, host-report.ts). */
+  hosts: `${instance}:hosts`,
+  /** Each conversation's home: the engine its sandbox and volumes live on (HASH conversation → host id). */
+  homes: `${instance}:homes`,
+  /** Hosts being drained (`sandbot host drain`): new conversations avoid them (SET of host ids). */
+  drainingHosts: `${instance}:hosts:draining`,
   /** A warm pool's liveness mark; expires when its worker stops renewing it. */
   poolOwner: (owner: string) => `${instance}:pool-owner:${owner}`,
 });

@@ -124,6 +124,16 @@ redis.call('SREM', KEYS[5], ARGV[2])
 return 1`;
 
 /**
+ * Moves a conversation's home from one host to another only while it is still the first (a reset on a
+ * live host, a drain): two movers cannot both win. Returns 1 when moved.
+ * KEYS: homes · ARGV: conversation from to
+ */
+export const MOVE_HOME = `
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1`;
+
+/**
  * Deletes a lock or lease only while it is still the caller's (the token it set), so a holder that
  * outlived its expiry cannot free what another took since. Returns 1 when deleted, else 0.
  * KEYS: lock · ARGV: token

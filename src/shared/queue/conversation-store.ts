@@ -167,6 +167,19 @@ export class ConversationStore {
     return (await this.redis.smembers(instanceKeys(this.instance).active)) as ConversationId[];
   }
 
+  /** The messages waiting for a turn, oldest first (at most `limit`); unreadable ones left out. */
+  async pendingMessages(conversation: ConversationId, limit = 100): Promise<InboundMessage[]> {
+    const k = this.keys(conversation);
+    const done = Number((await this.redis.get(k.done)) ?? 0);
+    const ids = await this.redis.zrangebyscore(k.pending, `(${done}`, '+inf', 'LIMIT', 0, limit);
+    if (ids.length === 0) return [];
+    const bodies = await this.redis.hmget(k.messages, ...ids);
+    return bodies.flatMap((body) => {
+      const parsed = body ? InboundMessage.safeParse(JSON.parse(body)) : undefined;
+      return parsed?.success ? [parsed.data] : [];
+    });
+  }
+
   async pendingCount(conversation: ConversationId): Promise<number> {
     const k = this.keys(conversation);
     const done = Number((await this.redis.get(k.done)) ?? 0);

@@ -1,0 +1,79 @@
+import type Dockerode from 'dockerode';
+import type { Redis } from 'ioredis';
+import type { SandboxDriver } from '../../../sandbox/host/driver/types.js';
+import type { Config } from '../../contracts/config/schema.js';
+import type { Logger } from '../../contracts/log/logger.js';
+import type { OutboundEvent } from '../../contracts/protocol/outbound.js';
+import type { AuditRecorder } from '../../shared/audit/audit-log.js';
+import { hostIdOf, publishHostReport } from '../../shared/hosts/host-report.js';
+import type { ConversationStore } from '../../shared/queue/conversation-store.js';
+import { HostGate } from './host-gate.js';
+
+export interface WorkerHost {
+  gate: HostGate;
+  stop(): Promise<void>;
+}
+
+/**
+ * This worker's host: the engine its sandboxes live on (the micro-VM's under microvm), by its ID; its
+ * reports (capacity and heartbeat) and the gate that keeps each conversation on its home.
+ */
+export async function startWorkerHost(
+  config: Config,
+  parts: {
+    engine: Dockerode;
+    driver: SandboxDriver;
+    redis: Redis;
+    store: ConversationStore;
+    publish: (event: OutboundEvent) => Promise<void>;
+    audit?: AuditRecorder;
+    pool?: { count(): Promise<number> };
+    /** Whether sandboxes live on the engine at DOCKER_HOST (not the micro-VM's): then a drain can reach it. */
+    reachable: boolean;
+  },
+  workerId: string,
+  log: Logger,
+): Promise<WorkerHost> {
+  const info = (await parts.engine.info()) as { ID?: string; Name?: string; DockerRootDir?: string };
+  const host = hostIdOf(info);
+  const measure = async () => {
+    const [sandboxes, warm] = await Promise.all([parts.driver.list(), parts.pool?.count() ?? 0]);
+    const live = sandboxes.filter((s) => s.state === 'running').length + warm;
+    return { live, warm };
+  };
+  const report = publishHostReport(parts.redis, config.SANDBOT_INSTANCE, async () => ({
+    host,
+    worker: workerId,
+    ...(info.Name ? { name: info.Name.slice(0, 200) } : {}),
+    ...(parts.reachable ? { endpoint: config.DOCKER_HOST ?? 'unix:///var/run/docker.sock' } : {}),
+    maxLive: config.SANDBOX_MAX_LIVE,
+    ...(await measure()),
+  }));
+  await report.first;
+  const gate = new HostGate(
+    {
+      redis: parts.redis,
+      store: parts.store,
+      publish: parts.publish,
+      logger: log,
+      ...(parts.audit ? { audit: parts.audit } : {}),
+    },
+    {
+      instance: config.SANDBOT_INSTANCE,
+      host,
+      graceMs: config.SANDBOT_HOST_GRACE_SECONDS * 1000,
+      free: async () => {
+        const { live, warm } = await measure();
+        return Math.max(0, config.SANDBOX_MAX_LIVE - live) + warm;
+      },
+    },
+  );
+  log.info({ host, name: info.Name }, 'worker host');
+  return {
+    gate,
+    async stop() {
+      report.stop();
+      await gate.close();
+    },
+  };
+}
