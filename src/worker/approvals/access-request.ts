@@ -57,17 +57,19 @@ export function checkAccessRequest(args: Record<string, unknown>): CheckedReques
  */
 export function checkHost(raw: string | undefined): { grant: string } | { error: string } {
   if (!raw?.trim()) return { error: 'kind "network" needs "host": e.g. "pypi.org"' };
+  const host = raw.trim().toLowerCase();
+  // The address first: Grant refuses private literals too, but this says why in fewer words.
+  const [name = ''] = host.split(':');
+  if (isIP(name)) {
+    const why = forbiddenAddress(name);
+    if (why) return { error: `"${host}" cannot be granted: ${why}` };
+  }
   const parsed = Grant.safeParse(raw);
   if (!parsed.success) {
     return { error: `"${raw.trim()}" cannot be granted: ${parsed.error.issues[0]?.message}` };
   }
-  const [name = ''] = parsed.data.split(':');
   if (name === 'localhost' || name.endsWith('.localhost')) {
     return { error: `"${parsed.data}" is this machine: it is never granted` };
-  }
-  if (isIP(name)) {
-    const why = forbiddenAddress(name);
-    if (why) return { error: `"${parsed.data}" cannot be granted: ${why}` };
   }
   return { grant: parsed.data };
 }
