@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -74,7 +74,7 @@ export async function fillVolume(
   }
   await docker.createVolume({ Name: volume, Labels: labels });
   const loader = await docker.createContainer({
-    name: `${volume}-load`,
+    name: `${volume}-load-${randomBytes(4).toString('hex')}`,
     Image: image,
     Cmd: ['true'],
     Labels: labels,
