@@ -36,8 +36,9 @@ export function newCriticalBehaviour(
   return behaviourCritical(now).filter((f) => !known.has(behaviourKey(f)));
 }
 
-/** Whether the record's behaviour report is missing or from another version of the run. */
-export const behaviourStale = (record: SkillRecord) => record.behaviour?.version !== BEHAVIOUR_VERSION;
+/** Whether the record's behaviour report is missing, did not run, or is from another version of the run. */
+export const behaviourStale = (record: SkillRecord) =>
+  record.behaviour?.status !== 'ran' || record.behaviour.version !== BEHAVIOUR_VERSION;
 
 export async function rescanIfStale(
   store: SkillStore,

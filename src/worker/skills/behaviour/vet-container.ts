@@ -209,6 +209,8 @@ export async function execIn(
     stream.on('error', () => resolve());
   });
   clearTimeout(timer);
+  // A hijacked connection stays open after the exec ends: close it, or it keeps the process alive.
+  (stream as unknown as { destroy(): void }).destroy();
   const info = await exec.inspect().catch(() => undefined);
   return { code: info?.ExitCode ?? null, stdout: out.text(), stderr: err.text() };
 }
@@ -220,7 +222,9 @@ export async function execDetached(
   user: string,
 ): Promise<void> {
   const exec = await container.exec({ Cmd: cmd, User: user, AttachStdout: false, AttachStderr: false });
-  await exec.start({ Detach: true });
+  const answer = (await exec.start({ Detach: true })) as unknown as { destroy?: () => void } | undefined;
+  // The engine answers at once; its response stream would keep the connection (and the CLI) open.
+  answer?.destroy?.();
 }
 
 /** Vetting sandboxes left by a run that died (older than `ms`): removed with their volumes. */
