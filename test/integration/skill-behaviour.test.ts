@@ -166,12 +166,9 @@ describe('the corpus, by what it does', () => {
     );
   });
 
-  it.each(['word-count', 'py-runner', 'py-report'])(
-    'benign %s passes with nothing critical',
-    async (name) => {
-      const report = await run(subject(BENIGN[name] ?? {}));
-      expect(report.status).toBe('ran');
-      expect(report.findings.filter((f) => f.severity !== 'info')).toEqual([]);
-    },
-  );
+  it.each(Object.keys(BENIGN))('benign %s passes clean (a declared host is only listed)', async (name) => {
+    const report = await run(subject(BENIGN[name] ?? {}));
+    expect(report.status).toBe('ran');
+    expect(report.findings.filter((f) => f.severity !== 'info')).toEqual([]);
+  });
 });
