@@ -1,4 +1,5 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -8,7 +9,7 @@ import { behaviourRunnerFromConfig } from '../../src/worker/skills/behaviour/fro
 import { type Canary, observeTool, type ToolRun } from '../../src/worker/skills/behaviour/observe.js';
 import type { BehaviourReport } from '../../src/worker/skills/behaviour/report.js';
 import { dnsQueryName, parseTrace } from '../../src/worker/skills/behaviour/trace.js';
-import { BEHAVIOUR_VERSION } from '../../src/worker/skills/behaviour/version.js';
+import { BEHAVIOUR_REVISION, BEHAVIOUR_VERSION } from '../../src/worker/skills/behaviour/version.js';
 import { formatReport } from '../../src/worker/skills/report.js';
 import { rescanIfStale } from '../../src/worker/skills/rescan.js';
 import { SCANNER_VERSION } from '../../src/worker/skills/scanner-version.js';
@@ -266,5 +267,21 @@ describe('approval weighs both reports', () => {
     const lines = formatBehaviour(ranReport(true)).join('\n');
     expect(lines).toMatch(/behaviour: 1 critical, 0 warnings — 0 tool\(s\) run under gvisor in 0\.9 s/);
     expect(lines).toContain('CRITICAL undeclared-host  run: tried x.evil.test:443');
+  });
+});
+
+describe('the behavioural run’s version', () => {
+  it('names the readers’ revision: raise BEHAVIOUR_REVISION when what a run finds changes', async () => {
+    const folder = join(import.meta.dirname, '../../src/worker/skills/behaviour');
+    const hash = createHash('sha256');
+    for (const file of ['canaries.ts', 'observe.ts', 'trace.ts'])
+      hash.update(file).update(await readFile(join(folder, file)));
+    // When this fails: what a run finds changed, so reports made before may miss what it now finds.
+    // Raise BEHAVIOUR_REVISION in behaviour/version.ts, then put the new digest and revision here.
+    expect({ revision: BEHAVIOUR_REVISION, digest: hash.digest('hex').slice(0, 16) }).toEqual({
+      revision: 1,
+      digest: 'bbbc975cea695470',
+    });
+    expect(BEHAVIOUR_VERSION).toMatch(new RegExp(`^b${BEHAVIOUR_REVISION}-[0-9a-f]{12}$`));
   });
 });
