@@ -4,7 +4,8 @@ import { LAUNCHER, RECORDER, TRACED_SYSCALLS } from './scripts.js';
 /**
  * Which behavioural run a report came from: the recorder, the launcher and the traced calls are
  * hashed; the reading of what they saw (canaries.ts, observe.ts, trace.ts) carries a revision, raised
- * whenever it changes what is found (test/unit/skill-behaviour.test.ts fails until it is raised). A skill run by another version is run again before it is shown or approved.
+ * whenever it changes what is found (test/unit/skill-behaviour.test.ts fails until it is raised). A
+ * skill run by another version is run again before it is shown, listed or approved.
  */
 export const BEHAVIOUR_REVISION = 1;
 
