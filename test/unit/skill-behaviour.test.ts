@@ -165,6 +165,19 @@ describe('judging what a tool did', () => {
       { grants: ['api.example.test'], canaries: CANARIES },
     );
     expect(proxied.findings).toEqual([expect.objectContaining({ rule: 'declared-host', severity: 'info' })]);
+    const decoyOnly = observeTool(
+      run(TRACE.split('\n').slice(0, 2).join('\n'), {
+        records: [{ kind: 'unix', path: '/var/run/docker.sock' }],
+      }),
+      { grants: [], canaries: [] },
+    );
+    expect(decoyOnly.findings).toEqual([
+      expect.objectContaining({
+        rule: 'unix-socket',
+        severity: 'critical',
+        message: 'connected to unix /var/run/docker.sock (seen by the decoy)',
+      }),
+    ]);
     expect(observeTool(run(''), { grants: [], canaries: [] }).findings[0]).toMatchObject({
       rule: 'untraced',
       severity: 'critical',
@@ -280,7 +293,7 @@ describe('the behavioural run’s version', () => {
     // Raise BEHAVIOUR_REVISION in behaviour/version.ts, then put the new digest and revision here.
     expect({ revision: BEHAVIOUR_REVISION, digest: hash.digest('hex').slice(0, 16) }).toEqual({
       revision: 1,
-      digest: 'bbbc975cea695470',
+      digest: '91048a9d68ff60e1',
     });
     expect(BEHAVIOUR_VERSION).toMatch(new RegExp(`^b${BEHAVIOUR_REVISION}-[0-9a-f]{12}$`));
   });

@@ -65,7 +65,7 @@ export function observeTool(
   const execs = events.filter((e): e is Extract<TraceEvent, { kind: 'exec' }> => e.kind === 'exec');
   // The first exec is the launcher's own shell, which then becomes the tool.
   const processes = execs.slice(1).map((e) => e.argv.join(' ').slice(0, 300));
-  const sockets = socketsOf(events);
+  const sockets = socketsOf(events, run.records);
   const hosts = hostsOf(events, run.records, ctx.grants);
   const canaries = canariesOf(events, run, ctx.canaries);
   const filesWritten = writesOf(events);
@@ -95,7 +95,7 @@ interface SocketSeen {
   local: boolean;
 }
 
-function socketsOf(events: readonly TraceEvent[]): SocketSeen[] {
+function socketsOf(events: readonly TraceEvent[], records: readonly RecorderRecord[]): SocketSeen[] {
   const seen = new Map<string, SocketSeen>();
   for (const e of events) {
     if (e.kind !== 'connect') continue;
@@ -111,6 +111,12 @@ function socketsOf(events: readonly TraceEvent[]): SocketSeen[] {
           : `${e.family} ${e.address}:${e.port}`;
     const text = `${where}${e.ok ? '' : ' (failed)'}`;
     seen.set(where, { text, unix: e.family === 'unix', local: loopback });
+  }
+  // The decoy saw it too; alone, when the trace missed it (a tool that stopped its tracer).
+  for (const r of records) {
+    const where = `unix ${r.path}`;
+    if (r.kind === 'unix' && !seen.has(where))
+      seen.set(where, { text: `${where} (seen by the decoy)`, unix: true, local: true });
   }
   return [...seen.values()];
 }
