@@ -150,6 +150,44 @@ describe.each([
   });
 });
 
+describe('limits of a vetted tool', () => {
+  it.each(['auto', 'container'])(
+    'kills a tool at its time limit and bounds its memory (%s)',
+    async (layer) => {
+      const files: SkillFiles = {
+        'skill.json': JSON.stringify({
+          name: 'greedy',
+          version: '1.0.0',
+          description: 'Sleeps and eats',
+          instructions: 'Do not use.',
+          tools: [tool('sleepy', 'sleepy.sh', 'bash'), tool('hungry', 'hungry.py', 'python3')],
+          permissions: { timeoutSeconds: 1, memoryMb: 32 },
+        }),
+        'sleepy.sh': 'sleep 30\n',
+        'hungry.py':
+          'try:\n    x = bytearray(256 * 1024 * 1024)\n    print("got it")\nexcept MemoryError:\n    print("refused")\n',
+      };
+      const report = await runner(layer)(subject(files));
+      const sleepy = toolOf(report, 'sleepy');
+      expect(sleepy?.timedOut).toBe(true);
+      expect(sleepy?.ms).toBeLessThan(5_000);
+      expect(report.findings).toContainEqual(
+        expect.objectContaining({ tool: 'sleepy', rule: 'timeout', severity: 'warning' }),
+      );
+      // Refused by RLIMIT_DATA under runc; gVisor does not enforce it, so the launcher's watch of resident
+      // memory kills it there.
+      const hungry = toolOf(report, 'hungry');
+      expect(hungry?.output).not.toContain('got it');
+      if (report.layer === 'gvisor') {
+        expect(hungry?.overMemory).toBe(true);
+        expect(report.findings).toContainEqual(expect.objectContaining({ tool: 'hungry', rule: 'memory' }));
+      } else {
+        expect(hungry?.output).toBe('refused\n');
+      }
+    },
+  );
+});
+
 describe('the corpus, by what it does', () => {
   const run = runner('auto');
   it.each([

@@ -28,7 +28,11 @@ export function formatBehaviour(report: BehaviourReport | undefined): string[] {
 
 function formatTool(t: ToolBehaviour): string[] {
   const list = (items: readonly string[]) => (items.length ? items.join('; ') : 'none');
-  const end = t.timedOut ? 'killed at its time limit' : `exit ${t.exitCode ?? '?'}`;
+  const end = t.timedOut
+    ? 'killed at its time limit'
+    : t.overMemory
+      ? 'killed past its memory limit'
+      : `exit ${t.exitCode ?? '?'}`;
   const hosts = t.hosts.map(
     (h) => `${h.host}${h.port ? `:${h.port}` : ''} (${h.via}, ${h.declared ? 'declared' : 'UNDECLARED'})`,
   );

@@ -32,6 +32,7 @@ export interface ToolRun {
   args: string;
   exitCode: number | null;
   timedOut: boolean;
+  overMemory: boolean;
   ms: number;
   maxRssKb: number;
   output: string;
@@ -76,6 +77,7 @@ export function observeTool(
     args: run.args,
     exitCode: run.exitCode,
     timedOut: run.timedOut,
+    overMemory: run.overMemory,
     ms: run.ms,
     maxRssKb: run.maxRssKb,
     processes: processes.map(mask),
@@ -249,5 +251,7 @@ function findingsOf(b: ToolBehaviour, sockets: readonly SocketSeen[], untraced: 
   for (const c of b.canaries) add('canary', 'critical', `canary ${c.canary}: ${c.how}`);
   for (const f of b.filesWritten) add('write-outside', 'warning', `wrote ${f}, outside /workspace and /tmp`);
   if (b.timedOut) add('timeout', 'warning', `still running after its time limit (${b.ms} ms): killed`);
+  if (b.overMemory)
+    add('memory', 'warning', `went past its memory limit (${Math.round(b.maxRssKb / 1024)} MiB): killed`);
   return out;
 }

@@ -16,6 +16,7 @@ export const BEHAVIOUR_RULES = [
   'write-outside',
   'untraced',
   'timeout',
+  'memory',
   'not-run',
 ] as const;
 export type BehaviourRule = (typeof BEHAVIOUR_RULES)[number];
@@ -44,6 +45,8 @@ export const ToolBehaviour = z.object({
   args: z.string(),
   exitCode: z.number().int().nullable(),
   timedOut: z.boolean(),
+  /** Killed for going past its memory limit. */
+  overMemory: z.boolean().default(false),
   ms: z.number().int().nonnegative(),
   /** Peak resident memory of its largest process, KiB. */
   maxRssKb: z.number().int().nonnegative(),

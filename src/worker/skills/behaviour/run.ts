@@ -43,6 +43,8 @@ export interface VetSubject {
 /** Longest one tool may run while vetted, whatever its manifest asks. */
 export const VET_TOOL_SECONDS = 30;
 const STALE_MS = 15 * 60_000;
+/** The watch of resident memory kills a tool past twice its memory limit and this (code and libraries). */
+const RSS_HEADROOM_MB = 64;
 
 export async function runBehaviour(engine: VetEngine, subject: VetSubject): Promise<BehaviourReport> {
   const started = Date.now();
@@ -167,6 +169,7 @@ async function runTool(
     input: args,
     timeoutS,
     memKb: subject.manifest.permissions.memoryMb * 1024,
+    rssKb: (subject.manifest.permissions.memoryMb * 2 + RSS_HEADROOM_MB) * 1024,
     outBytes: 64 * 1024,
     traceBytes: 8 * 1024 * 1024,
   };
@@ -185,6 +188,7 @@ async function runTool(
       ...base,
       exitCode: out.exit,
       timedOut: out.timedOut,
+      overMemory: out.overMemory === true,
       ms: out.ms,
       maxRssKb: out.maxRssKb,
       output: out.output,
@@ -196,6 +200,7 @@ async function runTool(
       ...base,
       exitCode: result.code,
       timedOut: false,
+      overMemory: false,
       ms: 0,
       maxRssKb: 0,
       output: `(the launcher failed: ${why})`,

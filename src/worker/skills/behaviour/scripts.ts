@@ -8,7 +8,7 @@
  * JSON line in /run/sandbot-vet/record.jsonl, a directory only root may open.
  *
  * LAUNCHER runs each tool as the agent user under strace: the tool's input on stdin, its data memory
- * and wall time bounded, its output and the trace captured apart (the tool never holds the trace's
+ * (and its processes' resident memory, watched) and wall time bounded, its output and the trace captured apart (the tool never holds the trace's
  * pipe), and one JSON document printed at the end.
  */
 
@@ -99,12 +99,40 @@ def pre():
     os.setsid()
     m = spec['memKb'] * 1024
     resource.setrlimit(resource.RLIMIT_DATA, (m, m))
+peak, over = 0, False
+def watch():
+    # RLIMIT_DATA is not enforced everywhere (gVisor): the process group's resident memory is watched too,
+    # against a looser bound (resident memory counts code and libraries as well as data).
+    global peak, over
+    while p.poll() is None:
+        total = 0
+        for d in os.listdir('/proc'):
+            if not d.isdigit():
+                continue
+            try:
+                with open('/proc/%s/stat' % d) as f:
+                    if int(f.read().rsplit(')', 1)[1].split()[3]) != p.pid:
+                        continue
+                with open('/proc/%s/status' % d) as f:
+                    total += next((int(l.split()[1]) for l in f if l.startswith('VmRSS:')), 0)
+            except Exception:
+                pass
+        peak = max(peak, total)
+        if total > spec['rssKb']:
+            over = True
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except Exception:
+                pass
+            return
+        time.sleep(0.05)
 start = time.monotonic()
 p = subprocess.Popen(spec['argv'], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                      preexec_fn=pre, cwd='/workspace')
 out, trace = [], []
 threads = [threading.Thread(target=reader, args=(p.stdout, out, spec['outBytes']), daemon=True),
            threading.Thread(target=reader, args=(p.stderr, trace, spec['traceBytes']), daemon=True)]
+threads.append(threading.Thread(target=watch, daemon=True))
 for t in threads:
     t.start()
 try:
@@ -125,8 +153,8 @@ except subprocess.TimeoutExpired:
 ms = int((time.monotonic() - start) * 1000)
 for t in threads:
     t.join(2)
-rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-print(json.dumps({'exit': code, 'timedOut': timed_out, 'ms': ms, 'maxRssKb': rss,
+rss = max(peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+print(json.dumps({'exit': code, 'timedOut': timed_out, 'overMemory': over, 'ms': ms, 'maxRssKb': rss,
                   'output': b''.join(out).decode('utf-8', 'replace'),
                   'trace': b''.join(trace).decode('utf-8', 'replace')}))
 `;
