@@ -10,7 +10,7 @@ import { type Canary, observeTool, type ToolRun } from '../../src/worker/skills/
 import type { BehaviourReport } from '../../src/worker/skills/behaviour/report.js';
 import { dnsQueryName, parseTrace } from '../../src/worker/skills/behaviour/trace.js';
 import { BEHAVIOUR_REVISION, BEHAVIOUR_VERSION } from '../../src/worker/skills/behaviour/version.js';
-import { formatReport } from '../../src/worker/skills/report.js';
+import { formatReport, statusOf } from '../../src/worker/skills/report.js';
 import { rescanIfStale } from '../../src/worker/skills/rescan.js';
 import { SCANNER_VERSION } from '../../src/worker/skills/scanner-version.js';
 import { addSkill, approveSkill } from '../../src/worker/skills/vetting.js';
@@ -275,6 +275,21 @@ describe('approval weighs both reports', () => {
     expect(after.behaviour).toMatchObject({ status: 'ran', version: 'b0-older' });
     // Without a runner (a turn), a stale behaviour report is left as it is.
     expect((await rescanIfStale(registry.store, after)).behaviour?.version).toBe('b0-older');
+  });
+
+  it('says a rescan withdrew an approval only when there was one', async () => {
+    const record = (await registry.store.get('word-count', '1.0.0')) as NonNullable<
+      Awaited<ReturnType<typeof registry.store.get>>
+    >;
+    const at = new Date().toISOString();
+    const rescan = { at, from: SCANNER_VERSION, by: 'bob', newCritical: 1 };
+    const pending = { ...record, status: 'pending' as const };
+    expect(statusOf({ ...pending, rescan: { ...rescan, withdrawn: false } })).toBe(
+      `pending: rescanned by bob (skill scan) on ${at}, 1 new critical finding(s)`,
+    );
+    expect(statusOf({ ...pending, rescan: { ...rescan, withdrawn: true } })).toMatch(
+      /withdrew its approval$/,
+    );
   });
 
   it('prints both reports', () => {

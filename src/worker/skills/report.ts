@@ -18,9 +18,9 @@ export function formatFinding(
 export function statusOf(record: SkillRecord, verification?: Verification): string {
   const rescan = record.rescan;
   if (record.status === 'pending') {
-    return rescan?.newCritical
-      ? `pending: rescanned ${rescanWhy(rescan)} on ${rescan.at}, ${rescan.newCritical} new critical finding(s) withdrew its approval`
-      : 'pending';
+    if (!rescan?.newCritical) return 'pending';
+    const what = `rescanned ${rescanWhy(rescan)} on ${rescan.at}, ${rescan.newCritical} new critical finding(s)`;
+    return rescan.withdrawn === false ? `pending: ${what}` : `pending: ${what} withdrew its approval`;
   }
   if (verification && !verification.ok) return `REFUSED: ${verification.reason}; approve it again`;
   return rescan

@@ -80,6 +80,7 @@ export async function rescanSkill(
     ...(report !== record.behaviour ? { behaviourFrom: record.behaviour?.version ?? 'none' } : {}),
     ...(options.by ? { by: options.by } : {}),
     newCritical,
+    withdrawn,
   };
   const { approval: _withdrawn, ...unapproved } = record;
   const base = {

@@ -69,6 +69,8 @@ export const SkillRecord = z.object({
       behaviourFrom: z.string().optional(),
       by: z.string().optional(),
       newCritical: z.number().int().nonnegative(),
+      /** Whether it withdrew an approval (absent: a rescan from before this was recorded). */
+      withdrawn: z.boolean().optional(),
     })
     .optional(),
 });
