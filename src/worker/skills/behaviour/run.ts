@@ -80,6 +80,7 @@ export async function runBehaviour(engine: VetEngine, subject: VetSubject): Prom
     await container.putArchive(tarOf(canaryEntries(canaries)), { path: '/workspace' });
     await container.start();
     await startRecorder(docker, container);
+    await checkTracer(docker, container, strace.loader);
     const tools = [];
     const findings = [];
     let seen = 0;
@@ -133,6 +134,16 @@ async function startRecorder(docker: Dockerode, container: Dockerode.Container):
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   throw new Error('the vetting sandbox’s recorder did not start');
+}
+
+/** This host's strace must run in the sandbox (same CPU architecture): else the run is refused. */
+async function checkTracer(docker: Dockerode, container: Dockerode.Container, loader: string): Promise<void> {
+  const cmd = [...tracedCommand([], loader).slice(0, 4), '-V'];
+  const result = await execIn(docker, container, { cmd, user: SANDBOX_USER, timeoutMs: 15_000 });
+  if (result.code !== 0) {
+    const why = (result.stderr || result.stdout).trim().slice(0, 300);
+    throw new Error(`this host's strace cannot run in the vetting sandbox (${why || `exit ${result.code}`})`);
+  }
 }
 
 async function readRecords(docker: Dockerode, container: Dockerode.Container): Promise<RecorderRecord[]> {
