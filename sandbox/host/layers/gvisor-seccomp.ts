@@ -43,11 +43,19 @@ interface SeccompRule {
   args?: { index: number; value: number; valueTwo: number; op: 'SCMP_CMP_MASKED_EQ' }[];
 }
 
-export function gvisorSeccompProfile(): { defaultAction: 'SCMP_ACT_ALLOW'; syscalls: SeccompRule[] } {
+/**
+ * `tracing`: ptrace is allowed, for the skill vetting sandbox alone (src/worker/skills/behaviour/),
+ * whose tracer (strace) watches the skill's tools; no conversation's sandbox gets it.
+ */
+export function gvisorSeccompProfile(options: { tracing?: boolean } = {}): {
+  defaultAction: 'SCMP_ACT_ALLOW';
+  syscalls: SeccompRule[];
+} {
+  const refused = GVISOR_REFUSED_SYSCALLS.filter((name) => !(options.tracing && name === 'ptrace'));
   return {
     defaultAction: 'SCMP_ACT_ALLOW',
     syscalls: [
-      { names: [...GVISOR_REFUSED_SYSCALLS], action: 'SCMP_ACT_ERRNO' },
+      { names: refused, action: 'SCMP_ACT_ERRNO' },
       { names: ['clone3'], action: 'SCMP_ACT_TRACE' },
       // One rule per flag: seccomp can test "these bits all set", not "any of these bits set".
       ...Object.values(CLONE_NAMESPACE_FLAGS).map(
@@ -62,4 +70,5 @@ export function gvisorSeccompProfile(): { defaultAction: 'SCMP_ACT_ALLOW'; sysca
 }
 
 /** The engine's SecurityOpt entry carrying the profile (the API takes the JSON itself, not a path). */
-export const gvisorSeccompOpt = (): string => `seccomp=${JSON.stringify(gvisorSeccompProfile())}`;
+export const gvisorSeccompOpt = (options: { tracing?: boolean } = {}): string =>
+  `seccomp=${JSON.stringify(gvisorSeccompProfile(options))}`;

@@ -1,5 +1,6 @@
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
+import type { SkillRecord } from '../../worker/skills/store.js';
 import type { Registry } from '../../worker/skills/vetting.js';
 import { loadConfigOrExit } from '../run-service.js';
 
@@ -12,6 +13,7 @@ async function skills() {
     { SkillStore },
     vetting,
     { rescanIfStale },
+    { behaviourRunnerFromConfig },
   ] = await Promise.all([
     import('../../worker/skills/ledger.js'),
     import('../../worker/skills/manifest.js'),
@@ -19,9 +21,12 @@ async function skills() {
     import('../../worker/skills/store.js'),
     import('../../worker/skills/vetting.js'),
     import('../../worker/skills/rescan.js'),
+    import('../../worker/skills/behaviour/from-config.js'),
   ]);
-  const { addSkill, approveSkill, removeSkill } = vetting;
+  const { addSkill, approveSkill, removeSkill, scanSkill } = vetting;
   return {
+    behaviourRunnerFromConfig,
+    scanSkill,
     SkillLedger,
     parseSkillRef,
     formatList,
@@ -34,13 +39,29 @@ async function skills() {
   };
 }
 
-async function registry(): Promise<Registry> {
+/** The skills folder, and the behavioural run on the engine at DOCKER_HOST under the worker's layer. */
+async function registry(): Promise<Required<Registry>> {
   const config = loadConfigOrExit();
-  const { SkillStore, SkillLedger } = await skills();
+  const { SkillStore, SkillLedger, behaviourRunnerFromConfig } = await skills();
   return {
     store: new SkillStore(config.SANDBOT_SKILLS_DIR),
     ledger: new SkillLedger(config.SANDBOT_SKILLS_DIR),
+    behaviour: behaviourRunnerFromConfig(config),
   };
+}
+
+type Vetted = Pick<SkillRecord, 'findings' | 'behaviour'>;
+const anyCritical = (r: Vetted) =>
+  r.findings.some((f) => f.severity === 'critical') ||
+  (r.behaviour?.findings ?? []).some((f) => f.severity === 'critical');
+
+/** A behavioural run that did not happen is said on stderr too: the skill stays pending. */
+function warnNotRun(record: Vetted): void {
+  if (record.behaviour?.status === 'not-run') {
+    console.error(
+      `sandbot: the behavioural run did not happen: ${record.behaviour.reason}; the skill stays pending (run \`sandbot skill scan NAME@VERSION\` where the engine is reachable)`,
+    );
+  }
 }
 
 /** Runs a command; an error is one line on stderr and exit code 1. */
@@ -60,6 +81,7 @@ export function registerSkillCommands(program: Command): void {
     .command('skill')
     .description('vet, approve and list skills (packaged instructions and tools)');
   registerAdd(skill);
+  registerScan(skill);
   registerApprove(skill);
   registerList(skill);
   registerShow(skill);
@@ -71,15 +93,37 @@ export function registerSkillCommands(program: Command): void {
 function registerAdd(skill: Command): void {
   skill
     .command('add <path>')
-    .description('hash and scan a skill folder or .tar.gz, print the report, and stage it as pending')
+    .description(
+      'hash and scan a skill folder or .tar.gz, run its tools in a throwaway sandbox, print both reports, and stage it as pending',
+    )
     .option(...byOption)
     .action((source: string, options: { by: string }) =>
       run(async () => {
         const { addSkill, formatReport } = await skills();
+        console.error('scanning, then running each tool once in a throwaway sandbox…');
         const { record, note } = await addSkill(await registry(), source, options.by);
         console.log(formatReport(record, note ? { note } : {}));
+        warnNotRun(record);
         // Staged either way (for the record); critical findings fail the command so scripts notice.
-        if (record.findings.some((f) => f.severity === 'critical')) process.exitCode = 1;
+        if (anyCritical(record)) process.exitCode = 1;
+      }),
+    );
+}
+
+/** `skill scan`: both scans again, now. */
+function registerScan(skill: Command): void {
+  skill
+    .command('scan <name@version>')
+    .description("scan a staged skill's files again and run its tools again in a throwaway sandbox")
+    .option(...byOption)
+    .action((ref: string, options: { by: string }) =>
+      run(async () => {
+        const { scanSkill, formatReport } = await skills();
+        const reg = await registry();
+        const record = await scanSkill(reg, ref, options.by);
+        console.log(formatReport(record, { verification: await reg.store.verify(record) }));
+        warnNotRun(record);
+        if (anyCritical(record)) process.exitCode = 1;
       }),
     );
 }
@@ -102,18 +146,31 @@ function registerApprove(skill: Command): void {
                 .split(',')
                 .map((h) => h.trim())
                 .filter(Boolean);
-          const { approveSkill } = await skills();
-          const record = await approveSkill(await registry(), ref, {
-            by: options.by,
-            hosts,
-            acceptFindings: options.acceptFindings === true,
-          });
+          const { approveSkill, formatReport, parseSkillRef } = await skills();
+          const reg = await registry();
+          let record: SkillRecord;
+          try {
+            record = await approveSkill(reg, ref, {
+              by: options.by,
+              hosts,
+              acceptFindings: options.acceptFindings === true,
+            });
+          } catch (error) {
+            // The approval screen shows both reports, refused or not.
+            const asked = parseSkillRef(ref);
+            const seen = asked?.version
+              ? await reg.store.get(asked.name, asked.version).catch(() => undefined)
+              : undefined;
+            if (seen) console.log(formatReport(seen));
+            throw error;
+          }
           const a = record.approval;
           console.log(
             `approved ${ref} (sha256 ${record.hash}) by ${a?.by}; hosts granted while enabled: ${a?.hosts.join(', ') || 'none'}`,
           );
           const left = record.manifest.permissions.hosts.filter((h) => !a?.hosts.includes(h));
           if (left.length) console.log(`declared but not granted: ${left.join(', ')} (they stay blocked)`);
+          console.log(formatReport(record));
         }),
     );
 }
@@ -126,10 +183,10 @@ function registerList(skill: Command): void {
     .action(() =>
       run(async () => {
         const { formatList, rescanIfStale } = await skills();
-        const { store } = await registry();
         const rows = [];
+        const { store, behaviour } = await registry();
         for (const listed of await store.list()) {
-          const record = await rescanIfStale(store, listed);
+          const record = await rescanIfStale(store, listed, behaviour);
           rows.push({ record, ...(record.approval ? { verification: await store.verify(record) } : {}) });
         }
         console.log(formatList(rows));
@@ -147,13 +204,13 @@ function registerShow(skill: Command): void {
         const { parseSkillRef, formatReport, rescanIfStale } = await skills();
         const ref = parseSkillRef(text);
         if (!ref) throw new Error(`"${text}" is not a skill name (e.g. weather or weather@1.0.0)`);
-        const { store } = await registry();
+        const { store, behaviour } = await registry();
         const records = ref.version ? [await store.get(ref.name, ref.version)] : await store.list(ref.name);
         const found = records.filter((r) => r !== undefined);
         if (found.length === 0) throw new Error(`no skill ${text}`);
         const reports = [];
         for (const stored of found) {
-          const record = await rescanIfStale(store, stored);
+          const record = await rescanIfStale(store, stored, behaviour);
           reports.push(formatReport(record, { verification: await store.verify(record) }));
         }
         console.log(reports.join('\n\n'));

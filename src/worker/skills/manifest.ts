@@ -31,6 +31,8 @@ export const SkillToolManifest = z.strictObject({
   /** Runs the script with this interpreter; without one the script needs a #! line. */
   interpreter: z.enum(['bash', 'sh', 'node', 'python3']).optional(),
   input: ToolInputSchema.default({ type: 'object', properties: {} }),
+  /** Arguments the behavioural run gives the tool when vetting it (absent: `{}`). */
+  example: z.record(z.string(), z.unknown()).optional(),
 });
 export type SkillToolManifest = z.infer<typeof SkillToolManifest>;
 

@@ -1,3 +1,5 @@
+import { formatBehaviour } from './behaviour/format.js';
+import { behaviourCritical } from './behaviour/report.js';
 import { skillRef } from './manifest.js';
 import type { Finding } from './scanner.js';
 import type { SkillRecord, Verification } from './store.js';
@@ -16,15 +18,25 @@ export function formatFinding(
 export function statusOf(record: SkillRecord, verification?: Verification): string {
   const rescan = record.rescan;
   if (record.status === 'pending') {
-    return rescan?.newCritical
-      ? `pending: rescanned under new scanner rules on ${rescan.at}, ${rescan.newCritical} new critical finding(s) withdrew its approval`
-      : 'pending';
+    if (!rescan?.newCritical) return 'pending';
+    const what = `rescanned ${rescanWhy(rescan)} on ${rescan.at}, ${rescan.newCritical} new critical finding(s)`;
+    return rescan.withdrawn === false ? `pending: ${what}` : `pending: ${what} withdrew its approval`;
   }
   if (verification && !verification.ok) return `REFUSED: ${verification.reason}; approve it again`;
   return rescan
-    ? `approved (rescanned under new scanner rules on ${rescan.at}: nothing new critical)`
+    ? `approved (rescanned ${rescanWhy(rescan)} on ${rescan.at}: nothing new critical)`
     : 'approved';
 }
+
+function rescanWhy(rescan: NonNullable<SkillRecord['rescan']>): string {
+  if (rescan.by) return `by ${rescan.by} (skill scan)`;
+  const changed = rescan.behaviourFrom === undefined ? 'new scanner rules' : 'a new behavioural run';
+  return `under ${changed}`;
+}
+
+const criticalCount = (record: SkillRecord) =>
+  record.findings.filter((f) => f.severity === 'critical').length +
+  behaviourCritical(record.behaviour).length;
 
 export function formatReport(
   record: SkillRecord,
@@ -44,13 +56,15 @@ export function formatReport(
       `time ${m.permissions.timeoutSeconds} s, memory ${m.permissions.memoryMb} MiB a call`,
     `  scan: ${critical} critical, ${warnings} warning${warnings === 1 ? '' : 's'}${record.findings.length ? ':' : ' — nothing found'}`,
     ...record.findings.map(formatFinding),
+    ...formatBehaviour(record.behaviour),
   ];
   if (options.note) lines.push(`  note: ${options.note}`);
   lines.push(`  status: ${statusOf(record, options.verification)}`);
   if (record.approval) {
     const a = record.approval;
+    const pinned = [a.scannerVersion, a.behaviourVersion].filter(Boolean).join(' + ');
     lines.push(
-      `  approved by ${a.by} at ${a.at}; hosts granted: ${a.hosts.join(', ') || 'none'}${a.acceptedFindings ? `; ${a.acceptedFindings} critical finding(s) accepted` : ''}`,
+      `  approved by ${a.by} at ${a.at}; hosts granted: ${a.hosts.join(', ') || 'none'}${a.acceptedFindings ? `; ${a.acceptedFindings} critical finding(s) accepted` : ''}${pinned ? `; reports ${pinned}` : ''}`,
     );
   }
   if (record.status === 'pending') lines.push(`  next: ${approveHint(record)}`);
@@ -60,7 +74,7 @@ export function formatReport(
 export function approveHint(record: SkillRecord): string {
   const ref = skillRef(record);
   const hosts = record.manifest.permissions.hosts;
-  const critical = record.findings.some((f) => f.severity === 'critical');
+  const critical = criticalCount(record) > 0;
   const command = `sandbot skill approve ${ref}${hosts.length ? ` --hosts ${hosts.join(',')}` : ''}`;
   return critical
     ? `review the critical findings; to approve it anyway: \`${command} --accept-findings\``
@@ -72,7 +86,7 @@ export function formatList(rows: { record: SkillRecord; verification?: Verificat
   if (rows.length === 0) return 'no skills yet: `sandbot skill add PATH` vets one';
   return rows
     .map(({ record, verification }) => {
-      const critical = record.findings.filter((f) => f.severity === 'critical').length;
+      const critical = criticalCount(record);
       const status = statusOf(record, verification);
       return `${skillRef(record).padEnd(28)} ${status.padEnd(10)} sha256 ${record.hash.slice(0, 12)}  ${record.manifest.tools.length} tool(s)  ${critical} critical  ${record.manifest.description.slice(0, 60)}`;
     })

@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { Grant } from '../../contracts/policy/network-policy.js';
 import { describeDifference } from '../../contracts/skills/file-hashes.js';
+import { BehaviourReport } from './behaviour/report.js';
 import { contentHash, fileDigests, readSkillDir, type SkillFile } from './hashing.js';
 import { compareVersions, SkillManifest, SkillName, SkillVersion } from './manifest.js';
 import { RULE_IDS } from './scan-rules.js';
@@ -36,6 +37,8 @@ export const Approval = z.object({
   acceptedFindings: z.number().int().nonnegative(),
   /** The scanner whose report the admin read (absent: approved before scanner versions). */
   scannerVersion: z.string().optional(),
+  /** The behavioural run whose report the admin read (absent: approved without one). */
+  behaviourVersion: z.string().optional(),
 });
 export type Approval = z.infer<typeof Approval>;
 
@@ -53,9 +56,22 @@ export const SkillRecord = z.object({
   approval: Approval.optional(),
   /** The scanner that made `findings` (absent: one from before scanner versions). */
   scannerVersion: z.string().optional(),
-  /** The last automatic rescan under newer rules, shown in the status until an admin approves again. */
+  /** What the skill's tools did when run in a vetting sandbox (absent: never run). */
+  behaviour: BehaviourReport.optional(),
+  /**
+   * The last rescan under newer rules (static `from`, behavioural `behaviourFrom`), or by `skill scan`
+   * (`by`), shown in the status until an admin approves again.
+   */
   rescan: z
-    .object({ at: z.iso.datetime(), from: z.string(), newCritical: z.number().int().nonnegative() })
+    .object({
+      at: z.iso.datetime(),
+      from: z.string(),
+      behaviourFrom: z.string().optional(),
+      by: z.string().optional(),
+      newCritical: z.number().int().nonnegative(),
+      /** Whether it withdrew an approval (absent: a rescan from before this was recorded). */
+      withdrawn: z.boolean().optional(),
+    })
     .optional(),
 });
 export type SkillRecord = z.infer<typeof SkillRecord>;

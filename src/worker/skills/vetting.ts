@@ -2,10 +2,12 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Grant } from '../../contracts/policy/network-policy.js';
 import { describeDifference } from '../../contracts/skills/file-hashes.js';
+import type { BehaviourRunner } from './behaviour/from-config.js';
+import { type BehaviourReport, behaviourCritical } from './behaviour/report.js';
 import { checkLimits, contentHash, fileDigests, readSkillDir, type SkillFile } from './hashing.js';
 import type { SkillLedger } from './ledger.js';
 import { parseManifest, parseSkillRef, skillRef } from './manifest.js';
-import { newCriticalFindings, rescanIfStale } from './rescan.js';
+import { newCriticalBehaviour, newCriticalFindings, rescanIfStale, rescanSkill } from './rescan.js';
 import { hasCritical, scanSkillFiles } from './scanner.js';
 import { SCANNER_VERSION } from './scanner-version.js';
 import type { SkillRecord, SkillStore } from './store.js';
@@ -19,6 +21,11 @@ import { isTarball, readSkillTarball } from './tarball.js';
 export interface Registry {
   store: SkillStore;
   ledger: SkillLedger;
+  /**
+   * Runs the skill's tools in a vetting sandbox (the CLI always has one). Without it (tests of the
+   * static part alone) records carry no behaviour report and approval weighs the static scan only.
+   */
+  behaviour?: BehaviourRunner;
 }
 
 export interface AddResult {
@@ -62,11 +69,17 @@ export async function addSkill(registry: Registry, source: string, by: string): 
   const digests = fileDigests(files);
   const hash = contentHash(digests);
   const findings = await scanSkillFiles(manifest, files);
+  const behaviour = registry.behaviour ? await registry.behaviour({ manifest, files }) : undefined;
   const ref = skillRef(manifest);
   const earlier = await registry.store.get(manifest.name, manifest.version).catch(() => undefined);
   let note: string | undefined;
   let approval: SkillRecord['approval'];
-  const fresh = earlier ? newCriticalFindings(earlier.findings, findings) : [];
+  const fresh = earlier
+    ? [
+        ...newCriticalFindings(earlier.findings, findings),
+        ...newCriticalBehaviour(earlier.behaviour, behaviour),
+      ]
+    : [];
   if (earlier?.approval && earlier.approval.hash === hash && fresh.length > 0) {
     note = `unchanged, but this scan finds ${fresh.length} critical finding(s) the approved report did not: the approval is withdrawn until an admin approves again`;
   } else if (earlier?.approval && earlier.approval.hash === hash) {
@@ -85,6 +98,7 @@ export async function addSkill(registry: Registry, source: string, by: string): 
     manifest,
     findings,
     scannerVersion: SCANNER_VERSION,
+    ...(behaviour ? { behaviour } : {}),
     addedAt: new Date().toISOString(),
     addedBy: by,
     source: resolve(source),
@@ -108,9 +122,36 @@ export async function addSkill(registry: Registry, source: string, by: string): 
       findings: findings
         .slice(0, 50)
         .map((f) => ({ rule: f.rule, severity: f.severity, file: f.file, line: f.line })),
+      ...(behaviour ? { behaviour: behaviourSummary(behaviour) } : {}),
     },
   });
   return { record, ...(note ? { note } : {}) };
+}
+
+/** What the ledger keeps of a behaviour report. */
+function behaviourSummary(report: BehaviourReport) {
+  return {
+    version: report.version,
+    status: report.status,
+    critical: behaviourCritical(report).length,
+    findings: report.findings.slice(0, 50).map((f) => ({ rule: f.rule, severity: f.severity, tool: f.tool })),
+  };
+}
+
+/** `sandbot skill scan NAME@VERSION`: both scans again, over the stored files, now. */
+export async function scanSkill(registry: Registry, refText: string, by: string): Promise<SkillRecord> {
+  const ref = parseSkillRef(refText);
+  if (!ref?.version) throw new Error(`name the skill as NAME@VERSION (e.g. weather@1.0.0), not "${refText}"`);
+  const stored = await registry.store.get(ref.name, ref.version);
+  if (!stored) throw new Error(`no skill ${refText}: add it first with \`sandbot skill add PATH\``);
+  const now = await registry.store.verify(stored, stored.hash);
+  if (!now.ok)
+    throw new Error(`${refText}: ${now.reason}; run \`sandbot skill add\` again to vet the new files`);
+  return rescanSkill(registry.store, stored, {
+    ...(registry.behaviour ? { behaviour: registry.behaviour } : {}),
+    actor: `admin:${by}`,
+    by,
+  });
 }
 
 export interface ApproveOptions {
@@ -131,7 +172,7 @@ export async function approveSkill(
   const stored = await registry.store.get(ref.name, ref.version);
   if (!stored) throw new Error(`no skill ${refText}: add it first with \`sandbot skill add PATH\``);
   // The admin approves what the current scanner reports, never an older report.
-  const { rescan: _seen, ...record } = await rescanIfStale(registry.store, stored);
+  const { rescan: _seen, ...record } = await rescanIfStale(registry.store, stored, registry.behaviour);
   const actor = `admin:${options.by}`;
   const refuse = async (reason: string): Promise<never> => {
     await registry.ledger.append({ actor, action: 'refuse', skill: refText, data: { reason } });
@@ -142,9 +183,14 @@ export async function approveSkill(
   if (!now.ok)
     return refuse(`${refText}: ${now.reason}; run \`sandbot skill add\` again to rescan it, then approve`);
   const critical = record.findings.filter((f) => f.severity === 'critical');
-  if (hasCritical(record.findings) && !options.acceptFindings) {
+  const acted = behaviourCritical(record.behaviour);
+  if ((hasCritical(record.findings) || acted.length > 0) && !options.acceptFindings) {
+    const which = [
+      critical.length ? `${critical.length} critical finding(s) in its files` : '',
+      acted.length ? `${acted.length} critical finding(s) in what its tools did` : '',
+    ];
     return refuse(
-      `${refText} has ${critical.length} critical finding(s) (see \`sandbot skill show ${refText}\`); approving it anyway needs --accept-findings`,
+      `${refText} has ${which.filter(Boolean).join(' and ')} (see \`sandbot skill show ${refText}\`); approving it anyway needs --accept-findings`,
     );
   }
   const declared = record.manifest.permissions.hosts;
@@ -163,8 +209,9 @@ export async function approveSkill(
       at: new Date().toISOString(),
       hash: record.hash,
       hosts,
-      acceptedFindings: critical.length,
+      acceptedFindings: critical.length + acted.length,
       ...(record.scannerVersion ? { scannerVersion: record.scannerVersion } : {}),
+      ...(record.behaviour ? { behaviourVersion: record.behaviour.version } : {}),
     },
   };
   await registry.store.save(approved);
@@ -172,7 +219,13 @@ export async function approveSkill(
     actor,
     action: 'approve',
     skill: refText,
-    data: { hash: record.hash, hosts, acceptedFindings: critical.length },
+    data: {
+      hash: record.hash,
+      hosts,
+      acceptedFindings: critical.length + acted.length,
+      scannerVersion: record.scannerVersion,
+      behaviourVersion: record.behaviour?.version,
+    },
   });
   return approved;
 }
