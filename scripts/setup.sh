@@ -26,6 +26,9 @@ command -v iptables >/dev/null || missing+=(iptables)
 # runsc needs (sandbox/gvisor/statx-shim.c).
 command -v runsc >/dev/null || missing+=(runsc)
 command -v cc >/dev/null || missing+=(gcc libc6-dev)
+# strace for skill vetting's behavioural run (`sandbot skill add|scan`): copied read-only into the
+# throwaway sandbox that runs a skill's tools, to record what they do.
+command -v strace >/dev/null || missing+=(strace)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   as_root apt-get update -qq
