@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Socket } from 'node:net';
 import type { z } from 'zod';
 import {
   type ChatMessage,
@@ -10,11 +11,14 @@ import {
   type WorkerToRuntime,
 } from '../../src/contracts/protocol/agent.js';
 import type { LineResult } from '../../src/contracts/protocol/lines.js';
+import { SKILL_UID_BASE, type SkillAccess } from '../../src/contracts/protocol/skill-tools.js';
 import { type ModelAnswer, runTurn, type TurnLimits } from './agent-turn.js';
 import { EgressTunnelEnd } from './egress-tunnel.js';
 import { clipArgs } from './history-bounds.js';
 import { HostCalls } from './host-calls.js';
-import { reapStrays } from './reap.js';
+import type { Privilege } from './privilege.js';
+import { procTable, reapStrays } from './reap.js';
+import { loopbackPeerUid } from './socket-owner.js';
 import { findShell } from './tools/bash.js';
 import { ReadyShells } from './tools/ready-shell.js';
 import { runTool } from './tools/run-tool.js';
@@ -40,6 +44,8 @@ export interface RuntimeOptions {
   readyShell?: boolean;
   /** Listen for the egress tunnel on this loopback port (--egress-port: granted sandboxes of tunnelled layers). */
   egressPort?: number;
+  /** Started as root (--agent-uid): tools run as their own uids, and the reaper takes all of them. */
+  privilege?: Privilege;
 }
 
 interface ActiveTurn {
@@ -72,15 +78,21 @@ export class Runtime {
   private readonly egress: EgressTunnelEnd | undefined;
   /** A tool ran since the last reaping: only tools start processes. */
   private toolsRan = false;
+  /** The running turn's skills with their own uids (and, on a bridge, credentials). */
+  private skillAccess: readonly SkillAccess[] = [];
   private frameKey = '';
   /** The last job's turn id: the worker's cancel of a job that just ended needs no answer. */
   private lastTurnId: string | undefined;
 
   constructor(private readonly options: RuntimeOptions) {
     this.limits = turnLimitsFor(options.maxLineBytes);
-    this.shells = options.readyShell ? new ReadyShells() : undefined;
+    this.shells = options.readyShell ? new ReadyShells(options.privilege) : undefined;
     this.egress = options.egressPort
-      ? new EgressTunnelEnd(options.egressPort, (frame) => this.emit(frame))
+      ? new EgressTunnelEnd(
+          options.egressPort,
+          (frame) => this.emit(frame),
+          (socket) => this.skillOf(socket),
+        )
       : undefined;
   }
 
@@ -147,6 +159,7 @@ export class Runtime {
   }
 
   private startTurn(turn: z.infer<typeof TurnStart>): void {
+    this.skillAccess = turn.skillAccess ?? [];
     this.startJob(turn.turnId, (signal, send) =>
       runTurn({
         turn,
@@ -157,6 +170,7 @@ export class Runtime {
         shell: this.options.shell,
         shells: this.shells,
         skillsRoot: this.options.skillsRoot,
+        privilege: this.options.privilege,
         send,
         askModel: (requestId, messages) => this.askModel(turn.turnId, requestId, messages, signal),
         askHost: (name, args) => this.host.ask(turn.turnId, name, args, signal, send),
@@ -176,6 +190,7 @@ export class Runtime {
         signal,
         shell: this.options.shell,
         shells: this.shells,
+        privilege: this.options.privilege,
       });
       send({ type: 'tool_finished', turnId: run.turnId, callId, name: 'bash', ...result });
       send({ type: 'turn_done', turnId: run.turnId });
@@ -211,7 +226,7 @@ export class Runtime {
         const current = this.active === undefined || this.active.controller === controller;
         if (this.options.reapStrays && current && this.toolsRan) {
           this.toolsRan = false;
-          const reaped = reapStrays(process.pid, undefined, this.shells?.pid());
+          const reaped = this.reap();
           if (reaped.left > 0)
             this.protocolError(`${reaped.left} processes of the turn outran the reaper and still run`);
         }
@@ -221,6 +236,31 @@ export class Runtime {
         if (this.active?.controller === controller) this.active = undefined;
       });
     this.active = { turnId, controller, done };
+  }
+
+  /**
+   * The skill of the turn whose tools opened this tunnel connection: its socket's owner is that skill's
+   * uid (only the runtime, as root, starts processes as it). Only with privilege: otherwise every
+   * process is the agent's.
+   */
+  private skillOf(socket: Socket): string | undefined {
+    if (!this.options.privilege || !socket.remotePort || !this.options.egressPort) return undefined;
+    const uid = loopbackPeerUid(socket.remotePort, this.options.egressPort);
+    if (uid === undefined || uid < SKILL_UID_BASE) return undefined;
+    return this.skillAccess[uid - SKILL_UID_BASE]?.skill;
+  }
+
+  /** Kills what the turn left running: the agent's processes, and the skills' under their own uids. */
+  private reap(): ReturnType<typeof reapStrays> {
+    const privilege = this.options.privilege;
+    if (!privilege) return reapStrays(process.pid, undefined, this.shells?.pid());
+    // Root only for each kill(2) (the skills' uids are not the runtime's), not for the reading of /proc.
+    const table = {
+      ...procTable,
+      signal: (pid: number, signal: 'SIGSTOP' | 'SIGKILL') =>
+        privilege.asRoot(() => procTable.signal(pid, signal)),
+    };
+    return reapStrays(process.pid, privilege.turnUids(), this.shells?.pid(), table);
   }
 
   private cancelActive(): void {

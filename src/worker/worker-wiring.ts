@@ -106,6 +106,7 @@ export function netRequestEvent(entry: EgressRecord): AuditInput | undefined {
       host: entry.host,
       port: entry.port,
       allowed: entry.allowed,
+      ...(entry.skill ? { skill: entry.skill } : {}),
       ...(entry.reason ? { reason: entry.reason } : {}),
       bytes: entry.bytesIn + entry.bytesOut,
       method: entry.method,
@@ -166,6 +167,7 @@ export function sandboxWorkerDeps(
     ),
     observe: observed.observe,
     networkFor: (conversation) => egress.networkFor(conversation),
+    skillAccessFor: (conversation, network, names) => egress.skillAccess(conversation, network, names),
     quarantine: new Quarantine(connection, config.SANDBOT_INSTANCE),
     audit: observed.audit,
     readAudit: async (conversation) => [
