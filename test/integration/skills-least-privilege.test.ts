@@ -26,7 +26,10 @@ import { startStack, testConfig, UNDER_GVISOR } from '../helpers/stack.js';
 const docker = createDocker(undefined);
 const OUTSIDE = '203.0.114.10';
 const HOST = 'api.example.test:8080';
-const config = testConfig(testInstance('skills-lp'), { SANDBOT_EGRESS_PORT: '0' });
+const config = testConfig(testInstance('skills-lp'), {
+  SANDBOT_EGRESS_PORT: '0',
+  SANDBOT_DELEGATE_MAX_FANOUT: '4',
+});
 const redis = createRedis(REDIS_URL, 'skills-lp-test');
 const records: EgressRecord[] = [];
 const parent = webConversationId('lp');
@@ -58,7 +61,14 @@ function pollerSkill(): SkillFiles {
       permissions: { hosts: [HOST], timeoutSeconds: 30 },
     }),
     'fetch.sh': `#!/bin/bash\nfetch() { ${fetch}; }\nfetch fetched\necho "uid=$(id -u)"\nls /workspace 2>&1 | head -n 1\n`,
-    'linger.sh': '#!/bin/bash\nsetsid sleep 40 </dev/null >/dev/null 2>&1 &\necho lingering\n',
+    // Returns once the sleeper leads its own session (the tool's process group is killed on return).
+    'linger.sh': [
+      '#!/bin/bash',
+      'setsid sleep 40 </dev/null >/dev/null 2>&1 &',
+      'for i in $(seq 100); do [ "$(cut -d" " -f6 /proc/$!/stat)" = "$!" ] && break; sleep 0.05; done',
+      'echo lingering',
+      '',
+    ].join('\n'),
     'twice.sh': `#!/bin/bash\nfetch() { ${fetch}; }\nfetch first\nsleep 5\nfetch second\n`,
   };
 }
@@ -73,7 +83,10 @@ function model(request: FakeChatRequest): FakeStep {
   const last = messages.at(-1);
   if (/You are sub-agent/.test(first)) {
     if (last?.role === 'tool') return { reply: `sub-agent saw: ${last.content}` };
-    return { toolCalls: [{ name: 'bash', arguments: { command: first.split('\n').at(-1) ?? '' } }] };
+    const task = first.split('\n').at(-1) ?? '';
+    const tool = /^call (\w+)$/.exec(task)?.[1];
+    if (tool) return { toolCalls: [{ name: tool, arguments: {} }] };
+    return { toolCalls: [{ name: 'bash', arguments: { command: task } }] };
   }
   const user = messages.map((m) => m.role).lastIndexOf('user');
   const text = messages[user]?.content ?? '';
@@ -187,6 +200,27 @@ describe('a skill’s hosts belong to its tool processes alone', () => {
     const child = ConversationId.parse('web:lp:sub-1');
     expect(apiRecords(child)).toContainEqual(expect.objectContaining({ allowed: false }));
     expect(apiRecords(child).some((r) => r.allowed)).toBe(false);
+  });
+
+  it('lets a sub-agent with the skill enabled use it, until its parent’s skill is disabled', async () => {
+    // An admin enables the skill in the next sub-agent's conversation too (a sub-agent has at most its
+    // parent's skills).
+    const child = ConversationId.parse('web:lp:sub-2');
+    const enablement = new SkillEnablement(redis, config.SANDBOT_INSTANCE, []);
+    await enablement.enable(child, { name: 'poller' }, 'admin:t');
+    const before = records.length;
+    const reply = ask('delegate call twice');
+    const first = () =>
+      records.slice(before).find((r) => r.conversation === child && r.skill === 'poller' && r.allowed);
+    for (let i = 0; i < 300 && !first(); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(first()).toBeDefined();
+    // Disabled in the parent while the sub-agent's tool runs: its next connection is refused.
+    await enablement.disable(parent, 'poller', 'admin:t');
+    const text = await reply;
+    expect(text).toContain('outside says hi to /first');
+    expect(text).not.toContain('outside says hi to /second');
+    expect(apiRecords(child)).toContainEqual(expect.objectContaining({ skill: 'poller', allowed: false }));
+    await enablement.enable(parent, { name: 'poller' }, 'admin:t');
   });
 
   it('cuts a running tool off at its next connection once the skill is disabled', async () => {
