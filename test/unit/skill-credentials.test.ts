@@ -8,6 +8,7 @@ import {
   identifyCredentials,
   mintCredentials,
   withCredentials,
+  withStreamSkill,
 } from '../../src/worker/egress/skill-credentials.js';
 
 const secret = randomBytes(32);
@@ -58,6 +59,26 @@ describe('proxy credentials of a conversation and of its skills', () => {
     const url = `http://${mintCredentials(secret, { conversation: bob })}@127.0.0.1:3128`;
     const skill = mintCredentials(secret, { conversation: bob, skill: 'weather' });
     expect(withCredentials(url, skill)).toBe(`http://${skill}@127.0.0.1:3128`);
+  });
+});
+
+describe('a tunnel stream the runtime named a skill’s', () => {
+  const stream = { conversation: alice, skill: 'weather' };
+  it('adds the skill to its own sandbox’s credentials', () => {
+    expect(withStreamSkill({ conversation: alice }, stream)).toEqual({
+      conversation: alice,
+      skill: 'weather',
+    });
+  });
+
+  it('adds nothing to another conversation’s, a skill’s, or no credentials, nor without a named stream', () => {
+    expect(withStreamSkill({ conversation: bob }, stream)).toEqual({ conversation: bob });
+    expect(withStreamSkill({ conversation: alice, skill: 'maps' }, stream)).toEqual({
+      conversation: alice,
+      skill: 'maps',
+    });
+    expect(withStreamSkill(undefined, stream)).toBeUndefined();
+    expect(withStreamSkill({ conversation: alice }, undefined)).toEqual({ conversation: alice });
   });
 });
 

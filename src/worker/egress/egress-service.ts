@@ -25,6 +25,7 @@ import {
   mintCredentials,
   type ProxyIdentity,
   withCredentials,
+  withStreamSkill,
 } from './skill-credentials.js';
 
 /** The hosts of a conversation's enabled skills (turn-skills.ts), for the proxy and for networkFor. */
@@ -243,11 +244,8 @@ export class EgressService {
     header: string | undefined,
     sourcePort?: number,
   ): Promise<ProxyIdentity | undefined> {
-    const identity = identifyCredentials(this.secret, header);
     const stream = sourcePort === undefined ? undefined : this.skillStreams.get(sourcePort);
-    if (!identity || identity.skill || !stream || stream.conversation !== identity.conversation)
-      return identity;
-    return { conversation: identity.conversation, skill: stream.skill };
+    return withStreamSkill(identifyCredentials(this.secret, header), stream);
   }
 
   async stop(): Promise<void> {

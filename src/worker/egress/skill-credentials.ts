@@ -72,6 +72,20 @@ export function grantsForIdentity(
   return [...new Set([...policy, ...skillHosts])];
 }
 
+/**
+ * A tunnelled connection's identity: its credentials', plus the skill the sandbox's runtime named for
+ * the stream it came on (by the connecting process's uid), when those credentials are that sandbox's
+ * own. Another conversation's stream, or a skill's credential, adds nothing.
+ */
+export function withStreamSkill(
+  identity: ProxyIdentity | undefined,
+  stream: { conversation: ConversationId; skill: string } | undefined,
+): ProxyIdentity | undefined {
+  if (!identity || identity.skill || !stream || stream.conversation !== identity.conversation)
+    return identity;
+  return { conversation: identity.conversation, skill: stream.skill };
+}
+
 /** The same proxy URL with other credentials in it. */
 export function withCredentials(proxyUrl: string, credentials: string): string {
   return proxyUrl.replace(/^(https?:\/\/)[^@/]*@/, `$1${credentials}@`);
