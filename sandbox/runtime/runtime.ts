@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { Socket } from 'node:net';
 import type { z } from 'zod';
 import {
   type ChatMessage,
@@ -11,17 +10,16 @@ import {
   type WorkerToRuntime,
 } from '../../src/contracts/protocol/agent.js';
 import type { LineResult } from '../../src/contracts/protocol/lines.js';
-import { SKILL_UID_BASE, type SkillAccess } from '../../src/contracts/protocol/skill-tools.js';
+import type { SkillAccess } from '../../src/contracts/protocol/skill-tools.js';
 import { type ModelAnswer, runTurn, type TurnLimits } from './agent-turn.js';
 import { EgressTunnelEnd } from './egress-tunnel.js';
 import { clipArgs } from './history-bounds.js';
 import { HostCalls } from './host-calls.js';
 import type { Privilege } from './privilege.js';
-import { procTable, reapStrays } from './reap.js';
-import { loopbackPeerUid } from './socket-owner.js';
 import { findShell } from './tools/bash.js';
 import { ReadyShells } from './tools/ready-shell.js';
 import { runTool } from './tools/run-tool.js';
+import { reapTurn, skillOfConnection } from './turn-uids.js';
 
 export const RUNTIME_VERSION = 'sandbot-runtime/0.1.0';
 
@@ -87,11 +85,13 @@ export class Runtime {
   constructor(private readonly options: RuntimeOptions) {
     this.limits = turnLimitsFor(options.maxLineBytes);
     this.shells = options.readyShell ? new ReadyShells(options.privilege) : undefined;
-    this.egress = options.egressPort
+    const port = options.egressPort;
+    this.egress = port
       ? new EgressTunnelEnd(
-          options.egressPort,
+          port,
           (frame) => this.emit(frame),
-          (socket) => this.skillOf(socket),
+          // Which skill's tools (by uid) opened a connection: only a runtime with privilege has such uids.
+          (socket) => (options.privilege ? skillOfConnection(socket, port, this.skillAccess) : undefined),
         )
       : undefined;
   }
@@ -226,7 +226,7 @@ export class Runtime {
         const current = this.active === undefined || this.active.controller === controller;
         if (this.options.reapStrays && current && this.toolsRan) {
           this.toolsRan = false;
-          const reaped = this.reap();
+          const reaped = reapTurn(this.options.privilege, this.shells?.pid());
           if (reaped.left > 0)
             this.protocolError(`${reaped.left} processes of the turn outran the reaper and still run`);
         }
@@ -236,31 +236,6 @@ export class Runtime {
         if (this.active?.controller === controller) this.active = undefined;
       });
     this.active = { turnId, controller, done };
-  }
-
-  /**
-   * The skill of the turn whose tools opened this tunnel connection: its socket's owner is that skill's
-   * uid (only the runtime, as root, starts processes as it). Only with privilege: otherwise every
-   * process is the agent's.
-   */
-  private skillOf(socket: Socket): string | undefined {
-    if (!this.options.privilege || !socket.remotePort || !this.options.egressPort) return undefined;
-    const uid = loopbackPeerUid(socket.remotePort, this.options.egressPort);
-    if (uid === undefined || uid < SKILL_UID_BASE) return undefined;
-    return this.skillAccess[uid - SKILL_UID_BASE]?.skill;
-  }
-
-  /** Kills what the turn left running: the agent's processes, and the skills' under their own uids. */
-  private reap(): ReturnType<typeof reapStrays> {
-    const privilege = this.options.privilege;
-    if (!privilege) return reapStrays(process.pid, undefined, this.shells?.pid());
-    // Root only for each kill(2) (the skills' uids are not the runtime's), not for the reading of /proc.
-    const table = {
-      ...procTable,
-      signal: (pid: number, signal: 'SIGSTOP' | 'SIGKILL') =>
-        privilege.asRoot(() => procTable.signal(pid, signal)),
-    };
-    return reapStrays(process.pid, privilege.turnUids(), this.shells?.pid(), table);
   }
 
   private cancelActive(): void {
