@@ -187,6 +187,11 @@ describe('a skill’s hosts belong to its tool processes alone', () => {
     // environment, which is why no skill credential goes into a tunnelled sandbox at all.
     if (UNDER_GVISOR) expect(text).toContain('PWD=/tmp/tmp.');
     else expect(text).toContain(`/proc/${pid}/environ: Permission denied`);
+    // Neither its memory nor the runtime's (which holds the turn's credentials) is open to the agent.
+    const runtime = /proc (\d+) uid=1000 node \/opt\/sandbot/.exec(text)?.[1];
+    expect(runtime).toBeDefined();
+    for (const p of [pid, runtime])
+      expect(text).toContain(`cannot open '/proc/${p}/mem' for reading: Permission denied`);
     // Nothing the agent could read carries a skill's credential (its user name, with the MAC after it).
     expect(text).not.toMatch(/~poller|%7Epoller/i);
   });
