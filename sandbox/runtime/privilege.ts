@@ -1,4 +1,4 @@
-import { chmodSync } from 'node:fs';
+import { chmodSync, existsSync } from 'node:fs';
 import { MAX_SKILL_ACCESS, SKILL_UID_BASE } from '../../src/contracts/protocol/skill-tools.js';
 
 /**
@@ -26,10 +26,17 @@ export interface Privilege {
 const SETPRIV = '/usr/bin/setpriv';
 const ENV = '/usr/bin/env';
 
-/** Drops to effective uid `agentUid` when running as root; undefined (nothing to drop) otherwise. */
+/**
+ * Drops to effective uid `agentUid` when running as root; undefined (nothing to drop) otherwise.
+ * Throws when the image lacks what starting processes as other uids needs.
+ */
 export function dropPrivilege(agentUid: number): Privilege | undefined {
   if (process.getuid?.() !== 0 || !process.seteuid || !process.setegid || !process.setgroups) {
     return undefined;
+  }
+  for (const tool of [SETPRIV, ENV]) {
+    // Without them no process could be started as one uid alone: refuse to start rather than run as root.
+    if (!existsSync(tool)) throw new Error(`${tool} is missing (util-linux's setpriv, coreutils' env)`);
   }
   const { seteuid, setegid } = process;
   process.setgroups([]);
