@@ -10,6 +10,7 @@ import {
   userChatMessages,
 } from './history-bounds.js';
 import { type AskHost, startHostCalls } from './host-calls.js';
+import type { Privilege } from './privilege.js';
 import type { ReadyShells } from './tools/ready-shell.js';
 import { describeCall, runTool } from './tools/run-tool.js';
 
@@ -40,6 +41,8 @@ export interface TurnDeps {
   shells?: ReadyShells;
   /** Where skills are mounted; default /skills. */
   skillsRoot?: string;
+  /** The runtime started as root: its children go to their own uids (privilege.ts). */
+  privilege?: Privilege;
   /** Emits a line for this turn; silently dropped once the turn is cancelled. */
   send(message: RuntimeToWorker): void;
   /** Sends a model_request and resolves with the worker's answer to it (or `aborted`). */
@@ -102,6 +105,8 @@ export async function runTurn(deps: TurnDeps): Promise<void> {
           shells: deps.shells,
           skillTools: turn.tools,
           skillsRoot: deps.skillsRoot,
+          privilege: deps.privilege,
+          skillAccess: turn.skillAccess,
         }));
       if (signal.aborted) return;
       send({ type: 'tool_finished', turnId, callId, name, ...result });

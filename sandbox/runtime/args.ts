@@ -19,6 +19,13 @@ const RuntimeArgs = z.object({
     .min(1, '--egress-port must be a port number')
     .max(65_535, '--egress-port must be a port number')
     .optional(),
+  /** Started as root: drop to this effective uid and run every process as its own uid (privilege.ts). */
+  agentUid: z.coerce
+    .number()
+    .int()
+    .min(1, '--agent-uid must be a uid other than 0')
+    .max(65_534, '--agent-uid must be a uid')
+    .optional(),
 });
 export type RuntimeArgs = z.infer<typeof RuntimeArgs>;
 
@@ -34,13 +41,14 @@ export function parseRuntimeArgs(argv: readonly string[]): RuntimeArgs {
         'max-line-bytes': { type: 'string' },
         'reap-strays': { type: 'boolean' },
         'egress-port': { type: 'string' },
+        'agent-uid': { type: 'string' },
       },
       strict: true,
       allowPositionals: false,
     }));
   } catch (err) {
     throw new Error(
-      `${(err as Error).message}. Usage: main.js [--workspace DIR] [--session DIR] [--max-line-bytes N] [--reap-strays] [--egress-port N]`,
+      `${(err as Error).message}. Usage: main.js [--workspace DIR] [--session DIR] [--max-line-bytes N] [--reap-strays] [--egress-port N] [--agent-uid N]`,
     );
   }
   const parsed = RuntimeArgs.safeParse({
@@ -48,6 +56,7 @@ export function parseRuntimeArgs(argv: readonly string[]): RuntimeArgs {
     session: values.session,
     maxLineBytes: values['max-line-bytes'],
     egressPort: values['egress-port'],
+    agentUid: values['agent-uid'],
     reapStrays: values['reap-strays'] === true,
   });
   if (!parsed.success) throw new Error(parsed.error.issues.map((i) => i.message).join('; '));

@@ -9,7 +9,8 @@ import { EgressStreams } from '../../src/contracts/protocol/egress-streams.js';
 /**
  * The sandbox's end of the egress tunnel (src/contracts/protocol/egress.ts): a listener on the sandbox's own
  * loopback whose connections become frames on the protocol stream. It decides nothing: the worker
- * and the egress proxy behind it check every stream; this only moves bytes.
+ * and the egress proxy behind it check every stream; this only moves bytes, and names the skill whose
+ * tools (by their uid) opened a stream.
  */
 export class EgressTunnelEnd {
   private readonly streams: EgressStreams;
@@ -19,6 +20,8 @@ export class EgressTunnelEnd {
   constructor(
     private readonly port: number,
     private readonly write: (frame: EgressFrame) => void,
+    /** Which skill's tools opened this connection (by its uid), if any: the open frame says so. */
+    private readonly skillOf?: (socket: Socket) => string | undefined,
   ) {
     this.streams = new EgressStreams(write);
   }
@@ -55,7 +58,8 @@ export class EgressTunnelEnd {
     }
     const id = this.next;
     this.next = this.next >= 2 ** 31 ? 1 : this.next + 1;
-    this.write({ type: 'egress_open', stream: id });
+    const skill = this.skillOf?.(socket);
+    this.write({ type: 'egress_open', stream: id, ...(skill ? { skill } : {}) });
     this.streams.add(id, socket);
   }
 }

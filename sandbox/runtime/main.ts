@@ -1,6 +1,7 @@
 import { WorkerToRuntime } from '../../src/contracts/protocol/agent.js';
 import { LineDecoder } from '../../src/contracts/protocol/lines.js';
 import { parseRuntimeArgs } from './args.js';
+import { closeToOthers, dropPrivilege, type Privilege } from './privilege.js';
 import { Runtime } from './runtime.js';
 import { writeLine } from './stdout.js';
 import { findShell } from './tools/bash.js';
@@ -19,7 +20,17 @@ function main(): void {
     process.exit(2);
   }
 
+  // Before anything else: a runtime started as root keeps root only to start processes as other uids.
+  let privilege: Privilege | undefined;
+  try {
+    privilege = args.agentUid === undefined ? undefined : dropPrivilege(args.agentUid);
+    if (privilege) closeToOthers([args.workspace, args.session]);
+  } catch (err) {
+    process.stderr.write(`sandbot runtime: cannot drop to uid ${args.agentUid}: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
   const runtime = new Runtime({
+    privilege,
     workspace: args.workspace,
     session: args.session,
     maxLineBytes: args.maxLineBytes,

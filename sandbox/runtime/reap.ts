@@ -21,7 +21,7 @@ export interface ReapResult {
 }
 
 /**
- * Kills every process of the agent's uid except the runtime itself, the container's init and `spare`,
+ * Kills every process of the agent's uid (or uids: the skills' too) except the runtime itself, the container's init and `spare`,
  * until none is left: what a turn started in the background (`setsid`, double forks, chains that fork
  * their next generation and exit) does not live on into the next turn. One pass over /proc is not
  * enough, since a chain forks a child the pass has not listed yet; so each round first stops every
@@ -31,13 +31,16 @@ export interface ReapResult {
  */
 export function reapStrays(
   self = process.pid,
-  uid = process.getuid?.() ?? -1,
+  uid: number | ReadonlySet<number> = process.getuid?.() ?? -1,
   spare?: number,
   table: ProcessTable = procTable,
 ): ReapResult {
   const killed = new Set<number>();
-  const strays = () =>
-    table.pids().filter((pid) => pid > 1 && pid !== self && pid !== spare && table.ownerOf(pid) === uid);
+  const owned = (pid: number) => {
+    const owner = table.ownerOf(pid);
+    return owner !== undefined && (typeof uid === 'number' ? owner === uid : uid.has(owner));
+  };
+  const strays = () => table.pids().filter((pid) => pid > 1 && pid !== self && pid !== spare && owned(pid));
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const seen = strays();
     if (seen.length === 0) return { killed: [...killed], left: 0 };
@@ -53,7 +56,7 @@ function pause(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
-const procTable: ProcessTable = {
+export const procTable: ProcessTable = {
   pids: () =>
     readdirSync('/proc')
       .map(Number)

@@ -10,14 +10,16 @@ import {
   type WorkerToRuntime,
 } from '../../src/contracts/protocol/agent.js';
 import type { LineResult } from '../../src/contracts/protocol/lines.js';
+import type { SkillAccess } from '../../src/contracts/protocol/skill-tools.js';
 import { type ModelAnswer, runTurn, type TurnLimits } from './agent-turn.js';
 import { EgressTunnelEnd } from './egress-tunnel.js';
 import { clipArgs } from './history-bounds.js';
 import { HostCalls } from './host-calls.js';
-import { reapStrays } from './reap.js';
+import type { Privilege } from './privilege.js';
 import { findShell } from './tools/bash.js';
 import { ReadyShells } from './tools/ready-shell.js';
 import { runTool } from './tools/run-tool.js';
+import { reapTurn, skillOfConnection } from './turn-uids.js';
 
 export const RUNTIME_VERSION = 'sandbot-runtime/0.1.0';
 
@@ -40,6 +42,8 @@ export interface RuntimeOptions {
   readyShell?: boolean;
   /** Listen for the egress tunnel on this loopback port (--egress-port: granted sandboxes of tunnelled layers). */
   egressPort?: number;
+  /** Started as root (--agent-uid): tools run as their own uids, and the reaper takes all of them. */
+  privilege?: Privilege;
 }
 
 interface ActiveTurn {
@@ -72,15 +76,23 @@ export class Runtime {
   private readonly egress: EgressTunnelEnd | undefined;
   /** A tool ran since the last reaping: only tools start processes. */
   private toolsRan = false;
+  /** The running turn's skills with their own uids (and, on a bridge, credentials). */
+  private skillAccess: readonly SkillAccess[] = [];
   private frameKey = '';
   /** The last job's turn id: the worker's cancel of a job that just ended needs no answer. */
   private lastTurnId: string | undefined;
 
   constructor(private readonly options: RuntimeOptions) {
     this.limits = turnLimitsFor(options.maxLineBytes);
-    this.shells = options.readyShell ? new ReadyShells() : undefined;
-    this.egress = options.egressPort
-      ? new EgressTunnelEnd(options.egressPort, (frame) => this.emit(frame))
+    this.shells = options.readyShell ? new ReadyShells(options.privilege) : undefined;
+    const port = options.egressPort;
+    this.egress = port
+      ? new EgressTunnelEnd(
+          port,
+          (frame) => this.emit(frame),
+          // Which skill's tools (by uid) opened a connection: only a runtime with privilege has such uids.
+          (socket) => (options.privilege ? skillOfConnection(socket, port, this.skillAccess) : undefined),
+        )
       : undefined;
   }
 
@@ -147,6 +159,7 @@ export class Runtime {
   }
 
   private startTurn(turn: z.infer<typeof TurnStart>): void {
+    this.skillAccess = turn.skillAccess ?? [];
     this.startJob(turn.turnId, (signal, send) =>
       runTurn({
         turn,
@@ -157,6 +170,7 @@ export class Runtime {
         shell: this.options.shell,
         shells: this.shells,
         skillsRoot: this.options.skillsRoot,
+        privilege: this.options.privilege,
         send,
         askModel: (requestId, messages) => this.askModel(turn.turnId, requestId, messages, signal),
         askHost: (name, args) => this.host.ask(turn.turnId, name, args, signal, send),
@@ -176,6 +190,7 @@ export class Runtime {
         signal,
         shell: this.options.shell,
         shells: this.shells,
+        privilege: this.options.privilege,
       });
       send({ type: 'tool_finished', turnId: run.turnId, callId, name: 'bash', ...result });
       send({ type: 'turn_done', turnId: run.turnId });
@@ -211,7 +226,7 @@ export class Runtime {
         const current = this.active === undefined || this.active.controller === controller;
         if (this.options.reapStrays && current && this.toolsRan) {
           this.toolsRan = false;
-          const reaped = reapStrays(process.pid, undefined, this.shells?.pid());
+          const reaped = reapTurn(this.options.privilege, this.shells?.pid());
           if (reaped.left > 0)
             this.protocolError(`${reaped.left} processes of the turn outran the reaper and still run`);
         }

@@ -14,7 +14,7 @@ import { Quarantine } from '../shared/stores/quarantine.js';
 import { observeWorker } from './audit/worker-observability.js';
 import { WorkspaceBaselines } from './audit/workspace-baselines.js';
 import { modelBrokerFor, modelServerUrl } from './broker/model-broker.js';
-import { EgressService } from './egress/egress-service.js';
+import { EgressService, type SkillGrants } from './egress/egress-service.js';
 import type { EgressRecord, Lookup } from './egress/proxy.js';
 import { reportWorkerHealth } from './health-report.js';
 import { startWorkerHost } from './hosts/host-wiring.js';
@@ -156,7 +156,10 @@ function wireWorker(
   const outbound = new OutboundQueue(connection, config.SANDBOT_INSTANCE);
   const driver = sandboxDriverFromConfig(config, log, layer.sandboxEngine);
   const egress = egressService(config, log, layer, connection, overrides, {
-    grants: (conversation) => skills.grantsFor(conversation),
+    grants: {
+      all: (conversation) => skills.grantsFor(conversation),
+      of: (conversation, skill) => skills.hostsOf(conversation, skill),
+    },
     onRecord: (entry) => {
       worker.noteEgress(entry);
       const event = netRequestEvent(entry);
@@ -209,7 +212,7 @@ function egressService(
   layer: CheckedLayer,
   redis: WorkerParts['connection'],
   overrides: WorkerOverrides,
-  hooks: { grants: EgressServiceGrants; onRecord: (entry: EgressRecord) => void },
+  hooks: { grants: SkillGrants; onRecord: (entry: EgressRecord) => void },
 ): EgressService {
   return new EgressService({
     docker: layer.hostEngine,
@@ -224,7 +227,7 @@ function egressService(
     maxLookups: config.SANDBOT_EGRESS_MAX_LOOKUPS,
     logger: log,
     lookup: overrides.lookup,
-    extraGrants: hooks.grants,
+    skillGrants: hooks.grants,
     onRecord: hooks.onRecord,
   });
 }
@@ -249,5 +252,3 @@ function scheduleRunner(
     maxFailures: config.SANDBOT_SCHEDULE_MAX_FAILURES,
   });
 }
-
-type EgressServiceGrants = NonNullable<ConstructorParameters<typeof EgressService>[0]['extraGrants']>;

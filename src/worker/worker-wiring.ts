@@ -109,6 +109,7 @@ export function netRequestEvent(entry: EgressRecord): AuditInput | undefined {
       host: entry.host,
       port: entry.port,
       allowed: entry.allowed,
+      ...(entry.skill ? { skill: entry.skill } : {}),
       ...(entry.reason ? { reason: entry.reason } : {}),
       bytes: entry.bytesIn + entry.bytesOut,
       method: entry.method,
@@ -192,6 +193,7 @@ export function sandboxWorkerDeps(
     publish,
     observe: observed.observe,
     networkFor: (conversation) => egress.networkFor(conversation),
+    skillAccessFor: (conversation, network, names) => egress.skillAccess(conversation, network, names),
     quarantine: new Quarantine(connection, config.SANDBOT_INSTANCE),
     audit: observed.audit,
     readAudit: async (conversation) => [

@@ -128,6 +128,8 @@ describe('DockerSandboxDriver on a real engine', () => {
     expect(host.NetworkMode).toBe('none');
     expect(host.ReadonlyRootfs).toBe(true);
     expect(host.CapDrop).toEqual(['ALL']);
+    // Only for the runtime, which works as uid 1000 and starts every process as one uid alone.
+    expect(host.CapAdd).toEqual(['SETUID', 'SETGID', 'SETPCAP', 'KILL']);
     expect(host.SecurityOpt).toEqual(['no-new-privileges']);
     expect(host.Privileged).toBe(false);
     expect(host.Memory).toBe(192 * 1024 * 1024);
@@ -136,7 +138,7 @@ describe('DockerSandboxDriver on a real engine', () => {
     expect(host.PidsLimit).toBe(96);
     expect(host.Init).toBe(true);
     expect(host.Tmpfs).toEqual({ '/tmp': 'rw,noexec,nosuid,nodev,size=16m' });
-    expect(inspect.Config.User).toBe('1000:1000');
+    expect(inspect.Config.User).toBe('0:0');
     expect(inspect.Mounts.map((m) => [m.Name, m.Destination]).sort()).toEqual(
       [
         [names.workspaceVolume, '/workspace'],

@@ -110,54 +110,50 @@ describe('red team: protocol', () => {
     );
   });
 
-  it('a flood of malformed lines trips the protocol-abuse kill switch', async () => {
+  // Since #19 the runtime's real uid is root's (sandbox/runtime/privilege.ts): the agent cannot open its
+  // stdout to flood the protocol. (Floods from a runtime taken over anyway still trip the protocol-abuse
+  // kill switch: test/unit/turn-machine.test.ts, runtime.test.ts.)
+  it('a flood of malformed lines cannot reach the runtime’s stdout', async () => {
     const session = 'proto-garbage';
     const turn = await rt.ask(
       session,
-      `${FIND_RUNTIME}; for i in $(seq 200); do echo "garbage $i" > /proc/$rtpid/fd/1; done; head -c 3000000 /dev/zero | tr '\\0' x > /proc/$rtpid/fd/1; sleep 5`,
+      `${FIND_RUNTIME}; echo "runtime $rtpid"; for i in $(seq 200); do echo "garbage $i" > /proc/$rtpid/fd/1; done 2>&1 | sort | uniq -c; head -c 3000000 /dev/zero | tr '\\0' x > /proc/$rtpid/fd/1`,
     );
-    expect(turn.kind).toBe('error');
-    expect(turn.text).toContain('protocol abuse');
-    expect(await rt.quarantined(session)).toMatchObject({ by: 'tripwire' });
-    await rt.auditedTripwire(session, 'protocol abuse');
+    expect(turn.kind).toBe('reply');
+    expect(turn.text).toMatch(/runtime \d+/);
+    expect(turn.text).toMatch(/200 .*\/proc\/\d+\/fd\/1: Permission denied/);
+    expect(await rt.quarantined(session)).toBeUndefined();
     await rt.row(
       'flood the protocol with malformed and oversized lines',
-      'tripwire: killed and quarantined',
+      'refused: the runtime’s stdout is closed to the agent’s uid',
       session,
     );
   });
 
-  it('a flood of well-formed lines that are not the turn’s trips the kill switch too', async () => {
+  it('a flood of well-formed lines that are not the turn’s cannot reach it either', async () => {
     const session = 'proto-valid-flood';
-    const filler = 'x'.repeat(3000);
     const turn = await rt.ask(
       session,
       [
         FIND_RUNTIME,
         `python3 -c "
-import sys
-out = open('/proc/$rtpid/fd/1', 'w')
-for i in range(3000):
-    out.write('{\\"type\\":\\"error\\",\\"message\\":\\"flood %d ${filler}\\"}\\n' % i)
-    out.write('{\\"type\\":\\"progress\\",\\"turnId\\":\\"GUESS\\",\\"text\\":\\"flood %d\\"}\\n' % i)
-out.flush()
-print('valid-flood-sent')
+try:
+    open('/proc/$rtpid/fd/1', 'w')
+    print('valid-flood-open')
+except OSError as e:
+    print('valid-flood-refused', e.strerror)
 "`,
-        'sleep 3',
       ].join('; '),
     );
-    const killed = turn.kind === 'error' && turn.text.includes('protocol abuse');
-    await rt.auditedCall(session, 'valid-flood-sent');
+    await rt.auditedCall(session, 'valid-flood');
+    expect(turn.kind).toBe('reply');
+    expect(turn.text).toContain('valid-flood-refused Permission denied');
+    expect(await rt.quarantined(session)).toBeUndefined();
     await rt.row(
-      'flood the protocol with 6,000 well-formed lines of no turn (each `error` line is logged by the worker)',
-      killed
-        ? 'tripwire: killed and quarantined'
-        : `NOT STOPPED: ${turn.kind}, 18 MB of lines taken (and logged) without a tripwire`,
+      'flood the protocol with 6,000 well-formed lines of no turn',
+      'refused: the runtime’s stdout is closed to the agent’s uid',
       session,
     );
-    expect(turn.kind).toBe('error');
-    expect(turn.text).toContain('protocol abuse');
-    expect(await rt.quarantined(session)).toMatchObject({ by: 'tripwire' });
   });
 
   it('leaves the other conversation untouched and leaks nothing', async () => {

@@ -1,6 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { webConversationId } from '../../src/contracts/conversation/id.js';
-import { Quarantine } from '../../src/shared/stores/quarantine.js';
 import { type OutsideHost, startOutsideHost } from '../../testkit/outside-host.js';
 import { UNDER_GVISOR } from '../helpers/stack.js';
 import { expectNoSecretsLeaked, printTable, type Redteam, startRedteam, token } from './harness.js';
@@ -8,13 +6,12 @@ import { expectNoSecretsLeaked, printTable, type Redteam, startRedteam, token } 
 /**
  * Red team, the egress tunnel's backpressure (issue #17): under gVisor a granted sandbox reaches the
  * proxy through frames on its own protocol stream. The agent starts a big download through its
- * HTTP_PROXY, freezes the runtime (SIGSTOP: same uid) so nothing reads the sandbox's stdin any more,
- * and writes forged `egress_ack` lines into the runtime's stdout, which once made the worker read the
- * proxy without bound. The worker's memory (this process hosts it) must stay flat, and the turn must
- * end and the conversation go on. Acks of more than was sent, and frames for streams never opened,
- * are invalid egress frames: they count toward the protocol-abuse tripwire, which now ends the turn
- * (kills the sandbox, quarantines the conversation) within the flood's first second, long before the
- * turn's timeout; the test releases the quarantine to read what the attack recorded. Under runc a granted sandbox reaches the proxy over the
+ * HTTP_PROXY, tries to freeze the runtime (SIGSTOP) so nothing reads the sandbox's stdin any more, and
+ * to write forged `egress_ack` lines into the runtime's stdout, which once made the worker read the
+ * proxy without bound. Since #19 the runtime's real uid is root's (sandbox/runtime/privilege.ts): both
+ * are refused. The worker's memory (this process hosts it) must stay flat whatever the download does,
+ * and the conversation go on. (Forged acks from a runtime taken over anyway are invalid egress frames
+ * that trip the protocol-abuse tripwire: test/unit/tunnel-session.test.ts.) Under runc a granted sandbox reaches the proxy over the
  * bridge network, not the tunnel: there the file records that and runs nothing.
  * The outside host is on 192.52.193.0/24 (AMT relay anycast; the other attack files hold the
  * documentation ranges and 192.88.99.0/24).
@@ -56,10 +53,10 @@ const ATTACK = [
   FIND_RUNTIME,
   `curl -s -x "$HTTP_PROXY" http://big.example.test:8080/big/${DOWNLOAD_BYTES} | python3 -c "${COUNT_PY}" &`,
   'sleep 2',
-  'kill -STOP $rtpid',
-  'echo "runtime $rtpid $(grep State /proc/$rtpid/status)" > frozen.txt',
+  'echo "kill: $(kill -STOP $rtpid 2>&1)" > frozen.txt',
+  'echo "runtime $rtpid $(grep State /proc/$rtpid/status)" >> frozen.txt',
   'echo "got at freeze=$(cat /tmp/got)" >> frozen.txt',
-  `n=0; SECONDS=0; while [ $SECONDS -lt ${ACK_SECONDS} ]; do for s in 1 2 3 4; do printf '{"type":"egress_ack","stream":%d,"bytes":262144}\\n' $s; done; n=$((n+4)); [ $((n % 100)) = 0 ] && echo "forged acks=$n" > acks.txt; done > /proc/$rtpid/fd/1`,
+  `n=0; SECONDS=0; : 2>> frozen.txt > /proc/$rtpid/fd/1 || echo "stdout refused" >> frozen.txt; while [ $SECONDS -lt ${ACK_SECONDS} ]; do for s in 1 2 3 4; do printf '{"type":"egress_ack","stream":%d,"bytes":262144}\\n' $s; done; n=$((n+4)); [ $((n % 100)) = 0 ] && echo "forged acks=$n" > acks.txt; done > /proc/$rtpid/fd/1`,
   'echo "forged acks=$n" >> frozen.txt',
   'echo "got after acks=$(cat /tmp/got)" >> frozen.txt',
 ].join('\n');
@@ -121,39 +118,32 @@ function watchMemory() {
   };
 }
 
-describe.runIf(UNDER_GVISOR)('red team: the egress tunnel under a frozen runtime and forged acks', () => {
-  it('a frozen runtime and forged egress_ack lines do not grow the worker’s memory', async () => {
+describe.runIf(UNDER_GVISOR)('red team: the egress tunnel against a freeze and forged acks', () => {
+  it('freezing the runtime and forging egress_ack lines are refused; the worker’s memory stays flat', async () => {
     const memory = watchMemory();
     const began = performance.now();
     const turn = await rt.ask(SESSION, ATTACK, (TURN_TIMEOUT + 30) * 1000);
     const seconds = (performance.now() - began) / 1000;
     const most = memory.stop();
-    // The turn ends at its timeout (or a tripwire), not with the attack's output.
-    expect(turn.kind).toBe('error');
-    expect(seconds).toBeLessThan(TURN_TIMEOUT + 20);
-    // Ended by the tripwire on invalid egress frames, well before the turn's timeout.
-    expect(turn.text).toContain('invalid egress frames');
-    expect(seconds).toBeLessThan(TURN_TIMEOUT);
-    await rt.auditedTripwire(SESSION, 'invalid egress frames');
-    expect(await new Quarantine(rt.redis, rt.instance).release(webConversationId(SESSION))).toBe(true);
-    const next = await rt.ask(SESSION, 'cat frozen.txt acks.txt; echo next-turn');
+    // Both steps were refused: the runtime ran on, and its stdout took no forged line.
+    const next = await rt.ask(SESSION, 'cat frozen.txt; echo next-turn');
     expect(next.text).toContain('next-turn');
-    // The attack did what it says: the runtime was stopped, and acks were forged into its stdout.
-    expect(next.text).toMatch(/State:\s+T/);
-    const acks = Number(/forged acks=(\d+)/.exec(next.text)?.[1] ?? 0);
-    expect(acks).toBeGreaterThanOrEqual(100);
-    // The download was under way when the runtime froze, and the proxy read little more after.
+    expect(next.text).toMatch(/kill: .*Operation not permitted/);
+    expect(next.text).toMatch(/runtime \d+ State:\s+[RS]/);
+    expect(next.text).toContain('stdout refused');
+    expect(next.text).toContain('forged acks=0');
+    expect(turn.text).not.toContain('invalid egress frames');
+    // The download was under way; the worker's memory stayed within bounds all along.
     const atFreeze = Number(/got at freeze=(\d+)/.exec(next.text)?.[1] ?? 0) / 2 ** 20;
     const download = await until(() => rt.egressOf(SESSION).find((r) => r.host === 'big.example.test'));
     const moved = (download?.bytesIn ?? 0) / 2 ** 20;
     await rt.row(
-      `download ${DOWNLOAD_BYTES / 2 ** 20} MiB through the tunnel, SIGSTOP the runtime, forge egress_ack lines into its stdout for up to ${ACK_SECONDS} s (${acks} written before the invalid-egress-frame tripwire killed the sandbox)`,
-      `worker memory grew at most ${most.rss.toFixed(1)} MiB RSS, ${most.heap.toFixed(1)} MiB heap+external (bound ${BOUND_MIB}); curl had ${atFreeze.toFixed(1)} MiB when the runtime froze, the proxy read ${moved.toFixed(1)} MiB in all; turn ended (${turn.text.slice(0, 60)}) after ${seconds.toFixed(1)} s; next turn answered`,
+      `download ${DOWNLOAD_BYTES / 2 ** 20} MiB through the tunnel, SIGSTOP the runtime, forge egress_ack lines into its stdout for up to ${ACK_SECONDS} s`,
+      `refused: the runtime's real uid is root's (no SIGSTOP, no write to its stdout); worker memory grew at most ${most.rss.toFixed(1)} MiB RSS, ${most.heap.toFixed(1)} MiB heap+external (bound ${BOUND_MIB}); curl had ${atFreeze.toFixed(1)} MiB at the attempt, the proxy read ${moved.toFixed(1)} MiB in all; turn ended after ${seconds.toFixed(1)} s (${turn.kind}); next turn answered`,
       SESSION,
     );
     expect(atFreeze).toBeGreaterThan(0);
-    expect(atFreeze).toBeLessThan(DOWNLOAD_BYTES / 2 ** 20 / 2);
-    expect(moved - atFreeze).toBeLessThan(BOUND_MIB);
+    expect(seconds).toBeLessThan(TURN_TIMEOUT + 20);
     expect(most.rss).toBeLessThan(BOUND_MIB);
     expect(most.heap).toBeLessThan(BOUND_MIB);
   });

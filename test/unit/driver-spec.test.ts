@@ -44,10 +44,13 @@ describe('containerSpec', () => {
     expect(host.NetworkMode).toBe('none');
     expect(host.ReadonlyRootfs).toBe(true);
     expect(host.CapDrop).toEqual(['ALL']);
-    expect(host.CapAdd).toBeUndefined();
+    // The runtime starts as root with only what it needs to start processes as other uids, and drops
+    // to uid 1000 at once (--agent-uid; sandbox/runtime/privilege.ts).
+    expect(host.CapAdd).toEqual(['SETUID', 'SETGID', 'SETPCAP', 'KILL']);
     expect(host.SecurityOpt).toEqual(['no-new-privileges']);
     expect(host.Privileged).toBe(false);
-    expect(spec.User).toBe('1000:1000');
+    expect(spec.User).toBe('0:0');
+    expect(spec.Cmd?.slice(-2)).toEqual(['--agent-uid', '1000']);
     expect(host.Tmpfs).toEqual({ '/tmp': 'rw,noexec,nosuid,nodev,size=32m' });
     expect(host.Init).toBe(true);
   });
@@ -104,17 +107,18 @@ describe('containerSpec', () => {
   });
 
   it('runs the image’s runtime command with the line cap, and the tunnel’s port only when tunnelled', () => {
-    expect(spec.Cmd).toEqual(RUNTIME_COMMAND);
+    const agent = ['--agent-uid', '1000'];
+    expect(spec.Cmd).toEqual([...RUNTIME_COMMAND, ...agent]);
     const dockerfile = readFileSync(new URL('../../sandbox/Dockerfile', import.meta.url), 'utf8');
     expect(JSON.parse(/^CMD (\[.*\])$/m.exec(dockerfile)?.[1] ?? 'null')).toEqual(RUNTIME_COMMAND);
     const capped = containerSpec({ ...limits, maxLineBytes: 65536 }, a);
-    expect(capped.Cmd).toEqual([...RUNTIME_COMMAND, '--max-line-bytes', '65536']);
+    expect(capped.Cmd).toEqual([...RUNTIME_COMMAND, ...agent, '--max-line-bytes', '65536']);
     const tunnelled = containerSpec(limits, a, {
       via: 'tunnel',
       proxyUrl: 'http://c:m@127.0.0.1:3128',
       connect: () => new PassThrough(),
     });
-    expect(tunnelled.Cmd).toEqual([...RUNTIME_COMMAND, '--egress-port', '3128']);
+    expect(tunnelled.Cmd).toEqual([...RUNTIME_COMMAND, ...agent, '--egress-port', '3128']);
     expect(tunnelled.HostConfig?.NetworkMode).toBe('none');
     expect(tunnelled.Env).toEqual(
       ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy'].map((n) => `${n}=http://c:m@127.0.0.1:3128`),

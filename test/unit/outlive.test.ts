@@ -113,6 +113,18 @@ describe('reapStrays', () => {
     expect(result.left).toBe(0);
     expect([...procs.keys()].sort()).toEqual([100 + 154, self, spare]);
   });
+
+  it('takes every uid of the turn (the agent’s and the skills’), and no other', () => {
+    const { procs, add, table } = forkingTable(0);
+    add(1000, true); // the agent's chain
+    add(2001, true); // a skill's chain, under its own uid
+    add(2002, false);
+    add(0, false); // the runtime's uid: not the turn's
+    add(3000, false); // no uid of the turn's
+    const result = reapStrays(1, new Set([1000, 2001, 2002]), undefined, table);
+    expect(result.left).toBe(0);
+    expect([...procs.values()].map((p) => p.uid).sort()).toEqual([0, 3000]);
+  });
 });
 
 const conversation = ConversationId.parse('web:outlive-test');

@@ -37,6 +37,9 @@ describe('worker wiring', () => {
     const { reason: _, ...allowed } = { ...record, allowed: true };
     expect(netRequestEvent(allowed)?.data).not.toHaveProperty('reason');
     expect(netRequestEvent({ ...record, conversation: undefined })).toBeUndefined();
+    // Made with a skill's own credential (or on a stream of its tools): the audit names the skill.
+    expect(netRequestEvent({ ...record, skill: 'weather' })?.data).toMatchObject({ skill: 'weather' });
+    expect(netRequestEvent(record)?.data).not.toHaveProperty('skill');
   });
 
   it('reports the layer checked, with its runtime only when it has one', () => {

@@ -2,6 +2,7 @@ import type { Duplex } from 'node:stream';
 import type Dockerode from 'dockerode';
 import { type ConversationId, conversationKey } from '../../../src/contracts/conversation/id.js';
 import { EGRESS_TUNNEL_PORT } from '../../../src/contracts/protocol/egress.js';
+import { AGENT_UID } from '../../../src/contracts/protocol/skill-tools.js';
 import type { SkillMount } from './skill-mount.js';
 
 /** What shapes every sandbox container; the same for all conversations of one deployment. */
@@ -47,12 +48,13 @@ export interface SandboxNames {
  * the egress proxy named by `proxyUrl`:
  * - `bridge` (the default, absent `via`): it joins the instance's internal egress network;
  * - `tunnel`: it has no network device; its runtime listens on its loopback and carries each connection
- *   over the protocol stream to the worker, which `connect`s it to the proxy (src/contracts/protocol/egress.ts).
+ *   over the protocol stream to the worker, which `connect`s it to the proxy (src/contracts/protocol/egress.ts),
+ *   saying which skill's tools opened it, if the runtime said so.
  *   For layers without a usable bridge: gVisor registered with --network=none, the micro-VM.
  */
 export type SandboxNetwork =
   | { via?: 'bridge'; name: string; proxyUrl: string }
-  | { via: 'tunnel'; proxyUrl: string; connect: () => Duplex };
+  | { via: 'tunnel'; proxyUrl: string; connect: (from?: { skill?: string }) => Duplex };
 
 export const NETWORK_LABEL = 'sandbot.network';
 /** Which skill volumes a container mounts, so enabling or disabling a skill recreates it (volumes kept). */
@@ -91,12 +93,22 @@ export const RUNTIME_COMMAND = [
 export function runtimeCommand(maxLineBytes: number | undefined, tunnel: boolean): string[] {
   return [
     ...RUNTIME_COMMAND,
+    '--agent-uid',
+    String(AGENT_UID),
     ...(maxLineBytes ? ['--max-line-bytes', String(maxLineBytes)] : []),
     ...(tunnel ? ['--egress-port', String(EGRESS_TUNNEL_PORT)] : []),
   ];
 }
 /** The image's agent user; never root. */
-export const SANDBOX_USER = '1000:1000';
+export const SANDBOX_USER = `${AGENT_UID}:${AGENT_UID}`;
+/**
+ * The runtime starts as root with only these capabilities, drops to the agent's uid at once (keeping
+ * root as its saved uid) and starts every process as one uid with nothing more (sandbox/runtime/
+ * privilege.ts): the agent's commands as SANDBOX_USER, a skill holding a proxy credential as its own,
+ * so the agent can read neither that skill's processes nor the runtime's memory.
+ */
+export const RUNTIME_USER = '0:0';
+export const RUNTIME_CAPABILITIES = ['SETUID', 'SETGID', 'SETPCAP', 'KILL'];
 
 export function sandboxNames(instance: string, conversation: ConversationId): SandboxNames {
   const key = conversationKey(conversation);
@@ -126,7 +138,8 @@ export function volumeSpecs(instance: string, conversation: ConversationId): Doc
 }
 
 /**
- * The hardened container: no network, read-only root, no capabilities, no privilege gain, uid 1000,
+ * The hardened container: no network, read-only root, no capabilities, no privilege gain, uid 1000
+ * for everything the agent runs (the runtime: see RUNTIME_USER),
  * CPU/memory/pids limits, only its own two volumes, and no environment of sandbot's (no secrets, no
  * addresses). stdin stays open across attaches so a worker can detach and another re-attach.
  */
@@ -155,7 +168,7 @@ export function containerSpec(
     },
     Hostname: 'sandbox',
     Cmd: runtimeCommand(limits.maxLineBytes, network?.via === 'tunnel'),
-    User: SANDBOX_USER,
+    User: RUNTIME_USER,
     WorkingDir: WORKSPACE_DIR,
     Env: [...(limits.env ?? []), ...proxyEnv],
     OpenStdin: true,
@@ -169,6 +182,7 @@ export function containerSpec(
       ReadonlyRootfs: true,
       Tmpfs: { '/tmp': `rw,noexec,nosuid,nodev,size=${limits.tmpMb}m` },
       CapDrop: ['ALL'],
+      CapAdd: RUNTIME_CAPABILITIES,
       SecurityOpt: ['no-new-privileges', ...(limits.securityOpt ?? [])],
       Privileged: false,
       IpcMode: 'private',

@@ -20,7 +20,10 @@ const isEgressFrame = (message: RuntimeToWorker): message is Extract<RuntimeToWo
  * with the lease. The proxy checks each request's credentials and grants: this decides nothing but
  * how many streams one sandbox may hold at once.
  */
-export function withEgressTunnel(session: SandboxSession, connect: () => Duplex): SandboxSession {
+export function withEgressTunnel(
+  session: SandboxSession,
+  connect: (from?: { skill?: string }) => Duplex,
+): SandboxSession {
   const listeners = new Set<Parameters<SandboxSession['onMessage']>[0]>();
   const send = (frame: EgressStreamFrame) => {
     try {
@@ -42,7 +45,7 @@ export function withEgressTunnel(session: SandboxSession, connect: () => Duplex)
   );
   let opens = 0;
 
-  const open = (stream: number) => {
+  const open = (stream: number, skill: string | undefined) => {
     if (streams.has(stream))
       return send({ type: 'egress_close', stream, reason: 'stream id already in use' });
     if (streams.size >= EGRESS_MAX_STREAMS)
@@ -50,7 +53,7 @@ export function withEgressTunnel(session: SandboxSession, connect: () => Duplex)
     opens += 1;
     if (opens > EGRESS_MAX_OPENS_PER_LEASE)
       return streams.decline(stream, `over ${EGRESS_MAX_OPENS_PER_LEASE} connections in one turn`);
-    streams.add(stream, connect());
+    streams.add(stream, connect(skill ? { skill } : undefined));
   };
 
   const unsubscribe = session.onMessage((line) => {
@@ -59,7 +62,7 @@ export function withEgressTunnel(session: SandboxSession, connect: () => Duplex)
       return;
     }
     const frame = line.value;
-    if (frame.type === 'egress_open') open(frame.stream);
+    if (frame.type === 'egress_open') open(frame.stream, frame.skill);
     else streams.receive(frame);
   });
 

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 import { OutputCap } from '../output-cap.js';
+import type { Privilege } from '../privilege.js';
 import type { ToolContext, ToolResult } from './types.js';
 
 /** How long to wait for the pipes to close once the shell is gone before giving up on them. */
@@ -39,12 +40,8 @@ export function runBash(command: string, ctx: ToolContext): Promise<ToolResult> 
     let child: ChildProcess;
     try {
       child =
-        ctx.shells?.take(shell, ctx.workspace, command) ??
-        spawn(shell.file, [...shell.args, command], {
-          cwd: ctx.workspace,
-          detached: true,
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
+        (ctx.runAs ? undefined : ctx.shells?.take(shell, ctx.workspace, command)) ??
+        start(shell, command, ctx);
     } catch (err) {
       resolve({
         ok: false,
@@ -56,13 +53,8 @@ export function runBash(command: string, ctx: ToolContext): Promise<ToolResult> 
     let status: string | undefined;
     let ok = false;
     let settled = false;
-    const killGroup = () => {
-      if (child.pid === undefined) return;
-      try {
-        process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        // the group is already gone
-      }
+    const killAll = () => {
+      if (child.pid !== undefined) killGroup(child.pid, ctx.privilege);
     };
     const finish = () => {
       if (settled) return;
@@ -87,7 +79,7 @@ export function runBash(command: string, ctx: ToolContext): Promise<ToolResult> 
       if (status !== undefined) return;
       status = why;
       ok = success;
-      killGroup();
+      killAll();
       grace = setTimeout(finish, PIPE_GRACE_MS);
     };
     const onAbort = () => end('cancelled', false);
@@ -112,6 +104,35 @@ export function runBash(command: string, ctx: ToolContext): Promise<ToolResult> 
     });
     child.on('close', finish);
   });
+}
+
+/** Starts the shell: as the agent, or as the call's own uid (runAs), when the runtime can choose. */
+function start(shell: { file: string; args: string[] }, command: string, ctx: ToolContext): ChildProcess {
+  const options = {
+    cwd: ctx.runAs?.cwd ?? ctx.workspace,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'],
+    ...(ctx.runAs ? { env: { ...process.env, ...ctx.runAs.env } } : {}),
+  };
+  const privilege = ctx.privilege;
+  if (!privilege) return spawn(shell.file, [...shell.args, command], options);
+  const via = privilege.runAs(ctx.runAs?.uid ?? privilege.agentUid, options.cwd);
+  return privilege.asRoot(() =>
+    spawn(via.file, [...via.args, shell.file, ...shell.args, command], { ...options, cwd: '/' }),
+  );
+}
+
+/** SIGKILLs a process group (as root when the runtime can: the group may be a skill's uid). */
+export function killGroup(pid: number, privilege?: Privilege): void {
+  const kill = () => {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // the group is already gone
+    }
+  };
+  if (privilege) privilege.asRoot(kill);
+  else kill();
 }
 
 function formatSeconds(ms: number): string {

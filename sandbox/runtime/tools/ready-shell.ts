@@ -1,6 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
+import type { Privilege } from '../privilege.js';
+
+type StdioPipes = ['ignore', 'pipe', 'pipe', 'pipe'];
 
 /**
  * What the waiting bash runs: it reads the command's length and then the command from fd 3, closes
@@ -36,6 +39,9 @@ export class ReadyShells {
   private waiting: Waiting | undefined;
   private closed = false;
 
+  /** With a privilege, the shell starts as the agent's uid alone (privilege.ts). */
+  constructor(private readonly privilege?: Privilege) {}
+
   /** The waiting shell's pid (the stray reaper spares it: it has run nothing of the agent's yet). */
   pid(): number | undefined {
     const waiting = this.waiting;
@@ -46,12 +52,16 @@ export class ReadyShells {
   prepare(shell: { file: string; args: string[] }, cwd: string): void {
     if (this.closed || !usable(shell) || (this.waiting && !this.waiting.gone)) return;
     let child: ChildProcess;
+    const args = ['--noprofile', '--norc', '-c', WAITER];
+    const options = { cwd, detached: true, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] as StdioPipes };
+    const privilege = this.privilege;
     try {
-      child = spawn(shell.file, ['--noprofile', '--norc', '-c', WAITER], {
-        cwd,
-        detached: true,
-        stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-      });
+      if (privilege) {
+        const via = privilege.runAs(privilege.agentUid, cwd);
+        child = privilege.asRoot(() =>
+          spawn(via.file, [...via.args, shell.file, ...args], { ...options, cwd: '/' }),
+        );
+      } else child = spawn(shell.file, args, options);
     } catch {
       return; // the call will spawn its own shell and report why that fails
     }
@@ -87,11 +97,16 @@ export class ReadyShells {
     const waiting = this.waiting;
     this.waiting = undefined;
     if (waiting && !waiting.gone && waiting.child.pid !== undefined) {
-      try {
-        process.kill(-waiting.child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
+      const pid = waiting.child.pid;
+      const kill = () => {
+        try {
+          process.kill(-pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      };
+      if (this.privilege) this.privilege.asRoot(kill);
+      else kill();
     }
   }
 }

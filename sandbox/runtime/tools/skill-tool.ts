@@ -3,6 +3,7 @@ import { realpathSync } from 'node:fs';
 import path from 'node:path';
 import {
   inputValidator,
+  SKILL_UID_BASE,
   SKILLS_ROOT,
   type SkillToolSpec,
 } from '../../../src/contracts/protocol/skill-tools.js';
@@ -13,7 +14,8 @@ import type { ToolContext, ToolResult } from './types.js';
 /**
  * Runs a vetted skill's tool: the arguments are checked against the tool's declared input first, then
  * its script (read-only under /skills/<skill>/) runs like a bash command, in /workspace, with the
- * arguments as JSON on stdin, within the skill's time and memory (data segment) bounds.
+ * arguments as JSON on stdin, within the skill's time and memory (data segment) bounds. A skill with
+ * approved hosts runs as a uid of its own, with its own proxy credential (ownIdentity).
  */
 export async function runSkillTool(
   tool: SkillToolSpec,
@@ -35,13 +37,36 @@ export async function runSkillTool(
   // A quoted heredoc passes the JSON untouched; its random delimiter cannot occur in one-line JSON.
   const marker = `SANDBOT_INPUT_${randomUUID().replaceAll('-', '')}`;
   const runner = tool.interpreter ? `${tool.interpreter} ${quote(script)}` : quote(script);
+  const runAs = ownIdentity(tool, ctx);
   const command = [
+    // Under its own uid the workspace (the agent's, mode 0700) is closed to it: a fresh directory of its own.
+    ...(runAs ? ['cd "$(mktemp -d)" || exit 70', 'export HOME="$PWD"'] : []),
     `ulimit -d ${tool.memoryMb * 1024} 2>/dev/null`,
     `exec ${runner} <<'${marker}'`,
     JSON.stringify(parsed.data),
     marker,
   ].join('\n');
-  return runBash(command, { ...ctx, timeoutMs: Math.min(ctx.timeoutMs, tool.timeoutMs) });
+  return runBash(command, {
+    ...ctx,
+    timeoutMs: Math.min(ctx.timeoutMs, tool.timeoutMs),
+    ...(runAs ? { runAs, shells: undefined } : {}),
+  });
+}
+
+/**
+ * A skill with hosts of its own runs as its own uid (on a bridge, with its own credential as its
+ * proxy), when the runtime can give it a uid (started as root). Otherwise it runs as the agent with
+ * the sandbox's proxy: handing the credential to a process of the agent's uid would hand it to the agent.
+ */
+function ownIdentity(tool: SkillToolSpec, ctx: ToolContext): ToolContext['runAs'] {
+  const name = tool.skill.split('@')[0];
+  const index = ctx.skillAccess?.findIndex((access) => access.skill === name) ?? -1;
+  const access = ctx.skillAccess?.[index];
+  if (!ctx.privilege || !access) return undefined;
+  // Tunnelled there is no credential: the runtime tells the tool's connections apart by their uid.
+  const proxyUrl = access.proxyUrl;
+  const env = proxyUrl ? Object.fromEntries(PROXY_VARIABLES.map((variable) => [variable, proxyUrl])) : {};
+  return { uid: SKILL_UID_BASE + index, env, cwd: '/tmp' };
 }
 
 /** The script's real path, which must stay inside its skill's folder (no links out of it). */
@@ -59,6 +84,8 @@ function confineScript(tool: SkillToolSpec, root: string): string | ToolResult {
     );
   }
 }
+
+const PROXY_VARIABLES = ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy'];
 
 function quote(text: string): string {
   return `'${text.replaceAll("'", "'\\''")}'`;

@@ -1,4 +1,5 @@
-import type { SkillToolSpec } from '../../../src/contracts/protocol/skill-tools.js';
+import type { SkillAccess, SkillToolSpec } from '../../../src/contracts/protocol/skill-tools.js';
+import type { Privilege } from '../privilege.js';
 import type { ReadyShells } from './ready-shell.js';
 
 export interface ToolContext {
@@ -17,6 +18,12 @@ export interface ToolContext {
   skillTools?: readonly SkillToolSpec[];
   /** Where skills are mounted (tests point it elsewhere); default /skills. */
   skillsRoot?: string;
+  /** The runtime started as root: every process goes through it to its own uid (privilege.ts). */
+  privilege?: Privilege;
+  /** The turn's skills' own proxy credentials (the i-th skill's tools run as SKILL_UID_BASE + i). */
+  skillAccess?: readonly SkillAccess[];
+  /** This call runs as another uid than the agent's, with this environment added, from `cwd`. */
+  runAs?: { uid: number; env: Record<string, string>; cwd: string };
 }
 
 export interface ToolResult {

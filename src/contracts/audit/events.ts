@@ -123,6 +123,8 @@ export const AUDIT_DATA = {
     host: text(255),
     port: z.number().int().min(0).max(65_535),
     allowed: z.boolean(),
+    /** The skill whose own proxy credential made the request (absent: the sandbox's credential). */
+    skill: z.string().max(40).optional(),
     reason: z.string().optional(),
     bytes: count.optional(),
   }),

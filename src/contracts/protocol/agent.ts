@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { EgressAck, EgressClose, EgressData, EgressEnd, EgressOpen } from './egress.js';
-import { SkillToolSpec } from './skill-tools.js';
+import { MAX_SKILL_ACCESS, SkillAccess, SkillToolSpec } from './skill-tools.js';
 
 /**
  * The JSON-lines protocol between the worker and the agent runtime inside a sandbox, one JSON object
@@ -35,6 +35,8 @@ export const TurnStart = z.object({
   }),
   /** Tools of the conversation's enabled skills (scripts under /skills), besides the built-in ones. */
   tools: z.array(SkillToolSpec).max(64).optional(),
+  /** Per skill with approved hosts: its own proxy credential, for its tool processes only. */
+  skillAccess: z.array(SkillAccess).max(MAX_SKILL_ACCESS).optional(),
 });
 /** Runs one shell command without the model (a chat `/run`): answered with tool_started/finished and turn_done. */
 export const RunCommand = z.object({

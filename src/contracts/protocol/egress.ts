@@ -33,7 +33,20 @@ const stream = z
   .max(2 ** 31);
 
 /** runtime → worker: a tool connected to the tunnel port. */
-export const EgressOpen = z.object({ type: z.literal('egress_open'), stream });
+/**
+ * `skill`: the connection came from the tools of that skill of the turn (the runtime tells by the
+ * connecting socket's uid, SKILL_UID_BASE + its index in the turn's skillAccess); the proxy then adds
+ * that skill's hosts to the conversation's, while the skill is enabled (no credential of the skill's
+ * is ever in the sandbox, whose processes' environments gVisor lets every uid read).
+ */
+export const EgressOpen = z.object({
+  type: z.literal('egress_open'),
+  stream,
+  skill: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{1,39}$/)
+    .optional(),
+});
 /** Either way: bytes of one stream, base64. */
 export const EgressData = z.object({
   type: z.literal('egress_data'),

@@ -168,3 +168,25 @@ function compiles(pattern: string): boolean {
     return false;
   }
 }
+
+/**
+ * The uids of a sandbox (the runtime itself runs with real uid 0 and effective uid AGENT_UID): the
+ * agent's commands run as AGENT_UID; the tools of the i-th skill holding a proxy credential run as
+ * SKILL_UID_BASE + i, so neither the agent nor another skill can read that credential from its process.
+ */
+export const AGENT_UID = 1000;
+export const SKILL_UID_BASE = 2001;
+/** At most this many skills of one turn get a credential (and a uid) of their own. */
+export const MAX_SKILL_ACCESS = 16;
+
+/**
+ * A skill's own way out, sent with the `turn` message; the i-th skill's tools run as SKILL_UID_BASE + i.
+ * On a bridge, `proxyUrl` carries that skill's credential (src/worker/egress/skill-credentials.ts),
+ * handed only to those processes. Tunnelled, there is none: the runtime tags the tunnel streams its
+ * processes open with the skill's name (egress.ts EgressOpen).
+ */
+export const SkillAccess = z.object({
+  skill: z.string().regex(/^[a-z][a-z0-9-]{1,39}$/),
+  proxyUrl: z.string().max(2048).optional(),
+});
+export type SkillAccess = z.infer<typeof SkillAccess>;

@@ -1,12 +1,13 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { connect } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { connect, type Socket } from 'node:net';
 import type Dockerode from 'dockerode';
 import type { Redis } from 'ioredis';
 import type { SandboxNetwork } from '../../../sandbox/host/driver/docker-spec.js';
-import { ConversationId } from '../../contracts/conversation/id.js';
+import type { ConversationId } from '../../contracts/conversation/id.js';
 import type { Logger } from '../../contracts/log/logger.js';
 import type { Grant, NetworkRules } from '../../contracts/policy/network-policy.js';
 import { EGRESS_TUNNEL_PORT } from '../../contracts/protocol/egress.js';
+import { MAX_SKILL_ACCESS, type SkillAccess } from '../../contracts/protocol/skill-tools.js';
 import { instanceKeys } from '../../contracts/redis/keys.js';
 import { ApprovalAllowances } from '../../shared/stores/approval-allowances.js';
 import { NetworkPolicyStore } from '../../shared/stores/policy-store.js';
@@ -19,6 +20,22 @@ import {
   removeFirewall,
 } from './network.js';
 import { EgressProxy, type EgressRecord, type Lookup } from './proxy.js';
+import {
+  grantsForIdentity,
+  identifyCredentials,
+  mintCredentials,
+  type ProxyIdentity,
+  withCredentials,
+  withStreamSkill,
+} from './skill-credentials.js';
+
+/** The hosts of a conversation's enabled skills (turn-skills.ts), for the proxy and for networkFor. */
+export interface SkillGrants {
+  /** All its enabled, approved skills' hosts together: whether its sandbox needs a network at all. */
+  all(conversation: ConversationId): Promise<Grant[]>;
+  /** One skill's approved hosts while it is enabled and approved there; undefined otherwise. */
+  of(conversation: ConversationId, skill: string): Promise<Grant[] | undefined>;
+}
 
 export interface EgressServiceOptions {
   docker: Dockerode;
@@ -42,8 +59,8 @@ export interface EgressServiceOptions {
   logger: Logger;
   onRecord?: (entry: EgressRecord) => void;
   lookup?: Lookup;
-  /** Grants besides the policy's: the approved hosts of a conversation's enabled skills. */
-  extraGrants?: (conversation: ConversationId) => Promise<Grant[]>;
+  /** The approved hosts of a conversation's enabled skills: granted only to each skill's credential. */
+  skillGrants?: SkillGrants;
 }
 
 /**
@@ -68,6 +85,11 @@ export class EgressService {
   private readonly secret = randomBytes(32);
   private ready?: Promise<void>;
   private failedAt = 0;
+  /**
+   * Tunnelled proxy connections a sandbox's runtime said a skill's tools opened, by this worker's local
+   * port (the proxy sees it as the source port): conversation and skill.
+   */
+  private readonly skillStreams = new Map<number, { conversation: ConversationId; skill: string }>();
 
   constructor(private readonly options: EgressServiceOptions) {
     this.policy = new NetworkPolicyStore(options.redis, options.instance, options.rules);
@@ -89,8 +111,8 @@ export class EgressService {
       const tunnel = this.options.route === 'tunnel';
       if (!tunnel) this.network = await ensureEgressNetwork(this.options.docker, this.options.instance);
       this.proxy = new EgressProxy({
-        identify: (header) => this.identify(header),
-        grantsFor: (conversation) => this.grantsFor(conversation),
+        identify: (header, sourcePort) => this.identify(header, sourcePort),
+        grantsFor: (identity) => this.grantsOfIdentity(identity),
         record: (entry) => this.record(entry),
         lookup: this.options.lookup,
         maxBytes: this.options.maxBytes,
@@ -119,21 +141,35 @@ export class EgressService {
     }
   }
 
-  /** The policy's grants, the extra ones (skills) and unexpired one-hour grants of approvals, together. */
+  /**
+   * The conversation's own grants: its policy and the unexpired one-hour grants of approvals. What its
+   * sandbox's credential reaches, and what a sub-agent may be given. Skills' hosts are not among them
+   * (see grantsOfIdentity).
+   */
   async grantsFor(conversation: ConversationId): Promise<Grant[]> {
-    const [policy, extra, approved] = await Promise.all([
+    const [policy, approved] = await Promise.all([
       this.policy.grantsFor(conversation),
-      this.options.extraGrants?.(conversation) ?? [],
       this.allowances.grants(conversation),
     ]);
-    return [...new Set([...policy, ...extra, ...approved])];
+    return [...new Set([...policy, ...approved])];
   }
 
-  /** The network a conversation's sandbox joins, or undefined for none (no grants). */
+  /** What a request's credential reaches now: its own grants, plus its skill's hosts for a skill's credential. */
+  private async grantsOfIdentity(identity: ProxyIdentity): Promise<Grant[]> {
+    const [own, skillHosts] = await Promise.all([
+      this.grantsFor(identity.conversation),
+      identity.skill ? this.options.skillGrants?.of(identity.conversation, identity.skill) : undefined,
+    ]);
+    return grantsForIdentity(identity, own, skillHosts);
+  }
 
+  /** The network a conversation's sandbox joins (its own grants or its skills' hosts), or undefined for none. */
   async networkFor(conversation: ConversationId): Promise<SandboxNetwork | undefined> {
-    const grants = await this.grantsFor(conversation);
-    if (grants.length === 0) return undefined;
+    const [policy, skills] = await Promise.all([
+      this.grantsFor(conversation),
+      this.options.skillGrants?.all(conversation) ?? [],
+    ]);
+    if (policy.length === 0 && skills.length === 0) return undefined;
     await this.ensure();
     const proxy = this.proxy;
     if (!proxy || (this.options.route === 'bridge' && !this.network)) {
@@ -147,7 +183,7 @@ export class EgressService {
       return {
         via: 'tunnel',
         proxyUrl: `http://${credentials}@127.0.0.1:${EGRESS_TUNNEL_PORT}`,
-        connect: () => connect({ port, host, allowHalfOpen: true }),
+        connect: (from) => this.connectTunnel({ port, host }, conversation, from?.skill),
       };
     }
     return { name: this.network.name, proxyUrl: `http://${credentials}@${this.network.gateway}:${port}` };
@@ -164,8 +200,44 @@ export class EgressService {
 
   /** Proxy credentials of a conversation: its id and an HMAC of it under this worker's key. */
   private credentials(conversation: ConversationId): string {
-    const mac = createHmac('sha256', this.secret).update(conversation).digest('hex');
-    return `${encodeURIComponent(conversation)}:${mac}`;
+    return mintCredentials(this.secret, { conversation });
+  }
+
+  /**
+   * Each named skill's own proxy URL in this sandbox: the network's, with the skill's credential. Only
+   * that skill's tool processes receive it (the runtime runs them under a uid of their own).
+   */
+  skillAccess(
+    conversation: ConversationId,
+    network: SandboxNetwork,
+    skills: readonly string[],
+  ): SkillAccess[] {
+    // Tunnelled, no credential goes in: the runtime names the skill of each stream (connectTunnel).
+    if (network.via === 'tunnel') return skills.slice(0, MAX_SKILL_ACCESS).map((skill) => ({ skill }));
+    return skills.slice(0, MAX_SKILL_ACCESS).map((skill) => ({
+      skill,
+      proxyUrl: withCredentials(network.proxyUrl, mintCredentials(this.secret, { conversation, skill })),
+    }));
+  }
+
+  /**
+   * A tunnel stream's connection to the proxy; one the sandbox's runtime says a skill's tools opened is
+   * remembered by its local port until it closes, so the proxy adds that skill's hosts for it.
+   */
+  private connectTunnel(
+    to: { port: number; host: string },
+    conversation: ConversationId,
+    skill: string | undefined,
+  ): Socket {
+    const socket = connect({ ...to, allowHalfOpen: true });
+    if (!skill) return socket;
+    socket.once('connect', () => {
+      const port = socket.localPort;
+      if (port === undefined) return;
+      this.skillStreams.set(port, { conversation, skill });
+      socket.once('close', () => this.skillStreams.delete(port));
+    });
+    return socket;
   }
 
   /** Drops the key older versions kept in Redis, where a gateway's credentials could read it. */
@@ -173,32 +245,20 @@ export class EgressService {
     await this.options.redis.del(instanceKeys(this.options.instance).egressSecret).catch(() => undefined);
   }
 
-  /** The conversation whose credentials these are; forged or missing credentials identify nobody. */
-  private async identify(header: string | undefined): Promise<ConversationId | undefined> {
-    const match = /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(header ?? '');
-    if (!match?.[1]) return undefined;
-    const decoded = Buffer.from(match[1], 'base64').toString('utf8');
-    // Clients send the user name decoded ("web:alice"); the MAC after the last colon has none.
-    const colon = decoded.lastIndexOf(':');
-    const conversation = ConversationId.safeParse(safeDecode(decoded.slice(0, colon)));
-    if (colon < 0 || !conversation.success) return undefined;
-    const expected = Buffer.from(this.credentials(conversation.data));
-    const given = Buffer.from(`${encodeURIComponent(conversation.data)}:${decoded.slice(colon + 1)}`);
-    return expected.length === given.length && timingSafeEqual(expected, given)
-      ? conversation.data
-      : undefined;
+  /**
+   * Whose credentials these are; forged or missing credentials identify nobody. A tunnel stream its
+   * sandbox's runtime named a skill's adds that skill, when the credentials are that sandbox's own.
+   */
+  private async identify(
+    header: string | undefined,
+    sourcePort?: number,
+  ): Promise<ProxyIdentity | undefined> {
+    const stream = sourcePort === undefined ? undefined : this.skillStreams.get(sourcePort);
+    return withStreamSkill(identifyCredentials(this.secret, header), stream);
   }
 
   async stop(): Promise<void> {
     await this.proxy?.close();
     if (this.rules.length) await removeFirewall(this.rules);
-  }
-}
-
-function safeDecode(text: string): string {
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    return text;
   }
 }

@@ -11,6 +11,8 @@ export type { Lookup } from './egress-decision.js';
 
 export interface EgressRecord {
   conversation?: ConversationId;
+  /** The skill whose credential made the request (absent: the sandbox's own credential, or none). */
+  skill?: string;
   source: string;
   method: string;
   host: string;
@@ -88,8 +90,13 @@ export class EgressProxy {
     });
   }
 
-  decide(proxyAuthorization: string | undefined, host: string, port: number): Promise<Decision> {
-    return this.decider.decide(proxyAuthorization, host, port);
+  decide(
+    proxyAuthorization: string | undefined,
+    host: string,
+    port: number,
+    sourcePort?: number,
+  ): Promise<Decision> {
+    return this.decider.decide(proxyAuthorization, host, port, sourcePort);
   }
 
   /** A slot for one open request or tunnel of the conversation, or the refusal when it holds them all. */
@@ -113,13 +120,15 @@ export class EgressProxy {
         { ...base, host: req.url ?? '', port: 0, reason: 'malformed CONNECT target' },
       );
     const where = { ...base, host: target.host, port: target.port };
-    const decision = await this.decide(req.headers['proxy-authorization'], target.host, target.port);
+    const decision = await this.decide(
+      req.headers['proxy-authorization'],
+      target.host,
+      target.port,
+      client.remotePort,
+    );
     const release = decision.allowed ? this.slot(decision.conversation) : decision;
     if ('reason' in release) {
-      return this.refuse(
-        { socket: client },
-        { ...where, reason: release.reason, conversation: decision.conversation },
-      );
+      return this.refuse({ socket: client }, { ...where, reason: release.reason, ...who(decision) });
     }
     if (!decision.allowed) return;
     // The client sends its ClientHello only once told the tunnel is up: answer, then read it before
@@ -131,14 +140,14 @@ export class EgressProxy {
     if (problem) {
       release();
       client.destroy();
-      return this.record({ ...where, reason: problem, conversation: decision.conversation });
+      return this.record({ ...where, reason: problem, ...who(decision) });
     }
     client.pause();
     const upstream = connect(target.port, decision.address);
     const meter = meterTunnel(client, upstream, this.options, () => {
       release();
       this.options.record({
-        conversation: decision.conversation,
+        ...who(decision),
         source,
         method: 'CONNECT',
         host: target.host,
@@ -176,7 +185,12 @@ export class EgressProxy {
       );
     }
     const port = Number(url.port || 80);
-    const decision = await this.decide(req.headers['proxy-authorization'], url.hostname, port);
+    const decision = await this.decide(
+      req.headers['proxy-authorization'],
+      url.hostname,
+      port,
+      req.socket.remotePort,
+    );
     const release = decision.allowed ? this.slot(decision.conversation) : decision;
     if ('reason' in release) {
       return this.refuse(
@@ -188,7 +202,7 @@ export class EgressProxy {
           port,
           started,
           reason: release.reason,
-          conversation: decision.conversation,
+          ...who(decision),
         },
       );
     }
@@ -196,7 +210,7 @@ export class EgressProxy {
     forwardPlain(req, res, url, decision.address, this.options, (bytes) => {
       release();
       this.options.record({
-        conversation: decision.conversation,
+        ...who(decision),
         source,
         method: req.method ?? '?',
         host: url.hostname,
@@ -248,4 +262,13 @@ interface Refusal {
   started: number;
   reason: string;
   conversation?: ConversationId;
+  skill?: string;
+}
+
+/** Whose request a decision was about, for its record. */
+function who(decision: Decision): Pick<EgressRecord, 'conversation' | 'skill'> {
+  return {
+    ...(decision.conversation ? { conversation: decision.conversation } : {}),
+    ...(decision.skill ? { skill: decision.skill } : {}),
+  };
 }

@@ -57,7 +57,7 @@ export class SkillControl {
   async disable(conversation: ConversationId, name: string, by: AuditActor): Promise<string> {
     const enabled = await this.enablement.disable(conversation, name, by);
     await this.recordChange(conversation, by, { disabled: name }, enabled);
-    return `Skill ${name} is disabled here from the next turn; its hosts are no longer granted.`;
+    return `Skill ${name} is disabled here: its tools go from the next turn, and its hosts are refused at once (also to its tool processes still running).`;
   }
 
   async describe(conversation: ConversationId): Promise<string> {

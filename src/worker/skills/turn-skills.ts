@@ -7,7 +7,7 @@ import type { Config } from '../../contracts/config/schema.js';
 import type { ConversationId } from '../../contracts/conversation/id.js';
 import type { Logger } from '../../contracts/log/logger.js';
 import type { Grant } from '../../contracts/policy/network-policy.js';
-import { SKILLS_ROOT, type SkillToolSpec } from '../../contracts/protocol/skill-tools.js';
+import { SKILLS_ROOT, type SkillAccess, type SkillToolSpec } from '../../contracts/protocol/skill-tools.js';
 import type { AuditRecorder } from '../../shared/audit/audit-log.js';
 import { SkillEnablement } from '../../shared/stores/skill-enablement.js';
 import { skillRef } from './manifest.js';
@@ -22,6 +22,10 @@ export interface TurnSkills {
   tools: SkillToolSpec[];
   /** Tool name → "skill@version", for the audit of each call. */
   toolSkills: Record<string, string>;
+  /** Names of the loaded skills with approved hosts: each gets a proxy credential of its own. */
+  networked: string[];
+  /** Those credentials, once the sandbox's network is known (turn-open.ts): sent with the turn. */
+  access?: SkillAccess[];
   /** The system prompt with the skills' instructions appended. */
   systemPrompt(base: string): string;
   /** Skills that were enabled but refused, in words for the user (undefined: none). */
@@ -41,19 +45,26 @@ export interface WorkerSkillsDeps {
   limits: { toolTimeoutMs: number; memoryMb: number };
 }
 
+/** How long the proxy may rely on one lookup of a skill's hosts (a disable takes effect within it). */
+const HOSTS_CACHE_MS = 1000;
+
 const NONE: Omit<TurnSkills, 'verifyMounted'> = {
   mounts: [],
   tools: [],
   toolSkills: {},
+  networked: [],
   systemPrompt: (base) => base,
 };
 
 /**
  * The worker's side of skills: before each turn, re-verifies the enabled skills against their
  * approvals, fills their volumes, and builds the tools and instructions the turn offers; for the
- * egress proxy, the hosts approved for the enabled skills (only while they are enabled and unchanged).
+ * egress proxy, each enabled skill's approved hosts (only while it is enabled and unchanged), which
+ * only that skill's own credential reaches.
  */
 export class WorkerSkills {
+  private readonly hostsCache = new Map<string, { at: number; hosts: Grant[] | undefined }>();
+
   constructor(private readonly deps: WorkerSkillsDeps) {}
 
   async forTurn(conversation: ConversationId, turnId: string): Promise<TurnSkills> {
@@ -89,6 +100,7 @@ export class WorkerSkills {
       mounts: mounted.map((m) => m.mount),
       tools,
       toolSkills: Object.fromEntries(tools.map((t) => [t.name, t.skill])),
+      networked: mounted.filter((m) => m.skill.record.approval.hosts.length).map((m) => m.skill.record.name),
       systemPrompt: (base) =>
         withInstructions(
           base,
@@ -99,12 +111,33 @@ export class WorkerSkills {
     };
   }
 
-  /** Hosts approved for the conversation's enabled, unchanged skills: added to its egress grants. */
+  /** Hosts approved for the conversation's enabled, unchanged skills, all together. */
   async grantsFor(conversation: ConversationId): Promise<Grant[]> {
+    const hosts = await this.hostsBySkill(conversation);
+    return [...new Set([...hosts.values()].flat())];
+  }
+
+  /**
+   * One skill's approved hosts while it is enabled (for a sub-agent: in its own conversation, and so in
+   * its parent's) and approved and unchanged; undefined otherwise. Asked by the egress proxy per
+   * connection of that skill's credential, so a disable or a withdrawn approval cuts it off at once;
+   * kept for at most HOSTS_CACHE_MS (re-hashing the skill's files on every connection would cost).
+   */
+  async hostsOf(conversation: ConversationId, skill: string): Promise<Grant[] | undefined> {
+    const key = `${conversation}\n${skill}`;
+    const cached = this.hostsCache.get(key);
+    if (cached && Date.now() - cached.at < HOSTS_CACHE_MS) return cached.hosts;
+    const hosts = (await this.hostsBySkill(conversation)).get(skill);
+    if (this.hostsCache.size > 1000) this.hostsCache.clear();
+    this.hostsCache.set(key, { at: Date.now(), hosts });
+    return hosts;
+  }
+
+  private async hostsBySkill(conversation: ConversationId): Promise<Map<string, Grant[]>> {
     const refs = await this.deps.enablement.enabledFor(conversation);
-    if (refs.length === 0) return [];
+    if (refs.length === 0) return new Map();
     const { active } = await resolveSkills(this.deps.store, refs);
-    return [...new Set(active.flatMap((a) => a.record.approval.hosts))];
+    return new Map(active.map((a) => [a.record.name, a.record.approval.hosts]));
   }
 
   private async verifyMounted(

@@ -5,7 +5,7 @@ import type { ConversationId } from '../../contracts/conversation/id.js';
 import type { Logger } from '../../contracts/log/logger.js';
 import type { ChatMessage } from '../../contracts/protocol/agent.js';
 import type { OutboundEvent } from '../../contracts/protocol/outbound.js';
-import type { SkillToolDefinition } from '../../contracts/protocol/skill-tools.js';
+import type { SkillAccess, SkillToolDefinition } from '../../contracts/protocol/skill-tools.js';
 import type { Turn } from '../../shared/queue/conversation-store.js';
 import type { BlobStore } from '../../shared/stores/blob-store.js';
 import type { TrailMode, TurnTrail } from '../audit/turn-trail.js';
@@ -54,6 +54,12 @@ export interface TurnRunnerDeps {
   networkFor?: (conversation: ConversationId) => Promise<SandboxNetwork | undefined>;
   /** The conversation's canary token, planted in its workspace before each turn (a tripwire). */
   canaryFor?: (conversation: ConversationId) => Promise<string>;
+  /** Each named skill's own proxy credential in that network (egress-service.ts skillAccess). */
+  skillAccessFor?: (
+    conversation: ConversationId,
+    network: SandboxNetwork,
+    skills: readonly string[],
+  ) => SkillAccess[];
   /** The conversation's enabled skills for a turn: verified, mounted read-only, their tools offered. */
   skillsFor?: (conversation: ConversationId, turnId: string) => Promise<TurnSkills>;
   /** Tools the worker carries out itself (`delegate`); absent: none offered. */

@@ -102,7 +102,7 @@ class TurnDrive {
       toolTimeoutMs: config.SANDBOX_TOOL_TIMEOUT_SECONDS * 1000,
       toolOutputBytes: config.SANDBOX_TOOL_OUTPUT_BYTES,
     };
-    this.send(turnStartMessage(this.state.runId, turn, limits, skills?.tools));
+    this.send(turnStartMessage(this.state.runId, turn, limits, skills?.tools, skills?.access));
   }
 
   /** Steps the machine and carries out its actions; the promise is that of a model call begun, if any. */

@@ -13,7 +13,7 @@ export type OpenedTurn =
  * /skills hashes to the approvals.
  */
 export async function openTurnSandbox(
-  deps: Pick<TurnRunnerDeps, 'driver' | 'skillsFor' | 'networkFor'>,
+  deps: Pick<TurnRunnerDeps, 'driver' | 'skillsFor' | 'networkFor' | 'skillAccessFor'>,
   turn: Turn,
 ): Promise<OpenedTurn> {
   try {
@@ -21,6 +21,9 @@ export async function openTurnSandbox(
       deps.skillsFor?.(turn.conversation, turn.turnId),
       deps.networkFor?.(turn.conversation),
     ]);
+    // Each skill with approved hosts gets its own credential; the sandbox's own reaches only its policy.
+    if (skills && network && skills.networked.length && deps.skillAccessFor)
+      skills.access = deps.skillAccessFor(turn.conversation, network, skills.networked);
     const session = await deps.driver.open(turn.conversation, {
       network,
       ...(skills ? { skills: skills.mounts } : {}),

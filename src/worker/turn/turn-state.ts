@@ -1,6 +1,6 @@
 import type { ChatMessage, RuntimeToWorker, WorkerToRuntime } from '../../contracts/protocol/agent.js';
 import type { LineResult } from '../../contracts/protocol/lines.js';
-import type { SkillToolSpec } from '../../contracts/protocol/skill-tools.js';
+import type { SkillAccess, SkillToolSpec } from '../../contracts/protocol/skill-tools.js';
 import type { Turn } from '../../shared/queue/conversation-store.js';
 import type { StopReason } from './stop-reason.js';
 
@@ -105,6 +105,7 @@ export function turnStartMessage(
   turn: Turn,
   limits: { toolTimeoutMs: number; toolOutputBytes: number },
   tools: SkillToolSpec[] = [],
+  skillAccess: SkillAccess[] = [],
 ): WorkerToRuntime {
   return {
     type: 'turn',
@@ -112,5 +113,6 @@ export function turnStartMessage(
     messages: turn.messages.map((m) => ({ user: m.user.name ?? m.user.id, text: m.text })),
     limits,
     ...(tools.length ? { tools } : {}),
+    ...(skillAccess.length ? { skillAccess } : {}),
   };
 }
