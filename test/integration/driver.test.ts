@@ -54,12 +54,16 @@ async function openReady(c: ConversationId): Promise<SandboxSession> {
 }
 
 /** Runs a shell command inside the sandbox as its agent user. */
-async function execIn(c: ConversationId, command: string): Promise<{ code: number; stdout: string }> {
+async function execIn(
+  c: ConversationId,
+  command: string,
+  user = '1000:1000',
+): Promise<{ code: number; stdout: string }> {
   const exec = await containerOf(c).exec({
     Cmd: ['sh', '-c', command],
     AttachStdout: true,
     AttachStderr: true,
-    User: '1000:1000',
+    User: user,
   });
   const stream = await exec.start({ hijack: true, stdin: false });
   const out = new PassThrough();
@@ -196,10 +200,12 @@ describe('DockerSandboxDriver on a real engine', () => {
   it('turns an over-long line written from inside the container into a protocol error, then carries on', async () => {
     const session = await openReady(b);
     const refused = waitFor(session, (r) => !r.ok);
-    // Any process of the sandbox can write to the runtime's stdout (PID 1 is the init, same stdout).
+    // The agent cannot write to the runtime's stdout (red team: protocol.test.ts); root in the container
+    // can (PID 1 is the init, same stdout), which is what this test of the worker's line cap needs.
     const flood = await execIn(
       b,
       `head -c ${MAX_LINE * 4} /dev/zero | tr '\\0' x > /proc/1/fd/1; echo > /proc/1/fd/1`,
+      '0:0',
     );
     expect(flood.code).toBe(0);
     expect(await refused).toMatchObject({
