@@ -10,7 +10,10 @@ import { webConversationId } from '../../src/contracts/conversation/id.js';
 import { createConversationControl } from '../../src/shared/queue/conversation-control.js';
 import { ConversationStore } from '../../src/shared/queue/conversation-store.js';
 import { createRedis } from '../../src/shared/redis/connection.js';
+import { readSandboxReports } from '../../src/shared/stores/sandbox-report.js';
 import { SKILL_TABLES } from '../../src/worker/skills/pg-schema.js';
+import { PgSkillStore } from '../../src/worker/skills/pg-store.js';
+import { addSkill } from '../../src/worker/skills/vetting.js';
 import { SANDBOX_IMAGE } from '../../testkit/instance.js';
 import { dropInstanceKeys, REDIS_URL, testInstance } from '../../testkit/redis.js';
 import { describePostgres, dropInstanceRows } from '../helpers/postgres.js';
@@ -47,13 +50,14 @@ describePostgres('skills in PostgreSQL, seen from several hosts', (url) => {
   let stack: ScriptedStack;
 
   /** `sandbot skill …` as its own process, from the sources, on a host whose skills folder is `dir`. */
-  const sandbot = (dir: string, ...args: string[]) =>
+  const sandbot = (dir: string, ...args: string[]) => sandbotAt(dir, url, ...args);
+  const sandbotAt = (dir: string, databaseUrl: string, ...args: string[]) =>
     run(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'skill', ...args], {
       env: {
         ...process.env,
         SANDBOT_INSTANCE: instance,
         SANDBOT_SKILLS_DIR: dir,
-        SANDBOT_DATABASE_URL: url,
+        SANDBOT_DATABASE_URL: databaseUrl,
         SANDBOX_IMAGE,
         SANDBOX_LAYER: TEST_LAYER,
         SANDBOT_LOG_LEVEL: 'silent',
@@ -89,11 +93,36 @@ describePostgres('skills in PostgreSQL, seen from several hosts', (url) => {
     const shown = await sandbot(dirs.a, 'show', 'greeter');
     expect(shown.stdout).toContain('status: approved');
     expect(shown.stdout).toContain('approved by bob at ');
+    // Both reports travel with the record: the behavioural run host A did is shown on host C.
+    expect((await sandbot(dirs.c, 'show', 'greeter@1.0.0')).stdout).toMatch(
+      /behaviour: 0 critical, 0 warnings — 1 tool\(s\) run under /,
+    );
     for (const dir of Object.values(dirs)) expect(readdirSync(dir)).toEqual([]);
+    // A database that does not answer is said in one line, not taken for "no skills".
+    const away = await sandbotAt(dirs.c, 'postgresql://sandbot:pw@127.0.0.1:9/sandbot', 'ls');
+    expect(away.code).toBe(1);
+    expect(away.stderr).toMatch(
+      /^sandbot: cannot reach the skills database postgresql:\/\/sandbot:\*\*\*@127\.0\.0\.1:9\/sandbot \(instance .*\): connect ECONNREFUSED 127\.0\.0\.1:9\n$/,
+    );
   });
 
   it('loads, mounts and runs the skill in a worker whose skills folder is empty', async () => {
+    // A newer version added (not approved) elsewhere: the worker offers it for approval, loads 1.0.0.
+    const elsewhere = new PgSkillStore(url, instance);
+    await addSkill(
+      { store: elsewhere, ledger: elsewhere.ledger },
+      await writeSkill(greeterSkill('2.0.0')),
+      'dan',
+    );
+    await elsewhere.close();
     stack = await startScriptedStack(config, skillModel);
+    await expect
+      .poll(async () =>
+        [...(await readSandboxReports(redis, instance)).values()].flatMap((r) =>
+          (r.pendingSkills ?? []).map((p) => `${p.ref} by ${p.addedBy}`),
+        ),
+      )
+      .toEqual(['greeter@2.0.0 by dan']);
     const text = await replyText(stack.url, 'pgsk-use', 'call greet {"name":"Ada"}');
     expect(text).toBe('tool said: exit code 0\nHello, Ada! (greeter skill, uid 1000, in /workspace)');
     // Enabled from chat too: the worker's skill commands read the same database.
@@ -131,8 +160,9 @@ describePostgres('skills in PostgreSQL, seen from several hosts', (url) => {
   });
 
   it('verifies the ledger from another host and names a tampered row', async () => {
+    // add, scan, approve of 1.0.0; add, scan of 2.0.0; and its behavioural run by `skill ls` (it had none).
     const intact = await sandbot(dirs.c, 'log', '--verify');
-    expect(intact).toMatchObject({ code: 0, stdout: 'the skills ledger is intact (3 entries)\n' });
+    expect(intact).toMatchObject({ code: 0, stdout: 'the skills ledger is intact (6 entries)\n' });
     const log = await sandbot(dirs.a, 'log');
     expect(log.stdout).toMatch(/#3 {2}approve {2}greeter@1\.0\.0 {2}admin:bob /);
     await sql.query(

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { checkSkillStore } from '../../src/cli/doctor/skills.js';
 import { DirSkillStore } from '../../src/worker/skills/dir-store.js';
 import { SKILL_LIMITS } from '../../src/worker/skills/hashing.js';
 import { SKILL_TABLES } from '../../src/worker/skills/pg-schema.js';
@@ -190,6 +191,29 @@ describePostgres('skills in PostgreSQL', (url) => {
     // Appending goes on after the last row, whatever came before.
     const next = await two.ledger.append({ actor: 'admin:ann', action: 'remove', skill: 'x@1', data: {} });
     expect(next.seq).toBe(before + 21);
+  });
+
+  it('tells the doctor where skills are, and names skills left in the unused folder', async () => {
+    const settings = { SANDBOT_INSTANCE: instance, SANDBOT_DATABASE_URL: url, SANDBOT_SKILLS_DIR: dir };
+    const check = await checkSkillStore(settings);
+    expect(check).toMatchObject({ name: 'Skills', ok: true });
+    expect(check.detail).toMatch(
+      new RegExp(
+        `^in postgresql://sandbot:\\*\\*\\*@.* \\(instance ${instance}\\) sandbot_skills: 2 skill version\\(s\\), \\d+ ledger entries; SANDBOT_SKILLS_DIR is not used; the 2 skill version\\(s\\) in ${dir} are not used: add them again`,
+      ),
+    );
+    expect(check.detail).not.toContain(new URL(url).password);
+    const away = await checkSkillStore({
+      ...settings,
+      SANDBOT_DATABASE_URL: 'postgresql://sandbot:pw@127.0.0.1:9/sandbot',
+    });
+    expect(away).toMatchObject({
+      ok: false,
+      detail: expect.stringMatching(
+        /^cannot reach the skills database postgresql:\/\/sandbot:\*\*\*@127\.0\.0\.1:9\/sandbot \(instance .*\): connect ECONNREFUSED/,
+      ),
+      fix: expect.stringContaining('unset it to keep skills in SANDBOT_SKILLS_DIR'),
+    });
   });
 
   it('refuses tables of a newer schema version', async () => {

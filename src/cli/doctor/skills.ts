@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import type { Config } from '../../contracts/config/schema.js';
 import type { DoctorCheck } from '../../contracts/doctor/check.js';
+import { shownDatabaseUrl } from '../../shared/audit/pg-journal.js';
 import { DirSkillStore } from '../../worker/skills/dir-store.js';
 import { PgSkillStore } from '../../worker/skills/pg-store.js';
 
@@ -46,10 +47,13 @@ export async function checkSkillStore(config: Settings): Promise<DoctorCheck> {
       detail: `in ${store.root}: ${skills} skill version(s), ${entries} ledger entries; SANDBOT_SKILLS_DIR is not used${unused}`,
     };
   } catch (error) {
+    const said = (error as Error).message.replace(/\s+/g, ' ').trim();
     return {
       name: SKILLS_CHECK,
       ok: false,
-      detail: `cannot use the skills tables in ${store.root}: ${(error as Error).message.replace(/\s+/g, ' ')}`,
+      detail: said.includes(shownDatabaseUrl(url))
+        ? said
+        : `cannot use the skills tables in ${store.root}: ${said}`,
       fix: 'make SANDBOT_DATABASE_URL usable (see the audit database check), or unset it to keep skills in SANDBOT_SKILLS_DIR',
     };
   } finally {

@@ -80,13 +80,17 @@ export class SkillDatabase {
 
   async query<R extends pg.QueryResultRow>(text: string, params: unknown[]): Promise<pg.QueryResult<R>> {
     await this.ensureSchema();
-    return this.pool.query<R>(text, params);
+    return this.pool.query<R>(text, params).catch((error: unknown) => {
+      throw this.unreachable(error);
+    });
   }
 
   /** Runs `work` in one transaction: committed when it resolves, rolled back when it throws. */
   async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     await this.ensureSchema();
-    const client = await this.pool.connect();
+    const client = await this.pool.connect().catch((error: unknown) => {
+      throw this.unreachable(error);
+    });
     try {
       await client.query('BEGIN');
       const result = await work(client);
@@ -117,8 +121,23 @@ export class SkillDatabase {
     return this.ready;
   }
 
+  /** A failure to connect, said with where (PostgreSQL's own errors, with a SQLSTATE, pass as they are). */
+  private unreachable(error: unknown): unknown {
+    const { code, message } = error as { code?: unknown; message?: string };
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return error;
+    const why = message || (typeof code === 'string' ? code : String(error));
+    return Object.assign(
+      new Error(`cannot reach the skills database ${this.where}: ${why}`, { cause: error }),
+      {
+        code,
+      },
+    );
+  }
+
   private async createSchema(): Promise<void> {
-    const client = await this.pool.connect();
+    const client = await this.pool.connect().catch((error: unknown) => {
+      throw this.unreachable(error);
+    });
     try {
       await client.query('BEGIN');
       // The audit's lock: two processes starting at once must not both run CREATE TABLE.
