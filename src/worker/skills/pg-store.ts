@@ -1,4 +1,3 @@
-import { posix } from 'node:path';
 import { checkLimits, SKILL_LIMITS, type SkillFile } from './hashing.js';
 import { compareVersions } from './manifest.js';
 import { PgSkillLedger } from './pg-ledger.js';
@@ -185,8 +184,8 @@ function parseRecord(name: string, version: string, text: string): SkillRecord {
   return parsed.data;
 }
 
-/** A posix path relative to the skill's folder, without "." or ".." parts (as a folder's files have). */
+/** A posix path relative to the skill's folder: no empty, "." or ".." parts (as a folder's files have). */
 export function safePath(path: string): boolean {
-  if (path === '' || path.startsWith('/') || path.includes('\0')) return false;
-  return posix.normalize(path) === path && path.split('/').every((part) => part !== '..' && part !== '.');
+  if (path.includes('\0')) return false;
+  return path.split('/').every((part) => part !== '' && part !== '.' && part !== '..');
 }
