@@ -22,6 +22,7 @@ import { SandboxWorker } from './sandbox-worker.js';
 import { reportSandboxStats } from './sandboxes/sandbox-stats.js';
 import type { WarmPool } from './sandboxes/warm-pool.js';
 import { ScheduleRunner } from './schedules/schedule-runner.js';
+import { openSkillStore } from './skills/open-store.js';
 import { pendingSkills } from './skills/pending-skills.js';
 import { serveChatSkillCommands } from './skills/skill-control.js';
 import { workerSkills } from './skills/turn-skills.js';
@@ -100,7 +101,7 @@ export async function startWorker(
     ...(disk.ok && disk.capped && config.SANDBOX_LAYER !== 'microvm'
       ? { diskRoot: config.SANDBOX_DISK_DIR }
       : {}),
-    pendingSkills: () => pendingSkills(config.SANDBOT_SKILLS_DIR),
+    pendingSkills: () => pendingSkills(openSkillStore(config)),
     logger: log,
   });
   // Fills in the background: the worker takes messages at once (new conversations start cold meanwhile).

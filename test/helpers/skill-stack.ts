@@ -6,8 +6,7 @@ import type { Config } from '../../src/contracts/config/schema.js';
 import { webConversationId } from '../../src/contracts/conversation/id.js';
 import { AuditJournal } from '../../src/shared/audit/journal.js';
 import { parseEvents } from '../../src/shared/audit/summary.js';
-import { SkillLedger } from '../../src/worker/skills/ledger.js';
-import { SkillStore } from '../../src/worker/skills/store.js';
+import { DirSkillStore } from '../../src/worker/skills/dir-store.js';
 import { addSkill, approveSkill, type Registry } from '../../src/worker/skills/vetting.js';
 import type { FakeChatRequest, FakeStep } from '../../testkit/fakes/fake-ollama.js';
 import { type SkillFiles, writeSkill } from './skill-fixtures.js';
@@ -18,10 +17,8 @@ export async function skillsDir(): Promise<string> {
 }
 
 export function registryOf(config: Pick<Config, 'SANDBOT_SKILLS_DIR'>): Registry {
-  return {
-    store: new SkillStore(config.SANDBOT_SKILLS_DIR),
-    ledger: new SkillLedger(config.SANDBOT_SKILLS_DIR),
-  };
+  const store = new DirSkillStore(config.SANDBOT_SKILLS_DIR);
+  return { store, ledger: store.ledger };
 }
 
 /** Adds (scans) and approves a skill, as an admin would with the CLI. */

@@ -71,6 +71,7 @@ describe('sandbot doctor', () => {
 
     expect(report.checks.map((c) => [c.name, c.ok])).toEqual([
       [CHECK_NAMES.redis, true],
+      [CHECK_NAMES.skills, true],
       [CHECK_NAMES.docker, true],
       [CHECK_NAMES.image, true],
       [CHECK_NAMES.layer, true],
@@ -81,6 +82,9 @@ describe('sandbot doctor', () => {
     expect(report.ok).toBe(true);
     expect(byName(report.checks, CHECK_NAMES.redis).detail).toMatch(
       /^PONG from redis:\/\/([^@]*@)?127\.0\.0\.1:6379/,
+    );
+    expect(byName(report.checks, CHECK_NAMES.skills).detail).toMatch(
+      /^in the folder \/.*\/data\/skills \(\d+ skill version\(s\)\); several hosts must share this folder/,
     );
     expect(byName(report.checks, CHECK_NAMES.image).detail).toContain(SANDBOX_IMAGE);
     // The layer in force, and a container of the sandbox image really run under its runtime.
@@ -131,7 +135,7 @@ describe('sandbot doctor', () => {
     expect(report.text).toContain(
       `✗ ${CHECK_NAMES.image}: ${config.SANDBOX_IMAGE} is not in the engine\n    fix: run`,
     );
-    expect(report.text.endsWith('4 of 7 checks failed.')).toBe(true);
+    expect(report.text.endsWith('4 of 8 checks failed.')).toBe(true);
   });
 
   it('names a runtime the engine lacks, and how to register it in daemon.json', async () => {

@@ -7,7 +7,7 @@ import { describeDifference } from '../../src/contracts/skills/file-hashes.js';
 import { effectiveSkills, SkillRules } from '../../src/shared/stores/skill-enablement.js';
 import { parseYamlSubset, splitFrontMatter } from '../../src/worker/skills/front-matter.js';
 import { contentHash, fileDigests } from '../../src/worker/skills/hashing.js';
-import { SkillLedger, verifyLedgerText } from '../../src/worker/skills/ledger.js';
+import { FileSkillLedger, verifyLedgerText } from '../../src/worker/skills/ledger.js';
 import { compareVersions, parseManifest, parseSkillRef } from '../../src/worker/skills/manifest.js';
 import { stripTopFolder } from '../../src/worker/skills/tarball.js';
 import { greeterSkill, weatherSkill } from '../helpers/skill-fixtures.js';
@@ -226,7 +226,7 @@ describe('enablement rules and the ledger chain', () => {
   });
 
   it('finds an edited or deleted ledger entry', async () => {
-    const ledger = new SkillLedger(await mkdtemp(join(tmpdir(), 'sandbot-ledger-')));
+    const ledger = new FileSkillLedger(await mkdtemp(join(tmpdir(), 'sandbot-ledger-')));
     await ledger.append({ actor: 'admin:ann', action: 'add', skill: 'x@1.0.0', data: { hash: 'h' } });
     await ledger.append({ actor: 'admin:ann', action: 'approve', skill: 'x@1.0.0', data: {} });
     expect(await ledger.verify()).toEqual({ entries: 2 });

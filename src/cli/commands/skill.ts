@@ -7,18 +7,16 @@ import { loadConfigOrExit } from '../run-service.js';
 /** The skills modules (store, ledger, scanner, reports) load only when a skill command runs. */
 async function skills() {
   const [
-    { SkillLedger },
+    { openSkillStore, closeSkillStores },
     { parseSkillRef },
     { formatList, formatReport },
-    { SkillStore },
     vetting,
     { rescanIfStale },
     { behaviourRunnerFromConfig },
   ] = await Promise.all([
-    import('../../worker/skills/ledger.js'),
+    import('../../worker/skills/open-store.js'),
     import('../../worker/skills/manifest.js'),
     import('../../worker/skills/report.js'),
-    import('../../worker/skills/store.js'),
     import('../../worker/skills/vetting.js'),
     import('../../worker/skills/rescan.js'),
     import('../../worker/skills/behaviour/from-config.js'),
@@ -27,11 +25,11 @@ async function skills() {
   return {
     behaviourRunnerFromConfig,
     scanSkill,
-    SkillLedger,
+    openSkillStore,
+    closeSkillStores,
     parseSkillRef,
     formatList,
     formatReport,
-    SkillStore,
     addSkill,
     approveSkill,
     removeSkill,
@@ -39,15 +37,15 @@ async function skills() {
   };
 }
 
-/** The skills folder, and the behavioural run on the engine at DOCKER_HOST under the worker's layer. */
+/**
+ * The skills store (the folder, or PostgreSQL with SANDBOT_DATABASE_URL) with its ledger, and the
+ * behavioural run on the engine at DOCKER_HOST under the worker's layer.
+ */
 async function registry(): Promise<Required<Registry>> {
   const config = loadConfigOrExit();
-  const { SkillStore, SkillLedger, behaviourRunnerFromConfig } = await skills();
-  return {
-    store: new SkillStore(config.SANDBOT_SKILLS_DIR),
-    ledger: new SkillLedger(config.SANDBOT_SKILLS_DIR),
-    behaviour: behaviourRunnerFromConfig(config),
-  };
+  const { openSkillStore, behaviourRunnerFromConfig } = await skills();
+  const store = openSkillStore(config);
+  return { store, ledger: store.ledger, behaviour: behaviourRunnerFromConfig(config) };
 }
 
 type Vetted = Pick<SkillRecord, 'findings' | 'behaviour'>;
@@ -64,13 +62,15 @@ function warnNotRun(record: Vetted): void {
   }
 }
 
-/** Runs a command; an error is one line on stderr and exit code 1. */
+/** Runs a command; an error is one line on stderr and exit code 1. The database's pool ends after. */
 async function run(work: () => Promise<void>): Promise<void> {
   try {
     await work();
   } catch (error) {
     console.error(`sandbot: ${error instanceof Error ? error.message : String(error)}`);
     process.exitCode = 1;
+  } finally {
+    await (await skills()).closeSkillStores();
   }
 }
 

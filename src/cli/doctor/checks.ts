@@ -8,6 +8,7 @@ import { shownUrl } from '../cli-redis.js';
 import { checkAuditDatabase, DATABASE_CHECK } from './database.js';
 import { checkSandboxLayer, LAYER_TIMEOUT_MS } from './layer.js';
 import { checkOpenAIServerAndModel, MODEL_SERVER_CHECK } from './model-server.js';
+import { checkSkillStore, SKILLS_CHECK } from './skills.js';
 
 /**
  * `sandbot doctor`: is everything sandbot needs there and answering? Each check has its own time
@@ -28,6 +29,8 @@ export const CHECK_NAMES = {
   redis: 'Redis',
   /** Only with SANDBOT_DATABASE_URL. */
   database: DATABASE_CHECK,
+  /** Where skills are kept: the folder, or the database. */
+  skills: SKILLS_CHECK,
   docker: 'Docker engine',
   image: 'Sandbox image',
   layer: 'Sandbox layer',
@@ -43,7 +46,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorCheck[]> 
   const timeoutMs = options.timeoutMs ?? 5000;
   const redisUrl = options.redisUrl ?? config.SANDBOT_REDIS_URL;
   const databaseUrl = config.SANDBOT_DATABASE_URL;
-  const [redis, database, engine, ollama] = await Promise.all([
+  const [redis, database, skills, engine, ollama] = await Promise.all([
     bounded(CHECK_NAMES.redis, timeoutMs, () => checkRedis(redisUrl, timeoutMs), {
       detail: `Redis at ${shownUrl(redisUrl)} did not answer within ${timeoutMs / 1000} s`,
       fix: REDIS_FIX,
@@ -53,12 +56,13 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorCheck[]> 
           checkAuditDatabase(databaseUrl, config.SANDBOT_INSTANCE),
         )
       : undefined,
+    bounded(CHECK_NAMES.skills, timeoutMs, () => checkSkillStore(config)),
     checkEngineAndImage(docker, config, timeoutMs),
     config.SANDBOT_MODEL_PROVIDER === 'openai'
       ? checkOpenAIServerAndModel(config, timeoutMs, { model: CHECK_NAMES.model })
       : checkOllamaAndModel(config, timeoutMs),
   ]);
-  return [redis, ...(database ? [database] : []), ...engine, checkDiskCaps(config), ...ollama];
+  return [redis, ...(database ? [database] : []), skills, ...engine, checkDiskCaps(config), ...ollama];
 }
 
 /** Whether a worker run as this user would cap every sandbox's disk; uncapped (0) is a weakness. */

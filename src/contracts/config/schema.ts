@@ -57,7 +57,7 @@ export const ConfigSchema = z.object({
     .min(1)
     .default('./data/skills')
     .describe(
-      'Where vetted skills live (files, scan reports, approvals, the skills ledger); the CLI, gateways and workers must see the same folder.',
+      'Where vetted skills live (files, scan reports, approvals, the skills ledger) without SANDBOT_DATABASE_URL; the CLI and workers must then see the same folder. Not used when SANDBOT_DATABASE_URL is set.',
     ),
   SANDBOT_SKILLS: SkillRules.describe(
     'Skills enabled from config: "<conversation-prefix>=<skill>,<skill>@<version>;…" (only approved, unchanged skills load). Default: none.',
@@ -164,7 +164,7 @@ export const ConfigSchema = z.object({
     .regex(/^postgres(ql)?:\/\/\S*$/, 'a postgresql://user:password@host:port/database URL')
     .optional()
     .describe(
-      'PostgreSQL for the audit log (postgresql://user:password@host:port/database, holds a password): when set, every host and the CLI keep and read the hash-chained events there instead of the files in SANDBOT_AUDIT_DIR. `bash scripts/setup-postgres.sh` sets one up.',
+      'PostgreSQL for the audit log and skills (postgresql://user:password@host:port/database, holds a password): when set, every host and the CLI keep and read the hash-chained audit events there instead of the files in SANDBOT_AUDIT_DIR, and the skills (files, reports, approvals, ledger) instead of SANDBOT_SKILLS_DIR. `bash scripts/setup-postgres.sh` sets one up.',
     ),
   SANDBOT_AUDIT_CONTENT: flag.describe(
     'Also record message texts and model request/response content in the audit log (the replies sent to chat are always recorded).',

@@ -10,9 +10,9 @@ import { ApprovalStore } from '../../shared/stores/approval-store.js';
 import { ConversationOwners } from '../../shared/stores/conversation-owner.js';
 import { SkillEnablement } from '../../shared/stores/skill-enablement.js';
 import type { EgressService } from '../egress/egress-service.js';
+import { openSkillStore } from '../skills/open-store.js';
 import { resolveSkills } from '../skills/resolve.js';
 import { SkillControl } from '../skills/skill-control.js';
-import { SkillStore } from '../skills/store.js';
 import { AccessRequests } from './access-requests.js';
 import type { SkillApprovals } from './approval-apply.js';
 
@@ -53,9 +53,9 @@ export function accessRequestsFor(
   });
 }
 
-/** Skills as `skill enable` treats them: only an approved, unchanged skill in the skills folder. */
+/** Skills as `skill enable` treats them: only an approved, unchanged skill in the skills store. */
 function skillApprovals(config: Config, redis: Redis, audit: AuditRecorder | undefined): SkillApprovals {
-  const store = new SkillStore(config.SANDBOT_SKILLS_DIR);
+  const store = openSkillStore(config);
   const control = new SkillControl(
     store,
     new SkillEnablement(redis, config.SANDBOT_INSTANCE, config.SANDBOT_SKILLS),
@@ -67,7 +67,7 @@ function skillApprovals(config: Config, redis: Redis, audit: AuditRecorder | und
         const { active, refused } = await resolveSkills(store, [{ name }]);
         return active.length > 0 ? undefined : (refused[0]?.reason ?? 'no such skill');
       } catch (error) {
-        return `the skills folder cannot be read (${(error as Error).message})`;
+        return `the skills store cannot be read (${(error as Error).message})`;
       }
     },
     enable: (conversation, name, by) => control.enable(conversation, { name }, by),

@@ -6,9 +6,10 @@ import { GENESIS_HASH, hashOf } from '../../shared/audit/chain.js';
 
 /**
  * The skills ledger: what happened to the registry itself (added, scanned, approved, refused, removed),
- * which belongs to no conversation. One JSONL file in SANDBOT_SKILLS_DIR, hash-chained like the audit
- * log, so an edited or deleted entry shows (`sandbot skill log --verify`). Per-conversation events
- * (enable, disable, tool calls) go to that conversation's audit log instead.
+ * which belongs to no conversation. Hash-chained like the audit log, so an edited or deleted entry shows
+ * (`sandbot skill log --verify`): one JSONL file in SANDBOT_SKILLS_DIR (FileSkillLedger), or rows in
+ * PostgreSQL holding each entry's JSON text as hashed (pg-ledger.ts). Per-conversation events (enable,
+ * disable, tool calls) go to that conversation's audit log instead.
  */
 
 export const LedgerEntry = z.object({
@@ -26,9 +27,36 @@ export const LedgerEntry = z.object({
 export type LedgerEntry = z.infer<typeof LedgerEntry>;
 export type LedgerInput = Pick<LedgerEntry, 'actor' | 'action' | 'skill' | 'data'>;
 
+export interface SkillLedger {
+  /** Where the entries are, for messages. */
+  readonly path: string;
+  /** Appends one entry after the last, in order, even with several writers. */
+  append(input: LedgerInput): Promise<LedgerEntry>;
+  /** The entries in order (lines that are not entries are left out). */
+  read(): Promise<LedgerEntry[]>;
+  /** Checks the chain; the first broken entry in words, or undefined when it is whole. */
+  verify(): Promise<{ entries: number; broken?: string }>;
+}
+
+/** The entry that follows `last` (undefined: the first), sealed with its hash. */
+export function nextLedgerEntry(
+  last: Pick<LedgerEntry, 'seq' | 'hash'> | undefined,
+  input: LedgerInput,
+): LedgerEntry {
+  const body = {
+    seq: (last?.seq ?? 0) + 1,
+    time: new Date().toISOString(),
+    ...input,
+    prevHash: last?.hash ?? GENESIS_HASH,
+  };
+  // Through JSON first, so the hash is of exactly what is stored.
+  const plain = JSON.parse(JSON.stringify(body)) as Record<string, unknown>;
+  return LedgerEntry.parse({ ...plain, hash: hashOf(plain) });
+}
+
 const LOCK_ATTEMPTS = 100;
 
-export class SkillLedger {
+export class FileSkillLedger implements SkillLedger {
   readonly path: string;
   constructor(private readonly root: string) {
     this.path = join(root, 'ledger.jsonl');
@@ -53,15 +81,7 @@ export class SkillLedger {
     }
     try {
       const entries = await this.read();
-      const last = entries.at(-1);
-      const body = {
-        seq: (last?.seq ?? 0) + 1,
-        time: new Date().toISOString(),
-        ...input,
-        prevHash: last?.hash ?? GENESIS_HASH,
-      };
-      const plain = JSON.parse(JSON.stringify(body)) as Record<string, unknown>;
-      const entry = LedgerEntry.parse({ ...plain, hash: hashOf(plain) });
+      const entry = nextLedgerEntry(entries.at(-1), input);
       await appendFile(this.path, `${JSON.stringify(entry)}\n`, { mode: 0o644 });
       return entry;
     } finally {
@@ -99,31 +119,42 @@ export class SkillLedger {
 }
 
 export function verifyLedgerText(text: string): { entries: number; broken?: string } {
-  let prev = GENESIS_HASH;
-  let seq = 0;
   const lines = text.split('\n');
   if (lines.at(-1) === '') lines.pop();
+  return verifyLedgerLines(lines, (i) => `line ${i + 1}`);
+}
+
+/**
+ * Checks a ledger's entries (JSON texts) in order; `where(i)` names the i-th (0-based) in messages: its
+ * line in the file, its row in the database.
+ */
+export function verifyLedgerLines(
+  lines: readonly string[],
+  where: (index: number) => string,
+): { entries: number; broken?: string } {
+  let prev = GENESIS_HASH;
+  let seq = 0;
   for (const [i, line] of lines.entries()) {
     let raw: Record<string, unknown>;
     try {
       raw = JSON.parse(line) as Record<string, unknown>;
     } catch {
-      return { entries: seq, broken: `line ${i + 1}: not JSON` };
+      return { entries: seq, broken: `${where(i)}: not JSON` };
     }
     const entry = LedgerEntry.safeParse(raw);
-    if (!entry.success) return { entries: seq, broken: `line ${i + 1}: not a ledger entry` };
+    if (!entry.success) return { entries: seq, broken: `${where(i)}: not a ledger entry` };
     if (entry.data.seq !== seq + 1)
       return {
         entries: seq,
-        broken: `line ${i + 1}: seq ${entry.data.seq} after ${seq} (entries missing or reordered)`,
+        broken: `${where(i)}: seq ${entry.data.seq} after ${seq} (entries missing or reordered)`,
       };
     if (entry.data.prevHash !== prev)
       return {
         entries: seq,
-        broken: `line ${i + 1}: prevHash does not match (an earlier entry was changed)`,
+        broken: `${where(i)}: prevHash does not match (an earlier entry was changed)`,
       };
     if (hashOf(raw) !== entry.data.hash)
-      return { entries: seq, broken: `line ${i + 1}: content does not match its hash (edited)` };
+      return { entries: seq, broken: `${where(i)}: content does not match its hash (edited)` };
     prev = entry.data.hash;
     seq = entry.data.seq;
   }

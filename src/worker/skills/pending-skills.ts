@@ -1,11 +1,11 @@
 import type { PendingSkill } from '../../shared/stores/sandbox-report.js';
 import { skillRef } from './manifest.js';
 import { approveHint } from './report.js';
-import { SkillStore } from './store.js';
+import type { SkillStore } from './store.js';
 
-/** Skills on this worker's disk waiting for an admin's approval, as the console lists them. */
-export async function pendingSkills(root: string): Promise<PendingSkill[]> {
-  const records = await new SkillStore(root).list();
+/** Skills in this worker's store waiting for an admin's approval, as the console lists them. */
+export async function pendingSkills(store: SkillStore): Promise<PendingSkill[]> {
+  const records = await store.list();
   return records
     .filter((r) => r.status === 'pending')
     .map((r) => {

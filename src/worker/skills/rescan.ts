@@ -2,7 +2,6 @@ import type { BehaviourRunner } from './behaviour/from-config.js';
 import { type BehaviourFinding, type BehaviourReport, behaviourCritical } from './behaviour/report.js';
 import { BEHAVIOUR_VERSION } from './behaviour/version.js';
 import type { Finding } from './finding.js';
-import { SkillLedger } from './ledger.js';
 import { skillRef } from './manifest.js';
 import { hasCritical, scanSkillFiles } from './scanner.js';
 import { SCANNER_VERSION } from './scanner-version.js';
@@ -93,7 +92,7 @@ export async function rescanSkill(
     ? { ...unapproved, ...base, status: 'pending' }
     : { ...record, ...base };
   await store.save(updated);
-  await new SkillLedger(store.root).append({
+  await store.ledger.append({
     actor: options.actor,
     action: 'scan',
     skill: skillRef(record),

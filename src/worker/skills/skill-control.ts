@@ -8,8 +8,9 @@ import { serveSkillCommands } from '../../shared/queue/skill-commands.js';
 import type { SkillCommand } from '../../shared/stores/skill-control.js';
 import { SkillEnablement } from '../../shared/stores/skill-enablement.js';
 import { skillRef } from './manifest.js';
+import { openSkillStore } from './open-store.js';
 import { resolveSkills } from './resolve.js';
-import { SkillStore } from './store.js';
+import type { SkillStore } from './store.js';
 
 /**
  * What chat admins do with skills in a conversation (`skill enable|disable`, `skills`): only approved,
@@ -99,13 +100,13 @@ export class SkillControl {
   }
 }
 
-/** Serves the gateways' chat skill commands (see skill-commands.ts) from this worker's skills folder. */
+/** Serves the gateways' chat skill commands (see skill-commands.ts) from this worker's skills store. */
 export function serveChatSkillCommands(
-  config: Pick<Config, 'SANDBOT_INSTANCE' | 'SANDBOT_SKILLS_DIR' | 'SANDBOT_SKILLS'>,
+  config: Pick<Config, 'SANDBOT_INSTANCE' | 'SANDBOT_SKILLS_DIR' | 'SANDBOT_DATABASE_URL' | 'SANDBOT_SKILLS'>,
   deps: { redis: Redis; audit?: AuditRecorder; logger: Logger },
 ): { stop(): Promise<void> } {
   const control = new SkillControl(
-    new SkillStore(config.SANDBOT_SKILLS_DIR),
+    openSkillStore(config),
     new SkillEnablement(deps.redis, config.SANDBOT_INSTANCE, config.SANDBOT_SKILLS),
     deps.audit,
   );

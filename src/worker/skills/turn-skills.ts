@@ -11,8 +11,9 @@ import { SKILLS_ROOT, type SkillAccess, type SkillToolSpec } from '../../contrac
 import type { AuditRecorder } from '../../shared/audit/audit-log.js';
 import { SkillEnablement } from '../../shared/stores/skill-enablement.js';
 import { skillRef } from './manifest.js';
+import { openSkillStore } from './open-store.js';
 import { type ActiveSkill, resolveSkills, type SkillRefusal } from './resolve.js';
-import { SkillStore } from './store.js';
+import type { SkillStore } from './store.js';
 
 /** What one turn gets from its conversation's enabled skills. */
 export interface TurnSkills {
@@ -226,6 +227,7 @@ export function workerSkills(
     Config,
     | 'SANDBOT_INSTANCE'
     | 'SANDBOT_SKILLS_DIR'
+    | 'SANDBOT_DATABASE_URL'
     | 'SANDBOT_SKILLS'
     | 'SANDBOX_IMAGE'
     | 'SANDBOX_TOOL_TIMEOUT_SECONDS'
@@ -234,7 +236,7 @@ export function workerSkills(
   deps: { docker: Dockerode; redis: Redis; audit?: AuditRecorder; actor: () => AuditActor; logger: Logger },
 ): WorkerSkills {
   return new WorkerSkills({
-    store: new SkillStore(config.SANDBOT_SKILLS_DIR),
+    store: openSkillStore(config),
     enablement: new SkillEnablement(deps.redis, config.SANDBOT_INSTANCE, config.SANDBOT_SKILLS),
     volumes: new SkillVolumes(deps.docker, config.SANDBOT_INSTANCE, config.SANDBOX_IMAGE, deps.logger),
     audit: deps.audit,
