@@ -1,0 +1,142 @@
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { AuditActor } from '../../contracts/audit/events.js';
+import { ConversationId } from '../../contracts/conversation/id.js';
+import type { Logger } from '../../contracts/log/logger.js';
+import { hostCommandKeys } from '../../contracts/redis/keys.js';
+
+/**
+ * What `sandbot host drain` asks of one host's workers, through Redis (a LIST per host): only a worker
+ * beside its engine can make a sandbox's size-capped volumes (loop-mounted images in its disk folder),
+ * so the destination's worker does the move, and the source's frees what it leaves behind.
+ * - `move`: take the conversation from host `from` into this host, with its files; the answer comes
+ *   back in a list of its own, which the asking CLI blocks on. A worker that takes it after
+ *   `expiresAt` skips it (the asker has given up).
+ * - `free`: the conversation moved away: unmount and delete its images here (only a worker of the host
+ *   can). No answer; it waits in the list while the host has no worker.
+ */
+export const MoveCommand = z.object({
+  kind: z.literal('move'),
+  id: z.uuid(),
+  conversation: ConversationId,
+  from: z.string().min(1).max(200),
+  to: z.string().min(1).max(200),
+  /** Archive bytes one conversation's copy may stream at most. */
+  maxBytes: z.number().int().positive(),
+  by: AuditActor,
+  expiresAt: z.number(),
+});
+export type MoveCommand = z.infer<typeof MoveCommand>;
+
+export const FreeCommand = z.object({
+  kind: z.literal('free'),
+  conversation: ConversationId,
+  /** The host it moved to (for the log). */
+  to: z.string().min(1).max(200),
+});
+export type FreeCommand = z.infer<typeof FreeCommand>;
+
+export const HostCommand = z.discriminatedUnion('kind', [MoveCommand, FreeCommand]);
+export type HostCommand = z.infer<typeof HostCommand>;
+
+/** A move's outcome, in the words the CLI prints. */
+export const MoveReply = z.object({ moved: z.boolean(), line: z.string().max(2000) });
+export type MoveReply = z.infer<typeof MoveReply>;
+
+/** How long a move request waits for a worker of its host to take it. */
+export const TAKE_MS = 30_000;
+/** How long a move holds the conversation's lease (no turn starts meanwhile) and may copy for. */
+export const MOVE_MS = 10 * 60_000;
+const REPLY_TTL_SECONDS = 60;
+
+/** The CLI's side: asks a worker of `host` to move one conversation there; its answer, or why none came. */
+export async function askMove(
+  redis: Redis,
+  instance: string,
+  host: string,
+  ask: Omit<MoveCommand, 'kind' | 'id' | 'expiresAt'>,
+  moveMs = MOVE_MS,
+): Promise<MoveReply> {
+  const request = MoveCommand.parse({
+    ...ask,
+    kind: 'move',
+    id: randomUUID(),
+    expiresAt: Date.now() + TAKE_MS,
+  });
+  // BLPOP holds its connection: one of its own, without the CLI's command timeout (a copy takes minutes).
+  const reader = redis.duplicate({
+    enableOfflineQueue: true,
+    maxRetriesPerRequest: 1,
+    commandTimeout: undefined,
+  });
+  reader.on('error', () => undefined);
+  try {
+    await redis.lpush(hostCommandKeys.requests(instance, host), JSON.stringify(request));
+    const waitSeconds = Math.ceil((TAKE_MS + moveMs) / 1000) + 30;
+    const answer = await reader.blpop(hostCommandKeys.reply(instance, request.id), waitSeconds);
+    if (!answer)
+      return { moved: false, line: `not moved: no worker of ${host} answered within ${waitSeconds} s` };
+    return MoveReply.parse(JSON.parse(answer[1]));
+  } finally {
+    reader.disconnect();
+  }
+}
+
+/** A worker's side, after a move: the source host's workers free what the conversation left there. */
+export async function sendFree(redis: Redis, instance: string, host: string, command: FreeCommand) {
+  await redis.lpush(hostCommandKeys.requests(instance, host), JSON.stringify(FreeCommand.parse(command)));
+}
+
+export interface HostHandlers {
+  move(command: MoveCommand): Promise<MoveReply>;
+  free(command: FreeCommand): Promise<void>;
+}
+
+/** A worker's side: takes its host's commands one at a time until stopped; answers each move. */
+export function serveHostCommands(
+  redis: Redis,
+  instance: string,
+  host: string,
+  handlers: HostHandlers,
+  logger: Logger,
+): { stop(): Promise<void> } {
+  const reader = redis.duplicate({ maxRetriesPerRequest: null, commandTimeout: undefined });
+  reader.on('error', () => undefined);
+  let stopped = false;
+  const take = async (raw: string) => {
+    const parsed = HostCommand.safeParse(JSON.parse(raw));
+    if (!parsed.success) return logger.warn({ raw: raw.slice(0, 200) }, 'not a host command: dropped');
+    const command = parsed.data;
+    if (command.kind === 'free') return handlers.free(command);
+    if (command.expiresAt < Date.now()) return;
+    const reply = await handlers.move(command).catch(
+      (error: unknown): MoveReply => ({
+        moved: false,
+        line: `not moved: ${error instanceof Error ? error.message : String(error)}`.slice(0, 2000),
+      }),
+    );
+    const key = hostCommandKeys.reply(instance, command.id);
+    await redis.multi().rpush(key, JSON.stringify(reply)).expire(key, REPLY_TTL_SECONDS).exec();
+  };
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        const taken = await reader.brpop(hostCommandKeys.requests(instance, host), 5);
+        if (taken) await take(taken[1]);
+      } catch (error) {
+        if (stopped) return;
+        logger.warn({ err: error }, 'serving a host command failed');
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      reader.disconnect();
+      // A move in flight is not waited for: its lease expires, the conversation stays where it was.
+      await Promise.race([loop, new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
+    },
+  };
+}
