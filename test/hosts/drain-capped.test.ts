@@ -135,9 +135,9 @@ const volumesOf = (session: string) => {
 
 // Files of each kind: a folder and a file with their own modes, a link inside, a link pointing out.
 const WRITE =
-  'mkdir -p sub && echo kept > sub/a && chmod 640 sub/a && chmod 711 sub && ln -sf sub/a link && ln -sfn /etc/passwd outside && echo turn-1 >> notes';
+  'mkdir -p sub && echo kept > sub/a && chmod 640 sub/a && chmod 711 sub && ln -sf sub/a link && ln -sfn /etc/passwd outside && : > empty && : > locked && chmod 000 locked && echo turn-1 >> notes';
 const LOOK =
-  "stat -c '%n %a %u:%g %F %s' sub sub/a link outside notes; stat -c '%Y' sub/a; readlink link outside; cat sub/a notes";
+  "stat -c '%n %a %u:%g %F %s' sub sub/a link outside empty locked notes; stat -c '%Y' sub/a; readlink link outside; cat sub/a notes";
 
 beforeAll(async () => {
   try {
@@ -193,6 +193,7 @@ describe('sandbot host drain with size-capped volumes (the defaults)', () => {
     expect(before).toContain('sub 711 1000:1000 directory');
     expect(before).toContain('sub/a 640 1000:1000 regular file 5');
     expect(before).toContain('outside 777 1000:1000 symbolic link');
+    expect(before).toContain('locked 0 1000:1000 regular empty file 0');
     const bigSum = (await shell('big', 'md5sum big')).trim();
     expect(images('b')).toEqual(expect.arrayContaining(volumesOf('small')));
     await redis.srem(keys.drainingHosts, ids.a);

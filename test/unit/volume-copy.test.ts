@@ -31,6 +31,26 @@ describe('relocatedHeader (a drain copies a sandbox’s archive entries into the
     ).toMatchObject({ name: 'sub', type: 'directory', mode: 0o711, size: 0 });
   });
 
+  it('keeps mode 000 as 000 in the archive it writes', async () => {
+    const { pack, extract } = await import('tar-stream');
+    const moved = relocatedHeader(entry('workspace/locked', { mode: 0, size: 0 }), 'workspace');
+    const archive = pack();
+    (archive.entry(moved ?? { name: 'missing' }) as unknown as NodeJS.WritableStream).end();
+    archive.finalize();
+    const modes: number[] = [];
+    const reader = extract();
+    reader.on('entry', (header, body, next) => {
+      modes.push(header.mode ?? -1);
+      body.resume();
+      next();
+    });
+    await new Promise((resolve) => {
+      reader.on('finish', () => resolve(undefined));
+      archive.pipe(reader);
+    });
+    expect(modes).toEqual([0]);
+  });
+
   it('skips the folder itself and a capped volume’s lost+found, and anything outside the folder', () => {
     expect(relocatedHeader(entry('workspace/', { type: 'directory' }), 'workspace')).toBeUndefined();
     expect(

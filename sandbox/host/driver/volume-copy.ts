@@ -46,7 +46,9 @@ export function relocatedHeader(
   const moved: Partial<Header> & Pick<Header, 'name'> = {
     name,
     type: header.type ?? 'file',
-    mode: header.mode ?? 0o644,
+    // Mode 0 (an agent's chmod 000) would read as unset to the packer: a type bit keeps it 0 in the
+    // archive, which holds the low 12 bits only.
+    mode: (header.mode ?? 0o644) || 0o100000,
     uid: header.uid ?? 0,
     gid: header.gid ?? 0,
     size: header.type === 'file' || header.type === 'contiguous-file' ? (header.size ?? 0) : 0,
@@ -217,8 +219,13 @@ function copyEntry(
       next();
     }
   });
-  if (size > 0) body.pipe(sink as unknown as NodeJS.WritableStream);
-  else body.resume();
+  const writable = sink as unknown as NodeJS.WritableStream;
+  if (size > 0) body.pipe(writable);
+  else {
+    body.resume();
+    // An empty file's entry waits for its end (other kinds have no body and end by themselves).
+    if (moved.type === 'file' || moved.type === 'contiguous-file') writable.end();
+  }
 }
 
 /**
