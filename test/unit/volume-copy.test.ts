@@ -59,6 +59,11 @@ describe('relocatedHeader (a drain copies a sandbox’s archive entries into the
     expect(relocatedHeader(entry('workspace/lost+found/#12'), 'workspace')).toBeUndefined();
     expect(relocatedHeader(entry('session/x'), 'workspace')).toBeUndefined();
     expect(relocatedHeader(entry('workspace-other/x'), 'workspace')).toBeUndefined();
+    expect(relocatedHeader(entry('workspace/../etc/cron.d/x'), 'workspace')).toBeUndefined();
+    expect(relocatedHeader(entry('workspace/a//b'), 'workspace')).toBeUndefined();
+    expect(
+      relocatedHeader(entry('workspace/b', { type: 'link', linkname: 'workspace/../x' }), 'workspace'),
+    ).toBeUndefined();
     // A user's own folder named like it, deeper down, is copied.
     expect(relocatedHeader(entry('workspace/a/lost+found'), 'workspace')?.name).toBe('a/lost+found');
   });

@@ -63,10 +63,15 @@ export function relocatedHeader(
   return moved;
 }
 
-/** `name` without the leading `<base>/` (and a trailing `/`); undefined when outside it or the top. */
+/**
+ * `name` without the leading `<base>/` (and a trailing `/`); undefined when outside it, the top, or not
+ * a plain path down (a `..` or empty step: the target engine refuses those too, never reached).
+ */
 function under(name: string, base: string): string | undefined {
   const clean = name.replace(/^\.\//, '').replace(/\/+$/, '');
-  return clean.startsWith(`${base}/`) ? clean.slice(base.length + 1) : undefined;
+  if (!clean.startsWith(`${base}/`)) return undefined;
+  const rest = clean.slice(base.length + 1);
+  return rest.split('/').some((step) => step === '' || step === '.' || step === '..') ? undefined : rest;
 }
 
 /** Why a copy stopped, in the words of its line. */

@@ -31,7 +31,10 @@ export function registerHostCommands(program: Command): void {
         const { drainHost } = await import('./host-drain.js');
         const from = resolveHost(value, ctx.states);
         const to = options.to ? resolveHost(options.to, ctx.states) : undefined;
-        await drainHost(ctx, from, to, Number(options.maxMb) * 1024 * 1024);
+        const maxMb = Number(options.maxMb);
+        if (!Number.isInteger(maxMb) || maxMb < 1)
+          throw new Error('--max-mb takes a whole number of MiB, 1 or more');
+        await drainHost(ctx, from, to, maxMb * 1024 * 1024);
       }),
     );
   host
