@@ -31,7 +31,8 @@ import { testConfig } from '../helpers/stack.js';
  * a worker process beside each). `sandbot host drain B` (the CLI, its own process) has a worker of A
  * move each idle conversation: files, owners, modes and links as they were, /workspace capped on A, B's
  * sandbox and images gone, the move in the audit; a busy conversation is left with a line, and a copy
- * over `--max-mb` fails with a line, leaving the conversation on B with its files.
+ * over `--max-mb`, or from an image not mounted on B, fails with a line, leaving the conversation on B
+ * with its files.
  */
 
 const run = promisify(execFile);
@@ -188,7 +189,10 @@ describe('sandbot host drain with size-capped volumes (the defaults)', () => {
     await shell('small', WRITE);
     await shell('big', 'head -c 3000000 /dev/urandom > big && truncate -s 100M sparse && md5sum big');
     await shell('busy', 'echo turn-1 > notes');
-    for (const session of ['small', 'big', 'busy']) expect(await homeOf(session)).toBe(ids.b);
+    await shell('unmounted', 'echo turn-1 > notes');
+    for (const session of ['small', 'big', 'busy', 'unmounted']) expect(await homeOf(session)).toBe(ids.b);
+    // Its image unmounted on B (as after a reboot): its mount point reads as an empty folder.
+    await run('umount', ['-l', join(disks.b, 'mnt', volumesOf('unmounted')[0] ?? '')]);
     const before = await shell('small', LOOK);
     expect(before).toContain('sub 711 1000:1000 directory');
     expect(before).toContain('sub/a 640 1000:1000 regular file 5');
@@ -207,7 +211,10 @@ describe('sandbot host drain with size-capped volumes (the defaults)', () => {
     expect(first.out).toMatch(/web:small: moved to .* \(\d+ bytes\)/);
     expect(first.out).toContain('web:big: not moved: more than 1 MiB to copy (--max-mb): stopped');
     expect(first.out).toContain('web:busy: busy (a turn is running or messages wait): left here');
-    expect(first.out).toContain(`1 of 3 conversations moved to ${ids.a}`);
+    expect(first.out).toMatch(
+      /web:unmounted: not moved: the source's size-capped \/workspace is not mounted there/,
+    );
+    expect(first.out).toContain(`1 of 4 conversations moved to ${ids.a}`);
     expect(first.code).toBe(1);
     expect(await busyTurn).toContain('turn-1');
 
@@ -242,12 +249,18 @@ describe('sandbot host drain with size-capped volumes (the defaults)', () => {
     const big = sandboxNames(config.SANDBOT_INSTANCE, webConversationId('big'));
     await expect(system.getContainer(big.container).inspect()).rejects.toThrow();
 
+    // Taken for empty, it would have lost its files: it stays on B, whose next turn mounts them again.
+    expect(await homeOf('unmounted')).toBe(ids.b);
+    expect(await shell('unmounted', 'cat notes')).toContain('turn-1');
+
     // Run again without the small bound: the rest move, the sparse file within the cap.
     const second = await cli('host', 'drain', ids.b, '--to', ids.a);
-    expect(second.out).toContain(`2 of 2 conversations moved to ${ids.a}`);
+    expect(second.out).toContain(`3 of 3 conversations moved to ${ids.a}`);
     expect(second.code).toBe(0);
     expect((await shell('big', 'md5sum big; stat -c %s sparse')).trim()).toBe(`${bigSum}\n104857600`);
     expect(await shell('busy', 'cat notes')).toContain('turn-1');
+    expect(await shell('unmounted', 'cat notes')).toContain('turn-1');
+    expect(await homeOf('unmounted')).toBe(ids.a);
   }, 600_000);
 });
 
