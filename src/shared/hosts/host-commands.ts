@@ -12,7 +12,7 @@ import { hostCommandKeys } from '../../contracts/redis/keys.js';
  * so the destination's worker does the move, and the source's frees what it leaves behind.
  * - `move`: take the conversation from host `from` into this host, with its files; the answer comes
  *   back in a list of its own, which the asking CLI blocks on. A worker that takes it after
- *   `expiresAt` skips it (the asker has given up).
+ *   `expiresAt` does not act on it (the asker has taken it back, or is told so).
  * - `free`: the conversation moved away: unmount and delete its images here (only a worker of the host
  *   can). No answer; it waits in the list while the host has no worker.
  */
@@ -50,20 +50,27 @@ export const TAKE_MS = 30_000;
 export const MOVE_MS = 10 * 60_000;
 const REPLY_TTL_SECONDS = 60;
 
-/** The CLI's side: asks a worker of `host` to move one conversation there; its answer, or why none came. */
+/**
+ * The CLI's side: asks a worker of `host` to move one conversation there; its answer, or why none came.
+ * A request no worker took within `takeMs` is taken back (none acts on it later).
+ */
 export async function askMove(
   redis: Redis,
   instance: string,
   host: string,
   ask: Omit<MoveCommand, 'kind' | 'id' | 'expiresAt'>,
   moveMs = MOVE_MS,
+  takeMs = TAKE_MS,
 ): Promise<MoveReply> {
   const request = MoveCommand.parse({
     ...ask,
     kind: 'move',
     id: randomUUID(),
-    expiresAt: Date.now() + TAKE_MS,
+    expiresAt: Date.now() + takeMs,
   });
+  const text = JSON.stringify(request);
+  const requests = hostCommandKeys.requests(instance, host);
+  const reply = hostCommandKeys.reply(instance, request.id);
   // BLPOP holds its connection: one of its own, without the CLI's command timeout (a copy takes minutes).
   const reader = redis.duplicate({
     enableOfflineQueue: true,
@@ -72,11 +79,16 @@ export async function askMove(
   });
   reader.on('error', () => undefined);
   try {
-    await redis.lpush(hostCommandKeys.requests(instance, host), JSON.stringify(request));
-    const waitSeconds = Math.ceil((TAKE_MS + moveMs) / 1000) + 30;
-    const answer = await reader.blpop(hostCommandKeys.reply(instance, request.id), waitSeconds);
-    if (!answer)
-      return { moved: false, line: `not moved: no worker of ${host} answered within ${waitSeconds} s` };
+    await redis.lpush(requests, text);
+    let answer = await reader.blpop(reply, Math.max(1, Math.ceil(takeMs / 1000)));
+    if (!answer && (await redis.lrem(requests, 1, text)) === 1)
+      return {
+        moved: false,
+        line: `not moved: no worker of ${host} took it within ${Math.round(takeMs / 1000)} s`,
+      };
+    // Taken: its worker answers within the move's bound.
+    answer ??= await reader.blpop(reply, Math.ceil(moveMs / 1000) + 30);
+    if (!answer) return { moved: false, line: `not moved: the worker of ${host} did not answer in time` };
     return MoveReply.parse(JSON.parse(answer[1]));
   } finally {
     reader.disconnect();
@@ -109,15 +121,20 @@ export function serveHostCommands(
     if (!parsed.success) return logger.warn({ raw: raw.slice(0, 200) }, 'not a host command: dropped');
     const command = parsed.data;
     if (command.kind === 'free') return handlers.free(command);
-    if (command.expiresAt < Date.now()) return;
-    const reply = await handlers.move(command).catch(
+    // Taken too late, it is not acted on; said all the same, in case its asker still waits.
+    const late: MoveReply = { moved: false, line: 'not moved: taken after its asker stopped waiting' };
+    const reply = await (command.expiresAt < Date.now()
+      ? Promise.resolve(late)
+      : handlers.move(command)
+    ).catch(
       (error: unknown): MoveReply => ({
         moved: false,
-        line: `not moved: ${error instanceof Error ? error.message : String(error)}`.slice(0, 2000),
+        line: `not moved: ${error instanceof Error ? error.message : String(error)}`,
       }),
     );
     const key = hostCommandKeys.reply(instance, command.id);
-    await redis.multi().rpush(key, JSON.stringify(reply)).expire(key, REPLY_TTL_SECONDS).exec();
+    const said = JSON.stringify({ ...reply, line: reply.line.slice(0, 2000) });
+    await redis.multi().rpush(key, said).expire(key, REPLY_TTL_SECONDS).exec();
   };
   const loop = (async () => {
     while (!stopped) {
