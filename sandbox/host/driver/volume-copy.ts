@@ -4,6 +4,7 @@ import { type Header, pack } from 'tar-stream';
 import type { ConversationId } from '../../../src/contracts/conversation/id.js';
 import { type ArchiveRead, type ReadCut, readArchive } from './archive-read.js';
 import { messageOf, statusOf } from './docker-container.js';
+import { conversationVolumes, mountedVolumes } from './docker-pool-claim.js';
 import { SESSION_DIR, sandboxNames, volumeSpecs, WORKSPACE_DIR } from './docker-spec.js';
 
 /**
@@ -235,7 +236,8 @@ function copyEntry(
 
 /**
  * Removes the conversation's sandbox and Docker volumes from an engine (the source, once the home has
- * moved). Size-capped images live in that host's worker's disk folder: only it frees them.
+ * moved), the warm pool's volumes a claimed sandbox kept its files in included. Size-capped images live
+ * in that host's worker's disk folder: only it frees them.
  */
 export async function removeConversation(
   docker: Dockerode,
@@ -243,13 +245,17 @@ export async function removeConversation(
   conversation: ConversationId,
 ): Promise<void> {
   const names = sandboxNames(instance, conversation);
+  const mounted = await mountedVolumes(docker, names.container).catch(() => []);
   await docker
     .getContainer(names.container)
     .remove({ force: true })
     .catch(() => undefined);
-  for (const spec of volumeSpecs(instance, conversation)) {
+  const volumes = await conversationVolumes(docker, instance, names, mounted).catch(() =>
+    volumeSpecs(instance, conversation).map((spec) => spec.Name as string),
+  );
+  for (const volume of volumes) {
     await docker
-      .getVolume(spec.Name as string)
+      .getVolume(volume)
       .remove()
       .catch(() => undefined);
   }
