@@ -111,6 +111,35 @@ describe('host commands', () => {
     }
   });
 
+  it('a worker that stops cuts its move in flight, and the asker is told', async () => {
+    const server = serveHostCommands(
+      redis,
+      instance,
+      'host-d',
+      {
+        move: (_command, signal) =>
+          new Promise((resolve) => {
+            started();
+            signal.addEventListener('abort', () =>
+              resolve({ moved: false, line: 'not moved: the copy was stopped' }),
+            );
+          }),
+        free: async () => undefined,
+      },
+      logger,
+    );
+    let started: () => void = () => undefined;
+    const taken = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    const reply = askMove(redis, instance, 'host-d', ask('web:cut'), 60_000);
+    await taken;
+    const began = Date.now();
+    await server.stop();
+    expect(Date.now() - began).toBeLessThan(5000);
+    expect(await reply).toEqual({ moved: false, line: 'not moved: the copy was stopped' });
+  });
+
   it('says so when no worker of the host takes a move', async () => {
     const reply = await askMove(redis, instance, 'host-none', ask('web:nobody'), 5000, 1000);
     expect(reply).toEqual({ moved: false, line: 'not moved: no worker of host-none took it within 1 s' });

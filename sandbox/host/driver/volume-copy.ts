@@ -126,13 +126,14 @@ export async function hasVolumes(docker: Dockerode, instance: string, conversati
 
 /**
  * Copies /workspace and /session from the source sandbox into the target's (created, not started),
- * within `budget` for both together. Returns the bytes of file contents copied; throws with the reason
- * when cut or refused (the caller then discards the target's copy: the source is not touched).
+ * within `budget` for both together (`signal` stops it: the worker stops). Returns the bytes of file
+ * contents copied; throws with the reason when cut or refused (the caller then discards the target's copy: the source is not touched).
  */
 export async function copySandboxFiles(
   source: SandboxSource,
   target: Dockerode.Container,
   budget: CopyBudget,
+  signal?: AbortSignal,
 ): Promise<number> {
   const began = performance.now();
   let bytes = 0;
@@ -141,7 +142,7 @@ export async function copySandboxFiles(
       maxBytes: budget.maxBytes - bytes,
       maxMs: Math.max(0, budget.maxMs - (performance.now() - began)),
     };
-    const copied = await copyDir(source, target, dir, left);
+    const copied = await copyDir(source, target, dir, { ...left, signal });
     if (copied.cut) throw new Error(cutReason(copied.cut, budget));
     // An unmounted image reads as an empty folder: never taken for an empty workspace.
     if (source.capped && dir === WORKSPACE_DIR && !copied.lostFound)
@@ -163,7 +164,7 @@ async function copyDir(
   source: SandboxSource,
   target: Dockerode.Container,
   dir: string,
-  budget: CopyBudget,
+  budget: CopyBudget & { signal?: AbortSignal | undefined },
 ): Promise<DirCopy> {
   const base = dir.slice(1);
   const archive = pack();
@@ -180,7 +181,7 @@ async function copyDir(
   const read = await readArchive(
     source.container,
     dir,
-    { ...budget, signal: failed.signal },
+    { ...budget, signal: budget.signal ? AbortSignal.any([failed.signal, budget.signal]) : failed.signal },
     (h, body, next, r) => copyEntry({ header: h, body, next, read: r }, base, archive, result),
   ).catch((err: unknown) => {
     archive.destroy();

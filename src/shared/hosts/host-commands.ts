@@ -101,7 +101,8 @@ export async function sendFree(redis: Redis, instance: string, host: string, com
 }
 
 export interface HostHandlers {
-  move(command: MoveCommand): Promise<MoveReply>;
+  /** `signal`: the worker stops (a copy in flight is cut, the conversation left where it was). */
+  move(command: MoveCommand, signal: AbortSignal): Promise<MoveReply>;
   free(command: FreeCommand): Promise<void>;
 }
 
@@ -116,6 +117,7 @@ export function serveHostCommands(
   const reader = redis.duplicate({ maxRetriesPerRequest: null, commandTimeout: undefined });
   reader.on('error', () => undefined);
   let stopped = false;
+  const stopping = new AbortController();
   const take = async (raw: string) => {
     const parsed = HostCommand.safeParse(JSON.parse(raw));
     if (!parsed.success) return logger.warn({ raw: raw.slice(0, 200) }, 'not a host command: dropped');
@@ -125,7 +127,7 @@ export function serveHostCommands(
     const late: MoveReply = { moved: false, line: 'not moved: taken after its asker stopped waiting' };
     const reply = await (command.expiresAt < Date.now()
       ? Promise.resolve(late)
-      : handlers.move(command)
+      : handlers.move(command, stopping.signal)
     ).catch(
       (error: unknown): MoveReply => ({
         moved: false,
@@ -151,9 +153,10 @@ export function serveHostCommands(
   return {
     async stop() {
       stopped = true;
+      stopping.abort();
       reader.disconnect();
-      // A move in flight is not waited for: its lease expires, the conversation stays where it was.
-      await Promise.race([loop, new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
+      // A move in flight is cut and its copy discarded, its lease let go (but not waited on for long).
+      await Promise.race([loop, new Promise((resolve) => setTimeout(resolve, 15_000).unref())]);
     },
   };
 }

@@ -56,7 +56,7 @@ export function drainHandlers(deps: DrainMoverDeps): HostHandlers {
     return engine;
   };
   return {
-    move: (command) => moveHere(deps, command, engineOf),
+    move: (command, signal) => moveHere(deps, command, engineOf, signal),
     free: (command) => freeHere(deps, command),
   };
 }
@@ -65,6 +65,7 @@ async function moveHere(
   deps: DrainMoverDeps,
   command: MoveCommand,
   engineOf: (endpoint: string) => Dockerode,
+  signal: AbortSignal,
 ): Promise<MoveReply> {
   const { conversation, from } = command;
   if (command.to !== deps.host) return { moved: false, line: `not moved: asked of the wrong host` };
@@ -80,7 +81,7 @@ async function moveHere(
   try {
     if ((await deps.store.pendingCount(conversation)) > 0)
       return { moved: false, line: 'busy now (messages wait): left here' };
-    return await copyAndMove(deps, command, engineOf(endpoint));
+    return await copyAndMove(deps, command, engineOf(endpoint), signal);
   } finally {
     await deps.store.yieldTurn(conversation, token);
   }
@@ -90,6 +91,7 @@ async function copyAndMove(
   deps: DrainMoverDeps,
   command: MoveCommand,
   source: Dockerode,
+  signal: AbortSignal,
 ): Promise<MoveReply> {
   const { conversation, from, to } = command;
   const found = await stoppedSource(source, deps.instance, conversation);
@@ -104,7 +106,12 @@ async function copyAndMove(
   if (found) {
     try {
       const target = await deps.driver.prepare(conversation);
-      bytes = await copySandboxFiles(found, target, { maxBytes: command.maxBytes, maxMs: MOVE_MS - 30_000 });
+      bytes = await copySandboxFiles(
+        found,
+        target,
+        { maxBytes: command.maxBytes, maxMs: MOVE_MS - 30_000 },
+        signal,
+      );
     } catch (error) {
       await deps.driver.remove(conversation, { wipe: true }).catch(() => undefined);
       return { moved: false, line: `not moved: ${(error as Error).message}; left on ${from} with its files` };
