@@ -79,6 +79,9 @@ async function moveHere(
   if (!(await deps.store.acquire(conversation, token, MOVE_MS)))
     return { moved: false, line: 'busy now (a turn started): left here' };
   try {
+    // Looked at again under the lease: a reset may have moved it (here, even) since.
+    if ((await homeOf(deps, conversation)) !== from)
+      return { moved: false, line: 'not moved: its home changed meanwhile: left as it is' };
     if ((await deps.store.pendingCount(conversation)) > 0)
       return { moved: false, line: 'busy now (messages wait): left here' };
     return await copyAndMove(deps, command, engineOf(endpoint), signal);
