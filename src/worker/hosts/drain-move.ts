@@ -144,10 +144,28 @@ async function copyAndMove(
  * it is homed here again (a later move back made its sandbox anew, which must stay).
  */
 async function freeHere(deps: DrainMoverDeps, command: FreeCommand): Promise<void> {
-  if ((await homeOf(deps, command.conversation)) === deps.host) return;
-  await deps.driver.remove(command.conversation, { wipe: true });
-  deps.logger.info({ conversation: command.conversation, to: command.to }, 'moved-away conversation freed');
+  const { conversation } = command;
+  const token = `drain-free:${deps.host}:${randomUUID()}`;
+  // Under its lease, so no turn (of a conversation moved back here meanwhile) sees it go.
+  if (!(await deps.store.acquire(conversation, token, FREE_HOLD_MS))) {
+    // A turn runs on its new host now: asked again a little later (while this worker runs).
+    setTimeout(
+      () => void sendFree(deps.redis, deps.instance, deps.host, command).catch(() => undefined),
+      FREE_RETRY_MS,
+    ).unref();
+    return;
+  }
+  try {
+    if ((await homeOf(deps, conversation)) === deps.host) return;
+    await deps.driver.remove(conversation, { wipe: true });
+    deps.logger.info({ conversation, to: command.to }, 'moved-away conversation freed');
+  } finally {
+    await deps.store.yieldTurn(conversation, token);
+  }
 }
+
+const FREE_HOLD_MS = 120_000;
+const FREE_RETRY_MS = 30_000;
 
 const homeOf = (deps: DrainMoverDeps, conversation: ConversationId) =>
   deps.redis.hget(instanceKeys(deps.instance).homes, conversation);
