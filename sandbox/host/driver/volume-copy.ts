@@ -127,7 +127,8 @@ export async function hasVolumes(docker: Dockerode, instance: string, conversati
 /**
  * Copies /workspace and /session from the source sandbox into the target's (created, not started),
  * within `budget` for both together (`signal` stops it: the worker stops). Returns the bytes of file
- * contents copied; throws with the reason when cut or refused (the caller then discards the target's copy: the source is not touched).
+ * contents copied; throws with the reason when cut or refused (the caller then discards the target's
+ * copy: the source is not touched).
  */
 export async function copySandboxFiles(
   source: SandboxSource,

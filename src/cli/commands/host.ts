@@ -23,7 +23,9 @@ export function registerHostCommands(program: Command): void {
     );
   host
     .command('drain <host>')
-    .description("move a host's idle conversations (their volumes copied) to another host; new ones avoid it")
+    .description(
+      "move a host's idle conversations to another host (its worker copies their files); new ones avoid it",
+    )
     .option('--to <host>', 'the host to move them to (default: the freest live one)')
     .option('--max-mb <n>', 'archive MiB copied per conversation at most', '4096')
     .action((value: string, options: { to?: string; maxMb: string }) =>
