@@ -2,7 +2,7 @@ import type Dockerode from 'dockerode';
 import type { ConversationId } from '../../../src/contracts/conversation/id.js';
 import type { Logger } from '../../../src/contracts/log/logger.js';
 import type { ReadBudget } from './archive-read.js';
-import { messageOf, removeVolumes, statusOf } from './docker-container.js';
+import { createSandbox, messageOf, quotaPaths, removeVolumes, statusOf } from './docker-container.js';
 import { countRunning, listSandboxes } from './docker-list.js';
 import { openSandbox } from './docker-open.js';
 import { listPooled, type PooledInfo, type PoolSource, removePooledSandbox } from './docker-pool.js';
@@ -241,6 +241,17 @@ export class DockerSandboxDriver implements SandboxDriver {
 
   private container(conversation: ConversationId): Dockerode.Container {
     return this.docker.getContainer(sandboxNames(this.limits.instance, conversation).container);
+  }
+
+  /**
+   * Makes the conversation's sandbox here without starting it, its size-capped volumes made as for any
+   * new one, for files to be copied in (`sandbot host drain`); its first turn starts it. Its container.
+   */
+  async prepare(conversation: ConversationId): Promise<Dockerode.Container> {
+    const quota = await quotaPaths(this.docker, this.limits, conversation);
+    if (await createSandbox(this.docker, this.limits, conversation, { quota }, this.logger))
+      this.emit({ action: 'create', conversation });
+    return this.container(conversation);
   }
 
   async remove(conversation: ConversationId, options: { wipe?: boolean } = {}): Promise<boolean> {

@@ -23,7 +23,9 @@ export function registerHostCommands(program: Command): void {
     );
   host
     .command('drain <host>')
-    .description("move a host's idle conversations (their volumes copied) to another host; new ones avoid it")
+    .description(
+      "move a host's idle conversations to another host (its worker copies their files); new ones avoid it",
+    )
     .option('--to <host>', 'the host to move them to (default: the freest live one)')
     .option('--max-mb <n>', 'archive MiB copied per conversation at most', '4096')
     .action((value: string, options: { to?: string; maxMb: string }) =>
@@ -31,7 +33,10 @@ export function registerHostCommands(program: Command): void {
         const { drainHost } = await import('./host-drain.js');
         const from = resolveHost(value, ctx.states);
         const to = options.to ? resolveHost(options.to, ctx.states) : undefined;
-        await drainHost(ctx, from, to, Number(options.maxMb) * 1024 * 1024);
+        const maxMb = Number(options.maxMb);
+        if (!Number.isInteger(maxMb) || maxMb < 1)
+          throw new Error('--max-mb takes a whole number of MiB, 1 or more');
+        await drainHost(ctx, from, to, maxMb * 1024 * 1024);
       }),
     );
   host

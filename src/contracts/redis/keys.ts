@@ -167,6 +167,15 @@ export const skillCommandKeys = {
   reply: (instance: string, id: string) => `${instance}:skills:reply:${id}`,
 };
 
+// ── Host commands (`sandbot host drain` asks a host's workers; src/shared/hosts/host-commands.ts) ──────
+
+export const hostCommandKeys = {
+  /** Commands waiting for a worker of one host (LIST): move a conversation here, free one's files. */
+  requests: (instance: string, host: string) => `${instance}:hosts:commands:${shortHash(host)}`,
+  /** One command's answer (LIST of one), popped by the CLI that asked. */
+  reply: (instance: string, id: string) => `${instance}:hosts:reply:${id}`,
+};
+
 // ── Rate limits (the gateway's RateLimiter) ─────────────────────────────────────────────────────────
 
 /** Sliding windows per person (`<platform>:<user id>`, hashed) and the open event streams. */

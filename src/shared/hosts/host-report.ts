@@ -19,7 +19,10 @@ export const HostReport = z.object({
   worker: z.string().min(1).max(100),
   /** The engine's name (its machine's host name), for people. */
   name: z.string().max(200).optional(),
-  /** DOCKER_HOST as the worker reaches it, for `sandbot host drain`; absent: only its worker can. */
+  /**
+   * DOCKER_HOST as the worker reaches it: where a drain's destination worker reads this host's
+   * sandboxes; absent (the micro-VM's engine): only its own worker can.
+   */
   endpoint: z.string().max(500).optional(),
   /** Running sandboxes on the engine (warm ones included), against SANDBOX_MAX_LIVE. */
   live: z.number().int().nonnegative(),

@@ -1,12 +1,15 @@
 import type Dockerode from 'dockerode';
 import type { Redis } from 'ioredis';
+import type { DockerSandboxDriver } from '../../../sandbox/host/driver/docker-driver.js';
 import type { SandboxDriver } from '../../../sandbox/host/driver/types.js';
 import type { Config } from '../../contracts/config/schema.js';
 import type { Logger } from '../../contracts/log/logger.js';
 import type { OutboundEvent } from '../../contracts/protocol/outbound.js';
 import type { AuditRecorder } from '../../shared/audit/audit-log.js';
+import { serveHostCommands } from '../../shared/hosts/host-commands.js';
 import { hostIdOf, publishHostReport } from '../../shared/hosts/host-report.js';
 import type { ConversationStore } from '../../shared/queue/conversation-store.js';
+import { drainHandlers } from './drain-move.js';
 import { HostGate } from './host-gate.js';
 
 export interface WorkerHost {
@@ -22,7 +25,8 @@ export async function startWorkerHost(
   config: Config,
   parts: {
     engine: Dockerode;
-    driver: SandboxDriver;
+    /** Makes sandboxes for conversations a drain moves here (`prepare`), and frees moved-away ones. */
+    driver: SandboxDriver & Pick<DockerSandboxDriver, 'prepare'>;
     redis: Redis;
     store: ConversationStore;
     publish: (event: OutboundEvent) => Promise<void>;
@@ -68,10 +72,23 @@ export async function startWorkerHost(
       },
     },
   );
+  // `sandbot host drain`: conversations moved here (their files copied in), or away (their images freed).
+  const commands = serveHostCommands(
+    parts.redis,
+    config.SANDBOT_INSTANCE,
+    host,
+    drainHandlers({
+      ...{ redis: parts.redis, instance: config.SANDBOT_INSTANCE, host },
+      ...{ driver: parts.driver, store: parts.store, logger: log },
+      ...(parts.audit ? { audit: parts.audit } : {}),
+    }),
+    log,
+  );
   log.info({ host, name: info.Name }, 'worker host');
   return {
     gate,
     async stop() {
+      await commands.stop();
       report.stop();
       await gate.close();
     },

@@ -1,0 +1,279 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createChatAdapters } from '../../adapters/index.js';
+import { createDocker } from '../../sandbox/host/driver/docker-client.js';
+import { sandboxNames } from '../../sandbox/host/driver/docker-spec.js';
+import { sandboxDriverFromConfig } from '../../sandbox/host/driver/from-config.js';
+import { webConversationId } from '../../src/contracts/conversation/id.js';
+import { createLogger } from '../../src/contracts/log/logger.js';
+import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
+import { auditKeys, instanceKeys } from '../../src/contracts/redis/keys.js';
+import { startGateway } from '../../src/gateway/start-gateway.js';
+import { hostIdOf } from '../../src/shared/hosts/host-report.js';
+import { ConversationStore } from '../../src/shared/queue/conversation-store.js';
+import { type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
+import { cleanInstance } from '../../testkit/instance.js';
+import { REDIS_URL, testInstance } from '../../testkit/redis.js';
+import { serviceSettings } from '../helpers/cli-service.js';
+import { type SecondEngine, startSecondEngine } from '../helpers/second-engine.js';
+import { shellModel } from '../helpers/shell-model.js';
+import { openSse, postMessage } from '../helpers/sse.js';
+import { testConfig } from '../helpers/stack.js';
+
+/**
+ * Issue #20's drain with the default settings: every /workspace and /session a size-capped image (issue
+ * #17) in its worker's own SANDBOX_DISK_DIR, on two hosts (the system's engine and a second dockerd,
+ * a worker process beside each). `sandbot host drain B` (the CLI, its own process) has a worker of A
+ * move each idle conversation: files, owners, modes and links as they were, /workspace capped on A, B's
+ * sandbox and images gone, the move in the audit; a busy conversation is left with a line, and a copy
+ * over `--max-mb`, or from an image not mounted on B, fails with a line, leaving the conversation on B
+ * with its files.
+ */
+
+const run = promisify(execFile);
+const config = testConfig(testInstance('drain'), {
+  SANDBOT_USER_MESSAGES_PER_MINUTE: '0',
+  SANDBOT_USER_CONVERSATIONS_PER_HOUR: '0',
+});
+const system = createDocker(process.env.DOCKER_HOST);
+const redis = new Redis(REDIS_URL);
+const children: ChildProcess[] = [];
+const disks = {
+  a: mkdtempSync(join(tmpdir(), 'sandbot-drain-a-')),
+  b: mkdtempSync(join(tmpdir(), 'sandbot-drain-b-')),
+};
+let engine: SecondEngine | undefined;
+let skipReason: string | undefined;
+let ollama: FakeOllama;
+let gateway: Awaited<ReturnType<typeof startGateway>> | undefined;
+const ids = { a: '', b: '' };
+
+/** A `sandbot worker` process (from the source), default disk caps, its own folder of images. */
+function spawnWorker(label: 'a' | 'b', dockerHost: string | undefined): void {
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    ...serviceSettings(config.SANDBOT_INSTANCE, ollama.url),
+    SANDBOT_MODEL: config.SANDBOT_MODEL,
+    SANDBOT_TURN_LEASE_SECONDS: '3',
+    SANDBOX_DISK_DIR: disks[label],
+    DOCKER_HOST: dockerHost,
+  };
+  if (!dockerHost) delete env.DOCKER_HOST;
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'worker'], {
+    env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4000);
+  });
+  child.once('exit', (code) => {
+    if (code) console.error(`worker ${label} exited ${code}: ${stderr}`);
+  });
+  children.push(child);
+}
+
+async function hostReporting(host: string): Promise<void> {
+  const deadline = Date.now() + 90_000;
+  while (Date.now() < deadline) {
+    const raw = Object.values(await redis.hgetall(instanceKeys(config.SANDBOT_INSTANCE).hosts));
+    const fresh = raw.map((t) => JSON.parse(t) as { host: string; at: number });
+    if (fresh.some((r) => r.host === host && Date.now() - r.at < 2500)) return;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`host ${host} did not report`);
+}
+
+const homeOf = async (session: string) =>
+  redis.hget(instanceKeys(config.SANDBOT_INSTANCE).homes, webConversationId(session));
+
+/** Runs one shell command as a turn; the tool's output. */
+async function shell(session: string, command: string): Promise<string> {
+  const sse = await openSse(`${gateway?.url}/api/conversations/${session}/events`);
+  try {
+    await postMessage(gateway?.url ?? '', session, command);
+    const end = await sse.waitFor((e: OutboundEvent) => e.type === 'reply' || e.type === 'error', 120_000);
+    if (end.type !== 'reply') throw new Error(`turn failed: ${JSON.stringify(end)}`);
+    return end.text.replace(/^tool said: /, '');
+  } finally {
+    sse.close();
+  }
+}
+
+/** The CLI as its own process: its output and exit code. */
+async function cli(...args: string[]): Promise<{ out: string; code: number }> {
+  const env = {
+    ...process.env,
+    ...serviceSettings(config.SANDBOT_INSTANCE, ollama.url),
+    SANDBOT_LOG_LEVEL: 'error',
+  };
+  try {
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+      env,
+      timeout: 300_000,
+    });
+    return { out: stdout, code: 0 };
+  } catch (error) {
+    const failed = error as { stdout?: string; stderr?: string; code?: number };
+    return { out: `${failed.stdout ?? ''}${failed.stderr ?? ''}`, code: failed.code ?? -1 };
+  }
+}
+
+/** Capped images (by volume name) in a worker's disk folder. */
+const images = (label: 'a' | 'b') =>
+  readdirSync(disks[label])
+    .filter((f) => f.endsWith('.img'))
+    .map((f) => f.slice(0, -4));
+const volumesOf = (session: string) => {
+  const names = sandboxNames(config.SANDBOT_INSTANCE, webConversationId(session));
+  return [names.workspaceVolume, names.sessionVolume];
+};
+
+// Files of each kind: a folder and a file with their own modes, a link inside, a link pointing out.
+const WRITE =
+  'mkdir -p sub && echo kept > sub/a && chmod 640 sub/a && chmod 711 sub && ln -sf sub/a link && ln -sfn /etc/passwd outside && : > empty && : > locked && chmod 000 locked && echo turn-1 >> notes';
+const LOOK =
+  "stat -c '%n %a %u:%g %F %s' sub sub/a link outside empty locked notes; stat -c '%Y' sub/a; readlink link outside; cat sub/a notes";
+
+beforeAll(async () => {
+  try {
+    engine = await startSecondEngine();
+  } catch (error) {
+    skipReason = `no second dockerd could start here: ${(error as Error).message}`;
+    return;
+  }
+  ollama = await startFakeOllama({ models: [config.SANDBOT_MODEL], script: shellModel });
+  Object.assign(config, { OLLAMA_HOST: ollama.url });
+  gateway = await startGateway(config, createLogger(config), createChatAdapters);
+  ids.a = hostIdOf(await system.info());
+  ids.b = hostIdOf(await engine.docker.info());
+  spawnWorker('a', process.env.DOCKER_HOST);
+  spawnWorker('b', engine.host);
+  await Promise.all([hostReporting(ids.a), hostReporting(ids.b)]);
+}, 300_000);
+
+afterAll(async () => {
+  for (const child of children) child.kill('SIGKILL');
+  await gateway?.stop();
+  await ollama?.close();
+  if (engine) {
+    const onB = sandboxDriverFromConfig({ ...config, DOCKER_HOST: engine.host, SANDBOX_DISK_DIR: disks.b });
+    for (const sandbox of await onB.list().catch(() => []))
+      await onB.remove(sandbox.conversation, { wipe: true });
+  }
+  await engine?.remove();
+  await cleanInstance({ ...config, SANDBOX_DISK_DIR: disks.a });
+  // Whatever images are left (a sandbox-less copy), unmounted before their folders go.
+  for (const dir of Object.values(disks)) {
+    const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((line) => line.split(' ')[4] ?? '')
+      .filter((point) => point.startsWith(`${dir}/`));
+    for (const point of mounts) await run('umount', ['-l', point]).catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  redis.disconnect();
+}, 180_000);
+
+describe('sandbot host drain with size-capped volumes (the defaults)', () => {
+  it('moves idle conversations with their files, leaves a busy one and an oversized one on their host', async (context) => {
+    if (skipReason || !engine) return context.skip(skipReason);
+    const keys = instanceKeys(config.SANDBOT_INSTANCE);
+    // Host A drained first: every new conversation starts on B.
+    await redis.sadd(keys.drainingHosts, ids.a);
+    await shell('small', WRITE);
+    await shell('big', 'head -c 3000000 /dev/urandom > big && truncate -s 100M sparse && md5sum big');
+    await shell('busy', 'echo turn-1 > notes');
+    await shell('unmounted', 'echo turn-1 > notes');
+    for (const session of ['small', 'big', 'busy', 'unmounted']) expect(await homeOf(session)).toBe(ids.b);
+    // Its image unmounted on B (as after a reboot): its mount point reads as an empty folder.
+    await run('umount', ['-l', join(disks.b, 'mnt', volumesOf('unmounted')[0] ?? '')]);
+    const before = await shell('small', LOOK);
+    expect(before).toContain('sub 711 1000:1000 directory');
+    expect(before).toContain('sub/a 640 1000:1000 regular file 5');
+    expect(before).toContain('outside 777 1000:1000 symbolic link');
+    expect(before).toContain('locked 0 1000:1000 regular empty file 0');
+    const bigSum = (await shell('big', 'md5sum big')).trim();
+    expect(images('b')).toEqual(expect.arrayContaining(volumesOf('small')));
+    await redis.srem(keys.drainingHosts, ids.a);
+
+    // A turn runs in `busy` while the drain looks: it is left, with a line.
+    const busyTurn = shell('busy', 'sleep 12; cat notes');
+    const store = new ConversationStore(redis, config.SANDBOT_INSTANCE);
+    while ((await store.leaseHolder(webConversationId('busy'))) === null)
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    const first = await cli('host', 'drain', ids.b, '--to', ids.a, '--max-mb', '1');
+    expect(first.out).toMatch(/web:small: moved to .* \(\d+ bytes\)/);
+    expect(first.out).toContain('web:big: not moved: more than 1 MiB to copy (--max-mb): stopped');
+    expect(first.out).toContain('web:busy: busy (a turn is running or messages wait): left here');
+    expect(first.out).toMatch(
+      /web:unmounted: not moved: the source's size-capped \/workspace is not mounted there/,
+    );
+    expect(first.out).toContain(`1 of 4 conversations moved to ${ids.a}`);
+    expect(first.code).toBe(1);
+    expect(await busyTurn).toContain('turn-1');
+
+    // `small` lives on A now: its files as they were, its /workspace capped there, B's copy gone.
+    expect(await homeOf('small')).toBe(ids.a);
+    expect(await shell('small', LOOK)).toBe(before);
+    const df = await shell('small', 'df -P -k /workspace | tail -1');
+    const kib = Number(/(\d+)\s+\d+\s+\d+\s+\d+%\s+\/workspace/.exec(df)?.[1]);
+    expect(kib).toBeGreaterThan(1800 * 1024);
+    expect(kib).toBeLessThanOrEqual(2048 * 1024);
+    expect(images('a')).toEqual(expect.arrayContaining(volumesOf('small')));
+    const small = sandboxNames(config.SANDBOT_INSTANCE, webConversationId('small'));
+    await expect(engine.docker.getContainer(small.container).inspect()).rejects.toThrow();
+    // B's worker frees the images it kept (its own disk folder).
+    const deadline = Date.now() + 30_000;
+    while (images('b').some((i) => volumesOf('small').includes(i)) && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    expect(images('b')).not.toEqual(expect.arrayContaining([volumesOf('small')[0]]));
+    expect(existsSync(join(disks.b, 'mnt', small.workspaceVolume))).toBe(false);
+    const rehomed = await rehomedEvents('small');
+    expect(rehomed).toEqual([
+      expect.objectContaining({
+        actor: expect.stringMatching(/^admin:/),
+        data: expect.objectContaining({ from: ids.b, to: ids.a, reason: 'drain', bytes: expect.any(Number) }),
+      }),
+    ]);
+
+    // `big` stays on B with its files; A kept nothing of the failed copy.
+    expect(await homeOf('big')).toBe(ids.b);
+    expect((await shell('big', 'md5sum big')).trim()).toBe(bigSum);
+    expect(images('a')).not.toEqual(expect.arrayContaining([volumesOf('big')[0]]));
+    const big = sandboxNames(config.SANDBOT_INSTANCE, webConversationId('big'));
+    await expect(system.getContainer(big.container).inspect()).rejects.toThrow();
+
+    // Taken for empty, it would have lost its files: it stays on B, whose next turn mounts them again.
+    expect(await homeOf('unmounted')).toBe(ids.b);
+    expect(await shell('unmounted', 'cat notes')).toContain('turn-1');
+
+    // Run again without the small bound: the rest move, the sparse file within the cap.
+    const second = await cli('host', 'drain', ids.b, '--to', ids.a);
+    expect(second.out).toContain(`3 of 3 conversations moved to ${ids.a}`);
+    expect(second.code).toBe(0);
+    expect((await shell('big', 'md5sum big; stat -c %s sparse')).trim()).toBe(`${bigSum}\n104857600`);
+    expect(await shell('busy', 'cat notes')).toContain('turn-1');
+    expect(await shell('unmounted', 'cat notes')).toContain('turn-1');
+    expect(await homeOf('unmounted')).toBe(ids.a);
+  }, 600_000);
+});
+
+async function rehomedEvents(session: string): Promise<{ actor: string; data: Record<string, unknown> }[]> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const entries = await redis.xrange(auditKeys(config.SANDBOT_INSTANCE).stream, '-', '+');
+    const found = entries.flatMap(([, fields]) => {
+      const field = (name: string) => fields[fields.indexOf(name) + 1];
+      if (field('conversation') !== webConversationId(session) || field('kind') !== 'host.rehomed') return [];
+      return [JSON.parse(field('event') ?? '{}') as { actor: string; data: Record<string, unknown> }];
+    });
+    if (found.length > 0 || Date.now() > deadline) return found;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
