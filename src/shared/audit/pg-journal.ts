@@ -1,13 +1,8 @@
-import pg from 'pg';
+import type pg from 'pg';
 import type { AuditEvent } from '../../contracts/audit/events.js';
 import { ConversationId, conversationKey } from '../../contracts/conversation/id.js';
-import {
-  AUDIT_SCHEMA_VERSION,
-  AUDIT_TABLE,
-  auditSchemaSql,
-  SCHEMA_LOCK,
-  SCHEMA_LOCK_NAME,
-} from './pg-schema.js';
+import { createSchema, onceUntilFailure, openPool, shownDatabaseUrl } from '../database/postgres.js';
+import { AUDIT_SCHEMA_VERSION, AUDIT_TABLE, auditSchemaSql } from './pg-schema.js';
 import type { AuditStorage, ChainHead, JournalFile } from './storage.js';
 
 /** A unique violation: another writer already appended an event with that seq. */
@@ -16,17 +11,8 @@ const UNIQUE_VIOLATION = '23505';
 /** Raised when the database already holds a seq this batch wanted: the batch was not written. */
 export class AuditConflictError extends Error {}
 
-/** The URL without its password, for messages. */
-export function shownDatabaseUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    parsed.search = '';
-    return parsed.toString();
-  } catch {
-    return '(unparsable SANDBOT_DATABASE_URL)';
-  }
-}
+/** Where the CLI's doctor found it first. */
+export { shownDatabaseUrl };
 
 /**
  * The audit events of one instance in PostgreSQL (SANDBOT_DATABASE_URL), where every host and the CLI
@@ -38,23 +24,13 @@ export function shownDatabaseUrl(url: string): string {
 export class PgAuditJournal implements AuditStorage {
   readonly root: string;
   private readonly pool: pg.Pool;
-  private ready: Promise<void> | undefined;
 
   constructor(
     url: string,
     private readonly instance: string,
   ) {
     this.root = `${shownDatabaseUrl(url)} ${AUDIT_TABLE} (instance ${instance})`;
-    this.pool = new pg.Pool({
-      connectionString: url,
-      max: 4,
-      connectionTimeoutMillis: 5000,
-      idleTimeoutMillis: 10_000,
-      allowExitOnIdle: true,
-      application_name: `sandbot-${instance}-audit`,
-    });
-    // A pooled connection the server dropped while idle: the next query reconnects or says why.
-    this.pool.on('error', () => undefined);
+    this.pool = openPool(url, `sandbot-${instance}-audit`);
   }
 
   fileOf(conversation: ConversationId): string {
@@ -223,36 +199,11 @@ export class PgAuditJournal implements AuditStorage {
   }
 
   /** Once per process (again after a failure): the table and its schema version, under a lock. */
-  private ensureSchema(): Promise<void> {
-    this.ready ??= this.createSchema().catch((error: unknown) => {
-      this.ready = undefined;
-      throw error;
-    });
-    return this.ready;
-  }
-
-  private async createSchema(): Promise<void> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
-      // Two processes starting at once must not both run CREATE TABLE (it can fail on the catalog).
-      await client.query(SCHEMA_LOCK, [SCHEMA_LOCK_NAME]);
-      for (const statement of auditSchemaSql()) await client.query(statement);
-      const { rows } = await client.query<{ version: number }>(
-        `SELECT version FROM sandbot_schema WHERE component = 'audit'`,
-      );
-      await client.query('COMMIT');
-      const version = rows[0]?.version ?? 0;
-      if (version > AUDIT_SCHEMA_VERSION) {
-        throw new Error(
-          `the audit tables in ${this.root} are schema v${version}, newer than this sandbot's v${AUDIT_SCHEMA_VERSION}: upgrade sandbot`,
-        );
-      }
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
-  }
+  private readonly ensureSchema = onceUntilFailure(() =>
+    createSchema(
+      () => this.pool.connect(),
+      { component: 'audit', version: AUDIT_SCHEMA_VERSION, statements: auditSchemaSql() },
+      this.root,
+    ),
+  );
 }

@@ -1,3 +1,5 @@
+import { SCHEMA_VERSIONS_SQL } from '../database/postgres.js';
+
 /**
  * The audit's tables in PostgreSQL. Made on first use by any process (idempotent statements, under an
  * advisory lock); `sandbot_schema` records the version, so a later sandbot can migrate and an older one
@@ -6,16 +8,10 @@
 
 export const AUDIT_SCHEMA_VERSION = 1;
 export const AUDIT_TABLE = 'sandbot_audit_events';
-/** The advisory lock held while the tables are made. */
-export const SCHEMA_LOCK = 'SELECT pg_advisory_xact_lock(hashtext($1))';
-export const SCHEMA_LOCK_NAME = 'sandbot_audit_schema';
 
 export function auditSchemaSql(): string[] {
   return [
-    `CREATE TABLE IF NOT EXISTS sandbot_schema (
-       component text PRIMARY KEY,
-       version integer NOT NULL
-     )`,
+    SCHEMA_VERSIONS_SQL,
     // `event` is the sealed event's JSON text exactly as hashed: the chain is checked over it. The other
     // columns repeat parts of it for lookups; `written_at` is when it was appended (for the retention).
     `CREATE TABLE IF NOT EXISTS ${AUDIT_TABLE} (

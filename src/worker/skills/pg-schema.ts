@@ -1,6 +1,11 @@
-import pg from 'pg';
-import { shownDatabaseUrl } from '../../shared/audit/pg-journal.js';
-import { SCHEMA_LOCK, SCHEMA_LOCK_NAME } from '../../shared/audit/pg-schema.js';
+import type pg from 'pg';
+import {
+  createSchema,
+  onceUntilFailure,
+  openPool,
+  SCHEMA_VERSIONS_SQL,
+  shownDatabaseUrl,
+} from '../../shared/database/postgres.js';
 
 /**
  * The skills' tables in PostgreSQL (SANDBOT_DATABASE_URL), next to the audit's: made on first use by
@@ -18,10 +23,7 @@ export const SKILL_TABLES = {
 export function skillsSchemaSql(): string[] {
   const { records, files, ledger } = SKILL_TABLES;
   return [
-    `CREATE TABLE IF NOT EXISTS sandbot_schema (
-       component text PRIMARY KEY,
-       version integer NOT NULL
-     )`,
+    SCHEMA_VERSIONS_SQL,
     // `record` is the SkillRecord's JSON (hashes, findings, reports, approval), as record.json holds it.
     `CREATE TABLE IF NOT EXISTS ${records} (
        instance text NOT NULL,
@@ -59,23 +61,13 @@ export class SkillDatabase {
   /** Where the skills are, for messages (the URL without its password). */
   readonly where: string;
   private readonly pool: pg.Pool;
-  private ready: Promise<void> | undefined;
 
   constructor(
     url: string,
     readonly instance: string,
   ) {
     this.where = `${shownDatabaseUrl(url)} (instance ${instance})`;
-    this.pool = new pg.Pool({
-      connectionString: url,
-      max: 4,
-      connectionTimeoutMillis: 5000,
-      idleTimeoutMillis: 10_000,
-      allowExitOnIdle: true,
-      application_name: `sandbot-${instance}-skills`,
-    });
-    // A pooled connection the server dropped while idle: the next query reconnects or says why.
-    this.pool.on('error', () => undefined);
+    this.pool = openPool(url, `sandbot-${instance}-skills`);
   }
 
   async query<R extends pg.QueryResultRow>(text: string, params: unknown[]): Promise<pg.QueryResult<R>> {
@@ -113,13 +105,16 @@ export class SkillDatabase {
   }
 
   /** Once per process (again after a failure): the tables and their schema version, under a lock. */
-  ensureSchema(): Promise<void> {
-    this.ready ??= this.createSchema().catch((error: unknown) => {
-      this.ready = undefined;
-      throw error;
-    });
-    return this.ready;
-  }
+  readonly ensureSchema = onceUntilFailure(() =>
+    createSchema(
+      () =>
+        this.pool.connect().catch((error: unknown) => {
+          throw this.unreachable(error);
+        }),
+      { component: 'skills', version: SKILLS_SCHEMA_VERSION, statements: skillsSchemaSql() },
+      this.where,
+    ),
+  );
 
   /** A failure to connect, said with where (PostgreSQL's own errors, with a SQLSTATE, pass as they are). */
   private unreachable(error: unknown): unknown {
@@ -132,32 +127,5 @@ export class SkillDatabase {
         code,
       },
     );
-  }
-
-  private async createSchema(): Promise<void> {
-    const client = await this.pool.connect().catch((error: unknown) => {
-      throw this.unreachable(error);
-    });
-    try {
-      await client.query('BEGIN');
-      // The audit's lock: two processes starting at once must not both run CREATE TABLE.
-      await client.query(SCHEMA_LOCK, [SCHEMA_LOCK_NAME]);
-      for (const statement of skillsSchemaSql()) await client.query(statement);
-      const { rows } = await client.query<{ version: number }>(
-        `SELECT version FROM sandbot_schema WHERE component = 'skills'`,
-      );
-      await client.query('COMMIT');
-      const version = rows[0]?.version ?? 0;
-      if (version > SKILLS_SCHEMA_VERSION) {
-        throw new Error(
-          `the skills tables in ${this.where} are schema v${version}, newer than this sandbot's v${SKILLS_SCHEMA_VERSION}: upgrade sandbot`,
-        );
-      }
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
   }
 }
