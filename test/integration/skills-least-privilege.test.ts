@@ -4,16 +4,13 @@ import { ConversationId, webConversationId } from '../../src/contracts/conversat
 import { createRedis } from '../../src/shared/redis/connection.js';
 import { NetworkPolicyStore } from '../../src/shared/stores/policy-store.js';
 import { SkillEnablement } from '../../src/shared/stores/skill-enablement.js';
-import type { EgressRecord } from '../../src/worker/egress/proxy.js';
 import type { FakeChatRequest, FakeStep } from '../../testkit/fakes/fake-ollama.js';
-import { type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
-import { cleanInstance } from '../../testkit/instance.js';
-import { type OutsideHost, startOutsideHost } from '../../testkit/outside-host.js';
 import { REDIS_URL, testInstance } from '../../testkit/redis.js';
 import { replyText } from '../helpers/shell-model.js';
 import type { SkillFiles } from '../helpers/skill-fixtures.js';
-import { registryOf, removeSkillVolumes, skillModel, skillsDir, vetSkill } from '../helpers/skill-stack.js';
-import { startStack, testConfig, UNDER_GVISOR } from '../helpers/stack.js';
+import { SkillNetStack } from '../helpers/skill-net-stack.js';
+import { registryOf, skillModel, vetSkill } from '../helpers/skill-stack.js';
+import { testConfig, UNDER_GVISOR } from '../helpers/stack.js';
 
 /**
  * Least privilege for skills on the real engine and egress proxy (gVisor with SANDBOT_TEST_LAYER=gvisor,
@@ -23,7 +20,6 @@ import { startStack, testConfig, UNDER_GVISOR } from '../helpers/stack.js';
  * skill is disabled, even by a tool process already running.
  */
 
-const docker = createDocker(undefined);
 const OUTSIDE = '203.0.114.10';
 const HOST = 'api.example.test:8080';
 const config = testConfig(testInstance('skills-lp'), {
@@ -31,11 +27,9 @@ const config = testConfig(testInstance('skills-lp'), {
   SANDBOT_DELEGATE_MAX_FANOUT: '4',
 });
 const redis = createRedis(REDIS_URL, 'skills-lp-test');
-const records: EgressRecord[] = [];
 const parent = webConversationId('lp');
-let outside: OutsideHost;
-let ollama: FakeOllama;
-let stack: Awaited<ReturnType<typeof startStack>>;
+const net = new SkillNetStack(config, createDocker(undefined));
+const records = net.records;
 
 /** A skill whose tools reach its host, show who they run as, linger, or fetch twice 5 s apart. */
 function pollerSkill(): SkillFiles {
@@ -102,39 +96,35 @@ function model(request: FakeChatRequest): FakeStep {
 }
 
 beforeAll(async () => {
-  Object.assign(config, { SANDBOT_SKILLS_DIR: await skillsDir() });
-  outside = await startOutsideHost(docker, {
+  await net.start({
     name: `sbx-outside-lp-${process.pid}`,
     subnet: '203.0.114.0/24',
     address: OUTSIDE,
-  });
-  ollama = await startFakeOllama({ models: ['qwen2.5:7b'], script: model });
-  Object.assign(config, { OLLAMA_HOST: ollama.url });
-  await vetSkill(registryOf(config), pollerSkill(), [HOST]);
-  // An admin enables the skill in this conversation only (a sub-agent's conversation does not have it),
-  // and grants it another host, so that its sub-agents get a network too.
-  await new SkillEnablement(redis, config.SANDBOT_INSTANCE, []).enable(parent, { name: 'poller' }, 'admin:t');
-  await new NetworkPolicyStore(redis, config.SANDBOT_INSTANCE, []).allow(
-    parent,
-    ['other.example.test:8080'],
-    'admin:t',
-  );
-  stack = await startStack(config, {
-    lookup: async () => [{ address: OUTSIDE, family: 4 }],
-    onEgress: (entry) => records.push(entry),
+    script: model,
+    prepare: async () => {
+      await vetSkill(registryOf(config), pollerSkill(), [HOST]);
+      // An admin enables the skill in this conversation only (a sub-agent's conversation does not have
+      // it), and grants it another host, so that its sub-agents get a network too.
+      await new SkillEnablement(redis, config.SANDBOT_INSTANCE, []).enable(
+        parent,
+        { name: 'poller' },
+        'admin:t',
+      );
+      await new NetworkPolicyStore(redis, config.SANDBOT_INSTANCE, []).allow(
+        parent,
+        ['other.example.test:8080'],
+        'admin:t',
+      );
+    },
   });
 });
 
 afterAll(async () => {
-  await stack?.stop();
-  await ollama?.close();
-  await outside?.stop();
-  await cleanInstance(config);
-  await removeSkillVolumes(docker, config.SANDBOT_INSTANCE);
+  await net.stop();
   redis.disconnect();
 });
 
-const ask = (text: string) => replyText(stack.url, 'lp', text);
+const ask = (text: string) => replyText(net.url, 'lp', text);
 const apiRecords = (conversation: ConversationId) =>
   records.filter((r) => r.conversation === conversation && r.host === 'api.example.test');
 
