@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll } from 'vitest';
-import type { AuditEvent, AuditInput } from '../../src/contracts/audit/events.js';
+import type { AuditEvent } from '../../src/contracts/audit/events.js';
 import type { ConversationId } from '../../src/contracts/conversation/id.js';
 import { createLogger } from '../../src/contracts/log/logger.js';
 import { AuditLog } from '../../src/shared/audit/audit-log.js';
@@ -20,18 +20,6 @@ const run = promisify(execFile);
 export function tmpDir(label: string): string {
   return mkdtempSync(path.join(tmpdir(), `sandbot-audit-pg-${label}-`));
 }
-
-export const toolCall = (
-  conversation: ConversationId,
-  command: string,
-  actor: AuditInput['actor'] = 'agent',
-): AuditInput => ({
-  conversation,
-  turnId: `${conversation}#1-1`,
-  actor,
-  kind: 'tool.call',
-  data: { name: 'bash', args: { command }, reported: true, ok: true, result: 'ok' },
-});
 
 export const commandOf = (e: AuditEvent) =>
   String((e.data.args as { command?: string } | undefined)?.command);

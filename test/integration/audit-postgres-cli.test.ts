@@ -4,7 +4,8 @@ import { type ConversationId, webConversationId } from '../../src/contracts/conv
 import { AUDIT_TABLE } from '../../src/shared/audit/pg-schema.js';
 import { parseEvents } from '../../src/shared/audit/summary.js';
 import { testInstance } from '../../testkit/redis.js';
-import { auditPgFixture, tmpDir, toolCall } from '../helpers/audit-postgres.js';
+import { toolCall } from '../helpers/audit-events.js';
+import { auditPgFixture, tmpDir } from '../helpers/audit-postgres.js';
 import { describePostgres, dropInstanceRows } from '../helpers/postgres.js';
 import { openSse, postMessage } from '../helpers/sse.js';
 import { startScriptedStack, testConfig } from '../helpers/stack.js';

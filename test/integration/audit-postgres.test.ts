@@ -10,7 +10,8 @@ import { parseEvents } from '../../src/shared/audit/summary.js';
 import { verifyAudit } from '../../src/shared/audit/verify.js';
 import { sandbotMetrics } from '../../src/shared/metrics.js';
 import { testInstance } from '../../testkit/redis.js';
-import { auditPgFixture, commandOf, toolCall } from '../helpers/audit-postgres.js';
+import { toolCall } from '../helpers/audit-events.js';
+import { auditPgFixture, commandOf } from '../helpers/audit-postgres.js';
 import { describePostgres } from '../helpers/postgres.js';
 
 /**

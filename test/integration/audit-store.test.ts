@@ -14,6 +14,7 @@ import { GENESIS_HASH, seal, verifyChain } from '../../src/shared/audit/chain.js
 import { verifyAudit } from '../../src/shared/audit/verify.js';
 import { sandbotMetrics } from '../../src/shared/metrics.js';
 import { dropInstanceKeys, REDIS_URL, testInstance } from '../../testkit/redis.js';
+import { toolCall } from '../helpers/audit-events.js';
 import { testConfig } from '../helpers/stack.js';
 
 /** The audit store on real Redis and a real directory: ordering across writers, recovery, retention, CLI. */
@@ -32,18 +33,6 @@ function openLog(overrides: Partial<typeof config> = {}): AuditLog {
   logs.push(log);
   return log;
 }
-
-const toolCall = (
-  conversation: ConversationId,
-  command: string,
-  actor: AuditInput['actor'] = 'agent',
-): AuditInput => ({
-  conversation,
-  turnId: `${conversation}#1-1`,
-  actor,
-  kind: 'tool.call',
-  data: { name: 'bash', args: { command }, reported: true, ok: true, result: 'ok' },
-});
 
 const eventsOf = (log: AuditLog, conversation: ConversationId): AuditEvent[] =>
   readFileSync(log.journal.fileOf(conversation), 'utf8')
