@@ -124,7 +124,7 @@ export async function loadSandboxImage(docker: Dockerode): Promise<void> {
  * dockerd (TERM, then KILL after 15 s) and its containerd, mounts left under its roots, the bridges,
  * the directory. Every step is bounded and best-effort.
  */
-async function stopEngine(docker: Dockerode | undefined, state: EngineState): Promise<void> {
+export async function stopEngine(docker: Dockerode | undefined, state: EngineState): Promise<void> {
   if (docker && !isGone(state.pid)) {
     const containers = await docker.listContainers({ all: true }).catch(() => []);
     for (const c of containers)
@@ -144,16 +144,21 @@ async function stopEngine(docker: Dockerode | undefined, state: EngineState): Pr
   const containerd = pidIn(`${state.dir}/exec/containerd/containerd.pid`);
   await terminate(state.pid);
   if (containerd) await terminate(containerd);
-  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((line) => line.split(' ')[4] ?? '')
-    .filter((point) => point.startsWith(`${state.dir}/`))
-    .reverse();
-  for (const point of mounts) await run('umount', ['-l', point]).catch(() => undefined);
-  for (const bridge of [...state.networks, state.bridge]) {
+  await unmountUnder(state.dir);
+  for (const bridge of [...state.networks, state.bridge].filter(Boolean)) {
     await run('ip', ['link', 'del', bridge]).catch(() => undefined);
   }
   rmSync(state.dir, { recursive: true, force: true });
+}
+
+/** Lazily unmounts whatever is mounted below `dir`, innermost first (best-effort). */
+export async function unmountUnder(dir: string): Promise<void> {
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[4] ?? '')
+    .filter((point) => point.startsWith(`${dir}/`))
+    .reverse();
+  for (const point of mounts) await run('umount', ['-l', point]).catch(() => undefined);
 }
 
 export function pidIn(file: string): number | undefined {

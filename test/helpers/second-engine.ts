@@ -3,7 +3,14 @@ import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, wri
 import { promisify } from 'node:util';
 import type Dockerode from 'dockerode';
 import { createDocker } from '../../sandbox/host/driver/docker-client.js';
-import { answering, type EngineState, loadSandboxImage, pidIn, terminate } from './ipv6-engine.js';
+import {
+  answering,
+  type EngineState,
+  loadSandboxImage,
+  pidIn,
+  stopEngine,
+  terminate,
+} from './ipv6-engine.js';
 
 const run = promisify(execFile);
 
@@ -74,30 +81,6 @@ export async function startSecondEngine(): Promise<SecondEngine> {
     docker,
     stop: halt,
     start: launch,
-    async remove() {
-      const containers = await docker.listContainers({ all: true }).catch(() => []);
-      for (const c of containers)
-        await docker
-          .getContainer(c.Id)
-          .remove({ force: true })
-          .catch(() => undefined);
-      for (const n of await docker.listNetworks().catch(() => [])) {
-        if (['bridge', 'host', 'none'].includes(n.Name)) continue;
-        state.networks.push(n.Options?.['com.docker.network.bridge.name'] ?? `br-${n.Id.slice(0, 12)}`);
-        await docker
-          .getNetwork(n.Id)
-          .remove()
-          .catch(() => undefined);
-      }
-      await halt();
-      const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
-        .split('\n')
-        .map((line) => line.split(' ')[4] ?? '')
-        .filter((point) => point.startsWith(`${dir}/`))
-        .reverse();
-      for (const point of mounts) await run('umount', ['-l', point]).catch(() => undefined);
-      for (const bridge of state.networks) await run('ip', ['link', 'del', bridge]).catch(() => undefined);
-      rmSync(dir, { recursive: true, force: true });
-    },
+    remove: () => stopEngine(docker, state),
   };
 }

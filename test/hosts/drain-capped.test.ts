@@ -1,5 +1,5 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { type ChildProcess, execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -12,7 +12,7 @@ import { sandboxDriverFromConfig } from '../../sandbox/host/driver/from-config.j
 import { webConversationId } from '../../src/contracts/conversation/id.js';
 import { createLogger } from '../../src/contracts/log/logger.js';
 import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
-import { auditKeys, instanceKeys } from '../../src/contracts/redis/keys.js';
+import { instanceKeys } from '../../src/contracts/redis/keys.js';
 import { startGateway } from '../../src/gateway/start-gateway.js';
 import { hostIdOf } from '../../src/shared/hosts/host-report.js';
 import { ConversationStore } from '../../src/shared/queue/conversation-store.js';
@@ -20,6 +20,8 @@ import { type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollam
 import { cleanInstance } from '../../testkit/instance.js';
 import { REDIS_URL, testInstance } from '../../testkit/redis.js';
 import { serviceSettings } from '../helpers/cli-service.js';
+import { hostReporting, rehomedEvents, spawnSourceWorker } from '../helpers/host-workers.js';
+import { unmountUnder } from '../helpers/ipv6-engine.js';
 import { type SecondEngine, startSecondEngine } from '../helpers/second-engine.js';
 import { shellModel } from '../helpers/shell-model.js';
 import { openSse, postMessage } from '../helpers/sse.js';
@@ -64,29 +66,8 @@ function spawnWorker(label: 'a' | 'b', dockerHost: string | undefined): void {
     DOCKER_HOST: dockerHost,
   };
   if (!dockerHost) delete env.DOCKER_HOST;
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'worker'], {
-    env,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-4000);
-  });
-  child.once('exit', (code) => {
-    if (code) console.error(`worker ${label} exited ${code}: ${stderr}`);
-  });
+  const child = spawnSourceWorker(env, `worker ${label}`);
   children.push(child);
-}
-
-async function hostReporting(host: string): Promise<void> {
-  const deadline = Date.now() + 90_000;
-  while (Date.now() < deadline) {
-    const raw = Object.values(await redis.hgetall(instanceKeys(config.SANDBOT_INSTANCE).hosts));
-    const fresh = raw.map((t) => JSON.parse(t) as { host: string; at: number });
-    if (fresh.some((r) => r.host === host && Date.now() - r.at < 2500)) return;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`host ${host} did not report`);
 }
 
 const homeOf = async (session: string) =>
@@ -154,7 +135,7 @@ beforeAll(async () => {
   ids.b = hostIdOf(await engine.docker.info());
   spawnWorker('a', process.env.DOCKER_HOST);
   spawnWorker('b', engine.host);
-  await Promise.all([hostReporting(ids.a), hostReporting(ids.b)]);
+  await Promise.all([ids.a, ids.b].map((host) => hostReporting(redis, config.SANDBOT_INSTANCE, host)));
 }, 300_000);
 
 afterAll(async () => {
@@ -170,11 +151,7 @@ afterAll(async () => {
   await cleanInstance({ ...config, SANDBOX_DISK_DIR: disks.a });
   // Whatever images are left (a sandbox-less copy), unmounted before their folders go.
   for (const dir of Object.values(disks)) {
-    const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
-      .split('\n')
-      .map((line) => line.split(' ')[4] ?? '')
-      .filter((point) => point.startsWith(`${dir}/`));
-    for (const point of mounts) await run('umount', ['-l', point]).catch(() => undefined);
+    await unmountUnder(dir);
     rmSync(dir, { recursive: true, force: true });
   }
   redis.disconnect();
@@ -234,7 +211,7 @@ describe('sandbot host drain with size-capped volumes (the defaults)', () => {
       await new Promise((resolve) => setTimeout(resolve, 250));
     expect(images('b')).not.toEqual(expect.arrayContaining([volumesOf('small')[0]]));
     expect(existsSync(join(disks.b, 'mnt', small.workspaceVolume))).toBe(false);
-    const rehomed = await rehomedEvents('small');
+    const rehomed = await rehomedEvents(redis, config.SANDBOT_INSTANCE, 'small');
     expect(rehomed).toEqual([
       expect.objectContaining({
         actor: expect.stringMatching(/^admin:/),
@@ -263,17 +240,3 @@ describe('sandbot host drain with size-capped volumes (the defaults)', () => {
     expect(await homeOf('unmounted')).toBe(ids.a);
   }, 600_000);
 });
-
-async function rehomedEvents(session: string): Promise<{ actor: string; data: Record<string, unknown> }[]> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const entries = await redis.xrange(auditKeys(config.SANDBOT_INSTANCE).stream, '-', '+');
-    const found = entries.flatMap(([, fields]) => {
-      const field = (name: string) => fields[fields.indexOf(name) + 1];
-      if (field('conversation') !== webConversationId(session) || field('kind') !== 'host.rehomed') return [];
-      return [JSON.parse(field('event') ?? '{}') as { actor: string; data: Record<string, unknown> }];
-    });
-    if (found.length > 0 || Date.now() > deadline) return found;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}

@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +11,7 @@ import { sandboxNames } from '../../sandbox/host/driver/docker-spec.js';
 import { webConversationId } from '../../src/contracts/conversation/id.js';
 import { createLogger } from '../../src/contracts/log/logger.js';
 import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
-import { auditKeys, instanceKeys } from '../../src/contracts/redis/keys.js';
+import { instanceKeys } from '../../src/contracts/redis/keys.js';
 import { startGateway } from '../../src/gateway/start-gateway.js';
 import { hostIdOf } from '../../src/shared/hosts/host-report.js';
 import { ConversationStore } from '../../src/shared/queue/conversation-store.js';
@@ -20,6 +20,7 @@ import { type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollam
 import { cleanInstance } from '../../testkit/instance.js';
 import { REDIS_URL, testInstance } from '../../testkit/redis.js';
 import { serviceSettings } from '../helpers/cli-service.js';
+import { hostReporting, rehomedEvents, spawnSourceWorker } from '../helpers/host-workers.js';
 import { webMessage } from '../helpers/messages.js';
 import { type SecondEngine, startSecondEngine } from '../helpers/second-engine.js';
 import { shellModel } from '../helpers/shell-model.js';
@@ -69,31 +70,10 @@ function spawnWorker(label: 'a' | 'b', dockerHost: string | undefined): void {
     DOCKER_HOST: dockerHost,
   };
   if (!dockerHost) delete env.DOCKER_HOST;
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'worker'], {
-    env,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-4000);
-  });
-  child.once('exit', (code) => {
-    if (children.get(label) === child) children.delete(label);
-    if (code) console.error(`worker ${label} exited ${code}: ${stderr}`);
+  const child = spawnSourceWorker(env, `worker ${label}`, (gone) => {
+    if (children.get(label) === gone) children.delete(label);
   });
   children.set(label, child);
-}
-
-/** Waits until a worker of `host` has reported within the last two seconds. */
-async function hostReporting(host: string, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const raw = Object.values(await redis.hgetall(instanceKeys(config.SANDBOT_INSTANCE).hosts));
-    const fresh = raw.map((t) => JSON.parse(t) as { host: string; at: number });
-    if (fresh.some((r) => r.host === host && Date.now() - r.at < 2500)) return;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`host ${host} did not report within ${timeoutMs} ms`);
 }
 
 const homes = async () => redis.hgetall(instanceKeys(config.SANDBOT_INSTANCE).homes);
@@ -110,21 +90,6 @@ async function turn(session: string, n: number): Promise<OutboundEvent> {
     return await sse.waitFor(ended, 90_000);
   } finally {
     sse.close();
-  }
-}
-
-/** The conversation's `host.rehomed` audit events, from the live stream (waits for them to be written). */
-async function rehomedEvents(session: string): Promise<{ actor: string; data: Record<string, unknown> }[]> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const entries = await redis.xrange(auditKeys(config.SANDBOT_INSTANCE).stream, '-', '+');
-    const found = entries.flatMap(([, fields]) => {
-      const field = (name: string) => fields[fields.indexOf(name) + 1];
-      if (field('conversation') !== webConversationId(session) || field('kind') !== 'host.rehomed') return [];
-      return [JSON.parse(field('event') ?? '{}') as { actor: string; data: Record<string, unknown> }];
-    });
-    if (found.length > 0 || Date.now() > deadline) return found;
-    await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }
 
@@ -159,7 +124,7 @@ beforeAll(async () => {
   ids.b = hostIdOf(await engine.docker.info());
   spawnWorker('a', process.env.DOCKER_HOST);
   spawnWorker('b', engine.host);
-  await Promise.all([hostReporting(ids.a), hostReporting(ids.b)]);
+  await Promise.all([ids.a, ids.b].map((host) => hostReporting(redis, config.SANDBOT_INSTANCE, host)));
 }, 300_000);
 
 afterAll(async () => {
@@ -250,7 +215,7 @@ describe('two hosts, one Redis', () => {
       const sse = streams.get(resetOne);
       await sse?.waitFor((e) => e.type === 'reply' && e.text.startsWith('Conversation reset'), 60_000);
       expect(await homeOf(resetOne)).toBe(ids.a);
-      expect(await rehomedEvents(resetOne)).toEqual([
+      expect(await rehomedEvents(redis, config.SANDBOT_INSTANCE, resetOne)).toEqual([
         expect.objectContaining({
           actor: 'user:web:u1',
           data: expect.objectContaining({ from: ids.b, to: ids.a, reason: 'reset' }),
@@ -299,7 +264,7 @@ describe('two hosts, one Redis', () => {
     // An admin's word: a conversation started afresh on a named host, on record.
     expect(await cli('host', 'rehome', 'web:home-new', '--to', ids.b)).toContain('now lives on');
     expect(await homeOf('home-new')).toBe(ids.b);
-    expect(await rehomedEvents('home-new')).toEqual([
+    expect(await rehomedEvents(redis, config.SANDBOT_INSTANCE, 'home-new')).toEqual([
       expect.objectContaining({
         actor: expect.stringMatching(/^admin:/),
         data: expect.objectContaining({ reason: 'admin' }),

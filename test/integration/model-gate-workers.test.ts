@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createChatAdapters } from '../../adapters/index.js';
@@ -9,6 +9,7 @@ import { type FakeChatRequest, type FakeOllama, startFakeOllama } from '../../te
 import { cleanInstance } from '../../testkit/instance.js';
 import { REDIS_URL, testInstance } from '../../testkit/redis.js';
 import { serviceSettings } from '../helpers/cli-service.js';
+import { spawnSourceWorker } from '../helpers/host-workers.js';
 import { openSse, postMessage, type SseClient } from '../helpers/sse.js';
 import { testConfig } from '../helpers/stack.js';
 
@@ -71,18 +72,7 @@ function spawnWorker(concurrency: number): ChildProcess {
     SANDBOT_WORKER_CONCURRENCY: String(concurrency),
     SANDBOT_TURN_LEASE_SECONDS: String(config.SANDBOT_TURN_LEASE_SECONDS),
   };
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'worker'], {
-    env,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-4000);
-  });
-  child.once('exit', (code) => {
-    children.delete(child);
-    if (code) console.error(`worker exited ${code}: ${stderr}`);
-  });
+  const child = spawnSourceWorker(env, 'worker', (gone) => children.delete(gone));
   children.add(child);
   return child;
 }
