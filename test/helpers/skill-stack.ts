@@ -1,6 +1,8 @@
+import { execFile } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type Dockerode from 'dockerode';
 import type { Config } from '../../src/contracts/config/schema.js';
 import { webConversationId } from '../../src/contracts/conversation/id.js';
@@ -10,6 +12,8 @@ import { DirSkillStore } from '../../src/worker/skills/dir-store.js';
 import { addSkill, approveSkill, type Registry } from '../../src/worker/skills/vetting.js';
 import type { FakeChatRequest, FakeStep } from '../../testkit/fakes/fake-ollama.js';
 import { type SkillFiles, writeSkill } from './skill-fixtures.js';
+
+const run = promisify(execFile);
 
 /** A fresh skills folder for a test instance. */
 export async function skillsDir(): Promise<string> {
@@ -69,12 +73,38 @@ export async function auditOf(config: Config, session: string, kinds?: string[])
 
 /** Removes the skill volumes of a test instance (cleanInstance removes only sandboxes). */
 export async function removeSkillVolumes(docker: Dockerode, instance: string): Promise<void> {
+  await removeInstanceVolumes(docker, instance, ['sandbot.kind=skill']);
+}
+
+/** Removes every volume of a test instance (with `labels` too, those only). */
+export async function removeInstanceVolumes(
+  docker: Dockerode,
+  instance: string,
+  labels: string[] = [],
+): Promise<void> {
   const { Volumes } = await docker.listVolumes({
-    filters: { label: [`sandbot.instance=${instance}`, 'sandbot.kind=skill'] },
+    filters: { label: [`sandbot.instance=${instance}`, ...labels] },
   });
   for (const volume of Volumes ?? [])
     await docker
       .getVolume(volume.Name)
       .remove()
       .catch(() => undefined);
+}
+
+/** `sandbot skill …` as its own process (the built CLI, or the sources through tsx): exit code and output. */
+export function skillCli(
+  args: string[],
+  env: Record<string, string>,
+  fromSource = false,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const entry = fromSource ? ['--import', 'tsx', 'src/cli/main.ts'] : ['dist/src/cli/main.js'];
+  return run(process.execPath, [...entry, 'skill', ...args], { env: { ...process.env, ...env } }).then(
+    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+    (e: { code: number; stdout: string; stderr: string }) => ({
+      code: e.code,
+      stdout: e.stdout,
+      stderr: e.stderr,
+    }),
+  );
 }

@@ -1,11 +1,10 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { greeterSkill, writeSkill } from '../helpers/skill-fixtures.js';
+import { removeInstanceVolumes, skillCli } from '../helpers/skill-stack.js';
 
 /**
  * `sandbot skill add|scan|show|approve` with the behavioural run on the real engine (the CLI from
@@ -14,25 +13,13 @@ import { greeterSkill, writeSkill } from '../helpers/skill-fixtures.js';
  * run is refused in words and the skill stays pending; a new behavioural run reruns an approved skill.
  */
 
-const run = promisify(execFile);
 const instance = `vet-cli-${process.pid}`;
 let dir: string;
 const sandbot = (args: string[], env: Record<string, string> = {}) =>
-  run(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'skill', ...args], {
-    env: {
-      ...process.env,
-      SANDBOT_SKILLS_DIR: dir,
-      SANDBOT_LOG_LEVEL: 'silent',
-      SANDBOT_INSTANCE: instance,
-      ...env,
-    },
-  }).then(
-    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-    (e: { code: number; stdout: string; stderr: string }) => ({
-      code: e.code,
-      stdout: e.stdout,
-      stderr: e.stderr,
-    }),
+  skillCli(
+    args,
+    { SANDBOT_SKILLS_DIR: dir, SANDBOT_LOG_LEVEL: 'silent', SANDBOT_INSTANCE: instance, ...env },
+    true,
   );
 
 vi.setConfig({ testTimeout: 180_000 });
@@ -41,14 +28,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'sandbot-vet-cli-'));
 });
 afterAll(async () => {
-  const docker = new Dockerode();
-  const volumes =
-    (await docker.listVolumes({ filters: { label: [`sandbot.instance=${instance}`] } })).Volumes ?? [];
-  for (const v of volumes)
-    await docker
-      .getVolume(v.Name)
-      .remove()
-      .catch(() => undefined);
+  await removeInstanceVolumes(new Dockerode(), instance);
 });
 
 /** Its files name no socket, no AF_UNIX and no docker: the path is put together when it runs. */

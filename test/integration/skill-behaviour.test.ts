@@ -6,6 +6,7 @@ import type { BehaviourReport } from '../../src/worker/skills/behaviour/report.j
 import { parseManifest } from '../../src/worker/skills/manifest.js';
 import { BENIGN, MALICIOUS } from '../fixtures/skill-corpus.js';
 import type { SkillFiles } from '../helpers/skill-fixtures.js';
+import { removeInstanceVolumes } from '../helpers/skill-stack.js';
 
 /**
  * The behavioural run on the real engine: one skill whose five tools each do one thing (steal an env
@@ -24,14 +25,7 @@ const runner = (layer: string) =>
 
 afterAll(async () => {
   // The tools volume (strace) is kept between runs of one instance; this test's instance is its own.
-  const docker = new Dockerode();
-  const volumes =
-    (await docker.listVolumes({ filters: { label: [`sandbot.instance=${instance}`] } })).Volumes ?? [];
-  for (const v of volumes)
-    await docker
-      .getVolume(v.Name)
-      .remove()
-      .catch(() => undefined);
+  await removeInstanceVolumes(new Dockerode(), instance);
 });
 
 function subject(files: SkillFiles) {

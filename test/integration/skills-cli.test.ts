@@ -12,6 +12,7 @@ import {
   weatherSkill,
   writeSkill,
 } from '../helpers/skill-fixtures.js';
+import { skillCli } from '../helpers/skill-stack.js';
 
 /**
  * `sandbot skill …` as an admin runs it (the built CLI): each malicious shape is caught at `add` with a
@@ -21,16 +22,7 @@ import {
 const run = promisify(execFile);
 let dir: string;
 const sandbot = (...args: string[]) =>
-  run(process.execPath, ['dist/src/cli/main.js', 'skill', ...args], {
-    env: { ...process.env, SANDBOT_SKILLS_DIR: dir, SANDBOT_LOG_LEVEL: 'silent' },
-  }).then(
-    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-    (e: { code: number; stdout: string; stderr: string }) => ({
-      code: e.code,
-      stdout: e.stdout,
-      stderr: e.stderr,
-    }),
-  );
+  skillCli(args, { SANDBOT_SKILLS_DIR: dir, SANDBOT_LOG_LEVEL: 'silent' });
 
 // Each run loads the whole CLI (a few seconds on a busy 2-core machine): allow for that.
 vi.setConfig({ testTimeout: 180_000 });
