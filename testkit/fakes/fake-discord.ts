@@ -99,6 +99,43 @@ export async function startFakeDiscord(options: { token?: string } = {}) {
     if (!channel) throw new Error(`fake discord: no channel ${id}`);
     return channel;
   };
+  /** INTERACTION_CREATE from a user (a member with roles in a guild, a user in a DM), as Discord sends it. */
+  const interact = (
+    channel: FakeChannel,
+    by: { user?: FakeUser; roles?: string[] },
+    body: { type: number; data: unknown; message?: unknown },
+    messageId?: string,
+  ): FakeInteraction => {
+    const user = by.user ?? world.users.alice;
+    const interaction: FakeInteraction = {
+      id: snowflake(),
+      token: `itok-${snowflake()}`,
+      channelId: channel.id,
+      ...(messageId ? { messageId } : {}),
+    };
+    world.interactions.set(interaction.id, interaction);
+    const where =
+      channel.type === ChannelTypes.DM
+        ? { user: userObject(user), context: 1 }
+        : { guild_id: channel.guild_id, member: memberObject(user, rolesOf(user, by.roles)), context: 0 };
+    gateway.dispatch('INTERACTION_CREATE', {
+      id: interaction.id,
+      application_id: world.applicationId,
+      type: body.type,
+      token: interaction.token,
+      version: 1,
+      data: body.data,
+      ...(body.message ? { message: body.message } : {}),
+      channel_id: channel.id,
+      channel: channelObject(channel),
+      ...where,
+      app_permissions: '0',
+      locale: 'en-US',
+      entitlements: [],
+      authorizing_integration_owners: {},
+    });
+    return interaction;
+  };
 
   return {
     apiUrl: `${world.baseUrl}/api`,
@@ -156,39 +193,15 @@ export async function startFakeDiscord(options: { token?: string } = {}) {
 
     /** A user runs a slash command; the bot receives INTERACTION_CREATE. */
     command(o: CommandOptions): FakeInteraction {
-      const channel = channelOrThrow(o.channelId);
-      const user = o.user ?? world.users.alice;
-      const interaction: FakeInteraction = {
-        id: snowflake(),
-        token: `itok-${snowflake()}`,
-        channelId: channel.id,
-      };
-      world.interactions.set(interaction.id, interaction);
-      const where =
-        channel.type === ChannelTypes.DM
-          ? { user: userObject(user), context: 1 }
-          : { guild_id: channel.guild_id, member: memberObject(user, rolesOf(user, o.roles)), context: 0 };
-      gateway.dispatch('INTERACTION_CREATE', {
-        id: interaction.id,
-        application_id: world.applicationId,
+      return interact(channelOrThrow(o.channelId), o, {
         type: 2,
-        token: interaction.token,
-        version: 1,
         data: {
           id: snowflake(),
           name: o.name,
           type: 1,
           options: Object.entries(o.options ?? {}).map(([name, value]) => ({ name, type: 3, value })),
         },
-        channel_id: channel.id,
-        channel: channelObject(channel),
-        ...where,
-        app_permissions: '0',
-        locale: 'en-US',
-        entitlements: [],
-        authorizing_integration_owners: {},
       });
-      return interaction;
     },
 
     /**
@@ -197,35 +210,16 @@ export async function startFakeDiscord(options: { token?: string } = {}) {
      */
     click(o: { message: FakeMessage; customId: string; user?: FakeUser; roles?: string[] }): FakeInteraction {
       const channel = channelOrThrow(o.message.channel_id);
-      const user = o.user ?? world.users.alice;
-      const interaction: FakeInteraction = {
-        id: snowflake(),
-        token: `itok-${snowflake()}`,
-        channelId: channel.id,
-        messageId: o.message.id,
-      };
-      world.interactions.set(interaction.id, interaction);
-      const dm = channel.type === ChannelTypes.DM;
-      const where = dm
-        ? { user: userObject(user), context: 1 }
-        : { guild_id: channel.guild_id, member: memberObject(user, rolesOf(user, o.roles)), context: 0 };
-      gateway.dispatch('INTERACTION_CREATE', {
-        id: interaction.id,
-        application_id: world.applicationId,
-        type: 3,
-        token: interaction.token,
-        version: 1,
-        data: { custom_id: o.customId, component_type: 2 },
-        message: messageObject(o.message, world.baseUrl, channel.guild_id),
-        channel_id: channel.id,
-        channel: channelObject(channel),
-        ...where,
-        app_permissions: '0',
-        locale: 'en-US',
-        entitlements: [],
-        authorizing_integration_owners: {},
-      });
-      return interaction;
+      return interact(
+        channel,
+        o,
+        {
+          type: 3,
+          data: { custom_id: o.customId, component_type: 2 },
+          message: messageObject(o.message, world.baseUrl, channel.guild_id),
+        },
+        o.message.id,
+      );
     },
 
     channel: (id: string) => world.channels.get(id),
