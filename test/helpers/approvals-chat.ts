@@ -1,15 +1,20 @@
+import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { discordConversationId } from '../../adapters/discord/conversation.js';
 import { slackConversationId } from '../../adapters/slack/slack-event.js';
 import {
+  type Approval,
   type ApprovalDecision,
+  type ApprovalKind,
   approvalButtonId,
   parseApprovalButtonId,
 } from '../../src/contracts/approvals/approval.js';
 import type { Config } from '../../src/contracts/config/schema.js';
 import type { ConversationId } from '../../src/contracts/conversation/id.js';
+import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
 import { AuditJournal } from '../../src/shared/audit/journal.js';
 import { parseEvents } from '../../src/shared/audit/summary.js';
+import type { ApprovalInput, ApprovalStore } from '../../src/shared/stores/approval-store.js';
 import { NetworkPolicyStore } from '../../src/shared/stores/policy-store.js';
 import type {
   FakeMessage as DiscordMessage,
@@ -140,4 +145,45 @@ export function discordApprovalChat(d: DiscordStack) {
         );
       }, 'the click’s answer'),
   };
+}
+
+/** What a test's pending request may change from its defaults (a network request for pypi.org, 15 min). */
+export interface PendingOptions {
+  kind?: ApprovalKind;
+  reason?: string;
+  timeoutSeconds?: number;
+  now?: number;
+}
+
+/**
+ * A pending request of a turn in `at`'s conversation (a skill request is for pdf-tools), and its
+ * approval event as the worker sends it (for the approval as given, or as it is now).
+ */
+export async function pendingRequest(
+  store: ApprovalStore,
+  at: Pick<ApprovalInput, 'conversation' | 'platform' | 'route'>,
+  options: PendingOptions,
+) {
+  const turnId = `turn-${randomBytes(4).toString('hex')}`;
+  const approval = await store.create(
+    {
+      ...at,
+      kind: options.kind ?? 'network',
+      target: options.kind === 'skill' ? 'pdf-tools' : 'pypi.org',
+      reason: options.reason ?? 'to install the requests package',
+      turnId,
+      timeoutSeconds: options.timeoutSeconds ?? 900,
+    },
+    options.now,
+  );
+  const event = (a: Approval = approval): OutboundEvent => ({
+    type: 'approval',
+    id: `${turnId}:approval:${a.id}:${a.status}`,
+    conversation: a.conversation,
+    platform: at.platform,
+    route: a.route,
+    turnId,
+    approval: a,
+  });
+  return { approval, event };
 }

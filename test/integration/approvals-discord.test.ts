@@ -1,16 +1,10 @@
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { discordConversationId } from '../../adapters/discord/conversation.js';
-import {
-  type Approval,
-  type ApprovalDecision,
-  type ApprovalKind,
-  approvalButtonId,
-} from '../../src/contracts/approvals/approval.js';
+import { type ApprovalDecision, approvalButtonId } from '../../src/contracts/approvals/approval.js';
 import { APPROVAL_REFUSAL } from '../../src/contracts/policy/approvers.js';
-import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
 import { ConversationOwners } from '../../src/shared/stores/conversation-owner.js';
 import type { FakeInteraction, FakeMessage, FakeUser } from '../../testkit/fakes/fake-discord-state.js';
+import { type PendingOptions, pendingRequest } from '../helpers/approvals-chat.js';
 import { type DiscordHarness, startDiscordHarness } from '../helpers/discord-harness.js';
 
 /**
@@ -27,16 +21,7 @@ async function start(settings: (h: { roles: { admin: string } }) => Record<strin
 }
 
 /** A thread started by `owner` (bob by default, not an admin) and a pending request in it. */
-async function request(
-  h: DiscordHarness,
-  options: {
-    kind?: ApprovalKind;
-    reason?: string;
-    owner?: FakeUser;
-    timeoutSeconds?: number;
-    now?: number;
-  } = {},
-) {
+async function request(h: DiscordHarness, options: PendingOptions & { owner?: FakeUser } = {}) {
   const { fake } = h;
   const owner = options.owner ?? fake.users.bob;
   const thread = fake.userThread(fake.channels.general.id, 'a task', owner);
@@ -45,29 +30,11 @@ async function request(
     conversation,
     `discord:${owner.id}`,
   );
-  const turnId = `turn-${randomBytes(4).toString('hex')}`;
-  const approval = await h.deps.approvals.create(
-    {
-      conversation,
-      platform: 'discord',
-      route: { channelId: thread.id, guildId: fake.guild.id },
-      kind: options.kind ?? 'network',
-      target: options.kind === 'skill' ? 'pdf-tools' : 'pypi.org',
-      reason: options.reason ?? 'to install the requests package',
-      turnId,
-      timeoutSeconds: options.timeoutSeconds ?? 900,
-    },
-    options.now,
+  const { approval, event } = await pendingRequest(
+    h.deps.approvals,
+    { conversation, platform: 'discord', route: { channelId: thread.id, guildId: fake.guild.id } },
+    options,
   );
-  const event = (a: Approval = approval): OutboundEvent => ({
-    type: 'approval',
-    id: `${turnId}:approval:${a.id}:${a.status}`,
-    conversation,
-    platform: 'discord',
-    route: a.route,
-    turnId,
-    approval: a,
-  });
   return { approval, thread, event };
 }
 

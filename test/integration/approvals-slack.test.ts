@@ -1,18 +1,12 @@
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { slackConversationId } from '../../adapters/slack/slack-event.js';
-import {
-  type Approval,
-  type ApprovalDecision,
-  type ApprovalKind,
-  approvalButtonId,
-} from '../../src/contracts/approvals/approval.js';
+import { type ApprovalDecision, approvalButtonId } from '../../src/contracts/approvals/approval.js';
 import { APPROVAL_REFUSAL } from '../../src/contracts/policy/approvers.js';
-import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
 import { ApprovalStore } from '../../src/shared/stores/approval-store.js';
 import { ConversationOwners } from '../../src/shared/stores/conversation-owner.js';
 import { type FakeMessage, waitFor } from '../../testkit/fakes/fake-slack.js';
 import { blockActions, type Transport } from '../../testkit/fakes/fake-slack-events.js';
+import { type PendingOptions, pendingRequest } from '../helpers/approvals-chat.js';
 import { withOutboundDelivery } from '../helpers/outbound.js';
 import { type SlackHarness, startSlackHarness } from '../helpers/slack-harness.js';
 
@@ -35,16 +29,7 @@ interface Fixture {
 }
 
 /** A thread started by `owner` and a pending request in it. */
-async function request(
-  f: Fixture,
-  options: {
-    kind?: ApprovalKind;
-    reason?: string;
-    owner?: string;
-    timeoutSeconds?: number;
-    now?: number;
-  } = {},
-) {
+async function request(f: Fixture, options: PendingOptions & { owner?: string } = {}) {
   const threadTs = f.h.fake.nextTs();
   f.h.fake.recordUserMessage({ channel: CHANNEL, ts: threadTs, text: 'do it', user: options.owner ?? OWNER });
   const conversation = slackConversationId(f.h.fake.team, CHANNEL, threadTs);
@@ -53,33 +38,12 @@ async function request(
     `slack:${options.owner ?? OWNER}`,
   );
   const route = { team: f.h.fake.team, channel: CHANNEL, thread_ts: threadTs, ts: threadTs };
-  const turnId = `turn-${randomBytes(4).toString('hex')}`;
-  const approval = await f.store.create(
-    {
-      conversation,
-      platform: 'slack',
-      route,
-      kind: options.kind ?? 'network',
-      target: options.kind === 'skill' ? 'pdf-tools' : 'pypi.org',
-      reason: options.reason ?? 'to install the requests package',
-      turnId,
-      timeoutSeconds: options.timeoutSeconds ?? 900,
-    },
-    options.now,
+  const { approval, event } = await pendingRequest(
+    f.store,
+    { conversation, platform: 'slack', route },
+    options,
   );
-  return { approval, threadTs, event: (a: Approval = approval) => approvalEvent(a, turnId) };
-}
-
-function approvalEvent(approval: Approval, turnId: string): OutboundEvent {
-  return {
-    type: 'approval',
-    id: `${turnId}:approval:${approval.id}:${approval.status}`,
-    conversation: approval.conversation,
-    platform: 'slack',
-    route: approval.route,
-    turnId,
-    approval,
-  };
+  return { approval, threadTs, event };
 }
 
 /** The card in the thread, once posted. */
