@@ -49,24 +49,12 @@ export async function startIpv6Engine(): Promise<Ipv6Engine> {
     await run('ip', ['link', 'add', bridge, 'type', 'bridge']);
     await run('ip', ['addr', 'add', `198.18.${octet}.1/24`, 'dev', bridge]);
     await run('ip', ['link', 'set', bridge, 'up']);
-    writeFileSync(`${dir}/daemon.json`, '{}');
-    const log = openSync(`${dir}/dockerd.log`, 'a');
-    const child = spawn(
-      'dockerd',
-      [
-        ...['--config-file', `${dir}/daemon.json`, '--data-root', `${dir}/data`],
-        ...['--exec-root', `${dir}/exec`, '--pidfile', `${dir}/dockerd.pid`, '-H', `unix://${socket}`],
-        ...['--ipv6', '--fixed-cidr-v6', cidr, `--bridge=${bridge}`],
-        ...['--iptables=false', '--ip-forward=false', '--ip-masq=false', '--userland-proxy=false'],
-        ...['--default-address-pool', 'base=198.19.0.0/16,size=24'],
-      ],
-      { detached: true, stdio: ['ignore', log, log] },
-    );
-    closeSync(log);
-    child.unref();
-    state.pid = child.pid ?? 0;
     const docker = createDocker(`unix://${socket}`);
-    await answering(docker, state);
+    await launchDockerd(docker, state, socket, [
+      ...['--ipv6', '--fixed-cidr-v6', cidr, `--bridge=${bridge}`],
+      ...['--iptables=false', '--ip-forward=false', '--ip-masq=false', '--userland-proxy=false'],
+      ...['--default-address-pool', 'base=198.19.0.0/16,size=24'],
+    ]);
     await loadSandboxImage(docker);
     return {
       host: `unix://${socket}`,
@@ -89,6 +77,34 @@ export interface EngineState {
   pid: number;
   /** Bridges of networks made on the engine (left behind by an engine that stops). */
   networks: string[];
+}
+
+/**
+ * Starts dockerd detached with its data and exec roots under `state.dir`, its socket at `socket`, and
+ * `flags` (its log in dockerd.log there); resolves once it answers.
+ */
+export async function launchDockerd(
+  docker: Dockerode,
+  state: EngineState,
+  socket: string,
+  flags: string[],
+): Promise<void> {
+  const { dir } = state;
+  writeFileSync(`${dir}/daemon.json`, '{}');
+  const log = openSync(`${dir}/dockerd.log`, 'a');
+  const child = spawn(
+    'dockerd',
+    [
+      ...['--config-file', `${dir}/daemon.json`, '--data-root', `${dir}/data`],
+      ...['--exec-root', `${dir}/exec`, '--pidfile', `${dir}/dockerd.pid`, '-H', `unix://${socket}`],
+      ...flags,
+    ],
+    { detached: true, stdio: ['ignore', log, log] },
+  );
+  closeSync(log);
+  child.unref();
+  state.pid = child.pid ?? 0;
+  await answering(docker, state);
 }
 
 export async function answering(docker: Dockerode, state: EngineState): Promise<void> {

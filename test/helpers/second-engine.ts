@@ -1,18 +1,14 @@
-import { execFile, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { promisify } from 'node:util';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type Dockerode from 'dockerode';
 import { createDocker } from '../../sandbox/host/driver/docker-client.js';
 import {
-  answering,
   type EngineState,
+  launchDockerd,
   loadSandboxImage,
   pidIn,
   stopEngine,
   terminate,
 } from './ipv6-engine.js';
-
-const run = promisify(execFile);
 
 /**
  * A second Docker engine on this machine: another host to sandbot (its own engine ID), with its own
@@ -38,30 +34,11 @@ export async function startSecondEngine(): Promise<SecondEngine> {
   const socket = `${dir}/docker.sock`;
   const docker = createDocker(`unix://${socket}`);
   const state: EngineState = { dir, bridge: '', pid: 0, networks: [] };
-  const launch = async () => {
-    writeFileSync(`${dir}/daemon.json`, '{}');
-    const log = openSync(`${dir}/dockerd.log`, 'a');
-    const child = spawn(
-      'dockerd',
-      [
-        ...['--config-file', `${dir}/daemon.json`, '--data-root', `${dir}/data`],
-        ...['--exec-root', `${dir}/exec`, '--pidfile', `${dir}/dockerd.pid`, '-H', `unix://${socket}`],
-        ...[
-          '--bridge=none',
-          '--iptables=false',
-          '--ip6tables=false',
-          '--ip-forward=false',
-          '--ip-masq=false',
-        ],
-        ...['--userland-proxy=false', '--default-address-pool', 'base=10.213.0.0/16,size=24'],
-      ],
-      { detached: true, stdio: ['ignore', log, log] },
-    );
-    closeSync(log);
-    child.unref();
-    state.pid = child.pid ?? 0;
-    await answering(docker, state);
-  };
+  const launch = () =>
+    launchDockerd(docker, state, socket, [
+      ...['--bridge=none', '--iptables=false', '--ip6tables=false', '--ip-forward=false', '--ip-masq=false'],
+      ...['--userland-proxy=false', '--default-address-pool', 'base=10.213.0.0/16,size=24'],
+    ]);
   const halt = async () => {
     const containerd = pidIn(`${dir}/exec/containerd/containerd.pid`);
     await terminate(state.pid);

@@ -24,6 +24,7 @@ import { hostReporting, rehomedEvents, spawnSourceWorker } from '../helpers/host
 import { webMessage } from '../helpers/messages.js';
 import { type SecondEngine, startSecondEngine } from '../helpers/second-engine.js';
 import { shellModel } from '../helpers/shell-model.js';
+import { removeInstanceVolumes } from '../helpers/skill-stack.js';
 import { openSse, postMessage, type SseClient } from '../helpers/sse.js';
 import { testConfig } from '../helpers/stack.js';
 
@@ -134,14 +135,7 @@ afterAll(async () => {
   await engine?.remove();
   await cleanInstance(config);
   // Volumes a drain copied here whose sandbox never started.
-  const volumes = await system.listVolumes({
-    filters: { label: [`sandbot.instance=${config.SANDBOT_INSTANCE}`] },
-  });
-  for (const v of volumes.Volumes ?? [])
-    await system
-      .getVolume(v.Name)
-      .remove()
-      .catch(() => undefined);
+  await removeInstanceVolumes(system, config.SANDBOT_INSTANCE);
   redis.disconnect();
 }, 120_000);
 
