@@ -1,4 +1,4 @@
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +18,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await removeQuotaMount(root, 'quota-image-test');
+  await removeQuotaMount(root, 'quota-image-seeded');
   await rm(root, { recursive: true, force: true });
 });
 
@@ -34,5 +35,37 @@ describe('capped volume image', () => {
       const info = await stat(join(mounted, folder));
       expect(info.uid).toBe(1000);
     }
+  });
+
+  it('holds the seed files as planted (agent-owned, 0600 in a 0700 folder), and says so once', async () => {
+    let planted = 0;
+    const seed = {
+      files: async () => [{ path: '.aws/credentials', bytes: Buffer.from('[default]\nkey = AKIA1\n') }],
+      planted: () => {
+        planted += 1;
+      },
+    };
+    const mounted = await ensureQuotaMount(root, 'quota-image-seeded', 64, ['inbox'], seed);
+    expect(planted).toBe(1);
+    const file = await stat(join(mounted, '.aws/credentials'));
+    const folder = await stat(join(mounted, '.aws'));
+    expect([file.uid, file.mode & 0o777, folder.uid, folder.mode & 0o777]).toEqual([
+      1000, 0o600, 1000, 0o700,
+    ]);
+    expect(await readFile(join(mounted, '.aws/credentials'), 'utf8')).toBe('[default]\nkey = AKIA1\n');
+    // An image that exists is mounted as it is: nothing planted again.
+    await ensureQuotaMount(root, 'quota-image-seeded', 64, ['inbox'], seed);
+    expect(planted).toBe(1);
+  });
+
+  it('refuses a seed path that leaves the workspace', async () => {
+    const seed = {
+      files: async () => [{ path: '../escape', bytes: Buffer.from('x') }],
+      planted: () => undefined,
+    };
+    await expect(ensureQuotaMount(root, 'quota-image-escape', 64, [], seed)).rejects.toThrow(
+      /plain relative path/,
+    );
+    await removeQuotaMount(root, 'quota-image-escape');
   });
 });
