@@ -10,6 +10,7 @@ import { parseConfig } from '../src/contracts/config/load.js';
 import { readHosts } from '../src/shared/hosts/host-report.js';
 import { type ExtraEngine, startExtraEngine } from '../testkit/engine.js';
 import { cleanInstance } from '../testkit/instance.js';
+import { type CpuUse, cpuNow, cpuSpent } from './cpu-use.js';
 import { replyStream } from './reply-stream.js';
 import { mapLimit, median, percentile, sleep, until } from './stats.js';
 import { benchSettings, freePort, startUp, upEnvironment } from './system.js';
@@ -36,6 +37,8 @@ export interface BurstRun {
   /** Sandboxes per engine afterwards (the second host's share). */
   perHost: number[];
   load: string;
+  /** CPU seconds each part spent during the burst (bench/cpu-use.ts). */
+  cpu: CpuUse;
 }
 
 export interface BurstResults {
@@ -154,12 +157,18 @@ async function oneBurst(
     if (secondSettings) worker = await startWorker(secondSettings, redis, 2);
     await sleep(3000); // both hosts' reports settle, start-up work is over
     const before = load();
+    const ours = [up.pid, ...(worker?.pid ? [worker.pid] : [])];
+    const cpuBefore = cpuNow(ours, []);
     const { samples, wallMs } = await burst(up.url, instance, n);
     const perHost = [];
+    const containers: string[] = [];
     for (const s of [settings, ...(secondSettings ? [secondSettings] : [])]) {
-      perHost.push((await driverFor(s).list()).length);
+      const listed = await driverFor(s).list();
+      perHost.push(listed.length);
+      containers.push(...listed.map((sandbox) => sandbox.containerId));
     }
-    return { samples, wallMs, perHost, load: before };
+    const cpu = cpuSpent(cpuBefore, cpuNow(ours, containers));
+    return { samples, wallMs, perHost, load: before, cpu };
   } finally {
     worker?.kill('SIGTERM');
     await up.stop();
@@ -238,5 +247,11 @@ export async function measureBursts(
 
 const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 export function describe(run: BurstRun): string {
-  return `p50 ${s(median(run.samples))} · p99 ${s(percentile(run.samples, 99))} · wall ${s(run.wallMs)} (sandboxes per host ${run.perHost.join('+')}, load before ${run.load})`;
+  return `p50 ${s(median(run.samples))} · p99 ${s(percentile(run.samples, 99))} · wall ${s(run.wallMs)} (sandboxes per host ${run.perHost.join('+')}, load before ${run.load}); ${cpuLine(run.cpu)}`;
+}
+
+/** "CPU s: dockerd 12.3, …" */
+export function cpuLine(cpu: CpuUse): string {
+  const parts = Object.entries(cpu).map(([k, v]) => `${k} ${Number.isFinite(v) ? v.toFixed(1) : 'n/a'}`);
+  return `CPU seconds: ${parts.join(', ')}`;
 }

@@ -1,4 +1,4 @@
-import type { BurstResults } from './burst.js';
+import { type BurstResults, cpuLine } from './burst.js';
 import {
   type BenchResults,
   extrapolate,
@@ -20,13 +20,13 @@ function burstMethod(r: BenchResults): string {
     list
       .map(
         (run) =>
-          `${label}: p50 ${secs(median(run.samples))}, p99 ${secs(percentile(run.samples, 99))}, wall ${secs(run.wallMs)} (load before ${run.load})`,
+          `${label}: p50 ${secs(median(run.samples))}, p99 ${secs(percentile(run.samples, 99))}, wall ${secs(run.wallMs)} (load before ${run.load}; ${cpuLine(run.cpu)})`,
       )
       .join('; ');
   const set = Object.entries(b.settings)
     .map(([k, v]) => `\`${k}=${v}\``)
     .join(', ');
-  return `${b.size} new web conversations POSTed at once to a fresh \`sandbot up\` (fresh instance, no sandbox on the engine), each timed from just before its POST to its \`reply\` event on the conversation's event stream (opened before the burst), the fake model answering at once; "wall" is the first POST to the last reply. Settings: the product's defaults (\`SANDBOX_LAYER=auto\`, here ${b.layer}; disk caps on, \`SANDBOX_WORKSPACE_MB=2048\`, \`SANDBOX_SESSION_MB=64\`; \`SANDBOT_WORKER_CONCURRENCY\` at its default), except ${set || 'nothing'} (100 conversations live at once on one host, as the issue has it; the default stops idle sandboxes past 50). Two hosts: a second dockerd on this machine (own data root and socket, \`--bridge=none --iptables=false\`, the same runtimes) with a \`sandbot worker\` on it, same instance and Redis; new conversations are placed by the hosts' free slots. Both share the machine's 2 cores, so the second host adds no CPU. Runs: ${runs('one host', b.oneHost)}; ${runs('two hosts', b.twoHosts)}; ${runs('runc', b.runc)}.`;
+  return `${b.size} new web conversations POSTed at once to a fresh \`sandbot up\` (fresh instance, no sandbox on the engine), each timed from just before its POST to its \`reply\` event on the conversation's event stream (opened before the burst), the fake model answering at once; "wall" is the first POST to the last reply. Settings: the product's defaults (\`SANDBOX_LAYER=auto\`, here ${b.layer}; disk caps on, \`SANDBOX_WORKSPACE_MB=2048\`, \`SANDBOX_SESSION_MB=64\`; \`SANDBOT_WORKER_CONCURRENCY\` at its default), except ${set || 'nothing'} (100 conversations live at once on one host, as the issue has it; the default stops idle sandboxes past 50). Two hosts: a second dockerd on this machine (own data root and socket, \`--bridge=none --iptables=false\`, the same runtimes) with a \`sandbot worker\` on it, same instance and Redis; new conversations are placed by the hosts' free slots. Both share the machine's 2 cores, so the second host adds no CPU. CPU seconds are what each part spent during the burst (/proc and the sandboxes' cgroups, bench/cpu-use.ts; "machine, all" includes other work on the machine). Runs: ${runs('one host', b.oneHost)}; ${runs('two hosts', b.twoHosts)}; ${runs('runc', b.runc)}.`;
 }
 
 /** bench/RESULTS.md: the figures, the machine, the command, and how each figure was taken. */
