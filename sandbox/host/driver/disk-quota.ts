@@ -13,8 +13,9 @@ const AGENT_UID = 1000;
  * and bind-mounted into the sandbox. Docker's named volumes cannot be capped on ext4 (no project
  * quotas), and a tmpfs volume would not survive an idle stop. Needs root (mount) on the engine's host,
  * so it serves a worker that runs beside its engine. Nothing here looks inside a mounted volume (an
- * agent's files, links included): a new volume's folders are written into the image when it is
- * formatted (mkfs -d), before any agent ran, and never touched again.
+ * agent's files, links included): a new volume's folders, and a new workspace's `seed` files (the
+ * canary), are written into the image when it is formatted (mkfs -d), before any agent ran, and never
+ * touched again.
  */
 export async function ensureQuotaMount(
   root: string,
