@@ -1,5 +1,6 @@
 import { loadavg } from 'node:os';
 import type { Redis } from 'ioredis';
+import { measureBursts } from './burst.js';
 import { type MessageProbe, measureCold } from './latency.js';
 import { latency, sleep } from './stats.js';
 import { freePort, measureModuleLoad, startUp } from './system.js';
@@ -8,7 +9,7 @@ import { freePort, measureModuleLoad, startUp } from './system.js';
  * `SANDBOT_BENCH_ONLY=up,cold npm run bench`: only those parts, measured as the full run measures them,
  * printed and not written to bench/RESULTS.md (for iterating on one figure; the full run stays the record).
  */
-export const BENCH_PARTS = ['up', 'cold'] as const;
+export const BENCH_PARTS = ['up', 'cold', 'burst', 'burst-one', 'burst-steps'] as const;
 export type BenchPart = (typeof BENCH_PARTS)[number];
 
 /** The parts SANDBOT_BENCH_ONLY names, or undefined for the full run. */
@@ -57,6 +58,28 @@ export async function runParts(
       log(`new conversation (cold), one at a time: ${latency(await measureCold(probe, up.url))}`);
     } finally {
       await up.stop();
+    }
+  }
+  const burst = parts.includes('burst') || parts.includes('burst-one');
+  if (burst) {
+    await measureBursts(
+      {
+        redis,
+        ollamaUrl: probe.ollama.url,
+        auditDir: settings.SANDBOT_AUDIT_DIR as string,
+        runs: Number(process.env.SANDBOT_BENCH_BURST_RUNS ?? 3),
+        twoHosts: parts.includes('burst'),
+        runc: parts.includes('burst'),
+      },
+      log,
+    );
+  }
+  if (parts.includes('burst-steps')) {
+    const { measureSteps, stepsTable } = await import('./burst-steps.js');
+    const n = Number(process.env.SANDBOT_BENCH_STEPS_N ?? 40);
+    for (const c of (process.env.SANDBOT_BENCH_STEPS_C ?? '1,4,16').split(',').map(Number)) {
+      const layer = { ...settings, SANDBOX_LAYER: process.env.SANDBOT_BENCH_STEPS_LAYER ?? 'gvisor' };
+      log(`open steps, ${n} new sandboxes ${c} at a time:\n${stepsTable(await measureSteps(layer, n, c))}`);
     }
   }
   log(`load average: ${load()}`);

@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { parseConfig } from '../src/contracts/config/load.js';
 import { type FakeChatRequest, type FakeStep, startFakeOllama } from '../testkit/fakes/fake-ollama.js';
 import { cleanInstance } from '../testkit/instance.js';
+import { replyStream } from './reply-stream.js';
 import { latency, median, until } from './stats.js';
 import { benchSettings, freePort } from './system.js';
 
@@ -38,32 +39,6 @@ function script(request: FakeChatRequest): FakeStep {
   return { reply: 'ok' };
 }
 
-/** Reply events of one conversation, as they arrive on its event stream. */
-async function replies(url: string, conversation: string, signal: AbortSignal) {
-  const response = await fetch(`${url}/api/conversations/${conversation}/events`, { signal });
-  const reader = (response.body as ReadableStream<Uint8Array>).getReader();
-  const waiting: Array<() => void> = [];
-  let count = 0;
-  void (async () => {
-    const decoder = new TextDecoder();
-    let buffered = '';
-    for (;;) {
-      const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }));
-      if (done) return;
-      buffered += decoder.decode(value, { stream: true });
-      const lines = buffered.split('\n');
-      buffered = lines.pop() ?? '';
-      for (const line of lines) {
-        if (line.startsWith('data:') && /"type":"reply"/.test(line)) {
-          count += 1;
-          waiting.shift()?.();
-        }
-      }
-    }
-  })();
-  return { next: () => new Promise<void>((done) => waiting.push(done)), seen: () => count };
-}
-
 async function measure(checkout: string, label: string, image?: string): Promise<Record<Kind, number[]>> {
   const instance = `bench-reply-${randomBytes(3).toString('hex')}`;
   const ollama = await startFakeOllama({ script });
@@ -89,7 +64,7 @@ async function measure(checkout: string, label: string, image?: string): Promise
       60_000,
     );
     const conversation = `reply-${label}`;
-    const events = await replies(url, conversation, abort.signal);
+    const events = await replyStream(url, conversation, abort.signal);
     const send = async (text: string) => {
       const began = performance.now();
       const answered = events.next();

@@ -1,3 +1,4 @@
+import { type BurstResults, medianOf } from './burst.js';
 import type { Footprint } from './footprint.js';
 import type { IngestRow } from './ingest.js';
 import type { LatencyResults } from './latency.js';
@@ -14,6 +15,7 @@ export interface BenchResults {
   startup: { readyMs: number[]; consumingMs: number[]; idleRss: number; moduleLoadMs: number[] };
   footprint: Footprint;
   latency: LatencyResults;
+  burst: BurstResults;
   pool: PoolResults;
   tools: ToolCallResults;
   turnSteps: TurnSteps;
@@ -105,6 +107,7 @@ export function headlineRows(r: BenchResults): Row[] {
       result: lat(l.coldBurst),
       verdict: '—',
     },
+    ...burstRows(r.burst),
     {
       figure: `message → agent sees it, new conversation, warm pool of ${r.pool.size}`,
       goal: 'p50 < 50 ms',
@@ -161,6 +164,42 @@ export function headlineRows(r: BenchResults): Row[] {
       verdict: check(r.ingest.perSecond >= 2000),
     },
   ];
+}
+
+const sec = (value: number) => `${(value / 1000).toFixed(1)} s`;
+
+/** The bursts' rows: medians over the runs of each run's p50, p99 and wall time. */
+export function burstRows(b: BurstResults): Row[] {
+  const one = medianOf(b.oneHost);
+  const figures = (m: ReturnType<typeof medianOf>, runs: number) =>
+    `p50 ${ms(m.p50)} · p99 ${ms(m.p99)} · wall ${sec(m.wallMs)} (median of ${runs} bursts)`;
+  const rows: Row[] = [
+    {
+      figure: `message → reply, ${b.size} new conversations at once, one host (${b.layer}, disk caps on)`,
+      goal: 'p50 < 5 s, p99 < 15 s',
+      result: figures(one, b.oneHost.length),
+      verdict: check(one.p50 < 5000 && one.p99 < 15_000),
+    },
+  ];
+  if (b.twoHosts.length > 0) {
+    const two = medianOf(b.twoHosts);
+    const split = b.twoHosts.map((run) => run.perHost.join('+')).join(', ');
+    rows.push({
+      figure: `same, two hosts (a second engine and worker on the same 2 cores)`,
+      goal: 'wall ≈ half of one host’s',
+      result: `${figures(two, b.twoHosts.length)}; wall ${(two.wallMs / one.wallMs).toFixed(2)}× one host’s; sandboxes per host ${split}`,
+      verdict: check(two.wallMs <= 0.6 * one.wallMs),
+    });
+  }
+  if (b.runc.length > 0) {
+    rows.push({
+      figure: 'same, one host, runc (SANDBOX_LAYER=container), for comparison',
+      goal: '—',
+      result: figures(medianOf(b.runc), b.runc.length),
+      verdict: '—',
+    });
+  }
+  return rows;
 }
 
 export function scalingRows(r: BenchResults): string[][] {

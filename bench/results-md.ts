@@ -1,3 +1,4 @@
+import { type BurstResults, cpuLine } from './burst.js';
 import {
   type BenchResults,
   extrapolate,
@@ -10,6 +11,23 @@ import { TOOL_PAUSE_MS } from './sandbox.js';
 import { median, ms, percentile } from './stats.js';
 
 const mb = (bytes: number) => (Number.isFinite(bytes) ? `${(bytes / 1e6).toFixed(1)} MB` : 'n/a');
+
+const secs = (value: number) => `${(value / 1000).toFixed(1)} s`;
+
+function burstMethod(r: BenchResults): string {
+  const b = r.burst;
+  const runs = (label: string, list: BurstResults['oneHost']) =>
+    list
+      .map(
+        (run) =>
+          `${label}: p50 ${secs(median(run.samples))}, p99 ${secs(percentile(run.samples, 99))}, wall ${secs(run.wallMs)} (load before ${run.load}; ${cpuLine(run.cpu)})`,
+      )
+      .join('; ');
+  const set = Object.entries(b.settings)
+    .map(([k, v]) => `\`${k}=${v}\``)
+    .join(', ');
+  return `${b.size} new web conversations POSTed at once to a fresh \`sandbot up\` (fresh instance, no sandbox on the engine), each timed from just before its POST to its \`reply\` event on the conversation's event stream (opened before the burst), the fake model answering at once; "wall" is the first POST to the last reply. Settings: the product's defaults (\`SANDBOX_LAYER=auto\`, here ${b.layer}; disk caps on, \`SANDBOX_WORKSPACE_MB=2048\`, \`SANDBOX_SESSION_MB=64\`; \`SANDBOT_WORKER_CONCURRENCY\` at its default), except ${set || 'nothing'} (100 conversations live at once on one host, as the issue has it; the default stops idle sandboxes past 50). Two hosts: a second dockerd on this machine (own data root and socket, \`--bridge=none --iptables=false\`, the same runtimes) with a \`sandbot worker\` on it, same instance and Redis; new conversations are placed by the hosts' free slots. Both share the machine's 2 cores, so the second host adds no CPU. CPU seconds are what each part spent during the burst (/proc and the sandboxes' cgroups, bench/cpu-use.ts; "machine, all" includes other work on the machine). Runs: ${runs('one host', b.oneHost)}; ${runs('two hosts', b.twoHosts)}; ${runs('runc', b.runc)}.`;
+}
 
 /** bench/RESULTS.md: the figures, the machine, the command, and how each figure was taken. */
 export function resultsMarkdown(r: BenchResults): string {
@@ -78,9 +96,11 @@ ${table(
 
 ## Settings of the \`sandbot up\` under test
 
-${settings}. Everything else is the default (\`SANDBOX_MEMORY_MB=512\`, \`SANDBOX_CPUS=1\`, runc). The
-concurrency and \`SANDBOX_MAX_LIVE\` are raised from their defaults (4 and 50) so that 100 conversations
-can be live and run at once; with the default concurrency of 4, waiting for a free slot dominates.
+${settings}. Everything else is the default (\`SANDBOX_MEMORY_MB=512\`, \`SANDBOX_CPUS=1\`), except the layer:
+runc (\`SANDBOX_LAYER=container\`) for the figures above the bursts (bench/LAYERS.md compares the layers),
+the default layer for the bursts. \`SANDBOX_MAX_LIVE\` is raised from its default (50) so that 100
+conversations can be live at once; the concurrency is the default (16; it was 4, when waiting for a
+free slot dominated).
 
 ## How each figure was taken
 
@@ -130,6 +150,7 @@ can be live and run at once; with the default concurrency of 4, waiting for a fr
   larger estimate (${mb(fit.perSandbox)} per sandbox), memory allows ≈${fit.count} idle sandboxes. Beyond
   ${d.count} it was not tried; the engine's own per-container cost and \`SANDBOX_MAX_LIVE\` (default 50 per
   worker) would be the next limits.
+- **Bursts**: ${burstMethod(r)}
 - **Queue ingest**: \`InboundQueue.submit\` (records the message in its conversation's store with its
   sequence number, then adds the BullMQ job) from the bench process on a connection made like the
   gateway's, no worker consuming, own instance, keys dropped afterwards.

@@ -9,6 +9,7 @@ import { parseConfig } from '../src/contracts/config/load.js';
 import type { Config } from '../src/contracts/config/schema.js';
 import { cleanInstance } from '../testkit/instance.js';
 import { REDIS_URL } from '../testkit/redis.js';
+import { BURST_SIZE, measureBursts } from './burst.js';
 import { measureFootprint } from './footprint.js';
 import { type IngestRow, measureIngest } from './ingest.js';
 import { MessageProbe, measureLatencies } from './latency.js';
@@ -26,6 +27,8 @@ import { benchSettings, freePort, measureModuleLoad, startUp, type UpProcess } f
  * a fake Ollama) and writes bench/RESULTS.md. Never run as a test: timing belongs here.
  */
 const STARTS = 5;
+/** Bursts of each kind (the medians are reported: the machine is shared, one burst is noisy). */
+const BURST_RUNS = 3;
 const IDLE_SANDBOXES = 60;
 const RESULTS_FILE = new URL('../../bench/RESULTS.md', import.meta.url).pathname;
 
@@ -52,7 +55,6 @@ async function main(): Promise<void> {
   const auditDir = mkdtempSync(join(tmpdir(), 'sandbot-bench-audit-'));
   const settings: Record<string, string> = {
     ...benchSettings({ instance, ollamaUrl: probe.ollama.url, auditDir }),
-    SANDBOT_WORKER_CONCURRENCY: '16',
     SANDBOX_MAX_LIVE: '150',
   };
   const config = parseConfig(settings);
@@ -95,6 +97,12 @@ async function main(): Promise<void> {
     const density = await measureDensity(config, docker, IDLE_SANDBOXES);
     await clean(config);
 
+    log(`bursts of ${BURST_SIZE} new conversations (default layer, caps on) …`);
+    const burst = await measureBursts(
+      { redis, ollamaUrl: probe.ollama.url, auditDir, runs: BURST_RUNS, twoHosts: 2 },
+      log,
+    );
+
     log('queue ingest …');
     const ingest = await measureIngest(REDIS_URL, `${instance}-ingest`, 5000, 500);
     const ingestScaling: IngestRow[] = [];
@@ -110,14 +118,12 @@ async function main(): Promise<void> {
       command: 'npm run bench',
       date: new Date().toISOString().slice(0, 16).replace('T', ' '),
       settings: Object.fromEntries(
-        ['SANDBOT_WORKER_CONCURRENCY', 'SANDBOX_MAX_LIVE', 'SANDBOT_LOG_LEVEL'].map((k) => [
-          k,
-          settings[k] ?? '',
-        ]),
+        ['SANDBOX_MAX_LIVE', 'SANDBOT_LOG_LEVEL'].map((k) => [k, settings[k] ?? '']),
       ),
       startup: { readyMs, consumingMs, idleRss, moduleLoadMs },
       footprint,
       latency,
+      burst,
       pool,
       tools,
       turnSteps,

@@ -150,16 +150,18 @@ export async function measureTurnSteps(config: Config, n = 20, claims = 8): Prom
   }
   keeping.dropAttached();
   // Claims: a pool of one, refilled by hand before each (the refill is background work in a worker).
+  // The pool serves only uncapped disks (see warmPoolFor), so the claims are made without caps.
+  const uncapped = sandboxDriverFromConfig({ ...config, SANDBOX_WORKSPACE_MB: 0 });
   const pool: PooledSandbox[] = [];
-  driver.usePool({ take: () => pool.shift(), claimed: async () => undefined, discard: () => undefined });
+  uncapped.usePool({ take: () => pool.shift(), claimed: async () => undefined, discard: () => undefined });
   for (let i = 0; i < claims; i++) {
-    pool.push(await driver.createPooled('bench', []));
+    pool.push(await uncapped.createPooled('bench', []));
     await time(steps['claim a pooled sandbox (new conversation, warm pool)'], async () =>
-      (await driver.open(webConversationId(`claim-${i}`))).close(),
+      (await uncapped.open(webConversationId(`claim-${i}`))).close(),
     );
     if (pool.length > 0) throw new Error('bench: the pooled sandbox was not claimed');
   }
-  driver.usePool(undefined);
+  uncapped.usePool(undefined);
   return steps;
 }
 

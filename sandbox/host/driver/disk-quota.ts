@@ -1,8 +1,9 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chown, mkdir, mkdtemp, open, readFile, rm, rmdir, statfs, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, open, readFile, rm, rmdir, statfs, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import type { WorkspaceSeed } from './types.js';
 
 const run = promisify(execFile);
 const AGENT_UID = 1000;
@@ -12,25 +13,30 @@ const AGENT_UID = 1000;
  * and bind-mounted into the sandbox. Docker's named volumes cannot be capped on ext4 (no project
  * quotas), and a tmpfs volume would not survive an idle stop. Needs root (mount) on the engine's host,
  * so it serves a worker that runs beside its engine. Nothing here looks inside a mounted volume (an
- * agent's files, links included): a new volume's folders are written into the image when it is
- * formatted (mkfs -d), before any agent ran, and never touched again.
+ * agent's files, links included): a new volume's folders, and a new workspace's `seed` files (the
+ * canary), are written into the image when it is formatted (mkfs -d), before any agent ran, and never
+ * touched again.
  */
 export async function ensureQuotaMount(
   root: string,
   name: string,
   sizeMb: number,
   folders: string[] = [],
+  seed?: WorkspaceSeed,
 ): Promise<string> {
   const base = resolve(root);
   const image = join(base, `${name}.img`);
   const mountPoint = join(base, 'mnt', name);
   await mkdir(join(base, 'mnt'), { recursive: true, mode: 0o700 });
+  // Asked before the image is claimed, so a failure leaves no image half made for others to wait on.
+  const files = seed && !existsSync(image) ? await seed.files() : undefined;
   if (await claim(image)) {
     const file = await open(image, 'r+');
     await file.truncate(sizeMb * 1024 * 1024);
     await file.close();
-    await format(base, image, folders);
+    await format(base, image, folders, files ?? []);
     await writeFile(`${image}.ready`, '');
+    if (files && files.length > 0) seed?.planted();
   } else {
     await waitFor(() => existsSync(`${image}.ready`), `${image} to be formatted`);
   }
@@ -45,16 +51,46 @@ export async function ensureQuotaMount(
   return mountPoint;
 }
 
-/** An ext4 file system in `image`, its top and `folders` owned by the agent (copied from a seed folder). */
-async function format(base: string, image: string, folders: string[]): Promise<void> {
+/**
+ * An ext4 file system in `image`, its top and `folders` owned by the agent, and `files` (relative paths,
+ * their folders 0700 and themselves 0600, the agent's, as putWorkspaceFile plants them): copied from a
+ * seed folder only sandbot has written.
+ */
+async function format(
+  base: string,
+  image: string,
+  folders: string[],
+  files: { path: string; bytes: Buffer }[],
+): Promise<void> {
   const seed = await mkdtemp(join(base, '.seed-'));
   try {
     for (const folder of folders) await mkdir(join(seed, folder));
     for (const path of [seed, ...folders.map((f) => join(seed, f))]) await chown(path, AGENT_UID, AGENT_UID);
-    await run('mkfs.ext4', ['-q', '-F', '-E', `root_owner=${AGENT_UID}:${AGENT_UID}`, '-d', seed, image]);
+    for (const file of files) await seedFile(seed, file);
+    // The image is a new sparse file, so its journal reads as zeros already: zeroing it again (64 MiB
+    // for a 2 GiB volume) is only disk writes, which a burst of new conversations queues on.
+    const extended = `root_owner=${AGENT_UID}:${AGENT_UID},lazy_journal_init=1`;
+    await run('mkfs.ext4', ['-q', '-F', '-E', extended, '-d', seed, image]);
   } finally {
     await rm(seed, { recursive: true, force: true });
   }
+}
+
+async function seedFile(seed: string, file: { path: string; bytes: Buffer }): Promise<void> {
+  const parts = file.path.split('/');
+  if (parts.some((part) => part === '' || part === '.' || part === '..')) {
+    throw new Error(`a workspace seed file must be a plain relative path: ${file.path}`);
+  }
+  for (let i = 1; i < parts.length; i++) {
+    const folder = join(seed, ...parts.slice(0, i));
+    if (!existsSync(folder)) await mkdir(folder, { mode: 0o700 });
+    await chmod(folder, 0o700);
+    await chown(folder, AGENT_UID, AGENT_UID);
+  }
+  const target = join(seed, ...parts);
+  await writeFile(target, file.bytes, { mode: 0o600 });
+  await chmod(target, 0o600);
+  await chown(target, AGENT_UID, AGENT_UID);
 }
 
 export async function removeQuotaMount(root: string, name: string): Promise<boolean> {

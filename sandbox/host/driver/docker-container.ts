@@ -15,7 +15,7 @@ import {
   volumeSpecs,
 } from './docker-spec.js';
 import { ensureEngineQuotaMounts, removeEngineQuotaMounts } from './engine-quota.js';
-import type { OpenOptions } from './types.js';
+import type { OpenOptions, WorkspaceSeed } from './types.js';
 
 /** One sandbox container as the engine shows it: what open() decides on. */
 export interface ContainerState {
@@ -129,6 +129,7 @@ export async function quotaPaths(
   docker: Dockerode,
   limits: SandboxLimits,
   conversation: ConversationId,
+  seed?: WorkspaceSeed,
 ): Promise<QuotaPaths | undefined> {
   const disk = limits.disk;
   if (!disk) return undefined;
@@ -146,13 +147,12 @@ export async function quotaPaths(
     );
     return { workspace: workspace as string, session: session as string };
   }
-  return {
-    workspace: await ensureQuotaMount(disk.root, names.workspaceVolume, disk.workspaceMb, [
-      'inbox',
-      'outbox',
-    ]),
-    session: await ensureQuotaMount(disk.root, names.sessionVolume, disk.sessionMb),
-  };
+  // Both at once: independent images (a burst of new conversations waits on each one's formatting).
+  const [workspace, session] = await Promise.all([
+    ensureQuotaMount(disk.root, names.workspaceVolume, disk.workspaceMb, ['inbox', 'outbox'], seed),
+    ensureQuotaMount(disk.root, names.sessionVolume, disk.sessionMb),
+  ]);
+  return { workspace, session };
 }
 
 /** Removes a conversation's volumes (and capped images); `mounted`: the pooled ones its container used. */

@@ -30,7 +30,7 @@ export interface OpenContext {
 }
 
 /** Options a pooled sandbox already satisfies: no network, and no skill mounts (or none asked). */
-function plainOpen(options: OpenOptions): boolean {
+function plainOpen({ seed: _seed, ...options }: OpenOptions): boolean {
   return Object.values(options).every((v) => v === undefined || (Array.isArray(v) && v.length === 0));
 }
 
@@ -50,16 +50,13 @@ export async function openSandbox(
   const cold = found === undefined;
   // Size-capped volumes are loop mounts on the engine's host: (re)mount them before the container
   // starts (a running one has them).
-  const quota = found?.Running ? undefined : await quotaPaths(ctx.docker, ctx.limits, conversation);
+  const quota = found?.Running
+    ? undefined
+    : await quotaPaths(ctx.docker, ctx.limits, conversation, options.seed);
   let state = found;
   if (state === undefined) {
-    const created = await createSandbox(
-      ctx.docker,
-      ctx.limits,
-      conversation,
-      { ...options, quota },
-      ctx.logger,
-    );
+    const { seed: _seed, ...spec } = options;
+    const created = await createSandbox(ctx.docker, ctx.limits, conversation, { ...spec, quota }, ctx.logger);
     if (created) ctx.emit({ action: 'create', conversation });
     // Ours is known without an inspect; one another worker created first is looked up.
     state = created ?? (await inspectAfterCreate(container));

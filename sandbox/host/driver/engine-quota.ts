@@ -24,6 +24,8 @@ export interface EngineQuotaMount {
 
 // Arguments arrive in the environment (ROOT, SPECS "name:size:folder,folder …", ACTION), never in the
 // script's text. Each image is formatted and mounted under a lock, so concurrent opens do it once.
+// A new image is a new sparse file, so its journal reads as zeros: mkfs need not write them
+// (lazy_journal_init; as disk-quota.ts).
 const SCRIPT = `set -eu
 mkdir -p "$ROOT/mnt"
 for spec in $SPECS; do
@@ -41,8 +43,8 @@ for spec in $SPECS; do
         seed=$(mktemp -d)
         for f in $(echo "$folders" | tr , " "); do mkdir "$seed/$f"; done
         chown -R 1000:1000 "$seed"
-        truncate -s "$size"M "$img"
-        mkfs.ext4 -q -F -E root_owner=1000:1000 -d "$seed" "$img"
+        rm -f "$img"; truncate -s "$size"M "$img"
+        mkfs.ext4 -q -F -E root_owner=1000:1000,lazy_journal_init=1 -d "$seed" "$img"
         rm -rf "$seed"
         : > "$img.ready"
       fi

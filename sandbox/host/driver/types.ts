@@ -53,6 +53,17 @@ export interface OpenOptions {
   network?: SandboxNetwork;
   /** Skill volumes to mount read-only at /skills/<name>; absent: keep what the container has, else recreated to match. */
   skills?: readonly SkillMount[];
+  /**
+   * Files a new size-capped /workspace is formatted with (agent-owned, folders 0700, files 0600): the
+   * canary, so a new conversation's needs no archive upload. Asked for only when an image is formatted
+   * here; `planted` is then called. Not used otherwise (an existing or uncapped volume, the micro-VM).
+   */
+  seed?: WorkspaceSeed;
+}
+
+export interface WorkspaceSeed {
+  files(): Promise<{ path: string; bytes: Buffer }[]>;
+  planted(): void;
 }
 
 /** Keeps one container per conversation on one container engine. */

@@ -78,7 +78,11 @@ export const ConfigSchema = z.object({
   SANDBOT_EPHEMERAL: list.describe(
     'Conversation-id prefixes (whole segments, or ending in *) whose workspace is wiped (not just stopped) when idle, comma-separated.',
   ),
-  SANDBOT_WORKER_CONCURRENCY: int(1, 1000).default(4).describe('Conversations one worker runs at once.'),
+  SANDBOT_WORKER_CONCURRENCY: int(1, 1000)
+    .default(16)
+    .describe(
+      'Conversations one worker runs at once. A turn mostly waits (on the model, or its sandbox starting), so a burst of new conversations is served fastest with many at once: 16 starts 100 on 2 cores in about half the time 4 takes (bench/RESULTS.md).',
+    ),
   SANDBOT_TASKS_PER_USER: int(1, 1000)
     .default(2)
     .describe('Tasks (group-channel threads) one person may have running at once; more wait in line.'),

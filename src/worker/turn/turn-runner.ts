@@ -66,7 +66,8 @@ async function runTurnIn(
     const missing = await deliverInbox(deps.driver, deps.blobs, turn);
     if (missing.length > 0) log.warn({ missing }, 'attachments expired before the turn');
     // Planted unless the workspace is known to hold it as planted (not deleted, changed or chmodded).
-    const plant = canary !== '' && !canaryIntact(prior, canary);
+    // A new capped workspace was formatted with it (turn-open.ts): planted already, as putWorkspaceFile would.
+    const plant = canary !== '' && !canaryIntact(prior, canary) && opened.seededCanary !== canary;
     if (plant) await deps.driver.putWorkspaceFile(turn.conversation, CANARY_PATH, canaryFileContent(canary));
     // After everything the worker puts in: the diff at the end is then the agent's doing alone.
     const delivered = turn.messages.some((m) => m.files.length > 0);
