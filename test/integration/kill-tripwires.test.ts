@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDocker } from '../../sandbox/host/driver/docker-client.js';
+import { sandboxNames } from '../../sandbox/host/driver/docker-spec.js';
 import { sandboxDriverFromConfig } from '../../sandbox/host/driver/from-config.js';
-import { webConversationId } from '../../src/contracts/conversation/id.js';
+import { type ConversationId, webConversationId } from '../../src/contracts/conversation/id.js';
 import {
   type ConversationControl,
   createConversationControl,
@@ -39,6 +42,16 @@ afterAll(async () => {
   redis?.disconnect();
   await stack?.stop();
 });
+
+/** Runs a shell command as root in the conversation's sandbox (not as the agent), to its end. */
+async function execAsRoot(conversation: ConversationId, command: string): Promise<void> {
+  const docker = createDocker(undefined);
+  const container = docker.getContainer(sandboxNames(config.SANDBOT_INSTANCE, conversation).container);
+  const exec = await container.exec({ Cmd: ['sh', '-c', command], User: '0:0', AttachStdout: true });
+  const stream = await exec.start({ hijack: true, stdin: false });
+  stream.resume();
+  await once(stream, 'end');
+}
 
 const stateOf = async (session: string) =>
   (await sandboxDriverFromConfig(config).list()).find((s) => s.conversation === webConversationId(session))
@@ -95,10 +108,22 @@ describe('kill switch and tripwires', () => {
   it('flooding the protocol with garbage kills the sandbox', async () => {
     const sse = await openSse(`${stack.url}/api/conversations/flood/events`);
     try {
+      // The agent cannot write to the runtime's stdout any more (its real uid is root's): its flood is
+      // refused and the turn ends as usual (test/redteam/protocol.test.ts has the attack).
       await postMessage(
         stack.url,
         'flood',
-        'for i in $(seq 100); do for fd in /proc/[0-9]*/fd/1; do echo "garbage $i" > "$fd"; done; done 2>/dev/null; sleep 5',
+        'for i in $(seq 100); do for fd in /proc/[0-9]*/fd/1; do echo "garbage $i" > "$fd"; done; done 2>/dev/null; echo flood-over',
+      );
+      const over = await sse.waitFor((e) => e.type === 'reply');
+      expect(over.type === 'reply' && over.text).toContain('flood-over');
+      // The tripwire still guards the worker against a runtime that was taken over: garbage written
+      // past the agent (as root in the container, onto the init's stdout) during a turn kills it.
+      await postMessage(stack.url, 'flood', 'sleep 30');
+      await sse.waitFor((e) => e.type === 'progress');
+      await execAsRoot(
+        webConversationId('flood'),
+        'for i in $(seq 100); do echo "garbage $i" > /proc/1/fd/1; done',
       );
       const killed = await sse.waitFor((e) => e.type === 'error' && e.message.startsWith('Killed'));
       expect(killed.type === 'error' && killed.message).toContain('protocol abuse');
