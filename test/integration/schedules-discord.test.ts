@@ -34,9 +34,10 @@ async function run(
   options: Record<string, string> = {},
 ): Promise<string> {
   const command = fake.command({ name, channelId, user, options });
+  // A deferred response is an empty original message until the adapter edits the outcome in.
   return fake.waitFor(
     () =>
-      command.original?.content ??
+      command.original?.content ||
       (command.callback?.type === 4 ? String(command.callback.data?.content) : undefined),
     `the answer to /${name}`,
   );
