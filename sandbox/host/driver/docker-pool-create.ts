@@ -1,9 +1,17 @@
 import type Dockerode from 'dockerode';
 import type { RuntimeToWorker } from '../../../src/contracts/protocol/agent.js';
 import type { LineResult } from '../../../src/contracts/protocol/lines.js';
-import { type PooledSandbox, pooledContainerSpec, removePooledSandbox, volumeData } from './docker-pool.js';
+import { ensureQuotaMount } from './disk-quota.js';
+import {
+  newPoolId,
+  type PooledSandbox,
+  pooledContainerSpec,
+  poolNames,
+  removePooledSandbox,
+  volumeData,
+} from './docker-pool.js';
 import { type AttachedSession, attachRuntime } from './docker-session.js';
-import type { SandboxLimits } from './docker-spec.js';
+import type { QuotaPaths, SandboxLimits } from './docker-spec.js';
 import { putWorkspaceFile } from './workspace-files.js';
 import { snapshotWorkspace } from './workspace-snapshot.js';
 
@@ -13,7 +21,8 @@ const READY_TIMEOUT_MS = 60_000;
 /**
  * Creates and starts one pooled sandbox, puts the seed files into its /workspace (the canary), waits
  * until its runtime answers, and takes the snapshot its first turn starts from: everything a new
- * conversation would otherwise wait for. Removed again if any step fails.
+ * conversation would otherwise wait for. With size caps its images are made first, the seed files
+ * formatted into the workspace (as for a new conversation's). Removed again if any step fails.
  */
 export async function createPooledSandbox(
   engine: { docker: Dockerode; limits: SandboxLimits; maxLineBytes: number },
@@ -21,33 +30,57 @@ export async function createPooledSandbox(
   seed: { path: string; bytes: Buffer }[],
 ): Promise<PooledSandbox> {
   const { docker, limits } = engine;
-  const spec = pooledContainerSpec(limits, owner);
-  const name = spec.name as string;
-  await docker.createContainer(spec);
-  const container = docker.getContainer(name);
+  const id = newPoolId();
+  const names = poolNames(limits.instance, id);
+  const diskRoot = pooledDiskRoot(limits);
+  let quota: QuotaPaths | undefined;
   try {
+    quota = diskRoot ? await pooledImages(limits, names, seed) : undefined;
+    await docker.createContainer(pooledContainerSpec(limits, owner, id, quota));
+    const container = docker.getContainer(names.container);
     await container.start();
-    for (const file of seed) await putWorkspaceFile(container, file.path, file.bytes);
+    if (!quota) for (const file of seed) await putWorkspaceFile(container, file.path, file.bytes);
     await waitReady(engine, container);
     const info = await container.inspect();
     const volume = (target: string) =>
       info.Mounts.find((m) => m.Destination === target && m.Type === 'volume')?.Name ?? '';
-    const workspaceVolume = volume('/workspace');
-    const sessionVolume = volume('/session');
+    const workspaceVolume = quota ? names.workspaceVolume : volume('/workspace');
+    const sessionVolume = quota ? names.sessionVolume : volume('/session');
     return {
-      name,
+      name: names.container,
       containerId: info.Id,
       owner,
       workspaceVolume,
       sessionVolume,
-      workspaceData: await volumeData(docker, workspaceVolume),
-      sessionData: await volumeData(docker, sessionVolume),
+      workspaceData: quota?.workspace ?? (await volumeData(docker, workspaceVolume)),
+      sessionData: quota?.session ?? (await volumeData(docker, sessionVolume)),
       snapshot: await snapshotWorkspace(container),
+      ...(quota ? { capped: true } : {}),
     };
   } catch (error) {
-    await removePooledSandbox(docker, limits.instance, name).catch(() => undefined);
+    await removePooledSandbox(docker, limits.instance, names.container, diskRoot).catch(() => undefined);
     throw error;
   }
+}
+
+/** Where the pool's capped images live: caps on the worker's own host (the micro-VM's guest: no pool). */
+export function pooledDiskRoot(limits: SandboxLimits): string | undefined {
+  return limits.disk && !limits.disk.onEngine ? limits.disk.root : undefined;
+}
+
+/** The pooled sandbox's own capped images, formatted (the workspace with `seed`) and mounted. */
+async function pooledImages(
+  limits: SandboxLimits,
+  names: { workspaceVolume: string; sessionVolume: string },
+  seed: { path: string; bytes: Buffer }[],
+): Promise<QuotaPaths> {
+  const disk = limits.disk as NonNullable<SandboxLimits['disk']>;
+  const files = { files: async () => seed, planted: () => undefined };
+  const [workspace, session] = await Promise.all([
+    ensureQuotaMount(disk.root, names.workspaceVolume, disk.workspaceMb, ['inbox', 'outbox'], files),
+    ensureQuotaMount(disk.root, names.sessionVolume, disk.sessionMb),
+  ]);
+  return { workspace, session };
 }
 
 /** A turn nothing is saved from: it ends in a model error (see agent-turn.ts), leaving /session as it was. */

@@ -211,23 +211,25 @@ export class WarmPool implements PoolSource {
 }
 
 /**
- * The pool SANDBOX_WARM_POOL asks for, or none. Not with size-capped volumes (SANDBOX_WORKSPACE_MB):
- * those are loop-mounted images named per conversation, which a claim cannot hand over (the pooled
- * mount would have to be renamed while in use); the setting is then ignored, with a warning.
+ * The pool SANDBOX_WARM_POOL asks for, or none. With size caps (SANDBOX_WORKSPACE_MB) each pooled
+ * sandbox gets its own images, linked to the claiming conversation (disk-quota-link.ts); not under the
+ * micro-VM, whose caps are made in its guest by a helper container: the setting is then ignored, with
+ * a warning.
  */
 export function warmPoolFor(
   config: {
     SANDBOX_WARM_POOL: number;
     SANDBOX_WORKSPACE_MB: number;
+    SANDBOX_LAYER?: string;
     SANDBOX_MAX_LIVE: number;
     SANDBOT_INSTANCE: string;
   },
   deps: WarmPoolDeps,
 ): WarmPool | undefined {
   if (config.SANDBOX_WARM_POOL === 0) return undefined;
-  if (config.SANDBOX_WORKSPACE_MB > 0) {
+  if (config.SANDBOX_WORKSPACE_MB > 0 && config.SANDBOX_LAYER === 'microvm') {
     deps.logger.warn(
-      'SANDBOX_WARM_POOL is ignored: pooled sandboxes cannot take size-capped volumes (on by default; SANDBOX_WORKSPACE_MB=0 turns them off, a weakness)',
+      'SANDBOX_WARM_POOL is ignored under SANDBOX_LAYER=microvm with size caps (made in the guest, which the pool cannot hand over yet)',
     );
     return undefined;
   }
