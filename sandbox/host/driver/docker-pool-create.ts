@@ -1,3 +1,5 @@
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import type Dockerode from 'dockerode';
 import type { RuntimeToWorker } from '../../../src/contracts/protocol/agent.js';
 import type { LineResult } from '../../../src/contracts/protocol/lines.js';
@@ -33,10 +35,12 @@ export async function createPooledSandbox(
   const id = newPoolId();
   const names = poolNames(limits.instance, id);
   const diskRoot = pooledDiskRoot(limits);
-  let quota: QuotaPaths | undefined;
+  // The container first (onto the empty mount points), then its images: a worker that dies in
+  // between leaves a labelled pooled container, whose removal (orphans) takes the images too.
+  const quota = diskRoot ? await mountPoints(diskRoot, names) : undefined;
+  await docker.createContainer(pooledContainerSpec(limits, owner, id, quota));
   try {
-    quota = diskRoot ? await pooledImages(limits, names, seed) : undefined;
-    await docker.createContainer(pooledContainerSpec(limits, owner, id, quota));
+    if (quota) await pooledImages(limits, names, seed);
     const container = docker.getContainer(names.container);
     await container.start();
     if (!quota) for (const file of seed) await putWorkspaceFile(container, file.path, file.bytes);
@@ -68,19 +72,32 @@ export function pooledDiskRoot(limits: SandboxLimits): string | undefined {
   return limits.disk && !limits.disk.onEngine ? limits.disk.root : undefined;
 }
 
+type ImageNames = { workspaceVolume: string; sessionVolume: string };
+
+/** Where the pooled sandbox's images will be mounted (made empty now: a bind source must exist). */
+async function mountPoints(root: string, names: ImageNames): Promise<QuotaPaths> {
+  const [workspace, session] = [names.workspaceVolume, names.sessionVolume].map((name) =>
+    join(resolve(root), 'mnt', name),
+  ) as [string, string];
+  for (const path of [workspace, session]) await mkdir(path, { recursive: true, mode: 0o700 });
+  return { workspace, session };
+}
+
 /** The pooled sandbox's own capped images, formatted (the workspace with `seed`) and mounted. */
 async function pooledImages(
   limits: SandboxLimits,
-  names: { workspaceVolume: string; sessionVolume: string },
+  names: ImageNames,
   seed: { path: string; bytes: Buffer }[],
-): Promise<QuotaPaths> {
+): Promise<void> {
   const disk = limits.disk as NonNullable<SandboxLimits['disk']>;
   const files = { files: async () => seed, planted: () => undefined };
-  const [workspace, session] = await Promise.all([
+  // Settled, not raced: a failure must not leave the other image being mounted after the clean-up.
+  const made = await Promise.allSettled([
     ensureQuotaMount(disk.root, names.workspaceVolume, disk.workspaceMb, ['inbox', 'outbox'], files),
     ensureQuotaMount(disk.root, names.sessionVolume, disk.sessionMb),
   ]);
-  return { workspace, session };
+  const failed = made.find((m) => m.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 /** A turn nothing is saved from: it ends in a model error (see agent-turn.ts), leaving /session as it was. */
