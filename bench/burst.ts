@@ -10,6 +10,7 @@ import { parseConfig } from '../src/contracts/config/load.js';
 import { readHosts } from '../src/shared/hosts/host-report.js';
 import { type ExtraEngine, startExtraEngine } from '../testkit/engine.js';
 import { cleanInstance } from '../testkit/instance.js';
+import { afterBurst, fillPool, type PoolBurst, poolSettings, unmountUnder } from './burst-pool.js';
 import { type CpuUse, cpuNow, cpuSpent } from './cpu-use.js';
 import { replyStream } from './reply-stream.js';
 import { mapLimit, median, percentile, sleep, until } from './stats.js';
@@ -39,6 +40,8 @@ export interface BurstRun {
   load: string;
   /** CPU seconds each part spent during the burst (bench/cpu-use.ts). */
   cpu: CpuUse;
+  /** A burst served by a warm pool filled before it (bench/burst-pool.ts). */
+  pool?: PoolBurst;
 }
 
 export interface BurstResults {
@@ -48,6 +51,8 @@ export interface BurstResults {
   twoHosts: BurstRun[];
   /** One host under runc (SANDBOX_LAYER=container) instead of the default layer: what the layer costs. */
   runc: BurstRun[];
+  /** One host with a warm pool as large as the burst, filled before it (default layer, caps on). */
+  pooled: BurstRun[];
   /** The layer SANDBOX_LAYER=auto chose here. */
   layer: string;
 }
@@ -135,19 +140,25 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
   return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
 
-/** One burst on a fresh instance: one host, or two when `second` is given. */
+/** One burst on a fresh instance: one host, or two when `second` is given; with a warm pool of `pool`. */
 async function oneBurst(
   base: Record<string, string>,
   redis: Redis,
   second: ExtraEngine | undefined,
   n: number,
+  pool?: number,
 ): Promise<BurstRun> {
   const instance = `bench-burst-${randomBytes(3).toString('hex')}`;
   const disks = [
     mkdtempSync(join(tmpdir(), 'sandbot-burst-disk-')),
     mkdtempSync(join(tmpdir(), 'sandbot-burst-disk-')),
   ];
-  const settings = { ...base, SANDBOT_INSTANCE: instance, SANDBOX_DISK_DIR: disks[0] as string };
+  const settings = {
+    ...base,
+    ...(pool ? poolSettings(pool, n) : {}),
+    SANDBOT_INSTANCE: instance,
+    SANDBOX_DISK_DIR: disks[0] as string,
+  };
   const secondSettings = second
     ? { ...settings, DOCKER_HOST: second.host, SANDBOX_DISK_DIR: disks[1] as string }
     : undefined;
@@ -155,6 +166,9 @@ async function oneBurst(
   let worker: ChildProcess | undefined;
   try {
     if (secondSettings) worker = await startWorker(secondSettings, redis, 2);
+    const filled = pool
+      ? await fillPool(redis, instance, pool, () => driverFor(settings).listPool())
+      : undefined;
     await sleep(3000); // both hosts' reports settle, start-up work is over
     const before = load();
     const ours = [up.pid, ...(worker?.pid ? [worker.pid] : [])];
@@ -168,7 +182,10 @@ async function oneBurst(
       containers.push(...listed.map((sandbox) => sandbox.containerId));
     }
     const cpu = cpuSpent(cpuBefore, cpuNow(ours, containers));
-    return { samples, wallMs, perHost, load: before, cpu };
+    const pooled = filled
+      ? await afterBurst(redis, instance, filled, await driverFor(settings).list())
+      : undefined;
+    return { samples, wallMs, perHost, load: before, cpu, ...(pooled ? { pool: pooled } : {}) };
   } finally {
     worker?.kill('SIGTERM');
     await up.stop();
@@ -176,7 +193,10 @@ async function oneBurst(
     if (secondSettings) await cleanSandboxes(secondSettings);
     await cleanSandboxes(settings);
     await cleanInstance(parseConfig({ ...settings, SANDBOX_LAYER: 'container' }));
-    for (const dir of disks) rmSync(dir, { recursive: true, force: true });
+    for (const dir of disks) {
+      unmountUnder(dir);
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
 }
 
@@ -187,6 +207,7 @@ const driverFor = (settings: Record<string, string>) =>
 async function cleanSandboxes(settings: Record<string, string>): Promise<void> {
   const driver = driverFor(settings);
   await mapLimit(await driver.list(), 8, (s) => driver.remove(s.conversation, { wipe: true }));
+  await mapLimit(await driver.listPool(), 8, (p) => driver.removePooled(p.name));
 }
 
 /** `runs` bursts on one host, then `runs` on two (a second engine started for them, removed after). */
@@ -201,6 +222,8 @@ export async function measureBursts(
     twoHosts?: boolean | number;
     /** A one-host burst under runc too. */
     runc?: boolean;
+    /** One-host bursts served by a warm pool as large as the burst: this many (default 1). */
+    pooled?: number;
   },
   log: (line: string) => void,
 ): Promise<BurstResults> {
@@ -218,6 +241,7 @@ export async function measureBursts(
     oneHost: [],
     twoHosts: [],
     runc: [],
+    pooled: [],
     layer: await autoLayer(base),
   };
   for (let i = 0; i < options.runs; i++) {
@@ -229,6 +253,11 @@ export async function measureBursts(
     const run = await oneBurst({ ...base, SANDBOX_LAYER: 'container' }, options.redis, undefined, n);
     results.runc.push(run);
     log(`  burst of ${n}, one host, runc: ${describe(run)}`);
+  }
+  for (let i = 0; i < (options.pooled ?? 1); i++) {
+    const run = await oneBurst(base, options.redis, undefined, n, n);
+    results.pooled.push(run);
+    log(`  burst of ${n}, one host, warm pool of ${n}: ${describe(run)}`);
   }
   if (options.twoHosts === false) return results;
   const second = await startExtraEngine();
@@ -247,7 +276,13 @@ export async function measureBursts(
 
 const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 export function describe(run: BurstRun): string {
-  return `p50 ${s(median(run.samples))} · p99 ${s(percentile(run.samples, 99))} · wall ${s(run.wallMs)} (sandboxes per host ${run.perHost.join('+')}, load before ${run.load}); ${cpuLine(run.cpu)}`;
+  return `p50 ${s(median(run.samples))} · p99 ${s(percentile(run.samples, 99))} · wall ${s(run.wallMs)} (sandboxes per host ${run.perHost.join('+')}, load before ${run.load})${run.pool ? `; ${poolLine(run.pool)}` : ''}; ${cpuLine(run.cpu)}`;
+}
+
+/** "pool of 100: filled in …, idle …, served …, refilled in …" */
+export function poolLine(pool: PoolBurst): string {
+  const mb = (v: number) => (Number.isFinite(v) ? `${Math.round(v)} MiB` : 'n/a');
+  return `pool of ${pool.size}: filled in ${s(pool.fillMs)}, idle RSS ${mb(pool.idleRssMb)} (${mb(pool.idleRssMb / pool.size)} each; cgroup memory with page cache ${mb(pool.idleUsageMb)}), served ${pool.served} of the burst, refilled in ${pool.refillMs === undefined ? 'not within 20 min' : s(pool.refillMs)}`;
 }
 
 /** "CPU s: dockerd 12.3, …" */

@@ -9,7 +9,7 @@ import { freePort, measureModuleLoad, startUp } from './system.js';
  * `SANDBOT_BENCH_ONLY=up,cold npm run bench`: only those parts, measured as the full run measures them,
  * printed and not written to bench/RESULTS.md (for iterating on one figure; the full run stays the record).
  */
-export const BENCH_PARTS = ['up', 'cold', 'burst', 'burst-one', 'burst-steps'] as const;
+export const BENCH_PARTS = ['up', 'cold', 'burst', 'burst-one', 'burst-pool', 'burst-steps'] as const;
 export type BenchPart = (typeof BENCH_PARTS)[number];
 
 /** The parts SANDBOT_BENCH_ONLY names, or undefined for the full run. */
@@ -60,16 +60,20 @@ export async function runParts(
       await up.stop();
     }
   }
-  const burst = parts.includes('burst') || parts.includes('burst-one');
+  const burst = parts.includes('burst') || parts.includes('burst-one') || parts.includes('burst-pool');
   if (burst) {
     await measureBursts(
       {
         redis,
         ollamaUrl: probe.ollama.url,
         auditDir: settings.SANDBOT_AUDIT_DIR as string,
-        runs: Number(process.env.SANDBOT_BENCH_BURST_RUNS ?? 3),
+        // burst-pool alone: only the pooled burst.
+        runs: parts.some((p) => p === 'burst' || p === 'burst-one')
+          ? Number(process.env.SANDBOT_BENCH_BURST_RUNS ?? 3)
+          : 0,
         twoHosts: parts.includes('burst'),
         runc: parts.includes('burst'),
+        pooled: parts.includes('burst') || parts.includes('burst-pool') ? 1 : 0,
       },
       log,
     );

@@ -19,7 +19,7 @@ export interface PoolResults {
 }
 
 /** Ready sandboxes of the instance's warm pools, as their owner marks in Redis say. */
-async function readyInPool(redis: Redis, instance: string): Promise<number> {
+export async function readyInPool(redis: Redis, instance: string): Promise<number> {
   const keys = await redis.keys(`${instance}:pool-owner:*`);
   const values = keys.length > 0 ? await redis.mget(...keys) : [];
   return values.reduce((sum, v) => sum + Number(v ?? 0), 0);
@@ -39,7 +39,7 @@ export async function measurePool(
   const poolSettings = {
     ...settings,
     SANDBOX_WARM_POOL: String(POOL_SIZE),
-    // The pool serves only uncapped disks (see warmPoolFor).
+    // Uncapped as when this row was first measured (capped pools: the burst's pooled row).
     SANDBOX_WORKSPACE_MB: '0',
     SANDBOT_HTTP_PORT: String(await freePort()),
   };

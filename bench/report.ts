@@ -1,4 +1,4 @@
-import { type BurstResults, medianOf } from './burst.js';
+import { type BurstResults, medianOf, poolLine } from './burst.js';
 import type { Footprint } from './footprint.js';
 import type { IngestRow } from './ingest.js';
 import type { LatencyResults } from './latency.js';
@@ -189,6 +189,16 @@ export function burstRows(b: BurstResults): Row[] {
       goal: 'wall ≈ half of one host’s',
       result: `${figures(two, b.twoHosts.length)}; wall ${(two.wallMs / one.wallMs).toFixed(2)}× one host’s; sandboxes per host ${split}`,
       verdict: check(two.wallMs <= 0.6 * one.wallMs),
+    });
+  }
+  if (b.pooled.length > 0) {
+    const pooled = medianOf(b.pooled);
+    const pool = b.pooled[0]?.pool;
+    rows.push({
+      figure: `same, one host, with a warm pool of ${b.size} filled before (\`SANDBOX_WARM_POOL=${b.size}\`, \`SANDBOX_MAX_LIVE=${2 * b.size}\`)`,
+      goal: 'p50 < 5 s, p99 < 15 s',
+      result: `${figures(pooled, b.pooled.length)}${pool ? `; ${poolLine(pool)}` : ''}`,
+      verdict: check(pooled.p50 < 5000 && pooled.p99 < 15_000),
     });
   }
   if (b.runc.length > 0) {

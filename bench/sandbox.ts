@@ -150,7 +150,7 @@ export async function measureTurnSteps(config: Config, n = 20, claims = 8): Prom
   }
   keeping.dropAttached();
   // Claims: a pool of one, refilled by hand before each (the refill is background work in a worker).
-  // The pool serves only uncapped disks (see warmPoolFor), so the claims are made without caps.
+  // Measured without caps, as before capped pools (the burst's pooled row has them).
   const uncapped = sandboxDriverFromConfig({ ...config, SANDBOX_WORKSPACE_MB: 0 });
   const pool: PooledSandbox[] = [];
   uncapped.usePool({ take: () => pool.shift(), claimed: async () => undefined, discard: () => undefined });

@@ -52,7 +52,7 @@ describe('a warm pool of two', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'sandbot-pool-audit-'));
   const config = testConfig(testInstance('pool'), {
     SANDBOX_WARM_POOL: '2',
-    // The pool serves only uncapped disks (see warmPoolFor).
+    // Plain volumes here; the capped pool: warm-pool-capped.test.ts.
     SANDBOX_WORKSPACE_MB: '0',
     SANDBOT_AUDIT_DIR: dir,
   });

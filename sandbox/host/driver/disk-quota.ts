@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, open, readFile, rm, rmdir, statfs, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { quotaName, unlinkQuotaName } from './disk-quota-link.js';
 import type { WorkspaceSeed } from './types.js';
 
 const run = promisify(execFile);
@@ -19,12 +20,14 @@ const AGENT_UID = 1000;
  */
 export async function ensureQuotaMount(
   root: string,
-  name: string,
+  linkedName: string,
   sizeMb: number,
   folders: string[] = [],
   seed?: WorkspaceSeed,
 ): Promise<string> {
   const base = resolve(root);
+  // A claimed pooled sandbox's images keep their pool name (disk-quota-link.ts).
+  const name = await quotaName(root, linkedName);
   const image = join(base, `${name}.img`);
   const mountPoint = join(base, 'mnt', name);
   await mkdir(join(base, 'mnt'), { recursive: true, mode: 0o700 });
@@ -93,8 +96,10 @@ async function seedFile(seed: string, file: { path: string; bytes: Buffer }): Pr
   await chown(target, AGENT_UID, AGENT_UID);
 }
 
-export async function removeQuotaMount(root: string, name: string): Promise<boolean> {
+/** Unmounts and deletes `name`'s image (the linked one, and the link, for a claimed pooled sandbox). */
+export async function removeQuotaMount(root: string, linkedName: string): Promise<boolean> {
   const base = resolve(root);
+  const name = await quotaName(root, linkedName);
   const image = join(base, `${name}.img`);
   const mountPoint = join(base, 'mnt', name);
   if (await isMounted(mountPoint)) await run('umount', ['-l', mountPoint]);
@@ -103,6 +108,7 @@ export async function removeQuotaMount(root: string, name: string): Promise<bool
   await rm(`${image}.ready`, { force: true });
   // Only the empty mount point: never a recursive delete that could reach into a volume still mounted.
   await rmdir(mountPoint).catch(() => undefined);
+  await unlinkQuotaName(root, linkedName);
   return existed;
 }
 
@@ -135,7 +141,7 @@ export async function quotaUsage(
   root: string,
   name: string,
 ): Promise<{ used: number; total: number } | undefined> {
-  const mountPoint = join(resolve(root), 'mnt', name);
+  const mountPoint = join(resolve(root), 'mnt', await quotaName(root, name));
   if (!(await isMounted(mountPoint))) return undefined;
   const fs = await statfs(mountPoint);
   return { used: (fs.blocks - fs.bfree) * fs.bsize, total: fs.blocks * fs.bsize };

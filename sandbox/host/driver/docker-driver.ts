@@ -7,7 +7,7 @@ import { countRunning, listSandboxes } from './docker-list.js';
 import { openSandbox } from './docker-open.js';
 import { listPooled, type PooledInfo, type PoolSource, removePooledSandbox } from './docker-pool.js';
 import { mountedVolumes } from './docker-pool-claim.js';
-import { createPooledSandbox } from './docker-pool-create.js';
+import { createPooledSandbox, pooledDiskRoot } from './docker-pool-create.js';
 import { networkLabel, type SandboxLimits, sandboxNames, skillsLabel } from './docker-spec.js';
 import { KeptSessions } from './kept-sessions.js';
 import { SandboxReads } from './sandbox-reads.js';
@@ -131,7 +131,7 @@ export class DockerSandboxDriver implements SandboxDriver {
     return this.startingNow;
   }
 
-  /** Lets open() give new conversations a sandbox from this pool (never with size-capped volumes). */
+  /** Lets open() give new conversations a sandbox from this pool (not with caps made in the micro-VM). */
   usePool(pool: PoolSource | undefined): void {
     this.pool = pool;
   }
@@ -152,7 +152,7 @@ export class DockerSandboxDriver implements SandboxDriver {
 
   /** Removes a waiting pooled sandbox; false when it is gone or was claimed meanwhile. */
   removePooled(name: string): Promise<boolean> {
-    return removePooledSandbox(this.docker, this.limits.instance, name);
+    return removePooledSandbox(this.docker, this.limits.instance, name, pooledDiskRoot(this.limits));
   }
 
   async list(): Promise<SandboxInfo[]> {

@@ -13,6 +13,7 @@ import {
 } from './docker-container.js';
 import type { PoolSource } from './docker-pool.js';
 import { claimFromPool, hasOwnVolumes } from './docker-pool-claim.js';
+import { pooledDiskRoot } from './docker-pool-create.js';
 import { type AttachedSession, attachRuntime } from './docker-session.js';
 import { networkLabel, runtimeLabel, type SandboxLimits, sandboxNames, skillsLabel } from './docker-spec.js';
 import type { AttachedAs } from './kept-sessions.js';
@@ -103,7 +104,8 @@ async function existingOrPooled(
 ): Promise<ContainerState | undefined> {
   // With a warm pool, a new conversation claims a pooled sandbox unless it has volumes of its own:
   // asked alongside the inspect rather than after it.
-  const claimable = ctx.pool && !ctx.limits.disk && plainOpen(options) ? ctx.pool : undefined;
+  // Not with caps made in the micro-VM's guest: its pool would need the helper to link images there.
+  const claimable = ctx.pool && !ctx.limits.disk?.onEngine && plainOpen(options) ? ctx.pool : undefined;
   const ownVolumes = claimable ? hasOwnVolumes(ctx.docker, ctx.limits.instance, conversation) : undefined;
   ownVolumes?.catch(() => undefined);
   const state = await inspectState(container);
@@ -130,6 +132,7 @@ async function existingOrPooled(
     conversation,
     ownVolumes,
     ctx.logger,
+    pooledDiskRoot(ctx.limits),
   );
   if (!pooled) return undefined;
   ctx.emit({ action: 'create', conversation, pooled: true });

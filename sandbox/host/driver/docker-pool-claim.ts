@@ -1,6 +1,7 @@
 import type Dockerode from 'dockerode';
 import type { ConversationId } from '../../../src/contracts/conversation/id.js';
 import type { Logger } from '../../../src/contracts/log/logger.js';
+import { linkQuotaName, unlinkQuotaName } from './disk-quota-link.js';
 import { DATA_VOLUME_LABEL, isPoolVolume, type PooledSandbox, type PoolSource } from './docker-pool.js';
 import { type SandboxNames, sandboxLabels, sandboxNames } from './docker-spec.js';
 
@@ -35,12 +36,13 @@ export async function claimFromPool(
   conversation: ConversationId,
   ownVolumes: Promise<boolean>,
   logger?: Logger,
+  diskRoot?: string,
 ): Promise<PooledSandbox | undefined> {
   const names = sandboxNames(instance, conversation);
   const sandbox = (await ownVolumes) ? undefined : pool.take();
   if (!sandbox) return undefined;
   try {
-    await claimPooledSandbox(docker, instance, sandbox, conversation);
+    await claimPooledSandbox(docker, instance, sandbox, conversation, diskRoot);
   } catch (err) {
     logger?.warn({ err, conversation, pooled: sandbox.name }, 'pooled sandbox not claimed; creating one');
     pool.discard(sandbox);
@@ -51,15 +53,22 @@ export async function claimFromPool(
   return sandbox;
 }
 
-/** Makes the pooled sandbox the conversation's (see the top of this file); undoes step 1 if 2 fails. */
+/**
+ * Makes the pooled sandbox the conversation's (see docker-pool.ts); undoes step 1 if 2 fails. A capped
+ * one's (`diskRoot`) conversation volumes are plain (its files are in the images), and its image names
+ * are linked to the pooled images between the two steps.
+ */
 export async function claimPooledSandbox(
   docker: Dockerode,
   instance: string,
   sandbox: PooledSandbox,
   conversation: ConversationId,
+  diskRoot?: string,
 ): Promise<void> {
   const names = sandboxNames(instance, conversation);
   const labels = sandboxLabels(instance, conversation);
+  const capped = sandbox.capped === true;
+  if (capped && !diskRoot) throw new Error('a capped pooled sandbox needs the disk folder to be claimed');
   const binds: [name: string, data: string, device: string][] = [
     [names.workspaceVolume, sandbox.workspaceVolume, sandbox.workspaceData],
     [names.sessionVolume, sandbox.sessionVolume, sandbox.sessionData],
@@ -70,15 +79,22 @@ export async function claimPooledSandbox(
         Name: name,
         Labels: { ...labels, [DATA_VOLUME_LABEL]: data },
         Driver: 'local',
-        DriverOpts: { type: 'none', o: 'bind', device },
+        ...(capped ? {} : { DriverOpts: { type: 'none', o: 'bind', device } }),
       }),
     ),
   );
+  const linked: string[] = [];
   try {
     const failed = made.find((m) => m.status === 'rejected');
     if (failed) throw failed.reason;
+    for (const [name, data] of binds) {
+      if (!capped || !diskRoot) break;
+      await linkQuotaName(diskRoot, name, data);
+      linked.push(name);
+    }
     await docker.getContainer(sandbox.name).rename({ name: names.container });
   } catch (error) {
+    for (const name of linked) await unlinkQuotaName(diskRoot as string, name).catch(() => undefined);
     for (const [i, m] of made.entries()) {
       const name = binds[i]?.[0];
       if (m.status === 'fulfilled' && name)

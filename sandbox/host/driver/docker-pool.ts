@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type Dockerode from 'dockerode';
 import { ConversationId } from '../../../src/contracts/conversation/id.js';
+import { removeQuotaMount } from './disk-quota.js';
 import {
   containerSpec,
+  type QuotaPaths,
   type SandboxLimits,
   type SandboxNames,
   SESSION_DIR,
@@ -22,6 +24,10 @@ import type { WorkspaceSnapshot } from './workspace-snapshot.js';
  * Labels cannot change on a container, so a claimed one keeps `sandbot.kind=pool`; `list()` maps it to
  * its conversation through the labels of its bind volumes. A pooled sandbox is claimed once: the
  * rename addresses it by its pool name, which no longer exists after the first claim.
+ * With size caps (on the worker's host) the pooled sandbox's /workspace and /session are capped images
+ * named like its volumes, bind-mounted: a claim makes the conversation's (plain, empty, labelled)
+ * volumes as for any capped sandbox and links the conversation's image names to the pooled ones
+ * (disk-quota-link.ts), so every later lookup by the conversation finds them.
  */
 
 export const POOL_KIND = 'pool';
@@ -43,6 +49,8 @@ export interface PooledSandbox {
   sessionData: string;
   /** /workspace as it was once ready (seed files in, nothing of any agent's). */
   snapshot: WorkspaceSnapshot;
+  /** Its volumes are size-capped images (named workspaceVolume, sessionVolume), not Docker volumes. */
+  capped?: boolean;
 }
 
 /** Where a driver gets pooled sandboxes from (the worker's warm pool). */
@@ -79,11 +87,20 @@ function poolLabels(instance: string, owner: string): Record<string, string> {
   return { 'sandbot.instance': instance, 'sandbot.kind': POOL_KIND, [POOL_OWNER_LABEL]: owner };
 }
 
-/** The hardened sandbox spec (no network, plain volumes) under a pool name, volumes made with it. */
-export function pooledContainerSpec(limits: SandboxLimits, owner: string): Dockerode.ContainerCreateOptions {
-  const id = randomBytes(6).toString('hex');
+export const newPoolId = () => randomBytes(6).toString('hex');
+
+/**
+ * The hardened sandbox spec (no network) under a pool name: its plain volumes made with it, or its
+ * size-capped images (`quota`, already mounted) bound in.
+ */
+export function pooledContainerSpec(
+  limits: SandboxLimits,
+  owner: string,
+  id = newPoolId(),
+  quota?: QuotaPaths,
+): Dockerode.ContainerCreateOptions {
   const names = poolNames(limits.instance, id);
-  const spec = containerSpec(limits, PLACEHOLDER);
+  const spec = containerSpec(limits, PLACEHOLDER, undefined, quota);
   const { 'sandbot.conversation': _, ...labels } = spec.Labels ?? {};
   const volumeLabels = poolLabels(limits.instance, owner);
   const sources: Record<string, string> = {
@@ -136,19 +153,24 @@ export async function listPooled(docker: Dockerode, instance: string): Promise<P
 /**
  * Removes a waiting pooled sandbox by its pool name; false when there is none by that name (it was
  * claimed meanwhile, and is a conversation's now). Its volumes go too, unless a conversation's bind
- * volume points at them (a claim cut short after step 1: the data is that conversation's).
+ * volume points at them (a claim cut short after step 1: the data is that conversation's). With
+ * `diskRoot`, its capped images too (on the same terms).
  */
 export async function removePooledSandbox(
   docker: Dockerode,
   instance: string,
   name: string,
+  diskRoot?: string,
 ): Promise<boolean> {
   if (!name.startsWith(poolPrefix(instance))) return false;
+  let existed = true;
   try {
     await docker.getContainer(name).remove({ force: true });
   } catch (error) {
-    if ((error as { statusCode?: number }).statusCode === 404) return false;
-    throw error;
+    if ((error as { statusCode?: number }).statusCode !== 404) throw error;
+    // Capped images may be left of a sandbox whose creation failed (a claimed one's are referenced).
+    if (!diskRoot) return false;
+    existed = false;
   }
   const names = poolNames(instance, name.slice(poolPrefix(instance).length));
   const { Volumes } = await docker.listVolumes({
@@ -157,6 +179,7 @@ export async function removePooledSandbox(
   const referenced = new Set((Volumes ?? []).map((v) => v.Labels?.[DATA_VOLUME_LABEL]));
   for (const volume of [names.workspaceVolume, names.sessionVolume]) {
     if (referenced.has(volume)) continue;
+    if (diskRoot) await removeQuotaMount(diskRoot, volume);
     await docker
       .getVolume(volume)
       .remove()
@@ -164,5 +187,5 @@ export async function removePooledSandbox(
         if (error.statusCode !== 404) throw error;
       });
   }
-  return true;
+  return existed;
 }

@@ -73,7 +73,7 @@ export const ConfigSchema = z.object({
   SANDBOX_WARM_POOL: int(0, 1000)
     .default(0)
     .describe(
-      'Sandboxes a worker keeps started ahead for new conversations (each used once; they count toward SANDBOX_MAX_LIVE). Only with SANDBOX_WORKSPACE_MB=0 (uncapped disks): with caps on, as by default, it is ignored.',
+      'Sandboxes a worker keeps started ahead for new conversations (each used once, with its own size-capped disks; they count toward SANDBOX_MAX_LIVE). Ignored under SANDBOX_LAYER=microvm with caps on (its caps are made in the guest).',
     ),
   SANDBOT_EPHEMERAL: list.describe(
     'Conversation-id prefixes (whole segments, or ending in *) whose workspace is wiped (not just stopped) when idle, comma-separated.',

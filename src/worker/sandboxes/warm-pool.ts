@@ -50,6 +50,7 @@ export class WarmPool implements PoolSource {
   private timer?: NodeJS.Timeout;
   private refillTimer?: NodeJS.Timeout;
   private orphansCheckedAt = 0;
+  private lastTakeAt = 0;
 
   constructor(
     private readonly deps: WarmPoolDeps,
@@ -76,17 +77,18 @@ export class WarmPool implements PoolSource {
   take(): PooledSandbox | undefined {
     const sandbox = this.ready.shift();
     if (!sandbox) return undefined;
+    this.lastTakeAt = Date.now();
     void this.markAlive().catch(() => undefined);
     // Only a claim frees a slot for a new one (an empty pool refills at the next tick, not while a
-    // conversation's own sandbox is being created); and only once the claiming conversation's first
-    // turn is under way: starting a sandbox takes the engine and the CPU for a while.
-    if (!this.refillTimer) {
-      this.refillTimer = setTimeout(() => {
-        this.refillTimer = undefined;
-        this.refill();
-      }, this.options.refillDelayMs ?? 2000);
-      this.refillTimer.unref();
-    }
+    // conversation's own sandbox is being created); and only once claims have paused for the delay
+    // (the last claiming conversation's first turn under way, a burst over): starting a sandbox takes
+    // the engine and the CPU for a while, which a burst's turns need.
+    clearTimeout(this.refillTimer);
+    this.refillTimer = setTimeout(() => {
+      this.refillTimer = undefined;
+      this.refill();
+    }, this.refillDelay());
+    this.refillTimer.unref();
     return sandbox;
   }
 
@@ -164,8 +166,18 @@ export class WarmPool implements PoolSource {
     }
   }
 
+  private refillDelay(): number {
+    return this.options.refillDelayMs ?? 2000;
+  }
+
+  /** A claim came within the refill delay: new sandboxes wait (see take). */
+  private claimedLately(): boolean {
+    return Date.now() - this.lastTakeAt < this.refillDelay();
+  }
+
   private refill(): void {
-    if (this.stopped || this.filling || this.ready.length >= this.options.size) return;
+    if (this.stopped || this.filling || this.ready.length >= this.options.size || this.claimedLately())
+      return;
     this.filling = this.fill().finally(() => {
       this.filling = undefined;
     });
@@ -173,7 +185,12 @@ export class WarmPool implements PoolSource {
 
   private async fill(): Promise<void> {
     try {
-      while (!this.stopped && this.ready.length < this.options.size && (await this.roomForOne())) {
+      while (
+        !this.stopped &&
+        this.ready.length < this.options.size &&
+        !this.claimedLately() &&
+        (await this.roomForOne())
+      ) {
         const token = newCanaryToken();
         const sandbox = await this.deps.driver.createPooled(this.owner, [
           { path: CANARY_PATH, bytes: canaryFileContent(token) },
@@ -211,23 +228,25 @@ export class WarmPool implements PoolSource {
 }
 
 /**
- * The pool SANDBOX_WARM_POOL asks for, or none. Not with size-capped volumes (SANDBOX_WORKSPACE_MB):
- * those are loop-mounted images named per conversation, which a claim cannot hand over (the pooled
- * mount would have to be renamed while in use); the setting is then ignored, with a warning.
+ * The pool SANDBOX_WARM_POOL asks for, or none. With size caps (SANDBOX_WORKSPACE_MB) each pooled
+ * sandbox gets its own images, linked to the claiming conversation (disk-quota-link.ts); not under the
+ * micro-VM, whose caps are made in its guest by a helper container: the setting is then ignored, with
+ * a warning.
  */
 export function warmPoolFor(
   config: {
     SANDBOX_WARM_POOL: number;
     SANDBOX_WORKSPACE_MB: number;
+    SANDBOX_LAYER?: string;
     SANDBOX_MAX_LIVE: number;
     SANDBOT_INSTANCE: string;
   },
   deps: WarmPoolDeps,
 ): WarmPool | undefined {
   if (config.SANDBOX_WARM_POOL === 0) return undefined;
-  if (config.SANDBOX_WORKSPACE_MB > 0) {
+  if (config.SANDBOX_WORKSPACE_MB > 0 && config.SANDBOX_LAYER === 'microvm') {
     deps.logger.warn(
-      'SANDBOX_WARM_POOL is ignored: pooled sandboxes cannot take size-capped volumes (on by default; SANDBOX_WORKSPACE_MB=0 turns them off, a weakness)',
+      'SANDBOX_WARM_POOL is ignored under SANDBOX_LAYER=microvm with size caps (made in the guest, which the pool cannot hand over yet)',
     );
     return undefined;
   }
