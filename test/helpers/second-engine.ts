@@ -8,7 +8,7 @@ import {
   pidIn,
   stopEngine,
   terminate,
-} from './ipv6-engine.js';
+} from '../../testkit/engine.js';
 
 /**
  * A second Docker engine on this machine: another host to sandbot (its own engine ID), with its own
