@@ -54,12 +54,15 @@ export interface LayerPlan {
 export const GVISOR_RUNTIME = 'runsc';
 /**
  * Under gVisor (ptrace platform) the sandbox's kernel and each agent process take host tasks from the
- * container's pids cgroup: ~55 idle, then 16-18 per agent process (measured: 64 processes → 1,051
- * tasks, 256 → 4,546). Hitting that cgroup limit kills the whole sandbox, so the agent's own limit
- * (SANDBOX_PIDS) is enforced inside gVisor as RLIMIT_NPROC, and the cgroup only backs it up.
+ * container's pids cgroup: ~55 idle, then 16-18 per agent process held (measured: 64 processes →
+ * 1,051 tasks, 256 → 4,546), and more while processes churn: a fork bomb at 128 processes peaked above
+ * 2,688 (20 per process) about one run in eight, and gVisor's sentry panics when it cannot start a
+ * host task, which takes the whole sandbox down. So the agent's own limit (SANDBOX_PIDS) is enforced
+ * inside gVisor as RLIMIT_NPROC, and the cgroup, with room for that churn, only backs it up (its
+ * tasks' kernel memory is charged to the sandbox's memory cgroup all the same).
  */
 export const GVISOR_MIN_PIDS = 1024;
-export const GVISOR_TASKS_PER_PROCESS = 20;
+export const GVISOR_TASKS_PER_PROCESS = 40;
 export const GVISOR_BASE_TASKS = 128;
 /** gVisor's kernel (sentry, gofer) lives in the container's memory cgroup: ~25 MiB idle, measured. */
 export const GVISOR_MEMORY_OVERHEAD_MB = 64;
