@@ -21,7 +21,7 @@ export interface ReapResult {
 }
 
 /**
- * Kills every process of the agent's uid (or uids: the skills' too) except the runtime itself, the container's init and `spare`,
+ * Kills every process of the agent's uid (or uids: the skills' too) except the runtime itself and the container's init,
  * until none is left: what a turn started in the background (`setsid`, double forks, chains that fork
  * their next generation and exit) does not live on into the next turn. One pass over /proc is not
  * enough, since a chain forks a child the pass has not listed yet; so each round first stops every
@@ -32,7 +32,6 @@ export interface ReapResult {
 export function reapStrays(
   self = process.pid,
   uid: number | ReadonlySet<number> = process.getuid?.() ?? -1,
-  spare?: number,
   table: ProcessTable = procTable,
 ): ReapResult {
   const killed = new Set<number>();
@@ -40,7 +39,7 @@ export function reapStrays(
     const owner = table.ownerOf(pid);
     return owner !== undefined && (typeof uid === 'number' ? owner === uid : uid.has(owner));
   };
-  const strays = () => table.pids().filter((pid) => pid > 1 && pid !== self && pid !== spare && owned(pid));
+  const strays = () => table.pids().filter((pid) => pid > 1 && pid !== self && owned(pid));
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const seen = strays();
     if (seen.length === 0) return { killed: [...killed], left: 0 };

@@ -221,14 +221,16 @@ export class Runtime {
       })
       .finally(() => {
         // Reap only if no newer job has started meanwhile (it would be killed with the strays), and
-        // only after a tool ran (nothing else starts processes); the shell waiting for the next call
-        // has run nothing of the agent's and is spared.
+        // only after a tool ran (nothing else starts processes). The shell waiting for the next call
+        // goes too (the agent's commands could have fed it one of theirs); a fresh one follows.
         const current = this.active === undefined || this.active.controller === controller;
         if (this.options.reapStrays && current && this.toolsRan) {
           this.toolsRan = false;
-          const reaped = reapTurn(this.options.privilege, this.shells?.pid());
+          this.shells?.discard();
+          const reaped = reapTurn(this.options.privilege);
           if (reaped.left > 0)
             this.protocolError(`${reaped.left} processes of the turn outran the reaper and still run`);
+          this.shells?.prepare(this.options.shell ?? findShell(), this.options.workspace);
         }
         // The tools that opened tunnel streams are gone, and so is the worker's lease they rode on.
         if (current) this.egress?.closeAll();

@@ -21,13 +21,13 @@ export function skillOfConnection(
 }
 
 /** Kills what the turn left running: the agent's processes, and the skills' under their own uids. */
-export function reapTurn(privilege: Privilege | undefined, spare: number | undefined): ReapResult {
-  if (!privilege) return reapStrays(process.pid, undefined, spare);
+export function reapTurn(privilege: Privilege | undefined): ReapResult {
+  if (!privilege) return reapStrays(process.pid);
   // Root only for each kill(2) (the skills' uids are not the runtime's), not for the reading of /proc.
   const table = {
     ...procTable,
     signal: (pid: number, signal: 'SIGSTOP' | 'SIGKILL') =>
       privilege.asRoot(() => procTable.signal(pid, signal)),
   };
-  return reapStrays(process.pid, privilege.turnUids(), spare, table);
+  return reapStrays(process.pid, privilege.turnUids(), table);
 }

@@ -15,15 +15,24 @@ import type {
  * and anything it reads (a user message, a file, a fetched page, a tool's output) that holds
  *   <<run>>command<</run>>     is obeyed: the command runs next, as bash (a prompt injection)
  *   <<say>>text<</say>>        is obeyed: the agent answers with exactly that text
+ *   <<pause N>>                its next answer takes N ms (a slow model: time for what the tool left running)
  * After a tool result it answers "tool said: <every result since its last call>".
  */
 
 const INJECTED_RUN = /<<run>>([\s\S]*?)<<\/run>>/;
 const INJECTED_SAY = /<<say>>([\s\S]*?)<<\/say>>/;
+const INJECTED_PAUSE = /<<pause (\d{1,5})>>/;
 
 const bash = (command: string): FakeStep => ({ toolCalls: [{ name: 'bash', arguments: { command } }] });
 
 export function attackerModel(request: FakeChatRequest): FakeStep {
+  const last = request.messages?.at(-1);
+  const pause = last ? INJECTED_PAUSE.exec(last.content) : null;
+  const step = nextStep(request);
+  return pause?.[1] ? { ...step, delayMs: Number(pause[1]) } : step;
+}
+
+function nextStep(request: FakeChatRequest): FakeStep {
   const messages = request.messages ?? [];
   const last = messages.at(-1);
   if (!last) return { reply: 'nothing was asked' };

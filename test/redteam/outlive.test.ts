@@ -98,6 +98,47 @@ describe('red team: nothing outlives its turn', () => {
     expect(turn.seconds).toBeLessThan(TURN_TIMEOUT / 2);
   });
 
+  it('the shell waiting for the next call is not kept past the turn (the agent could have taken it over)', async () => {
+    const session = 'outlive-waiting-shell';
+    // After each bash call the runtime starts a bash, as the agent's uid, blocked reading its next
+    // command. A process the call left behind finds it while the model thinks; being the same uid, it
+    // could ptrace it or write its memory (/proc/<pid>/mem) and have it run anything later. So the
+    // turn's end kills it with the strays, and the next turn's call runs in a fresh one.
+    const watcher = [
+      'for i in $(seq 300); do',
+      '  for p in /proc/[0-9]*; do',
+      '    tr "\\0" " " < $p/cmdline 2>/dev/null | grep -q "BASH_EXECUTION_STRING <&3" || continue',
+      '    (exec 9< $p/mem) 2>/dev/null && mem=open || mem=refused',
+      '    echo "waiting=$(basename $p) mem=$mem" > /workspace/waiting; exit',
+      '  done',
+      '  sleep 0.01',
+      'done',
+    ].join('\n');
+    const attack = [
+      `cat > /tmp/watcher.sh <<'EOF'\n${watcher}\nEOF`,
+      'setsid bash /tmp/watcher.sh < /dev/null > /dev/null 2>&1 &',
+      // Out of the call's process group before the call ends (under gVisor the exec takes a while).
+      'sleep 0.3; echo "watcher started <<pause 1500>>"',
+    ].join('\n');
+    const first = await rt.ask(session, attack);
+    expect(first.text).toContain('watcher started');
+    const next = await rt.ask(
+      session,
+      'cat /workspace/waiting; echo "self=$$"; kill -0 $(sed "s/waiting=\\([0-9]*\\).*/\\1/" /workspace/waiting) 2>/dev/null && echo alive=yes || echo alive=no',
+    );
+    const waiting = /waiting=(\d+) mem=(\w+)/.exec(next.text);
+    // The watcher saw the waiting shell (else this proves nothing).
+    expect(waiting?.[1]).toBeDefined();
+    const self = /self=(\d+)/.exec(next.text)?.[1];
+    await rt.row(
+      'a process the call left finds the shell waiting for the next call (same uid: it could ptrace it or write its memory)',
+      `its /proc/<pid>/mem ${waiting?.[2] === 'open' ? 'could be opened' : 'was refused'}; ${self !== waiting?.[1] && /alive=no/.test(next.text) ? 'killed with the turn’s strays, the next call ran in a fresh shell' : 'KEPT into the next turn'}`,
+      session,
+    );
+    expect(self).not.toBe(waiting?.[1]);
+    expect(next.text).toContain('alive=no');
+  });
+
   it('leaks nothing', async () => {
     await expectNoSecretsLeaked(rt);
   });

@@ -116,4 +116,17 @@ describe('the ready shell', () => {
     shells.prepare(shell, workspace);
     expect(shells.pid()).toBeUndefined();
   });
+
+  it('discard() ends the waiting shell, and the next prepare starts a fresh one', async () => {
+    shells.prepare(shell, workspace);
+    const first = shells.pid() as number;
+    expect(first).toBeGreaterThan(0);
+    shells.discard();
+    expect(shells.pid()).toBeUndefined();
+    await eventually(() => isGone(first), 'the discarded shell killed');
+    shells.prepare(shell, workspace);
+    const second = shells.pid() as number;
+    expect(second).toBeGreaterThan(0);
+    expect(second).not.toBe(first);
+  });
 });

@@ -42,7 +42,7 @@ export class ReadyShells {
   /** With a privilege, the shell starts as the agent's uid alone (privilege.ts). */
   constructor(private readonly privilege?: Privilege) {}
 
-  /** The waiting shell's pid (the stray reaper spares it: it has run nothing of the agent's yet). */
+  /** The waiting shell's pid, if one waits. */
   pid(): number | undefined {
     const waiting = this.waiting;
     return waiting && !waiting.gone ? waiting.child.pid : undefined;
@@ -94,6 +94,15 @@ export class ReadyShells {
   /** Kills the waiting shell, if any, and starts no more (the runtime is shutting down). */
   close(): void {
     this.closed = true;
+    this.discard();
+  }
+
+  /**
+   * Kills the waiting shell, if any (a later `prepare` starts a fresh one). At a turn's end: the agent's
+   * commands run as the same uid as the waiting shell, so they could have written a command of their
+   * own into its pipe (/proc/<pid>/fd/3); a shell that may be running the agent's code is not spared.
+   */
+  discard(): void {
     const waiting = this.waiting;
     this.waiting = undefined;
     if (waiting && !waiting.gone && waiting.child.pid !== undefined) {
