@@ -2,6 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDocker } from '../../sandbox/host/driver/docker-client.js';
+import { sandboxNames } from '../../sandbox/host/driver/docker-spec.js';
 import { sandboxDriverFromConfig } from '../../sandbox/host/driver/from-config.js';
 import { webConversationId } from '../../src/contracts/conversation/id.js';
 import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
@@ -26,8 +28,15 @@ const conversation = webConversationId(session);
 const CANARY = '/workspace/.aws/credentials';
 let stack: ScriptedStack;
 
+/** The shell model, except that a message starting "say:" is answered at once, with no tool call. */
+const model: typeof shellModel = (request) => {
+  const last = request.messages.at(-1);
+  if (last?.role === 'user' && last.content.startsWith('say:')) return { reply: last.content.slice(4) };
+  return shellModel(request);
+};
+
 beforeAll(async () => {
-  stack = await startScriptedStack(config, shellModel);
+  stack = await startScriptedStack(config, model);
 });
 
 afterAll(async () => {
@@ -106,6 +115,32 @@ describe('warm turns', () => {
     expect(wrote.end.type === 'reply' && wrote.end.files?.map((f) => f.name)).toEqual(['report.txt']);
     const quiet = await turn('echo nothing new');
     expect(quiet.end.type === 'reply' && (quiet.end.files ?? [])).toEqual([]);
+  });
+
+  it('reads nothing through the engine in a turn that ran nothing, and the next turn records as before', async () => {
+    await turn('echo a > a.txt');
+    const docker = createDocker(config.DOCKER_HOST);
+    // The engine's events are stamped in whole seconds: start in a second of the quiet turn's own.
+    await new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000) + 10));
+    const since = Math.floor(Date.now() / 1000);
+    const quiet = await turn('say:nothing to run');
+    expect(text(quiet.end)).toBe('nothing to run');
+    expect(quiet.files).toEqual([]);
+    // The engine's record of archive reads and writes on this sandbox during that turn: none (no
+    // snapshot at its end, no outbox read; its start used the kept snapshot).
+    const stream = await docker.getEvents({
+      since,
+      until: Math.ceil(Date.now() / 1000) + 1,
+      filters: {
+        container: [sandboxNames(config.SANDBOT_INSTANCE, conversation).container],
+        event: ['archive-path', 'extract-to-dir'],
+      },
+    });
+    let events = '';
+    for await (const chunk of stream) events += String(chunk);
+    expect(events, events).toBe('');
+    // The snapshot kept through the quiet turn is still the workspace: the next change is recorded.
+    expect((await turn('echo b > b.txt')).files).toEqual(['created b.txt']);
   });
 
   it('trips the canary in a warm turn that reads it', async () => {

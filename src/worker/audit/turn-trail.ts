@@ -52,6 +52,13 @@ export interface TurnTrail {
   workspaceAfter(options?: { keep?: boolean }): Promise<FileChange[] | undefined>;
   /** Records what is still open (and the file changes, if not yet done) and `turn.finished`. */
   finished(outcome: TrailOutcome): Promise<void>;
+  /**
+   * Nothing of the agent's ran in the sandbox this turn: the model called no tool, no command ran, and
+   * the turn began on a kept snapshot (so the previous turn ended cleanly, its processes reaped). Then
+   * /workspace is as the worker left it before the turn: its outbox holds nothing new, and the end's
+   * snapshot is the start's (no archive read through the engine).
+   */
+  ranNothing(): boolean;
 }
 
 export interface TrailDeps {
@@ -81,6 +88,7 @@ export const silentTrail: TurnTrail = {
   limitHit: () => undefined,
   publishing: (publish) => publish,
   finished: async () => undefined,
+  ranNothing: () => false,
 };
 
 export function turnTrails(deps: TrailDeps): (turn: Turn, mode: TrailMode) => TurnTrail {
@@ -97,6 +105,10 @@ class RecordedTurn implements TurnTrail {
   /** This turn's mark on the workspace (see WorkspaceBaselines.claim) and the container it holds. */
   private claimed?: { claim: string; containerId?: string };
   private filesChanged = 0;
+  /** The model called a tool or a command ran: the sandbox ran something of the agent's. */
+  private acted = false;
+  /** The turn began on a kept snapshot (see priorWorkspace). */
+  private resumed = false;
   private error?: string;
   private readonly user: AuditActor;
   private skills: Record<string, string> = {};
@@ -136,6 +148,7 @@ class RecordedTurn implements TurnTrail {
     // kept snapshot would stay valid past the changes this turn makes).
     const { claim, snapshot } = await baselines.claim(this.turn.conversation, containerId || undefined);
     this.claimed = { claim, containerId: containerId || undefined };
+    this.resumed = snapshot !== undefined;
     return snapshot;
   }
 
@@ -155,7 +168,10 @@ class RecordedTurn implements TurnTrail {
         content: this.deps.audit.content,
         metrics: this.metrics,
         record: (actor, kind, data) => this.record(actor, kind, data),
-        opened: (call) => this.open.push(call),
+        opened: (call) => {
+          this.acted = true;
+          this.open.push(call);
+        },
       },
       { requestId, model, messages },
     );
@@ -173,6 +189,7 @@ class RecordedTurn implements TurnTrail {
   }
 
   commandFinished(command: string, result: ToolResult | undefined): void {
+    this.acted = true;
     this.recordTool(this.user, 'bash', { command }, result);
   }
 
@@ -226,7 +243,7 @@ class RecordedTurn implements TurnTrail {
     this.before = undefined; // once
     if (!before) return undefined;
     for (const call of this.open.splice(0)) this.recordTool('agent', call.name, call.args);
-    const after = await this.snapshot();
+    const after = this.ranNothing() ? before : await this.snapshot();
     const changes = after ? diffWorkspace(before, after) : [];
     const { claim, containerId } = this.claimed ?? {};
     if (options.keep && after && claim && containerId) {
@@ -260,6 +277,10 @@ class RecordedTurn implements TurnTrail {
       filesChanged,
       ...(this.error ? { error: capText(this.error, 2000) } : {}),
     });
+  }
+
+  ranNothing(): boolean {
+    return this.resumed && !this.acted;
   }
 
   private async snapshot(): Promise<WorkspaceSnapshot | undefined> {

@@ -138,7 +138,10 @@ async function publishEnd(
     return 'stopped';
   }
   if (result.kind === 'reply') {
-    const outbox = await collectOutbox(deps, turn, startedAt, deps.config.SANDBOT_FILE_MAX_BYTES);
+    // Nothing ran that could have put a file there: no archive read through the engine.
+    const outbox = trail.ranNothing()
+      ? { files: [], skipped: [] }
+      : await collectOutbox(deps, turn, startedAt, deps.config.SANDBOT_FILE_MAX_BYTES);
     if (outbox.cut) trail.limitHit('workspace_read', { read: 'outbox', ...outbox.cut });
     await deps.publish(replyEvent(turn, withSkippedNote(result.text, outbox.skipped), outbox.files));
     return 'replied';
