@@ -136,7 +136,6 @@ function hostParts(parts: WorkerParts, layer: CheckedLayer, driver: DockerSandbo
     ...{ engine: layer.sandboxEngine, driver, redis: parts.connection, store: parts.store },
     publish: (event: Parameters<WorkerParts['outbound']['publish']>[0]) => parts.outbound.publish(event),
     audit: parts.observed.audit,
-    ...(parts.pool ? { pool: parts.pool } : {}),
     // Under the micro-VM only its worker reaches the guest's engine: no drain from outside.
     reachable: !layer.guest,
   };

@@ -56,6 +56,8 @@ export class DockerSandboxDriver implements SandboxDriver {
   private startingNow = 0;
   /** Attach connections kept between turns (the worker's driver only: see keepAttached). */
   private kept?: KeptSessions;
+  /** The running count in flight (countRunning). */
+  private census?: Promise<{ sandboxes: number; pooled: number }>;
   private readonly reads: SandboxReads;
 
   constructor(options: DockerSandboxDriverOptions) {
@@ -159,8 +161,17 @@ export class DockerSandboxDriver implements SandboxDriver {
     return listSandboxes(this.docker, this.limits.instance);
   }
 
+  /**
+   * Callers at the same time share one listing: in a burst every new conversation asks (room under
+   * SANDBOX_MAX_LIVE, this host's free slots), and each listing costs the engine a look at every
+   * container. A caller that comes while one is in flight takes its answer (begun a moment before it asked: the
+   * same race as two counts side by side).
+   */
   countRunning(): Promise<{ sandboxes: number; pooled: number }> {
-    return countRunning(this.docker, this.limits.instance);
+    this.census ??= countRunning(this.docker, this.limits.instance).finally(() => {
+      this.census = undefined;
+    });
+    return this.census;
   }
 
   async stop(conversation: ConversationId): Promise<boolean> {

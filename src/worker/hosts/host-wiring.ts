@@ -31,7 +31,6 @@ export async function startWorkerHost(
     store: ConversationStore;
     publish: (event: OutboundEvent) => Promise<void>;
     audit?: AuditRecorder;
-    pool?: { count(): Promise<number> };
     /** Whether sandboxes live on the engine at DOCKER_HOST (not the micro-VM's): then a drain can reach it. */
     reachable: boolean;
   },
@@ -40,10 +39,10 @@ export async function startWorkerHost(
 ): Promise<WorkerHost> {
   const info = (await parts.engine.info()) as { ID?: string; Name?: string; DockerRootDir?: string };
   const host = hostIdOf(info);
+  // One listing (shared by the callers of the moment, see countRunning): asked by every new conversation.
   const measure = async () => {
-    const [sandboxes, warm] = await Promise.all([parts.driver.list(), parts.pool?.count() ?? 0]);
-    const live = sandboxes.filter((s) => s.state === 'running').length + warm;
-    return { live, warm };
+    const { sandboxes, pooled } = await parts.driver.countRunning();
+    return { live: sandboxes + pooled, warm: pooled };
   };
   const report = publishHostReport(parts.redis, config.SANDBOT_INSTANCE, async () => ({
     host,
