@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDocker } from '../../sandbox/host/driver/docker-client.js';
 import { sandboxNames } from '../../sandbox/host/driver/docker-spec.js';
 import { sandboxDriverFromConfig } from '../../sandbox/host/driver/from-config.js';
-import { webConversationId } from '../../src/contracts/conversation/id.js';
+import { type ConversationId, webConversationId } from '../../src/contracts/conversation/id.js';
 import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
 import { AuditJournal } from '../../src/shared/audit/journal.js';
 import { parseEvents } from '../../src/shared/audit/summary.js';
@@ -58,6 +58,40 @@ async function turn(command: string): Promise<{ end: OutboundEvent; files: strin
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`turn ${end.turnId} never finished in the audit log`);
+}
+
+/** Waits for the start of the next whole second (the engine stamps its events in whole seconds). */
+async function nextSecond(): Promise<number> {
+  await new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000) + 10));
+  return Math.floor(Date.now() / 1000);
+}
+
+/** The engine's archive reads and writes on the conversation's sandbox since `since` (seconds). */
+async function archiveEvents(of: ConversationId, since: number): Promise<{ Action: string }[]> {
+  const stream = await createDocker(config.DOCKER_HOST).getEvents({
+    since,
+    until: Math.ceil(Date.now() / 1000) + 1,
+    filters: {
+      container: [sandboxNames(config.SANDBOT_INSTANCE, of).container],
+      event: ['archive-path', 'extract-to-dir'],
+    },
+  });
+  let raw = '';
+  for await (const chunk of stream) raw += String(chunk);
+  return raw
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as { Action: string });
+}
+
+/** Turns of the conversation the audit log has seen finish. */
+async function auditedTurns(session: string): Promise<number> {
+  const events = parseEvents((await journal.read(webConversationId(session))) ?? '');
+  return events.filter((e) => e.kind === 'turn.finished').length;
+}
+
+async function eventually(check: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 100 && !(await check()); i++) await new Promise((r) => setTimeout(r, 50));
 }
 
 const text = (end: OutboundEvent) => (end.type === 'reply' ? end.text : JSON.stringify(end));
@@ -117,28 +151,24 @@ describe('warm turns', () => {
     expect(quiet.end.type === 'reply' && (quiet.end.files ?? [])).toEqual([]);
   });
 
+  it('reads /workspace once in a new sandbox’s turn that ran nothing (the start’s snapshot is the end’s)', async () => {
+    const fresh = 'warm-fresh';
+    const since = await nextSecond();
+    expect(text(await turnEnd(stack.url, fresh, 'say:hello'))).toBe('hello');
+    await eventually(async () => (await auditedTurns(fresh)) === 1);
+    const reads = await archiveEvents(webConversationId(fresh), since);
+    expect(reads.map((e) => e.Action)).toEqual(['archive-path']);
+  });
+
   it('reads nothing through the engine in a turn that ran nothing, and the next turn records as before', async () => {
     await turn('echo a > a.txt');
-    const docker = createDocker(config.DOCKER_HOST);
-    // The engine's events are stamped in whole seconds: start in a second of the quiet turn's own.
-    await new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000) + 10));
-    const since = Math.floor(Date.now() / 1000);
+    const since = await nextSecond();
     const quiet = await turn('say:nothing to run');
     expect(text(quiet.end)).toBe('nothing to run');
     expect(quiet.files).toEqual([]);
     // The engine's record of archive reads and writes on this sandbox during that turn: none (no
     // snapshot at its end, no outbox read; its start used the kept snapshot).
-    const stream = await docker.getEvents({
-      since,
-      until: Math.ceil(Date.now() / 1000) + 1,
-      filters: {
-        container: [sandboxNames(config.SANDBOT_INSTANCE, conversation).container],
-        event: ['archive-path', 'extract-to-dir'],
-      },
-    });
-    let events = '';
-    for await (const chunk of stream) events += String(chunk);
-    expect(events, events).toBe('');
+    expect(await archiveEvents(conversation, since)).toEqual([]);
     // The snapshot kept through the quiet turn is still the workspace: the next change is recorded.
     expect((await turn('echo b > b.txt')).files).toEqual(['created b.txt']);
   });

@@ -76,6 +76,7 @@ export async function openSandbox(
       // Before the start: the runtime's first line may come before start() returns.
       session.expectStartupReady();
       await container.start();
+      session.fresh = true;
       ctx.logger?.info({ conversation, container: name }, 'sandbox started');
       ctx.emit({ action: 'start', conversation, ms: performance.now() - began, cold });
     } catch (err) {

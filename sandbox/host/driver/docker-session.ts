@@ -48,6 +48,8 @@ export class AttachedSession implements SandboxSession {
    * as the foreign line it is (or the answer to a caller's own hello).
    */
   private readiesDue = 0;
+  /** Set by the open that started the container (see SandboxSession.fresh). */
+  fresh = false;
 
   constructor(
     readonly conversation: ConversationId,

@@ -135,6 +135,8 @@ export class KeptSessions {
     return {
       conversation: kept.session.conversation,
       containerId: kept.session.containerId,
+      // Only the lease the open made: a later one comes after turns that may have run the agent.
+      ...(kept.leases === 1 && kept.session.fresh ? { fresh: true } : {}),
       send: (message: WorkerToRuntime) => {
         if (ended) throw new Error(`the lease on the sandbox of ${kept.session.conversation} was closed`);
         if (message.type === 'turn' || message.type === 'run') kept.lastTurns.add(message.turnId);

@@ -69,6 +69,7 @@ export function withEgressTunnel(
   return {
     conversation: session.conversation,
     containerId: session.containerId,
+    ...(session.fresh ? { fresh: true } : {}),
     send: (message) => session.send(message),
     ...(session.betweenTurns
       ? { betweenTurns: () => session.betweenTurns?.() ?? { lines: 0, bytes: 0 } }

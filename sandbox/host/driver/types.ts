@@ -23,6 +23,11 @@ export interface SandboxSession {
   readonly conversation: ConversationId;
   /** The engine's id of the container attached to: a recreated, reset or wiped sandbox has a new one. */
   readonly containerId: string;
+  /**
+   * This open started the container (created it, or started it again): nothing of the agent's can be
+   * running in it yet. Only the first session on it says so.
+   */
+  readonly fresh?: boolean;
   send(message: WorkerToRuntime): void;
   /** Every parsed line, or a protocol error (bad JSON, wrong shape, over the line cap). */
   onMessage(listener: (result: LineResult<RuntimeToWorker>) => void): () => void;

@@ -28,7 +28,7 @@ export interface TurnTrail {
    * turn in between: see WorkspaceBaselines); undefined otherwise. Call once the sandbox is open and
    * before anything goes into it: it also marks the workspace as this turn's.
    */
-  priorWorkspace(containerId: string): Promise<WorkspaceSnapshot | undefined>;
+  priorWorkspace(containerId: string, fresh?: boolean): Promise<WorkspaceSnapshot | undefined>;
   /** What to diff against at the end: `prior` when nothing was put in since, else a new snapshot. */
   workspaceBefore(prior?: WorkspaceSnapshot): Promise<void>;
   modelRequest(requestId: string, model: string, messages: ChatMessage[]): ModelCallTrail;
@@ -54,7 +54,8 @@ export interface TurnTrail {
   finished(outcome: TrailOutcome): Promise<void>;
   /**
    * Nothing of the agent's ran in the sandbox this turn: the model called no tool, no command ran, and
-   * the turn began on a kept snapshot (so the previous turn ended cleanly, its processes reaped). Then
+   * the turn began on a kept snapshot (the previous turn ended cleanly, its processes reaped) or in a
+   * container the open started. Then
    * /workspace is as the worker left it before the turn: its outbox holds nothing new, and the end's
    * snapshot is the start's (no archive read through the engine).
    */
@@ -107,8 +108,8 @@ class RecordedTurn implements TurnTrail {
   private filesChanged = 0;
   /** The model called a tool or a command ran: the sandbox ran something of the agent's. */
   private acted = false;
-  /** The turn began on a kept snapshot (see priorWorkspace). */
-  private resumed = false;
+  /** Nothing of the agent's was running as the turn began: on a kept snapshot, or in a fresh container. */
+  private quiet = false;
   private error?: string;
   private readonly user: AuditActor;
   private skills: Record<string, string> = {};
@@ -141,14 +142,15 @@ class RecordedTurn implements TurnTrail {
     }
   }
 
-  async priorWorkspace(containerId: string): Promise<WorkspaceSnapshot | undefined> {
+  /** `fresh`: the open started the container (nothing of the agent's runs in it, as after a kept snapshot). */
+  async priorWorkspace(containerId: string, fresh = false): Promise<WorkspaceSnapshot | undefined> {
     const baselines = this.deps.baselines;
     if (!baselines || this.claimed) return undefined;
     // Not caught: a turn that cannot mark the workspace as its own must not run (another worker's
     // kept snapshot would stay valid past the changes this turn makes).
     const { claim, snapshot } = await baselines.claim(this.turn.conversation, containerId || undefined);
     this.claimed = { claim, containerId: containerId || undefined };
-    this.resumed = snapshot !== undefined;
+    this.quiet = snapshot !== undefined || fresh;
     return snapshot;
   }
 
@@ -280,7 +282,7 @@ class RecordedTurn implements TurnTrail {
   }
 
   ranNothing(): boolean {
-    return this.resumed && !this.acted;
+    return this.quiet && !this.acted;
   }
 
   private async snapshot(): Promise<WorkspaceSnapshot | undefined> {

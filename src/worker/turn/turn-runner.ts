@@ -59,7 +59,7 @@ async function runTurnIn(
     // the canary nor the audit needs the engine's archive API before the runtime gets the turn.
     // The canary token only now: a sandbox claimed from the warm pool brings its own, planted already.
     const [prior, canary] = await Promise.all([
-      trail.priorWorkspace(session.containerId),
+      trail.priorWorkspace(session.containerId, session.fresh),
       deps.canaryFor?.(turn.conversation) ?? '',
       working,
     ]);
