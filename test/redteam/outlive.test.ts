@@ -105,6 +105,8 @@ describe('red team: nothing outlives its turn', () => {
     // could ptrace it or write its memory (/proc/<pid>/mem) and have it run anything later. So the
     // turn's end kills it with the strays, and the next turn's call runs in a fresh one.
     const watcher = [
+      // Out of the call's process group by now (setsid ran before this script): the call may end.
+      'touch /tmp/watcher.ready',
       'for i in $(seq 300); do',
       '  for p in /proc/[0-9]*; do',
       '    tr "\\0" " " < $p/cmdline 2>/dev/null | grep -q "BASH_EXECUTION_STRING <&3" || continue',
@@ -117,8 +119,9 @@ describe('red team: nothing outlives its turn', () => {
     const attack = [
       `cat > /tmp/watcher.sh <<'EOF'\n${watcher}\nEOF`,
       'setsid bash /tmp/watcher.sh < /dev/null > /dev/null 2>&1 &',
-      // Out of the call's process group before the call ends (under gVisor the exec takes a while).
-      'sleep 0.3; echo "watcher started <<pause 1500>>"',
+      // The call ends once the watcher is on its own (under gVisor the exec takes a while); the model
+      // then thinks 3 s, while the waiting shell is there to be found.
+      'until [ -e /tmp/watcher.ready ]; do sleep 0.05; done; echo "watcher started <<pause 3000>>"',
     ].join('\n');
     const first = await rt.ask(session, attack);
     expect(first.text).toContain('watcher started');
