@@ -222,7 +222,7 @@ export class Runtime {
       .finally(() => {
         // Reap only if no newer job has started meanwhile (it would be killed with the strays), and
         // only after a tool ran (nothing else starts processes). The shell waiting for the next call
-        // goes too (the agent's commands could have fed it one of theirs); a fresh one follows.
+        // goes too (the agent's commands could have taken it over); a fresh one follows.
         const current = this.active === undefined || this.active.controller === controller;
         if (this.options.reapStrays && current && this.toolsRan) {
           this.toolsRan = false;

@@ -164,8 +164,8 @@ export class DockerSandboxDriver implements SandboxDriver {
   /**
    * Callers at the same time share one listing: in a burst every new conversation asks (room under
    * SANDBOX_MAX_LIVE, this host's free slots), and each listing costs the engine a look at every
-   * container. A caller that comes while one is in flight takes its answer (begun a moment before it asked: the
-   * same race as two counts side by side).
+   * container. A caller that comes while one is in flight takes its answer (begun a moment before it
+   * asked: the same race as two counts side by side).
    */
   countRunning(): Promise<{ sandboxes: number; pooled: number }> {
     this.census ??= countRunning(this.docker, this.limits.instance).finally(() => {

@@ -99,8 +99,8 @@ export class ReadyShells {
 
   /**
    * Kills the waiting shell, if any (a later `prepare` starts a fresh one). At a turn's end: the agent's
-   * commands run as the same uid as the waiting shell, so they could have written a command of their
-   * own into its pipe (/proc/<pid>/fd/3); a shell that may be running the agent's code is not spared.
+   * commands run as the same uid as the waiting shell, so they could have taken it over (ptrace, its
+   * /proc/<pid>/mem); a shell that may be running the agent's code is not spared.
    */
   discard(): void {
     const waiting = this.waiting;

@@ -55,9 +55,8 @@ export interface TurnTrail {
   /**
    * Nothing of the agent's ran in the sandbox this turn: the model called no tool, no command ran, and
    * the turn began on a kept snapshot (the previous turn ended cleanly, its processes reaped) or in a
-   * container the open started. Then
-   * /workspace is as the worker left it before the turn: its outbox holds nothing new, and the end's
-   * snapshot is the start's (no archive read through the engine).
+   * container the open started. Then /workspace is as the worker left it before the turn: its outbox
+   * holds nothing new, and the end's snapshot is the start's (no archive read through the engine).
    */
   ranNothing(): boolean;
 }
@@ -106,8 +105,6 @@ class RecordedTurn implements TurnTrail {
   /** This turn's mark on the workspace (see WorkspaceBaselines.claim) and the container it holds. */
   private claimed?: { claim: string; containerId?: string };
   private filesChanged = 0;
-  /** The model called a tool or a command ran: the sandbox ran something of the agent's. */
-  private acted = false;
   /** Nothing of the agent's was running as the turn began: on a kept snapshot, or in a fresh container. */
   private quiet = false;
   private error?: string;
@@ -170,10 +167,7 @@ class RecordedTurn implements TurnTrail {
         content: this.deps.audit.content,
         metrics: this.metrics,
         record: (actor, kind, data) => this.record(actor, kind, data),
-        opened: (call) => {
-          this.acted = true;
-          this.open.push(call);
-        },
+        opened: (call) => this.open.push(call),
       },
       { requestId, model, messages },
     );
@@ -191,7 +185,6 @@ class RecordedTurn implements TurnTrail {
   }
 
   commandFinished(command: string, result: ToolResult | undefined): void {
-    this.acted = true;
     this.recordTool(this.user, 'bash', { command }, result);
   }
 
@@ -282,7 +275,8 @@ class RecordedTurn implements TurnTrail {
   }
 
   ranNothing(): boolean {
-    return this.quiet && !this.acted;
+    // A call the model made is open until its result is recorded; recorded ones (and commands) are counted.
+    return this.quiet && this.open.length === 0 && this.toolCalls === 0;
   }
 
   private async snapshot(): Promise<WorkspaceSnapshot | undefined> {
