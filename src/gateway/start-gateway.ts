@@ -3,7 +3,7 @@ import type { Logger } from '../contracts/log/logger.js';
 import { createConversationControl } from '../shared/queue/conversation-control.js';
 import { ConversationStore } from '../shared/queue/conversation-store.js';
 import { InboundQueue } from '../shared/queue/inbound-queue.js';
-import { createFailFastRedis, createRedis } from '../shared/redis/connection.js';
+import { createFailFastRedis, createRedis, readyOrTimeout } from '../shared/redis/connection.js';
 import { BlobStore } from '../shared/stores/blob-store.js';
 import type { AdapterDeps, ChatAdapter, ChatAdapterFactory, Platform } from './chat-adapter.js';
 import { chatServices } from './chat-services.js';
@@ -14,6 +14,9 @@ import { OutboundDispatcher } from './outbound-dispatcher.js';
 import { assertGatewayMayStart } from './start-checks.js';
 
 export { assertGatewayMayStart };
+
+/** How long the gateway waits for Redis before it listens anyway (its /readyz then says why not ready). */
+const REDIS_READY_WAIT_MS = 10_000;
 
 export interface RunningGateway {
   /** The address the HTTP server listens on, e.g. http://127.0.0.1:8787. */
@@ -70,6 +73,7 @@ export async function startGateway(
       audit: observed.audit,
     });
   }
+  await readyOrTimeout(submitConnection, REDIS_READY_WAIT_MS);
   const url = await http.listen({ host: config.SANDBOT_HTTP_HOST, port: config.SANDBOT_HTTP_PORT });
   log.info({ url, web: adapters.has('web') }, 'gateway listening');
   return {

@@ -28,6 +28,24 @@ export function createFailFastRedis(url: string, name: string): Redis {
 }
 
 /**
+ * Resolves once `redis` is ready, or after `timeoutMs` whatever its state. A fail-fast connection
+ * refuses commands until then, so a server that starts answering before it is ready would turn its
+ * first requests into 503s; a Redis that is down at start is left to the health checks to report.
+ */
+export async function readyOrTimeout(redis: Redis, timeoutMs: number): Promise<void> {
+  if (redis.status === 'ready') return;
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      redis.off('ready', done);
+      resolve();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    redis.once('ready', done);
+  });
+}
+
+/**
  * Connection errors while Redis is away are expected (the client reconnects, and the commands that
  * failed report it to their callers); without a listener ioredis would print each one as unhandled.
  */
