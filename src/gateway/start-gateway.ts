@@ -73,7 +73,12 @@ export async function startGateway(
       audit: observed.audit,
     });
   }
-  await readyOrTimeout(submitConnection, REDIS_READY_WAIT_MS);
+  if (!(await readyOrTimeout(submitConnection, REDIS_READY_WAIT_MS))) {
+    log.warn(
+      { waitedMs: REDIS_READY_WAIT_MS },
+      'Redis is not answering; listening anyway (messages get 503 and /readyz says why until it is back)',
+    );
+  }
   const url = await http.listen({ host: config.SANDBOT_HTTP_HOST, port: config.SANDBOT_HTTP_PORT });
   log.info({ url, web: adapters.has('web') }, 'gateway listening');
   return {

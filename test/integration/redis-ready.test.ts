@@ -11,8 +11,9 @@ describe('readyOrTimeout', () => {
     const redis = createFailFastRedis(REDIS_URL, 'ready-test');
     try {
       expect(redis.status).not.toBe('ready');
-      await readyOrTimeout(redis, 10_000);
+      expect(await readyOrTimeout(redis, 10_000)).toBe(true);
       expect(redis.status).toBe('ready');
+      expect(await readyOrTimeout(redis, 10_000)).toBe(true);
       await expect(redis.ping()).resolves.toBe('PONG');
     } finally {
       redis.disconnect();
@@ -22,7 +23,7 @@ describe('readyOrTimeout', () => {
   it('gives up after the timeout when Redis is not there, without throwing', async () => {
     const redis = createFailFastRedis('redis://127.0.0.1:9', 'ready-test-down');
     try {
-      await readyOrTimeout(redis, 300);
+      expect(await readyOrTimeout(redis, 300)).toBe(false);
       expect(redis.status).not.toBe('ready');
       await expect(redis.ping()).rejects.toThrow();
     } finally {

@@ -28,17 +28,17 @@ export function createFailFastRedis(url: string, name: string): Redis {
 }
 
 /**
- * Resolves once `redis` is ready, or after `timeoutMs` whatever its state. A fail-fast connection
+ * Resolves true once `redis` is ready, or false after `timeoutMs` whatever its state. A fail-fast connection
  * refuses commands until then, so a server that starts answering before it is ready would turn its
  * first requests into 503s; a Redis that is down at start is left to the health checks to report.
  */
-export async function readyOrTimeout(redis: Redis, timeoutMs: number): Promise<void> {
-  if (redis.status === 'ready') return;
-  await new Promise<void>((resolve) => {
+export async function readyOrTimeout(redis: Redis, timeoutMs: number): Promise<boolean> {
+  if (redis.status === 'ready') return true;
+  return new Promise<boolean>((resolve) => {
     const done = () => {
       clearTimeout(timer);
       redis.off('ready', done);
-      resolve();
+      resolve(redis.status === 'ready');
     };
     const timer = setTimeout(done, timeoutMs);
     redis.once('ready', done);
