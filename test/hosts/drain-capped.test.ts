@@ -1,31 +1,24 @@
-import { type ChildProcess, execFile } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createChatAdapters } from '../../adapters/index.js';
 import { createDocker } from '../../sandbox/host/driver/docker-client.js';
 import { sandboxNames } from '../../sandbox/host/driver/docker-spec.js';
 import { sandboxDriverFromConfig } from '../../sandbox/host/driver/from-config.js';
 import { webConversationId } from '../../src/contracts/conversation/id.js';
-import { createLogger } from '../../src/contracts/log/logger.js';
 import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
 import { instanceKeys } from '../../src/contracts/redis/keys.js';
-import { startGateway } from '../../src/gateway/start-gateway.js';
-import { hostIdOf } from '../../src/shared/hosts/host-report.js';
 import { ConversationStore } from '../../src/shared/queue/conversation-store.js';
 import { unmountUnder } from '../../testkit/engine.js';
-import { type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
 import { cleanInstance } from '../../testkit/instance.js';
 import { REDIS_URL, testInstance } from '../../testkit/redis.js';
-import { serviceSettings } from '../helpers/cli-service.js';
-import { hostReporting, rehomedEvents, spawnSourceWorker } from '../helpers/host-workers.js';
-import { type SecondEngine, startSecondEngine } from '../helpers/second-engine.js';
-import { shellModel } from '../helpers/shell-model.js';
+import { rehomedEvents } from '../helpers/host-workers.js';
 import { openSse, postMessage } from '../helpers/sse.js';
 import { testConfig } from '../helpers/stack.js';
+import { startTwoHostStack, type TwoHostStack } from '../helpers/two-host-stack.js';
 
 /**
  * Issue #20's drain with the default settings: every /workspace and /session a size-capped image (issue
@@ -44,40 +37,22 @@ const config = testConfig(testInstance('drain'), {
 });
 const system = createDocker(process.env.DOCKER_HOST);
 const redis = new Redis(REDIS_URL);
-const children: ChildProcess[] = [];
 const disks = {
   a: mkdtempSync(join(tmpdir(), 'sandbot-drain-a-')),
   b: mkdtempSync(join(tmpdir(), 'sandbot-drain-b-')),
 };
-let engine: SecondEngine | undefined;
+let stack: TwoHostStack | undefined;
 let skipReason: string | undefined;
-let ollama: FakeOllama;
-let gateway: Awaited<ReturnType<typeof startGateway>> | undefined;
 const ids = { a: '', b: '' };
-
-/** A `sandbot worker` process (from the source), default disk caps, its own folder of images. */
-function spawnWorker(label: 'a' | 'b', dockerHost: string | undefined): void {
-  const env: Record<string, string | undefined> = {
-    ...process.env,
-    ...serviceSettings(config.SANDBOT_INSTANCE, ollama.url),
-    SANDBOT_MODEL: config.SANDBOT_MODEL,
-    SANDBOT_TURN_LEASE_SECONDS: '3',
-    SANDBOX_DISK_DIR: disks[label],
-    DOCKER_HOST: dockerHost,
-  };
-  if (!dockerHost) delete env.DOCKER_HOST;
-  const child = spawnSourceWorker(env, `worker ${label}`);
-  children.push(child);
-}
 
 const homeOf = async (session: string) =>
   redis.hget(instanceKeys(config.SANDBOT_INSTANCE).homes, webConversationId(session));
 
 /** Runs one shell command as a turn; the tool's output. */
 async function shell(session: string, command: string): Promise<string> {
-  const sse = await openSse(`${gateway?.url}/api/conversations/${session}/events`);
+  const sse = await openSse(`${stack?.gateway.url}/api/conversations/${session}/events`);
   try {
-    await postMessage(gateway?.url ?? '', session, command);
+    await postMessage(stack?.gateway.url ?? '', session, command);
     const end = await sse.waitFor((e: OutboundEvent) => e.type === 'reply' || e.type === 'error', 120_000);
     if (end.type !== 'reply') throw new Error(`turn failed: ${JSON.stringify(end)}`);
     return end.text.replace(/^tool said: /, '');
@@ -87,23 +62,8 @@ async function shell(session: string, command: string): Promise<string> {
 }
 
 /** The CLI as its own process: its output and exit code. */
-async function cli(...args: string[]): Promise<{ out: string; code: number }> {
-  const env = {
-    ...process.env,
-    ...serviceSettings(config.SANDBOT_INSTANCE, ollama.url),
-    SANDBOT_LOG_LEVEL: 'error',
-  };
-  try {
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-      env,
-      timeout: 300_000,
-    });
-    return { out: stdout, code: 0 };
-  } catch (error) {
-    const failed = error as { stdout?: string; stderr?: string; code?: number };
-    return { out: `${failed.stdout ?? ''}${failed.stderr ?? ''}`, code: failed.code ?? -1 };
-  }
-}
+const cli = async (...args: string[]) =>
+  (await stack?.cli(args, { timeoutMs: 300_000 })) ?? { out: 'no stack', code: -1 };
 
 /** Capped images (by volume name) in a worker's disk folder. */
 const images = (label: 'a' | 'b') =>
@@ -122,26 +82,19 @@ const LOOK =
   "stat -c '%n %a %u:%g %F %s' sub sub/a link outside empty locked notes; stat -c '%Y' sub/a; readlink link outside; cat sub/a notes";
 
 beforeAll(async () => {
-  try {
-    engine = await startSecondEngine();
-  } catch (error) {
-    skipReason = `no second dockerd could start here: ${(error as Error).message}`;
+  // Default disk caps; each worker its own folder of images.
+  const started = await startTwoHostStack(config, redis, (label) => ({ SANDBOX_DISK_DIR: disks[label] }));
+  if ('skipReason' in started) {
+    skipReason = started.skipReason;
     return;
   }
-  ollama = await startFakeOllama({ models: [config.SANDBOT_MODEL], script: shellModel });
-  Object.assign(config, { OLLAMA_HOST: ollama.url });
-  gateway = await startGateway(config, createLogger(config), createChatAdapters);
-  ids.a = hostIdOf(await system.info());
-  ids.b = hostIdOf(await engine.docker.info());
-  spawnWorker('a', process.env.DOCKER_HOST);
-  spawnWorker('b', engine.host);
-  await Promise.all([ids.a, ids.b].map((host) => hostReporting(redis, config.SANDBOT_INSTANCE, host)));
+  stack = started.stack;
+  Object.assign(ids, stack.ids);
 }, 300_000);
 
 afterAll(async () => {
-  for (const child of children) child.kill('SIGKILL');
-  await gateway?.stop();
-  await ollama?.close();
+  await stack?.stop();
+  const engine = stack?.engine;
   if (engine) {
     const onB = sandboxDriverFromConfig({ ...config, DOCKER_HOST: engine.host, SANDBOX_DISK_DIR: disks.b });
     for (const sandbox of await onB.list().catch(() => []))
@@ -159,7 +112,8 @@ afterAll(async () => {
 
 describe('sandbot host drain with size-capped volumes (the defaults)', () => {
   it('moves idle conversations with their files, leaves a busy one and an oversized one on their host', async (context) => {
-    if (skipReason || !engine) return context.skip(skipReason);
+    if (skipReason || !stack) return context.skip(skipReason);
+    const { engine } = stack;
     const keys = instanceKeys(config.SANDBOT_INSTANCE);
     // Host A drained first: every new conversation starts on B.
     await redis.sadd(keys.drainingHosts, ids.a);

@@ -1,32 +1,23 @@
-import { type ChildProcess, execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createChatAdapters } from '../../adapters/index.js';
 import { createDocker } from '../../sandbox/host/driver/docker-client.js';
 import { sandboxNames } from '../../sandbox/host/driver/docker-spec.js';
 import { webConversationId } from '../../src/contracts/conversation/id.js';
-import { createLogger } from '../../src/contracts/log/logger.js';
 import type { OutboundEvent } from '../../src/contracts/protocol/outbound.js';
 import { instanceKeys } from '../../src/contracts/redis/keys.js';
-import { startGateway } from '../../src/gateway/start-gateway.js';
-import { hostIdOf } from '../../src/shared/hosts/host-report.js';
 import { ConversationStore } from '../../src/shared/queue/conversation-store.js';
 import { InboundQueue } from '../../src/shared/queue/inbound-queue.js';
-import { type FakeOllama, startFakeOllama } from '../../testkit/fakes/fake-ollama.js';
 import { cleanInstance } from '../../testkit/instance.js';
 import { REDIS_URL, testInstance } from '../../testkit/redis.js';
-import { serviceSettings } from '../helpers/cli-service.js';
-import { hostReporting, rehomedEvents, spawnSourceWorker } from '../helpers/host-workers.js';
+import { rehomedEvents } from '../helpers/host-workers.js';
 import { webMessage } from '../helpers/messages.js';
-import { type SecondEngine, startSecondEngine } from '../helpers/second-engine.js';
-import { shellModel } from '../helpers/shell-model.js';
 import { removeInstanceVolumes } from '../helpers/skill-stack.js';
 import { openSse, postMessage, type SseClient } from '../helpers/sse.js';
 import { testConfig } from '../helpers/stack.js';
+import { startTwoHostStack, type TwoHostStack } from '../helpers/two-host-stack.js';
 
 /**
  * Issue #20 on one machine: two hosts (the system's engine and a second dockerd with its own socket and
@@ -38,7 +29,6 @@ import { testConfig } from '../helpers/stack.js';
  * and the held messages answered; `sandbot host drain` moves its idle conversations and their files.
  */
 
-const run = promisify(execFile);
 const GRACE_S = 5;
 const SESSIONS = Array.from({ length: 12 }, (_, i) => `home-${i + 1}`);
 const config = testConfig(testInstance('hosts'), {
@@ -50,32 +40,15 @@ const config = testConfig(testInstance('hosts'), {
 });
 const system = createDocker(process.env.DOCKER_HOST);
 const redis = new Redis(REDIS_URL);
-const children = new Map<string, ChildProcess>();
-let engine: SecondEngine | undefined;
+// Two workers on one machine: each its own folder for volume images.
+const disks = {
+  a: mkdtempSync(join(tmpdir(), 'sandbot-hosts-a-')),
+  b: mkdtempSync(join(tmpdir(), 'sandbot-hosts-b-')),
+};
+const hostSettings = { SANDBOX_WORKSPACE_MB: '0', SANDBOT_HOST_GRACE_SECONDS: String(GRACE_S) };
+let stack: TwoHostStack | undefined;
 let skipReason: string | undefined;
-let ollama: FakeOllama;
-let gateway: Awaited<ReturnType<typeof startGateway>> | undefined;
 const ids = { a: '', b: '' };
-
-/** A `sandbot worker` process (from the source) on the engine at `dockerHost` (undefined: the system's). */
-function spawnWorker(label: 'a' | 'b', dockerHost: string | undefined): void {
-  const env: Record<string, string | undefined> = {
-    ...process.env,
-    ...serviceSettings(config.SANDBOT_INSTANCE, ollama.url),
-    SANDBOT_MODEL: config.SANDBOT_MODEL,
-    SANDBOX_WORKSPACE_MB: '0',
-    SANDBOT_HOST_GRACE_SECONDS: String(GRACE_S),
-    SANDBOT_TURN_LEASE_SECONDS: '3',
-    // Two workers on one machine: each its own folder for volume images.
-    SANDBOX_DISK_DIR: mkdtempSync(join(tmpdir(), `sandbot-hosts-${label}-`)),
-    DOCKER_HOST: dockerHost,
-  };
-  if (!dockerHost) delete env.DOCKER_HOST;
-  const child = spawnSourceWorker(env, `worker ${label}`, (gone) => {
-    if (children.get(label) === gone) children.delete(label);
-  });
-  children.set(label, child);
-}
 
 const homes = async () => redis.hgetall(instanceKeys(config.SANDBOT_INSTANCE).homes);
 const homeOf = async (session: string) => (await homes())[webConversationId(session)];
@@ -85,9 +58,9 @@ const turnCommand = (n: number) => `cat /workspace/notes 2>/dev/null; echo turn-
 const ended = (e: OutboundEvent) => e.type === 'reply' || e.type === 'error';
 
 async function turn(session: string, n: number): Promise<OutboundEvent> {
-  const sse = await openSse(`${gateway?.url}/api/conversations/${session}/events`);
+  const sse = await openSse(`${stack?.gateway.url}/api/conversations/${session}/events`);
   try {
-    await postMessage(gateway?.url ?? '', session, turnCommand(n));
+    await postMessage(stack?.gateway.url ?? '', session, turnCommand(n));
     return await sse.waitFor(ended, 90_000);
   } finally {
     sse.close();
@@ -98,50 +71,40 @@ const replyText = (e: OutboundEvent) => (e.type === 'reply' ? e.text : `(error: 
 const seen = (text: string) => [...text.matchAll(/turn-(\d+)/g)].map((m) => Number(m[1]));
 const upTo = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
 
+/** The CLI's output; it must succeed. */
 async function cli(...args: string[]): Promise<string> {
-  const env = {
-    ...process.env,
-    ...serviceSettings(config.SANDBOT_INSTANCE, ollama.url),
-    SANDBOT_LOG_LEVEL: 'error',
-  };
-  const { stdout } = await run(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-    env: { ...env, SANDBOT_HOST_GRACE_SECONDS: String(GRACE_S), SANDBOX_WORKSPACE_MB: '0' },
-    timeout: 120_000,
-  });
-  return stdout;
+  const result = await stack?.cli(args, { env: hostSettings });
+  if (result?.code !== 0) throw new Error(`sandbot ${args.join(' ')} failed: ${result?.out}`);
+  return result.out;
 }
 
 beforeAll(async () => {
-  try {
-    engine = await startSecondEngine();
-  } catch (error) {
-    skipReason = `no second dockerd could start here: ${(error as Error).message}`;
+  const started = await startTwoHostStack(config, redis, (label) => ({
+    ...hostSettings,
+    SANDBOX_DISK_DIR: disks[label],
+  }));
+  if ('skipReason' in started) {
+    skipReason = started.skipReason;
     return;
   }
-  ollama = await startFakeOllama({ models: [config.SANDBOT_MODEL], script: shellModel });
-  Object.assign(config, { OLLAMA_HOST: ollama.url });
-  gateway = await startGateway(config, createLogger(config), createChatAdapters);
-  ids.a = hostIdOf(await system.info());
-  ids.b = hostIdOf(await engine.docker.info());
-  spawnWorker('a', process.env.DOCKER_HOST);
-  spawnWorker('b', engine.host);
-  await Promise.all([ids.a, ids.b].map((host) => hostReporting(redis, config.SANDBOT_INSTANCE, host)));
+  stack = started.stack;
+  Object.assign(ids, stack.ids);
 }, 300_000);
 
 afterAll(async () => {
-  for (const child of children.values()) child.kill('SIGKILL');
-  await gateway?.stop();
-  await ollama?.close();
-  await engine?.remove();
+  await stack?.stop();
+  await stack?.engine.remove();
   await cleanInstance(config);
   // Volumes a drain copied here whose sandbox never started.
   await removeInstanceVolumes(system, config.SANDBOT_INSTANCE);
+  for (const dir of Object.values(disks)) rmSync(dir, { recursive: true, force: true });
   redis.disconnect();
 }, 120_000);
 
 describe('two hosts, one Redis', () => {
   it('keeps every conversation on its home with its files, using both hosts', async (context) => {
-    if (skipReason) return context.skip(skipReason);
+    if (skipReason || !stack) return context.skip(skipReason);
+    const { engine } = stack;
     expect(ids.a).not.toBe(ids.b);
     await Promise.all(
       SESSIONS.map(async (session) => {
@@ -157,24 +120,25 @@ describe('two hosts, one Redis', () => {
     // Each sandbox is on its home's engine, and only there.
     for (const [i, session] of SESSIONS.entries()) {
       const name = sandboxNames(config.SANDBOT_INSTANCE, webConversationId(session)).container;
-      const [here, there] = hosts[i] === ids.a ? [system, engine?.docker] : [engine?.docker, system];
+      const [here, there] = hosts[i] === ids.a ? [system, engine.docker] : [engine.docker, system];
       await expect(here?.getContainer(name).inspect()).resolves.toBeTruthy();
       await expect(there?.getContainer(name).inspect()).rejects.toThrow();
     }
   }, 240_000);
 
   it('holds a gone host’s conversations with one notice each; a reset starts one afresh; the host back, the files are', async (context) => {
-    if (skipReason || !engine) return context.skip(skipReason);
+    if (skipReason || !stack) return context.skip(skipReason);
+    const { engine, gateway } = stack;
     const onA: string[] = [];
     const onB: string[] = [];
     for (const session of SESSIONS) ((await homeOf(session)) === ids.a ? onA : onB).push(session);
-    children.get('b')?.kill('SIGKILL');
+    stack.workers.get('b')?.kill('SIGKILL');
     await engine.stop();
     const stopped = Date.now();
     const streams = new Map<string, SseClient>();
     for (const session of onB)
-      streams.set(session, await openSse(`${gateway?.url}/api/conversations/${session}/events`));
-    await Promise.all(onB.map((session) => postMessage(gateway?.url ?? '', session, turnCommand(5))));
+      streams.set(session, await openSse(`${gateway.url}/api/conversations/${session}/events`));
+    await Promise.all(onB.map((session) => postMessage(gateway.url, session, turnCommand(5))));
     // The other host's conversations answer meanwhile, with their files.
     await Promise.all(
       onA.map(async (session) => expect(seen(replyText(await turn(session, 5)))).toEqual(upTo(4))),
@@ -192,7 +156,7 @@ describe('two hosts, one Redis', () => {
     // A second message in the same outage: held, no second notice.
     const [first, ...rest] = onB;
     if (!first) throw new Error('no conversation was homed on the second host');
-    await postMessage(gateway?.url ?? '', first, turnCommand(6));
+    await postMessage(gateway.url, first, turnCommand(6));
     await new Promise((resolve) => setTimeout(resolve, 5000));
     expect(streams.get(first)?.events.filter((e) => e.type === 'error')).toHaveLength(1);
     expect(streams.get(first)?.events.filter((e) => e.type === 'reply')).toHaveLength(0);
@@ -218,7 +182,7 @@ describe('two hosts, one Redis', () => {
     }
     // The host comes back: its conversations carry on with their files, the held messages answered in order.
     await engine.start();
-    spawnWorker('b', engine.host);
+    stack.spawnWorker('b');
     await Promise.all(
       [first, ...rest].map(async (session) => {
         const sse = streams.get(session);
@@ -234,7 +198,8 @@ describe('two hosts, one Redis', () => {
     if (resetOne) expect(seen(replyText(await turn(resetOne, 7)))).toEqual([]);
   }, 300_000);
   it('drains a host: its idle conversations move with their files, new ones go elsewhere', async (context) => {
-    if (skipReason || !engine) return context.skip(skipReason);
+    if (skipReason || !stack) return context.skip(skipReason);
+    const { engine, gateway } = stack;
     const onB: string[] = [];
     for (const session of SESSIONS) if ((await homeOf(session)) === ids.b) onB.push(session);
     expect(onB.length).toBeGreaterThan(0);
@@ -265,7 +230,7 @@ describe('two hosts, one Redis', () => {
       }),
     ]);
     await redis.hset(instanceKeys(config.SANDBOT_INSTANCE).homes, webConversationId('home-new'), ids.a);
-    const ready = (await (await fetch(`${gateway?.url}/readyz`)).json()) as {
+    const ready = (await (await fetch(`${gateway.url}/readyz`)).json()) as {
       hosts: { host: string; health: string; draining: boolean; conversations: number }[];
     };
     expect(ready.hosts).toEqual(
