@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { quotaUsage } from '../../sandbox/host/driver/disk-quota.js';
 import { sandboxNames } from '../../sandbox/host/driver/docker-spec.js';
 import { sandboxDriverFromConfig } from '../../sandbox/host/driver/from-config.js';
-import { conversationKey, webConversationId } from '../../src/contracts/conversation/id.js';
+import { webConversationId } from '../../src/contracts/conversation/id.js';
+import { conversationKeys } from '../../src/contracts/redis/keys.js';
 import { AuditJournal } from '../../src/shared/audit/journal.js';
 import { parseEvents } from '../../src/shared/audit/summary.js';
 import { canaryFileContent } from '../../src/worker/turn/canary.js';
@@ -94,7 +95,7 @@ describe('a warm pool with size-capped disks', () => {
     const names = sandboxNames(config.SANDBOT_INSTANCE, a);
     expect((await quotaUsage(root, names.workspaceVolume))?.total).toBeLessThanOrEqual(256 * 1024 * 1024);
     // The canary formatted into the pooled image is the conversation's own.
-    const token = await redis.get(`${config.SANDBOT_INSTANCE}:conv:${conversationKey(a)}:canary`);
+    const token = await redis.get(conversationKeys(config.SANDBOT_INSTANCE, a).canary);
     const planted = (await driver.snapshotWorkspace(a)).entries['/workspace/.aws/credentials'];
     expect(planted?.sha256).toBe(sha256(canaryFileContent(token ?? '')));
     let events = parseEvents((await journal.read(a)) ?? '');
@@ -130,7 +131,7 @@ describe('a warm pool with size-capped disks', () => {
     expect(linkOf(b)).toMatch(/-ws-pool-/);
     expect(linkOf(b)).not.toBe(linkOf(a));
     const tokens = await Promise.all(
-      [a, b].map((c) => redis.get(`${config.SANDBOT_INSTANCE}:conv:${conversationKey(c)}:canary`)),
+      [a, b].map((c) => redis.get(conversationKeys(config.SANDBOT_INSTANCE, c).canary)),
     );
     expect(tokens[0]).not.toBe(tokens[1]);
   });

@@ -9,7 +9,8 @@ import { DATA_VOLUME_LABEL } from '../../sandbox/host/driver/docker-pool.js';
 import { sandboxNames } from '../../sandbox/host/driver/docker-spec.js';
 import { sandboxDriverFromConfig } from '../../sandbox/host/driver/from-config.js';
 import type { Config } from '../../src/contracts/config/schema.js';
-import { conversationKey, webConversationId } from '../../src/contracts/conversation/id.js';
+import { webConversationId } from '../../src/contracts/conversation/id.js';
+import { conversationKeys } from '../../src/contracts/redis/keys.js';
 import { AuditJournal } from '../../src/shared/audit/journal.js';
 import { parseEvents } from '../../src/shared/audit/summary.js';
 import { canaryFileContent } from '../../src/worker/turn/canary.js';
@@ -100,7 +101,7 @@ describe('a warm pool of two', () => {
     });
     expect(before.map((p) => p.containerId)).toContain(sandbox?.containerId);
     // The canary planted in the pool is the conversation's own now.
-    const token = await redis.get(`${config.SANDBOT_INSTANCE}:conv:${conversationKey(a)}:canary`);
+    const token = await redis.get(conversationKeys(config.SANDBOT_INSTANCE, a).canary);
     const planted = (await driver.snapshotWorkspace(a)).entries['/workspace/.aws/credentials'];
     expect(planted?.sha256).toBe(sha256(canaryFileContent(token ?? '')));
     // The turn's file change is recorded (after the reply: wait for the turn's end in the audit); the
@@ -131,7 +132,7 @@ describe('a warm pool of two', () => {
     expect(sb?.pooled).toBe(true);
     expect(sb?.containerId).not.toBe(sa?.containerId);
     const tokens = await Promise.all(
-      [a, b].map((c) => redis.get(`${config.SANDBOT_INSTANCE}:conv:${conversationKey(c)}:canary`)),
+      [a, b].map((c) => redis.get(conversationKeys(config.SANDBOT_INSTANCE, c).canary)),
     );
     expect(tokens[0]).not.toBe(tokens[1]);
     expect(Object.keys((await driver.snapshotWorkspace(b)).entries).sort()).toEqual([

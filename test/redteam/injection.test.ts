@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { conversationKey } from '../../src/contracts/conversation/id.js';
+import { conversationKeys } from '../../src/contracts/redis/keys.js';
 import { conversation, expectNoSecretsLeaked, type Redteam, startRedteam } from './harness.js';
 import { hostAddresses } from './net-fixtures.js';
 import { plantVictim, type Victim } from './victim.js';
@@ -25,8 +25,7 @@ afterAll(async () => {
   await rt?.stop();
 });
 
-const networkKey = (session: string) =>
-  `${rt.instance}:conv:${conversationKey(conversation(session))}:network`;
+const networkKey = (session: string) => conversationKeys(rt.instance, conversation(session)).network;
 
 /** What an injection makes the agent do to the victim: every way to its files that a path could give. */
 const intoVictim = () =>

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { expect } from 'vitest';
 import { sandboxNames } from '../../sandbox/host/driver/docker-spec.js';
 import { conversationKey } from '../../src/contracts/conversation/id.js';
+import { conversationKeys, webKeys } from '../../src/contracts/redis/keys.js';
 import { conversation, type Redteam, token, until } from './harness.js';
 
 /**
@@ -75,7 +76,7 @@ async function settle(rt: Redteam, session: string, turns: number): Promise<void
     `the victim's turn ${turns} never finished in the audit`,
   );
   await until(
-    async () => (await rt.redis.exists(keyBase(rt, session, 'lease'))) === 0,
+    async () => (await rt.redis.exists(conversationKeys(rt.instance, conversation(session)).lease)) === 0,
     'the victim’s lease was never released',
   );
 }
@@ -90,7 +91,7 @@ async function victimState(rt: Redteam, session: string, dirs: string[]) {
   const redis: Record<string, string> = {};
   const keys = [
     ...(await rt.redis.keys(keyBase(rt, session, '*'))),
-    `${rt.instance}:web:events:${conversationKey(conversation(session))}`,
+    webKeys.events(rt.instance, conversation(session)),
   ];
   for (const key of keys.sort()) {
     const dump = await rt.redis.dumpBuffer(key);
