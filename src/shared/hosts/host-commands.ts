@@ -5,6 +5,7 @@ import { AuditActor } from '../../contracts/audit/events.js';
 import { ConversationId } from '../../contracts/conversation/id.js';
 import type { Logger } from '../../contracts/log/logger.js';
 import { hostCommandKeys } from '../../contracts/redis/keys.js';
+import { pushAnswer, serveListRequests } from '../redis/list-requests.js';
 
 /**
  * What `sandbot host drain` asks of one host's workers, through Redis (a LIST per host): only a worker
@@ -114,9 +115,6 @@ export function serveHostCommands(
   handlers: HostHandlers,
   logger: Logger,
 ): { stop(): Promise<void> } {
-  const reader = redis.duplicate({ maxRetriesPerRequest: null, commandTimeout: undefined });
-  reader.on('error', () => undefined);
-  let stopped = false;
   const stopping = new AbortController();
   const take = async (raw: string) => {
     const parsed = HostCommand.safeParse(JSON.parse(raw));
@@ -134,29 +132,21 @@ export function serveHostCommands(
         line: `not moved: ${error instanceof Error ? error.message : String(error)}`,
       }),
     );
-    const key = hostCommandKeys.reply(instance, command.id);
     const said = JSON.stringify({ ...reply, line: reply.line.slice(0, 2000) });
-    await redis.multi().rpush(key, said).expire(key, REPLY_TTL_SECONDS).exec();
+    await pushAnswer(redis, hostCommandKeys.reply(instance, command.id), said, REPLY_TTL_SECONDS);
   };
-  const loop = (async () => {
-    while (!stopped) {
-      try {
-        const taken = await reader.brpop(hostCommandKeys.requests(instance, host), 5);
-        if (taken) await take(taken[1]);
-      } catch (error) {
-        if (stopped) return;
-        logger.warn({ err: error }, 'serving a host command failed');
-        await new Promise((resolve) => setTimeout(resolve, 1000));
-      }
-    }
-  })();
+  const served = serveListRequests({
+    redis,
+    key: hostCommandKeys.requests(instance, host),
+    take,
+    logger,
+    what: 'a host command',
+  });
   return {
     async stop() {
-      stopped = true;
       stopping.abort();
-      reader.disconnect();
       // A move in flight is cut and its copy discarded, its lease let go (but not waited on for long).
-      await Promise.race([loop, new Promise((resolve) => setTimeout(resolve, 15_000).unref())]);
+      await Promise.race([served.stop(), new Promise((resolve) => setTimeout(resolve, 15_000).unref())]);
     },
   };
 }

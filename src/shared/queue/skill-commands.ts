@@ -5,6 +5,7 @@ import { AuditActor } from '../../contracts/audit/events.js';
 import { ConversationId } from '../../contracts/conversation/id.js';
 import type { Logger } from '../../contracts/log/logger.js';
 import { skillCommandKeys } from '../../contracts/redis/keys.js';
+import { pushAnswer, serveListRequests } from '../redis/list-requests.js';
 import { SkillCommand } from '../stores/skill-control.js';
 
 /**
@@ -79,9 +80,6 @@ export function serveSkillCommands(
   handle: (request: SkillCommandRequest) => Promise<string>,
   logger: Logger,
 ): { stop(): Promise<void> } {
-  const reader = redis.duplicate({ maxRetriesPerRequest: null });
-  reader.on('error', () => undefined);
-  let stopped = false;
   const answer = async (raw: string) => {
     const parsed = SkillCommandRequest.safeParse(JSON.parse(raw));
     if (!parsed.success || parsed.data.expiresAt < Date.now()) return;
@@ -89,26 +87,13 @@ export function serveSkillCommands(
       (error: unknown) =>
         `The skill command failed: ${error instanceof Error ? error.message : String(error)}`,
     );
-    const key = replyKey(instance, parsed.data.id);
-    await redis.multi().rpush(key, JSON.stringify({ text })).expire(key, REPLY_TTL_SECONDS).exec();
+    await pushAnswer(redis, replyKey(instance, parsed.data.id), JSON.stringify({ text }), REPLY_TTL_SECONDS);
   };
-  const loop = (async () => {
-    while (!stopped) {
-      try {
-        const taken = await reader.brpop(requestsKey(instance), 5);
-        if (taken) await answer(taken[1]);
-      } catch (error) {
-        if (stopped) return;
-        logger.warn({ err: error }, 'serving a skill command failed');
-        await new Promise((resolve) => setTimeout(resolve, 1000));
-      }
-    }
-  })();
-  return {
-    async stop() {
-      stopped = true;
-      reader.disconnect();
-      await loop;
-    },
-  };
+  return serveListRequests({
+    redis,
+    key: requestsKey(instance),
+    take: answer,
+    logger,
+    what: 'a skill command',
+  });
 }
