@@ -5,6 +5,50 @@ import { EGRESS_TUNNEL_PORT } from '../../../src/contracts/protocol/egress.js';
 import { AGENT_UID } from '../../../src/contracts/protocol/skill-tools.js';
 import type { SkillMount } from './skill-mount.js';
 
+/** What confines an agent's container, a conversation's sandbox or a skill's vetting run alike. */
+export interface Confinement {
+  memoryMb: number;
+  cpus: number;
+  pidsLimit: number;
+  tmpMb: number;
+  /** The agent's process limit inside the sandbox's own kernel (gVisor), as RLIMIT_NPROC. */
+  nproc?: number;
+  runtime?: string;
+  /** The layer's security options (gVisor: its seccomp profile), after no-new-privileges. */
+  securityOpt: readonly string[];
+  /** Capabilities kept (every other is dropped). */
+  capAdd?: readonly string[];
+  /** More tmpfs mounts beside the noexec /tmp. */
+  tmpfs?: Record<string, string>;
+}
+
+/**
+ * One place for the hardening both container kinds share: read-only root, a noexec /tmp, capabilities
+ * dropped, no new privileges, private IPC, memory without swap, CPU and process caps, an init.
+ */
+export function confinedHostConfig(c: Confinement): Dockerode.HostConfig {
+  const memory = c.memoryMb * 1024 * 1024;
+  return {
+    ReadonlyRootfs: true,
+    Tmpfs: { '/tmp': `rw,noexec,nosuid,nodev,size=${c.tmpMb}m`, ...c.tmpfs },
+    CapDrop: ['ALL'],
+    ...(c.capAdd ? { CapAdd: [...c.capAdd] } : {}),
+    SecurityOpt: ['no-new-privileges', ...c.securityOpt],
+    Privileged: false,
+    IpcMode: 'private',
+    Memory: memory,
+    MemorySwap: memory,
+    NanoCpus: Math.round(c.cpus * 1e9),
+    PidsLimit: c.pidsLimit,
+    // Only under gVisor: there RLIMIT_NPROC counts this sandbox's processes alone (on runc, every
+    // container's uid 1000 on the host).
+    ...(c.nproc ? { Ulimits: [{ Name: 'nproc', Soft: c.nproc, Hard: c.nproc }] } : {}),
+    // An init reaps the agent's orphans and forwards SIGTERM, so `stop` does not wait for the kill timeout.
+    Init: true,
+    ...(c.runtime ? { Runtime: c.runtime } : {}),
+  };
+}
+
 /** What shapes every sandbox container; the same for all conversations of one deployment. */
 export interface SandboxLimits {
   instance: string;
@@ -156,7 +200,6 @@ export function containerSpec(
   const proxyEnv = network
     ? ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy'].map((name) => `${name}=${network.proxyUrl}`)
     : [];
-  const memory = limits.memoryMb * 1024 * 1024;
   return {
     name: names.container,
     Image: limits.image,
@@ -179,23 +222,11 @@ export function containerSpec(
     Tty: false,
     HostConfig: {
       NetworkMode: network && network.via !== 'tunnel' ? network.name : 'none',
-      ReadonlyRootfs: true,
-      Tmpfs: { '/tmp': `rw,noexec,nosuid,nodev,size=${limits.tmpMb}m` },
-      CapDrop: ['ALL'],
-      CapAdd: RUNTIME_CAPABILITIES,
-      SecurityOpt: ['no-new-privileges', ...(limits.securityOpt ?? [])],
-      Privileged: false,
-      IpcMode: 'private',
-      Memory: memory,
-      MemorySwap: memory,
-      NanoCpus: Math.round(limits.cpus * 1e9),
-      PidsLimit: limits.pidsLimit,
-      // Only under gVisor: there RLIMIT_NPROC counts this sandbox's processes alone (on runc, every
-      // container's uid 1000 on the host).
-      ...(limits.nproc ? { Ulimits: [{ Name: 'nproc', Soft: limits.nproc, Hard: limits.nproc }] } : {}),
-      // An init reaps the agent's orphans and forwards SIGTERM, so `stop` does not wait for the kill timeout.
-      Init: true,
-      ...(limits.runtime ? { Runtime: limits.runtime } : {}),
+      ...confinedHostConfig({
+        ...limits,
+        capAdd: RUNTIME_CAPABILITIES,
+        securityOpt: limits.securityOpt ?? [],
+      }),
       Mounts: [
         ...(quota
           ? [

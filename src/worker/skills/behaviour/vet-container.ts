@@ -6,7 +6,11 @@ import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import type Dockerode from 'dockerode';
 import { pack } from 'tar-stream';
-import { SANDBOX_USER, WORKSPACE_DIR } from '../../../../sandbox/host/driver/docker-spec.js';
+import {
+  confinedHostConfig,
+  SANDBOX_USER,
+  WORKSPACE_DIR,
+} from '../../../../sandbox/host/driver/docker-spec.js';
 import { gvisorSeccompOpt } from '../../../../sandbox/host/layers/gvisor-seccomp.js';
 import type { LayerPlan } from '../../../../sandbox/host/layers/layer.js';
 import { VET_TOOLS_DIR } from './scripts.js';
@@ -113,7 +117,6 @@ export interface VetSpec {
 /** The vetting sandbox: hardened as a conversation's, with no network and nothing granted. */
 export function vetContainerSpec(spec: VetSpec): Dockerode.ContainerCreateOptions {
   const { plan } = spec;
-  const memory = plan.memoryMb * 1024 * 1024;
   const volume = (Source: string, Target: string, ReadOnly: boolean) => ({
     Type: 'volume' as const,
     Source,
@@ -133,25 +136,14 @@ export function vetContainerSpec(spec: VetSpec): Dockerode.ContainerCreateOption
       NetworkMode: 'none',
       // Name lookups go to the sandbox's own loopback, where strace sees each query's name.
       Dns: ['127.0.0.1'],
-      ReadonlyRootfs: true,
-      Tmpfs: {
-        '/tmp': `rw,noexec,nosuid,nodev,size=${spec.tmpMb}m`,
-        '/run': 'rw,noexec,nosuid,nodev,size=4m,mode=0755',
-      },
-      CapDrop: ['ALL'],
-      SecurityOpt: [
-        'no-new-privileges',
-        ...(plan.gvisor ? [gvisorSeccompOpt({ tracing: true })] : plan.securityOpt),
-      ],
-      Privileged: false,
-      IpcMode: 'private',
-      Memory: memory,
-      MemorySwap: memory,
-      NanoCpus: Math.round(spec.cpus * 1e9),
-      PidsLimit: plan.pidsLimit,
-      ...(plan.nproc ? { Ulimits: [{ Name: 'nproc', Soft: plan.nproc, Hard: plan.nproc }] } : {}),
-      Init: true,
-      ...(plan.runtime ? { Runtime: plan.runtime } : {}),
+      ...confinedHostConfig({
+        ...plan,
+        cpus: spec.cpus,
+        tmpMb: spec.tmpMb,
+        // The recorder's socket.
+        tmpfs: { '/run': 'rw,noexec,nosuid,nodev,size=4m,mode=0755' },
+        securityOpt: plan.gvisor ? [gvisorSeccompOpt({ tracing: true })] : plan.securityOpt,
+      }),
       Mounts: [
         volume(spec.workspaceVolume, WORKSPACE_DIR, false),
         volume(spec.skill.volume, `/skills/${spec.skill.name}`, true),
