@@ -10,11 +10,16 @@ export function shellModel(request: FakeChatRequest): FakeStep {
 }
 
 /** Sends a message to a web conversation and waits for how its turn ends (the reply or the error). */
-export async function turnEnd(baseUrl: string, session: string, text: string): Promise<OutboundEvent> {
+export async function turnEnd(
+  baseUrl: string,
+  session: string,
+  text: string,
+  timeoutMs?: number,
+): Promise<OutboundEvent> {
   const sse = await openSse(`${baseUrl}/api/conversations/${session}/events`);
   try {
     await postMessage(baseUrl, session, text);
-    return await sse.waitFor((e) => e.type === 'reply' || e.type === 'error');
+    return await sse.waitFor((e) => e.type === 'reply' || e.type === 'error', timeoutMs);
   } finally {
     sse.close();
   }

@@ -30,6 +30,12 @@ import { startStack, testConfig } from '../helpers/stack.js';
  */
 
 const MINUTE = 60_000;
+/**
+ * How long a turn in the guest may take to end: QEMU here emulates (TCG, no KVM), and a heavy turn (the
+ * outlive attack's 150 processes) took 26–40 s on a quiet machine and past 60 s on a busy one.
+ */
+const VM_TURN_MS = 4 * MINUTE;
+const vmTurn = (url: string, session: string, text: string) => turnEnd(url, session, text, VM_TURN_MS);
 const vmDir = process.env.SANDBOT_VM_TEST_DIR ?? join(tmpdir(), 'sandbot-vm-test');
 const config = testConfig(testInstance('vm'), {
   SANDBOX_LAYER: 'microvm',
@@ -123,7 +129,7 @@ describe('the micro-VM layer', () => {
     'runs a conversation’s tool call inside the guest’s engine, not the host’s',
     async () => {
       const end = await timed('first turn', () =>
-        turnEnd(
+        vmTurn(
           stack!.url,
           'vm',
           'uname -r; id -u; echo vm-note > /workspace/note.txt; cat /workspace/note.txt; df -m /workspace /session | tail -n 2',
@@ -246,7 +252,7 @@ describe('the micro-VM layer', () => {
     'serves a network-granted conversation through the protocol tunnel, the guest’s network still closed',
     async () => {
       const end = await timed('granted turn', () =>
-        turnEnd(
+        vmTurn(
           stack!.url,
           'granted',
           [
@@ -269,15 +275,15 @@ describe('the micro-VM layer', () => {
       // A wipe deletes the capped images in the guest too: the next turn starts with an empty workspace.
       const driver = sandboxDriverFromConfig(config, undefined, guest);
       expect(await driver.remove(webConversationId('granted'), { wipe: true })).toBe(true);
-      const after = await turnEnd(stack!.url, 'granted', 'cat /workspace/g.txt 2>/dev/null || echo wiped');
+      const after = await vmTurn(stack!.url, 'granted', 'cat /workspace/g.txt 2>/dev/null || echo wiped');
       expect(after.type === 'reply' && after.text).toMatch(/^wiped$/m);
     },
     10 * MINUTE,
   );
 
   describe('red-team attacks inside the guest (issue #17)', () => {
-    /** Far under the turn timeout (600 s), far over a TCG turn of a few commands (seconds). */
-    const PROMPT_MS = 60_000;
+    /** Far under the turn timeout (600 s), far over a TCG turn of a few commands (seconds, slower on a busy machine). */
+    const PROMPT_MS = 2 * MINUTE;
     const ms = async <T>(work: () => Promise<T>): Promise<{ value: T; ms: number }> => {
       const began = performance.now();
       const value = await work();
@@ -317,7 +323,7 @@ describe('the micro-VM layer', () => {
           'for c in 1 2 3 4; do setsid sh -c "$CHAIN" < /dev/null > /dev/null 2>&1 & done',
           'sleep 0.2; echo chains-started',
         ].join('\n');
-        const first = await timed('outlive turn', () => turnEnd(stack!.url, session, attack));
+        const first = await timed('outlive turn', () => vmTurn(stack!.url, session, attack));
         expect(first.type, JSON.stringify(first)).toBe('reply');
         expect(first.type === 'reply' && first.text).toContain('chains-started');
         // Time for any survivor to flood; then the guest's engine looks inside the sandbox (as root).
@@ -338,7 +344,7 @@ describe('the micro-VM layer', () => {
           seenByEngine = /left=\d+/.exec(Buffer.concat(chunks).toString('latin1'))?.[0] ?? 'no count';
           expect(seenByEngine).toBe('left=0');
         }
-        const next = await ms(() => turnEnd(stack!.url, session, COUNT_LEFT));
+        const next = await ms(() => vmTurn(stack!.url, session, COUNT_LEFT));
         expect(next.value.type, JSON.stringify(next.value)).toBe('reply');
         const left = Number(
           /left=(\d+)/.exec(next.value.type === 'reply' ? next.value.text : '')?.[1] ?? 'NaN',
@@ -361,7 +367,7 @@ describe('the micro-VM layer', () => {
       async () => {
         const session = 'rt-sparse';
         const made = await ms(() =>
-          turnEnd(
+          vmTurn(
             stack!.url,
             session,
             'truncate -s 4G /workspace/sparse{1..40} && du -sh /workspace | cut -f1 && echo sparse-made',
@@ -398,7 +404,7 @@ describe('the micro-VM layer', () => {
         const capMb = config.SANDBOX_WORKSPACE_MB;
         expect(capMb).toBe(64);
         const turn = await ms(() =>
-          turnEnd(
+          vmTurn(
             stack!.url,
             session,
             `dd if=/dev/zero of=/workspace/fill bs=1M count=${capMb + 36} 2>&1 | grep -E "No space|copied"; du -m /workspace/fill | cut -f1; rm -f /workspace/fill; echo fill-done`,
@@ -443,7 +449,7 @@ describe('the micro-VM layer', () => {
       });
       expect(vm.running()!.port).toBe(before.port);
       const end = await timed('turn after restart', () =>
-        turnEnd(stack!.url, 'vm', 'cat /workspace/note.txt'),
+        vmTurn(stack!.url, 'vm', 'cat /workspace/note.txt'),
       );
       expect(end.type === 'reply' && end.text).toContain('vm-note');
     },
